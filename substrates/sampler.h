@@ -32,7 +32,7 @@ enum class GaugeKind {
   kGpuPowerWatts,
   kGpuMemoryUsedBytes,
   kGpuMemoryTotalBytes,
-  kGpuXidErrorsTotal,   // cumulative since the agent started
+  kGpuXidErrorsTotal,       // cumulative since the agent started
   kGpuProbeBandwidthRatio,  // achieved / nominal memory bandwidth of the last probe
 };
 

@@ -39,9 +39,13 @@ Result<Level> parseLevel(std::string_view name) {
   return fail("unknown log level '" + std::string(name) + "' (want debug, info, warn or error)");
 }
 
-void setLevel(Level level) { gLevel.store(static_cast<int>(level)); }
+void setLevel(Level level) {
+  gLevel.store(static_cast<int>(level));
+}
 
-bool enabled(Level level) { return static_cast<int>(level) >= gLevel.load(); }
+bool enabled(Level level) {
+  return static_cast<int>(level) >= gLevel.load();
+}
 
 void setSink(std::function<void(std::string_view)> sink) {
   std::lock_guard lock(gMutex);
@@ -55,7 +59,8 @@ void write(Level level, std::string_view message, const nlohmann::json& fields) 
   line["level"] = kNames[static_cast<int>(level)];
   line["msg"] = message;
   if (fields.is_object()) {
-    for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+    for (auto it = fields.begin(); it != fields.end(); ++it)
+      line[it.key()] = it.value();
   }
   // Replace invalid UTF-8 (say, a device name read from /sys) instead of throwing.
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

@@ -23,9 +23,17 @@ void setSink(std::function<void(std::string_view line)> sink);
 
 void write(Level level, std::string_view message, const nlohmann::json& fields = {});
 
-inline void debug(std::string_view m, const nlohmann::json& f = {}) { write(Level::kDebug, m, f); }
-inline void info(std::string_view m, const nlohmann::json& f = {}) { write(Level::kInfo, m, f); }
-inline void warn(std::string_view m, const nlohmann::json& f = {}) { write(Level::kWarn, m, f); }
-inline void error(std::string_view m, const nlohmann::json& f = {}) { write(Level::kError, m, f); }
+inline void debug(std::string_view m, const nlohmann::json& f = {}) {
+  write(Level::kDebug, m, f);
+}
+inline void info(std::string_view m, const nlohmann::json& f = {}) {
+  write(Level::kInfo, m, f);
+}
+inline void warn(std::string_view m, const nlohmann::json& f = {}) {
+  write(Level::kWarn, m, f);
+}
+inline void error(std::string_view m, const nlohmann::json& f = {}) {
+  write(Level::kError, m, f);
+}
 
 }  // namespace pi0::log

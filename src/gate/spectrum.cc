@@ -17,7 +17,9 @@ std::mutex& plannerMutex() {
   return m;
 }
 
-double clip01(double v) { return std::clamp(v, 0.0, 1.0); }
+double clip01(double v) {
+  return std::clamp(v, 0.0, 1.0);
+}
 
 struct Moments {
   double mean = 0;
@@ -28,7 +30,8 @@ Moments moments(std::span<const double> x) {
   if (x.empty()) return {};
   double mean = std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
   double ss = 0;
-  for (double v : x) ss += (v - mean) * (v - mean);
+  for (double v : x)
+    ss += (v - mean) * (v - mean);
   return {mean, std::sqrt(ss / static_cast<double>(x.size()))};
 }
 
@@ -37,14 +40,14 @@ Moments moments(std::span<const double> x) {
 struct SpectrumAnalyzer::Impl {
   std::size_t n = 0;
   std::size_t k = 0;
-  double* timeIn = nullptr;        // mean-removed window, input of the forward plan
-  fftw_complex* freq = nullptr;    // forward output, N/2+1 bins
+  double* timeIn = nullptr;         // mean-removed window, input of the forward plan
+  fftw_complex* freq = nullptr;     // forward output, N/2+1 bins
   fftw_complex* modelIn = nullptr;  // the K kept bins, input of the inverse plan
   double* modelOut = nullptr;       // inverse output (unnormalized)
   fftw_plan forward = nullptr;
   fftw_plan inverse = nullptr;
-  std::vector<double> power;        // P[k], index k (0 unused)
-  std::vector<std::size_t> order;   // bins 1..N/2 sorted by power
+  std::vector<double> power;       // P[k], index k (0 unused)
+  std::vector<std::size_t> order;  // bins 1..N/2 sorted by power
 
   ~Impl() {
     std::lock_guard lock(plannerMutex());
@@ -94,7 +97,9 @@ SpectrumAnalyzer::SpectrumAnalyzer(SpectrumAnalyzer&&) noexcept = default;
 SpectrumAnalyzer& SpectrumAnalyzer::operator=(SpectrumAnalyzer&&) noexcept = default;
 SpectrumAnalyzer::~SpectrumAnalyzer() = default;
 
-std::size_t SpectrumAnalyzer::size() const { return impl_->n; }
+std::size_t SpectrumAnalyzer::size() const {
+  return impl_->n;
+}
 
 SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
   Impl& s = *impl_;
@@ -114,7 +119,8 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
   out.gates.gluingDelta =
       std::max(std::abs(second.mean - first.mean), std::abs(second.stddev - first.stddev));
 
-  for (std::size_t i = 0; i < n; ++i) s.timeIn[i] = x[i] - all.mean;
+  for (std::size_t i = 0; i < n; ++i)
+    s.timeIn[i] = x[i] - all.mean;
   fftw_execute(s.forward);
 
   double total = 0;
@@ -141,9 +147,10 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
       double p = s.power[k] / total;
       if (p > 0) entropy -= p * std::log(p);
     }
-    out.entropy = entropy / std::log(static_cast<double>(half));
+    out.entropy = clip01(entropy / std::log(static_cast<double>(half)));
 
-    for (std::size_t k = 0; k <= half; ++k) s.modelIn[k][0] = s.modelIn[k][1] = 0;
+    for (std::size_t k = 0; k <= half; ++k)
+      s.modelIn[k][0] = s.modelIn[k][1] = 0;
     for (std::size_t j = 0; j < s.k; ++j) {
       std::size_t k = s.order[j];
       s.modelIn[k][0] = s.freq[k][0];

@@ -22,17 +22,17 @@ struct GateMetrics {
 struct SignalAnalysis {
   GateMetrics gates;
   double mean = 0;
-  double stddev = 0;          // population standard deviation
-  double projectedPeak = 0;   // max(mean + 2 stddev, max of the K-bin model), clipped to [0,1]
-  std::size_t dominantBin = 0;  // k* in 1..N/2; 0 when the window is flat
+  double stddev = 0;             // population standard deviation
+  double projectedPeak = 0;      // max(mean + 2 stddev, max of the K-bin model), clipped to [0,1]
+  std::size_t dominantBin = 0;   // k* in 1..N/2; 0 when the window is flat
   std::vector<double> spectrum;  // |X[k]| for k = 1..N/2, scaled to unit L2 norm (zeros if flat)
   double entropy = 0;  // Shannon entropy of P[k]/ΣP over the N/2 bins, divided by log(N/2)
 
   // Dominant period in seconds for a sampling interval; 0 when the window is flat.
   double dominantPeriodSeconds(std::size_t n, double intervalSeconds) const {
-    return dominantBin == 0 ? 0.0
-                            : static_cast<double>(n) * intervalSeconds /
-                                  static_cast<double>(dominantBin);
+    return dominantBin == 0
+               ? 0.0
+               : static_cast<double>(n) * intervalSeconds / static_cast<double>(dominantBin);
   }
 };
 

@@ -29,7 +29,8 @@ class RollingWindow {
   // Copies the samples, oldest first, into out (out.size() >= size()).
   void copyTo(std::span<double> out) const {
     std::size_t start = (head_ + capacity_ - size_) % capacity_;
-    for (std::size_t i = 0; i < size_; ++i) out[i] = buf_[(start + i) % capacity_];
+    for (std::size_t i = 0; i < size_; ++i)
+      out[i] = buf_[(start + i) % capacity_];
   }
 
   std::vector<double> values() const {

@@ -26,8 +26,9 @@ SpectrumAnalyzer analyzer() {
 std::vector<double> sine(double mean, double amplitude, double periodSamples, double phase = 0) {
   std::vector<double> x(kN);
   for (std::size_t i = 0; i < kN; ++i) {
-    x[i] = mean + amplitude * std::sin(2 * std::numbers::pi * static_cast<double>(i) /
-                                           periodSamples + phase);
+    x[i] =
+        mean +
+        amplitude * std::sin(2 * std::numbers::pi * static_cast<double>(i) / periodSamples + phase);
   }
   return x;
 }
@@ -110,20 +111,22 @@ TEST_CASE("a saturated signal has no headroom") {
 TEST_CASE("white noise of std sigma: fit_error is about 0.79 sigma") {
   auto a = analyzer();
   const double sigma = 0.05;
-  std::vector<double> ratios;       // fit_error / the generating σ
-  std::vector<double> ownRatios;    // fit_error / the window's own σ
+  std::vector<double> ratios;     // fit_error / the generating σ
+  std::vector<double> ownRatios;  // fit_error / the window's own σ
   for (unsigned seed = 1; seed <= 2000; ++seed) {
     std::mt19937_64 rng(seed);
     std::normal_distribution<double> noise(0.5, sigma);
     std::vector<double> x(kN);
-    for (auto& v : x) v = noise(rng);
+    for (auto& v : x)
+      v = noise(rng);
     auto r = a.analyze(x);
     ratios.push_back(r.gates.fitError / sigma);
     ownRatios.push_back(r.gates.fitError / r.stddev);
   }
   std::sort(ownRatios.begin(), ownRatios.end());
   double mean = 0;
-  for (double v : ratios) mean += v;
+  for (double v : ratios)
+    mean += v;
   mean /= static_cast<double>(ratios.size());
   // DESIGN.md: ≈ 0.79σ on average (the 4 strongest of 32 bins carry ~38 % of the power,
   // √0.62 ≈ 0.79); 5th–95th percentile 0.73σ–0.84σ, σ being the window's own deviation (the
@@ -138,7 +141,8 @@ TEST_CASE("two rhythms: lambda1 is the stronger one's share; K=4 models both exa
   // Amplitudes 0.2 (period 8, bin 8) and 0.1 (period 32, bin 2): powers in ratio 4:1.
   auto x = sine(0.5, 0.2, 8);
   auto slow = sine(0.0, 0.1, 32);
-  for (std::size_t i = 0; i < kN; ++i) x[i] += slow[i];
+  for (std::size_t i = 0; i < kN; ++i)
+    x[i] += slow[i];
   auto r = a.analyze(x);
   CHECK(r.dominantBin == 8);
   CHECK(r.gates.lambda1 == doctest::Approx(0.8));

@@ -11,7 +11,8 @@ TEST_CASE("a steady leak: slope and time to exhaustion") {
   // 64 samples at 0.5 s growing 0.001 per sample: 0.002/s, last value 0.2 + 63·0.001 = 0.263,
   // so (1 - 0.263) / 0.002 = 368.5 s until exhausted.
   std::vector<double> used(64);
-  for (std::size_t i = 0; i < used.size(); ++i) used[i] = 0.2 + 0.001 * static_cast<double>(i);
+  for (std::size_t i = 0; i < used.size(); ++i)
+    used[i] = 0.2 + 0.001 * static_cast<double>(i);
   auto t = exhaustionTrend(used, 0.5);
   CHECK(t.slopePerSecond == doctest::Approx(0.002));
   CHECK(t.secondsToExhaustion == doctest::Approx(368.5));
@@ -22,7 +23,8 @@ TEST_CASE("flat or falling memory never runs out") {
   std::vector<double> flat(64, 0.5);
   CHECK(std::isinf(exhaustionTrend(flat, 1.0).secondsToExhaustion));
   std::vector<double> falling(64);
-  for (std::size_t i = 0; i < falling.size(); ++i) falling[i] = 0.9 - 0.01 * static_cast<double>(i);
+  for (std::size_t i = 0; i < falling.size(); ++i)
+    falling[i] = 0.9 - 0.01 * static_cast<double>(i);
   auto t = exhaustionTrend(falling, 1.0);
   CHECK(t.slopePerSecond == doctest::Approx(-0.01));
   CHECK(std::isinf(t.secondsToExhaustion));

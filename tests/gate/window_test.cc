@@ -12,7 +12,8 @@ TEST_CASE("the window keeps the last N samples, oldest first") {
   w.push(2);
   CHECK(w.values() == std::vector<double>{1, 2});
   CHECK(w.fill() == doctest::Approx(0.5));
-  for (double v : {3.0, 4.0, 5.0, 6.0}) w.push(v);
+  for (double v : {3.0, 4.0, 5.0, 6.0})
+    w.push(v);
   CHECK(w.full());
   CHECK(w.values() == std::vector<double>{3, 4, 5, 6});
   CHECK(w.latest() == 6);

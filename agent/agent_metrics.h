@@ -1,0 +1,98 @@
+// Every metric pi0-agent exports, declared in one place. Names follow Prometheus conventions:
+// pi0_agent_* describe the agent itself, pi0_node_* the node it measures.
+// Thread-safety: prometheus-cpp metrics are thread-safe; the per-label maps here are touched
+// only by the sampling thread (the HTTP thread only serializes the registry).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "gate/spectrum.h"
+#include "gate/trend.h"
+#include "sampler.h"
+
+namespace pi0::agent {
+
+class AgentMetrics {
+ public:
+  explicit AgentMetrics(std::string_view version);
+
+  prometheus::Registry& registry() { return *registry_; }
+  std::shared_ptr<prometheus::Registry> sharedRegistry() { return registry_; }
+
+  void setSourceUp(std::string_view source, bool up);
+  void countSampleError(std::string_view source);
+  void observeSample(double seconds);
+  void setWindow(double fill, bool ready);
+  void countStateWrite(bool ok);
+  void setStateRestored(bool restored);
+
+  // Current value and, once the window is full, the analysis of one signal.
+  void setSignal(const std::string& signal, double current, const gate::SignalAnalysis* analysis,
+                 double dominantPeriodSeconds);
+  void removeSignal(const std::string& signal);
+  void setMemoryTrend(const gate::ExhaustionTrend& trend, double totalBytes);
+  void setGauge(const substrates::Gauge& gauge);
+
+ private:
+  struct SignalSeries {
+    prometheus::Gauge* current;
+    prometheus::Gauge* mean;
+    prometheus::Gauge* stddev;
+    prometheus::Gauge* lambdaInt;
+    prometheus::Gauge* lambda1;
+    prometheus::Gauge* fitError;
+    prometheus::Gauge* gluingDelta;
+    prometheus::Gauge* isolation;
+    prometheus::Gauge* projectedPeak;
+    prometheus::Gauge* period;
+    prometheus::Gauge* entropy;
+  };
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& sourceUp_;
+  prometheus::Family<prometheus::Counter>& sampleErrors_;
+  prometheus::Counter& samples_;
+  prometheus::Histogram& sampleDuration_;
+  prometheus::Gauge& windowFill_;
+  prometheus::Gauge& ready_;
+  prometheus::Family<prometheus::Counter>& stateWrites_;
+  prometheus::Gauge& stateRestored_;
+
+  prometheus::Family<prometheus::Gauge>& signalRatio_;
+  prometheus::Family<prometheus::Gauge>& signalMean_;
+  prometheus::Family<prometheus::Gauge>& signalStddev_;
+  prometheus::Family<prometheus::Gauge>& lambdaInt_;
+  prometheus::Family<prometheus::Gauge>& lambda1_;
+  prometheus::Family<prometheus::Gauge>& fitError_;
+  prometheus::Family<prometheus::Gauge>& gluingDelta_;
+  prometheus::Family<prometheus::Gauge>& isolation_;
+  prometheus::Family<prometheus::Gauge>& projectedPeak_;
+  prometheus::Family<prometheus::Gauge>& period_;
+  prometheus::Family<prometheus::Gauge>& entropy_;
+  prometheus::Gauge& memoryGrowth_;
+  prometheus::Gauge& memoryExhaustion_;
+
+  prometheus::Family<prometheus::Gauge>& memoryTotal_;
+  prometheus::Family<prometheus::Gauge>& memoryAvailable_;
+  prometheus::Family<prometheus::Gauge>& linkSpeed_;
+  prometheus::Family<prometheus::Gauge>& gpuTemperature_;
+  prometheus::Family<prometheus::Gauge>& gpuPower_;
+  prometheus::Family<prometheus::Gauge>& gpuMemoryUsed_;
+  prometheus::Family<prometheus::Gauge>& gpuMemoryTotal_;
+  prometheus::Family<prometheus::Counter>& gpuXidErrors_;
+  prometheus::Family<prometheus::Gauge>& gpuProbeRatio_;
+
+  std::map<std::string, SignalSeries, std::less<>> signals_;
+  std::map<std::string, double, std::less<>> xidSeen_;  // last cumulative XID count per GPU
+};
+
+}  // namespace pi0::agent

@@ -1,0 +1,155 @@
+#include "agent/options.h"
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+
+#include "common/duration.h"
+#include "common/files.h"
+
+namespace pi0::agent {
+
+Result<ListenAddress> parseListenAddress(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    return fail("--listen: '" + std::string(text) + "' is not HOST:PORT (e.g. 0.0.0.0:9560)");
+  }
+  ListenAddress out;
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);  // [::1]:9560
+  }
+  if (!host.empty()) out.host = std::string(host);
+  auto port = parseUint(text.substr(colon + 1));
+  if (!port || *port > 65535) {
+    return fail("--listen: invalid port in '" + std::string(text) + "' (want 0-65535)");
+  }
+  out.port = static_cast<int>(*port);
+  return out;
+}
+
+std::string usage() {
+  return R"(Usage: pi0-agent [flags]
+
+Samples this node (CPU, memory, pressure, disks, network, NVIDIA GPUs) into a rolling window,
+computes gate metrics and a spectral fingerprint, and serves them over HTTP.
+
+Flags:
+  --listen HOST:PORT          address to serve on (default 0.0.0.0:9560; port 0 = any)
+  --interval DURATION         sampling interval, e.g. 1s, 250ms (default 1s)
+  --window N                  samples per window, even, >= 8 (default 64)
+  --host-root PATH            where the host's /proc and /sys are (default /; /host in a pod)
+  --node-name NAME            node name in the fingerprint (default $NODE_NAME, else hostname)
+  --state-dir DIR             save the window here and reload it at start (default: off)
+  --state-interval DURATION   how often to save the window (default 10s)
+  --source SOURCE             'proc' (default) or 'synthetic:FILE' to replay a load profile
+  --nvml-library NAME|none    NVML library to load (default libnvidia-ml.so.1; none = no GPUs)
+  --gpu-probe-interval DUR    how often to run the GPU bandwidth probe (default 5m; 0 = never)
+  --log-level LEVEL           debug, info, warn or error (default info)
+  --version                   print the version and exit
+  --help                      print this help and exit
+
+Endpoints: /metrics (Prometheus), /fingerprint (JSON), /healthz, /readyz.
+)";
+}
+
+Result<Options> parseOptions(const std::vector<std::string>& args) {
+  Options o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string flag = args[i];
+    std::string value;
+    bool hasValue = false;
+    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag = flag.substr(0, eq);
+      hasValue = true;
+    }
+    auto next = [&]() -> Result<std::string> {
+      if (hasValue) return value;
+      if (i + 1 >= args.size()) return fail(flag + " needs a value");
+      return args[++i];
+    };
+    auto duration = [&](double& out, bool allowZero) -> Result<void> {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      auto d = parseDuration(*v);
+      if (!d) return fail(flag + ": " + d.error().message);
+      if (!allowZero && d->count() <= 0) return fail(flag + " must be greater than 0");
+      out = d->count();
+      return {};
+    };
+    Result<void> ok;
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+    } else if (flag == "--version") {
+      o.version = true;
+    } else if (flag == "--listen") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      auto addr = parseListenAddress(*v);
+      if (!addr) return fail(addr.error().message);
+      o.listen = *addr;
+    } else if (flag == "--interval") {
+      ok = duration(o.intervalSeconds, false);
+    } else if (flag == "--state-interval") {
+      ok = duration(o.stateIntervalSeconds, false);
+    } else if (flag == "--gpu-probe-interval") {
+      ok = duration(o.gpuProbeIntervalSeconds, true);
+    } else if (flag == "--window") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      auto n = parseUint(*v);
+      if (!n || *n < 8 || *n % 2 != 0 || *n > 4096) {
+        return fail("--window: '" + *v + "' is not an even number of samples in 8..4096");
+      }
+      o.window = *n;
+    } else if (flag == "--host-root") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      o.hostRoot = *v;
+    } else if (flag == "--node-name") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      o.nodeName = *v;
+    } else if (flag == "--state-dir") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      o.stateDir = *v;
+    } else if (flag == "--source") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      if (*v == "proc") {
+        o.syntheticFile.clear();
+      } else if (v->starts_with("synthetic:") && v->size() > 10) {
+        o.syntheticFile = v->substr(10);
+      } else {
+        return fail("--source: '" + *v + "' is neither 'proc' nor 'synthetic:FILE'");
+      }
+    } else if (flag == "--nvml-library") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      o.nvmlLibrary = *v;
+    } else if (flag == "--log-level") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      auto level = log::parseLevel(*v);
+      if (!level) return fail("--log-level: " + level.error().message);
+      o.logLevel = *level;
+    } else {
+      return fail("unknown flag '" + args[i] + "'");
+    }
+    if (!ok) return fail(ok.error().message);
+  }
+  if (o.nodeName.empty()) {
+    if (const char* env = std::getenv("NODE_NAME"); env && *env) {
+      o.nodeName = env;
+    } else {
+      char host[HOST_NAME_MAX + 1] = {};
+      if (::gethostname(host, sizeof host - 1) == 0) o.nodeName = host;
+    }
+  }
+  return o;
+}
+
+}  // namespace pi0::agent

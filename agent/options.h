@@ -1,0 +1,41 @@
+// Command-line options of pi0-agent. parseOptions never exits the process: it returns the
+// options, or an error for the caller to print with the usage hint.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/result.h"
+
+namespace pi0::agent {
+
+struct ListenAddress {
+  std::string host = "0.0.0.0";
+  int port = 9560;  // 0 = any free port
+};
+
+struct Options {
+  ListenAddress listen;
+  double intervalSeconds = 1.0;
+  std::size_t window = 64;
+  std::filesystem::path hostRoot = "/";
+  std::string nodeName;            // --node-name, else $NODE_NAME, else the host name
+  std::filesystem::path stateDir;  // empty: no warm restart
+  double stateIntervalSeconds = 10.0;
+  std::filesystem::path syntheticFile;            // --source synthetic:FILE; empty: real sources
+  std::string nvmlLibrary = "libnvidia-ml.so.1";  // "none": do not sample GPUs
+  double gpuProbeIntervalSeconds = 300.0;         // 0: never run the on-device probe
+  log::Level logLevel = log::Level::kInfo;
+  bool help = false;
+  bool version = false;
+};
+
+Result<ListenAddress> parseListenAddress(std::string_view text);
+Result<Options> parseOptions(const std::vector<std::string>& args);
+std::string usage();
+
+}  // namespace pi0::agent

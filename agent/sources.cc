@@ -1,0 +1,82 @@
+#include "agent/sources.h"
+
+#include "disk/disk_sampler.h"
+#include "gpu/gpu_sampler.h"
+#include "host/cpu_sampler.h"
+#include "host/memory_sampler.h"
+#include "host/pressure_sampler.h"
+#include "network/network_sampler.h"
+#include "synthetic/synthetic_sampler.h"
+
+namespace pi0::agent {
+namespace {
+
+nlohmann::json gpuJson(const std::vector<substrates::GpuDeviceInfo>& devices) {
+  auto orNull = [](double v) { return std::isfinite(v) && v > 0 ? nlohmann::json(v) : nullptr; };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : devices) {
+    out.push_back({{"index", d.index},
+                   {"name", d.name},
+                   {"uuid", d.uuid},
+                   {"memoryTotalBytes", d.memoryTotalBytes},
+                   {"smCount", d.smCount},
+                   {"smClockMHz", d.smClockMHz},
+                   {"memoryClockMHz", d.memoryClockMHz},
+                   {"memoryBusWidthBits", d.memoryBusWidthBits},
+                   {"nominalBandwidthBytesPerSecond", orNull(d.nominalBandwidthBytesPerSecond)},
+                   {"probe",
+                    {{"achievedBytesPerSecond", orNull(d.lastProbeAchievedBytesPerSecond)},
+                     {"ratio", orNull(d.lastProbeRatio)}}}});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<void> addSources(const Options& options, Collector& collector) {
+  if (!options.syntheticFile.empty()) {
+    auto synthetic = substrates::SyntheticSampler::create(options.syntheticFile);
+    if (!synthetic) return fail("--source synthetic: " + synthetic.error().message);
+    collector.addSource(std::move(*synthetic));
+    return {};
+  }
+
+  const substrates::HostPaths paths{options.hostRoot};
+  struct Factory {
+    const char* source;
+    Result<substrates::SamplerPtr> (*create)(const substrates::HostPaths&);
+  };
+  const Factory factories[] = {{"cpu", &substrates::CpuSampler::create},
+                               {"memory", &substrates::MemorySampler::create},
+                               {"psi", &substrates::PressureSampler::create},
+                               {"disk", &substrates::DiskSampler::create},
+                               {"network", &substrates::NetworkSampler::create}};
+  for (const auto& f : factories) {
+    auto sampler = f.create(paths);
+    if (sampler) {
+      collector.addSource(std::move(*sampler));
+    } else {
+      collector.addMissing(f.source, sampler.error().message);
+    }
+  }
+
+  if (options.nvmlLibrary == "none") {
+    collector.addMissing("gpu", "disabled by --nvml-library none");
+    return {};
+  }
+  substrates::GpuOptions gpuOptions;
+  gpuOptions.nvmlLibrary = options.nvmlLibrary;
+  gpuOptions.probeInterval =
+      std::chrono::seconds(static_cast<long>(options.gpuProbeIntervalSeconds));
+  auto gpu = substrates::GpuSampler::create(gpuOptions);
+  if (!gpu) {
+    collector.addMissing("gpu", gpu.error().message);
+    return {};
+  }
+  const substrates::GpuSampler* gpuSampler = gpu->get();
+  collector.setGpuInfo([gpuSampler] { return gpuJson(gpuSampler->devices()); });
+  collector.addSource(std::move(*gpu));
+  return {};
+}
+
+}  // namespace pi0::agent

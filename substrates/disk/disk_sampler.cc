@@ -1,0 +1,98 @@
+#include "disk/disk_sampler.h"
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+
+#include "host/proc_text.h"
+
+namespace pi0::substrates {
+namespace {
+
+// Virtual or removable devices whose activity says nothing about the node's storage.
+constexpr std::array<std::string_view, 5> kExcludedPrefixes = {"loop", "ram", "zram", "fd", "sr"};
+// major, minor, name, then 11 statistics; io_ticks is the 10th of those (column 13).
+constexpr size_t kMinColumns = 14;
+constexpr size_t kIoTicksColumn = 12;
+
+bool isWholeDisk(const HostPaths& paths, std::string_view name) {
+  for (auto prefix : kExcludedPrefixes) {
+    if (name.starts_with(prefix)) return false;
+  }
+  // Names with a slash in diskstats (cciss/c0d0) appear in sysfs with '!' (cciss!c0d0).
+  std::string sysName(name);
+  std::replace(sysName.begin(), sysName.end(), '/', '!');
+  if (!proc::isSafeName(sysName)) return false;
+  std::error_code ec;
+  return std::filesystem::exists(paths.sys() / "block" / sysName, ec);
+}
+
+}  // namespace
+
+Result<DiskSampler::IoTicks> DiskSampler::readIoTicks(const HostPaths& paths) {
+  auto path = paths.proc() / "diskstats";
+  auto text = proc::readTextFile(path);
+  if (!text) return fail(text.error().message);
+  IoTicks ticks;
+  std::string_view rest = *text;
+  std::string_view line;
+  for (size_t lineNo = 1; proc::nextLine(rest, line); ++lineNo) {
+    auto fields = proc::splitFields(line);
+    if (fields.empty()) continue;
+    auto where = [&] { return path.string() + ": line " + std::to_string(lineNo) + ": "; };
+    if (fields.size() < 3) return fail(where() + "no device name");
+    // Columns of devices we do not sample are not checked: a format change in a line we
+    // ignore must not take the disk signal down.
+    if (!isWholeDisk(paths, fields[2])) continue;
+    if (fields.size() < kMinColumns) {
+      return fail(where() + std::string(fields[2]) + " has " + std::to_string(fields.size()) +
+                  " columns, expected at least " + std::to_string(kMinColumns));
+    }
+    auto ioTicks = parseUint(fields[kIoTicksColumn]);
+    if (!ioTicks) {
+      return fail(where() + std::string(fields[2]) + " io_ticks: " + ioTicks.error().message);
+    }
+    ticks.insert_or_assign(std::string(fields[2]), *ioTicks);
+  }
+  return ticks;
+}
+
+Result<SamplerPtr> DiskSampler::create(const HostPaths& paths) {
+  auto ticks = readIoTicks(paths);
+  if (!ticks) return fail(ticks.error().message);
+  if (ticks->empty()) {
+    return fail("no whole disk in " + (paths.proc() / "diskstats").string() +
+                " (a disk must be listed in " + (paths.sys() / "block").string() +
+                " and not be loop, ram, zram, fd or sr)");
+  }
+  return SamplerPtr(new DiskSampler(paths));
+}
+
+Result<Sample> DiskSampler::sample(Clock::time_point now) {
+  auto ticks = readIoTicks(paths_);
+  if (!ticks) return fail(ticks.error().message);
+
+  Sample out;
+  std::optional<IoTicks> previous = std::exchange(previous_, std::move(*ticks));
+  Clock::time_point previousAt = std::exchange(previousAt_, now);
+  if (!previous || now <= previousAt) return out;
+  double elapsedMs = std::chrono::duration<double, std::milli>(now - previousAt).count();
+
+  std::optional<double> busiest;
+  for (const auto& [name, current] : *previous_) {
+    auto before = previous->find(name);
+    // A new disk has no baseline yet; a counter that went back (the 32-bit ms counter wraps
+    // after 49.7 days, or the device was replaced) starts a new one.
+    if (before == previous->end() || current < before->second) continue;
+    double ratio = std::clamp(static_cast<double>(current - before->second) / elapsedMs, 0.0, 1.0);
+    busiest = std::max(busiest.value_or(0.0), ratio);
+  }
+  if (busiest) out.readings.push_back(Reading{"disk", *busiest});
+  return out;
+}
+
+}  // namespace pi0::substrates

@@ -1,0 +1,72 @@
+#include "host/pressure_sampler.h"
+
+#include <array>
+#include <system_error>
+#include <utility>
+
+#include "host/proc_text.h"
+
+namespace pi0::substrates {
+namespace {
+
+constexpr std::array<std::string_view, 3> kResources = {"cpu", "memory", "io"};
+
+// The `some` line reads "some avg10=1.23 avg60=... avg300=... total=..."; the ratio is avg10.
+Result<double> readSomeAvg10(const std::filesystem::path& path) {
+  auto text = proc::readTextFile(path);
+  if (!text) return fail(text.error().message);
+  std::string_view rest = *text;
+  std::string_view line;
+  while (proc::nextLine(rest, line)) {
+    auto fields = proc::splitFields(line);
+    if (fields.empty() || fields[0] != "some") continue;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      constexpr std::string_view kKey = "avg10=";
+      if (!fields[i].starts_with(kKey)) continue;
+      auto percent = parseDouble(fields[i].substr(kKey.size()));
+      if (!percent) return fail(path.string() + ": some avg10: " + percent.error().message);
+      // Also rejects NaN, which from_chars accepts.
+      if (!(*percent >= 0.0 && *percent <= 100.0)) {
+        return fail(path.string() + ": some avg10 is " +
+                    std::string(fields[i].substr(kKey.size())) + ", outside 0..100");
+      }
+      return *percent / 100.0;
+    }
+    return fail(path.string() + ": 'some' line has no avg10");
+  }
+  return fail(path.string() + ": no 'some' line");
+}
+
+}  // namespace
+
+Result<SamplerPtr> PressureSampler::create(const HostPaths& paths) {
+  auto dir = paths.proc() / "pressure";
+  std::vector<Source> sources;
+  for (auto resource : kResources) {
+    auto path = dir / resource;
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) continue;
+    // Read once now so that a file the kernel would never produce fails at startup, where the
+    // agent reports it once, rather than on every tick.
+    auto ratio = readSomeAvg10(path);
+    if (!ratio) return fail(ratio.error().message);
+    sources.push_back(Source{"psi_" + std::string(resource), std::move(path)});
+  }
+  if (sources.empty()) {
+    return fail("no PSI: none of cpu, memory, io exists in " + dir.string() +
+                " (kernel without CONFIG_PSI or booted with psi=0)");
+  }
+  return SamplerPtr(new PressureSampler(std::move(sources)));
+}
+
+Result<Sample> PressureSampler::sample(Clock::time_point /*now*/) {
+  Sample out;
+  for (const auto& source : sources_) {
+    auto ratio = readSomeAvg10(source.path);
+    if (!ratio) return fail(ratio.error().message);
+    out.readings.push_back(Reading{source.signal, *ratio});
+  }
+  return out;
+}
+
+}  // namespace pi0::substrates

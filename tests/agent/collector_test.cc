@@ -1,0 +1,170 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "agent/collector.h"
+#include "common/log.h"
+#include "fakes/fake_sampler.h"
+#include "metrics/exposition.h"
+
+using namespace pi0;
+using pi0::testing::FakeSampler;
+using substrates::Clock;
+using substrates::Reading;
+using substrates::Sample;
+
+namespace {
+
+struct Fixture {
+  agent::AgentMetrics metrics{"test"};
+  std::unique_ptr<agent::Collector> collector;
+  FakeSampler* fake = nullptr;
+  Clock::time_point t{};
+
+  explicit Fixture(std::size_t window = 8) {
+    collector = std::move(*agent::Collector::create({"node-1", window, 0.5}, metrics));
+    auto owned = std::make_unique<FakeSampler>("fake");
+    fake = owned.get();
+    collector->addSource(std::move(owned));
+  }
+  void step(std::vector<Reading> readings) {
+    fake->push(Sample{std::move(readings), {}});
+    t += std::chrono::milliseconds(500);
+    collector->step(t, std::chrono::system_clock::now());
+  }
+  std::string text() { return metrics::renderText(metrics.registry()); }
+};
+
+const agent::SignalState* find(const agent::Snapshot& s, std::string_view name) {
+  for (const auto& sig : s.signals) {
+    if (sig.name == name) return &sig;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST_CASE("the window fills, then the gates appear and the agent is ready") {
+  Fixture f(8);
+  for (int i = 0; i < 7; ++i)
+    f.step({{"cpu", 0.25}});
+  auto partial = f.collector->snapshot();
+  CHECK_FALSE(partial->ready);
+  CHECK(partial->windowFill == doctest::Approx(7.0 / 8));
+  REQUIRE(find(*partial, "cpu"));
+  CHECK_FALSE(find(*partial, "cpu")->analysis.has_value());
+
+  f.step({{"cpu", 0.25}});
+  auto full = f.collector->snapshot();
+  CHECK(full->ready);
+  CHECK(full->node == "node-1");
+  const auto* cpu = find(*full, "cpu");
+  REQUIRE(cpu);
+  REQUIRE(cpu->analysis);
+  CHECK(cpu->analysis->gates.lambdaInt == doctest::Approx(0.25));
+  CHECK(cpu->analysis->gates.isolation == doctest::Approx(0.75));
+  auto text = f.text();
+  CHECK(text.find("pi0_agent_ready 1") != std::string::npos);
+  CHECK(text.find("pi0_node_gate_isolation{signal=\"cpu\"} 0.75") != std::string::npos);
+}
+
+TEST_CASE("readings are clamped to [0,1] and non-finite ones dropped") {
+  Fixture f(8);
+  f.step({{"cpu", 1.7}, {"disk", -0.2}, {"network", std::nan("")}});
+  auto s = f.collector->snapshot();
+  CHECK(find(*s, "cpu")->current == 1.0);
+  CHECK(find(*s, "disk")->current == 0.0);
+  CHECK(find(*s, "network") == nullptr);
+}
+
+TEST_CASE("a failing source is counted, logged once, and recovers") {
+  Fixture f(8);
+  std::vector<std::string> lines;
+  log::setSink([&](std::string_view line) { lines.emplace_back(line); });
+  for (int i = 0; i < 3; ++i) {
+    f.fake->push(fail("/proc/stat: truncated"));
+    f.t += std::chrono::milliseconds(500);
+    f.collector->step(f.t, std::chrono::system_clock::now());
+  }
+  f.step({{"cpu", 0.5}});
+  log::setSink({});
+  int failed = 0, recovered = 0;
+  for (const auto& l : lines) {
+    failed += l.find("sampling failed") != std::string::npos;
+    recovered += l.find("sampling recovered") != std::string::npos;
+  }
+  CHECK(failed == 1);
+  CHECK(recovered == 1);
+  CHECK(f.text().find("pi0_agent_sample_errors_total{source=\"fake\"} 3") != std::string::npos);
+}
+
+TEST_CASE("a missing source is reported in the fingerprint and as a metric") {
+  Fixture f(8);
+  log::setSink([](std::string_view) {});
+  f.collector->addMissing("psi", "no PSI: /proc/pressure/cpu: No such file or directory");
+  log::setSink({});
+  f.step({{"cpu", 0.5}});
+  auto s = f.collector->snapshot();
+  REQUIRE(s->missing.size() == 1);
+  CHECK(s->missing[0].source == "psi");
+  CHECK(f.text().find("pi0_agent_source_up{source=\"psi\"} 0") != std::string::npos);
+  CHECK(f.text().find("pi0_agent_source_up{source=\"fake\"} 1") != std::string::npos);
+  auto json = agent::toFingerprintJson(*s);
+  CHECK(json["missingSources"][0]["source"] == "psi");
+}
+
+TEST_CASE("a signal that stops being reported is dropped after a whole window") {
+  Fixture f(8);
+  log::setSink([](std::string_view) {});
+  f.step({{"cpu", 0.5}, {"gpu0_sm", 0.9}});
+  for (int i = 0; i < 8; ++i)
+    f.step({{"cpu", 0.5}});
+  CHECK(find(*f.collector->snapshot(), "gpu0_sm") != nullptr);
+  f.step({{"cpu", 0.5}});
+  log::setSink({});
+  CHECK(find(*f.collector->snapshot(), "gpu0_sm") == nullptr);
+  CHECK(f.text().find("signal=\"gpu0_sm\"") == std::string::npos);
+}
+
+TEST_CASE("the fingerprint of a sine: dominant period in seconds, spectrum, entropy") {
+  Fixture f(64);
+  for (int i = 0; i < 64; ++i) {
+    f.step({{"cpu", 0.5 + 0.1 * std::sin(2 * std::numbers::pi * i / 8.0)}});
+  }
+  auto json = agent::toFingerprintJson(*f.collector->snapshot());
+  const auto& cpu = json["signals"]["cpu"];
+  // Period 8 samples at 0.5 s.
+  CHECK(cpu["dominantPeriodSeconds"].get<double>() == doctest::Approx(4.0));
+  CHECK(cpu["gates"]["lambda1"].get<double>() == doctest::Approx(1.0));
+  CHECK(cpu["spectrum"].size() == 32);
+  CHECK(json["ready"] == true);
+  CHECK(json["windowSize"] == 64);
+}
+
+TEST_CASE("a steady memory leak is projected to exhaustion") {
+  Fixture f(8);
+  // +0.01 of memory per sample at 0.5 s: 0.02/s. After 8 samples the last is 0.57, so
+  // (1 - 0.57) / 0.02 = 21.5 s.
+  for (int i = 0; i < 8; ++i) {
+    f.fake->push(Sample{{{"memory", 0.5 + 0.01 * i}},
+                        {{substrates::GaugeKind::kMemoryTotalBytes, "", 1000.0}}});
+    f.t += std::chrono::milliseconds(500);
+    f.collector->step(f.t, std::chrono::system_clock::now());
+  }
+  auto s = f.collector->snapshot();
+  REQUIRE(s->memoryTrend);
+  CHECK(s->memoryTrend->secondsToExhaustion == doctest::Approx(21.5));
+  // 0.02 of 1000 bytes per second.
+  CHECK(f.text().find("pi0_node_memory_growth_bytes_per_second 20") != std::string::npos);
+}
+
+TEST_CASE("restored windows make the agent ready at once") {
+  Fixture f(8);
+  f.collector->restore({{"cpu", std::vector<double>(10, 0.3)}, {"memory", {0.4, 0.4}}});
+  auto s = f.collector->snapshot();
+  CHECK(find(*s, "cpu")->samples == 8);  // the newest 8 of the 10 saved
+  CHECK_FALSE(s->ready);                 // memory has only 2
+  auto windows = f.collector->windows();
+  CHECK(windows.at("cpu") == std::vector<double>(8, 0.3));
+}

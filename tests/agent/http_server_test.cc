@@ -1,0 +1,71 @@
+#include <doctest/doctest.h>
+
+#include <httplib.h>
+
+#include <atomic>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/collector.h"
+#include "agent/http_server.h"
+#include "fakes/fake_sampler.h"
+
+using namespace pi0;
+
+TEST_CASE("the endpoints answer with the right status and content type") {
+  agent::AgentMetrics metrics("test");
+  auto collector = std::move(*agent::Collector::create({"node-h", 8, 1.0}, metrics));
+  auto fake = std::make_unique<testing::FakeSampler>("fake");
+  auto* fakePtr = fake.get();
+  collector->addSource(std::move(fake));
+  std::atomic<bool> alive{true};
+  auto server = agent::HttpServer::create({"127.0.0.1", 0}, *collector, metrics,
+                                          [&] { return alive.load(); });
+  REQUIRE(server);
+  std::thread t([&] { (*server)->run(); });
+  httplib::Client client("127.0.0.1", (*server)->port());
+
+  auto ready = client.Get("/readyz");
+  REQUIRE(ready);
+  CHECK(ready->status == 503);
+  CHECK(ready->body == "window 0% full\n");
+
+  substrates::Clock::time_point now{};
+  for (int i = 0; i < 8; ++i) {
+    fakePtr->push(substrates::Sample{{{"cpu", 0.5}}, {}});
+    now += std::chrono::seconds(1);
+    collector->step(now, std::chrono::system_clock::now());
+  }
+  CHECK(client.Get("/readyz")->status == 200);
+
+  auto m = client.Get("/metrics");
+  REQUIRE(m);
+  CHECK(m->status == 200);
+  CHECK(m->get_header_value("Content-Type") == "text/plain; version=0.0.4; charset=utf-8");
+  CHECK(m->body.find("pi0_node_gate_lambda_int{signal=\"cpu\"} 0.5") != std::string::npos);
+
+  auto fp = client.Get("/fingerprint");
+  REQUIRE(fp);
+  CHECK(fp->get_header_value("Content-Type") == "application/json");
+  auto json = nlohmann::json::parse(fp->body);
+  CHECK(json["node"] == "node-h");
+  CHECK(json["signals"]["cpu"]["gates"]["isolation"].get<double>() == doctest::Approx(0.5));
+
+  CHECK(client.Get("/healthz")->status == 200);
+  alive = false;
+  CHECK(client.Get("/healthz")->status == 503);
+
+  auto missing = client.Get("/nope");
+  CHECK(missing->status == 404);
+  CHECK(missing->body.find("/fingerprint") != std::string::npos);
+
+  // A second server on the same port fails with a clear error.
+  auto clash = agent::HttpServer::create({"127.0.0.1", (*server)->port()}, *collector, metrics,
+                                         [] { return true; });
+  REQUIRE_FALSE(clash);
+  CHECK(clash.error().message.find("cannot listen") != std::string::npos);
+
+  (*server)->stop();
+  t.join();
+}
