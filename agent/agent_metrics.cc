@@ -75,7 +75,7 @@ AgentMetrics::AgentMetrics(std::string_view version)
                         .Add({})),
       memoryExhaustion_(gauge(*registry_, "pi0_node_memory_exhaustion_seconds",
                               "Projected seconds until memory runs out at the current slope; "
-                              "+Inf when not growing.")
+                              "+Inf when not growing or no clear trend.")
                             .Add({})),
       memoryTotal_(gauge(*registry_, "pi0_node_memory_total_bytes", "MemTotal of the node.")),
       memoryAvailable_(

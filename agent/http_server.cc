@@ -13,11 +13,13 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
                                                        std::function<bool()> alive) {
   std::unique_ptr<HttpServer> self(new HttpServer());
   auto server = std::make_unique<httplib::Server>();
-  // Few concurrent scrapers: a small pool keeps the agent's memory small.
-  server->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // A small pool keeps the agent's memory small. Every connection is closed after one
+  // response: with keep-alive, each poller (Prometheus, the operator, every webhook replica)
+  // would pin a worker thread and kubelet's probes would queue behind them.
+  server->new_task_queue = [] { return new httplib::ThreadPool(4); };
   server->set_read_timeout(5, 0);
   server->set_write_timeout(5, 0);
-  server->set_keep_alive_max_count(100);
+  server->set_keep_alive_max_count(1);
   // cpp-httplib's default also sets SO_REUSEPORT, which would let a second agent share the
   // port silently; a busy port must be an error.
   server->set_socket_options([](int sock) {

@@ -41,7 +41,11 @@ Result<std::string> readFile(const std::filesystem::path& path) {
 Result<void> writeFileAtomic(const std::filesystem::path& path, std::string_view contents) {
   auto dir = path.parent_path();
   if (dir.empty()) dir = ".";
-  std::string tmpl = (dir / ("." + path.filename().string() + ".XXXXXX")).string();
+  // Built piecewise: GCC 12 warns falsely (-Wrestrict) on "." + std::string.
+  std::string hidden = ".";
+  hidden += path.filename().string();
+  hidden += ".XXXXXX";
+  std::string tmpl = (dir / hidden).string();
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) return fail(osError("cannot create temporary file in", dir));
   const char* p = contents.data();

@@ -4,7 +4,8 @@
 
 namespace pi0::gate {
 
-ExhaustionTrend exhaustionTrend(std::span<const double> usedRatio, double intervalSeconds) {
+ExhaustionTrend exhaustionTrend(std::span<const double> usedRatio, double intervalSeconds,
+                                double minR2) {
   ExhaustionTrend out;
   const auto n = static_cast<Eigen::Index>(usedRatio.size());
   if (n < 2 || intervalSeconds <= 0) return out;
@@ -30,7 +31,7 @@ ExhaustionTrend exhaustionTrend(std::span<const double> usedRatio, double interv
 
   if (now >= 1.0) {
     out.secondsToExhaustion = 0;
-  } else if (slope > 1e-12) {
+  } else if (slope > 1e-12 && out.r2 >= minR2) {
     out.secondsToExhaustion = (1.0 - now) / slope;
   }
   return out;

@@ -23,7 +23,15 @@ TEST_CASE("the endpoints answer with the right status and content type") {
   auto server = agent::HttpServer::create({"127.0.0.1", 0}, *collector, metrics,
                                           [&] { return alive.load(); });
   REQUIRE(server);
-  std::thread t([&] { (*server)->run(); });
+  // Stops and joins the server however the test case ends, a failed REQUIRE included.
+  struct Running {
+    agent::HttpServer& server;
+    std::thread thread;
+    ~Running() {
+      server.stop();
+      thread.join();
+    }
+  } running{**server, std::thread([&] { (*server)->run(); })};
   httplib::Client client("127.0.0.1", (*server)->port());
 
   auto ready = client.Get("/readyz");
@@ -53,6 +61,20 @@ TEST_CASE("the endpoints answer with the right status and content type") {
   CHECK(json["signals"]["cpu"]["gates"]["isolation"].get<double>() == doctest::Approx(0.5));
 
   CHECK(client.Get("/healthz")->status == 200);
+
+  // Clients that keep their connections open cannot starve the probes: every response closes.
+  std::vector<std::unique_ptr<httplib::Client>> pollers;
+  for (int i = 0; i < 6; ++i) {
+    pollers.push_back(std::make_unique<httplib::Client>("127.0.0.1", (*server)->port()));
+    pollers.back()->set_keep_alive(true);
+    auto r = pollers.back()->Get("/fingerprint");
+    REQUIRE(r);
+    CHECK(r->get_header_value("Connection") == "close");
+  }
+  httplib::Client probe("127.0.0.1", (*server)->port());
+  probe.set_connection_timeout(1, 0);
+  probe.set_read_timeout(1, 0);
+  CHECK(probe.Get("/healthz")->status == 200);
   alive = false;
   CHECK(client.Get("/healthz")->status == 503);
 
@@ -65,7 +87,4 @@ TEST_CASE("the endpoints answer with the right status and content type") {
                                          [] { return true; });
   REQUIRE_FALSE(clash);
   CHECK(clash.error().message.find("cannot listen") != std::string::npos);
-
-  (*server)->stop();
-  t.join();
 }

@@ -30,6 +30,21 @@ TEST_CASE("flat or falling memory never runs out") {
   CHECK(std::isinf(t.secondsToExhaustion));
 }
 
+TEST_CASE("noise around a flat line is not a leak") {
+  // Alternating ±0.05 around 0.5 with a tiny upward drift of 1e-4 per sample: the slope is
+  // positive but the line explains almost none of the variance.
+  std::vector<double> noisy(64);
+  for (std::size_t i = 0; i < noisy.size(); ++i) {
+    noisy[i] = 0.5 + (i % 2 ? 0.05 : -0.05) + 1e-4 * static_cast<double>(i);
+  }
+  auto t = exhaustionTrend(noisy, 1.0);
+  CHECK(t.slopePerSecond > 0);
+  CHECK(t.r2 < 0.1);
+  CHECK(std::isinf(t.secondsToExhaustion));
+  // The same series is projected when the caller accepts any fit.
+  CHECK(std::isfinite(exhaustionTrend(noisy, 1.0, 0.0).secondsToExhaustion));
+}
+
 TEST_CASE("already exhausted is zero seconds") {
   std::vector<double> full(16, 1.0);
   full[0] = 0.98;

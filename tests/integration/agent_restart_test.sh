@@ -21,8 +21,8 @@ start_agent second "${args[@]}"
 code=$(http_code "$AGENT_URL/readyz")
 [ "$code" = 200 ] || die "after a restart /readyz is $code, want 200 at once"
 grep -q '"msg":"window restored"' "$WORK/second.log" || die "no 'window restored' log line"
-curl -s "$AGENT_URL/metrics" | grep -q '^pi0_agent_state_restored 1' ||
-  die "pi0_agent_state_restored is not 1"
+metrics=$(curl -s "$AGENT_URL/metrics")
+grep -q '^pi0_agent_state_restored 1' <<<"$metrics" || die "pi0_agent_state_restored is not 1"
 kill -TERM "$AGENT_PID"
 wait "$AGENT_PID" || die "second agent did not exit 0"
 
