@@ -45,7 +45,8 @@ Flags:
   --state-interval DURATION   how often to save the window (default 10s)
   --source SOURCE             'proc' (default) or 'synthetic:FILE' to replay a load profile
   --nvml-library NAME|none    NVML library to load (default libnvidia-ml.so.1; none = no GPUs)
-  --gpu-probe-interval DUR    how often to run the GPU bandwidth probe (default 5m; 0 = never)
+  --gpu-probe-interval DUR    how often to run the GPU bandwidth probe (default 5m, at least
+                              1m; 0 = never)
   --log-level LEVEL           debug, info, warn or error (default info)
   --version                   print the version and exit
   --help                      print this help and exit
@@ -140,6 +141,11 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       return fail("unknown flag '" + args[i] + "'");
     }
     if (!ok) return fail(ok.error().message);
+  }
+  // The probe loads the GPU for a few milliseconds; it is a periodic health check, not a
+  // workload, so it runs at most once a minute.
+  if (o.gpuProbeIntervalSeconds != 0 && o.gpuProbeIntervalSeconds < 60) {
+    return fail("--gpu-probe-interval must be 0 (never) or at least 1m");
   }
   if (o.nodeName.empty()) {
     if (const char* env = std::getenv("NODE_NAME"); env && *env) {

@@ -1,5 +1,7 @@
 #include "agent/sources.h"
 
+#include <cmath>
+
 #include "disk/disk_sampler.h"
 #include "gpu/gpu_sampler.h"
 #include "host/cpu_sampler.h"
@@ -67,7 +69,7 @@ Result<void> addSources(const Options& options, Collector& collector) {
   substrates::GpuOptions gpuOptions;
   gpuOptions.nvmlLibrary = options.nvmlLibrary;
   gpuOptions.probeInterval =
-      std::chrono::seconds(static_cast<long>(options.gpuProbeIntervalSeconds));
+      std::chrono::seconds(static_cast<long>(std::ceil(options.gpuProbeIntervalSeconds)));
   auto gpu = substrates::GpuSampler::create(gpuOptions);
   if (!gpu) {
     collector.addMissing("gpu", gpu.error().message);

@@ -70,6 +70,7 @@ TEST_CASE("bad flags say what is wrong") {
       {{"--source", "kafka"}, "neither 'proc' nor 'synthetic:FILE'"},
       {{"--log-level", "loud"}, "unknown log level 'loud'"},
       {{"--window"}, "--window needs a value"},
+      {{"--gpu-probe-interval", "30s"}, "at least 1m"},
       {{"--frobnicate"}, "unknown flag '--frobnicate'"},
   };
   for (const auto& c : cases) {
