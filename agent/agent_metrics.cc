@@ -177,8 +177,9 @@ void AgentMetrics::setMemoryTrend(const gate::ExhaustionTrend& trend, double tot
 
 void AgentMetrics::setGauge(const substrates::Gauge& g) {
   using substrates::GaugeKind;
+  // Labels are built only for the kind at hand: a map and two strings per gauge per round.
   const prometheus::Labels none{};
-  const prometheus::Labels gpu{{"gpu", g.device}};
+  auto gpu = [&] { return prometheus::Labels{{"gpu", g.device}}; };
   switch (g.kind) {
     case GaugeKind::kMemoryTotalBytes:
       memoryTotal_.Add(none).Set(g.value);
@@ -190,27 +191,27 @@ void AgentMetrics::setGauge(const substrates::Gauge& g) {
       linkSpeed_.Add({{"device", g.device}}).Set(g.value);
       break;
     case GaugeKind::kGpuTemperatureCelsius:
-      gpuTemperature_.Add(gpu).Set(g.value);
+      gpuTemperature_.Add(gpu()).Set(g.value);
       break;
     case GaugeKind::kGpuPowerWatts:
-      gpuPower_.Add(gpu).Set(g.value);
+      gpuPower_.Add(gpu()).Set(g.value);
       break;
     case GaugeKind::kGpuMemoryUsedBytes:
-      gpuMemoryUsed_.Add(gpu).Set(g.value);
+      gpuMemoryUsed_.Add(gpu()).Set(g.value);
       break;
     case GaugeKind::kGpuMemoryTotalBytes:
-      gpuMemoryTotal_.Add(gpu).Set(g.value);
+      gpuMemoryTotal_.Add(gpu()).Set(g.value);
       break;
     case GaugeKind::kGpuXidErrorsTotal: {
       // The sampler reports a cumulative count; a counter only moves forward by deltas.
-      auto& counter = gpuXidErrors_.Add(gpu);
+      auto& counter = gpuXidErrors_.Add(gpu());
       double& seen = xidSeen_[g.device];
       if (g.value > seen) counter.Increment(g.value - seen);
       seen = g.value;
       break;
     }
     case GaugeKind::kGpuProbeBandwidthRatio:
-      gpuProbeRatio_.Add(gpu).Set(g.value);
+      gpuProbeRatio_.Add(gpu()).Set(g.value);
       break;
   }
 }

@@ -1,6 +1,8 @@
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -36,6 +38,69 @@ Result<std::string> readFile(const std::filesystem::path& path) {
   }
   ::close(fd);
   return out;
+}
+
+KernelFile::~KernelFile() {
+  close();
+}
+
+KernelFile::KernelFile(KernelFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      keep_(other.keep_),
+      buf_(std::move(other.buf_)) {}
+
+KernelFile& KernelFile::operator=(KernelFile&& other) noexcept {
+  if (this != &other) {
+    close();
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    keep_ = other.keep_;
+    buf_ = std::move(other.buf_);
+  }
+  return *this;
+}
+
+void KernelFile::close() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<std::string_view> KernelFile::read() {
+  const bool wasOpen = fd_ >= 0;
+  auto text = readOnce();
+  // readOnce() closed a kept file whose device went away: the name may be a new device's now.
+  if (!text && wasOpen && fd_ < 0) text = readOnce();
+  return text;
+}
+
+// The whole file, from offset 0 up to the first read that returns nothing: a short read is not
+// the end, since a seq_file (most of /proc) hands out at most one page per read. Reading on at
+// the offset where the last read ended lets the seq_file go on without starting over.
+Result<std::string_view> KernelFile::readOnce() {
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return fail(osError("cannot open", path_));
+    struct statfs fs {};
+    keep_ = ::fstatfs(fd_, &fs) == 0 && (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC);
+  }
+  if (buf_.size() < 4096) buf_.resize(4096);
+  size_t used = 0;
+  for (;;) {
+    if (used == buf_.size()) buf_.resize(2 * buf_.size());
+    ssize_t n = ::pread(fd_, buf_.data() + used, buf_.size() - used, static_cast<off_t>(used));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const bool gone = errno == ENODEV;
+      auto message = osError("cannot read", path_);
+      if (!keep_ || gone) close();
+      return fail(std::move(message));
+    }
+    if (n == 0) break;
+    used += static_cast<size_t>(n);
+  }
+  if (!keep_) close();
+  return std::string_view(buf_.data(), used);
 }
 
 Result<void> writeFileAtomic(const std::filesystem::path& path, std::string_view contents) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "common/result.h"
 
@@ -12,6 +13,41 @@ namespace pi0 {
 
 // Reads a whole (small) file. Fails with a message that names the path and the OS error.
 Result<std::string> readFile(const std::filesystem::path& path);
+
+// A kernel text file (/proc, /sys) that a sampler reads whole on every sample. On procfs and
+// sysfs the file is opened once and each read() starts with a pread() at offset 0, which makes
+// the kernel generate the text afresh; that saves the path walk of open() and the close() of
+// every sample, about half of the kernel's cost of a small /proc file. On any other file
+// system (a test's copy of /proc, a fixture) the file is opened anew on every read(), since
+// such a file may be replaced between two reads. A kept sysfs file whose device went away
+// (ENODEV) is opened again once, so a device that comes back under the same name is read from
+// its new file; other read errors (EINVAL from `speed` of a link that is down) keep the
+// descriptor.
+// Not thread-safe: one owner, usually a sampler.
+class KernelFile {
+ public:
+  explicit KernelFile(std::filesystem::path path) : path_(std::move(path)) {}
+  ~KernelFile();
+  KernelFile(KernelFile&& other) noexcept;
+  KernelFile& operator=(KernelFile&& other) noexcept;
+  KernelFile(const KernelFile&) = delete;
+  KernelFile& operator=(const KernelFile&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+
+  // The whole file, valid until the next read() or the destruction of this object. Fails with
+  // a message that names the path and the OS error.
+  Result<std::string_view> read();
+
+ private:
+  Result<std::string_view> readOnce();
+  void close();
+
+  std::filesystem::path path_;
+  int fd_ = -1;
+  bool keep_ = false;  // fd_ stays open between reads
+  std::string buf_;
+};
 
 // Writes `contents` to `path` atomically: a temporary file in the same directory is written,
 // fsync'ed and renamed over `path`, then the directory is fsync'ed. A crash at any point

@@ -134,9 +134,12 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
   double modelPeak = all.mean;
   if (total > flatPower) {
     std::iota(s.order.begin(), s.order.end(), std::size_t{1});
-    // Strongest first; ties go to the lower frequency so results are deterministic.
-    std::stable_sort(s.order.begin(), s.order.end(),
-                     [&](std::size_t a, std::size_t b) { return s.power[a] > s.power[b]; });
+    // Only the K strongest are used: strongest first; ties go to the lower frequency so
+    // results are deterministic.
+    std::partial_sort(s.order.begin(), s.order.begin() + static_cast<std::ptrdiff_t>(s.k),
+                      s.order.end(), [&](std::size_t a, std::size_t b) {
+                        return s.power[a] > s.power[b] || (s.power[a] == s.power[b] && a < b);
+                      });
     out.dominantBin = s.order[0];
     out.gates.lambda1 = s.power[out.dominantBin] / total;
 

@@ -1,5 +1,7 @@
 #include "gate/trend.h"
 
+#include <cstddef>
+
 #include <Eigen/Dense>
 
 namespace pi0::gate {
@@ -7,26 +9,33 @@ namespace pi0::gate {
 ExhaustionTrend exhaustionTrend(std::span<const double> usedRatio, double intervalSeconds,
                                 double minR2) {
   ExhaustionTrend out;
-  const auto n = static_cast<Eigen::Index>(usedRatio.size());
+  const std::size_t n = usedRatio.size();
   if (n < 2 || intervalSeconds <= 0) return out;
 
-  // Fit used = a + b·t with t the sample's age in seconds relative to the newest sample (so a
-  // is the fitted value now).
-  Eigen::MatrixXd design(n, 2);
-  Eigen::VectorXd y(n);
-  for (Eigen::Index i = 0; i < n; ++i) {
-    design(i, 0) = 1.0;
-    design(i, 1) = static_cast<double>(i - (n - 1)) * intervalSeconds;
-    y(i) = usedRatio[static_cast<std::size_t>(i)];
+  // Fit used = a + b·t by least squares, with t the sample's age in seconds relative to the
+  // window's middle, so the 2×2 normal equations are well conditioned (Σt = 0). Fixed-size
+  // matrices: no allocation, and this runs every round.
+  const double middle = 0.5 * static_cast<double>(n - 1);
+  auto age = [&](std::size_t i) { return (static_cast<double>(i) - middle) * intervalSeconds; };
+  Eigen::Matrix2d normal = Eigen::Matrix2d::Zero();
+  Eigen::Vector2d moment = Eigen::Vector2d::Zero();
+  for (std::size_t i = 0; i < n; ++i) {
+    const Eigen::Vector2d row(1.0, age(i));
+    normal.noalias() += row * row.transpose();
+    moment += row * usedRatio[i];
   }
-  const Eigen::Vector2d coef = design.colPivHouseholderQr().solve(y);
-  const double now = coef(0);
+  const Eigen::Vector2d coef = normal.ldlt().solve(moment);
   const double slope = coef(1);
+  const double now = coef(0) + slope * age(n - 1);  // the fitted value at the newest sample
   out.slopePerSecond = slope;
 
-  const double meanY = y.mean();
-  const double ssTot = (y.array() - meanY).square().sum();
-  const double ssRes = (y - design * coef).squaredNorm();
+  const double meanY = coef(0);  // with Σt = 0 the intercept is the mean
+  double ssTot = 0, ssRes = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const double r = usedRatio[i] - (coef(0) + slope * age(i));
+    ssRes += r * r;
+    ssTot += (usedRatio[i] - meanY) * (usedRatio[i] - meanY);
+  }
   out.r2 = ssTot > 0 ? 1.0 - ssRes / ssTot : 0.0;
 
   if (now >= 1.0) {

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <utility>
+#include <vector>
+
+#include <sys/stat.h>
 
 #include "host/proc_text.h"
 
@@ -19,7 +21,9 @@ constexpr std::array<std::string_view, 5> kExcludedPrefixes = {"loop", "ram", "z
 constexpr size_t kMinColumns = 14;
 constexpr size_t kIoTicksColumn = 12;
 
-bool isWholeDisk(const HostPaths& paths, std::string_view name) {
+}  // namespace
+
+bool DiskSampler::isWholeDisk(std::string_view name) const {
   for (auto prefix : kExcludedPrefixes) {
     if (name.starts_with(prefix)) return false;
   }
@@ -27,27 +31,29 @@ bool isWholeDisk(const HostPaths& paths, std::string_view name) {
   std::string sysName(name);
   std::replace(sysName.begin(), sysName.end(), '/', '!');
   if (!proc::isSafeName(sysName)) return false;
-  std::error_code ec;
-  return std::filesystem::exists(paths.sys() / "block" / sysName, ec);
+  // lstat() on a plain string: the entry is all we ask about, and following its symlink into
+  // /sys/devices costs the kernel more than the rest of the lookup; std::filesystem::path
+  // would split the path into components (several allocations) on every sample.
+  struct stat st {};
+  return ::lstat((sysBlock_ + sysName).c_str(), &st) == 0;
 }
 
-}  // namespace
-
-Result<DiskSampler::IoTicks> DiskSampler::readIoTicks(const HostPaths& paths) {
-  auto path = paths.proc() / "diskstats";
-  auto text = proc::readTextFile(path);
+Result<DiskSampler::IoTicks> DiskSampler::readIoTicks() {
+  const std::filesystem::path& path = diskstats_.path();
+  auto text = proc::readTextFile(diskstats_);
   if (!text) return fail(text.error().message);
   IoTicks ticks;
   std::string_view rest = *text;
   std::string_view line;
+  std::vector<std::string_view> fields;
   for (size_t lineNo = 1; proc::nextLine(rest, line); ++lineNo) {
-    auto fields = proc::splitFields(line);
+    proc::splitFields(line, fields);
     if (fields.empty()) continue;
     auto where = [&] { return path.string() + ": line " + std::to_string(lineNo) + ": "; };
     if (fields.size() < 3) return fail(where() + "no device name");
     // Columns of devices we do not sample are not checked: a format change in a line we
     // ignore must not take the disk signal down.
-    if (!isWholeDisk(paths, fields[2])) continue;
+    if (!isWholeDisk(fields[2])) continue;
     if (fields.size() < kMinColumns) {
       return fail(where() + std::string(fields[2]) + " has " + std::to_string(fields.size()) +
                   " columns, expected at least " + std::to_string(kMinColumns));
@@ -62,18 +68,19 @@ Result<DiskSampler::IoTicks> DiskSampler::readIoTicks(const HostPaths& paths) {
 }
 
 Result<SamplerPtr> DiskSampler::create(const HostPaths& paths) {
-  auto ticks = readIoTicks(paths);
+  std::unique_ptr<DiskSampler> sampler(new DiskSampler(paths));
+  auto ticks = sampler->readIoTicks();
   if (!ticks) return fail(ticks.error().message);
   if (ticks->empty()) {
     return fail("no whole disk in " + (paths.proc() / "diskstats").string() +
                 " (a disk must be listed in " + (paths.sys() / "block").string() +
                 " and not be loop, ram, zram, fd or sr)");
   }
-  return SamplerPtr(new DiskSampler(paths));
+  return SamplerPtr(std::move(sampler));
 }
 
 Result<Sample> DiskSampler::sample(Clock::time_point now) {
-  auto ticks = readIoTicks(paths_);
+  auto ticks = readIoTicks();
   if (!ticks) return fail(ticks.error().message);
 
   Sample out;

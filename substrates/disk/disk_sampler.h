@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/files.h"
 #include "sampler.h"
 
 namespace pi0::substrates {
@@ -38,10 +39,13 @@ class DiskSampler final : public Sampler {
  private:
   using IoTicks = std::map<std::string, std::uint64_t, std::less<>>;  // by device name
 
-  explicit DiskSampler(HostPaths paths) : paths_(std::move(paths)) {}
-  static Result<IoTicks> readIoTicks(const HostPaths& paths);
+  explicit DiskSampler(const HostPaths& paths)
+      : diskstats_(paths.proc() / "diskstats"), sysBlock_((paths.sys() / "block").string() + "/") {}
+  Result<IoTicks> readIoTicks();
+  bool isWholeDisk(std::string_view name) const;
 
-  HostPaths paths_;
+  KernelFile diskstats_;
+  std::string sysBlock_;  // "<root>/sys/block/"
   std::optional<IoTicks> previous_;
   Clock::time_point previousAt_{};
 };

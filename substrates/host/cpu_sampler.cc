@@ -23,20 +23,23 @@ constexpr size_t kRequiredFields = kFieldNames.size();
 }  // namespace
 
 Result<SamplerPtr> CpuSampler::create(const HostPaths& paths) {
-  auto statPath = paths.proc() / "stat";
-  auto ticks = readTicks(statPath);
+  KernelFile stat(paths.proc() / "stat");
+  auto ticks = readTicks(stat);
   if (!ticks) return fail(ticks.error().message);
-  return SamplerPtr(new CpuSampler(std::move(statPath)));
+  return SamplerPtr(new CpuSampler(std::move(stat)));
 }
 
-Result<CpuSampler::Ticks> CpuSampler::readTicks(const std::filesystem::path& statPath) {
-  auto text = proc::readTextFile(statPath);
+Result<CpuSampler::Ticks> CpuSampler::readTicks(KernelFile& stat) {
+  const std::filesystem::path& statPath = stat.path();
+  auto text = proc::readTextFile(stat);
   if (!text) return fail(text.error().message);
   std::string_view rest = *text;
   std::string_view line;
   while (proc::nextLine(rest, line)) {
+    // Split only the aggregate line: the others (one per CPU, and "intr" with a count per IRQ)
+    // can be thousands of fields.
+    if (proc::firstField(line) != "cpu") continue;
     auto fields = proc::splitFields(line);
-    if (fields.empty() || fields[0] != "cpu") continue;
     if (fields.size() < 1 + kRequiredFields) {
       return fail(statPath.string() + ": aggregate 'cpu' line has " +
                   std::to_string(fields.size() - 1) + " fields, expected at least " +
@@ -62,7 +65,7 @@ Result<CpuSampler::Ticks> CpuSampler::readTicks(const std::filesystem::path& sta
 }
 
 Result<Sample> CpuSampler::sample(Clock::time_point now) {
-  auto ticks = readTicks(statPath_);
+  auto ticks = readTicks(stat_);
   if (!ticks) return fail(ticks.error().message);
 
   Sample out;

@@ -7,6 +7,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/files.h"
 #include "sampler.h"
 
 namespace pi0::substrates {
@@ -35,10 +36,10 @@ class CpuSampler final : public Sampler {
     std::uint64_t total = 0;  // user + nice + system + idle + iowait + irq + softirq + steal
   };
 
-  explicit CpuSampler(std::filesystem::path statPath) : statPath_(std::move(statPath)) {}
-  static Result<Ticks> readTicks(const std::filesystem::path& statPath);
+  explicit CpuSampler(KernelFile stat) : stat_(std::move(stat)) {}
+  static Result<Ticks> readTicks(KernelFile& stat);
 
-  std::filesystem::path statPath_;
+  KernelFile stat_;
   std::optional<Ticks> previous_;
   Clock::time_point previousAt_{};
 };

@@ -22,8 +22,9 @@ struct Memory {
 
 // Only the fields the ratio needs are checked: a line the kernel adds or changes elsewhere in
 // the file must not take the memory signal down.
-Result<Memory> readMemory(const std::filesystem::path& path) {
-  auto text = proc::readTextFile(path);
+Result<Memory> readMemory(KernelFile& file) {
+  const std::filesystem::path& path = file.path();
+  auto text = proc::readTextFile(file);
   if (!text) return fail(text.error().message);
 
   std::array<std::optional<double>, kFieldCount> kib;
@@ -47,6 +48,8 @@ Result<Memory> readMemory(const std::filesystem::path& path) {
       return fail(path.string() + ": " + std::string(name) + ": " + value.error().message);
     }
     kib[field] = static_cast<double>(*value);
+    // The kernel prints these five first; the other ~50 lines need not be looked at.
+    if (std::all_of(kib.begin(), kib.end(), [](const auto& v) { return v.has_value(); })) break;
   }
 
   if (!kib[kMemTotal]) return fail(path.string() + ": no MemTotal");
@@ -70,14 +73,14 @@ Result<Memory> readMemory(const std::filesystem::path& path) {
 }  // namespace
 
 Result<SamplerPtr> MemorySampler::create(const HostPaths& paths) {
-  auto meminfoPath = paths.proc() / "meminfo";
-  auto memory = readMemory(meminfoPath);
+  KernelFile meminfo(paths.proc() / "meminfo");
+  auto memory = readMemory(meminfo);
   if (!memory) return fail(memory.error().message);
-  return SamplerPtr(new MemorySampler(std::move(meminfoPath)));
+  return SamplerPtr(new MemorySampler(std::move(meminfo)));
 }
 
 Result<Sample> MemorySampler::sample(Clock::time_point /*now*/) {
-  auto memory = readMemory(meminfoPath_);
+  auto memory = readMemory(meminfo_);
   if (!memory) return fail(memory.error().message);
   Sample out;
   double used = (memory->totalBytes - memory->availableBytes) / memory->totalBytes;

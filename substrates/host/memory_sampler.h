@@ -5,6 +5,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/files.h"
 #include "sampler.h"
 
 namespace pi0::substrates {
@@ -26,10 +27,9 @@ class MemorySampler final : public Sampler {
   Result<Sample> sample(Clock::time_point now) override;
 
  private:
-  explicit MemorySampler(std::filesystem::path meminfoPath)
-      : meminfoPath_(std::move(meminfoPath)) {}
+  explicit MemorySampler(KernelFile meminfo) : meminfo_(std::move(meminfo)) {}
 
-  std::filesystem::path meminfoPath_;
+  KernelFile meminfo_;
 };
 
 }  // namespace pi0::substrates

@@ -12,13 +12,15 @@ namespace {
 constexpr std::array<std::string_view, 3> kResources = {"cpu", "memory", "io"};
 
 // The `some` line reads "some avg10=1.23 avg60=... avg300=... total=..."; the ratio is avg10.
-Result<double> readSomeAvg10(const std::filesystem::path& path) {
-  auto text = proc::readTextFile(path);
+Result<double> readSomeAvg10(KernelFile& file) {
+  const std::filesystem::path& path = file.path();
+  auto text = proc::readTextFile(file);
   if (!text) return fail(text.error().message);
   std::string_view rest = *text;
   std::string_view line;
+  std::vector<std::string_view> fields;
   while (proc::nextLine(rest, line)) {
-    auto fields = proc::splitFields(line);
+    proc::splitFields(line, fields);
     if (fields.empty() || fields[0] != "some") continue;
     for (size_t i = 1; i < fields.size(); ++i) {
       constexpr std::string_view kKey = "avg10=";
@@ -48,9 +50,10 @@ Result<SamplerPtr> PressureSampler::create(const HostPaths& paths) {
     if (!std::filesystem::exists(path, ec)) continue;
     // Read once now so that a file the kernel would never produce fails at startup, where the
     // agent reports it once, rather than on every tick.
-    auto ratio = readSomeAvg10(path);
+    KernelFile file(std::move(path));
+    auto ratio = readSomeAvg10(file);
     if (!ratio) return fail(ratio.error().message);
-    sources.push_back(Source{"psi_" + std::string(resource), std::move(path)});
+    sources.push_back(Source{"psi_" + std::string(resource), std::move(file)});
   }
   if (sources.empty()) {
     return fail("no PSI: none of cpu, memory, io exists in " + dir.string() +
@@ -61,8 +64,8 @@ Result<SamplerPtr> PressureSampler::create(const HostPaths& paths) {
 
 Result<Sample> PressureSampler::sample(Clock::time_point /*now*/) {
   Sample out;
-  for (const auto& source : sources_) {
-    auto ratio = readSomeAvg10(source.path);
+  for (auto& source : sources_) {
+    auto ratio = readSomeAvg10(source.file);
     if (!ratio) return fail(ratio.error().message);
     out.readings.push_back(Reading{source.signal, *ratio});
   }

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/files.h"
 #include "sampler.h"
 
 namespace pi0::substrates {
@@ -30,7 +31,7 @@ class PressureSampler final : public Sampler {
  private:
   struct Source {
     std::string signal;  // "psi_cpu", "psi_memory", "psi_io"
-    std::filesystem::path path;
+    KernelFile file;
   };
 
   explicit PressureSampler(std::vector<Source> sources) : sources_(std::move(sources)) {}

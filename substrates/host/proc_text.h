@@ -30,6 +30,17 @@ inline Result<std::string> readTextFile(const std::filesystem::path& path) {
   return text;
 }
 
+// The same checks on a KernelFile's text; the view is valid until the file's next read().
+inline Result<std::string_view> readTextFile(KernelFile& file) {
+  auto text = file.read();
+  if (!text) return text;
+  if (text->empty()) return fail(file.path().string() + ": empty file");
+  if (text->back() != '\n') {
+    return fail(file.path().string() + ": truncated (last line has no newline)");
+  }
+  return text;
+}
+
 // Takes the next line (without its '\n') off the front of `rest`. Returns false once `rest` is
 // exhausted.
 inline bool nextLine(std::string_view& rest, std::string_view& line) {
@@ -49,9 +60,10 @@ inline bool isBlank(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-// The blank-separated fields of `line`.
-inline std::vector<std::string_view> splitFields(std::string_view line) {
-  std::vector<std::string_view> fields;
+// The blank-separated fields of `line`, into `fields` (cleared first). Reusing one vector for
+// every line of a file allocates only while it grows to the widest line.
+inline void splitFields(std::string_view line, std::vector<std::string_view>& fields) {
+  fields.clear();
   size_t i = 0;
   while (i < line.size()) {
     while (i < line.size() && isBlank(line[i]))
@@ -61,7 +73,25 @@ inline std::vector<std::string_view> splitFields(std::string_view line) {
       ++i;
     if (i > start) fields.push_back(line.substr(start, i - start));
   }
+}
+
+// The blank-separated fields of `line`.
+inline std::vector<std::string_view> splitFields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  splitFields(line, fields);
   return fields;
+}
+
+// The first blank-separated field of `line` (empty when it has none), found without splitting
+// the rest.
+inline std::string_view firstField(std::string_view line) {
+  size_t start = 0;
+  while (start < line.size() && isBlank(line[start]))
+    ++start;
+  size_t end = start;
+  while (end < line.size() && !isBlank(line[end]))
+    ++end;
+  return line.substr(start, end - start);
 }
 
 // `text` without leading and trailing blanks and newlines.

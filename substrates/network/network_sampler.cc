@@ -4,8 +4,10 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <system_error>
 #include <utility>
+#include <vector>
+
+#include <sys/stat.h>
 
 #include "host/proc_text.h"
 
@@ -18,22 +20,26 @@ constexpr size_t kRxBytesColumn = 0;
 constexpr size_t kTxBytesColumn = 8;
 constexpr double kBytesPerSecondPerMbit = 125000.0;
 
-// Link speed in bytes/s, or nothing when the kernel does not know it. Reading `speed` fails
-// with EINVAL for most virtual devices and for a NIC without link, and reads -1 for
-// SPEED_UNKNOWN; none of that is an error of the sampler.
-std::optional<double> linkSpeed(const HostPaths& paths, std::string_view interface) {
-  auto text = readFile(paths.sys() / "class" / "net" / interface / "speed");
+}  // namespace
+
+// Reading `speed` fails with EINVAL for most virtual devices and for a NIC without link, and
+// reads -1 for SPEED_UNKNOWN; none of that is an error of the sampler. The file stays open
+// (see KernelFile) while the interface is listed.
+std::optional<double> NetworkSampler::linkSpeed(const std::string& interface) {
+  auto it = speedFiles_.find(interface);
+  if (it == speedFiles_.end()) {
+    it = speedFiles_.emplace(interface, KernelFile(sysNet_ + interface + "/speed")).first;
+  }
+  auto text = it->second.read();
   if (!text) return std::nullopt;
   auto mbits = parseUint(proc::trim(*text));
   if (!mbits || *mbits == 0) return std::nullopt;
   return static_cast<double>(*mbits) * kBytesPerSecondPerMbit;
 }
 
-}  // namespace
-
-Result<NetworkSampler::CountersByInterface> NetworkSampler::readCounters(const HostPaths& paths) {
-  auto path = paths.proc() / "net" / "dev";
-  auto text = proc::readTextFile(path);
+Result<NetworkSampler::CountersByInterface> NetworkSampler::readCounters() {
+  const std::filesystem::path& path = netDev_.path();
+  auto text = proc::readTextFile(netDev_);
   if (!text) return fail(text.error().message);
 
   std::string_view rest = *text;
@@ -47,6 +53,8 @@ Result<NetworkSampler::CountersByInterface> NetworkSampler::readCounters(const H
 
   CountersByInterface all;
   CountersByInterface physical;
+  std::vector<std::string_view> fields;
+  std::string devicePath;
   for (size_t lineNo = 3; proc::nextLine(rest, line); ++lineNo) {
     if (proc::trim(line).empty()) continue;
     auto where = [&] { return path.string() + ": line " + std::to_string(lineNo) + ": "; };
@@ -57,7 +65,7 @@ Result<NetworkSampler::CountersByInterface> NetworkSampler::readCounters(const H
     auto name = proc::trim(line.substr(0, colon));
     if (!proc::isSafeName(name)) return fail(where() + "bad interface name");
     if (name == "lo") continue;
-    auto fields = proc::splitFields(line.substr(colon + 1));
+    proc::splitFields(line.substr(colon + 1), fields);
     if (fields.size() < kColumns) {
       return fail(where() + std::string(name) + " has " + std::to_string(fields.size()) +
                   " counters, expected " + std::to_string(kColumns));
@@ -67,8 +75,12 @@ Result<NetworkSampler::CountersByInterface> NetworkSampler::readCounters(const H
     auto tx = parseUint(fields[kTxBytesColumn]);
     if (!tx) return fail(where() + std::string(name) + " tx_bytes: " + tx.error().message);
     Counters counters{*rx, *tx};
-    std::error_code ec;
-    if (std::filesystem::exists(paths.sys() / "class" / "net" / name / "device", ec)) {
+    // lstat() on a plain string: the `device` link is all we ask about (following it costs
+    // the kernel more than the rest of the lookup); std::filesystem::path would split the path
+    // into components (several allocations) for every interface of every sample.
+    devicePath.assign(sysNet_).append(name).append("/device");
+    struct stat st {};
+    if (::lstat(devicePath.c_str(), &st) == 0) {
       physical.insert_or_assign(std::string(name), counters);
     }
     all.insert_or_assign(std::string(name), counters);
@@ -79,22 +91,24 @@ Result<NetworkSampler::CountersByInterface> NetworkSampler::readCounters(const H
 }
 
 Result<SamplerPtr> NetworkSampler::create(const HostPaths& paths) {
-  auto counters = readCounters(paths);
+  std::unique_ptr<NetworkSampler> sampler(new NetworkSampler(paths));
+  auto counters = sampler->readCounters();
   if (!counters) return fail(counters.error().message);
   if (counters->empty()) {
     return fail("no network interface other than lo in " + (paths.proc() / "net" / "dev").string());
   }
-  return SamplerPtr(new NetworkSampler(paths));
+  return SamplerPtr(std::move(sampler));
 }
 
 Result<Sample> NetworkSampler::sample(Clock::time_point now) {
-  auto counters = readCounters(paths_);
+  auto counters = readCounters();
   if (!counters) return fail(counters.error().message);
 
   Sample out;
   std::map<std::string, double, std::less<>> speeds;
+  std::erase_if(speedFiles_, [&](const auto& entry) { return !counters->contains(entry.first); });
   for (const auto& [name, unused] : *counters) {
-    if (auto speed = linkSpeed(paths_, name)) {
+    if (auto speed = linkSpeed(name)) {
       speeds.emplace(name, *speed);
       out.gauges.push_back(Gauge{GaugeKind::kNetworkLinkSpeedBytesPerSecond, name, *speed});
     }

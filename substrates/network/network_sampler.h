@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/files.h"
 #include "sampler.h"
 
 namespace pi0::substrates {
@@ -46,11 +47,17 @@ class NetworkSampler final : public Sampler {
   };
   using CountersByInterface = std::map<std::string, Counters, std::less<>>;
 
-  explicit NetworkSampler(HostPaths paths) : paths_(std::move(paths)) {}
+  explicit NetworkSampler(const HostPaths& paths)
+      : netDev_(paths.proc() / "net" / "dev"),
+        sysNet_((paths.sys() / "class" / "net").string() + "/") {}
   // The counters of the interfaces to sample (see the contract), read now.
-  static Result<CountersByInterface> readCounters(const HostPaths& paths);
+  Result<CountersByInterface> readCounters();
+  // Link speed in bytes/s, or nothing when the kernel does not know it.
+  std::optional<double> linkSpeed(const std::string& interface);
 
-  HostPaths paths_;
+  KernelFile netDev_;
+  std::string sysNet_;                                         // "<root>/sys/class/net/"
+  std::map<std::string, KernelFile, std::less<>> speedFiles_;  // by interface
   std::optional<CountersByInterface> previous_;
   Clock::time_point previousAt_{};
   std::map<std::string, double, std::less<>> peakRate_;  // bytes/s, per interface
