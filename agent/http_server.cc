@@ -90,8 +90,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
 
 HttpServer::~HttpServer() = default;
 
-void HttpServer::run() {
-  server_->listen_after_bind();
+bool HttpServer::run() {
+  return server_->listen_after_bind();
 }
 
 void HttpServer::stop() {

@@ -31,8 +31,9 @@ class HttpServer {
   ~HttpServer();
 
   int port() const { return port_; }
-  // Serves until stop() is called from another thread.
-  void run();
+  // Serves until stop() is called from another thread. Returns false when serving ended for
+  // any other reason (the listening socket failed).
+  bool run();
   void stop();
 
  private:

@@ -8,6 +8,8 @@
 #include <optional>
 #include <thread>
 
+#include <unistd.h>
+
 #include "agent/agent_metrics.h"
 #include "agent/collector.h"
 #include "agent/http_server.h"
@@ -133,21 +135,32 @@ int run(const Options& options) {
                                   {"intervalSeconds", options.intervalSeconds},
                                   {"window", options.window}});
 
-  std::thread http([&] { (*server)->run(); });
+  // A server that stops on its own leaves the node unobserved: stop the agent (exit 1) so
+  // that it is restarted, rather than sample for nobody.
+  std::atomic<bool> httpFailed{false};
+  std::thread http([&] {
+    if (!(*server)->run()) {
+      httpFailed = true;
+      log::error("the HTTP server stopped unexpectedly; shutting down");
+      ::kill(::getpid(), SIGTERM);
+    }
+  });
   std::jthread sampler([&](std::stop_token stop) {
     samplingLoop(stop, options, **collector, metrics, store ? &*store : nullptr);
   });
 
   int received = 0;
   sigwait(&signals, &received);
-  log::info("shutting down", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  if (!httpFailed) {
+    log::info("shutting down", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  }
   sampler.request_stop();
   sampler.join();
   (*server)->stop();
   http.join();
   if (store) saveState(*store, options, **collector, metrics);
   log::info("pi0-agent stopped");
-  return 0;
+  return httpFailed ? 1 : 0;
 }
 
 }  // namespace
