@@ -40,6 +40,8 @@ class Collector {
   // Static GPU facts for the fingerprint (a JSON array), called on the sampling thread.
   void setGpuInfo(std::function<nlohmann::json()> gpuInfo) { gpuInfo_ = std::move(gpuInfo); }
 
+  std::size_t sourceCount() const { return sources_.size(); }
+
   void step(substrates::Clock::time_point now, std::chrono::system_clock::time_point wallNow);
 
   std::shared_ptr<const Snapshot> snapshot() const;

@@ -53,13 +53,24 @@ Result<void> addSources(const Options& options, Collector& collector) {
                                {"psi", &substrates::PressureSampler::create},
                                {"disk", &substrates::DiskSampler::create},
                                {"network", &substrates::NetworkSampler::create}};
+  std::string missingReasons;
   for (const auto& f : factories) {
     auto sampler = f.create(paths);
     if (sampler) {
       collector.addSource(std::move(*sampler));
     } else {
+      if (!missingReasons.empty()) missingReasons += "; ";
+      missingReasons += sampler.error().message;
       collector.addMissing(f.source, sampler.error().message);
     }
+  }
+
+  // Not one host source: the host root is wrong (say /host is not mounted), not a node
+  // without PSI. Refuse to start, so the mistake shows as a crash loop with this message
+  // rather than an agent that is never ready.
+  if (collector.sourceCount() == 0) {
+    return fail("no host source is readable under --host-root " + options.hostRoot.string() +
+                " (is the host's /proc mounted there?): " + missingReasons);
   }
 
   if (options.nvmlLibrary == "none") {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pi0-agent --source synthetic:FILE end to end: the fingerprint shows the profile's known
 # values, and rewriting the file changes the load within seconds (how later end-to-end tests
-# drive overloads). An invalid profile at start is a clear error, not a silent fallback.
+# drive overloads). An invalid profile, or a --host-root without /proc, is a clear error at
+# start, not a silent fallback.
 # Usage: agent_synthetic_test.sh PI0_AGENT_BINARY
 AGENT=$1
 source "$(dirname "$0")/lib.sh"
@@ -59,4 +60,12 @@ if "$AGENT" --source "synthetic:$WORK/bad.yaml" --listen 127.0.0.1:0 2>"$WORK/ba
   die "an invalid profile was accepted"
 fi
 grep -q 'bad.yaml.*signals.cpu' "$WORK/bad.log" || die "unclear error for an invalid profile"
+# A host root without /proc is a configuration mistake, refused at start with the reason.
+mkdir -p "$WORK/empty-root"
+if "$AGENT" --host-root "$WORK/empty-root" --nvml-library none --listen 127.0.0.1:0 \
+  2>"$WORK/empty-root.log"; then
+  die "an empty --host-root was accepted"
+fi
+grep -q 'no host source is readable under --host-root' "$WORK/empty-root.log" ||
+  die "unclear error for an empty --host-root"
 echo "PASS: synthetic source end to end"
