@@ -71,12 +71,16 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) return fail(flag + " needs a value");
       return args[++i];
     };
-    auto duration = [&](double& out, bool allowZero) -> Result<void> {
+    // maxSeconds keeps every duration far from the range where converting it to clock ticks
+    // would overflow.
+    auto duration = [&](double& out, bool allowZero, double maxSeconds,
+                        std::string_view maxText) -> Result<void> {
       auto v = next();
       if (!v) return fail(v.error().message);
       auto d = parseDuration(*v);
       if (!d) return fail(flag + ": " + d.error().message);
       if (!allowZero && d->count() <= 0) return fail(flag + " must be greater than 0");
+      if (d->count() > maxSeconds) return fail(flag + " must be at most " + std::string(maxText));
       out = d->count();
       return {};
     };
@@ -92,11 +96,11 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       if (!addr) return fail(addr.error().message);
       o.listen = *addr;
     } else if (flag == "--interval") {
-      ok = duration(o.intervalSeconds, false);
+      ok = duration(o.intervalSeconds, false, 3600, "1h");
     } else if (flag == "--state-interval") {
-      ok = duration(o.stateIntervalSeconds, false);
+      ok = duration(o.stateIntervalSeconds, false, 3600, "1h");
     } else if (flag == "--gpu-probe-interval") {
-      ok = duration(o.gpuProbeIntervalSeconds, true);
+      ok = duration(o.gpuProbeIntervalSeconds, true, 7 * 86400, "168h");
     } else if (flag == "--window") {
       auto v = next();
       if (!v) return fail(v.error().message);

@@ -15,6 +15,9 @@ namespace pi0::substrates {
 namespace {
 
 constexpr int kMaxSumDepth = 16;
+// YAML aliases share nodes, so `of: [*a, *a, ...]` nested a few levels names billions of
+// waves from a short file (and would hang the sampling thread on a reload). Bound the total.
+constexpr int kMaxWaves = 10000;
 constexpr std::string_view kAllowedSignals =
     "cpu, memory, psi_cpu, psi_memory, psi_io, disk, network, gpu<N>_sm, gpu<N>_memory";
 
@@ -211,6 +214,11 @@ class Parser {
   }
 
   Wave parseWave(const YAML::Node& node, const std::string& path, int depth) const {
+    if (++waves_ > kMaxWaves) {
+      raise(node, path,
+            "the profile expands to more than " + std::to_string(kMaxWaves) +
+                " waves (every use of a YAML alias counts)");
+    }
     if (!node.IsMap()) {
       raise(node, path, "expected a wave like {wave: constant, value: 0.5}" + describe(node));
     }
@@ -302,6 +310,7 @@ class Parser {
   }
 
   std::string_view fileName_;
+  mutable int waves_ = 0;  // waves parsed so far, aliases counted at every use
 };
 
 std::uint64_t splitMix64(std::uint64_t x) {

@@ -71,6 +71,9 @@ TEST_CASE("bad flags say what is wrong") {
       {{"--log-level", "loud"}, "unknown log level 'loud'"},
       {{"--window"}, "--window needs a value"},
       {{"--gpu-probe-interval", "30s"}, "at least 1m"},
+      {{"--gpu-probe-interval", "1e300s"}, "at most 168h"},
+      {{"--interval", "2h"}, "--interval must be at most 1h"},
+      {{"--state-interval", "1e20"}, "--state-interval must be at most 1h"},
       {{"--frobnicate"}, "unknown flag '--frobnicate'"},
   };
   for (const auto& c : cases) {

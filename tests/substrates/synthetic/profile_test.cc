@@ -375,3 +375,21 @@ TEST_CASE("the error fixture names its line") {
   CHECK(profile.error().message ==
         "negative-period.yaml:5: signals.cpu: sine needs periodSeconds > 0, got -8");
 }
+
+TEST_CASE("a YAML alias bomb is refused instead of expanded") {
+  // Each level lists the previous one ten times through an alias: six levels name 10^6 waves
+  // from a few hundred bytes (and took 22 s to expand before the bound).
+  std::string yaml = "signals:\n  cpu: &l0 {wave: constant, value: 0.5}\n";
+  const char* names[] = {"memory", "disk", "network", "psi_cpu", "psi_memory", "psi_io"};
+  for (int level = 1; level <= 6; ++level) {
+    yaml += std::string("  ") + names[level - 1] + ": &l" + std::to_string(level) +
+            " {wave: sum, of: [";
+    for (int i = 0; i < 10; ++i)
+      yaml += (i ? ", *l" : "*l") + std::to_string(level - 1);
+    yaml += "]}\n";
+  }
+  auto profile = parseProfile(yaml, "bomb.yaml");
+  REQUIRE_FALSE(profile.has_value());
+  CHECK(profile.error().message.find("expands to more than 10000 waves") != std::string::npos);
+  CHECK(profile.error().message.find("bomb.yaml") != std::string::npos);
+}
