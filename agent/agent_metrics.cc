@@ -2,6 +2,8 @@
 
 #include <prometheus/family.h>
 
+#include <cstdlib>
+
 namespace pi0::agent {
 namespace {
 
@@ -175,45 +177,59 @@ void AgentMetrics::setMemoryTrend(const gate::ExhaustionTrend& trend, double tot
   memoryExhaustion_.Set(trend.secondsToExhaustion);
 }
 
-void AgentMetrics::setGauge(const substrates::Gauge& g) {
+AgentMetrics::RawSeries AgentMetrics::makeRawSeries(substrates::GaugeKind kind,
+                                                    const std::string& device) {
   using substrates::GaugeKind;
-  // Labels are built only for the kind at hand: a map and two strings per gauge per round.
-  const prometheus::Labels none{};
-  auto gpu = [&] { return prometheus::Labels{{"gpu", g.device}}; };
-  switch (g.kind) {
+  auto gauge = [](prometheus::Family<prometheus::Gauge>& family, const prometheus::Labels& labels) {
+    auto* metric = &family.Add(labels);
+    return RawSeries{[metric](double v) { metric->Set(v); },
+                     [&family, metric] { family.Remove(metric); }};
+  };
+  const prometheus::Labels gpu{{"gpu", device}};
+  switch (kind) {
     case GaugeKind::kMemoryTotalBytes:
-      memoryTotal_.Add(none).Set(g.value);
-      break;
+      return gauge(memoryTotal_, {});
     case GaugeKind::kMemoryAvailableBytes:
-      memoryAvailable_.Add(none).Set(g.value);
-      break;
+      return gauge(memoryAvailable_, {});
     case GaugeKind::kNetworkLinkSpeedBytesPerSecond:
-      linkSpeed_.Add({{"device", g.device}}).Set(g.value);
-      break;
+      return gauge(linkSpeed_, {{"device", device}});
     case GaugeKind::kGpuTemperatureCelsius:
-      gpuTemperature_.Add(gpu()).Set(g.value);
-      break;
+      return gauge(gpuTemperature_, gpu);
     case GaugeKind::kGpuPowerWatts:
-      gpuPower_.Add(gpu()).Set(g.value);
-      break;
+      return gauge(gpuPower_, gpu);
     case GaugeKind::kGpuMemoryUsedBytes:
-      gpuMemoryUsed_.Add(gpu()).Set(g.value);
-      break;
+      return gauge(gpuMemoryUsed_, gpu);
     case GaugeKind::kGpuMemoryTotalBytes:
-      gpuMemoryTotal_.Add(gpu()).Set(g.value);
-      break;
+      return gauge(gpuMemoryTotal_, gpu);
+    case GaugeKind::kGpuProbeBandwidthRatio:
+      return gauge(gpuProbeRatio_, gpu);
     case GaugeKind::kGpuXidErrorsTotal: {
       // The sampler reports a cumulative count; a counter only moves forward by deltas.
-      auto& counter = gpuXidErrors_.Add(gpu());
-      double& seen = xidSeen_[g.device];
-      if (g.value > seen) counter.Increment(g.value - seen);
-      seen = g.value;
-      break;
+      auto* counter = &gpuXidErrors_.Add(gpu);
+      return RawSeries{[counter, seen = 0.0](double total) mutable {
+                         if (total > seen) counter->Increment(total - seen);
+                         seen = total;
+                       },
+                       [this, counter] { gpuXidErrors_.Remove(counter); }};
     }
-    case GaugeKind::kGpuProbeBandwidthRatio:
-      gpuProbeRatio_.Add(gpu()).Set(g.value);
-      break;
   }
+  std::abort();  // every GaugeKind is handled above
+}
+
+void AgentMetrics::setGauge(const substrates::Gauge& g) {
+  auto key = std::make_pair(g.kind, g.device);
+  auto it = raw_.find(key);
+  if (it == raw_.end()) it = raw_.emplace(key, makeRawSeries(g.kind, g.device)).first;
+  it->second.set(g.value);
+  it->second.lastRound = round_;
+}
+
+void AgentMetrics::endRound() {
+  std::erase_if(raw_, [this](auto& entry) {
+    if (entry.second.lastRound == round_) return false;
+    entry.second.remove();
+    return true;
+  });
 }
 
 }  // namespace pi0::agent

@@ -4,10 +4,13 @@
 // only by the sampling thread (the HTTP thread only serializes the registry).
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
@@ -40,7 +43,12 @@ class AgentMetrics {
                  double dominantPeriodSeconds);
   void removeSignal(const std::string& signal);
   void setMemoryTrend(const gate::ExhaustionTrend& trend, double totalBytes);
+  // Raw values from the samplers. A round is bracketed by beginRound() and endRound(); a series
+  // that was not set during a round (a GPU that is gone, a probe result that was discarded) is
+  // removed at its end rather than left showing its last value.
+  void beginRound() { ++round_; }
   void setGauge(const substrates::Gauge& gauge);
+  void endRound();
 
  private:
   struct SignalSeries {
@@ -92,7 +100,15 @@ class AgentMetrics {
   prometheus::Family<prometheus::Gauge>& gpuProbeRatio_;
 
   std::map<std::string, SignalSeries, std::less<>> signals_;
-  std::map<std::string, double, std::less<>> xidSeen_;  // last cumulative XID count per GPU
+  struct RawSeries {
+    std::function<void(double)> set;
+    std::function<void()> remove;
+    std::uint64_t lastRound = 0;
+  };
+  RawSeries makeRawSeries(substrates::GaugeKind kind, const std::string& device);
+
+  std::map<std::pair<substrates::GaugeKind, std::string>, RawSeries> raw_;
+  std::uint64_t round_ = 0;
 };
 
 }  // namespace pi0::agent

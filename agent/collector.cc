@@ -52,6 +52,7 @@ void Collector::step(substrates::Clock::time_point now,
                      std::chrono::system_clock::time_point wallNow) {
   const auto started = substrates::Clock::now();
   ++round_;
+  metrics_.beginRound();
   for (auto& src : sources_) {
     auto sample = src.sampler->sample(now);
     if (!sample) {
@@ -77,6 +78,7 @@ void Collector::step(substrates::Clock::time_point now,
       metrics_.setGauge(gauge);
     }
   }
+  metrics_.endRound();
   // A signal whose source stopped reporting it (a lost GPU, an unplugged NIC) is dropped once
   // its whole window is out of date, so no decision rests on old data.
   for (auto it = signals_.begin(); it != signals_.end();) {

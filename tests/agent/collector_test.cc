@@ -168,3 +168,30 @@ TEST_CASE("restored windows make the agent ready at once") {
   auto windows = f.collector->windows();
   CHECK(windows.at("cpu") == std::vector<double>(8, 0.3));
 }
+
+TEST_CASE("raw values: a series not reported in a round is removed, XID counts move by deltas") {
+  Fixture f(8);
+  using substrates::GaugeKind;
+  auto round = [&](std::vector<substrates::Gauge> gauges) {
+    f.fake->push(Sample{{{"cpu", 0.5}}, std::move(gauges)});
+    f.t += std::chrono::milliseconds(500);
+    f.collector->step(f.t, std::chrono::system_clock::now());
+  };
+  round({{GaugeKind::kGpuTemperatureCelsius, "0", 61},
+         {GaugeKind::kGpuTemperatureCelsius, "1", 70},
+         {GaugeKind::kGpuXidErrorsTotal, "0", 2}});
+  auto text = f.text();
+  CHECK(text.find("pi0_node_gpu_temperature_celsius{gpu=\"1\"} 70") != std::string::npos);
+  CHECK(text.find("pi0_node_gpu_xid_errors_total{gpu=\"0\"} 2") != std::string::npos);
+
+  // GPU 1 is gone; GPU 0's cumulative count went from 2 to 5.
+  round({{GaugeKind::kGpuTemperatureCelsius, "0", 62}, {GaugeKind::kGpuXidErrorsTotal, "0", 5}});
+  text = f.text();
+  CHECK(text.find("pi0_node_gpu_temperature_celsius{gpu=\"1\"}") == std::string::npos);
+  CHECK(text.find("pi0_node_gpu_temperature_celsius{gpu=\"0\"} 62") != std::string::npos);
+  CHECK(text.find("pi0_node_gpu_xid_errors_total{gpu=\"0\"} 5") != std::string::npos);
+
+  // No raw values at all this round: nothing stale is left.
+  round({});
+  CHECK(f.text().find("pi0_node_gpu_") == std::string::npos);
+}
