@@ -14,6 +14,9 @@ namespace {
 
 constexpr size_t kProbeBytes = size_t{256} << 20;    // per buffer (one read, one written)
 constexpr size_t kMinProbeBytes = size_t{16} << 20;  // below this the timing means little
+// A buffer that fits in L2 measures the cache, not the memory: each buffer is at least this many
+// times the L2 size.
+constexpr size_t kMinL2Multiple = 4;
 constexpr int kTimedLaunches = 8;
 constexpr int kThreadsPerBlock = 256;
 
@@ -25,6 +28,14 @@ void setMessage(char* err, size_t n, const char* text) {
 void setCudaError(char* err, size_t n, const char* what, cudaError_t e) {
   if (err == nullptr || n == 0) return;
   std::snprintf(err, n, "%s: %s (%s)", what, cudaGetErrorString(e), cudaGetErrorName(e));
+}
+
+void setNotEnoughMemory(char* err, size_t n, size_t freeBytes, size_t minBytes) {
+  if (err == nullptr || n == 0) return;
+  std::snprintf(err, n,
+                "not enough free device memory for the probe (%zu bytes free, the probe needs 8 x "
+                "%zu bytes free to take at most a quarter)",
+                freeBytes, minBytes);
 }
 
 // Reads one buffer and writes the other in 16-byte words: the simplest kernel that streams
@@ -143,12 +154,20 @@ PI0_CUDA_PROBE_EXPORT int pi0_cuda_bandwidth_probe(int dev, double* achieved, ch
     setCudaError(err, n, "cudaMemGetInfo", e);
     return 1;
   }
+  int l2Bytes = 0;
+  if ((e = cudaDeviceGetAttribute(&l2Bytes, cudaDevAttrL2CacheSize, dev)) != cudaSuccess) {
+    setCudaError(err, n, "cudaDeviceGetAttribute(cudaDevAttrL2CacheSize)", e);
+    return 1;
+  }
+  size_t minBytes = kMinProbeBytes;
+  if (l2Bytes > 0 && kMinL2Multiple * static_cast<size_t>(l2Bytes) > minBytes) {
+    minBytes = kMinL2Multiple * static_cast<size_t>(l2Bytes);
+  }
   // Never take more than a quarter of what is free: the node's workloads come first.
-  size_t bytes = kProbeBytes;
+  size_t bytes = kProbeBytes > minBytes ? kProbeBytes : minBytes;
   if (2 * bytes > freeBytes / 4) bytes = (freeBytes / 8) & ~size_t{0xFFFF};
-  if (bytes < kMinProbeBytes) {
-    std::snprintf(err, n, "not enough free device memory for the probe (%zu bytes free)",
-                  freeBytes);
+  if (bytes < minBytes) {
+    setNotEnoughMemory(err, n, freeBytes, minBytes);
     return 1;
   }
   const size_t words = bytes / sizeof(uint4);

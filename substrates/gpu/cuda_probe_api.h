@@ -46,10 +46,11 @@ int pi0_cuda_device_count(char* err, size_t n);
 /* Fills *out for CUDA device `dev`. Returns 0, or non-zero with a message. */
 int pi0_cuda_device_properties(int dev, struct pi0_cuda_properties* out, char* err, size_t n);
 
-/* Measures device-memory bandwidth on `dev`: a read+write copy kernel over up to 256 MiB
- * (less when the device has little free memory), timed with CUDA events over a few launches
- * (milliseconds), counting bytes read plus bytes written. Frees everything and resets the
- * device's primary context afterwards, so the probe holds no GPU memory between runs.
+/* Measures device-memory bandwidth on `dev`: a read+write copy kernel over 256 MiB per buffer, or
+ * 4 x the L2 cache size when that is larger (less when the device has little free memory, but
+ * never under 4 x L2 nor 16 MiB: the probe then fails with a message), timed with CUDA events over
+ * a few launches (milliseconds), counting bytes read plus bytes written. Frees everything and
+ * resets the device's primary context afterwards, so the probe holds no GPU memory between runs.
  * Returns 0 and sets *achieved_bytes_per_second, or non-zero with a message. */
 int pi0_cuda_bandwidth_probe(int dev, double* achieved_bytes_per_second, char* err, size_t n);
 

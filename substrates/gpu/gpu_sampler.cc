@@ -16,6 +16,15 @@ namespace {
 
 // Bounds the work of one sample() when a GPU floods the event set.
 constexpr int kMaxEventsPerSample = 1024;
+// The wait's timeout in ms. Not 0: what 0 means differs between NVML versions and wrappers,
+// and the sampling thread must never block on it.
+constexpr unsigned kEventWaitTimeoutMs = 1;
+// The probe's CUDA context plus its two buffers, with margin: a GPU with less free memory is
+// left to its workloads.
+constexpr unsigned long long kProbeMinFreeBytes = 4ULL << 30;
+// A copy kernel cannot beat the memory's nominal rate; above this the measurement is wrong
+// (e.g. the buffers were served from cache).
+constexpr double kMaxPlausibleRatio = 1.05;
 
 // What a read of one optional NVML value produced.
 enum class Read { kValue, kOmitted, kFailed };
@@ -28,6 +37,14 @@ Read readValue(Fn fn, nvml::Return& result, Args... args) {
   if (result == nvml::kSuccess) return Read::kValue;
   if (result == nvml::kErrorNotSupported) return Read::kOmitted;
   return Read::kFailed;
+}
+
+// Errors that say the GPU itself (or the driver) is unusable, as opposed to one value that could
+// not be read (NO_PERMISSION, TIMEOUT, UNKNOWN, ...).
+bool isDeviceLevelError(nvml::Return result) {
+  return result == nvml::kErrorGpuIsLost || result == nvml::kErrorResetRequired ||
+         result == nvml::kErrorUninitialized || result == nvml::kErrorDriverNotLoaded ||
+         result == nvml::kErrorLibRmVersionMismatch;
 }
 
 std::string gpuName(unsigned index) {
@@ -222,22 +239,32 @@ std::vector<GpuDeviceInfo> GpuSampler::devices() const {
   return infos_;
 }
 
-// Drains the event set without blocking (timeout 0): NVML answers NVML_ERROR_TIMEOUT as soon as
-// no event is pending.
+// Drains the event set without blocking (a 1 ms timeout): NVML answers NVML_ERROR_TIMEOUT as
+// soon as no event is pending. Any other error (e.g. NVML_ERROR_GPU_IS_LOST when a GPU fell off
+// the bus) rebuilds the set from the GPUs that still register, so the healthy GPUs' XIDs are
+// still counted; when that fails, or the rebuilt set fails too, XID counting stops.
 void GpuSampler::drainXidEvents() {
   if (eventSet_ == nullptr) return;
   const nvml::Api& api = nvml_->api();
+  bool rebuilt = false;
   for (int i = 0; i < kMaxEventsPerSample; ++i) {
     nvml::EventData data{};
-    const nvml::Return result = api.eventSetWait(eventSet_, &data, 0);
+    const nvml::Return result = api.eventSetWait(eventSet_, &data, kEventWaitTimeoutMs);
     if (result == nvml::kErrorTimeout) break;
     if (result != nvml::kSuccess) {
       if (!eventReadFailing_) {
-        log::warn("gpu xid events: read failed",
+        log::warn("gpu xid events: read failed, rebuilding the event set",
                   {{"source", "gpu"}, {"error", nvml_->describe(result)}});
       }
       eventReadFailing_ = true;
-      return;
+      if (rebuilt || !rebuildEventSet()) {
+        log::error("gpu xid events: giving up, the xid gauges are no longer exported",
+                   {{"source", "gpu"}, {"error", nvml_->describe(result)}});
+        dropEventSet();
+        return;
+      }
+      rebuilt = true;
+      continue;
     }
     if ((data.eventType & nvml::kEventTypeXidCriticalError) == 0) continue;
     for (DeviceState& device : states_) {
@@ -247,7 +274,37 @@ void GpuSampler::drainXidEvents() {
                 {{"source", "gpu"}, {"gpu", device.index}, {"xid", data.eventData}});
     }
   }
-  eventReadFailing_ = false;
+  if (!rebuilt) eventReadFailing_ = false;
+}
+
+// Frees the event set and creates a new one holding every GPU that is not failing. Fails only
+// when no new set can be created.
+bool GpuSampler::rebuildEventSet() {
+  const nvml::Api& api = nvml_->api();
+  if (api.eventSetFree != nullptr) api.eventSetFree(eventSet_);
+  eventSet_ = nullptr;
+  for (DeviceState& device : states_)
+    device.xidRegistered = false;
+  const nvml::Return created = api.eventSetCreate(&eventSet_);
+  if (created != nvml::kSuccess) {
+    eventSet_ = nullptr;
+    log::warn("gpu xid events: cannot create a new event set",
+              {{"source", "gpu"}, {"error", nvml_->describe(created)}});
+    return false;
+  }
+  for (DeviceState& device : states_) {
+    if (device.handle != nullptr && !device.failing) registerXid(device);
+  }
+  return true;
+}
+
+// Stops XID counting for good: frozen totals would look like "no new XIDs" and silence alerts.
+void GpuSampler::dropEventSet() {
+  const nvml::Api& api = nvml_->api();
+  if (eventSet_ != nullptr && api.eventSetFree != nullptr) api.eventSetFree(eventSet_);
+  eventSet_ = nullptr;
+  for (DeviceState& device : states_)
+    device.xidRegistered = false;
 }
 
 // Appends one GPU's readings and gauges to `out`; on a failure `out` is left as it was.
@@ -303,7 +360,9 @@ Result<void> GpuSampler::readDevice(const DeviceState& device, Sample& out) {
     case Read::kOmitted:
       break;
     case Read::kFailed:
-      return failed("nvmlDeviceGetTemperature");
+      // One unreadable sensor (NO_PERMISSION, TIMEOUT, ...) is omitted; a lost GPU fails.
+      if (isDeviceLevelError(result)) return failed("nvmlDeviceGetTemperature");
+      break;
   }
 
   unsigned int milliwatts = 0;
@@ -315,7 +374,8 @@ Result<void> GpuSampler::readDevice(const DeviceState& device, Sample& out) {
     case Read::kOmitted:
       break;
     case Read::kFailed:
-      return failed("nvmlDeviceGetPowerUsage");
+      if (isDeviceLevelError(result)) return failed("nvmlDeviceGetPowerUsage");
+      break;
   }
 
   std::move(part.readings.begin(), part.readings.end(), std::back_inserter(out.readings));
@@ -323,42 +383,109 @@ Result<void> GpuSampler::readDevice(const DeviceState& device, Sample& out) {
   return {};
 }
 
+// Why `device` must not be probed now, or empty. The probe must never contend with a workload:
+// a GPU in a compute mode other than DEFAULT (EXCLUSIVE_PROCESS, PROHIBITED; MPS runs in
+// EXCLUSIVE_PROCESS) would make a process that starts during the probe fail, and a GPU with
+// little free memory has none to spare for the probe's context and buffers.
+std::string GpuSampler::probeSkipReason(const DeviceState& device) const {
+  const nvml::Api& api = nvml_->api();
+  const std::string name = gpuName(device.index);
+  nvml::Return result = nvml::kSuccess;
+  int mode = nvml::kComputeModeDefault;
+  switch (readValue(api.deviceGetComputeMode, result, device.handle, &mode)) {
+    case Read::kValue:
+      if (mode != nvml::kComputeModeDefault) {
+        return name + " compute mode is not default (" + std::to_string(mode) + ")";
+      }
+      break;
+    case Read::kOmitted:  // no such function, or not supported: nothing says it is shared
+      break;
+    case Read::kFailed:
+      return name + " compute mode unreadable: " + nvml_->describe(result);
+  }
+  nvml::Memory memory{};
+  switch (readValue(api.deviceGetMemoryInfo, result, device.handle, &memory)) {
+    case Read::kValue:
+      if (memory.free < kProbeMinFreeBytes) {
+        return name + " free memory " + std::to_string(memory.free) + " bytes is below " +
+               std::to_string(kProbeMinFreeBytes);
+      }
+      break;
+    case Read::kOmitted:  // the probe library itself takes at most a fraction of what is free
+      break;
+    case Read::kFailed:
+      return name + " free memory unreadable: " + nvml_->describe(result);
+  }
+  return {};
+}
+
 void GpuSampler::runProbe(Clock::time_point now) {
   if (probe_ == nullptr) return;
-  if (lastProbe_ && now - *lastProbe_ < options_.probeInterval) return;
+  // In seconds: converting a huge probeInterval to the clock's ticks would overflow.
+  if (lastProbe_ && std::chrono::duration_cast<std::chrono::seconds>(now - *lastProbe_) <
+                        options_.probeInterval) {
+    return;
+  }
   lastProbe_ = now;
 
   std::string firstError;
+  std::string skipped;
   bool ran = false;
+  bool considered = false;
   for (const DeviceState& device : states_) {
     // A GPU that NVML cannot reach is not one to launch kernels on.
     if (device.cudaDevice < 0 || device.failing) continue;
+    considered = true;
+    const std::string skip = probeSkipReason(device);
+    if (!skip.empty()) {
+      skipped += (skipped.empty() ? "" : "; ") + skip;
+      // Nothing was measured: the ratio gauge goes away rather than repeat old news.
+      std::lock_guard lock(mutex_);
+      GpuDeviceInfo& info = infos_[device.index];
+      info.lastProbeAchievedBytesPerSecond = std::numeric_limits<double>::quiet_NaN();
+      info.lastProbeRatio = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
     ran = true;
     auto achieved = probe_->bandwidth(device.cudaDevice);
     std::lock_guard lock(mutex_);
     GpuDeviceInfo& info = infos_[device.index];
+    info.lastProbeAchievedBytesPerSecond = std::numeric_limits<double>::quiet_NaN();
+    info.lastProbeRatio = std::numeric_limits<double>::quiet_NaN();
     if (!achieved) {
       // A failed probe measured nothing: the ratio gauge goes away rather than repeat old news.
-      info.lastProbeAchievedBytesPerSecond = std::numeric_limits<double>::quiet_NaN();
-      info.lastProbeRatio = std::numeric_limits<double>::quiet_NaN();
       if (firstError.empty()) firstError = gpuName(device.index) + ": " + achieved.error().message;
       continue;
     }
+    const double ratio = info.nominalBandwidthBytesPerSecond > 0
+                             ? *achieved / info.nominalBandwidthBytesPerSecond
+                             : std::numeric_limits<double>::quiet_NaN();
+    if (ratio > kMaxPlausibleRatio) {
+      if (firstError.empty()) {
+        firstError = gpuName(device.index) + ": implausible bandwidth ratio " +
+                     std::to_string(ratio) + " (above " + std::to_string(kMaxPlausibleRatio) +
+                     " of nominal; measured cache, not memory?), not exported";
+      }
+      continue;
+    }
     info.lastProbeAchievedBytesPerSecond = *achieved;
-    info.lastProbeRatio = info.nominalBandwidthBytesPerSecond > 0
-                              ? *achieved / info.nominalBandwidthBytesPerSecond
-                              : std::numeric_limits<double>::quiet_NaN();
+    info.lastProbeRatio = ratio;
   }
-  if (!ran) return;
+  if (!considered) return;
+  if (!ran) {
+    log::info("gpu probe skipped", {{"source", "gpu"}, {"why", skipped}});
+    setProbeStatus("skipped: " + skipped);
+    return;
+  }
   if (firstError.empty()) {
     if (probeFailing_) log::info("gpu probe recovered", {{"source", "gpu"}});
     probeFailing_ = false;
-    setProbeStatus("ok");
+    setProbeStatus(skipped.empty() ? "ok" : "ok; skipped: " + skipped);
     return;
   }
   if (!probeFailing_) log::warn("gpu probe failed", {{"source", "gpu"}, {"error", firstError}});
   probeFailing_ = true;
-  setProbeStatus("failed: " + firstError);
+  setProbeStatus("failed: " + firstError + (skipped.empty() ? "" : "; skipped: " + skipped));
 }
 
 Result<Sample> GpuSampler::sample(Clock::time_point now) {
@@ -374,6 +501,8 @@ Result<Sample> GpuSampler::sample(Clock::time_point now) {
       ++healthy;
       if (device.failing) {
         log::info("gpu device recovered", {{"source", "gpu"}, {"gpu", device.index}});
+        // Left out of an event set rebuilt while it was failing.
+        if (!device.xidRegistered) registerXid(device);
       }
       device.failing = false;
     } else {

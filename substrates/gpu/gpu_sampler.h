@@ -55,15 +55,23 @@ struct GpuDeviceInfo {
 // - sample(), per GPU i: readings "gpu<i>_sm" (utilization.gpu / 100) and "gpu<i>_memory"
 //   (used / total); gauges (device = "<i>") kGpuTemperatureCelsius, kGpuPowerWatts,
 //   kGpuMemoryUsedBytes, kGpuMemoryTotalBytes, kGpuXidErrorsTotal (XID critical-error events
-//   seen since create(), drained without blocking from an NVML event set; absent for a GPU
+//   seen since create(), drained from an NVML event set with a 1 ms wait; absent for a GPU
 //   where NVML does not support event registration) and kGpuProbeBandwidthRatio (when the last
-//   probe of that GPU succeeded). A value NVML reports as NVML_ERROR_NOT_SUPPORTED, or whose
-//   function the library lacks, is omitted. A GPU whose queries fail otherwise (e.g.
+//   probe of that GPU succeeded with a plausible ratio, at most 1.05). When the event wait fails
+//   otherwise than with a timeout (e.g. a GPU fell off the bus), the event set is rebuilt from
+//   the GPUs that still register; if that fails, or the rebuilt set fails too, no
+//   kGpuXidErrorsTotal gauge is exported any more (frozen totals would silence alerts), logged
+//   once. A value NVML reports as NVML_ERROR_NOT_SUPPORTED, or whose function the library lacks,
+//   is omitted; so is a temperature or power that fails with an error that is not device-level
+//   (NO_PERMISSION, TIMEOUT, UNKNOWN, ...). A GPU whose queries fail otherwise (e.g.
 //   NVML_ERROR_GPU_IS_LOST) contributes only its XID gauge; the failure is logged once per run
 //   of failures and the other GPUs still report. sample() fails only when every GPU failed.
 // - The probe runs on the calling (sampling) thread inside sample(): on the first call, then
 //   at most once per probeInterval of the `now` values passed in. It takes milliseconds plus
-//   the CUDA context creation (the probe releases its context afterwards).
+//   the CUDA context creation (the probe releases its context afterwards). It never contends
+//   with workloads: a GPU whose NVML compute mode is not DEFAULT (EXCLUSIVE_PROCESS, MPS,
+//   PROHIBITED; checked when NVML has nvmlDeviceGetComputeMode) or that has less than 4 GiB
+//   free is skipped, and probeStatus() says why.
 // - sample() is called by one thread. devices() and probeStatus() may be called concurrently
 //   from any thread (the HTTP thread). Never throws.
 // - The destructor frees the event set, calls nvmlShutdown and dlcloses NVML.
@@ -82,7 +90,9 @@ class GpuSampler final : public Sampler {
   // The probe's state for people and the fingerprint: "disabled" (probeInterval 0), "library
   // not built" (no library next to the executable), "library load failed: <why>", "no CUDA
   // device: <why>", "no CUDA device matches an NVML GPU", "pending" (loaded, not run yet),
-  // "ok", "failed: <why>". Thread-safe.
+  // "ok", "skipped: <why>" (no GPU could be probed, e.g. "gpu0 compute mode is not default
+  // (3)"), "failed: <why>" (including an implausible ratio); "ok" and "failed: ..." get
+  // "; skipped: <why>" appended when some GPUs were skipped. Thread-safe.
   std::string probeStatus() const;
 
  private:
@@ -101,6 +111,9 @@ class GpuSampler final : public Sampler {
   void registerXid(DeviceState& device);
   void setUpProbe();
   void drainXidEvents();
+  bool rebuildEventSet();
+  void dropEventSet();
+  std::string probeSkipReason(const DeviceState& device) const;
   Result<void> readDevice(const DeviceState& device, Sample& out);
   void runProbe(Clock::time_point now);
   void setProbeStatus(std::string status);

@@ -84,6 +84,7 @@ Result<std::unique_ptr<Nvml>> Nvml::open(const std::string& library) {
   resolve(handle, "nvmlDeviceGetName", api.deviceGetName);
   resolve(handle, "nvmlDeviceGetUUID", api.deviceGetUuid);
   resolve(handle, "nvmlDeviceGetMemoryInfo", api.deviceGetMemoryInfo);
+  resolve(handle, "nvmlDeviceGetComputeMode", api.deviceGetComputeMode);
   resolve(handle, "nvmlDeviceGetUtilizationRates", api.deviceGetUtilizationRates);
   resolve(handle, "nvmlDeviceGetTemperature", api.deviceGetTemperature);
   resolve(handle, "nvmlDeviceGetPowerUsage", api.deviceGetPowerUsage);

@@ -73,6 +73,9 @@ struct EventData {
 
 inline constexpr unsigned long long kEventTypeXidCriticalError = 0x0000000000000008ULL;
 inline constexpr int kTemperatureGpu = 0;  // NVML_TEMPERATURE_GPU
+// nvmlComputeMode_t (an int-sized C enum): NVML_COMPUTEMODE_DEFAULT lets several processes
+// share the GPU; EXCLUSIVE_PROCESS (3) and PROHIBITED (2) do not.
+inline constexpr int kComputeModeDefault = 0;
 // NVML_DEVICE_NAME_V2_BUFFER_SIZE and NVML_DEVICE_UUID_V2_BUFFER_SIZE.
 inline constexpr unsigned int kNameBufferSize = 96;
 inline constexpr unsigned int kUuidBufferSize = 96;
@@ -90,6 +93,7 @@ struct Api {
   Return (*deviceGetName)(Device device, char* name, unsigned int length);
   Return (*deviceGetUuid)(Device device, char* uuid, unsigned int length);
   Return (*deviceGetMemoryInfo)(Device device, Memory* memory);
+  Return (*deviceGetComputeMode)(Device device, int* mode);  // mode: nvmlComputeMode_t
   Return (*deviceGetUtilizationRates)(Device device, Utilization* utilization);
   Return (*deviceGetTemperature)(Device device, int sensor, unsigned int* celsius);
   Return (*deviceGetPowerUsage)(Device device, unsigned int* milliwatts);

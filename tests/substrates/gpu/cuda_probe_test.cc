@@ -55,6 +55,10 @@ TEST_CASE("the real CUDA probe library answers through its C ABI without crashin
     CHECK(bandwidth(0, &achieved, err3.data(), err3.size()) != 0);
     CHECK(achieved == 0);
     CHECK(std::strlen(err3.data()) > 0);
+    // A null message buffer is allowed on every path: nothing is written through it.
+    CHECK(count(nullptr, 0) <= 0);
+    CHECK(properties(0, &props, nullptr, 0) != 0);
+    CHECK(bandwidth(0, &achieved, nullptr, 0) != 0);
     return;
   }
 
@@ -74,6 +78,10 @@ TEST_CASE("the real CUDA probe library answers through its C ABI without crashin
                       << props.nominal_bandwidth_bytes_per_second / 1e9 << " GB/s");
   CHECK(achieved > 0.05 * props.nominal_bandwidth_bytes_per_second);
   CHECK(achieved < 1.2 * props.nominal_bandwidth_bytes_per_second);
+  // The same probe with no message buffer (buffers at least 4 x L2, so memory is measured).
+  achieved = 0;
+  CHECK(bandwidth(0, &achieved, nullptr, 0) == 0);
+  CHECK(achieved > 0);
 }
 
 TEST_CASE("the loader opens the real library and reports the runtime's answer") {

@@ -6,6 +6,7 @@
  * State file, one directive per line, `#` starts a comment:
  *   init=SUCCESS | <error>        what nvmlInit_v2 returns (default SUCCESS)
  *   count=<n> | <error>           what nvmlDeviceGetCount_v2 reports (default: number of gpu lines)
+ *   event_create=<error>          nvmlEventSetCreate fails with it
  *   gpu key=value ...             one GPU; the i-th gpu line is NVML index i
  * gpu keys (values are numbers, or an NVML return-code name without the NVML_ERROR_ prefix,
  * e.g. NOT_SUPPORTED or GPU_IS_LOST, which the corresponding function then returns):
@@ -14,6 +15,8 @@
  *   util=<percent>                nvmlDeviceGetUtilizationRates .gpu
  *   mem_total=<bytes> mem_used=<bytes>   nvmlDeviceGetMemoryInfo (free = total - used);
  *                                 an error code in either makes the call return it
+ *   mem_free=<bytes>              overrides the free memory nvmlDeviceGetMemoryInfo reports
+ *   compute_mode=<n> | <error>    nvmlDeviceGetComputeMode (default 0, DEFAULT)
  *   temp=<celsius>  power_mw=<milliwatts>
  *   events=<error>                nvmlDeviceRegisterEvents returns it (e.g. NOT_SUPPORTED)
  *   xid=<n>                       cumulative number of XID critical errors the GPU has had; the
@@ -22,10 +25,13 @@
  *   xid_code=<n>                  the XID number delivered in eventData (default 79)
  *
  * Built three ways (see CMakeLists.txt): complete; PI0_FAKE_NVML_PARTIAL (no nvmlErrorString,
- * nvmlDeviceGetPowerUsage or event functions: "a function missing"); PI0_FAKE_NVML_BROKEN (no
+ * nvmlDeviceGetPowerUsage, nvmlDeviceGetComputeMode or event functions: "a function missing");
+ * PI0_FAKE_NVML_BROKEN (no
  * nvmlDeviceGetHandleByIndex_v2: a required function missing).
  *
- * Test hooks: pi0_fake_nvml_init_count() and pi0_fake_nvml_shutdown_count().
+ * Test hooks: pi0_fake_nvml_init_count(), pi0_fake_nvml_shutdown_count(),
+ * pi0_fake_nvml_last_wait_timeout() (the timeoutMs of the last nvmlEventSetWait_v2, -1 before
+ * any) and pi0_fake_nvml_event_set_creates() (successful nvmlEventSetCreate calls).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -108,7 +114,8 @@ typedef struct {
 typedef struct {
   char name[96];
   char uuid[96];
-  Value handle, util, memTotal, memUsed, temp, powerMw, events, xid, xidCode;
+  Value handle, util, memTotal, memUsed, memFree, temp, powerMw, events, xid, xidCode, computeMode;
+  int haveMemFree;
 } FakeGpu;
 
 typedef struct {
@@ -116,6 +123,7 @@ typedef struct {
   Value init;
   Value count;
   int haveCount;
+  Value eventCreate;
   int gpus;
   FakeGpu gpu[FAKE_MAX_GPUS];
 } FakeState;
@@ -126,6 +134,8 @@ static int gInitialized;
 static unsigned long long gDelivered[FAKE_MAX_GPUS];
 static int gInitCount;
 static int gShutdownCount;
+static int gLastWaitTimeout = -1;
+static int gEventSetCreates;
 
 static Value parseValue(const char* text) {
   Value v = {0, NVML_SUCCESS};
@@ -190,6 +200,8 @@ static void loadState(FakeState* s) {
     } else if (strcmp(key, "count") == 0) {
       s->count = parseValue(value);
       s->haveCount = 1;
+    } else if (strcmp(key, "event_create") == 0) {
+      s->eventCreate = parseValue(value);
     } else if (strcmp(key, "gpu") == 0 && s->gpus < FAKE_MAX_GPUS) {
       FakeGpu* g = &s->gpu[s->gpus++];
       g->xidCode.value = 79;
@@ -206,6 +218,11 @@ static void loadState(FakeState* s) {
           g->memTotal = parseValue(value);
         else if (strcmp(key, "mem_used") == 0)
           g->memUsed = parseValue(value);
+        else if (strcmp(key, "mem_free") == 0) {
+          g->memFree = parseValue(value);
+          g->haveMemFree = 1;
+        } else if (strcmp(key, "compute_mode") == 0)
+          g->computeMode = parseValue(value);
         else if (strcmp(key, "temp") == 0)
           g->temp = parseValue(value);
         else if (strcmp(key, "power_mw") == 0)
@@ -240,6 +257,12 @@ FAKE_EXPORT int pi0_fake_nvml_init_count(void) {
 }
 FAKE_EXPORT int pi0_fake_nvml_shutdown_count(void) {
   return gShutdownCount;
+}
+FAKE_EXPORT int pi0_fake_nvml_last_wait_timeout(void) {
+  return gLastWaitTimeout;
+}
+FAKE_EXPORT int pi0_fake_nvml_event_set_creates(void) {
+  return gEventSetCreates;
 }
 
 FAKE_EXPORT nvmlReturn_t nvmlInit_v2(void) {
@@ -331,7 +354,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory
   if (g->memUsed.code != NVML_SUCCESS) return g->memUsed.code;
   memory->total = g->memTotal.value;
   memory->used = g->memUsed.value;
-  memory->free = g->memTotal.value - g->memUsed.value;
+  memory->free = g->haveMemFree ? g->memFree.value : g->memTotal.value - g->memUsed.value;
   return NVML_SUCCESS;
 }
 
@@ -370,8 +393,22 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceGetPowerUsage(nvmlDevice_t device, unsigned i
   return NVML_SUCCESS;
 }
 
+FAKE_EXPORT nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, int* mode) {
+  FakeState s;
+  FakeGpu* g = NULL;
+  nvmlReturn_t r = gpuOf(device, &s, &g);
+  if (r != NVML_SUCCESS) return r;
+  if (g->computeMode.code != NVML_SUCCESS) return g->computeMode.code;
+  *mode = (int)g->computeMode.value;
+  return NVML_SUCCESS;
+}
+
 FAKE_EXPORT nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t* set) {
   if (!gInitialized) return NVML_ERROR_UNINITIALIZED;
+  FakeState s;
+  loadState(&s);
+  if (s.eventCreate.code != NVML_SUCCESS) return s.eventCreate.code;
+  ++gEventSetCreates;
   memset(&gEventSet, 0, sizeof(gEventSet));
   *set = &gEventSet;
   return NVML_SUCCESS;
@@ -396,7 +433,7 @@ FAKE_EXPORT nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device,
 
 FAKE_EXPORT nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t* data,
                                              unsigned int timeoutMs) {
-  (void)timeoutMs; /* never blocks: the sampler passes 0 */
+  gLastWaitTimeout = (int)timeoutMs; /* never blocks, whatever the timeout */
   if (!gInitialized) return NVML_ERROR_UNINITIALIZED;
   if (set != &gEventSet || data == NULL) return NVML_ERROR_INVALID_ARGUMENT;
   FakeState s;

@@ -5,6 +5,10 @@
 #include <dlfcn.h>
 #include <stdlib.h>
 
+#include <doctest/doctest.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -22,7 +26,10 @@ class FakeState {
  public:
   explicit FakeState(std::string_view contents) {
     std::string pattern = (std::filesystem::temp_directory_path() / "pi0-gpu-test-XXXXXX").string();
-    if (mkdtemp(pattern.data()) != nullptr) dir_ = pattern;
+    // Never fall back to the working directory: a test must not write (or remove_all) there.
+    REQUIRE_MESSAGE(mkdtemp(pattern.data()) != nullptr,
+                    "mkdtemp(" << pattern << ") failed: " << std::strerror(errno));
+    dir_ = pattern;
     path_ = dir_ / "nvml-state";
     write(contents);
     setenv("PI0_FAKE_NVML_STATE", path_.c_str(), 1);

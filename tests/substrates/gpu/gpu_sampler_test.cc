@@ -349,8 +349,8 @@ TEST_CASE("the destructor shuts NVML down") {
 // The fake probe lists the GPUs in the opposite order to NVML: matching is by UUID.
 // gpu0: 1.24416e12 of 1.5552e12 B/s (0.8); gpu1: 2.51424e12 of 3.35232e12 B/s (0.75).
 constexpr std::string_view kProbedGpus =
-    R"(gpu name=A uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 util=10 mem_total=100 mem_used=10 temp=30 power_mw=1000
-gpu name=B uuid=GPU-bbbbbbbb-0000-0000-0000-000000000000 util=20 mem_total=100 mem_used=20 temp=31 power_mw=2000
+    R"(gpu name=A uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 util=10 mem_total=85899345920 mem_used=10 temp=30 power_mw=1000
+gpu name=B uuid=GPU-bbbbbbbb-0000-0000-0000-000000000000 util=20 mem_total=85899345920 mem_used=20 temp=31 power_mw=2000
 cuda uuid=GPU-bbbbbbbb-0000-0000-0000-000000000000 sm=132 sm_clock=1980 mem_clock=2619 bus=5120 nominal=3352320000000 achieved=2514240000000
 cuda uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 sm=108 sm_clock=1410 mem_clock=1215 bus=5120 nominal=1555200000000 achieved=1244160000000
 )";
@@ -395,8 +395,8 @@ TEST_CASE("the probe runs on the first sample, then at most once per interval") 
 
   // New results are not picked up before the interval has passed...
   state.write(
-      R"(gpu name=A uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 util=10 mem_total=100 mem_used=10 temp=30 power_mw=1000
-gpu name=B uuid=GPU-bbbbbbbb-0000-0000-0000-000000000000 util=20 mem_total=100 mem_used=20 temp=31 power_mw=2000
+      R"(gpu name=A uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 util=10 mem_total=85899345920 mem_used=10 temp=30 power_mw=1000
+gpu name=B uuid=GPU-bbbbbbbb-0000-0000-0000-000000000000 util=20 mem_total=85899345920 mem_used=20 temp=31 power_mw=2000
 cuda uuid=GPU-bbbbbbbb-0000-0000-0000-000000000000 sm=132 nominal=3352320000000 achieved=FAIL
 cuda uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 sm=108 nominal=1555200000000 achieved=777600000000
 )");
@@ -515,6 +515,193 @@ TEST_CASE("devices() and probeStatus() may be read while the sampling thread sam
   reader.join();
   CHECK(wrongSizes.load() == 0);
   CHECK((*sampler)->devices()[1].lastProbeRatio == doctest::Approx(0.75));
+}
+
+TEST_CASE("the probe skips a GPU in a non-default compute mode or with little free memory") {
+  FakeHooks probeHooks(PI0_FAKE_CUDA_PROBE);
+  REQUIRE(probeHooks.loaded());
+  const int runs = probeHooks.call("pi0_fake_cuda_probe_runs");
+  REQUIRE(runs >= 0);
+
+  SUBCASE("EXCLUSIVE_PROCESS (or MPS) on one GPU: only the other is probed") {
+    std::string contents(kProbedGpus);
+    contents.replace(contents.find("util=10"), 7, "util=10 compute_mode=3");
+    FakeState state(contents);
+    auto sampler = GpuSampler::create(probedOptions());
+    REQUIRE(sampler);
+    auto sample = (*sampler)->sample(kT0);
+    REQUIRE(sample);
+    CHECK(probeHooks.call("pi0_fake_cuda_probe_runs") == runs + 1);
+    CHECK_FALSE(gauge(*sample, GaugeKind::kGpuProbeBandwidthRatio, "0"));
+    CHECK(gauge(*sample, GaugeKind::kGpuProbeBandwidthRatio, "1") == doctest::Approx(0.75));
+    CHECK((*sampler)->probeStatus() == "ok; skipped: gpu0 compute mode is not default (3)");
+  }
+  SUBCASE("less than 4 GiB free on every GPU: nothing is probed") {
+    std::string contents(kProbedGpus);
+    contents.replace(contents.find("util=10"), 7, "util=10 mem_free=4294967295");
+    contents.replace(contents.find("util=20"), 7, "util=20 mem_free=1073741824");
+    FakeState state(contents);
+    auto sampler = GpuSampler::create(probedOptions());
+    REQUIRE(sampler);
+    auto sample = (*sampler)->sample(kT0);
+    REQUIRE(sample);
+    CHECK(probeHooks.call("pi0_fake_cuda_probe_runs") == runs);
+    CHECK(gaugeCount(*sample, GaugeKind::kGpuProbeBandwidthRatio) == 0);
+    const std::string status = (*sampler)->probeStatus();
+    CHECK(status.starts_with("skipped: gpu0 free memory 4294967295 bytes is below"));
+    CHECK(status.find("gpu1 free memory 1073741824") != std::string::npos);
+  }
+  SUBCASE("an unreadable compute mode is a reason to skip") {
+    std::string contents(kProbedGpus);
+    contents.replace(contents.find("util=10"), 7, "util=10 compute_mode=NO_PERMISSION");
+    FakeState state(contents);
+    auto sampler = GpuSampler::create(probedOptions());
+    REQUIRE(sampler);
+    REQUIRE((*sampler)->sample(kT0));
+    CHECK(probeHooks.call("pi0_fake_cuda_probe_runs") == runs + 1);
+    CHECK((*sampler)->probeStatus().find("gpu0 compute mode unreadable") != std::string::npos);
+  }
+  SUBCASE("an NVML without nvmlDeviceGetComputeMode does not skip for that reason") {
+    FakeHooks partial(PI0_FAKE_NVML_PARTIAL);
+    std::string contents(kProbedGpus);
+    contents.replace(contents.find("util=10"), 7, "util=10 compute_mode=3");
+    FakeState state(contents);
+    GpuOptions options = probedOptions();
+    options.nvmlLibrary = PI0_FAKE_NVML_PARTIAL;
+    auto sampler = GpuSampler::create(options);
+    REQUIRE(sampler);
+    REQUIRE((*sampler)->sample(kT0));
+    CHECK(probeHooks.call("pi0_fake_cuda_probe_runs") == runs + 2);
+    CHECK((*sampler)->probeStatus() == "ok");
+  }
+}
+
+TEST_CASE("a probe ratio above 1.05 of nominal is implausible and not exported") {
+  FakeState state(
+      R"(gpu name=A uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 util=10 mem_total=85899345920 mem_used=10
+cuda uuid=GPU-aaaaaaaa-0000-0000-0000-000000000000 sm=108 nominal=1555200000000 achieved=1710720000000
+)");
+  auto sampler = GpuSampler::create(probedOptions());
+  REQUIRE(sampler);
+  auto sample = (*sampler)->sample(kT0);
+  REQUIRE(sample);
+  CHECK_FALSE(gauge(*sample, GaugeKind::kGpuProbeBandwidthRatio, "0"));
+  CHECK(std::isnan((*sampler)->devices()[0].lastProbeRatio));
+  CHECK((*sampler)->probeStatus().starts_with("failed: gpu0: implausible bandwidth ratio 1.1"));
+}
+
+TEST_CASE("a huge probe interval does not overflow: the probe waits for it") {
+  FakeState state(kProbedGpus);
+  FakeHooks probeHooks(PI0_FAKE_CUDA_PROBE);
+  REQUIRE(probeHooks.loaded());
+  const int runs = probeHooks.call("pi0_fake_cuda_probe_runs");
+  REQUIRE(runs >= 0);
+  // 1e10 s is 1e19 ns: beyond a 64-bit count of nanoseconds.
+  auto sampler = GpuSampler::create(probedOptions(std::chrono::seconds(10'000'000'000LL)));
+  REQUIRE(sampler);
+  REQUIRE((*sampler)->sample(kT0));
+  CHECK(probeHooks.call("pi0_fake_cuda_probe_runs") == runs + 2);
+  REQUIRE((*sampler)->sample(kT0 + 1s));
+  REQUIRE((*sampler)->sample(kT0 + 1000h));
+  CHECK(probeHooks.call("pi0_fake_cuda_probe_runs") == runs + 2);
+}
+
+TEST_CASE("an unreadable temperature or power is omitted; a device-level error fails the GPU") {
+  FakeState state(
+      R"(gpu uuid=GPU-a util=10 mem_total=100 mem_used=10 temp=NO_PERMISSION power_mw=UNKNOWN
+gpu uuid=GPU-b util=20 mem_total=100 mem_used=20 temp=TIMEOUT power_mw=2000
+gpu uuid=GPU-c util=30 mem_total=100 mem_used=30 temp=40 power_mw=RESET_REQUIRED
+gpu uuid=GPU-d util=40 mem_total=100 mem_used=40 temp=GPU_IS_LOST power_mw=4000
+)");
+  LogCapture logs;
+  auto sampler = GpuSampler::create(fakeOptions());
+  REQUIRE(sampler);
+  auto sample = (*sampler)->sample(kT0);
+  REQUIRE(sample);
+  CHECK(reading(*sample, "gpu0_sm") == doctest::Approx(0.1));
+  CHECK_FALSE(gauge(*sample, GaugeKind::kGpuTemperatureCelsius, "0"));
+  CHECK_FALSE(gauge(*sample, GaugeKind::kGpuPowerWatts, "0"));
+  CHECK(reading(*sample, "gpu1_sm") == doctest::Approx(0.2));
+  CHECK_FALSE(gauge(*sample, GaugeKind::kGpuTemperatureCelsius, "1"));
+  CHECK(gauge(*sample, GaugeKind::kGpuPowerWatts, "1") == doctest::Approx(2.0));
+  CHECK_FALSE(reading(*sample, "gpu2_sm"));
+  CHECK_FALSE(reading(*sample, "gpu3_sm"));
+  CHECK(logs.count("gpu device error", "\"gpu\":0") == 0);
+  CHECK(logs.count("gpu device error", "\"gpu\":1") == 0);
+  CHECK(logs.count("gpu device error", "NVML_ERROR_RESET_REQUIRED") == 1);
+  CHECK(logs.count("gpu device error", "NVML_ERROR_GPU_IS_LOST") == 1);
+}
+
+TEST_CASE("the XID wait uses a 1 ms timeout, never 0") {
+  FakeHooks hooks(PI0_FAKE_NVML);
+  REQUIRE(hooks.loaded());
+  FakeState state(kTwoGpus);
+  auto sampler = GpuSampler::create(fakeOptions());
+  REQUIRE(sampler);
+  REQUIRE((*sampler)->sample(kT0));
+  CHECK(hooks.call("pi0_fake_nvml_last_wait_timeout") == 1);
+}
+
+TEST_CASE("a failing XID wait rebuilds the event set; when that fails the XID gauges go away") {
+  FakeHooks hooks(PI0_FAKE_NVML);
+  REQUIRE(hooks.loaded());
+  FakeState state(R"(gpu uuid=GPU-a util=1 mem_total=100 mem_used=1 xid=0
+gpu uuid=GPU-b util=2 mem_total=100 mem_used=2 xid=0
+)");
+  LogCapture logs;
+  auto sampler = GpuSampler::create(fakeOptions());
+  REQUIRE(sampler);
+  REQUIRE((*sampler)->sample(kT0));
+  const int creates = hooks.call("pi0_fake_nvml_event_set_creates");
+
+  // gpu0 fell off the bus: the wait fails (before it gets to gpu1's events), and gpu0 can no
+  // longer be registered.
+  state.write(R"(gpu uuid=GPU-a util=1 mem_total=100 mem_used=1 xid=GPU_IS_LOST events=GPU_IS_LOST
+gpu uuid=GPU-b util=2 mem_total=100 mem_used=2 xid=0
+)");
+  auto sample = (*sampler)->sample(kT0 + 1s);
+  REQUIRE(sample);
+  CHECK(hooks.call("pi0_fake_nvml_event_set_creates") == creates + 1);
+  CHECK_FALSE(gauge(*sample, GaugeKind::kGpuXidErrorsTotal, "0"));
+  CHECK(gauge(*sample, GaugeKind::kGpuXidErrorsTotal, "1") == 0);
+
+  // gpu1's XIDs are still counted.
+  state.write(R"(gpu uuid=GPU-a util=1 mem_total=100 mem_used=1 xid=GPU_IS_LOST events=GPU_IS_LOST
+gpu uuid=GPU-b util=2 mem_total=100 mem_used=2 xid=2
+)");
+  sample = (*sampler)->sample(kT0 + 2s);
+  REQUIRE(sample);
+  CHECK(gauge(*sample, GaugeKind::kGpuXidErrorsTotal, "1") == 2);
+  CHECK(logs.count("gpu xid events: giving up") == 0);
+
+  // Now the wait fails and no new set can be made: the gauges go, rather than freeze.
+  state.write(R"(event_create=UNKNOWN
+gpu uuid=GPU-a util=1 mem_total=100 mem_used=1 xid=GPU_IS_LOST events=GPU_IS_LOST
+gpu uuid=GPU-b util=2 mem_total=100 mem_used=2 xid=GPU_IS_LOST
+)");
+  for (int i = 3; i <= 5; ++i) {
+    sample = (*sampler)->sample(kT0 + i * 1s);
+    REQUIRE(sample);
+    CHECK(gaugeCount(*sample, GaugeKind::kGpuXidErrorsTotal) == 0);
+    CHECK(reading(*sample, "gpu1_sm") == doctest::Approx(0.02));
+  }
+  CHECK(logs.count("gpu xid events: giving up") == 1);
+}
+
+TEST_CASE("an XID wait that fails again after the rebuild stops XID counting") {
+  FakeState state(R"(gpu uuid=GPU-a util=1 mem_total=100 mem_used=1 xid=0
+)");
+  LogCapture logs;
+  auto sampler = GpuSampler::create(fakeOptions());
+  REQUIRE(sampler);
+  REQUIRE((*sampler)->sample(kT0));
+  // Registration still succeeds, but every wait fails.
+  state.write("gpu uuid=GPU-a util=1 mem_total=100 mem_used=1 xid=UNKNOWN\n");
+  auto sample = (*sampler)->sample(kT0 + 1s);
+  REQUIRE(sample);
+  CHECK(gaugeCount(*sample, GaugeKind::kGpuXidErrorsTotal) == 0);
+  REQUIRE((*sampler)->sample(kT0 + 2s));
+  CHECK(logs.count("gpu xid events: giving up") == 1);
 }
 
 }  // namespace
