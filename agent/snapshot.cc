@@ -2,25 +2,14 @@
 
 #include <cmath>
 
+#include "common/timestamp.h"
+
 namespace pi0::agent {
 namespace {
 
 // JSON has no infinity: an unbounded projection is null.
 nlohmann::json finiteOrNull(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nullptr;
-}
-
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  auto secs = std::chrono::system_clock::to_time_t(std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::seconds>(millis)));
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis.count() % 1000));
-  return buf;
 }
 
 }  // namespace
@@ -60,7 +49,7 @@ nlohmann::json toFingerprintJson(const Snapshot& s) {
   nlohmann::json doc{{"apiVersion", "stability.pi0.io/v1alpha1"},
                      {"kind", "Fingerprint"},
                      {"node", s.node},
-                     {"timestamp", rfc3339(s.timestamp)},
+                     {"timestamp", rfc3339Millis(s.timestamp)},
                      {"intervalSeconds", s.intervalSeconds},
                      {"windowSize", s.windowSize},
                      {"windowFill", s.windowFill},

@@ -3,9 +3,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <mutex>
 #include <string>
+
+#include "common/timestamp.h"
 
 namespace pi0::log {
 namespace {
@@ -15,20 +16,6 @@ std::mutex gMutex;
 std::function<void(std::string_view)> gSink;  // guarded by gMutex
 
 constexpr std::string_view kNames[] = {"debug", "info", "warn", "error"};
-
-std::string timestamp() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto millis =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  return buf;
-}
 
 }  // namespace
 
@@ -55,7 +42,7 @@ void setSink(std::function<void(std::string_view)> sink) {
 void write(Level level, std::string_view message, const nlohmann::json& fields) {
   if (!enabled(level)) return;
   nlohmann::ordered_json line;
-  line["ts"] = timestamp();
+  line["ts"] = rfc3339Millis(std::chrono::system_clock::now());
   line["level"] = kNames[static_cast<int>(level)];
   line["msg"] = message;
   if (fields.is_object()) {

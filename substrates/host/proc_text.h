@@ -17,20 +17,10 @@
 
 namespace pi0::substrates::proc {
 
-// Reads `path` whole and fails, naming the path, when it cannot be read, is empty, or does not
+// Reads `file` whole and fails, naming the path, when it cannot be read, is empty, or does not
 // end with a newline. The kernel ends every line of these files with '\n', so a missing final
-// newline means the file (or a copy of it) was cut mid-line.
-inline Result<std::string> readTextFile(const std::filesystem::path& path) {
-  auto text = readFile(path);
-  if (!text) return text;
-  if (text->empty()) return fail(path.string() + ": empty file");
-  if (text->back() != '\n') {
-    return fail(path.string() + ": truncated (last line has no newline)");
-  }
-  return text;
-}
-
-// The same checks on a KernelFile's text; the view is valid until the file's next read().
+// newline means the file (or a copy of it) was cut mid-line. The view is valid until the file's
+// next read().
 inline Result<std::string_view> readTextFile(KernelFile& file) {
   auto text = file.read();
   if (!text) return text;
