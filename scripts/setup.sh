@@ -14,6 +14,10 @@ packages=(
   prometheus python3 python3-jsonschema curl clang-format
   # benchmark: the peer it is measured against, and the profiler
   prometheus-node-exporter valgrind
+  # e2e test bed (tests/e2e): etcd as the store; rsync, make and `apt-get source` (dpkg-dev,
+  # xz-utils) to build the Kubernetes 1.20 control plane from Debian's source package; openssl
+  # for its certificates; the archive keyring to verify the bullseye Go 1.15 packages
+  etcd-server rsync openssl dpkg-dev xz-utils ca-certificates debian-archive-keyring
 )
 
 missing=()

@@ -1,0 +1,293 @@
+# shellcheck shell=bash
+# Helpers for Pi0's end-to-end test scripts, sourced after `set -euo pipefail`:
+#
+#   source "$(dirname "$0")/lib.sh"
+#   e2e_cluster_up                      # a control plane; cleaned up when the script exits
+#   e2e_create_node node-a 8 32Gi 1 pool=gpu
+#   e2e_start_fake_kubelet
+#   ...
+#
+# Functions (all log to stderr):
+#   e2e_log MSG...                      a progress line
+#   e2e_fail MSG...                     print FAIL: MSG and exit 1 (the EXIT trap cleans up)
+#   e2e_cluster_up [DIR]                cluster.sh up DIR (default: a new temporary directory);
+#                                       exports KUBECONFIG, PI0_CLUSTER_DIR,
+#                                       PI0_APISERVER, PI0_TOKEN, PI0_CA_FILE; sets E2E_PIDS (the
+#                                       control plane's pids) and an EXIT/INT/TERM trap that runs
+#                                       e2e_cluster_down (after printing diagnostics on failure)
+#   e2e_cluster_down                    stop the fake kubelet and the cluster; remove its DIR
+#   e2e_wait_for DESC TIMEOUT_S FUNCTION [ARGS...]
+#                                       call FUNCTION ARGS every 0.5s until it succeeds; fail
+#                                       after TIMEOUT_S saying what was awaited
+#   e2e_create_node NAME CPU MEMORY [GPU] [LABEL=VALUE...]
+#                                       a Ready Node object (capacity and allocatable: cpu,
+#                                       memory, pods=110, nvidia.com/gpu when GPU is given),
+#                                       labelled, with no node.kubernetes.io/not-ready taint
+#   e2e_set_node_ready NAME true|false  set the Node's Ready condition (false also adds the
+#                                       node.kubernetes.io/not-ready:NoSchedule taint)
+#   e2e_create_namespace NAME           create a namespace and wait for its default
+#                                       ServiceAccount token (pods are rejected before it exists)
+#   e2e_start_fake_kubelet [ARGS...]    start fake_kubelet.py (ARGS: --nodes, --ready-delay);
+#                                       log in $PI0_CLUSTER_DIR/logs/fake-kubelet.log
+#   e2e_stop_fake_kubelet               stop it (SIGTERM, then SIGKILL)
+#   e2e_pid_alive PID                   PID runs (a zombie counts as dead)
+#   e2e_api METHOD PATH [BODY]          curl the apiserver with the admin token; prints the body
+#                                       (BODY: JSON; PATCH sends it as a merge patch)
+#   e2e_json PROGRAM [ARGS...]          run Python PROGRAM on the JSON on stdin (as `d`)
+#
+# Variables: E2E_DIR (this directory), E2E_CLUSTER (cluster.sh), E2E_PIDS (array),
+# E2E_FAKE_KUBELET_PID.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_CLUSTER=$E2E_DIR/cluster.sh
+E2E_PIDS=()
+E2E_FAKE_KUBELET_PID=""
+e2e_cleaned_up=0
+e2e_made_dir=""
+
+e2e_log() { printf '[e2e %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+e2e_fail() {
+  printf '[e2e %s] FAIL: %s\n' "$(date +%H:%M:%S)" "$*" >&2
+  exit 1
+}
+
+e2e_pid_alive() {
+  local state
+  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+# shellcheck disable=SC2120 # optional arguments
+e2e_cluster_up() {
+  local env_text dir=${1:-}
+  command -v kubectl >/dev/null ||
+    e2e_fail "kubectl not found: the e2e tests need kubectl on PATH (any version from 1.20)"
+  if [[ -z $dir ]]; then
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/pi0-e2e.XXXXXX")
+    e2e_made_dir=$dir
+  fi
+  # Known before `up` returns, so that an interrupted `up` is cleaned up too.
+  PI0_CLUSTER_DIR=$(realpath -m -- "$dir")
+  trap e2e_on_exit EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  env_text=$("$E2E_CLUSTER" up "$PI0_CLUSTER_DIR") || e2e_fail "cluster.sh up failed"
+  eval "$env_text"
+  export KUBECONFIG PI0_CLUSTER_DIR PI0_APISERVER PI0_TOKEN PI0_CA_FILE
+  local f
+  E2E_PIDS=()
+  for f in "$PI0_CLUSTER_DIR"/pids/*.pid; do E2E_PIDS+=("$(<"$f")"); done
+  e2e_log "cluster up in $PI0_CLUSTER_DIR (apiserver $PI0_APISERVER, pids ${E2E_PIDS[*]})"
+}
+
+# Diagnostics for a failed test, then the cleanup.
+e2e_on_exit() {
+  local status=$?
+  if ((status != 0)) && [[ -n ${PI0_CLUSTER_DIR:-} && -d ${PI0_CLUSTER_DIR:-} ]]; then
+    e2e_log "test failed (status $status)"
+    if [[ -f $PI0_CLUSTER_DIR/kubeconfig ]]; then
+      e2e_log "cluster state:"
+      kubectl --kubeconfig "$PI0_CLUSTER_DIR/kubeconfig" --request-timeout=5s \
+        get nodes,pods -A -o wide >&2 2>&1 || true
+    fi
+    local log
+    for log in "$PI0_CLUSTER_DIR"/logs/*.log; do
+      [[ -s $log ]] || continue
+      e2e_log "last lines of $(basename "$log"):"
+      tail -n 15 "$log" | sed 's/^/    /' >&2
+    done
+  fi
+  e2e_cluster_down
+  exit "$status"
+}
+
+e2e_cluster_down() {
+  ((e2e_cleaned_up)) && return 0
+  e2e_cleaned_up=1
+  e2e_stop_fake_kubelet
+  if [[ -n ${PI0_CLUSTER_DIR:-} && -f $PI0_CLUSTER_DIR/.pi0-cluster ]]; then
+    "$E2E_CLUSTER" down "$PI0_CLUSTER_DIR" || e2e_log "cluster.sh down failed"
+  fi
+  # `up` failed before it marked the directory: nothing runs there.
+  if [[ -n $e2e_made_dir && -d $e2e_made_dir && ! -f $e2e_made_dir/.pi0-cluster ]]; then
+    rm -rf "$e2e_made_dir"
+  fi
+}
+
+e2e_wait_for() {
+  local desc=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  while ! "$@"; do
+    ((SECONDS < deadline)) || e2e_fail "timed out after ${timeout}s waiting for $desc"
+    sleep 0.5
+  done
+  e2e_log "ok: $desc"
+}
+
+e2e_api() {
+  local method=$1 path=$2 body=${3:-}
+  local args=(-sS --noproxy '*' --fail-with-body --max-time 10 --cacert "$PI0_CA_FILE"
+    -H "Authorization: Bearer $PI0_TOKEN" -X "$method")
+  if [[ -n $body ]]; then
+    local type=application/json
+    [[ $method == PATCH ]] && type=application/merge-patch+json
+    args+=(-H "Content-Type: $type" --data-binary "$body")
+  fi
+  curl "${args[@]}" "$PI0_APISERVER$path"
+}
+
+# e2e_json PROGRAM [ARGS...]: runs the Python PROGRAM with the JSON document on stdin bound to
+# `d` (and json, sys imported; ARGS in sys.argv[1:]).
+e2e_json() {
+  local program=$1
+  shift
+  /usr/bin/python3 -c "import json, sys; d = json.load(sys.stdin)
+$program" "$@"
+}
+
+e2e_create_node() {
+  local name=$1 cpu=$2 memory=$3 gpu="" labels=()
+  shift 3
+  if [[ $# -gt 0 && $1 != *=* ]]; then
+    gpu=$1
+    shift
+  fi
+  labels=("$@")
+  local node
+  node=$(/usr/bin/python3 - "$name" "${labels[@]}" <<'PY'
+import json, sys
+name, labels = sys.argv[1], dict(l.split("=", 1) for l in sys.argv[2:])
+labels = {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+          "kubernetes.io/arch": "amd64", **labels}
+print(json.dumps({"apiVersion": "v1", "kind": "Node",
+                  "metadata": {"name": name, "labels": labels}, "spec": {}}))
+PY
+  ) || e2e_fail "e2e_create_node: bad labels: $*"
+  kubectl create -f - <<<"$node" >/dev/null || e2e_fail "cannot create node $name"
+  # Status only through the status subresource (a create ignores most of it).
+  local status
+  status=$(/usr/bin/python3 - "$name" "$cpu" "$memory" "$gpu" <<'PY'
+import datetime, hashlib, json, sys
+name, cpu, memory, gpu = sys.argv[1:5]
+resources = {"cpu": cpu, "memory": memory, "pods": "110", "ephemeral-storage": "100Gi"}
+if gpu:
+    resources["nvidia.com/gpu"] = gpu
+now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+h = hashlib.sha256(name.encode()).digest()
+ip = "10.99.%d.%d" % (h[0], h[1] % 250 + 2)
+cond = lambda t, s, reason: {"type": t, "status": s, "reason": reason, "message": "set by e2e",
+                             "lastHeartbeatTime": now, "lastTransitionTime": now}
+print(json.dumps({"status": {
+    "capacity": resources, "allocatable": resources,
+    "conditions": [cond("Ready", "True", "KubeletReady"),
+                   cond("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                   cond("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                   cond("PIDPressure", "False", "KubeletHasSufficientPID")],
+    "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+    "nodeInfo": {"kubeletVersion": "v1.20.2-fake", "kubeProxyVersion": "v1.20.2-fake",
+                 "operatingSystem": "linux", "architecture": "amd64",
+                 "containerRuntimeVersion": "fake://0", "osImage": "fake-kubelet",
+                 "kernelVersion": "", "machineID": "", "systemUUID": "", "bootID": ""}}}))
+PY
+  )
+  # Through the API rather than `kubectl patch --subresource=status`, which needs kubectl 1.24+
+  # (it works with 1.32 against this 1.20 apiserver; Debian's kubectl is 1.20).
+  e2e_api PATCH "/api/v1/nodes/$name/status" "$status" >/dev/null ||
+    e2e_fail "cannot set the status of node $name"
+  e2e_node_set_taint "$name" node.kubernetes.io/not-ready ""
+  e2e_log "node $name: cpu=$cpu memory=$memory${gpu:+ nvidia.com/gpu=$gpu} ${labels[*]}"
+}
+
+# e2e_node_set_taint NAME KEY EFFECT: replaces the taints with KEY by one with EFFECT (none when
+# EFFECT is empty).
+e2e_node_set_taint() {
+  local name=$1 key=$2 effect=$3 node patch
+  node=$(kubectl get node "$name" -o json) || e2e_fail "cannot read node $name"
+  patch=$(e2e_json "
+key, effect = sys.argv[1], sys.argv[2]
+taints = [t for t in d['spec'].get('taints') or [] if t['key'] != key]
+if effect:
+    taints.append({'key': key, 'effect': effect})
+print(json.dumps({'spec': {'taints': taints or None}}))" "$key" "$effect" <<<"$node")
+  kubectl patch node "$name" --type=merge -p "$patch" >/dev/null ||
+    e2e_fail "cannot set the taints of node $name"
+}
+
+e2e_set_node_ready() {
+  local name=$1 ready=$2 status
+  case $ready in
+    true) status=True ;;
+    false) status=False ;;
+    *) e2e_fail "e2e_set_node_ready: want true or false, not '$ready'" ;;
+  esac
+  local node patch
+  node=$(kubectl get node "$name" -o json) || e2e_fail "cannot read node $name"
+  patch=$(e2e_json "
+import datetime
+now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+conds = d['status'].get('conditions') or []
+for c in conds:
+    if c['type'] == 'Ready':
+        if c['status'] != sys.argv[1]:
+            c['lastTransitionTime'] = now
+        c['status'] = sys.argv[1]
+        c['lastHeartbeatTime'] = now
+        c['reason'] = 'KubeletReady' if sys.argv[1] == 'True' else 'KubeletNotReady'
+print(json.dumps({'status': {'conditions': conds}}))" "$status" <<<"$node")
+  e2e_api PATCH "/api/v1/nodes/$name/status" "$patch" >/dev/null ||
+    e2e_fail "cannot set the Ready condition of node $name"
+  if [[ $ready == true ]]; then
+    e2e_node_set_taint "$name" node.kubernetes.io/not-ready ""
+  else
+    e2e_node_set_taint "$name" node.kubernetes.io/not-ready NoSchedule
+  fi
+  e2e_log "node $name: Ready=$status"
+}
+
+e2e_namespace_has_token() {
+  local out
+  out=$(kubectl get serviceaccount default -n "$1" -o json 2>/dev/null) || return 1
+  e2e_json "sys.exit(0 if d.get('secrets') else 1)" <<<"$out"
+}
+
+e2e_create_namespace() {
+  kubectl create namespace "$1" >/dev/null || e2e_fail "cannot create namespace $1"
+  e2e_wait_for "the default ServiceAccount token in namespace $1" 60 e2e_namespace_has_token "$1"
+}
+
+# shellcheck disable=SC2120 # optional arguments
+e2e_start_fake_kubelet() {
+  [[ -n ${PI0_CLUSTER_DIR:-} ]] || e2e_fail "e2e_start_fake_kubelet: no cluster (e2e_cluster_up)"
+  [[ -z $E2E_FAKE_KUBELET_PID ]] || e2e_fail "the fake kubelet already runs"
+  local log=$PI0_CLUSTER_DIR/logs/fake-kubelet.log
+  # --env-file names the cluster directory, so `cluster.sh down` recognizes (and stops) it too.
+  setsid /usr/bin/python3 "$E2E_DIR/fake_kubelet.py" --env-file "$PI0_CLUSTER_DIR/env" "$@" \
+    </dev/null >>"$log" 2>&1 &
+  E2E_FAKE_KUBELET_PID=$!
+  echo "$E2E_FAKE_KUBELET_PID" >"$PI0_CLUSTER_DIR/pids/fake-kubelet.pid"
+  e2e_wait_for "the fake kubelet to watch pods" 30 e2e_fake_kubelet_watching "$log"
+}
+
+e2e_fake_kubelet_watching() {
+  e2e_pid_alive "$E2E_FAKE_KUBELET_PID" || {
+    tail -n 20 "$1" >&2
+    e2e_fail "the fake kubelet exited"
+  }
+  grep -q 'watching$' "$1"
+}
+
+e2e_stop_fake_kubelet() {
+  [[ -n $E2E_FAKE_KUBELET_PID ]] || return 0
+  local pid=$E2E_FAKE_KUBELET_PID deadline=$((SECONDS + 10))
+  E2E_FAKE_KUBELET_PID=""
+  kill -TERM "$pid" 2>/dev/null || true
+  while e2e_pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+  if e2e_pid_alive "$pid"; then
+    e2e_log "the fake kubelet (pid $pid) ignored SIGTERM; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  rm -f "${PI0_CLUSTER_DIR:-/nonexistent}/pids/fake-kubelet.pid"
+}
