@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# End-to-end test of Pi0's two CustomResourceDefinitions against a real Kubernetes 1.20
+# control plane (tests/e2e/lib.sh, cluster.sh): they are accepted and Established, kubectl explain
+# shows their descriptions, the examples apply, the apiserver fills in the defaults and refuses
+# invalid objects with a clear message, the printer columns, category and short names work, and
+# status is a subresource.
+# Usage: crds_test.sh PROJECT_SOURCE_DIR
+set -euo pipefail
+
+SRC=$(cd "${1:?usage: crds_test.sh PROJECT_SOURCE_DIR}" && pwd)
+NS=pi0-demo
+[ -f "$SRC/tests/e2e/lib.sh" ] || { echo "FAIL: $SRC/tests/e2e/lib.sh is missing" >&2; exit 1; }
+# shellcheck source=tests/e2e/lib.sh
+source "$SRC/tests/e2e/lib.sh"
+
+fail() { e2e_fail "$@"; }
+command -v kubectl >/dev/null || fail "kubectl not found: install the Debian package 'kubernetes-client'"
+
+# A control plane of its own, stopped and removed when the script exits (lib.sh's trap).
+e2e_cluster_up
+
+k() { kubectl --request-timeout=30s "$@"; }
+# The text of a command's output with runs of blanks and newlines folded to one space, so a
+# phrase that kubectl wrapped across lines is still found.
+flat() { tr -s ' \n\t' '   ' | sed 's/ $//'; }
+# The first line of a command's output, flattened. The whole output is read first: `kubectl ... |
+# head -n 1` can kill kubectl with SIGPIPE, which pipefail turns into a failure.
+header() {
+  local out
+  out=$("$@")
+  head -n 1 <<<"$out" | flat
+}
+contains() { # contains TEXT PHRASE WHAT
+  grep -qF -- "$2" <<<"$1" || { printf '%s\n' "$1" >&2; fail "$3: no '$2' in the output above"; }
+}
+jp() { k get "$@"; } # jp KIND NAME [-n NS] -o jsonpath=...
+expect_eq() {        # expect_eq GOT WANT WHAT
+  [ "$1" = "$2" ] || fail "$3: got '$1', want '$2'"
+}
+# refused WHAT PHRASE...: the manifest on stdin must be refused by the apiserver with each
+# PHRASE in its message. --validate=false keeps kubectl's own schema check out of the way, so the
+# message is the apiserver's. The 1.20 apiserver names a field inside a list item without the
+# item's index (spec.levels.name, not spec.levels[0].name), except in Duplicate value errors.
+refused() {
+  local what=$1 out
+  shift
+  if out=$(k create --validate=false -f - 2>&1); then
+    fail "$what: the apiserver accepted it ($out)"
+  fi
+  local phrase
+  for phrase in "$@"; do contains "$out" "$phrase" "$what"; done
+  e2e_log "ok: refused $what: $(head -c 300 <<<"$out")"
+}
+
+e2e_log "the CRDs apply and become Established"
+k apply -f "$SRC/crds/"
+k wait --for condition=established --timeout=60s \
+  crd/channels.stability.pi0.io crd/shutdownmatrices.stability.pi0.io
+for crd in channels shutdownmatrices; do
+  conds=$(k get crd "$crd.stability.pi0.io" \
+    -o jsonpath='{range .status.conditions[*]}{.type}={.status};{end}')
+  contains "$conds" "NamesAccepted=True" "crd $crd"
+  case "$conds" in *NonStructuralSchema*) fail "crd $crd is not structural: $conds" ;; esac
+done
+# Discovery and the published OpenAPI catch up a moment after Established.
+discovered() { k explain shutdownmatrix.spec.hysteresis >/dev/null 2>&1 && k get ch -A >/dev/null 2>&1; }
+e2e_wait_for "both kinds in discovery and the OpenAPI document" 60 discovered
+
+e2e_log "kubectl explain prints the descriptions"
+out=$(k explain channel.spec | flat)
+contains "$out" "Replicas per target while the channel is Degraded" "explain channel.spec"
+contains "$out" "degradedReplicas" "explain channel.spec"
+out=$(k explain channel.spec.weights | flat)
+contains "$out" "uses the ShutdownMatrix's spec.weights" "explain channel.spec.weights"
+contains "$out" "Default: 0.4." "explain channel.spec.weights"
+out=$(k explain shutdownmatrix.spec.hysteresis | flat)
+contains "$out" "Keeps the plan from flapping at a level's edge" "explain shutdownmatrix.spec.hysteresis"
+contains "$out" "dwellSeconds" "explain shutdownmatrix.spec.hysteresis"
+contains "$out" "Default: 60." "explain shutdownmatrix.spec.hysteresis"
+
+e2e_log "the examples apply"
+k apply -f "$SRC/examples/resources/"
+expect_eq "$(k get ch -n $NS -o name | sort | tr '\n' ' ')" \
+  "channel.stability.pi0.io/api channel.stability.pi0.io/batch-reports channel.stability.pi0.io/database channel.stability.pi0.io/frontend channel.stability.pi0.io/recommendations " \
+  "example channels"
+expect_eq "$(jp sm default -o jsonpath='{.spec.levels[*].name}')" "normal elevated high critical" \
+  "example matrix levels"
+expect_eq "$(jp sm default -o jsonpath='{.spec.restore.maxBackoffSeconds}')" 600 \
+  "example matrix restore default"
+# Applying again changes nothing (the examples spell out the defaults inside list items).
+out=$(k apply -f "$SRC/examples/resources/")
+if grep -qv 'unchanged$' <<<"$out"; then fail "a second apply changed something: $out"; fi
+
+e2e_log "the apiserver fills in the defaults"
+k create -n $NS -f - <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: empty}
+spec: {}
+---
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: nospec}
+---
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: partial-weights}
+spec:
+  weights: {throughput: 0.7}
+  throughput: {prometheusQuery: "vector(1)"}
+  targets: [{name: web}]
+EOF
+for name in empty nospec; do
+  expect_eq "$(jp ch $name -n $NS -o jsonpath='{.spec.degradedReplicas}/{.spec.critical}/{.spec.restoreTimeoutSeconds}')" \
+    "1/false/300" "Channel $name defaults (degradedReplicas/critical/restoreTimeoutSeconds)"
+  # Without weights, a channel takes the matrix's: the Channel schema must not fill them in.
+  expect_eq "$(jp ch $name -n $NS -o jsonpath='{.spec.weights}')" "" "Channel $name weights"
+done
+expect_eq "$(jp ch partial-weights -n $NS -o jsonpath='{.spec.weights.throughput}/{.spec.weights.reliability}/{.spec.weights.recovery}/{.spec.throughput.max}')" \
+  "0.7/0.4/0.2/1" "Channel with partial weights"
+expect_eq "$(jp ch partial-weights -n $NS -o jsonpath='{.spec.targets[0].kind}')" Deployment \
+  "the kind of a target without one"
+# A misspelt field: kubectl's own check (OpenAPI v2; a 1.20 apiserver has no server-side field
+# validation) refuses it, and the apiserver, which prunes unknown fields, drops it.
+bad='{"apiVersion": "stability.pi0.io/v1alpha1", "kind": "Channel",
+  "metadata": {"name": "typo", "namespace": "pi0-demo"}, "spec": {"degradedReplica": 3}}'
+if out=$(k create -f - <<<"$bad" 2>&1); then fail "kubectl accepted a misspelt field: $out"; fi
+contains "$out" 'unknown field "degradedReplica"' "kubectl's check of a misspelt field"
+k create --validate=false -f - <<<"$bad"
+expect_eq "$(jp ch typo -n $NS -o jsonpath='{.spec}')" \
+  '{"critical":false,"degradedReplicas":1,"restoreTimeoutSeconds":300}' "a misspelt field is pruned"
+k create -f - <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: minimal}
+spec:
+  levels: [{name: normal, upperBound: 0.8}, {name: overload}]
+  rows:
+    - channel: {name: batch-reports, namespace: pi0-demo}
+      cells: [{level: overload, action: Shutdown}]
+EOF
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.weights.throughput}/{.spec.weights.reliability}/{.spec.weights.recovery}')" \
+  "0.4/0.4/0.2" "ShutdownMatrix weights"
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.mode}/{.spec.stepIntervalSeconds}/{.spec.stabilityThreshold}')" \
+  "Enforce/30/0.5" "ShutdownMatrix mode/stepIntervalSeconds/stabilityThreshold"
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.hysteresis.margin}/{.spec.hysteresis.dwellSeconds}')" \
+  "0.05/60" "ShutdownMatrix hysteresis"
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.loadSignal.source}/{.spec.loadSignal.resources[*]}')" \
+  "Fleet/cpu memory gpu" "ShutdownMatrix loadSignal"
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.restore.backoffSeconds}/{.spec.restore.maxBackoffSeconds}')" \
+  "10/600" "ShutdownMatrix restore"
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.rows[0].critical}/{.spec.rows[0].cells[0].order}')" \
+  "false/0" "ShutdownMatrix row and cell defaults"
+
+e2e_log "the apiserver refuses invalid objects with a clear message"
+refused "a weight of 1.5" "spec.weights.throughput" "should be less than or equal to 1" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: bad-weight, namespace: pi0-demo}
+spec: {weights: {throughput: 1.5}}
+EOF
+refused "negative degradedReplicas" "spec.degradedReplicas" "should be greater than or equal to 0" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: bad-replicas, namespace: pi0-demo}
+spec: {degradedReplicas: -1}
+EOF
+refused "an unknown target kind" "spec.targets" "kind: Unsupported value: \"Job\"" 'Unsupported value: "Job"' <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: bad-kind, namespace: pi0-demo}
+spec: {targets: [{kind: Job, name: nightly}]}
+EOF
+refused "a target twice" "spec.targets[1]" "Duplicate value" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: dup-target, namespace: pi0-demo}
+spec: {targets: [{name: api}, {kind: Deployment, name: api}]}
+EOF
+refused "a memory limit that is not a quantity" "spec.buffer.max.memory" "should match" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: bad-quantity, namespace: pi0-demo}
+spec: {buffer: {max: {memory: lots}}}
+EOF
+refused "a throughput without a query" "spec.throughput.prometheusQuery" "Required value" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: bad-throughput, namespace: pi0-demo}
+spec: {throughput: {max: 10}}
+EOF
+refused "throughput.max 0" "spec.throughput.max" "should be greater than 0" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: bad-max, namespace: pi0-demo}
+spec: {throughput: {prometheusQuery: "vector(1)", max: 0}}
+EOF
+refused "an unknown mode" "spec.mode" 'Unsupported value: "Sometimes"' '"Enforce", "DryRun"' <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-mode}
+spec: {levels: [{name: all}], mode: Sometimes}
+EOF
+refused "an unknown cell action" "spec.rows" "cells" "action: Unsupported value: \"Explode\"" 'Unsupported value: "Explode"' <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-action}
+spec:
+  levels: [{name: normal, upperBound: 0.8}, {name: overload}]
+  rows:
+    - channel: {name: batch-reports, namespace: pi0-demo}
+      cells: [{level: overload, action: Explode}]
+EOF
+refused "a matrix without levels" "spec.levels" "should have at least 1 items" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: no-levels}
+spec: {levels: []}
+EOF
+refused "a matrix without spec" "spec" "Required value" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: no-spec}
+EOF
+refused "two levels with one name" "spec.levels[1]" "Duplicate value" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: dup-levels}
+spec: {levels: [{name: normal, upperBound: 0.8}, {name: normal}]}
+EOF
+refused "a level name that is not a DNS label" "spec.levels" "name: Invalid value: \"Normal_Load\"" "should match" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-level-name}
+spec: {levels: [{name: Normal_Load}]}
+EOF
+refused "an upperBound of 0" "spec.levels" "upperBound: Invalid value: 0" "should be greater than 0" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-bound}
+spec: {levels: [{name: normal, upperBound: 0}, {name: rest}]}
+EOF
+refused "a stabilityThreshold above 1" "spec.stabilityThreshold" "should be less than or equal to 1" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-threshold}
+spec: {levels: [{name: all}], stabilityThreshold: 2}
+EOF
+refused "an unknown load resource" "spec.loadSignal.resources" 'Unsupported value: "disk"' <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-resource}
+spec: {levels: [{name: all}], loadSignal: {resources: [disk]}}
+EOF
+
+e2e_log "printer columns, category and short names"
+out=$(header k get channels -n $NS)
+expect_eq "$out" "NAME STATE PRIORITY CRITICAL READY DESIRED AGE" "kubectl get channels header"
+out=$(header k get channels -n $NS -o wide)
+expect_eq "$out" "NAME STATE PRIORITY CRITICAL READY DESIRED LEVEL P-FAIL AGE" "kubectl get channels -o wide header"
+out=$(header k get shutdownmatrices)
+expect_eq "$out" "NAME LEVEL LOAD STABILITY AVAILABILITY SYSTEM MODE AGE" "kubectl get shutdownmatrices header"
+
+k patch channel batch-reports -n $NS --subresource=status --type=merge -p '{"status": {
+  "observedGeneration": 1, "state": "Degraded", "priority": 0.32, "level": "elevated",
+  "terms": {"throughput": 0.5, "reliability": 0.2, "recovery": 0.3}, "failureProbability": 0.8,
+  "replicas": {"desired": 1, "ready": 1},
+  "buffer": {"allocated": {"cpu": "500m", "memory": "1Gi"}, "used": {"cpu": 0, "memory": "256Mi"}},
+  "conditions": [{"type": "Ready", "status": "True", "reason": "Degraded",
+    "message": "degraded at level elevated", "lastTransitionTime": "2026-01-02T03:04:05Z"}]}}'
+out=$(k get ch batch-reports -n $NS --no-headers | flat)
+case "$out" in
+  "batch-reports Degraded 0.32 false 1 1 "*) ;;
+  *) fail "kubectl get ch batch-reports shows '$out', want 'batch-reports Degraded 0.32 false 1 1 AGE'" ;;
+esac
+out=$(k get ch batch-reports -n $NS -o wide --no-headers | flat)
+case "$out" in
+  "batch-reports Degraded 0.32 false 1 1 elevated 0.8 "*) ;;
+  *) fail "kubectl get ch -o wide shows '$out'" ;;
+esac
+k patch sm default --subresource=status --type=merge -p '{"status": {
+  "observedGeneration": 1, "level": "elevated", "levelIndex": 1, "load": 0.76,
+  "loadByResource": {"cpu": 0.76, "memory": 0.61}, "stability": 0.88, "availability": 0.94,
+  "systemState": "Running",
+  "plan": [{"step": 1, "action": "Degrade", "channel": {"name": "recommendations", "namespace": "pi0-demo"},
+    "reason": "level elevated: matrix cell order 1", "targets": ["Deployment/recommendations"]}],
+  "progress": {"phase": "ShuttingDown", "lastActionTime": "2026-01-02T03:04:05Z", "completedSteps": 1,
+    "message": "step 1 of 2"}}}'
+out=$(k get sm default --no-headers | flat)
+case "$out" in
+  "default elevated 0.76 0.88 0.94 Running Enforce "*) ;;
+  *) fail "kubectl get sm default shows '$out', want 'default elevated 0.76 0.88 0.94 Running Enforce AGE'" ;;
+esac
+refused_status() { # refused_status WHAT PATCH PHRASE: a status write the apiserver must refuse
+  local out
+  if out=$(k patch "$4" "$5" ${6:+-n "$6"} --subresource=status --type=merge -p "$2" 2>&1); then
+    fail "$1: the apiserver accepted it ($out)"
+  fi
+  contains "$out" "$3" "$1"
+  e2e_log "ok: refused $1"
+}
+refused_status "an unknown channel state" '{"status": {"state": "Sleeping"}}' \
+  'Unsupported value: "Sleeping"' channel batch-reports $NS
+refused_status "a condition without a reason" \
+  '{"status": {"conditions": [{"type": "Stalled", "status": "True", "message": "m", "lastTransitionTime": "2026-01-02T03:04:05Z"}]}}' \
+  "reason: Required value" channel batch-reports $NS
+refused_status "an unknown plan action" \
+  '{"status": {"plan": [{"step": 1, "action": "Reboot"}]}}' 'Unsupported value: "Reboot"' sm default
+
+out=$(k get pi0 -A -o name | sort | tr '\n' ' ')
+contains "$out" "channel.stability.pi0.io/database" "kubectl get pi0"
+contains "$out" "shutdownmatrix.stability.pi0.io/default" "kubectl get pi0"
+for short in ch chan channel; do
+  contains "$(k get "$short" -n $NS -o name)" "channel.stability.pi0.io/frontend" "kubectl get $short"
+done
+contains "$(k get sm -o name)" "shutdownmatrix.stability.pi0.io/default" "kubectl get sm"
+
+e2e_log "status is a subresource"
+gen=$(jp ch batch-reports -n $NS -o jsonpath='{.metadata.generation}')
+# A write to the main resource changes the spec and ignores the status...
+k patch ch batch-reports -n $NS --type=merge \
+  -p '{"spec": {"degradedReplicas": 2}, "status": {"state": "Inactive"}}'
+expect_eq "$(jp ch batch-reports -n $NS -o jsonpath='{.spec.degradedReplicas}/{.status.state}')" \
+  "2/Degraded" "a spec write (degradedReplicas/state)"
+expect_eq "$(jp ch batch-reports -n $NS -o jsonpath='{.metadata.generation}')" "$((gen + 1))" \
+  "generation after a spec write"
+# ...and a write to /status changes the status, ignores the spec and keeps the generation.
+k patch ch batch-reports -n $NS --subresource=status --type=merge \
+  -p '{"spec": {"degradedReplicas": 5}, "status": {"state": "Inactive"}}'
+expect_eq "$(jp ch batch-reports -n $NS -o jsonpath='{.spec.degradedReplicas}/{.status.state}')" \
+  "2/Inactive" "a status write (degradedReplicas/state)"
+expect_eq "$(jp ch batch-reports -n $NS -o jsonpath='{.metadata.generation}')" "$((gen + 1))" \
+  "generation after a status write"
+# The same for the cluster-scoped matrix.
+k patch sm default --type=merge -p '{"spec": {"mode": "DryRun"}, "status": {"level": "high"}}'
+expect_eq "$(jp sm default -o jsonpath='{.spec.mode}/{.status.level}')" "DryRun/elevated" \
+  "a matrix spec write (mode/level)"
+k patch sm default --subresource=status --type=merge -p '{"spec": {"mode": "Enforce"}, "status": {"level": "high"}}'
+expect_eq "$(jp sm default -o jsonpath='{.spec.mode}/{.status.level}')" "DryRun/high" \
+  "a matrix status write (mode/level)"
+
+e2e_log "PASS: crds_test"
