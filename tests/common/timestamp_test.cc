@@ -14,3 +14,11 @@ TEST_CASE("RFC 3339 in UTC with milliseconds") {
   CHECK(pi0::rfc3339Millis(system_clock::time_point(milliseconds(-500))) ==
         "1969-12-31T23:59:59.500Z");
 }
+
+TEST_CASE("RFC 3339 as the Kubernetes API writes it: whole seconds and microseconds") {
+  using std::chrono::microseconds;
+  const auto t = system_clock::time_point(microseconds(951782400123456));
+  CHECK(pi0::rfc3339(t, 0) == "2000-02-29T00:00:00Z");
+  CHECK(pi0::rfc3339(t, 3) == "2000-02-29T00:00:00.123Z");
+  CHECK(pi0::rfc3339(t, 6) == "2000-02-29T00:00:00.123456Z");
+}
