@@ -2,25 +2,16 @@
 
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "common/digest.h"
 #include "common/files.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using pi0::KernelFile;
+using pi0::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("pi0-files-test-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 void write(const fs::path& p, const std::string& text) {
   std::ofstream(p, std::ios::trunc) << text;
@@ -54,13 +45,13 @@ TEST_CASE("a kept procfs file is read whole, every time, even past one page") {
 
 TEST_CASE("a file elsewhere is opened afresh, so a replaced file is seen") {
   TempDir dir;
-  const auto p = dir.path / "stat";
+  const auto p = dir.path() / "stat";
   write(p, "cpu 1 2 3\n");
   KernelFile file(p);
   CHECK(*file.read() == "cpu 1 2 3\n");
   // Replace it the way a test or an atomic writer does: a new inode renamed over the name.
-  write(dir.path / "stat.new", "cpu 4 5 6\n");
-  fs::rename(dir.path / "stat.new", p);
+  write(dir.path() / "stat.new", "cpu 4 5 6\n");
+  fs::rename(dir.path() / "stat.new", p);
   CHECK(*file.read() == "cpu 4 5 6\n");
 }
 
@@ -76,12 +67,12 @@ TEST_CASE("a missing file is an error that names it") {
 
 TEST_CASE("writeFileAtomic replaces the file and leaves no temporary behind") {
   TempDir dir;
-  const auto p = dir.path / "state.json";
+  const auto p = dir.path() / "state.json";
   REQUIRE(pi0::writeFileAtomic(p, "one"));
   REQUIRE(pi0::writeFileAtomic(p, "two"));
   CHECK(*pi0::readFile(p) == "two");
-  CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 1);
-  auto bad = pi0::writeFileAtomic(dir.path / "missing-dir" / "x", "data");
+  CHECK(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()) == 1);
+  auto bad = pi0::writeFileAtomic(dir.path() / "missing-dir" / "x", "data");
   REQUIRE_FALSE(bad);
   CHECK(bad.error().message.find("missing-dir") != std::string::npos);
 }

@@ -3,32 +3,19 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <random>
 
 #include "common/base64.h"
 #include "common/files.h"
 #include "kube/client.h"
 #include "kube/config.h"
+#include "temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace pi0;
 using namespace pi0::kube;
+using pi0::testing::TempDir;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("pi0-kubeconfig-test-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  fs::path write(const std::string& name, const std::string& text) const {
-    std::ofstream(path / name, std::ios::trunc) << text;
-    return path / name;
-  }
-};
 
 const fs::path kFixtures = fs::path(PI0_FIXTURES) / "kube";
 
@@ -148,8 +135,8 @@ TEST_CASE("kubeconfig errors name the file and the field") {
     CHECK(message.find(c.expected) != std::string::npos);
     CHECK(message.find(file.string()) != std::string::npos);
   }
-  const auto missing = errorOf(loadKubeconfig(dir.path / "absent"));
-  CHECK(missing.find((dir.path / "absent").string()) != std::string::npos);
+  const auto missing = errorOf(loadKubeconfig(dir.path() / "absent"));
+  CHECK(missing.find((dir.path() / "absent").string()) != std::string::npos);
 }
 
 TEST_CASE("client creation checks certificates and keys") {
@@ -187,13 +174,13 @@ TEST_CASE("in-cluster configuration from the service account files") {
   dir.write("namespace", "pi0-system");
   ::setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1", 1);
   ::setenv("KUBERNETES_SERVICE_PORT", "443", 1);
-  auto config = inClusterConfig(dir.path);
+  auto config = inClusterConfig(dir.path());
   REQUIRE(config);
   CHECK(config->server == "https://10.96.0.1:443");
   CHECK(config->defaultNamespace == "pi0-system");
   CHECK(*currentToken(*config) == "sa-token");
-  fs::remove(dir.path / "token");
-  CHECK(errorOf(inClusterConfig(dir.path)).find("token") != std::string::npos);
+  fs::remove(dir.path() / "token");
+  CHECK(errorOf(inClusterConfig(dir.path())).find("token") != std::string::npos);
   ::unsetenv("KUBERNETES_SERVICE_HOST");
-  CHECK(errorOf(inClusterConfig(dir.path)).find("KUBERNETES_SERVICE_HOST") != std::string::npos);
+  CHECK(errorOf(inClusterConfig(dir.path())).find("KUBERNETES_SERVICE_HOST") != std::string::npos);
 }

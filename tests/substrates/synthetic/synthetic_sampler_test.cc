@@ -15,6 +15,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "synthetic/synthetic_sampler.h"
+#include "temp_dir.h"
 
 using namespace std::chrono_literals;
 using pi0::substrates::Clock;
@@ -22,28 +23,9 @@ using pi0::substrates::Gauge;
 using pi0::substrates::GaugeKind;
 using pi0::substrates::Sample;
 using pi0::substrates::SyntheticSampler;
+using pi0::testing::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "pi0-synthetic-XXXXXX");
-    REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Writes a profile and moves its modification time a few seconds past the previous one, so the
 // change is visible even when two writes land in the same filesystem timestamp tick.
