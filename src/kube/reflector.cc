@@ -58,7 +58,8 @@ Reflector::Next Reflector::listOnce(std::stop_token stop) {
   options.labelSelector = options_.labelSelector;
   options.fieldSelector = options_.fieldSelector;
   options.limit = options_.pageSize;
-  if (listFromCache_) options.resourceVersion = std::string(kAnyVersion);  // else "": a consistent read
+  if (listFromCache_)
+    options.resourceVersion = std::string(kAnyVersion);  // else "": a consistent read
   auto list = client_.list(type_, ns_, options, stop);
   if (!list) {
     if (list.error().reason == Reason::kCanceled) return Next::kStop;
