@@ -45,6 +45,13 @@ bool Store::waitForSync(std::stop_token stop, std::chrono::milliseconds timeout)
   return syncCv_.wait_for(lock, stop, timeout, [this] { return synced_; });
 }
 
+void Store::resync() const {
+  for (const auto& object : list()) {
+    for (const auto& handler : handlers_)
+      handler(object, object);
+  }
+}
+
 void Store::dropManagedFields(Json& object) {
   if (auto meta = object.find("metadata"); meta != object.end() && meta->is_object()) {
     meta->erase("managedFields");

@@ -54,6 +54,11 @@ class Store {
   void replace(std::vector<Json> items);
   void apply(WatchEventType type, Json object);
 
+  // Calls the handlers with (object, object) for every stored object, as client-go's informers
+  // do every resync period, so that a level-based controller revisits every key even when
+  // nothing changed. Call it from a timer; not from a handler.
+  void resync() const;
+
   // Drops metadata.managedFields: the transform Pi0's caches use.
   static void dropManagedFields(Json& object);
 

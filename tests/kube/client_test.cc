@@ -200,3 +200,17 @@ TEST_CASE("a store tells handlers what a relist added, changed and removed") {
   CHECK(log == std::vector<std::string>{"delete b/z"});
   CHECK(store.size() == 1);
 }
+
+TEST_CASE("a resync hands every stored object to the handlers again") {
+  Store store;
+  store.replace({object("a", "x", "1"), object("a", "y", "1")});
+  std::vector<std::string> seen;
+  store.addHandler([&](const ObjectPtr& before, const ObjectPtr& after) {
+    REQUIRE(before);
+    CHECK(before == after);
+    seen.push_back(objectKey(*after));
+  });
+  store.resync();
+  std::sort(seen.begin(), seen.end());
+  CHECK(seen == std::vector<std::string>{"a/x", "a/y"});
+}
