@@ -106,8 +106,7 @@ std::string transportMessage(httplib::Error error) {
     case httplib::Error::SSLLoadingCerts:
       return "cannot load the CA certificates";
     case httplib::Error::SSLServerVerification:
-      return "the server's certificate is not trusted by the configured CA (or does not name the "
-             "host)";
+      return "the server's certificate is not signed by a trusted CA, or does not name the host";
     case httplib::Error::Canceled:
       return "canceled";
     default:
@@ -263,8 +262,8 @@ struct Client::Impl {
   std::string transportFailure(httplib::Error error) const {
     std::string message = transportMessage(error);
     if (error == httplib::Error::SSLServerVerification) {
-      message += config.caOrigin.empty() ? " (trusting the system's roots)"
-                                         : " (CA from " + config.caOrigin + ")";
+      message += config.caOrigin.empty() ? ", trusting the system's roots"
+                                         : ", trusting the CA of " + config.caOrigin;
     }
     return message;
   }
@@ -303,7 +302,7 @@ struct Client::Impl {
         return apiFail(Reason::kCanceled, describeRequest(method, path) + ": canceled");
       if (!result) {
         return apiFail(Reason::kTransport,
-                       describeRequest(method, path) + ": " + transportMessage(result.error()));
+                       describeRequest(method, path) + ": " + transportFailure(result.error()));
       }
       const int status = result->status;
       std::string retryAfter = result->get_header_value("Retry-After");
@@ -634,7 +633,7 @@ ApiResult<void> Client::watch(const ResourceType& type, std::string_view ns,
   }
   if (!result) {
     return apiFail(Reason::kTransport,
-                   "watch " + type.qualifiedName() + ": " + transportMessage(result.error()));
+                   "watch " + type.qualifiedName() + ": " + impl.transportFailure(result.error()));
   }
   return {};
 }

@@ -298,12 +298,31 @@ load_state() {
   . "$dir/state"
 }
 
-# free_ports N: N distinct free TCP ports on 127.0.0.1, one a line.
+# free_ports N: N distinct free TCP ports on 127.0.0.1, one a line, chosen at random below the
+# kernel's ephemeral range (ip_local_port_range): outgoing connections never take those, so a
+# port stays free while `stop apiserver` / `start apiserver` restarts on it.
 free_ports() {
   "$PYTHON" - "$1" <<'PY'
-import socket, sys
+import random, socket, sys
+
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = (int(x) for x in f.read().split())
+except (OSError, ValueError):
+    low, high = 32768, 60999
+candidates = [(10000, low - 1)] if low > 11000 else [(high + 1, 65535)]
 socks = []
-for _ in range(int(sys.argv[1])):
+for lo, hi in candidates:
+    for _ in range(1000):
+        if len(socks) == int(sys.argv[1]):
+            break
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", random.randint(lo, hi)))
+            socks.append(s)
+        except OSError:
+            s.close()
+while len(socks) < int(sys.argv[1]):  # fall back on the kernel's choice
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     socks.append(s)
@@ -539,13 +558,44 @@ component_argv() {
 
 pid_file() { echo "$dir/pids/$1.pid"; }
 
-# pid_is_ours PID: PID is alive (not a zombie) and its command line names $dir.
+# pid_alive PID [START]: PID exists and is not a zombie (nothing may reap orphans promptly
+# here); with START, it also still has that start time (see proc_start), so it is the same
+# process. A killed process loses its command line before it is gone: after a kill, wait on
+# this, not on pid_is_ours.
+pid_alive() {
+  local stat fields
+  [[ $1 =~ ^[0-9]+$ ]] || return 1
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -ra fields <<<"${stat##*) }" # fields[0] is field 3 (state), fields[19] field 22 (start)
+  [[ ${fields[0]:-} != "" && ${fields[0]} != Z && ${fields[0]} != X ]] || return 1
+  [[ -z ${2:-} || ${fields[19]:-} == "$2" ]]
+}
+
+# proc_start PID: PID's start time (clock ticks since boot).
+proc_start() {
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -ra fields <<<"${stat##*) }"
+  echo "${fields[19]}"
+}
+
+# kill_and_wait PID SIGNAL TIMEOUT_S: sends SIGNAL; 0 once PID is gone, 1 if it still runs after
+# TIMEOUT_S.
+kill_and_wait() {
+  local pid=$1 start deadline=$((SECONDS + $3))
+  start=$(proc_start "$pid") || return 0
+  kill -"$2" "$pid" 2>/dev/null || true
+  while pid_alive "$pid" "$start"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
+
+# pid_is_ours PID: PID is alive and its command line names $dir.
 pid_is_ours() {
-  local pid=$1 cmdline state
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z && $state != X ]] || return 1
-  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 1
+  local cmdline
+  pid_alive "$1" || return 1
+  cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
   [[ $cmdline == *"$dir/"* ]]
 }
 
@@ -606,16 +656,14 @@ wait_ready() {
   local name=$1 deadline=$((SECONDS + $2)) pid
   pid=$(<"$(pid_file "$name")")
   while ((SECONDS < deadline)); do
-    if ! pid_is_ours "$pid"; then
-      # A just-launched process may not have exec'd yet; give it a moment.
-      sleep 0.2
-      if ! pid_is_ours "$pid"; then
-        if grep -q -i 'address already in use' \
-          < <(tail -c +"$((launch_log_offset + 1))" "$dir/logs/$name.log"); then
-          return 3
-        fi
-        return 2
+    # Alive, not "ours": on a busy machine the child may not have exec'd the component yet (its
+    # command line is still this script's). It is our child, so its pid cannot be reused.
+    if ! pid_alive "$pid"; then
+      if grep -q -i 'address already in use' \
+        < <(tail -c +"$((launch_log_offset + 1))" "$dir/logs/$name.log"); then
+        return 3
       fi
+      return 2
     fi
     if probe "$name"; then return 0; fi
     sleep 0.3
@@ -645,23 +693,23 @@ start_component() {
 
 # stop_pids SIGNAL_TIMEOUT NAME...: SIGTERM to each running NAME, SIGKILL after the timeout.
 stop_components() {
-  local timeout=$1 name pid deadline
+  local timeout=$1 name pid start deadline
   shift
-  local pids=()
+  local pids=() starts=() i
   for name in "$@"; do
-    if pid=$(component_pid "$name"); then
+    if pid=$(component_pid "$name") && start=$(proc_start "$pid"); then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
+      starts+=("$start")
     fi
     rm -f "$(pid_file "$name")"
   done
   deadline=$((SECONDS + timeout))
-  for pid in "${pids[@]}"; do
-    while pid_is_ours "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-    if pid_is_ours "$pid"; then
-      log "pid $pid did not stop on SIGTERM in ${timeout}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      while pid_is_ours "$pid"; do sleep 0.1; done
+  for i in "${!pids[@]}"; do
+    while pid_alive "${pids[i]}" "${starts[i]}" && ((SECONDS < deadline)); do sleep 0.1; done
+    if pid_alive "${pids[i]}" "${starts[i]}"; then
+      log "pid ${pids[i]} did not stop on SIGTERM in ${timeout}s; sending SIGKILL"
+      kill_and_wait "${pids[i]}" KILL 30 || log "pid ${pids[i]} survives SIGKILL"
     fi
   done
 }
@@ -820,8 +868,7 @@ cmd_stop() {
   resolve_dir "${2:-}"
   load_state
   pid=$(component_pid "$name") || die "$name is not running in $dir"
-  kill -KILL "$pid"
-  while pid_is_ours "$pid"; do sleep 0.1; done
+  kill_and_wait "$pid" KILL 30 || die "$name (pid $pid) survives SIGKILL"
   rm -f "$(pid_file "$name")"
   log "$name (pid $pid) killed"
 }

@@ -16,6 +16,9 @@
 #                                       control plane's pids) and an EXIT/INT/TERM trap that runs
 #                                       e2e_cluster_down (after printing diagnostics on failure)
 #   e2e_cluster_down                    stop the fake kubelet and the cluster; remove its DIR
+#   e2e_at_exit COMMAND                 run COMMAND (evaluated) at exit, before the cluster goes
+#                                       down (don't replace the EXIT trap; if you must, call
+#                                       e2e_on_exit STATUS from yours)
 #   e2e_wait_for DESC TIMEOUT_S FUNCTION [ARGS...]
 #                                       call FUNCTION ARGS every 0.5s until it succeeds; fail
 #                                       after TIMEOUT_S saying what was awaited
@@ -36,12 +39,13 @@
 #   e2e_json PROGRAM [ARGS...]          run Python PROGRAM on the JSON on stdin (as `d`)
 #
 # Variables: E2E_DIR (this directory), E2E_CLUSTER (cluster.sh), E2E_PIDS (array),
-# E2E_FAKE_KUBELET_PID.
+# E2E_FAKE_KUBELET_PID, E2E_AT_EXIT (array).
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_CLUSTER=$E2E_DIR/cluster.sh
 E2E_PIDS=()
 E2E_FAKE_KUBELET_PID=""
+E2E_AT_EXIT=()
 e2e_cleaned_up=0
 e2e_made_dir=""
 
@@ -53,9 +57,10 @@ e2e_fail() {
 }
 
 e2e_pid_alive() {
-  local state
-  state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
-  [[ -n $state && $state != Z && $state != X ]]
+  local stat fields
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  read -ra fields <<<"${stat##*) }" # fields[0]: the state
+  [[ ${fields[0]:-} != "" && ${fields[0]} != Z && ${fields[0]} != X ]]
 }
 
 # shellcheck disable=SC2120 # optional arguments
@@ -82,8 +87,14 @@ e2e_cluster_up() {
 }
 
 # Diagnostics for a failed test, then the cleanup.
+# e2e_at_exit COMMAND: run COMMAND (a string, evaluated) when the script exits, before the
+# cluster goes down; the last registered runs first. Use this rather than replacing the EXIT trap.
+e2e_at_exit() { E2E_AT_EXIT+=("$1"); }
+
+# e2e_on_exit [STATUS]: the EXIT trap that e2e_cluster_up sets. A script that sets its own EXIT
+# trap anyway must pass the status it exits with: trap 'rc=$?; ...; e2e_on_exit "$rc"' EXIT.
 e2e_on_exit() {
-  local status=$?
+  local status=${1:-$?}
   if ((status != 0)) && [[ -n ${PI0_CLUSTER_DIR:-} && -d ${PI0_CLUSTER_DIR:-} ]]; then
     e2e_log "test failed (status $status)"
     if [[ -f $PI0_CLUSTER_DIR/kubeconfig ]]; then
@@ -98,6 +109,11 @@ e2e_on_exit() {
       tail -n 15 "$log" | sed 's/^/    /' >&2
     done
   fi
+  local i
+  for ((i = ${#E2E_AT_EXIT[@]} - 1; i >= 0; i--)); do
+    eval "${E2E_AT_EXIT[i]}" || e2e_log "at exit: '${E2E_AT_EXIT[i]}' failed"
+  done
+  E2E_AT_EXIT=()
   e2e_cluster_down
   exit "$status"
 }
