@@ -624,6 +624,7 @@ launch() {
     exec setsid "${argv[@]}" </dev/null >>"$log" 2>&1
   ) &
   echo $! >"$(pid_file "$name")"
+  launched+=($!)
 }
 
 # probe NAME: succeeds when NAME answers as ready.
@@ -691,7 +692,7 @@ start_component() {
   esac
 }
 
-# stop_pids SIGNAL_TIMEOUT NAME...: SIGTERM to each running NAME, SIGKILL after the timeout.
+# stop_components TIMEOUT_S NAME...: SIGTERM to each running NAME, SIGKILL after TIMEOUT_S.
 stop_components() {
   local timeout=$1 name pid start deadline
   shift
@@ -719,6 +720,7 @@ stop_components() {
 
 up_created_dir=""
 up_done=0
+launched=()
 up_failing=""
 
 # shellcheck disable=SC2317 # a trap handler
@@ -726,10 +728,19 @@ on_up_exit() {
   local status=$?
   ((up_done)) && return
   log "up failed (status $status); stopping what was started"
-  [[ -n $up_failing ]] && print_log_tail "$up_failing"
-  local reversed=() i
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do reversed+=("${COMPONENTS[i]}"); done
-  stop_components 5 "${reversed[@]}"
+  # The failing component's log, unless `up` was interrupted (SIGINT, SIGTERM).
+  if [[ -n $up_failing && $status -ne 130 && $status -ne 143 ]]; then
+    print_log_tail "$up_failing"
+  fi
+  # Every process this `up` launched, newest first: they are its children, so a pid is theirs
+  # even before the component's exec (pid_is_ours would miss one caught in that moment).
+  local i
+  for ((i = ${#launched[@]} - 1; i >= 0; i--)); do
+    if pid_alive "${launched[i]}"; then
+      kill_and_wait "${launched[i]}" TERM 5 || kill_and_wait "${launched[i]}" KILL 30 || true
+    fi
+  done
+  rm -f "$dir"/pids/*.pid
   if [[ -n $up_created_dir ]]; then
     rm -rf "$up_created_dir"
   else
