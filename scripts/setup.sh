@@ -19,6 +19,9 @@ packages=(
   # for its certificates; the archive keyring to verify the bullseye Go 1.15 packages
   etcd-server rsync openssl dpkg-dev xz-utils ca-certificates debian-archive-keyring
 )
+# kubectl for the e2e tests: Debian's kubernetes-client (1.20, the test bed's own version),
+# unless a kubectl is already installed (a newer one works as well).
+command -v kubectl >/dev/null || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do

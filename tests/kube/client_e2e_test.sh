@@ -24,7 +24,7 @@ stop_children() {
 }
 
 e2e_cluster_up
-trap 'rc=$?; stop_children; if ((rc)); then (exit "$rc") || e2e_on_exit; else true; e2e_on_exit; fi' EXIT
+e2e_at_exit stop_children
 kubectl apply -f "$source_dir/crds/" >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/channels.stability.pi0.io >/dev/null
 
