@@ -358,7 +358,7 @@ Result<std::unique_ptr<Client>> Client::create(ClientConfig config, Clock& clock
   std::call_once(ignoreSigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
   auto url = parseServer(config.server);
   if (!url) return fail(config.source + ": " + url.error().message);
-  if (config.qps <= 0 || config.burst < 1)
+  if (!(config.qps > 0) || config.burst < 1)
     return fail("client rate limit must be positive (qps > 0, burst >= 1)");
   if (!config.tlsServerName.empty() && config.tlsServerName != url->host) {
     return fail(config.source +
