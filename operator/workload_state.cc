@@ -1,0 +1,107 @@
+#include "workload_state.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "kube/json.h"
+
+namespace pi0::op {
+namespace {
+
+using Json = nlohmann::json;
+using kube::field;
+
+std::optional<int32_t> annotationInt(const Json& object, const char* key) {
+  const auto annotations =
+      field<Json>(object, "/metadata/annotations"_json_pointer, Json::object());
+  auto it = annotations.find(key);
+  if (it == annotations.end() || !it->is_string()) return std::nullopt;
+  const auto& text = it->get_ref<const std::string&>();
+  int32_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || ptr != text.data() + text.size() || value < 0) return std::nullopt;
+  return value;
+}
+
+void annotate(Json& object, const char* key, const std::string& value) {
+  object["metadata"]["annotations"][key] = value;
+}
+
+void unannotate(Json& object, const char* key) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return;
+  auto annotations = meta->find("annotations");
+  if (annotations == meta->end() || !annotations->is_object()) return;
+  annotations->erase(key);
+}
+
+int32_t replicasOf(const Json& workload) {
+  // An absent spec.replicas means 1, as the apiserver defaults it.
+  return static_cast<int32_t>(field<int64_t>(workload, "/spec/replicas"_json_pointer, 1));
+}
+
+}  // namespace
+
+std::optional<int32_t> originalReplicas(const Json& workload) {
+  return annotationInt(workload, kOriginalReplicas);
+}
+
+bool scaleDown(Json& workload, int32_t replicas, const std::string& channelKey) {
+  bool changed = false;
+  const int32_t current = replicasOf(workload);
+  if (!originalReplicas(workload)) {
+    annotate(workload, kOriginalReplicas, std::to_string(current));
+    annotate(workload, kManagedBy, channelKey);
+    changed = true;
+  }
+  if (current > replicas) {
+    workload["spec"]["replicas"] = replicas;
+    changed = true;
+  }
+  return changed;
+}
+
+bool restoreReplicas(Json& workload) {
+  const auto original = originalReplicas(workload);
+  if (!original) return false;
+  workload["spec"]["replicas"] = *original;
+  unannotate(workload, kOriginalReplicas);
+  unannotate(workload, kManagedBy);
+  return true;
+}
+
+bool limitAutoscaler(Json& hpa, int32_t replicas, const std::string& channelKey) {
+  bool changed = false;
+  const auto min = static_cast<int32_t>(field<int64_t>(hpa, "/spec/minReplicas"_json_pointer, 1));
+  const auto max = static_cast<int32_t>(field<int64_t>(hpa, "/spec/maxReplicas"_json_pointer, 1));
+  if (!annotationInt(hpa, kOriginalMaxReplicas)) {
+    annotate(hpa, kOriginalMinReplicas, std::to_string(min));
+    annotate(hpa, kOriginalMaxReplicas, std::to_string(max));
+    annotate(hpa, kManagedBy, channelKey);
+    changed = true;
+  }
+  const int32_t cap = std::max(1, replicas);
+  if (max > cap) {
+    hpa["spec"]["maxReplicas"] = cap;
+    changed = true;
+  }
+  if (min > cap) {
+    hpa["spec"]["minReplicas"] = cap;
+    changed = true;
+  }
+  return changed;
+}
+
+bool restoreAutoscaler(Json& hpa) {
+  const auto min = annotationInt(hpa, kOriginalMinReplicas);
+  const auto max = annotationInt(hpa, kOriginalMaxReplicas);
+  if (!max) return false;
+  hpa["spec"]["maxReplicas"] = *max;
+  if (min) hpa["spec"]["minReplicas"] = *min;
+  unannotate(hpa, kOriginalMinReplicas);
+  unannotate(hpa, kOriginalMaxReplicas);
+  unannotate(hpa, kManagedBy);
+  return true;
+}
+
+}  // namespace pi0::op

@@ -1,0 +1,270 @@
+#include "stability/planner.h"
+
+#include <algorithm>
+#include <functional>
+#include <tuple>
+
+#include "stability/operators.h"
+
+namespace pi0::stability {
+namespace {
+
+int severity(ChannelState s) {
+  return static_cast<int>(s);
+}
+
+DependencyGraph graphOf(const PlanInput& input) {
+  DependencyGraph graph;
+  for (const auto& c : input.channels) {
+    auto& deps = graph[c.ref.key()];
+    for (const auto& d : c.dependsOn)
+      deps.push_back(d.key());
+  }
+  return graph;
+}
+
+int levelIndex(const MatrixSpec& matrix, const std::string& name) {
+  for (std::size_t i = 0; i < matrix.levels.size(); ++i) {
+    if (matrix.levels[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+// Why a channel has its target, and where it sorts in a shutdown plan.
+struct Decision {
+  ChannelState target = ChannelState::kActive;
+  int group = 3;  // 0 stability, 1 matrix cell, 2 GDO, 3 none
+  int cellLevel = 0;
+  int cellOrder = 0;
+  std::string reason;
+};
+
+std::map<std::string, Decision> decide(const PlanInput& input) {
+  const MatrixSpec& m = *input.matrix;
+  const auto graph = graphOf(input);
+  std::set<std::string> critical;
+  for (const auto& c : input.channels) {
+    if (c.critical) critical.insert(c.ref.key());
+  }
+  std::map<std::string, const Row*> rows;
+  for (const auto& row : m.rows) {
+    rows[row.channel.key()] = &row;
+    if (row.critical) critical.insert(row.channel.key());
+  }
+  const auto untouchable = criticalClosure(graph, critical);
+  const std::string levelName = input.level >= 0 && input.level < static_cast<int>(m.levels.size())
+                                    ? m.levels[static_cast<std::size_t>(input.level)].name
+                                    : "?";
+
+  std::vector<ChannelFacts> facts;
+  for (const auto& c : input.channels) {
+    ChannelFacts f;
+    f.key = c.ref.key();
+    f.critical = untouchable.contains(f.key);
+    f.active = c.state != ChannelState::kInactive;
+    f.listed = rows.contains(f.key);
+    f.cpo = c.cpo;
+    f.reliability = c.reliability;
+    facts.push_back(f);
+  }
+
+  std::map<std::string, Decision> out;
+  for (const auto& c : input.channels) {
+    const std::string key = c.ref.key();
+    Decision d;
+    if (untouchable.contains(key)) {
+      d.reason = "critical";
+      out[key] = d;
+      continue;
+    }
+    if (auto r = rows.find(key); r != rows.end()) {
+      const Cell* deciding = nullptr;
+      int decidingLevel = -1;
+      for (const auto& cell : r->second->cells) {
+        const int li = levelIndex(m, cell.level);
+        if (li >= 0 && li <= input.level && li >= decidingLevel) {
+          deciding = &cell;
+          decidingLevel = li;
+        }
+      }
+      if (deciding != nullptr && deciding->action != Action::kRestore) {
+        d.target = deciding->action == Action::kShutdown ? ChannelState::kInactive
+                                                         : ChannelState::kDegraded;
+        d.group = 1;
+        d.cellLevel = decidingLevel;
+        d.cellOrder = deciding->order;
+        d.reason = "level " + levelName + ": matrix cell at level " + deciding->level + " (order " +
+                   std::to_string(deciding->order) + ")";
+      }
+    }
+    out[key] = d;
+  }
+  if (input.level >= 1) {
+    char load[32];
+    std::snprintf(load, sizeof load, "%.2f", input.load);
+    for (const auto& key : gdo(facts, input.load)) {
+      auto& d = out[key];
+      if (d.group == 3) {
+        d.target = ChannelState::kDegraded;
+        d.group = 2;
+        d.reason =
+            "level " + levelName + ": not in the matrix and its priority is below the load " + load;
+      }
+    }
+  }
+  const double now = sao(facts);
+  if (now < m.stabilityThreshold) {
+    char text[96];
+    std::snprintf(text, sizeof text, "stability %.3f is below the threshold %.3f", now,
+                  m.stabilityThreshold);
+    for (const auto& key : stabilityShutdowns(facts, m.stabilityThreshold)) {
+      auto& d = out[key];
+      d.target = ChannelState::kInactive;
+      d.group = 0;
+      d.reason = std::string(text) + ": the least reliable channels shut down first";
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+const char* channelStateName(ChannelState state) {
+  switch (state) {
+    case ChannelState::kActive:
+      return "Active";
+    case ChannelState::kDegraded:
+      return "Degraded";
+    case ChannelState::kInactive:
+      return "Inactive";
+  }
+  return "Active";
+}
+
+std::vector<std::string> planProblems(const PlanInput& input) {
+  std::vector<std::string> problems;
+  if (auto cycle = findCycle(graphOf(input))) {
+    problems.push_back("channels depend on each other in a cycle: " + describeCycle(*cycle));
+  }
+  std::set<std::string> known;
+  for (const auto& c : input.channels)
+    known.insert(c.ref.key());
+  for (const auto& row : input.matrix->rows) {
+    if (!known.contains(row.channel.key())) {
+      problems.push_back("row names channel " + row.channel.key() + ", which does not exist");
+    }
+  }
+  return problems;
+}
+
+std::map<std::string, ChannelState> targets(const PlanInput& input) {
+  std::map<std::string, ChannelState> out;
+  for (const auto& [key, d] : decide(input))
+    out[key] = d.target;
+  return out;
+}
+
+Plan planShutdown(const PlanInput& input) {
+  Plan plan;
+  const auto decisions = decide(input);
+  const auto graph = graphOf(input);
+  std::map<std::string, const PlannedChannel*> byKey;
+  for (const auto& c : input.channels)
+    byKey[c.ref.key()] = &c;
+
+  // Candidate steps, in the order the design gives.
+  std::vector<const PlannedChannel*> due;
+  for (const auto& c : input.channels) {
+    if (severity(decisions.at(c.ref.key()).target) > severity(c.state)) due.push_back(&c);
+  }
+  std::sort(due.begin(), due.end(), [&](const PlannedChannel* a, const PlannedChannel* b) {
+    const auto& da = decisions.at(a->ref.key());
+    const auto& db = decisions.at(b->ref.key());
+    return std::tie(da.group, da.cellLevel, da.cellOrder, a->cpo, a->ref) <
+           std::tie(db.group, db.cellLevel, db.cellOrder, b->cpo, b->ref);
+  });
+
+  // A shutdown waits for the shutdown of everything that depends on it, and is blocked when a
+  // dependent stays active.
+  std::set<std::string> emitted;
+  std::function<void(const PlannedChannel*)> emit = [&](const PlannedChannel* c) {
+    const std::string key = c->ref.key();
+    if (emitted.contains(key)) return;
+    const auto& d = decisions.at(key);
+    if (d.target == ChannelState::kInactive) {
+      std::vector<std::string> activeDependents;
+      for (const auto& dep : dependentsOf(graph, key)) {
+        auto it = byKey.find(dep);
+        if (it == byKey.end()) continue;
+        const bool willBeInactive = it->second->state == ChannelState::kInactive ||
+                                    decisions.at(dep).target == ChannelState::kInactive;
+        if (!willBeInactive) activeDependents.push_back(dep);
+      }
+      if (!activeDependents.empty()) {
+        std::string names;
+        for (const auto& n : activeDependents)
+          names += (names.empty() ? "" : ", ") + n;
+        plan.waiting.push_back("shutdown of " + key + " is blocked: " + names + " depend" +
+                               (activeDependents.size() == 1 ? "s" : "") + " on it and stay" +
+                               (activeDependents.size() == 1 ? "s" : "") + " active");
+        emitted.insert(key);
+        return;
+      }
+      for (const auto& dep : dependentsOf(graph, key)) {
+        auto it = byKey.find(dep);
+        if (it != byKey.end() && severity(decisions.at(dep).target) > severity(it->second->state))
+          emit(it->second);
+      }
+    }
+    emitted.insert(key);
+    plan.steps.push_back(
+        PlanStep{c->ref, d.target == ChannelState::kInactive ? Action::kShutdown : Action::kDegrade,
+                 d.target, d.reason});
+  };
+  for (const auto* c : due)
+    emit(c);
+  return plan;
+}
+
+Plan planRecovery(const PlanInput& input) {
+  Plan plan;
+  const auto decisions = decide(input);
+  std::map<std::string, const PlannedChannel*> byKey;
+  for (const auto& c : input.channels)
+    byKey[c.ref.key()] = &c;
+  std::vector<const PlannedChannel*> due;
+  for (const auto& c : input.channels) {
+    if (severity(c.state) > severity(decisions.at(c.ref.key()).target)) due.push_back(&c);
+  }
+  std::sort(due.begin(), due.end(), [](const PlannedChannel* a, const PlannedChannel* b) {
+    return a->cpo != b->cpo ? a->cpo > b->cpo : a->ref < b->ref;
+  });
+  for (const auto* c : due) {
+    std::vector<std::string> notBack;
+    for (const auto& dep : c->dependsOn) {
+      auto it = byKey.find(dep.key());
+      if (it == byKey.end()) continue;
+      // Back: restored as far as this level allows (a dependency may stay Degraded), and ready.
+      const auto depState = it->second->state;
+      const bool back = depState != ChannelState::kInactive &&
+                        severity(depState) <= severity(decisions.at(dep.key()).target) &&
+                        it->second->ready;
+      if (!back) notBack.push_back(dep.key());
+    }
+    if (!notBack.empty()) {
+      std::string names;
+      for (const auto& n : notBack)
+        names += (names.empty() ? "" : ", ") + n;
+      plan.waiting.push_back("restore of " + c->ref.key() + " waits for " + names +
+                             " to be back and ready");
+      continue;
+    }
+    const auto target = decisions.at(c->ref.key()).target;
+    plan.steps.push_back(
+        PlanStep{c->ref, Action::kRestore, target,
+                 std::string("load fell: restore to ") + channelStateName(target)});
+  }
+  return plan;
+}
+
+}  // namespace pi0::stability

@@ -1,0 +1,832 @@
+#include "stability/spec.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstddef>
+#include <initializer_list>
+#include <limits>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
+
+namespace pi0::stability {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// ---------------------------------------------------------------------------------------------
+// Quantities
+
+// A quantity's value is an exact decimal times a power of 1024, so it is computed on decimal
+// digits rather than in floating point: "0.1Ki" must be 102.4 bytes (rounded to 103), not
+// whatever a double makes of it.
+std::string multiplyDigits(const std::string& digits, int factor) {
+  std::string out(digits.size(), '0');
+  int carry = 0;
+  for (std::size_t i = digits.size(); i-- > 0;) {
+    const int v = (digits[i] - '0') * factor + carry;
+    out[i] = static_cast<char>('0' + v % 10);
+    carry = v / 10;
+  }
+  while (carry > 0) {
+    out.insert(out.begin(), static_cast<char>('0' + carry % 10));
+    carry /= 10;
+  }
+  return out;
+}
+
+// Parses `text` and returns its value times 10^scale (scale 3: millicores from cores), rounded
+// away from zero as Kubernetes' Quantity.ScaledValue does. `unit` names the result in messages.
+Result<int64_t> parseQuantity(std::string_view text, int scale, const char* unit) {
+  const std::string quoted = "\"" + std::string(text) + "\"";
+  auto bad = [&](const std::string& why) { return fail(quoted + " is not a quantity: " + why); };
+  if (text.empty()) return bad("it is empty");
+
+  std::size_t i = 0;
+  bool negative = false;
+  if (text[i] == '+' || text[i] == '-') {
+    negative = text[i] == '-';
+    ++i;
+  }
+  std::string digits;
+  int64_t fractionDigits = 0;
+  bool seenPoint = false;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c >= '0' && c <= '9') {
+      digits.push_back(c);
+      if (seenPoint) ++fractionDigits;
+    } else if (c == '.' && !seenPoint) {
+      seenPoint = true;
+    } else {
+      break;
+    }
+  }
+  if (digits.empty()) return bad("it does not start with a number");
+
+  // The suffix: a decimal SI prefix, a binary one, or a decimal exponent.
+  const std::string_view suffix = text.substr(i);
+  int64_t exponent10 = 0;
+  int powers1024 = 0;
+  static const std::pair<std::string_view, int> kDecimal[] = {
+      {"", 0},  {"n", -9}, {"u", -6}, {"m", -3}, {"k", 3},
+      {"M", 6}, {"G", 9},  {"T", 12}, {"P", 15}, {"E", 18}};
+  static const std::pair<std::string_view, int> kBinary[] = {{"Ki", 1}, {"Mi", 2}, {"Gi", 3},
+                                                             {"Ti", 4}, {"Pi", 5}, {"Ei", 6}};
+  bool known = false;
+  for (const auto& [name, e] : kDecimal) {
+    if (suffix == name) {
+      exponent10 = e;
+      known = true;
+    }
+  }
+  for (const auto& [name, p] : kBinary) {
+    if (suffix == name) {
+      powers1024 = p;
+      known = true;
+    }
+  }
+  if (!known && suffix.size() >= 2 && (suffix[0] == 'e' || suffix[0] == 'E')) {
+    std::size_t j = 1;
+    bool expNegative = false;
+    if (suffix[j] == '+' || suffix[j] == '-') {
+      expNegative = suffix[j] == '-';
+      ++j;
+    }
+    known = j < suffix.size();
+    int64_t e = 0;
+    for (; j < suffix.size() && known; ++j) {
+      if (suffix[j] < '0' || suffix[j] > '9') {
+        known = false;
+      } else if (e < 1'000'000'000) {  // saturate: far beyond any int64 either way
+        e = e * 10 + (suffix[j] - '0');
+      }
+    }
+    exponent10 = expNegative ? -e : e;
+  }
+  if (!known) {
+    return bad("unknown suffix \"" + std::string(suffix) +
+               "\" (use m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or an exponent like e3)");
+  }
+
+  // value = digits × 10^exponent10 × 1024^powers1024, then scaled.
+  exponent10 += scale - fractionDigits;
+  const std::size_t firstNonZero = digits.find_first_not_of('0');
+  if (firstNonZero == std::string::npos) return 0;
+  digits.erase(0, firstNonZero);
+  for (int p = 0; p < powers1024; ++p)
+    digits = multiplyDigits(digits, 1024);
+
+  const uint64_t limit =
+      static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) + (negative ? 1U : 0U);
+  auto tooLarge = [&]() {
+    return fail(quoted + " is out of range: beyond " + (negative ? "-" : "") +
+                std::to_string(limit) + " " + unit);
+  };
+  const int64_t length = static_cast<int64_t>(digits.size());
+  const int64_t integerDigits = length + exponent10;
+  if (integerDigits > 20) return tooLarge();  // 2^64 has 20 digits; from_chars checks the rest
+  std::string integerPart;
+  bool fractionNonZero = false;
+  if (exponent10 >= 0) {
+    integerPart = digits + std::string(static_cast<std::size_t>(exponent10), '0');
+  } else if (integerDigits > 0) {
+    integerPart = digits.substr(0, static_cast<std::size_t>(integerDigits));
+    fractionNonZero =
+        digits.find_first_not_of('0', static_cast<std::size_t>(integerDigits)) != std::string::npos;
+  } else {
+    fractionNonZero = true;  // digits has a non-zero digit, all of it after the point
+  }
+  uint64_t m = 0;
+  if (!integerPart.empty()) {
+    const char* end = integerPart.data() + integerPart.size();
+    if (std::from_chars(integerPart.data(), end, m).ec != std::errc()) return tooLarge();
+  }
+  if (m > limit || (fractionNonZero && m == limit)) return tooLarge();
+  if (fractionNonZero) ++m;
+  if (!negative) return static_cast<int64_t>(m);
+  return m == limit ? std::numeric_limits<int64_t>::min() : -static_cast<int64_t>(m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading API objects
+
+// A value inside the object being parsed, with its path for messages ("spec.targets[1].kind").
+// `value` is nullptr when the field is absent or null: a default applies.
+struct Node {
+  const Json* value = nullptr;
+  std::string path;
+
+  bool present() const { return value != nullptr; }
+
+  Node child(std::string_view key) const {
+    Node n{nullptr, path.empty() ? std::string(key) : path + "." + std::string(key)};
+    if (value != nullptr && value->is_object()) {
+      auto it = value->find(key);
+      if (it != value->end() && !it->is_null()) n.value = &*it;
+    }
+    return n;
+  }
+};
+
+std::string quote(std::string_view s) {
+  return "\"" + std::string(s) + "\"";
+}
+
+// Walks an object without throwing: each read checks the JSON type first, and the first
+// problem is kept (with its path) while the walk goes on with defaults, so a parser reads
+// straight through and checks ok() once at the end.
+class Reader {
+ public:
+  bool ok() const { return !error_.has_value(); }
+  const std::string& error() const { return *error_; }
+
+  void problem(const Node& node, const std::string& what) {
+    if (!error_) error_ = node.path + ": " + what;
+  }
+
+  bool expect(const Node& node, bool good, const char* type) {
+    if (!good) {
+      problem(node, std::string("must be ") + type + ", not " + node.value->type_name());
+    }
+    return good;
+  }
+
+  // True when the node is a present object; an error when it is present and something else.
+  bool object(const Node& node) {
+    return node.present() && expect(node, node.value->is_object(), "an object");
+  }
+
+  // The items of an array (none when absent).
+  std::vector<Node> items(const Node& node) {
+    std::vector<Node> out;
+    if (!node.present() || !expect(node, node.value->is_array(), "an array")) return out;
+    for (std::size_t i = 0; i < node.value->size(); ++i) {
+      const Json& item = (*node.value)[i];
+      out.push_back(
+          Node{item.is_null() ? nullptr : &item, node.path + "[" + std::to_string(i) + "]"});
+    }
+    return out;
+  }
+
+  // An item of a list that must be an object (a missing one is reported).
+  bool itemObject(const Node& node) {
+    if (!node.present()) {
+      problem(node, "must be an object, not null");
+      return false;
+    }
+    return object(node);
+  }
+
+  std::string string(const Node& node, std::string fallback = {}) {
+    if (!node.present() || !expect(node, node.value->is_string(), "a string")) return fallback;
+    return node.value->get<std::string>();
+  }
+
+  // A string the CRD requires, and requires non-empty.
+  std::string requiredString(const Node& node) {
+    if (!node.present()) {
+      problem(node, "is required but missing");
+      return {};
+    }
+    std::string s = string(node);
+    if (ok() && s.empty()) problem(node, "must not be empty");
+    return s;
+  }
+
+  bool boolean(const Node& node, bool fallback) {
+    if (!node.present() || !expect(node, node.value->is_boolean(), "a boolean")) return fallback;
+    return node.value->get<bool>();
+  }
+
+  double number(const Node& node, double fallback) {
+    if (!node.present() || !expect(node, node.value->is_number(), "a number")) return fallback;
+    return node.value->get<double>();
+  }
+
+  // An integer within [lo, hi]; a float with an integral value counts (1.0 is 1).
+  int64_t integer(const Node& node, int64_t fallback, int64_t lo, int64_t hi) {
+    if (!node.present() || !expect(node, node.value->is_number(), "an integer")) return fallback;
+    const Json& v = *node.value;
+    bool inRange = false;
+    int64_t out = 0;
+    if (v.is_number_unsigned()) {
+      const auto u = v.get<uint64_t>();
+      inRange = u <= static_cast<uint64_t>(hi);
+      out = inRange ? static_cast<int64_t>(u) : 0;
+    } else if (v.is_number_integer()) {
+      out = v.get<int64_t>();
+      inRange = out >= lo && out <= hi;
+    } else {
+      const double d = v.get<double>();
+      if (d != std::floor(d)) {
+        problem(node, "must be an integer, not " + v.dump());
+        return fallback;
+      }
+      inRange = d >= static_cast<double>(lo) && d <= static_cast<double>(hi);
+      out = inRange ? static_cast<int64_t>(d) : 0;
+    }
+    if (!inRange) {
+      problem(node, v.dump() + " is out of range [" + std::to_string(lo) + ", " +
+                        std::to_string(hi) + "]");
+      return fallback;
+    }
+    return out;
+  }
+
+  int32_t int32(const Node& node, int32_t fallback) {
+    return static_cast<int32_t>(integer(node, fallback, std::numeric_limits<int32_t>::min(),
+                                        std::numeric_limits<int32_t>::max()));
+  }
+
+  // One of an enum's API names; `what` names the field's kind in the message ("kind").
+  template <class E>
+  E enumeration(const Node& node, E fallback, const char* what,
+                std::initializer_list<std::pair<const char*, E>> names) {
+    if (!node.present()) return fallback;
+    const std::string s = string(node);
+    if (!ok()) return fallback;
+    std::string expected;
+    std::size_t i = 0;
+    for (const auto& [name, e] : names) {
+      if (s == name) return e;
+      expected += (i == 0 ? "" : (i + 1 == names.size() ? " or " : ", ")) + std::string(name);
+      ++i;
+    }
+    problem(node, std::string("unknown ") + what + " " + quote(s) + "; expected " + expected);
+    return fallback;
+  }
+
+  // A Kubernetes quantity, as the CRDs' int-or-string: a string, or a JSON number.
+  std::optional<int64_t> quantity(const Node& node, bool cpu) {
+    if (!node.present()) return std::nullopt;
+    const Json& v = *node.value;
+    std::string text;
+    if (v.is_string()) {
+      text = v.get<std::string>();
+    } else if (v.is_number()) {
+      text = v.dump();  // integers exactly; floats in their shortest round-trip form
+    } else {
+      expect(node, false, "a quantity (a string such as \"500m\" or \"2Gi\", or a number)");
+      return std::nullopt;
+    }
+    Result<int64_t> r = cpu ? parseCpuMilli(text) : parseBytes(text);
+    if (!r) {
+      problem(node, r.error().message);
+      return std::nullopt;
+    }
+    return *r;
+  }
+
+  std::optional<Resources> resources(const Node& node) {
+    if (!object(node)) return std::nullopt;
+    return Resources{quantity(node.child("cpu"), true), quantity(node.child("memory"), false)};
+  }
+
+  Weights weights(const Node& node) {
+    Weights w;
+    if (!object(node)) return w;
+    w.throughput = number(node.child("throughput"), w.throughput);
+    w.reliability = number(node.child("reliability"), w.reliability);
+    w.recovery = number(node.child("recovery"), w.recovery);
+    return w;
+  }
+
+  // metadata.name, generation and uid.
+  void metadata(const Node& root, std::string& name, int64_t& generation, std::string& uid) {
+    const Node meta = root.child("metadata");
+    if (!meta.present()) {
+      problem(meta, "is required but missing");
+      return;
+    }
+    if (!object(meta)) return;
+    name = requiredString(meta.child("name"));
+    generation = integer(meta.child("generation"), 0, 0, std::numeric_limits<int64_t>::max());
+    uid = string(meta.child("uid"));
+  }
+
+ private:
+  std::optional<std::string> error_;
+};
+
+// Parse failures name the object too: the field path alone does not say which Channel it is.
+std::unexpected<Error> parseFailure(const char* kind, const std::string& ns,
+                                    const std::string& name, const std::string& error) {
+  std::string object = kind;
+  if (!name.empty()) object += " " + (ns.empty() ? name : ns + "/" + name);
+  return fail(object + ": " + error);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation messages
+
+std::string number(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
+}
+
+void checkWeights(const Weights& w, std::vector<std::string>& out) {
+  const std::pair<const char*, double> all[] = {
+      {"throughput", w.throughput}, {"reliability", w.reliability}, {"recovery", w.recovery}};
+  for (const auto& [name, v] : all) {
+    if (!(v >= 0.0 && v <= 1.0)) {
+      out.push_back("weights." + std::string(name) + " is " + number(v) +
+                    "; weights must be within [0, 1]");
+    }
+  }
+}
+
+void checkNotNegative(const std::optional<Resources>& r, const std::string& path,
+                      std::vector<std::string>& out) {
+  if (!r) return;
+  if (r->cpuMilli && *r->cpuMilli < 0) {
+    out.push_back(path + ".cpu is negative (" + formatCpuMilli(*r->cpuMilli) + ")");
+  }
+  if (r->memoryBytes && *r->memoryBytes < 0) {
+    out.push_back(path + ".memory is negative (" + formatBytes(*r->memoryBytes) + ")");
+  }
+}
+
+void checkAtLeast(int64_t v, int64_t least, const char* field, std::vector<std::string>& out) {
+  if (v < least) {
+    out.push_back(std::string(field) + " is " + std::to_string(v) + "; it must be " +
+                  std::to_string(least) + " or more");
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+std::string LabelSelector::toQuery() const {
+  std::string out;
+  auto add = [&out](const std::string& term) {
+    if (!out.empty()) out += ',';
+    out += term;
+  };
+  for (const auto& [key, value] : matchLabels)
+    add(key + "=" + value);
+  for (const auto& r : matchExpressions) {
+    std::string values;
+    for (const auto& v : r.values)
+      values += (values.empty() ? "" : ",") + v;
+    if (r.op == "In") {
+      add(r.key + " in (" + values + ")");
+    } else if (r.op == "NotIn") {
+      add(r.key + " notin (" + values + ")");
+    } else if (r.op == "Exists") {
+      add(r.key);
+    } else if (r.op == "DoesNotExist") {
+      add("!" + r.key);
+    } else {
+      // Not a selector operator (validateChannel reports it). Spelled out as given, the apiserver
+      // refuses the query; leaving it out would silently select more pods.
+      add(r.key + " " + r.op + " (" + values + ")");
+    }
+  }
+  return out;
+}
+
+const char* actionName(Action action) {
+  switch (action) {
+    case Action::kDegrade:
+      return "Degrade";
+    case Action::kShutdown:
+      return "Shutdown";
+    case Action::kRestore:
+      return "Restore";
+  }
+  return "Unknown";
+}
+
+const char* modeName(Mode mode) {
+  switch (mode) {
+    case Mode::kEnforce:
+      return "Enforce";
+    case Mode::kDryRun:
+      return "DryRun";
+  }
+  return "Unknown";
+}
+
+const char* workloadKindName(WorkloadKind kind) {
+  switch (kind) {
+    case WorkloadKind::kDeployment:
+      return "Deployment";
+    case WorkloadKind::kStatefulSet:
+      return "StatefulSet";
+  }
+  return "Unknown";
+}
+
+const char* resourceKindName(ResourceKind kind) {
+  switch (kind) {
+    case ResourceKind::kCpu:
+      return "cpu";
+    case ResourceKind::kMemory:
+      return "memory";
+    case ResourceKind::kGpu:
+      return "gpu";
+  }
+  return "unknown";
+}
+
+Result<int64_t> parseCpuMilli(const std::string& text) {
+  return parseQuantity(text, 3, "millicores");
+}
+
+Result<int64_t> parseBytes(const std::string& text) {
+  return parseQuantity(text, 0, "bytes");
+}
+
+std::string formatCpuMilli(int64_t milli) {
+  if (milli % 1000 == 0) return std::to_string(milli / 1000);
+  return std::to_string(milli) + "m";
+}
+
+std::string formatBytes(int64_t bytes) {
+  static const char* const kSuffixes[] = {"Ki", "Mi", "Gi", "Ti", "Pi", "Ei"};
+  if (bytes == 0) return "0";
+  for (int p = 6; p >= 1; --p) {
+    const int64_t unit = int64_t{1} << (10 * p);
+    if (bytes % unit == 0) return std::to_string(bytes / unit) + kSuffixes[p - 1];
+  }
+  return std::to_string(bytes);
+}
+
+Result<ChannelSpec> parseChannel(const nlohmann::json& object) {
+  try {
+    Reader r;
+    ChannelSpec c;
+    const Node root{&object, ""};
+    if (!object.is_object()) return fail("Channel: not a JSON object");
+    r.metadata(root, c.ref.name, c.generation, c.uid);
+    c.ref.ns = r.requiredString(root.child("metadata").child("namespace"));
+
+    const Node spec = root.child("spec");
+    r.object(spec);
+    for (const Node& t : r.items(spec.child("targets"))) {
+      if (!r.itemObject(t)) continue;
+      Target target;
+      target.kind = r.enumeration(
+          t.child("kind"), WorkloadKind::kDeployment, "kind",
+          {{"Deployment", WorkloadKind::kDeployment}, {"StatefulSet", WorkloadKind::kStatefulSet}});
+      target.name = r.requiredString(t.child("name"));
+      c.targets.push_back(std::move(target));
+    }
+
+    const Node selector = spec.child("selector");
+    if (!selector.present()) {
+      c.selector.matchLabels.emplace_back("stability.pi0.io/channel", c.ref.name);
+    } else if (r.object(selector)) {
+      const Node labels = selector.child("matchLabels");
+      if (r.object(labels)) {
+        for (const auto& [key, value] : labels.value->items()) {
+          const Node v{&value, labels.path + "[" + quote(key) + "]"};
+          c.selector.matchLabels.emplace_back(key, r.string(v));
+        }
+      }
+      for (const Node& e : r.items(selector.child("matchExpressions"))) {
+        if (!r.itemObject(e)) continue;
+        LabelSelectorRequirement req;
+        req.key = r.requiredString(e.child("key"));
+        const Node op = e.child("operator");
+        req.op = r.requiredString(op);
+        if (r.ok() && req.op != "In" && req.op != "NotIn" && req.op != "Exists" &&
+            req.op != "DoesNotExist") {
+          r.problem(op, "unknown operator " + quote(req.op) +
+                            "; expected In, NotIn, Exists or DoesNotExist");
+        }
+        for (const Node& v : r.items(e.child("values"))) {
+          if (!v.present()) {
+            r.problem(v, "must be a string, not null");
+            continue;
+          }
+          req.values.push_back(r.string(v));
+        }
+        c.selector.matchExpressions.push_back(std::move(req));
+      }
+    }
+
+    c.critical = r.boolean(spec.child("critical"), false);
+    for (const Node& d : r.items(spec.child("dependsOn"))) {
+      if (!r.itemObject(d)) continue;
+      ChannelRef ref;
+      ref.name = r.requiredString(d.child("name"));
+      ref.ns = r.string(d.child("namespace"));
+      if (ref.ns.empty()) ref.ns = c.ref.ns;
+      c.dependsOn.push_back(std::move(ref));
+    }
+    c.degradedReplicas = r.int32(spec.child("degradedReplicas"), c.degradedReplicas);
+    if (r.object(spec.child("weights"))) c.weights = r.weights(spec.child("weights"));
+    const Node throughput = spec.child("throughput");
+    if (r.object(throughput)) {
+      Throughput t;
+      t.prometheusQuery = r.requiredString(throughput.child("prometheusQuery"));
+      t.max = r.number(throughput.child("max"), t.max);
+      c.throughput = std::move(t);
+    }
+    const Node buffer = spec.child("buffer");
+    if (r.object(buffer)) {
+      const Node max = buffer.child("max");
+      if (!max.present()) r.problem(max, "is required but missing");
+      c.bufferMax = r.resources(max);
+    }
+    c.restoreTimeoutSeconds = r.int32(spec.child("restoreTimeoutSeconds"), c.restoreTimeoutSeconds);
+
+    if (!r.ok()) return parseFailure("Channel", c.ref.ns, c.ref.name, r.error());
+    return c;
+  } catch (const Json::exception& e) {
+    // Every read checks its type first; this only keeps a missed case from escaping.
+    return fail(std::string("Channel: cannot be read: ") + e.what());
+  }
+}
+
+Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
+  try {
+    Reader r;
+    MatrixSpec m;
+    const Node root{&object, ""};
+    if (!object.is_object()) return fail("ShutdownMatrix: not a JSON object");
+    r.metadata(root, m.name, m.generation, m.uid);
+
+    const Node spec = root.child("spec");
+    r.object(spec);
+    const Node levels = spec.child("levels");
+    if (!levels.present()) r.problem(levels, "is required but missing");
+    for (const Node& l : r.items(levels)) {
+      if (!r.itemObject(l)) continue;
+      Level level;
+      level.name = r.requiredString(l.child("name"));
+      const Node bound = l.child("upperBound");
+      if (bound.present()) level.upperBound = r.number(bound, 0.0);
+      m.levels.push_back(std::move(level));
+    }
+
+    for (const Node& w : r.items(spec.child("rows"))) {
+      if (!r.itemObject(w)) continue;
+      Row row;
+      const Node channel = w.child("channel");
+      if (!channel.present()) r.problem(channel, "is required but missing");
+      if (r.object(channel)) {
+        row.channel.name = r.requiredString(channel.child("name"));
+        row.channel.ns = r.requiredString(channel.child("namespace"));
+      }
+      row.critical = r.boolean(w.child("critical"), false);
+      for (const Node& k : r.items(w.child("cells"))) {
+        if (!r.itemObject(k)) continue;
+        Cell cell;
+        cell.level = r.requiredString(k.child("level"));
+        const Node action = k.child("action");
+        if (!action.present()) r.problem(action, "is required but missing");
+        // Restore parses so that validateMatrix can say why it does not belong in a cell.
+        cell.action = r.enumeration(action, Action::kDegrade, "action",
+                                    {{"Degrade", Action::kDegrade},
+                                     {"Shutdown", Action::kShutdown},
+                                     {"Restore", Action::kRestore}});
+        cell.order = r.int32(k.child("order"), 0);
+        row.cells.push_back(std::move(cell));
+      }
+      m.rows.push_back(std::move(row));
+    }
+
+    const Node load = spec.child("loadSignal");
+    if (r.object(load)) {
+      m.loadSignal.source =
+          r.enumeration(load.child("source"), LoadSource::kFleet, "source",
+                        {{"Fleet", LoadSource::kFleet}, {"Prometheus", LoadSource::kPrometheus}});
+      m.loadSignal.prometheusQuery = r.string(load.child("prometheusQuery"));
+      const Node resources = load.child("resources");
+      if (resources.present()) {
+        m.loadSignal.resources.clear();
+        for (const Node& k : r.items(resources)) {
+          if (!k.present()) {
+            r.problem(k, "must be a string, not null");
+            continue;
+          }
+          m.loadSignal.resources.push_back(r.enumeration(k, ResourceKind::kCpu, "resource",
+                                                         {{"cpu", ResourceKind::kCpu},
+                                                          {"memory", ResourceKind::kMemory},
+                                                          {"gpu", ResourceKind::kGpu}}));
+        }
+      }
+    }
+    m.stabilityThreshold = r.number(spec.child("stabilityThreshold"), m.stabilityThreshold);
+    m.weights = r.weights(spec.child("weights"));
+    m.totalBuffer = r.resources(spec.child("totalBuffer"));
+    const Node hysteresis = spec.child("hysteresis");
+    if (r.object(hysteresis)) {
+      m.hysteresis.margin = r.number(hysteresis.child("margin"), m.hysteresis.margin);
+      m.hysteresis.dwellSeconds =
+          r.int32(hysteresis.child("dwellSeconds"), m.hysteresis.dwellSeconds);
+    }
+    m.stepIntervalSeconds = r.int32(spec.child("stepIntervalSeconds"), m.stepIntervalSeconds);
+    m.mode = r.enumeration(spec.child("mode"), Mode::kEnforce, "mode",
+                           {{"Enforce", Mode::kEnforce}, {"DryRun", Mode::kDryRun}});
+    const Node restore = spec.child("restore");
+    if (r.object(restore)) {
+      m.restore.backoffSeconds = r.int32(restore.child("backoffSeconds"), m.restore.backoffSeconds);
+      m.restore.maxBackoffSeconds =
+          r.int32(restore.child("maxBackoffSeconds"), m.restore.maxBackoffSeconds);
+    }
+
+    if (!r.ok()) return parseFailure("ShutdownMatrix", "", m.name, r.error());
+    return m;
+  } catch (const Json::exception& e) {
+    return fail(std::string("ShutdownMatrix: cannot be read: ") + e.what());
+  }
+}
+
+std::vector<std::string> validateChannel(const ChannelSpec& channel) {
+  std::vector<std::string> out;
+  std::set<std::pair<WorkloadKind, std::string>> targets;
+  for (const Target& t : channel.targets) {
+    if (!targets.emplace(t.kind, t.name).second) {
+      out.push_back("target " + std::string(workloadKindName(t.kind)) + "/" + t.name +
+                    " is listed twice; list each workload once");
+    }
+  }
+  for (std::size_t i = 0; i < channel.selector.matchExpressions.size(); ++i) {
+    const LabelSelectorRequirement& e = channel.selector.matchExpressions[i];
+    const std::string where =
+        "selector.matchExpressions[" + std::to_string(i) + "] (key " + quote(e.key) + ")";
+    if (e.op == "In" || e.op == "NotIn") {
+      if (e.values.empty()) out.push_back(where + ": " + e.op + " needs at least one value");
+    } else if (e.op == "Exists" || e.op == "DoesNotExist") {
+      if (!e.values.empty()) out.push_back(where + ": " + e.op + " takes no values");
+    } else {
+      out.push_back(where + ": unknown operator " + quote(e.op) +
+                    "; expected In, NotIn, Exists or DoesNotExist");
+    }
+  }
+  for (const ChannelRef& d : channel.dependsOn) {
+    if (d == channel.ref) {
+      out.push_back("channel " + channel.ref.key() + " depends on itself");
+      break;
+    }
+  }
+  checkAtLeast(channel.degradedReplicas, 0, "degradedReplicas", out);
+  if (channel.weights) checkWeights(*channel.weights, out);
+  if (channel.throughput) {
+    if (channel.throughput->prometheusQuery.empty()) {
+      out.push_back(
+          "throughput.prometheusQuery is empty; give a PromQL query returning one number");
+    }
+    if (!(channel.throughput->max > 0.0)) {
+      out.push_back("throughput.max is " + number(channel.throughput->max) +
+                    "; it must be above 0");
+    }
+  }
+  checkNotNegative(channel.bufferMax, "buffer.max", out);
+  checkAtLeast(channel.restoreTimeoutSeconds, 1, "restoreTimeoutSeconds", out);
+  return out;
+}
+
+std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
+  std::vector<std::string> out;
+
+  // Levels: unique names, bounds on all but the last, strictly ascending.
+  if (matrix.levels.empty()) {
+    out.push_back("there are no levels; a ShutdownMatrix needs at least one (the last one open)");
+  }
+  std::set<std::string> levelNames;
+  std::string levelList;
+  const Level* previousBounded = nullptr;
+  for (std::size_t i = 0; i < matrix.levels.size(); ++i) {
+    const Level& l = matrix.levels[i];
+    const bool last = i + 1 == matrix.levels.size();
+    if (!levelNames.insert(l.name).second) {
+      out.push_back("level " + quote(l.name) + " is listed twice; level names must be unique");
+    } else {
+      levelList += (levelList.empty() ? "" : ", ") + l.name;
+    }
+    if (last && l.upperBound) {
+      out.push_back("the last level " + quote(l.name) + " has upperBound " + number(*l.upperBound) +
+                    "; the last level must have none (it holds every load above the one before)");
+    } else if (!last && !l.upperBound) {
+      out.push_back("level " + quote(l.name) +
+                    " has no upperBound; every level but the last needs one");
+    }
+    if (!l.upperBound) continue;
+    if (!(*l.upperBound > 0.0)) {
+      out.push_back("level " + quote(l.name) + " has upperBound " + number(*l.upperBound) +
+                    "; bounds must be above 0");
+    }
+    if (previousBounded != nullptr && !(*l.upperBound > *previousBounded->upperBound)) {
+      out.push_back("levels must ascend strictly by upperBound: " + quote(l.name) + " (" +
+                    number(*l.upperBound) + ") is not above " + quote(previousBounded->name) +
+                    " (" + number(*previousBounded->upperBound) + ")");
+    }
+    previousBounded = &l;
+  }
+
+  // Rows: one per channel; cells at known levels above the first, one per level.
+  std::set<ChannelRef> channels;
+  for (const Row& row : matrix.rows) {
+    const std::string rowName = "row for channel " + row.channel.key();
+    if (!channels.insert(row.channel).second) {
+      out.push_back("channel " + row.channel.key() +
+                    " is listed in two rows; give each channel one row");
+    }
+    if (row.critical && !row.cells.empty()) {
+      out.push_back(rowName + " is critical and must have no cells");
+      continue;
+    }
+    std::set<std::string> cellLevels;
+    for (const Cell& cell : row.cells) {
+      if (!levelNames.contains(cell.level)) {
+        out.push_back(rowName + " names unknown level " + quote(cell.level) +
+                      " (levels: " + levelList + ")");
+      } else if (cell.level == matrix.levels.front().name) {
+        out.push_back(rowName + " has a cell at the first level " + quote(cell.level) +
+                      ", which is normal operation where nothing is degraded; move it to a "
+                      "higher level");
+      }
+      if (!cellLevels.insert(cell.level).second) {
+        out.push_back(rowName + " has two cells for level " + quote(cell.level) +
+                      "; give each level at most one cell");
+      }
+      if (cell.action == Action::kRestore) {
+        out.push_back(rowName + " has a Restore cell at level " + quote(cell.level) +
+                      "; a matrix cell may only Degrade or Shutdown (restores follow from the "
+                      "load falling)");
+      }
+      if (cell.order < 0) {
+        out.push_back(rowName + " has order " + std::to_string(cell.order) + " at level " +
+                      quote(cell.level) + "; order must be 0 or more");
+      }
+    }
+  }
+
+  if (matrix.loadSignal.source == LoadSource::kPrometheus &&
+      matrix.loadSignal.prometheusQuery.empty()) {
+    out.push_back(
+        "loadSignal.source is Prometheus but loadSignal.prometheusQuery is empty; give a PromQL "
+        "query returning the load as a ratio");
+  }
+  if (matrix.loadSignal.resources.empty()) {
+    out.push_back("loadSignal.resources is empty; list at least one of cpu, memory, gpu");
+  }
+  if (!(matrix.stabilityThreshold >= 0.0 && matrix.stabilityThreshold <= 1.0)) {
+    out.push_back("stabilityThreshold is " + number(matrix.stabilityThreshold) +
+                  "; it must be within [0, 1]");
+  }
+  checkWeights(matrix.weights, out);
+  checkNotNegative(matrix.totalBuffer, "totalBuffer", out);
+  // A margin of 1 or more would put the recovery mark at or below 0: nothing would come back.
+  if (!(matrix.hysteresis.margin >= 0.0 && matrix.hysteresis.margin < 1.0)) {
+    out.push_back("hysteresis.margin is " + number(matrix.hysteresis.margin) +
+                  "; it must be at least 0 and below 1");
+  }
+  checkAtLeast(matrix.hysteresis.dwellSeconds, 0, "hysteresis.dwellSeconds", out);
+  checkAtLeast(matrix.stepIntervalSeconds, 1, "stepIntervalSeconds", out);
+  checkAtLeast(matrix.restore.backoffSeconds, 1, "restore.backoffSeconds", out);
+  checkAtLeast(matrix.restore.maxBackoffSeconds, 1, "restore.maxBackoffSeconds", out);
+  return out;
+}
+
+}  // namespace pi0::stability

@@ -1,0 +1,85 @@
+// The annotations that make every change of the operator restorable from the cluster alone.
+#include <doctest/doctest.h>
+
+#include "workload_state.h"
+
+using nlohmann::json;
+using namespace pi0::op;
+
+namespace {
+json deployment(int replicas) {
+  return {{"apiVersion", "apps/v1"},
+          {"kind", "Deployment"},
+          {"metadata", {{"name", "web"}, {"namespace", "shop"}}},
+          {"spec", {{"replicas", replicas}}}};
+}
+json hpa(int min, int max) {
+  return {{"apiVersion", "autoscaling/v1"},
+          {"kind", "HorizontalPodAutoscaler"},
+          {"metadata", {{"name", "web"}}},
+          {"spec", {{"minReplicas", min}, {"maxReplicas", max}}}};
+}
+}  // namespace
+
+TEST_CASE("degrade, shut down and restore keep the original count in one place") {
+  json d = deployment(5);
+  CHECK_FALSE(originalReplicas(d));
+  REQUIRE(scaleDown(d, 2, "shop/web"));
+  CHECK(d["spec"]["replicas"] == 2);
+  CHECK(originalReplicas(d) == 5);
+  CHECK(d["metadata"]["annotations"][kManagedBy] == "shop/web");
+  CHECK_FALSE(scaleDown(d, 2, "shop/web"));  // idempotent: nothing more to do
+  // Shutting down after a degrade keeps the first record: the original is 5, not 2.
+  REQUIRE(scaleDown(d, 0, "shop/web"));
+  CHECK(d["spec"]["replicas"] == 0);
+  CHECK(originalReplicas(d) == 5);
+  REQUIRE(restoreReplicas(d));
+  CHECK(d["spec"]["replicas"] == 5);
+  CHECK_FALSE(originalReplicas(d));
+  CHECK_FALSE(d["metadata"]["annotations"].contains(kManagedBy));
+  CHECK_FALSE(restoreReplicas(d));  // idempotent
+}
+
+TEST_CASE("a workload already below the degraded count is marked but never scaled up") {
+  json d = deployment(1);
+  REQUIRE(scaleDown(d, 3, "shop/web"));
+  CHECK(d["spec"]["replicas"] == 1);
+  CHECK(originalReplicas(d) == 1);
+  REQUIRE(restoreReplicas(d));
+  CHECK(d["spec"]["replicas"] == 1);
+}
+
+TEST_CASE("an absent replica count counts as 1, as the apiserver defaults it") {
+  json d = deployment(0);
+  d["spec"].erase("replicas");
+  REQUIRE(scaleDown(d, 0, "shop/web"));
+  CHECK(originalReplicas(d) == 1);
+}
+
+TEST_CASE("a malformed record is not trusted") {
+  for (const char* bad : {"-1", "three", "", "2x"}) {
+    CAPTURE(bad);
+    json d = deployment(4);
+    d["metadata"]["annotations"][kOriginalReplicas] = bad;
+    CHECK_FALSE(originalReplicas(d));
+  }
+  json d = deployment(4);
+  d["metadata"]["annotations"] = "not an object";
+  CHECK_FALSE(originalReplicas(d));
+}
+
+TEST_CASE("autoscaler bounds are capped and restored") {
+  json h = hpa(3, 10);
+  REQUIRE(limitAutoscaler(h, 2, "shop/web"));
+  CHECK(h["spec"]["maxReplicas"] == 2);
+  CHECK(h["spec"]["minReplicas"] == 2);
+  CHECK_FALSE(limitAutoscaler(h, 2, "shop/web"));
+  REQUIRE(limitAutoscaler(h, 0, "shop/web"));  // autoscaling/v1 needs at least 1
+  CHECK(h["spec"]["maxReplicas"] == 1);
+  CHECK(h["spec"]["minReplicas"] == 1);
+  REQUIRE(restoreAutoscaler(h));
+  CHECK(h["spec"]["minReplicas"] == 3);
+  CHECK(h["spec"]["maxReplicas"] == 10);
+  CHECK(h["metadata"]["annotations"].empty());
+  CHECK_FALSE(restoreAutoscaler(h));
+}

@@ -1,0 +1,321 @@
+// The stability math and the planner, with values computed by hand.
+#include <doctest/doctest.h>
+
+#include <chrono>
+
+#include "stability/graph.h"
+#include "stability/levels.h"
+#include "stability/operators.h"
+#include "stability/planner.h"
+
+using namespace pi0::stability;
+using std::chrono::seconds;
+
+TEST_CASE("CPO and its terms") {
+  // 0.4·0.5 + 0.4·0.9 + 0.2·0.5 = 0.2 + 0.36 + 0.1 = 0.66
+  CHECK(cpo(Weights{}, Terms{0.5, 0.9, 0.5}) == doctest::Approx(0.66));
+  CHECK(cpo(Weights{1, 1, 1}, Terms{1, 1, 1}) == 1.0);             // clipped
+  CHECK(cpo(Weights{}, Terms{2, -1, 0}) == doctest::Approx(0.4));  // terms clipped first
+  CHECK(throughputFromQuery(50, 200) == 0.25);
+  CHECK(throughputFromQuery(500, 200) == 1.0);
+  CHECK(throughputFromQuery(5, 0) == 0.0);
+  CHECK(throughputFromReplicas(2, 4) == 0.5);
+  CHECK(throughputFromReplicas(0, 0) == 0.0);
+  CHECK(recoveryTerm(std::nullopt) == 1.0);
+  CHECK(recoveryTerm(seconds(60)) == 0.5);    // 1 / (1 + 1)
+  CHECK(recoveryTerm(seconds(180)) == 0.25);  // 1 / (1 + 3)
+}
+
+TEST_CASE("reliability: exponentially weighted ready share, lowered by restarts") {
+  // One time constant at readiness 0 from 1: 1 + (1 − e⁻¹)(0 − 1) = e⁻¹ ≈ 0.3679.
+  CHECK(updateReliability(1.0, 0.0, std::chrono::minutes(10), 0) ==
+        doctest::Approx(0.367879).epsilon(1e-5));
+  CHECK(updateReliability(0.5, 0.5, seconds(30), 0) == doctest::Approx(0.5));
+  // Two restarts with penalty 0.05: 1 · 0.95² = 0.9025.
+  CHECK(updateReliability(1.0, 1.0, seconds(1), 2) == doctest::Approx(0.9025));
+  CHECK(failureProbability(0.9) == doctest::Approx(0.1));
+}
+
+namespace {
+std::string join(const std::vector<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys)
+    out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+ChannelFacts facts(const std::string& key, double cpoValue, double reliability, bool active = true,
+                   bool critical = false, double ready = 1.0) {
+  ChannelFacts f;
+  f.key = key;
+  f.cpo = cpoValue;
+  f.reliability = reliability;
+  f.active = active;
+  f.critical = critical;
+  f.readyShare = ready;
+  return f;
+}
+}  // namespace
+
+TEST_CASE("SAO, availability and the system state") {
+  // SAO = 0.9 · 0.8 (the shut-down channel does not count) = 0.72.
+  const std::vector<ChannelFacts> cs = {facts("a", 0.5, 0.9), facts("b", 0.2, 0.8),
+                                        facts("c", 0.3, 0.1, false)};
+  CHECK(sao(cs) == doctest::Approx(0.72));
+  CHECK(sao({}) == 1.0);
+  // Weights: a critical channel 1 + 0.6 = 1.6, b 0.4, c 0.5 (shut down: h = 0).
+  // A = (1.6·1 + 0.4·0.5 + 0.5·0) / (1.6 + 0.4 + 0.5) = 1.8 / 2.5 = 0.72.
+  const std::vector<ChannelFacts> av = {facts("a", 0.6, 1, true, true, 1.0),
+                                        facts("b", 0.4, 1, true, false, 0.5),
+                                        facts("c", 0.5, 1, false)};
+  CHECK(availability(av) == doctest::Approx(0.72));
+  CHECK(systemState(0.72) == SystemState::kDegraded);
+  CHECK(systemState(0.9) == SystemState::kRunning);
+  CHECK(systemState(0.49) == SystemState::kCritical);
+  CHECK(std::string(systemStateName(SystemState::kCritical)) == "Critical");
+}
+
+TEST_CASE("BAO splits the buffer by CPO, capped by each channel's maximum") {
+  auto a = facts("a", 0.8, 1);
+  auto b = facts("b", 0.4, 1);
+  b.bufferMax = Resources{std::nullopt, 100};
+  auto c = facts("c", 0.6, 1, false);  // shut down: nothing
+  const auto shares = bao({a, b, c}, Resources{4000, 1000});
+  REQUIRE(shares.size() == 3);
+  // max CPO 0.8: a gets 4000·0.8/0.8 = 4000 m and 1000 B; b 4000·0.5 = 2000 m and min(500, 100) =
+  // 100 B.
+  CHECK(shares[0].cpuMilli == 4000);
+  CHECK(shares[0].memoryBytes == 1000);
+  CHECK(shares[1].cpuMilli == 2000);
+  CHECK(shares[1].memoryBytes == 100);
+  CHECK(shares[2].cpuMilli == 0);
+  // A resource the total does not name is absent.
+  CHECK_FALSE(bao({a}, Resources{1000, std::nullopt})[0].memoryBytes);
+}
+
+TEST_CASE("GDO and stability shutdowns pick in the right order") {
+  auto listed = facts("listed", 0.1, 1);
+  listed.listed = true;
+  const std::vector<ChannelFacts> cs = {facts("x", 0.5, 1),
+                                        facts("y", 0.3, 1),
+                                        facts("z", 0.9, 1),
+                                        listed,
+                                        facts("crit", 0.1, 1, true, true),
+                                        facts("off", 0.1, 1, false)};
+  CHECK(join(gdo(cs, 0.85)) == "y, x");
+  CHECK(gdo(cs, 0.2).empty());
+  // SAO = 0.5 · 0.6 · 0.9 = 0.27 < 0.5: shut down the least reliable (0.5 → 0.54 ≥ 0.5).
+  const std::vector<ChannelFacts> rel = {facts("p", 0.5, 0.5), facts("q", 0.5, 0.6),
+                                         facts("r", 0.5, 0.9), facts("s", 0.5, 0.2, true, true)};
+  // With the critical s (0.2) SAO = 0.054; without p: 0.108; without q: 0.18; without r: 0.2 < 0.5:
+  // all three.
+  CHECK(join(stabilityShutdowns(rel, 0.5)) == "p, q, r");
+  const std::vector<ChannelFacts> rel2 = {facts("p", 0.5, 0.5), facts("q", 0.5, 0.6),
+                                          facts("r", 0.5, 0.9)};
+  CHECK(join(stabilityShutdowns(rel2, 0.5)) == "p");
+  CHECK(stabilityShutdowns(rel2, 0.2).empty());
+}
+
+TEST_CASE("dependency graph: cycles, closure, dependents") {
+  const DependencyGraph g = {{"web", {"api"}}, {"api", {"db"}}, {"db", {}}, {"batch", {}}};
+  CHECK_FALSE(findCycle(g));
+  CHECK(criticalClosure(g, {"api"}) == std::set<std::string>{"api", "db"});
+  CHECK(dependentsOf(g, "db") == std::set<std::string>{"api", "web"});
+  CHECK(dependenciesOf(g, "web") == std::set<std::string>{"api", "db"});
+  const DependencyGraph cyclic = {{"a", {"b"}}, {"b", {"c"}}, {"c", {"a"}}};
+  auto cycle = findCycle(cyclic);
+  REQUIRE(cycle);
+  CHECK(describeCycle(*cycle) == "a -> b -> c -> a");
+  CHECK(describeCycle(*findCycle({{"self", {"self"}}})) == "self -> self");
+}
+
+namespace {
+std::vector<Level> fourLevels() {
+  return {{"normal", 0.7}, {"elevated", 0.8}, {"high", 0.9}, {"critical", std::nullopt}};
+}
+}  // namespace
+
+TEST_CASE("levels: up at once, down only after the dwell below the bound minus the margin") {
+  const auto levels = fourLevels();
+  CHECK(rawLevel(levels, 0.0) == 0);
+  CHECK(rawLevel(levels, 0.7) == 0);
+  CHECK(rawLevel(levels, 0.71) == 1);
+  CHECK(rawLevel(levels, 0.95) == 3);
+  const Hysteresis h{0.05, 60};
+  const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
+  struct Step {
+    int secondsAfter;
+    double load;
+    int level;
+  };
+  // From level 0: up to 2 at once; 0.76 is under high's lower bound 0.8 but not under 0.8 −
+  // 0.05: stays; 0.74 is calm: after 60 s it falls to the level that holds for 0.74 + 0.05
+  // (elevated); a spike resets the calm.
+  const std::vector<Step> steps = {{0, 0.85, 2},   {10, 0.76, 2}, {20, 0.74, 2},  {79, 0.74, 2},
+                                   {80, 0.74, 1},  {90, 0.60, 1}, {100, 0.75, 1}, {140, 0.60, 1},
+                                   {200, 0.60, 0}, {201, 0.95, 3}};
+  LevelState state;
+  for (const auto& s : steps) {
+    CAPTURE(s.secondsAfter);
+    state = nextLevel(levels, h, state, s.load, t0 + seconds(s.secondsAfter));
+    CHECK(state.index == s.level);
+  }
+}
+
+namespace {
+
+PlannedChannel channel(const std::string& name, double cpoValue,
+                       ChannelState state = ChannelState::kActive,
+                       std::vector<std::string> deps = {}, bool critical = false) {
+  PlannedChannel c;
+  c.ref = {"shop", name};
+  c.cpo = cpoValue;
+  c.state = state;
+  c.critical = critical;
+  for (const auto& d : deps)
+    c.dependsOn.push_back({"shop", d});
+  return c;
+}
+
+MatrixSpec shopMatrix() {
+  MatrixSpec m;
+  m.name = "default";
+  m.levels = fourLevels();
+  m.rows = {
+      {{"shop", "batch"},
+       false,
+       {{"elevated", Action::kDegrade, 0}, {"high", Action::kShutdown, 0}}},
+      {{"shop", "recs"},
+       false,
+       {{"elevated", Action::kDegrade, 1}, {"high", Action::kShutdown, 1}}},
+      {{"shop", "web"}, false, {{"critical", Action::kDegrade, 0}}},
+      {{"shop", "db"}, true, {}},
+  };
+  return m;
+}
+
+// "Degrade batch, Shutdown recs": the steps of a plan, in order.
+std::string describe(const Plan& plan) {
+  std::string out;
+  for (const auto& s : plan.steps) {
+    out += (out.empty() ? "" : ", ") + std::string(actionName(s.action)) + " " + s.channel.name;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("shutdown plans: matrix × load → ordered actions") {
+  const MatrixSpec m = shopMatrix();
+  // web → api → db (a critical row). api and extra are unlisted: GDO degrades them when their CPO
+  // (0.7, 0.6) is below the load, lowest first.
+  const std::vector<PlannedChannel> channels = {channel("batch", 0.3),
+                                                channel("recs", 0.5),
+                                                channel("web", 0.8, ChannelState::kActive, {"api"}),
+                                                channel("api", 0.7, ChannelState::kActive, {"db"}),
+                                                channel("db", 0.9),
+                                                channel("extra", 0.6)};
+  struct Case {
+    int level;
+    double load;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {0, 0.5, ""},
+      {1, 0.75,
+       "Degrade batch, Degrade recs, Degrade extra, Degrade api"},  // cells by order, then GDO
+      {1, 0.55, "Degrade batch, Degrade recs"},  // extra's CPO 0.6 is above the load
+      {2, 0.85, "Shutdown batch, Shutdown recs, Degrade extra, Degrade api"},
+      {3, 0.95, "Shutdown batch, Shutdown recs, Degrade web, Degrade extra, Degrade api"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.level);
+    PlanInput input{&m, channels, c.level, c.load};
+    CHECK(planProblems(input).empty());
+    CHECK(describe(planShutdown(input)) == c.expected);
+  }
+  // Already degraded channels get only what is left to do.
+  auto partly = channels;
+  partly[0].state = ChannelState::kInactive;
+  partly[1].state = ChannelState::kDegraded;
+  CHECK(describe(planShutdown(PlanInput{&m, partly, 2, 0.85})) ==
+        "Shutdown recs, Degrade extra, Degrade api");
+}
+
+TEST_CASE("a channel is shut down only after its dependents; an active dependent blocks it") {
+  MatrixSpec m;
+  m.levels = fourLevels();
+  // reports depends on warehouse; the matrix shuts warehouse down first by order, but its
+  // dependent reports must go first.
+  m.rows = {{{"shop", "warehouse"}, false, {{"high", Action::kShutdown, 0}}},
+            {{"shop", "reports"}, false, {{"high", Action::kShutdown, 5}}}};
+  std::vector<PlannedChannel> channels = {
+      channel("warehouse", 0.4), channel("reports", 0.5, ChannelState::kActive, {"warehouse"})};
+  auto plan = planShutdown(PlanInput{&m, channels, 2, 0.85});
+  CHECK(describe(plan) == "Shutdown reports, Shutdown warehouse");
+
+  // Only degraded at this level: reports stays active, so warehouse cannot be shut down.
+  m.rows[1].cells = {{"high", Action::kDegrade, 0}};
+  plan = planShutdown(PlanInput{&m, channels, 2, 0.85});
+  CHECK(describe(plan) == "Degrade reports");
+  REQUIRE(plan.waiting.size() == 1);
+  CHECK(plan.waiting[0] ==
+        "shutdown of shop/warehouse is blocked: shop/reports depends on it and stays active");
+}
+
+TEST_CASE("critical channels and their dependencies are never touched") {
+  MatrixSpec m;
+  m.levels = fourLevels();
+  m.rows = {{{"shop", "cache"}, false, {{"elevated", Action::kShutdown, 0}}}};
+  // checkout is critical and depends on cache: the cell for cache is ignored.
+  const std::vector<PlannedChannel> channels = {
+      channel("cache", 0.1), channel("checkout", 0.9, ChannelState::kActive, {"cache"}, true)};
+  const PlanInput input{&m, channels, 3, 0.99};
+  CHECK(planShutdown(input).steps.empty());
+  CHECK(targets(input).at("shop/cache") == ChannelState::kActive);
+}
+
+TEST_CASE("cycles and unknown channels are problems") {
+  MatrixSpec m = shopMatrix();
+  const std::vector<PlannedChannel> channels = {channel("a", 0.1, ChannelState::kActive, {"b"}),
+                                                channel("b", 0.1, ChannelState::kActive, {"a"})};
+  const auto problems = planProblems(PlanInput{&m, channels, 0, 0});
+  REQUIRE(problems.size() == 5);  // the cycle and the four rows naming channels that do not exist
+  CHECK(problems[0] == "channels depend on each other in a cycle: shop/a -> shop/b -> shop/a");
+  CHECK(problems[1] == "row names channel shop/batch, which does not exist");
+}
+
+TEST_CASE("the stability trigger shuts down the least reliable first, before the levels' actions") {
+  MatrixSpec m = shopMatrix();
+  m.stabilityThreshold = 0.5;
+  auto flaky = channel("flaky", 0.6);
+  flaky.reliability = 0.3;  // SAO 0.3 < 0.5
+  auto batch = channel("batch", 0.3);
+  const auto plan = planShutdown(PlanInput{&m, {batch, flaky}, 1, 0.75});
+  CHECK(describe(plan) == "Shutdown flaky, Degrade batch");
+  CHECK(plan.steps[0].reason.find("stability 0.300 is below the threshold 0.500") !=
+        std::string::npos);
+}
+
+TEST_CASE("recovery: highest CPO first, dependencies back and ready before dependents") {
+  MatrixSpec m = shopMatrix();
+  // Everything was shut down at level 3; the level fell to 0.
+  std::vector<PlannedChannel> channels = {
+      channel("batch", 0.3, ChannelState::kInactive), channel("recs", 0.5, ChannelState::kInactive),
+      channel("web", 0.8, ChannelState::kDegraded, {"api"}),
+      channel("api", 0.7, ChannelState::kActive, {"db"}), channel("db", 0.9)};
+  channels[3].ready = false;  // api is not ready yet: web waits
+  auto plan = planRecovery(PlanInput{&m, channels, 0, 0.4});
+  CHECK(describe(plan) == "Restore recs, Restore batch");
+  REQUIRE(plan.waiting.size() == 1);
+  CHECK(plan.waiting[0] == "restore of shop/web waits for shop/api to be back and ready");
+  channels[3].ready = true;
+  plan = planRecovery(PlanInput{&m, channels, 0, 0.4});
+  CHECK(describe(plan) == "Restore web, Restore recs, Restore batch");
+  CHECK(plan.steps[0].target == ChannelState::kActive);
+
+  // At level 1 the matrix still degrades batch and recs: they come back as Degraded.
+  plan = planRecovery(PlanInput{&m, channels, 1, 0.72});
+  CHECK(describe(plan) == "Restore web, Restore recs, Restore batch");
+  CHECK(plan.steps[1].target == ChannelState::kDegraded);
+}
