@@ -1,0 +1,79 @@
+#include "stability/health.h"
+
+#include <algorithm>
+
+#include "kube/json.h"
+
+namespace pi0::stability {
+
+std::optional<PodSample> podSample(const nlohmann::json& pod) {
+  using kube::field;
+  using kube::stringField;
+  if (!stringField(pod, "/metadata/deletionTimestamp"_json_pointer).empty()) return std::nullopt;
+  const std::string phase = stringField(pod, "/status/phase"_json_pointer);
+  if (phase == "Succeeded" || phase == "Failed") return std::nullopt;
+  PodSample sample;
+  sample.uid = stringField(pod, "/metadata/uid"_json_pointer);
+  for (const auto& c :
+       field<nlohmann::json>(pod, "/status/conditions"_json_pointer, nlohmann::json::array())) {
+    if (c.is_object() && c.value("type", "") == "Ready")
+      sample.ready = c.value("status", "") == "True";
+  }
+  for (const auto& s : field<nlohmann::json>(pod, "/status/containerStatuses"_json_pointer,
+                                             nlohmann::json::array())) {
+    if (s.is_object())
+      sample.restarts += static_cast<int>(field<int64_t>(s, "/restartCount"_json_pointer, 0));
+  }
+  return sample;
+}
+
+Observation observe(const ChannelHealth& previous, const std::vector<PodSample>& pods, int desired,
+                    WallClock::time_point now, const ReliabilityParams& params) {
+  Observation out;
+  out.health = previous;
+  auto& h = out.health;
+
+  int ready = 0;
+  std::map<std::string, int> restarts;
+  for (const auto& pod : pods) {
+    if (pod.ready) ++ready;
+    restarts[pod.uid] = pod.restarts;
+    // A pod seen for the first time brings its past restarts only when it is not new to the
+    // channel's history; the first look at a channel counts none (they happened before Pi0).
+    const auto before = previous.restartsByPod.find(pod.uid);
+    if (before != previous.restartsByPod.end()) {
+      out.newRestarts += std::max(0, pod.restarts - before->second);
+    } else if (previous.lastObserved) {
+      out.newRestarts += pod.restarts;
+    }
+  }
+  h.restartsByPod = std::move(restarts);
+  out.readyShare = desired > 0 ? std::min(1.0, static_cast<double>(ready) / desired) : 1.0;
+
+  const auto elapsed = previous.lastObserved
+                           ? std::chrono::duration<double>(now - *previous.lastObserved)
+                           : std::chrono::duration<double>(0);
+  h.reliability =
+      updateReliability(previous.reliability, out.readyShare, elapsed, out.newRestarts, params);
+  h.lastObserved = now;
+
+  if (out.readyShare < 1.0) {
+    if (!h.notReadySince) h.notReadySince = now;
+  } else if (h.notReadySince) {
+    // NotReady → Ready: one more outage, folded into the mean.
+    const double seconds =
+        std::max(0.0, std::chrono::duration<double>(now - *h.notReadySince).count());
+    const double mean = h.meanTimeToRecoverSeconds.value_or(0.0);
+    h.meanTimeToRecoverSeconds = (mean * h.outages + seconds) / (h.outages + 1);
+    ++h.outages;
+    h.notReadySince.reset();
+  }
+  out.terms.reliability = h.reliability;
+  out.terms.recovery =
+      recoveryTerm(h.meanTimeToRecoverSeconds
+                       ? std::optional<std::chrono::duration<double>>(*h.meanTimeToRecoverSeconds)
+                       : std::nullopt);
+  return out;
+}
+
+}  // namespace pi0::stability

@@ -1,0 +1,52 @@
+// A channel's health over time, from its pods: the reliability and recovery terms of CPO.
+// observe() folds one look at the channel's pods into the running state; the state is small
+// and is written to the Channel's status, so a new operator leader goes on from it.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "stability/operators.h"
+
+namespace pi0::stability {
+
+using WallClock = std::chrono::system_clock;
+
+// What observe() needs of one pod.
+struct PodSample {
+  std::string uid;
+  bool ready = false;
+  int restarts = 0;  // summed over its containers
+};
+
+// From a Pod as the API serves it: the Ready condition and the containers' restart counts. A pod
+// that is being deleted or has finished (Succeeded/Failed) is not counted: nullopt.
+std::optional<PodSample> podSample(const nlohmann::json& pod);
+
+struct ChannelHealth {
+  double reliability = 1;                          // start trusting a new channel
+  std::optional<double> meanTimeToRecoverSeconds;  // over the outages seen so far
+  int outages = 0;
+  std::optional<WallClock::time_point> notReadySince;  // in an outage since
+  std::map<std::string, int> restartsByPod;            // last restart count per pod uid
+  std::optional<WallClock::time_point> lastObserved;
+};
+
+struct Observation {
+  ChannelHealth health;
+  double readyShare = 1;  // ready pods over desired replicas (1 when none are desired)
+  int newRestarts = 0;
+  Terms terms;  // reliability and recovery filled; throughput is the caller's
+};
+
+// Folds one look at the channel's pods into `previous`. `desired` is the replicas the channel
+// should have now (its state's count); an outage is any time with fewer ready pods than that.
+Observation observe(const ChannelHealth& previous, const std::vector<PodSample>& pods, int desired,
+                    WallClock::time_point now, const ReliabilityParams& params = {});
+
+}  // namespace pi0::stability
