@@ -1,0 +1,54 @@
+// Where the fleet view finds its agents. The operator's source will read the agent Service's
+// EndpointSlices; StaticAgents is a fixed list for tests and small setups
+// ("node-a=http://10.0.0.7:9560,node-b=http://10.0.0.8:9560").
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace pi0::fleet {
+
+// One agent to poll: the node it runs on and its base URL ("http://10.0.0.7:9560").
+struct Agent {
+  std::string node;
+  std::string url;
+
+  bool operator==(const Agent&) const = default;
+};
+
+class AgentSource {
+ public:
+  virtual ~AgentSource() = default;
+  // The agents to poll now, one per node. Called by the poller's thread once per round.
+  virtual std::vector<Agent> agents() = 0;
+};
+
+// An agent's base URL, taken apart: agents serve plain HTTP.
+struct AgentAddress {
+  std::string host;  // a name, an IPv4 address, or an IPv6 address without brackets
+  int port = 80;
+};
+
+// Accepts "http://HOST[:PORT][/]" with HOST a DNS name, an IPv4 address or a bracketed IPv6
+// address ("http://[fd00::7]:9560"). Anything else (another scheme, a path, a bad port) is an
+// Error naming the URL.
+Result<AgentAddress> parseAgentUrl(std::string_view url);
+
+class StaticAgents final : public AgentSource {
+ public:
+  // "node=URL,node=URL,...": spaces around entries are ignored; an empty entry, a missing '=',
+  // an empty node name, an invalid URL or a node listed twice is an Error naming the entry.
+  static Result<StaticAgents> parse(std::string_view spec);
+
+  explicit StaticAgents(std::vector<Agent> agents) : agents_(std::move(agents)) {}
+
+  std::vector<Agent> agents() override { return agents_; }
+
+ private:
+  std::vector<Agent> agents_;
+};
+
+}  // namespace pi0::fleet

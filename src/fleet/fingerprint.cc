@@ -1,0 +1,388 @@
+#include "fleet/fingerprint.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+namespace pi0::fleet {
+namespace {
+
+using Json = nlohmann::json;
+
+// Floating-point noise in the agent's arithmetic (a mean of ones that sums to 1 + 2e-16) must
+// not cost a node its data; anything further out of range is a defect.
+constexpr double kRatioSlack = 1e-9;
+
+// Shortest text that reads back as the same double ("0.5", "1.0000001").
+std::string numberText(double v) {
+  char buf[32];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::string("?");
+}
+
+std::string join(std::string_view path, std::string_view key) {
+  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
+}
+
+std::string typeName(const Json& v) {
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "something else";
+}
+
+// Reads the members of one JSON object; every error names the member's dotted path.
+class ObjectReader {
+ public:
+  ObjectReader(const Json& object, std::string path) : object_(object), path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+
+  Result<const Json*> member(std::string_view key) const {
+    auto it = object_.find(key);
+    if (it == object_.end()) return fail(where() + ": missing " + std::string(key));
+    return &*it;
+  }
+
+  Result<std::string> string(std::string_view key) const {
+    auto v = member(key);
+    if (!v) return std::unexpected(v.error());
+    if (!(*v)->is_string()) return wrongType(key, **v, "a string");
+    return (*v)->get<std::string>();
+  }
+
+  Result<bool> boolean(std::string_view key) const {
+    auto v = member(key);
+    if (!v) return std::unexpected(v.error());
+    if (!(*v)->is_boolean()) return wrongType(key, **v, "a boolean");
+    return (*v)->get<bool>();
+  }
+
+  // A finite number in [lo, hi]; `loExclusive` makes lo itself invalid.
+  Result<double> number(std::string_view key, double lo, double hi,
+                        bool loExclusive = false) const {
+    auto v = member(key);
+    if (!v) return std::unexpected(v.error());
+    return checkNumber(**v, join(path_, key), lo, hi, loExclusive);
+  }
+
+  Result<double> ratio(std::string_view key) const {
+    auto v = member(key);
+    if (!v) return std::unexpected(v.error());
+    return checkRatio(**v, join(path_, key));
+  }
+
+  // null, or what `read` makes of the value.
+  template <class F>
+  auto nullable(std::string_view key, F read) const -> Result<
+      std::optional<typename std::invoke_result_t<F, const Json&, std::string>::value_type>> {
+    using T = typename std::invoke_result_t<F, const Json&, std::string>::value_type;
+    auto v = member(key);
+    if (!v) return std::unexpected(v.error());
+    if ((*v)->is_null()) return std::optional<T>();
+    auto r = read(**v, join(path_, key));
+    if (!r) return std::unexpected(r.error());
+    return std::optional<T>(std::move(*r));
+  }
+
+  Result<std::int64_t> integer(std::string_view key, std::int64_t lo) const {
+    auto v = member(key);
+    if (!v) return std::unexpected(v.error());
+    const std::string at = join(path_, key);
+    if (!(*v)->is_number()) return wrongType(key, **v, "an integer");
+    const double d = (*v)->get<double>();
+    // 2^53: beyond it a double no longer holds every integer, and no window is that long.
+    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740992.0)
+      return fail(at + ": " + (*v)->dump() + " is not an integer");
+    const auto i = static_cast<std::int64_t>(d);
+    if (i < lo)
+      return fail(at + ": " + std::to_string(i) + " is below the minimum " + std::to_string(lo));
+    return i;
+  }
+
+  static Result<double> checkNumber(const Json& v, const std::string& at, double lo, double hi,
+                                    bool loExclusive = false) {
+    if (!v.is_number()) return fail(at + ": " + typeName(v) + " where a number belongs");
+    const double d = v.get<double>();
+    if (!std::isfinite(d)) return fail(at + ": not a finite number");
+    if (d < lo || (loExclusive && d == lo) || d > hi)
+      return fail(at + ": " + numberText(d) + " is out of range");
+    return d;
+  }
+
+  static Result<double> checkRatio(const Json& v, const std::string& at) {
+    auto d = checkNumber(v, at, -kRatioSlack, 1 + kRatioSlack);
+    if (!d) return d;
+    return std::clamp(*d, 0.0, 1.0);
+  }
+
+ private:
+  std::string where() const { return path_.empty() ? std::string("fingerprint") : path_; }
+
+  std::unexpected<Error> wrongType(std::string_view key, const Json& v,
+                                   std::string_view wanted) const {
+    return fail(join(path_, key) + ": " + typeName(v) + " where " + std::string(wanted) +
+                " belongs");
+  }
+
+  const Json& object_;
+  std::string path_;
+};
+
+Result<ObjectReader> objectAt(const Json& v, std::string path) {
+  if (!v.is_object()) return fail(path + ": " + typeName(v) + " where an object belongs");
+  return ObjectReader(v, std::move(path));
+}
+
+Result<SignalGates> parseGates(const Json& v, std::string path) {
+  auto r = objectAt(v, std::move(path));
+  if (!r) return std::unexpected(r.error());
+  SignalGates g;
+  // Listed in the schema's order so that the first missing gate is the one reported.
+  const std::pair<const char*, double*> fields[] = {{"lambda_int", &g.lambdaInt},
+                                                    {"lambda1", &g.lambda1},
+                                                    {"fit_error", &g.fitError},
+                                                    {"gluing_delta", &g.gluingDelta},
+                                                    {"isolation", &g.isolation}};
+  for (const auto& [key, out] : fields) {
+    auto d = r->ratio(key);  // fit_error's range is [0,1] too
+    if (!d) return std::unexpected(d.error());
+    *out = *d;
+  }
+  return g;
+}
+
+Result<double> parseRatioValue(const Json& v, std::string path) {
+  return ObjectReader::checkRatio(v, path);
+}
+
+Result<double> parsePeriod(const Json& v, std::string path) {
+  return ObjectReader::checkNumber(v, path, 0, HUGE_VAL, /*loExclusive=*/true);
+}
+
+Result<std::vector<double>> parseSpectrum(const Json& v, std::string path) {
+  if (!v.is_array()) return fail(path + ": " + typeName(v) + " where an array belongs");
+  if (v.size() < 4) return fail(path + ": " + std::to_string(v.size()) + " bins, fewer than 4");
+  std::vector<double> bins;
+  bins.reserve(v.size());
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    auto d = ObjectReader::checkRatio(v[i], path + "[" + std::to_string(i) + "]");
+    if (!d) return std::unexpected(d.error());
+    bins.push_back(*d);
+  }
+  return bins;
+}
+
+Result<SignalFingerprint> parseSignal(const Json& v, std::string path) {
+  auto r = objectAt(v, std::move(path));
+  if (!r) return std::unexpected(r.error());
+  SignalFingerprint s;
+  auto samples = r->integer("samples", 1);
+  if (!samples) return std::unexpected(samples.error());
+  s.samples = *samples;
+  auto current = r->ratio("current");
+  if (!current) return std::unexpected(current.error());
+  s.current = *current;
+  auto mean = r->ratio("mean");
+  if (!mean) return std::unexpected(mean.error());
+  s.mean = *mean;
+  auto stddev = r->number("std", 0, 0.5 + kRatioSlack);
+  if (!stddev) return std::unexpected(stddev.error());
+  s.stddev = std::min(*stddev, 0.5);
+  auto gates = r->nullable("gates", parseGates);
+  if (!gates) return std::unexpected(gates.error());
+  s.gates = *gates;
+  auto peak = r->nullable("projectedPeak", parseRatioValue);
+  if (!peak) return std::unexpected(peak.error());
+  s.projectedPeak = *peak;
+  auto period = r->nullable("dominantPeriodSeconds", parsePeriod);
+  if (!period) return std::unexpected(period.error());
+  s.dominantPeriodSeconds = *period;
+  auto spectrum = r->nullable("spectrum", parseSpectrum);
+  if (!spectrum) return std::unexpected(spectrum.error());
+  if (*spectrum) s.spectrum = std::move(**spectrum);
+  auto entropy = r->nullable("entropy", parseRatioValue);
+  if (!entropy) return std::unexpected(entropy.error());
+  s.entropy = *entropy;
+  return s;
+}
+
+Result<MemoryTrend> parseTrend(const Json& v, std::string path) {
+  auto r = objectAt(v, std::move(path));
+  if (!r) return std::unexpected(r.error());
+  MemoryTrend t;
+  auto slope = r->number("slopePerSecond", -HUGE_VAL, HUGE_VAL);
+  if (!slope) return std::unexpected(slope.error());
+  t.slopePerSecond = *slope;
+  auto tte = r->nullable("secondsToExhaustion", [](const Json& x, std::string at) {
+    return ObjectReader::checkNumber(x, at, 0, HUGE_VAL);
+  });
+  if (!tte) return std::unexpected(tte.error());
+  t.secondsToExhaustion = *tte;
+  auto r2 = r->number("r2", -HUGE_VAL, 1 + kRatioSlack);
+  if (!r2) return std::unexpected(r2.error());
+  t.r2 = std::min(*r2, 1.0);
+  return t;
+}
+
+// Digits of a fixed width at text[pos..pos+width), or -1.
+int digits(std::string_view text, std::size_t pos, std::size_t width) {
+  if (pos + width > text.size()) return -1;
+  int v = 0;
+  for (std::size_t i = pos; i < pos + width; ++i) {
+    if (text[i] < '0' || text[i] > '9') return -1;
+    v = v * 10 + (text[i] - '0');
+  }
+  return v;
+}
+
+// The first bytes of a body, printable, for an error message.
+std::string excerpt(std::string_view body) {
+  constexpr std::size_t kMax = 40;
+  std::string out;
+  for (char c : body.substr(0, kMax))
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  if (body.size() > kMax) out += "...";
+  return out;
+}
+
+}  // namespace
+
+const SignalFingerprint* NodeFingerprint::signal(std::string_view name) const {
+  auto it = signals.find(name);
+  return it == signals.end() ? nullptr : &it->second;
+}
+
+Result<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text) {
+  using namespace std::chrono;
+  auto bad = [&] { return fail("\"" + excerpt(text) + "\" is not an RFC 3339 date-time"); };
+  const int y = digits(text, 0, 4), mo = digits(text, 5, 2), d = digits(text, 8, 2);
+  const int h = digits(text, 11, 2), mi = digits(text, 14, 2), s = digits(text, 17, 2);
+  if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || s < 0 || text[4] != '-' || text[7] != '-' ||
+      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':')
+    return bad();
+  const year_month_day ymd{year(y), month(static_cast<unsigned>(mo)),
+                           day(static_cast<unsigned>(d))};
+  // A leap second (":60") is refused: no agent's clock reports one.
+  if (!ymd.ok() || h > 23 || mi > 59 || s > 59) return bad();
+  std::size_t pos = 19;
+  nanoseconds frac{0};
+  if (pos < text.size() && text[pos] == '.') {
+    ++pos;
+    const std::size_t start = pos;
+    long long scale = 100'000'000;
+    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
+      frac += nanoseconds((text[pos] - '0') * scale);
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return bad();
+  }
+  minutes offset{0};
+  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
+    ++pos;
+  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
+    const int oh = digits(text, pos + 1, 2), om = digits(text, pos + 4, 2);
+    if (oh < 0 || om < 0 || text[pos + 3] != ':' || oh > 23 || om > 59) return bad();
+    offset = hours(oh) + minutes(om);
+    if (text[pos] == '-') offset = -offset;
+    pos += 6;
+  } else {
+    return bad();
+  }
+  if (pos != text.size()) return bad();
+  const auto local = sys_days(ymd) + hours(h) + minutes(mi) + seconds(s) + frac;
+  return time_point_cast<system_clock::duration>(local - offset);
+}
+
+Result<NodeFingerprint> parseFingerprint(std::string_view body) {
+  const Json doc = Json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return fail("not JSON: \"" + excerpt(body) + "\"");
+  auto top = objectAt(doc, "fingerprint");
+  if (!top) return std::unexpected(top.error());
+  // The error paths below start at the document's top level ("signals.cpu.gates").
+  const ObjectReader r(doc, "");
+
+  auto apiVersion = r.string("apiVersion");
+  if (!apiVersion) return std::unexpected(apiVersion.error());
+  if (*apiVersion != "stability.pi0.io/v1alpha1")
+    return fail("apiVersion: \"" + excerpt(*apiVersion) + "\", not stability.pi0.io/v1alpha1");
+  auto kind = r.string("kind");
+  if (!kind) return std::unexpected(kind.error());
+  if (*kind != "Fingerprint") return fail("kind: \"" + excerpt(*kind) + "\", not Fingerprint");
+
+  NodeFingerprint fp;
+  auto node = r.string("node");
+  if (!node) return std::unexpected(node.error());
+  if (node->empty()) return fail("node: empty");
+  fp.node = std::move(*node);
+
+  auto timestamp = r.string("timestamp");
+  if (!timestamp) return std::unexpected(timestamp.error());
+  auto t = parseRfc3339(*timestamp);
+  if (!t) return fail("timestamp: " + t.error().message);
+  fp.timestamp = *t;
+
+  auto interval = r.number("intervalSeconds", 0, HUGE_VAL, /*loExclusive=*/true);
+  if (!interval) return std::unexpected(interval.error());
+  fp.intervalSeconds = *interval;
+  auto windowSize = r.integer("windowSize", 8);
+  if (!windowSize) return std::unexpected(windowSize.error());
+  fp.windowSize = *windowSize;
+  auto fill = r.ratio("windowFill");
+  if (!fill) return std::unexpected(fill.error());
+  fp.windowFill = *fill;
+  auto ready = r.boolean("ready");
+  if (!ready) return std::unexpected(ready.error());
+  fp.ready = *ready;
+
+  auto signalsJson = r.member("signals");
+  if (!signalsJson) return std::unexpected(signalsJson.error());
+  if (!(*signalsJson)->is_object())
+    return fail("signals: " + typeName(**signalsJson) + " where an object belongs");
+  for (const auto& [name, value] : (*signalsJson)->items()) {
+    if (name.empty()) return fail("signals: a signal with an empty name");
+    auto s = parseSignal(value, "signals." + name);
+    if (!s) return std::unexpected(s.error());
+    if (fp.ready && !s->gates)
+      return fail("signals." + name + ".gates: null in a fingerprint that is ready");
+    fp.signals.emplace(name, std::move(*s));
+  }
+
+  auto missing = r.member("missingSources");
+  if (!missing) return std::unexpected(missing.error());
+  if (!(*missing)->is_array())
+    return fail("missingSources: " + typeName(**missing) + " where an array belongs");
+  for (std::size_t i = 0; i < (*missing)->size(); ++i) {
+    auto m = objectAt((**missing)[i], "missingSources[" + std::to_string(i) + "]");
+    if (!m) return std::unexpected(m.error());
+    auto source = m->string("source");
+    if (!source) return std::unexpected(source.error());
+    auto reason = m->string("reason");
+    if (!reason) return std::unexpected(reason.error());
+    fp.missingSources.push_back({std::move(*source), std::move(*reason)});
+  }
+
+  auto gpus = r.member("gpus");
+  if (!gpus) return std::unexpected(gpus.error());
+  if (!(*gpus)->is_array()) return fail("gpus: " + typeName(**gpus) + " where an array belongs");
+  for (std::size_t i = 0; i < (*gpus)->size(); ++i) {
+    if (!(**gpus)[i].is_object())
+      return fail("gpus[" + std::to_string(i) + "]: " + typeName((**gpus)[i]) +
+                  " where an object belongs");
+  }
+  fp.gpuCount = (*gpus)->size();
+
+  auto trend = r.nullable("memoryTrend", parseTrend);
+  if (!trend) return std::unexpected(trend.error());
+  fp.memoryTrend = *trend;
+  return fp;
+}
+
+}  // namespace pi0::fleet

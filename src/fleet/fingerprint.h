@@ -1,0 +1,81 @@
+// NodeFingerprint: what one pi0-agent serves at GET /fingerprint (docs/fingerprint.schema.json),
+// parsed into types. The operator and the webhook read agents' fingerprints only through this.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace pi0::fleet {
+
+// The five gate metrics of one signal (DESIGN.md, "Gate metrics").
+struct SignalGates {
+  double lambdaInt = 0;    // mean of the window
+  double lambda1 = 0;      // share of the variation in the strongest rhythm
+  double fitError = 0;     // RMS residual of DC + the 4 strongest rhythms
+  double gluingDelta = 0;  // disagreement between the two halves of the window
+  double isolation = 0;    // 1 - projected peak, in [0,1]
+};
+
+// One signal of a node (a utilization ratio in [0,1]).
+struct SignalFingerprint {
+  std::int64_t samples = 0;  // samples in the window
+  double current = 0;        // the latest sample
+  double mean = 0;           // over the samples held, even before the window is full
+  double stddev = 0;
+  // The rest is known only once the signal's window is full.
+  std::optional<SignalGates> gates;
+  std::optional<double> projectedPeak;          // max(mean + 2 std, model peak), in [0,1]
+  std::optional<double> dominantPeriodSeconds;  // also absent when the window is flat
+  std::vector<double> spectrum;                 // normalized magnitude spectrum; empty if unknown
+  std::optional<double> entropy;
+};
+
+struct MissingSource {
+  std::string source;  // "cpu", "memory", "psi", "disk", "network", "gpu", "synthetic"
+  std::string reason;
+};
+
+// Least-squares trend of the memory signal over the window.
+struct MemoryTrend {
+  double slopePerSecond = 0;                  // share of total memory per second
+  std::optional<double> secondsToExhaustion;  // absent when memory use is not growing
+  double r2 = 0;
+};
+
+struct NodeFingerprint {
+  std::string node;
+  std::chrono::system_clock::time_point timestamp;  // when the agent took its last sample
+  double intervalSeconds = 1;
+  std::int64_t windowSize = 64;
+  double windowFill = 0;  // the least filled signal's fill, in [0,1]
+  bool ready = false;     // every signal's window is full (then every signal has gates)
+  std::map<std::string, SignalFingerprint, std::less<>> signals;  // "cpu", "gpu0_sm", ...
+  std::vector<MissingSource> missingSources;
+  std::size_t gpuCount = 0;                // GPUs the agent saw through NVML
+  std::optional<MemoryTrend> memoryTrend;  // absent until the memory window is full
+
+  // The signal named `name`, or nullptr.
+  const SignalFingerprint* signal(std::string_view name) const;
+};
+
+// Parses a /fingerprint body. Checks what the schema requires: the document is a JSON object
+// of apiVersion stability.pi0.io/v1alpha1 and kind Fingerprint, every required field is present
+// with its type, numbers are finite and in their ranges, a signal's gates are either null or all
+// five, and a ready fingerprint has gates for every signal. Ratios within 1e-9 of [0,1] are
+// clamped into it (floating-point noise of the agent's arithmetic). Fields the schema does not
+// name are ignored, so that a newer agent can add some. Never throws; any defect is an Error
+// whose message names the field, e.g. "signals.cpu.gates: missing fit_error".
+Result<NodeFingerprint> parseFingerprint(std::string_view body);
+
+// "2026-11-22T09:51:46.123Z" or with an offset ("+02:00"); fractions to nanoseconds.
+Result<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text);
+
+}  // namespace pi0::fleet

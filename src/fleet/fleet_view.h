@@ -1,0 +1,131 @@
+// FleetView: what the operator and each webhook replica know about every node's agent: its last
+// good fingerprint, when it was fetched, how many polls it has missed in a row, its health
+// (Healthy, Suspect, Failed), its circuit breaker and the last error. One writer (FleetPoller)
+// records poll results; any number of readers (the webhook's request threads, the operator's
+// reconcilers) take snapshot()s: immutable, shared, cheap to take and never torn.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/clock.h"
+#include "fleet/agent_source.h"
+#include "fleet/breaker.h"
+#include "fleet/fingerprint.h"
+
+namespace pi0::fleet {
+
+// The fleet view's knowledge of one node, as of one snapshot.
+struct NodeStatus {
+  std::string node;
+  std::string url;
+  std::shared_ptr<const NodeFingerprint> fingerprint;  // the last good one; null until then
+  std::optional<Clock::time_point> fetchedAt;          // when `fingerprint` was fetched
+  int consecutiveFailures = 0;                         // polls missed in a row
+  NodeHealth health = NodeHealth::kHealthy;            // from consecutiveFailures
+  BreakerState breaker = BreakerState::kClosed;
+  std::string lastError;  // the last failed poll's message; empty after a good poll
+};
+
+constexpr Clock::duration kDefaultPollInterval = std::chrono::seconds(5);
+
+// An immutable picture of the fleet. Any thread may read it; it never changes.
+class FleetSnapshot {
+ public:
+  using Nodes = std::map<std::string, std::shared_ptr<const NodeStatus>, std::less<>>;
+
+  FleetSnapshot(Nodes nodes, Clock::duration staleAfter)
+      : nodes_(std::move(nodes)), staleAfter_(staleAfter) {}
+
+  const Nodes& nodes() const { return nodes_; }
+  std::size_t size() const { return nodes_.size(); }
+  // The node's status, or nullptr when the view has no agent for it.
+  const NodeStatus* find(std::string_view node) const;
+
+  Clock::duration staleAfter() const { return staleAfter_; }
+  // The node's fingerprint was fetched within staleAfter before `now`.
+  bool isFresh(const NodeStatus& status, Clock::time_point now) const;
+  // The node's data may be used for decisions at `now`: it has a fingerprint, fresh, and the
+  // node is not Failed (DESIGN.md: "a failed node passes no gate"). A Suspect node's data is
+  // still used while fresh.
+  bool isUsable(const NodeStatus& status, Clock::time_point now) const;
+
+ private:
+  Nodes nodes_;
+  Clock::duration staleAfter_;
+};
+
+struct FleetViewOptions {
+  // A fingerprint is fresh for this long after it was fetched: 3 poll intervals by default.
+  Clock::duration staleAfter = 3 * kDefaultPollInterval;
+  BreakerOptions breaker;
+  HealthPolicy health;
+};
+
+// Thread-safe: every member may be called from any thread. Writers are serialized by a mutex;
+// each write publishes a new snapshot, which costs O(nodes) pointer copies.
+class FleetView {
+ public:
+  explicit FleetView(FleetViewOptions options = {});
+
+  FleetView(const FleetView&) = delete;
+  FleetView& operator=(const FleetView&) = delete;
+
+  // The current picture; never null. Holding it keeps it alive; it does not see later writes.
+  std::shared_ptr<const FleetSnapshot> snapshot() const;
+
+  // Makes the set of nodes exactly `agents`' nodes: adds new ones (Healthy, no data), updates a
+  // changed URL (keeping the node's data and breaker), forgets nodes not listed. When a node
+  // appears twice, the first entry wins.
+  void setAgents(const std::vector<Agent>& agents);
+
+  // Asks the node's circuit breaker whether to poll it now (see CircuitBreaker::allow). False
+  // for an unknown node. A true answer must be followed by recordSuccess(), recordFailure() or
+  // abandonPoll() for the node.
+  bool beginPoll(std::string_view node, Clock::time_point now);
+
+  // The node's health before and after a recorded poll; nullopt for a node the view does not
+  // have (it was removed while the poll was out), whose result is then ignored.
+  struct HealthChange {
+    NodeHealth before;
+    NodeHealth after;
+  };
+
+  // A poll of the node returned `fingerprint` at `now`: the node is Healthy, its breaker
+  // closed, its error cleared.
+  std::optional<HealthChange> recordSuccess(std::string_view node, NodeFingerprint fingerprint,
+                                            Clock::time_point now);
+  // A poll of the node failed at `now` with `message`: one more consecutive failure; the node
+  // keeps its last good fingerprint (which goes stale on its own).
+  std::optional<HealthChange> recordFailure(std::string_view node, std::string message,
+                                            Clock::time_point now);
+  // A poll that beginPoll() allowed ended without a verdict (the poller was stopped).
+  void abandonPoll(std::string_view node);
+
+  const FleetViewOptions& options() const { return options_; }
+
+ private:
+  struct Entry {
+    NodeStatus status;
+    CircuitBreaker breaker;
+  };
+
+  // Publishes the entry's status into a new snapshot. Caller holds mu_.
+  void publishLocked(const Entry& entry);
+  void publishAllLocked();
+
+  const FleetViewOptions options_;
+  mutable std::mutex mu_;  // guards entries_ and writes of snapshot_
+  std::map<std::string, Entry, std::less<>> entries_;
+  mutable std::mutex snapshotMu_;  // guards snapshot_ (held only to copy the pointer)
+  std::shared_ptr<const FleetSnapshot> snapshot_;
+};
+
+}  // namespace pi0::fleet

@@ -1,0 +1,162 @@
+#include "fleet/load.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace pi0::fleet {
+namespace {
+
+bool isGpuSmSignal(std::string_view name) {
+  // "gpu<digits>_sm"
+  if (!name.starts_with("gpu") || !name.ends_with("_sm")) return false;
+  const std::string_view index = name.substr(3, name.size() - 6);
+  return !index.empty() &&
+         std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+ResourceLoad& slot(ClusterLoad& load, Resource resource) {
+  switch (resource) {
+    case Resource::kCpu:
+      return load.cpu;
+    case Resource::kMemory:
+      return load.memory;
+    case Resource::kGpu:
+      return load.gpu;
+  }
+  return load.cpu;
+}
+
+}  // namespace
+
+std::string_view resourceName(Resource resource) {
+  switch (resource) {
+    case Resource::kCpu:
+      return "cpu";
+    case Resource::kMemory:
+      return "memory";
+    case Resource::kGpu:
+      return "gpu";
+  }
+  return "unknown";
+}
+
+double Capacity::of(Resource resource) const {
+  std::int64_t v = 0;
+  switch (resource) {
+    case Resource::kCpu:
+      v = cpuMilli;
+      break;
+    case Resource::kMemory:
+      v = memoryBytes;
+      break;
+    case Resource::kGpu:
+      v = gpus;
+      break;
+  }
+  return static_cast<double>(std::max<std::int64_t>(v, 0));
+}
+
+const ResourceLoad& ClusterLoad::of(Resource resource) const {
+  switch (resource) {
+    case Resource::kCpu:
+      return cpu;
+    case Resource::kMemory:
+      return memory;
+    case Resource::kGpu:
+      return gpu;
+  }
+  return cpu;
+}
+
+std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource resource) {
+  auto peakOf = [](const SignalFingerprint& s) -> std::optional<double> {
+    if (!s.gates) return std::nullopt;
+    return 1.0 - s.gates->isolation;
+  };
+  switch (resource) {
+    case Resource::kCpu:
+    case Resource::kMemory: {
+      const SignalFingerprint* s = fingerprint.signal(resourceName(resource));
+      return s ? peakOf(*s) : std::nullopt;
+    }
+    case Resource::kGpu: {
+      double sum = 0;
+      int n = 0;
+      for (const auto& [name, s] : fingerprint.signals) {
+        if (!isGpuSmSignal(name)) continue;
+        auto p = peakOf(s);
+        // One GPU without data leaves the node's mean unknown rather than biased.
+        if (!p) return std::nullopt;
+        sum += *p;
+        ++n;
+      }
+      if (n == 0) return std::nullopt;
+      return sum / n;
+    }
+  }
+  return std::nullopt;
+}
+
+ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Resource> resources) {
+  ClusterLoad out;
+  std::vector<Resource> asked;
+  for (Resource r : resources) {
+    if (std::find(asked.begin(), asked.end(), r) == asked.end()) asked.push_back(r);
+  }
+
+  std::array<double, 3> weightedSum{};
+  for (const NodeLoadInput& node : nodes) {
+    bool relevant = false;
+    bool complete = true;
+    for (Resource r : asked) {
+      const double capacity = node.capacity.of(r);
+      if (capacity <= 0) continue;
+      relevant = true;
+      ResourceLoad& load = slot(out, r);
+      const std::optional<double> peak =
+          node.fingerprint ? projectedPeak(*node.fingerprint, r) : std::nullopt;
+      if (!peak) {
+        ++load.nodesMissing;
+        complete = false;
+        continue;
+      }
+      ++load.nodesCounted;
+      load.capacityCounted += capacity;
+      weightedSum[static_cast<std::size_t>(r)] += capacity * *peak;
+    }
+    if (!relevant) continue;
+    ++(complete ? out.nodesCounted : out.nodesMissing);
+  }
+
+  bool unknown = false;
+  for (Resource r : asked) {
+    ResourceLoad& load = slot(out, r);
+    if (load.nodesCounted == 0) {
+      // Capacity but no data: unknown, and so is ℓ. No capacity at all: not part of ℓ.
+      if (load.nodesMissing > 0) unknown = true;
+      continue;
+    }
+    load.peak = weightedSum[static_cast<std::size_t>(r)] / load.capacityCounted;
+    if (!out.load || *load.peak > *out.load) {
+      out.load = load.peak;
+      out.binding = r;
+    }
+  }
+  if (unknown) out.load.reset();
+  return out;
+}
+
+ClusterLoad clusterLoad(const FleetSnapshot& fleet, Clock::time_point now,
+                        const CapacityMap& capacity, std::span<const Resource> resources) {
+  std::vector<NodeLoadInput> inputs;
+  inputs.reserve(capacity.size());
+  for (const auto& [node, cap] : capacity) {
+    const NodeStatus* status = fleet.find(node);
+    const NodeFingerprint* fp =
+        status && fleet.isUsable(*status, now) ? status->fingerprint.get() : nullptr;
+    inputs.push_back({node, cap, fp});
+  }
+  return clusterLoad(inputs, resources);
+}
+
+}  // namespace pi0::fleet

@@ -1,0 +1,94 @@
+// Cluster load ℓ (DESIGN.md, "Gate metrics"): for each resource, the capacity-weighted mean over
+// nodes of the projected peak; ℓ is the largest of those, and that resource is the binding one.
+// Pure functions: no I/O, no clock (the time to judge freshness is an argument).
+//
+// Decisions:
+// - A node's projected peak of a resource is 1 − isolation of its signal: "cpu" for cpu,
+//   "memory" for memory, and for gpu the MEAN of 1 − isolation over the node's "gpuN_sm"
+//   signals. With the mean, weighting a node by its GPU count makes the cluster's gpu load the
+//   mean over all GPUs, as the cpu signal is the mean over all of a node's CPUs. (The max would
+//   let one busy GPU make a node of eight look full, though seven could take work.)
+// - A node counts for a resource when its data is usable (FleetSnapshot::isUsable: a
+//   fingerprint fetched within staleAfter, node not Failed) and the resource's signal has gate
+//   metrics (the agent's window is full). Otherwise it is missing: left out of the mean (which
+//   is renormalized over the nodes counted) and reported in nodesMissing, so the caller sees the
+//   coverage. Nodes are the keys of the capacity map (the cluster's Node objects); agents with
+//   no capacity entry are ignored, nodes with no agent are missing.
+// - A node with zero capacity of a resource (no GPUs) takes no part in that resource.
+// - A resource asked for with capacity in the cluster but no node counted makes ℓ unknown
+//   (nullopt): ℓ over the other resources alone could be far too low. A resource with no
+//   capacity anywhere (gpu on a cluster without GPUs) is left out of ℓ. No resource left, or
+//   none asked for: ℓ unknown.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/clock.h"
+#include "fleet/fingerprint.h"
+#include "fleet/fleet_view.h"
+
+namespace pi0::fleet {
+
+enum class Resource { kCpu, kMemory, kGpu };
+
+inline constexpr std::array<Resource, 3> kAllResources = {Resource::kCpu, Resource::kMemory,
+                                                          Resource::kGpu};
+
+std::string_view resourceName(Resource resource);  // "cpu", "memory", "gpu"
+
+// A node's allocatable capacity (from its Node object's status.allocatable). Negative values
+// are read as 0.
+struct Capacity {
+  std::int64_t cpuMilli = 0;
+  std::int64_t memoryBytes = 0;
+  std::int64_t gpus = 0;
+
+  double of(Resource resource) const;
+};
+
+using CapacityMap = std::map<std::string, Capacity, std::less<>>;
+
+// The projected peak of `resource` on the node, in [0,1]; nullopt when the fingerprint has no
+// gate metrics for it (no such signal, or its window is not full yet).
+std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource resource);
+
+struct ResourceLoad {
+  std::optional<double> peak;  // capacity-weighted mean projected peak; nullopt when unknown
+  double capacityCounted = 0;  // the weight behind `peak` (millicores, bytes or GPUs)
+  int nodesCounted = 0;        // nodes with capacity of this resource whose data went in
+  int nodesMissing = 0;        // nodes with capacity of this resource whose data did not
+};
+
+struct ClusterLoad {
+  std::optional<double> load;         // ℓ; nullopt when unknown (see above)
+  Resource binding = Resource::kCpu;  // the resource ℓ comes from; meaningful only with load
+  ResourceLoad cpu, memory, gpu;
+  // Over the nodes with capacity of some resource asked for: those that counted for every such
+  // resource, and those missing for at least one.
+  int nodesCounted = 0;
+  int nodesMissing = 0;
+
+  const ResourceLoad& of(Resource resource) const;
+};
+
+// One node's input to clusterLoad(): `fingerprint` is null when the node's data is missing,
+// stale or the node is Failed.
+struct NodeLoadInput {
+  std::string_view node;
+  Capacity capacity;
+  const NodeFingerprint* fingerprint = nullptr;
+};
+
+ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Resource> resources);
+
+// The same over a fleet snapshot at `now`, for the nodes of `capacity`.
+ClusterLoad clusterLoad(const FleetSnapshot& fleet, Clock::time_point now,
+                        const CapacityMap& capacity, std::span<const Resource> resources);
+
+}  // namespace pi0::fleet

@@ -1,0 +1,304 @@
+#include "fleet/poller.h"
+
+#include <httplib.h>
+
+#include <algorithm>
+#include <charconv>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "common/log.h"
+
+namespace pi0::fleet {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// How often a request past its deadline is stopped again: httplib's stop() cannot interrupt a
+// connect in progress, so the first stop may come too early to take.
+constexpr auto kRestopEvery = std::chrono::milliseconds(10);
+
+// Stops the HTTP requests that have run past their deadline, and every request in flight when
+// the round is cancelled. cpp-httplib's timeouts bound each read, not the whole answer (an
+// agent trickling a byte a second would never time out); this bounds the whole answer.
+// One slot per worker thread; each worker arms its slot around one request.
+class Watchdog {
+ public:
+  enum class Fired { kNo, kTimeout, kCancelled };
+
+  Watchdog(std::size_t slots, std::stop_token round)
+      : slots_(slots),
+        round_(round),
+        onCancel_(round_, [this] { wake(); }),
+        thread_([this](std::stop_token own) { loop(own); }) {}
+
+  ~Watchdog() {
+    thread_.request_stop();
+    wake();
+  }
+
+  // `client` must stay alive until disarm(slot).
+  void arm(std::size_t slot, httplib::Client* client, SteadyClock::time_point deadline) {
+    std::lock_guard lock(mu_);
+    slots_[slot] = Slot{client, deadline, Fired::kNo};
+    changed_ = true;
+    cv_.notify_all();
+  }
+
+  // Why the slot's request was stopped, if it was. After this the watchdog no longer touches
+  // the client.
+  Fired disarm(std::size_t slot) {
+    std::lock_guard lock(mu_);
+    const Fired fired = slots_[slot].fired;
+    slots_[slot] = Slot{};
+    return fired;
+  }
+
+ private:
+  struct Slot {
+    httplib::Client* client = nullptr;
+    SteadyClock::time_point deadline{};
+    Fired fired = Fired::kNo;
+  };
+
+  void wake() {
+    std::lock_guard lock(mu_);
+    changed_ = true;
+    cv_.notify_all();
+  }
+
+  void loop(std::stop_token own) {
+    std::unique_lock lock(mu_);
+    while (!own.stop_requested()) {
+      const auto now = SteadyClock::now();
+      const bool cancel = round_.stop_requested();
+      auto next = now + std::chrono::hours(1);
+      for (Slot& slot : slots_) {
+        if (!slot.client) continue;
+        if (cancel || now >= slot.deadline) {
+          if (slot.fired == Fired::kNo) slot.fired = cancel ? Fired::kCancelled : Fired::kTimeout;
+          // Under mu_, so the worker cannot destroy the client meanwhile (disarm waits).
+          slot.client->stop();
+          next = std::min(next, now + kRestopEvery);
+        } else {
+          next = std::min(next, slot.deadline);
+        }
+      }
+      cv_.wait_until(lock, own, next, [&] { return changed_; });
+      changed_ = false;
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  bool changed_ = false;
+  std::vector<Slot> slots_;
+  std::stop_token round_;
+  std::stop_callback<std::function<void()>> onCancel_;
+  std::jthread thread_;  // last: started once everything it uses is built
+};
+
+enum class Outcome { kOk, kError, kTimeout, kCancelled };
+
+struct Fetched {
+  Outcome outcome = Outcome::kError;
+  NodeFingerprint fingerprint;
+  std::string message;
+};
+
+std::string seconds(std::chrono::milliseconds d) {
+  char buf[32];
+  const double s = std::chrono::duration<double>(d).count();
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, s);
+  return ec == std::errc() ? std::string(buf, end) : std::string("?");
+}
+
+// The first bytes of an answer, printable, for an error message.
+std::string excerpt(std::string_view body) {
+  constexpr std::size_t kMax = 80;
+  std::string out;
+  for (char c : body.substr(0, kMax))
+    out += (c >= 0x20 && c < 0x7f) ? c : ' ';
+  if (body.size() > kMax) out += "...";
+  return out;
+}
+
+std::string describe(httplib::Error error) {
+  switch (error) {
+    case httplib::Error::Connection:
+      return "cannot connect";
+    case httplib::Error::Read:
+      return "connection lost while reading the answer";
+    case httplib::Error::Write:
+      return "connection lost while sending the request";
+    case httplib::Error::Canceled:
+      return "request canceled";
+    default:
+      return "request failed (" + httplib::to_string(error) + ")";
+  }
+}
+
+Fetched fetch(const Agent& agent, const PollerOptions& options, Watchdog& watchdog,
+              std::size_t slot) {
+  const std::string prefix = "agent " + agent.node + " (" + agent.url + "): ";
+  auto failed = [&](Outcome outcome, std::string message) {
+    return Fetched{outcome, {}, prefix + std::move(message)};
+  };
+  auto address = parseAgentUrl(agent.url);
+  if (!address)
+    return Fetched{Outcome::kError, {}, "agent " + agent.node + ": " + address.error().message};
+
+  httplib::Client client(address->host, address->port);
+  // Each bounds one step; the watchdog bounds their sum.
+  client.set_connection_timeout(options.timeout);
+  client.set_read_timeout(options.timeout);
+  client.set_write_timeout(options.timeout);
+  client.set_keep_alive(false);
+
+  std::string body;
+  bool tooLarge = false;
+  const auto start = SteadyClock::now();
+  watchdog.arm(slot, &client, start + options.timeout);
+  auto result = client.Get(
+      options.path, httplib::Headers{{"Accept", "application/json"}},
+      [](const httplib::Response&) { return true; },
+      [&](const char* data, std::size_t length) {
+        if (body.size() + length > options.maxBodyBytes) {
+          tooLarge = true;
+          return false;
+        }
+        body.append(data, length);
+        return true;
+      });
+  const Watchdog::Fired fired = watchdog.disarm(slot);
+  const auto elapsed = SteadyClock::now() - start;
+
+  if (fired == Watchdog::Fired::kCancelled) return Fetched{Outcome::kCancelled, {}, {}};
+  if (fired == Watchdog::Fired::kTimeout ||
+      (!result &&
+       (result.error() == httplib::Error::ConnectionTimeout || elapsed >= options.timeout)))
+    return failed(Outcome::kTimeout, "timed out after " + seconds(options.timeout) + " s");
+  if (tooLarge)
+    return failed(Outcome::kError,
+                  "answer larger than " + std::to_string(options.maxBodyBytes) + " bytes");
+  if (!result) return failed(Outcome::kError, describe(result.error()));
+  if (result->status != 200)
+    return failed(Outcome::kError, "HTTP " + std::to_string(result->status) + ": " + excerpt(body));
+  auto fingerprint = parseFingerprint(body);
+  if (!fingerprint)
+    return failed(Outcome::kError, "invalid fingerprint: " + fingerprint.error().message);
+  if (fingerprint->node != agent.node)
+    return failed(Outcome::kError, "serves the fingerprint of node \"" + fingerprint->node + "\"");
+  return Fetched{Outcome::kOk, std::move(*fingerprint), {}};
+}
+
+void logChange(const Agent& agent, const FleetView::HealthChange& change,
+               const std::string& message) {
+  if (change.before == change.after) return;
+  nlohmann::json fields{{"node", agent.node},
+                        {"url", agent.url},
+                        {"from", nodeHealthName(change.before)},
+                        {"to", nodeHealthName(change.after)}};
+  if (change.after == NodeHealth::kHealthy) {
+    log::info("agent recovered", fields);
+  } else {
+    fields["error"] = message;
+    log::warn(change.after == NodeHealth::kFailed ? "agent failed" : "agent suspect", fields);
+  }
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FleetPoller>> FleetPoller::create(AgentSource& source, FleetView& view,
+                                                         Clock& clock, PollerOptions options) {
+  if (options.concurrency < 1) return fail("fleet poller: concurrency must be at least 1");
+  if (options.timeout <= std::chrono::milliseconds::zero())
+    return fail("fleet poller: timeout must be positive");
+  if (options.maxBodyBytes == 0) return fail("fleet poller: maxBodyBytes must be positive");
+  if (!options.path.starts_with('/')) return fail("fleet poller: path must start with '/'");
+  return std::unique_ptr<FleetPoller>(new FleetPoller(source, view, clock, std::move(options)));
+}
+
+PollRound FleetPoller::pollOnce(std::stop_token st) {
+  const auto started = SteadyClock::now();
+  PollRound round;
+  const std::vector<Agent> agents = source_.agents();
+  view_.setAgents(agents);
+
+  std::vector<const Agent*> due;
+  const Clock::time_point now = clock_.now();
+  for (const Agent& agent : agents) {
+    if (view_.beginPoll(agent.node, now)) {
+      due.push_back(&agent);
+    } else if (view_.snapshot()->find(agent.node)) {
+      // Known to the view but refused by its breaker (a duplicate node name is neither).
+      ++round.skippedOpen;
+      counters_.skippedOpen.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+
+  std::mutex roundMu;  // guards `round` against the workers
+  const std::size_t workers = std::min(options_.concurrency, due.size());
+  if (workers > 0) {
+    Watchdog watchdog(workers, st);
+    std::atomic<std::size_t> next{0};
+    std::vector<std::jthread> threads;
+    threads.reserve(workers);
+    for (std::size_t slot = 0; slot < workers; ++slot) {
+      threads.emplace_back([&, slot] {
+        for (std::size_t i = next.fetch_add(1); i < due.size(); i = next.fetch_add(1)) {
+          const Agent& agent = *due[i];
+          if (st.stop_requested()) {
+            view_.abandonPoll(agent.node);
+            continue;
+          }
+          Fetched fetched = fetch(agent, options_, watchdog, slot);
+          std::optional<FleetView::HealthChange> change;
+          std::lock_guard lock(roundMu);
+          switch (fetched.outcome) {
+            case Outcome::kOk:
+              ++round.ok;
+              counters_.ok.fetch_add(1, std::memory_order_relaxed);
+              change =
+                  view_.recordSuccess(agent.node, std::move(fetched.fingerprint), clock_.now());
+              break;
+            case Outcome::kError:
+            case Outcome::kTimeout:
+              ++(fetched.outcome == Outcome::kError ? round.error : round.timeout);
+              (fetched.outcome == Outcome::kError ? counters_.error : counters_.timeout)
+                  .fetch_add(1, std::memory_order_relaxed);
+              log::debug("agent poll failed", {{"node", agent.node}, {"error", fetched.message}});
+              change = view_.recordFailure(agent.node, fetched.message, clock_.now());
+              break;
+            case Outcome::kCancelled:
+              view_.abandonPoll(agent.node);
+              break;
+          }
+          if (change) logChange(agent, *change, fetched.message);
+        }
+      });
+    }
+    threads.clear();  // joins
+  }
+
+  round.took = SteadyClock::now() - started;
+  counters_.rounds.fetch_add(1, std::memory_order_relaxed);
+  counters_.lastRoundSeconds.store(std::chrono::duration<double>(round.took).count(),
+                                   std::memory_order_relaxed);
+  return round;
+}
+
+void FleetPoller::run(std::stop_token st, Clock::duration interval) {
+  while (!st.stop_requested()) {
+    const Clock::time_point start = clock_.now();
+    pollOnce(st);
+    if (!clock_.sleepUntil(saturatingAdd(start, interval), st)) return;
+  }
+}
+
+}  // namespace pi0::fleet

@@ -1,0 +1,84 @@
+// FleetPoller: keeps a FleetView current by polling every agent's GET /fingerprint, round after
+// round, with bounded concurrency, a per-node timeout and the view's per-node circuit breakers.
+// A node whose agent answers with anything but 200 and a valid fingerprint of that node, or
+// does not answer within the timeout, has missed the poll.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+#include <string>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "fleet/agent_source.h"
+#include "fleet/fleet_view.h"
+
+namespace pi0::fleet {
+
+struct PollerOptions {
+  std::size_t concurrency = 8;  // agents polled at once (>= 1)
+  // Per node, in real time, from connecting to the last byte of the answer. An agent that
+  // hangs holds one of the `concurrency` slots this long, and no longer.
+  std::chrono::milliseconds timeout{2000};
+  std::size_t maxBodyBytes = 4 << 20;  // a fingerprint of 64 signals is about 100 KiB
+  std::string path = "/fingerprint";
+};
+
+// The poller's counters, for the operator's and the webhook's /metrics:
+//   pi0_fleet_polls_total{result="ok|error|timeout|skipped_open"}
+//   pi0_fleet_poll_rounds_total, pi0_fleet_poll_round_duration_seconds (last round)
+// Written by the poller's thread, read from any thread.
+struct PollCounters {
+  std::atomic<std::uint64_t> ok{0};
+  std::atomic<std::uint64_t> error{0};        // refused, non-200, not a valid fingerprint
+  std::atomic<std::uint64_t> timeout{0};      // no complete answer within the timeout
+  std::atomic<std::uint64_t> skippedOpen{0};  // not polled: the node's breaker is open
+  std::atomic<std::uint64_t> rounds{0};
+  std::atomic<double> lastRoundSeconds{0};
+};
+
+// What one round did.
+struct PollRound {
+  int ok = 0;
+  int error = 0;
+  int timeout = 0;
+  int skippedOpen = 0;
+  std::chrono::steady_clock::duration took{};  // real time
+};
+
+class FleetPoller {
+ public:
+  // Checks the options (concurrency >= 1, timeout > 0, maxBodyBytes > 0, path starting with
+  // '/'). `source`, `view` and `clock` must outlive the poller.
+  static Result<std::unique_ptr<FleetPoller>> create(AgentSource& source, FleetView& view,
+                                                     Clock& clock, PollerOptions options = {});
+
+  // One round: refreshes the view's node set from the source, then polls every node whose
+  // breaker allows it, at most `concurrency` at once, and records each result in the view as
+  // it comes. Returns when every poll has ended, about one timeout after the slowest agent was
+  // started at worst. Stopping `st` cancels the polls in flight; they are recorded as neither
+  // success nor failure. Not reentrant: one round at a time (the poller's own thread).
+  PollRound pollOnce(std::stop_token st = {});
+
+  // Polls a round every `interval` on the clock (a round that takes longer than the interval
+  // is followed by the next at once) until `st` is stopped. Blocks.
+  void run(std::stop_token st, Clock::duration interval);
+
+  const PollCounters& counters() const { return counters_; }
+
+ private:
+  FleetPoller(AgentSource& source, FleetView& view, Clock& clock, PollerOptions options)
+      : source_(source), view_(view), clock_(clock), options_(std::move(options)) {}
+
+  AgentSource& source_;
+  FleetView& view_;
+  Clock& clock_;
+  const PollerOptions options_;
+  PollCounters counters_;
+};
+
+}  // namespace pi0::fleet

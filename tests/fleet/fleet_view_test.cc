@@ -1,0 +1,163 @@
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "fakes/fake_clock.h"
+#include "fleet/fingerprints.h"
+#include "fleet/fleet_view.h"
+
+using namespace pi0;
+using namespace pi0::fleet;
+using namespace std::chrono_literals;
+using fleet::testing::fingerprint;
+
+TEST_CASE("a node's life in the view: data, freshness, Suspect, Failed, breaker, recovery") {
+  pi0::testing::FakeClock clock;
+  FleetViewOptions options;
+  options.staleAfter = 15s;
+  FleetView view(options);
+  view.setAgents({{"node-a", "http://127.0.0.1:1"}, {"node-b", "http://127.0.0.1:2"}});
+
+  auto snap = view.snapshot();
+  REQUIRE(snap->size() == 2);
+  const NodeStatus* a = snap->find("node-a");
+  REQUIRE(a);
+  CHECK(a->url == "http://127.0.0.1:1");
+  CHECK(a->health == NodeHealth::kHealthy);
+  CHECK_FALSE(a->fingerprint);
+  CHECK_FALSE(snap->isUsable(*a, clock.now()));  // no data yet
+  CHECK_FALSE(snap->find("node-c"));
+
+  REQUIRE(view.beginPoll("node-a", clock.now()));
+  const auto fetched = clock.now();
+  auto change = view.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.5}}), fetched);
+  REQUIRE(change);
+  CHECK(change->before == NodeHealth::kHealthy);
+  CHECK(change->after == NodeHealth::kHealthy);
+  snap = view.snapshot();
+  a = snap->find("node-a");
+  REQUIRE(a->fingerprint);
+  CHECK(a->fingerprint->node == "node-a");
+  CHECK(*a->fetchedAt == fetched);
+  CHECK(snap->isFresh(*a, clock.now()));
+  CHECK(snap->isUsable(*a, clock.now()));
+  // Fresh for exactly staleAfter after the fetch.
+  CHECK(snap->isFresh(*a, fetched + 15s));
+  CHECK_FALSE(snap->isFresh(*a, fetched + 15s + 1ns));
+
+  // Misses: 1 Healthy, 2 Suspect (data still used while fresh), 3 Failed (not used).
+  const NodeHealth expected[] = {NodeHealth::kHealthy, NodeHealth::kSuspect, NodeHealth::kFailed};
+  for (int miss = 1; miss <= 3; ++miss) {
+    CAPTURE(miss);
+    clock.advance(1s);
+    REQUIRE(view.beginPoll("node-a", clock.now()));
+    change = view.recordFailure("node-a", "agent node-a: timed out " + std::to_string(miss),
+                                clock.now());
+    REQUIRE(change);
+    CHECK(change->after == expected[miss - 1]);
+    snap = view.snapshot();
+    a = snap->find("node-a");
+    CHECK(a->consecutiveFailures == miss);
+    CHECK(a->health == expected[miss - 1]);
+    CHECK(a->lastError == "agent node-a: timed out " + std::to_string(miss));
+    CHECK(a->fingerprint);  // the last good one is kept
+    CHECK(snap->isFresh(*a, clock.now()));
+    CHECK(snap->isUsable(*a, clock.now()) == (miss < 3));
+  }
+  CHECK(a->breaker == BreakerState::kOpen);
+  CHECK_FALSE(view.beginPoll("node-a", clock.now()));
+
+  // After the cool-down one trial goes out, and the snapshot shows the breaker half-open.
+  clock.advance(30s);
+  CHECK(view.beginPoll("node-a", clock.now()));
+  CHECK(view.snapshot()->find("node-a")->breaker == BreakerState::kHalfOpen);
+  CHECK_FALSE(view.beginPoll("node-a", clock.now()));
+  change = view.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.25}}), clock.now());
+  CHECK(change->before == NodeHealth::kFailed);
+  CHECK(change->after == NodeHealth::kHealthy);  // recovered on the first good poll
+  snap = view.snapshot();
+  a = snap->find("node-a");
+  CHECK(a->consecutiveFailures == 0);
+  CHECK(a->breaker == BreakerState::kClosed);
+  CHECK(a->lastError.empty());
+  CHECK(a->fingerprint->signal("cpu")->gates->isolation == 0.25);
+  CHECK(snap->isUsable(*a, clock.now()));
+}
+
+TEST_CASE("snapshots are immutable: a held snapshot does not see later writes") {
+  pi0::testing::FakeClock clock;
+  FleetView view;
+  view.setAgents({{"node-a", "http://127.0.0.1:1"}, {"node-b", "http://127.0.0.1:2"}});
+  const auto before = view.snapshot();
+  view.recordFailure("node-a", "refused", clock.now());
+  const auto after = view.snapshot();
+  CHECK(before->find("node-a")->consecutiveFailures == 0);
+  CHECK(after->find("node-a")->consecutiveFailures == 1);
+  // Statuses that did not change are shared, not copied.
+  CHECK(before->nodes().at("node-b") == after->nodes().at("node-b"));
+}
+
+TEST_CASE("setAgents adds, updates and forgets nodes") {
+  pi0::testing::FakeClock clock;
+  FleetView view;
+  view.setAgents({{"node-a", "http://127.0.0.1:1"}, {"node-b", "http://127.0.0.1:2"}});
+  view.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.5}}), clock.now());
+
+  // node-a moves to a new address and keeps its data; node-b goes; node-c comes; a duplicate
+  // keeps the first entry.
+  view.setAgents({{"node-a", "http://127.0.0.1:9"},
+                  {"node-c", "http://127.0.0.1:3"},
+                  {"node-c", "http://127.0.0.1:4"}});
+  const auto snap = view.snapshot();
+  CHECK(snap->size() == 2);
+  CHECK(snap->find("node-a")->url == "http://127.0.0.1:9");
+  CHECK(snap->find("node-a")->fingerprint);
+  CHECK_FALSE(snap->find("node-b"));
+  CHECK(snap->find("node-c")->url == "http://127.0.0.1:3");
+
+  // A result for a node that was removed while it was polled is dropped.
+  CHECK_FALSE(view.recordFailure("node-b", "refused", clock.now()));
+  CHECK_FALSE(view.recordSuccess("node-b", fingerprint("node-b", {}), clock.now()));
+  CHECK_FALSE(view.beginPoll("node-b", clock.now()));
+  CHECK_FALSE(view.snapshot()->find("node-b"));
+}
+
+TEST_CASE("readers take snapshots while a writer records") {
+  pi0::testing::FakeClock clock;
+  FleetView view;
+  std::vector<Agent> agents;
+  for (int i = 0; i < 20; ++i)
+    agents.push_back({"node-" + std::to_string(i), "http://127.0.0.1:" + std::to_string(i + 1)});
+  view.setAgents(agents);
+
+  std::atomic<bool> done{false};
+  std::atomic<int> inconsistent{0};
+  std::vector<std::jthread> readers;
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&] {
+      while (!done) {
+        const auto snap = view.snapshot();
+        for (const auto& [name, status] : snap->nodes()) {
+          // Every status is a consistent whole: its health matches its failure count.
+          if (status->health != healthAfter(status->consecutiveFailures)) ++inconsistent;
+          if (status->node != name) ++inconsistent;
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 200; ++round) {
+    for (const auto& agent : agents) {
+      if ((round + agent.url.size()) % 3 == 0) {
+        view.recordSuccess(agent.node, fingerprint(agent.node, {{"cpu", 0.5}}), clock.now());
+      } else {
+        view.recordFailure(agent.node, "refused", clock.now());
+      }
+    }
+  }
+  done = true;
+  readers.clear();
+  CHECK(inconsistent == 0);
+  CHECK(view.snapshot()->size() == 20);
+}
