@@ -1,0 +1,172 @@
+#include "channel_status.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/timestamp.h"
+#include "kube/json.h"
+#include "workload_state.h"
+
+namespace pi0::op {
+namespace {
+
+using nlohmann::json;
+using stability::ChannelState;
+
+int64_t replicasOf(const json& w) {
+  return kube::field<int64_t>(w, "/spec/replicas"_json_pointer, 1);
+}
+
+// Rounded so that a status does not change with the last bits of a double.
+double round4(double x) {
+  return std::round(x * 1e4) / 1e4;
+}
+
+std::optional<stability::WallClock::time_point> parseTime(const std::string& text) {
+  // RFC 3339 in UTC as Pi0 writes it: 2026-11-22T09:51:46Z or with a fraction.
+  std::tm tm{};
+  int consumed = 0;
+  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
+    return std::nullopt;
+  }
+  tm.tm_year -= 1900;
+  tm.tm_mon -= 1;
+  return stability::WallClock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
+
+ChannelState stateFromWorkloads(const std::vector<json>& workloads) {
+  ChannelState state = ChannelState::kActive;
+  for (const auto& w : workloads) {
+    const auto original = originalReplicas(w);
+    if (!original) continue;
+    const int64_t now = replicasOf(w);
+    if (now == 0 && *original > 0) return ChannelState::kInactive;
+    if (now < *original) state = ChannelState::kDegraded;
+  }
+  return state;
+}
+
+stability::ChannelHealth healthFromStatus(const json& status) {
+  stability::ChannelHealth h;
+  h.reliability = kube::field<double>(status, "/terms/reliability"_json_pointer, 1.0);
+  if (status.contains("health") && status["health"].is_object()) {
+    const auto& health = status["health"];
+    if (auto m = health.find("meanTimeToRecoverSeconds"); m != health.end() && m->is_number()) {
+      h.meanTimeToRecoverSeconds = m->get<double>();
+    }
+    h.outages = static_cast<int>(kube::field<int64_t>(health, "/outages"_json_pointer, 0));
+    if (auto t = parseTime(kube::stringField(health, "/notReadySince"_json_pointer)))
+      h.notReadySince = t;
+    if (auto t = parseTime(kube::stringField(health, "/observedAt"_json_pointer)))
+      h.lastObserved = t;
+  }
+  return h;
+}
+
+void setCondition(json& conditions, const std::string& type, bool status, const std::string& reason,
+                  const std::string& message, int64_t observedGeneration, const std::string& now) {
+  if (!conditions.is_array()) conditions = json::array();
+  const std::string value = status ? "True" : "False";
+  for (auto& c : conditions) {
+    if (c.is_object() && c.value("type", "") == type) {
+      if (c.value("status", "") != value) c["lastTransitionTime"] = now;
+      c["status"] = value;
+      c["reason"] = reason;
+      c["message"] = message;
+      c["observedGeneration"] = observedGeneration;
+      return;
+    }
+  }
+  conditions.push_back({{"type", type},
+                        {"status", value},
+                        {"reason", reason},
+                        {"message", message},
+                        {"observedGeneration", observedGeneration},
+                        {"lastTransitionTime", now}});
+}
+
+ChannelOutcome channelStatus(const ChannelInputs& in) {
+  const auto& spec = *in.spec;
+  ChannelOutcome out;
+  out.state = stateFromWorkloads(in.workloads);
+
+  int64_t desired = 0;
+  int64_t ready = 0;
+  int64_t original = 0;
+  for (const auto& w : in.workloads) {
+    desired += replicasOf(w);
+    ready += kube::field<int64_t>(w, "/status/readyReplicas"_json_pointer, 0);
+    original += originalReplicas(w).value_or(static_cast<int32_t>(replicasOf(w)));
+  }
+  out.ready = in.missingTargets.empty() && ready >= desired;
+
+  auto observation = stability::observe(in.health, in.pods, static_cast<int>(desired), in.now);
+  out.health = observation.health;
+  stability::Terms terms = observation.terms;
+  // Throughput: the query over its maximum, else ready replicas over what the channel has when
+  // it is fully up (so a degraded channel counts as delivering less).
+  terms.throughput = spec.throughput && in.throughputValue
+                         ? stability::throughputFromQuery(*in.throughputValue, spec.throughput->max)
+                         : stability::throughputFromReplicas(ready, original);
+  out.cpo = stability::cpo(in.weights, terms);
+
+  const std::string now = rfc3339(in.now, 0);
+  json status = in.previousStatus.is_object() ? in.previousStatus : json::object();
+  status["observedGeneration"] = spec.generation;
+  status["state"] = stability::channelStateName(out.state);
+  status["priority"] = round4(out.cpo);
+  status["terms"] = {{"throughput", round4(terms.throughput)},
+                     {"reliability", round4(terms.reliability)},
+                     {"recovery", round4(terms.recovery)}};
+  status["failureProbability"] = round4(stability::failureProbability(terms.reliability));
+  status["replicas"] = {{"desired", desired}, {"ready", ready}};
+  if (out.state == ChannelState::kActive || in.level.empty()) {
+    status.erase("level");
+  } else {
+    status["level"] = in.level;
+  }
+  json health = {{"observedAt", now}, {"outages", out.health.outages}};
+  if (out.health.meanTimeToRecoverSeconds)
+    health["meanTimeToRecoverSeconds"] = round4(*out.health.meanTimeToRecoverSeconds);
+  if (out.health.notReadySince) health["notReadySince"] = rfc3339(*out.health.notReadySince, 0);
+  status["health"] = health;
+
+  json conditions = status.value("conditions", json::array());
+  if (in.missingTargets.empty()) {
+    setCondition(conditions, "TargetsFound", true, "Found", "every target exists", spec.generation,
+                 now);
+  } else {
+    std::string names;
+    for (const auto& n : in.missingTargets)
+      names += (names.empty() ? "" : ", ") + n;
+    setCondition(conditions, "TargetsFound", false, "TargetMissing",
+                 "not found in namespace " + spec.ref.ns + ": " + names, spec.generation, now);
+  }
+  setCondition(conditions, "Ready", out.ready, out.ready ? "ReplicasReady" : "ReplicasNotReady",
+               std::to_string(ready) + " of " + std::to_string(desired) + " replicas ready",
+               spec.generation, now);
+  if (in.throughputError) {
+    setCondition(conditions, "ThroughputMeasured", false, "QueryFailed", *in.throughputError,
+                 spec.generation, now);
+  } else if (spec.throughput) {
+    setCondition(conditions, "ThroughputMeasured", true, "QueryAnswered",
+                 "the Prometheus query answered", spec.generation, now);
+  }
+  status["conditions"] = conditions;
+  out.status = std::move(status);
+  return out;
+}
+
+bool statusChanged(const json& previous, const json& next) {
+  auto strip = [](json s) {
+    if (s.is_object() && s.contains("health") && s["health"].is_object())
+      s["health"].erase("observedAt");
+    return s;
+  };
+  return strip(previous) != strip(next);
+}
+
+}  // namespace pi0::op

@@ -1,0 +1,60 @@
+// A Channel's status as a pure function of what the operator observed: its workloads (with the
+// operator's undo records), its pods, the last health state and the throughput query's value.
+// The reconciler writes the result only when it differs from the stored status (see
+// statusChanged), so a quiet cluster sees no writes.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "stability/health.h"
+#include "stability/planner.h"
+#include "stability/spec.h"
+
+namespace pi0::op {
+
+struct ChannelInputs {
+  const stability::ChannelSpec* spec = nullptr;
+  stability::Weights weights;               // the channel's own, else its matrix's
+  std::vector<nlohmann::json> workloads;    // the targets that exist
+  std::vector<std::string> missingTargets;  // "Deployment/web" for targets that do not
+  std::vector<stability::PodSample> pods;
+  std::optional<double> throughputValue;  // the Prometheus query's value, when there is one
+  std::optional<std::string> throughputError;
+  stability::ChannelHealth health;  // from the stored status (healthFromStatus)
+  std::string level;                // the matrix level that put it in its state
+  nlohmann::json previousStatus = nlohmann::json::object();
+  stability::WallClock::time_point now;
+};
+
+struct ChannelOutcome {
+  nlohmann::json status;
+  stability::ChannelState state = stability::ChannelState::kActive;
+  double cpo = 0;
+  stability::ChannelHealth health;
+  bool ready = true;  // every target has its replicas ready
+};
+
+// The channel's state from its workloads' records: Inactive when a recorded target is at 0
+// replicas, Degraded when a recorded target runs fewer than its original count, else Active.
+stability::ChannelState stateFromWorkloads(const std::vector<nlohmann::json>& workloads);
+
+ChannelOutcome channelStatus(const ChannelInputs& in);
+
+// The health state kept in status.health (and the reliability in status.terms).
+stability::ChannelHealth healthFromStatus(const nlohmann::json& status);
+
+// True when `next` differs from `previous` in anything but the timestamps that change on every
+// look (health.observedAt).
+bool statusChanged(const nlohmann::json& previous, const nlohmann::json& next);
+
+// Sets or updates a metav1.Condition in `conditions`, keeping lastTransitionTime when the status
+// did not change.
+void setCondition(nlohmann::json& conditions, const std::string& type, bool status,
+                  const std::string& reason, const std::string& message, int64_t observedGeneration,
+                  const std::string& now);
+
+}  // namespace pi0::op
