@@ -1,0 +1,162 @@
+#include "operator/operator_metrics.h"
+
+#include "metrics/exposition.h"
+
+namespace pi0::op {
+namespace {
+
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+
+prometheus::Family<prometheus::Gauge>& gauge(prometheus::Registry& r, const std::string& name,
+                                             const std::string& help) {
+  return BuildGauge().Name(name).Help(help).Register(r);
+}
+
+prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& r, const std::string& name,
+                                                 const std::string& help) {
+  return BuildCounter().Name(name).Help(help).Register(r);
+}
+
+constexpr std::array<std::string_view, 4> kPollResultNames = {"ok", "error", "timeout",
+                                                              "skipped_open"};
+
+}  // namespace
+
+std::string_view toString(Controller controller) {
+  switch (controller) {
+    case Controller::kChannel:
+      return "channel";
+    case Controller::kMatrix:
+      return "matrix";
+  }
+  return "unknown";
+}
+
+std::string_view toString(Action action) {
+  switch (action) {
+    case Action::kDegrade:
+      return "degrade";
+    case Action::kShutdown:
+      return "shutdown";
+    case Action::kRestore:
+      return "restore";
+  }
+  return "unknown";
+}
+
+std::string_view toString(ActionResult result) {
+  return result == ActionResult::kOk ? "ok" : "error";
+}
+
+OperatorMetrics::OperatorMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      load_(gauge(*registry_, "pi0_operator_load",
+                  "Load a ShutdownMatrix sees on its channels, in [0,1].")),
+      level_(gauge(*registry_, "pi0_operator_level",
+                   "Index of the level a ShutdownMatrix is at (0: the lowest).")),
+      stability_(gauge(*registry_, "pi0_operator_stability",
+                       "Stability of a ShutdownMatrix (SAO), in [0,1].")),
+      availability_(gauge(*registry_, "pi0_operator_availability",
+                          "Share of a ShutdownMatrix's channels that are available, in [0,1].")),
+      actions_(counter(*registry_, "pi0_operator_actions_total",
+                       "Actions taken on workloads, by action and result.")),
+      reconcileDuration_(BuildHistogram()
+                             .Name("pi0_operator_reconcile_duration_seconds")
+                             .Help("Time one reconcile took, by controller.")
+                             .Register(*registry_)),
+      reconcileErrors_(counter(*registry_, "pi0_operator_reconcile_errors_total",
+                               "Reconciles that ended in an error, by controller.")),
+      fleetPolls_(counter(*registry_, "pi0_operator_fleet_polls_total",
+                          "Polls of the agents' /fingerprint, by result.")),
+      leader_(
+          gauge(*registry_, "pi0_operator_leader", "1 while this replica is the leader.").Add({})),
+      workqueueDepth_(gauge(*registry_, "pi0_operator_workqueue_depth",
+                            "Keys waiting in a controller's work queue.")) {
+  for (auto a : {Action::kDegrade, Action::kShutdown, Action::kRestore}) {
+    for (auto r : {ActionResult::kOk, ActionResult::kError}) {
+      actionSeries_[static_cast<std::size_t>(a)][static_cast<std::size_t>(r)] = &actions_.Add(
+          {{"action", std::string(toString(a))}, {"result", std::string(toString(r))}});
+    }
+  }
+  // controller-runtime's reconcile-time buckets, from 5 ms to a minute.
+  const prometheus::Histogram::BucketBoundaries buckets{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                                                        1,     2.5,  5,     10,   30,  60};
+  for (auto c : {Controller::kChannel, Controller::kMatrix}) {
+    const auto i = static_cast<std::size_t>(c);
+    const std::map<std::string, std::string> labels{{"controller", std::string(toString(c))}};
+    reconcileSeries_[i] = &reconcileDuration_.Add(labels, buckets);
+    errorSeries_[i] = &reconcileErrors_.Add(labels);
+    depthSeries_[i] = &workqueueDepth_.Add(labels);
+  }
+  for (std::size_t i = 0; i < kPollResults; ++i) {
+    pollSeries_[i] = &fleetPolls_.Add({{"result", std::string(kPollResultNames[i])}});
+  }
+}
+
+void OperatorMetrics::setMatrix(const std::string& matrix, double load, int level, double sao,
+                                double availability) {
+  std::lock_guard lock(mu_);
+  auto it = matrices_.find(matrix);
+  if (it == matrices_.end()) {
+    const std::map<std::string, std::string> labels{{"matrix", matrix}};
+    it = matrices_
+             .emplace(matrix, MatrixSeries{&load_.Add(labels), &level_.Add(labels),
+                                           &stability_.Add(labels), &availability_.Add(labels)})
+             .first;
+  }
+  it->second.load->Set(load);
+  it->second.level->Set(level);
+  it->second.stability->Set(sao);
+  it->second.availability->Set(availability);
+}
+
+void OperatorMetrics::removeMatrix(const std::string& matrix) {
+  std::lock_guard lock(mu_);
+  auto it = matrices_.find(matrix);
+  if (it == matrices_.end()) return;
+  load_.Remove(it->second.load);
+  level_.Remove(it->second.level);
+  stability_.Remove(it->second.stability);
+  availability_.Remove(it->second.availability);
+  matrices_.erase(it);
+}
+
+void OperatorMetrics::countAction(Action action, ActionResult result) {
+  actionSeries_[static_cast<std::size_t>(action)][static_cast<std::size_t>(result)]->Increment();
+}
+
+void OperatorMetrics::observeReconcile(Controller controller, double seconds, bool failed) {
+  const auto i = static_cast<std::size_t>(controller);
+  reconcileSeries_[i]->Observe(seconds);
+  if (failed) errorSeries_[i]->Increment();
+}
+
+void OperatorMetrics::setWorkqueueDepth(Controller controller, std::size_t depth) {
+  depthSeries_[static_cast<std::size_t>(controller)]->Set(static_cast<double>(depth));
+}
+
+void OperatorMetrics::setLeader(bool leader) {
+  leader_.Set(leader ? 1 : 0);
+}
+
+void OperatorMetrics::syncFleet(const fleet::PollCounters& counters) {
+  const std::array<std::uint64_t, kPollResults> now{counters.ok.load(), counters.error.load(),
+                                                    counters.timeout.load(),
+                                                    counters.skippedOpen.load()};
+  std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < kPollResults; ++i) {
+    // Counters that went down belong to a new poller that started from zero: all of its
+    // counts are new.
+    const auto added = now[i] >= pollsSynced_[i] ? now[i] - pollsSynced_[i] : now[i];
+    if (added > 0) pollSeries_[i]->Increment(static_cast<double>(added));
+    pollsSynced_[i] = now[i];
+  }
+}
+
+std::string OperatorMetrics::render() const {
+  return metrics::renderText(*registry_);
+}
+
+}  // namespace pi0::op

@@ -1,0 +1,101 @@
+// Every metric pi0-operator exports, declared in one place (names follow Prometheus and
+// controller-runtime conventions):
+//   pi0_operator_load{matrix}                      load the matrix sees, in [0,1]
+//   pi0_operator_level{matrix}                     index of the level the matrix is at
+//   pi0_operator_stability{matrix}                 the matrix's SAO
+//   pi0_operator_availability{matrix}              share of the matrix's channels available
+//   pi0_operator_actions_total{action,result}      degrade|shutdown|restore, ok|error
+//   pi0_operator_reconcile_duration_seconds{controller}   channel|matrix
+//   pi0_operator_reconcile_errors_total{controller}
+//   pi0_operator_workqueue_depth{controller}
+//   pi0_operator_fleet_polls_total{result}         ok|error|timeout|skipped_open
+//   pi0_operator_leader                            1 while this replica leads
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "fleet/poller.h"
+
+namespace pi0::op {
+
+enum class Controller { kChannel, kMatrix };
+enum class Action { kDegrade, kShutdown, kRestore };
+enum class ActionResult { kOk, kError };
+
+std::string_view toString(Controller controller);
+std::string_view toString(Action action);
+std::string_view toString(ActionResult result);
+
+class OperatorMetrics {
+ public:
+  OperatorMetrics();
+
+  std::shared_ptr<prometheus::Registry> sharedRegistry() { return registry_; }
+
+  // The state of one ShutdownMatrix ("namespace/name"); removeMatrix drops its series when the
+  // matrix is deleted.
+  void setMatrix(const std::string& matrix, double load, int level, double sao,
+                 double availability);
+  void removeMatrix(const std::string& matrix);
+
+  void countAction(Action action, ActionResult result);
+  // One reconcile of `controller` that took `seconds`; `failed` also counts an error.
+  void observeReconcile(Controller controller, double seconds, bool failed);
+  void setWorkqueueDepth(Controller controller, std::size_t depth);
+  void setLeader(bool leader);
+  // Brings pi0_operator_fleet_polls_total up to the poller's counters: adds what they gained
+  // since the last call (all of them, when they went down: a new poller).
+  void syncFleet(const fleet::PollCounters& counters);
+
+  // The Prometheus text exposition of every metric.
+  std::string render() const;
+
+ private:
+  struct MatrixSeries {
+    prometheus::Gauge* load;
+    prometheus::Gauge* level;
+    prometheus::Gauge* stability;
+    prometheus::Gauge* availability;
+  };
+  static constexpr std::size_t kControllers = 2;
+  static constexpr std::size_t kActions = 3;
+  static constexpr std::size_t kPollResults = 4;  // ok, error, timeout, skipped_open
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Gauge>& load_;
+  prometheus::Family<prometheus::Gauge>& level_;
+  prometheus::Family<prometheus::Gauge>& stability_;
+  prometheus::Family<prometheus::Gauge>& availability_;
+  prometheus::Family<prometheus::Counter>& actions_;
+  prometheus::Family<prometheus::Histogram>& reconcileDuration_;
+  prometheus::Family<prometheus::Counter>& reconcileErrors_;
+  prometheus::Family<prometheus::Counter>& fleetPolls_;
+  prometheus::Gauge& leader_;
+  prometheus::Family<prometheus::Gauge>& workqueueDepth_;
+
+  // Every series with a fixed label set exists from the start, at 0.
+  std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};
+  std::array<prometheus::Histogram*, kControllers> reconcileSeries_{};
+  std::array<prometheus::Counter*, kControllers> errorSeries_{};
+  std::array<prometheus::Gauge*, kControllers> depthSeries_{};
+  std::array<prometheus::Counter*, kPollResults> pollSeries_{};
+
+  mutable std::mutex mu_;
+  std::map<std::string, MatrixSeries, std::less<>> matrices_;  // guarded by mu_
+  std::array<std::uint64_t, kPollResults> pollsSynced_{};      // guarded by mu_
+};
+
+}  // namespace pi0::op

@@ -1,0 +1,77 @@
+// Command-line options of pi0-operator, in controller-runtime's style (--kubeconfig,
+// --leader-elect, --metrics-bind-address, --health-probe-bind-address, ...). parseOptions never
+// exits the process: it returns the options, or an error for the caller to print with the usage
+// hint (and exit 2).
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "fleet/agent_source.h"
+
+namespace pi0::op {
+
+// A HOST:PORT to serve on, as controller-runtime takes it: ":8080" is every address, port 0
+// any free port, and the single word "0" turns the server off.
+struct BindAddress {
+  bool enabled = true;
+  std::string host = "0.0.0.0";
+  int port = 0;
+
+  bool operator==(const BindAddress&) const = default;
+};
+
+// `flag` names the flag in error messages.
+Result<BindAddress> parseBindAddress(std::string_view flag, std::string_view text);
+
+// The agent Service whose EndpointSlices list the agents (--agent-service NS/NAME).
+struct ServiceRef {
+  std::string ns;
+  std::string name;
+
+  bool operator==(const ServiceRef&) const = default;
+};
+
+struct Options {
+  std::string kubeconfig;  // empty: $KUBECONFIG, in-cluster, ~/.kube/config (resolveConfig)
+  bool leaderElect = false;
+  std::string leaderElectionNamespace;  // after parsing: never empty
+  std::string leaderElectionId = "pi0-operator";
+  BindAddress metricsBindAddress{true, "0.0.0.0", 8080};
+  BindAddress healthProbeBindAddress{true, "0.0.0.0", 8081};
+  // Exactly one of the two is set after parsing.
+  std::optional<std::vector<fleet::Agent>> agents;  // --agents node=url,...
+  std::optional<ServiceRef> agentService;           // --agent-service NS/NAME
+  double pollIntervalSeconds = 1.0;
+  double agentTimeoutSeconds = 2.0;
+  log::Level logLevel = log::Level::kInfo;
+  double qps = 20;
+  int burst = 30;
+  std::string identity;  // after parsing: never empty
+  bool help = false;
+  bool version = false;
+};
+
+// What the defaults depend on, apart from the arguments; tests pass their own.
+struct Environment {
+  std::string podName;   // $POD_NAME
+  std::string hostname;  // gethostname()
+  // The service account's namespace file; read when present (in a pod).
+  std::filesystem::path namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+  // Six hex digits appended to the identity; empty: random ones.
+  std::string identitySuffix;
+};
+
+Environment currentEnvironment();
+
+// With --help or --version, the other checks (a required flag missing) are skipped.
+Result<Options> parseOptions(const std::vector<std::string>& args,
+                             const Environment& env = currentEnvironment());
+std::string usage();
+
+}  // namespace pi0::op

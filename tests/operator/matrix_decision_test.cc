@@ -1,0 +1,109 @@
+#include <doctest/doctest.h>
+
+#include "matrix_decision.h"
+
+using namespace pi0;
+using namespace pi0::op;
+using stability::ChannelState;
+using std::chrono::seconds;
+
+namespace {
+
+const SteadyTime t0 = SteadyTime{} + std::chrono::hours(10);
+
+stability::MatrixSpec matrix() {
+  stability::MatrixSpec m;
+  m.name = "default";
+  m.levels = {{"normal", 0.7}, {"elevated", 0.8}, {"high", 0.9}, {"critical", std::nullopt}};
+  m.rows = {
+      {{"shop", "batch"},
+       false,
+       {{"elevated", stability::Action::kDegrade, 0}, {"high", stability::Action::kShutdown, 0}}},
+      {{"shop", "recs"},
+       false,
+       {{"elevated", stability::Action::kDegrade, 1}, {"high", stability::Action::kShutdown, 1}}}};
+  m.stepIntervalSeconds = 30;
+  m.hysteresis = {0.05, 60};
+  return m;
+}
+
+stability::PlannedChannel channel(const std::string& name, double cpo,
+                                  ChannelState state = ChannelState::kActive) {
+  stability::PlannedChannel c;
+  c.ref = {"shop", name};
+  c.cpo = cpo;
+  c.state = state;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("one shutdown step per interval, in the planned order") {
+  const auto m = matrix();
+  std::vector<stability::PlannedChannel> channels = {channel("batch", 0.3), channel("recs", 0.5)};
+  MatrixMemory memory;
+  // The load crosses two levels at once: at level high both are shut down, batch first.
+  auto d = decideMatrix(m, memory, 0.85, channels, t0);
+  CHECK(d.level.index == 2);
+  CHECK(d.phase == Phase::kShuttingDown);
+  REQUIRE(d.plan.size() == 2);  // at level high the cells say Shutdown for both
+  REQUIRE(d.shutdownNow);
+  CHECK(d.shutdownNow->channel.name == "batch");
+  CHECK(d.shutdownNow->action == stability::Action::kShutdown);
+
+  // Taken; 10 s later the next step is not due yet.
+  channels[0].state = ChannelState::kInactive;
+  memory = {d.level, t0};
+  d = decideMatrix(m, memory, 0.84, channels, t0 + seconds(10));
+  CHECK(d.phase == Phase::kHolding);
+  CHECK_FALSE(d.shutdownNow);
+  CHECK(d.message.find("waiting for the step interval") != std::string::npos);
+  // 30 s after the last action it is.
+  d = decideMatrix(m, memory, 0.84, channels, t0 + seconds(30));
+  REQUIRE(d.shutdownNow);
+  CHECK(d.shutdownNow->channel.name == "recs");
+}
+
+TEST_CASE("the load falls under the bound: no more steps; after the dwell, restores") {
+  const auto m = matrix();
+  std::vector<stability::PlannedChannel> channels = {channel("batch", 0.3, ChannelState::kInactive),
+                                                     channel("recs", 0.5)};
+  MatrixMemory memory{{2, std::nullopt}, t0};
+  // 0.65: under elevated's bound minus the margin, but the level holds until the dwell is over;
+  // at level high recs is still due for shutdown, so the sequence goes on.
+  auto d = decideMatrix(m, memory, 0.65, channels, t0 + seconds(30));
+  CHECK(d.level.index == 2);
+  REQUIRE(d.shutdownNow);
+  // Shut down; the calm lasts 60 s: the level falls to normal and both come back, highest CPO
+  // first.
+  channels[1].state = ChannelState::kInactive;
+  memory = {d.level, t0 + seconds(30)};
+  d = decideMatrix(m, memory, 0.6, channels, t0 + seconds(95));
+  CHECK(d.level.index == 0);
+  CHECK(d.phase == Phase::kRestoring);
+  REQUIRE(d.restoreNow.size() == 2);
+  CHECK(d.restoreNow[0].channel.name == "recs");
+  CHECK(d.restoreNow[1].channel.name == "batch");
+}
+
+TEST_CASE("DryRun publishes the plan and does nothing; an unknown load holds") {
+  auto m = matrix();
+  m.mode = stability::Mode::kDryRun;
+  const std::vector<stability::PlannedChannel> channels = {channel("batch", 0.3),
+                                                           channel("recs", 0.5)};
+  auto d = decideMatrix(m, {}, 0.75, channels, t0);
+  CHECK(d.plan.size() == 2);
+  CHECK_FALSE(d.shutdownNow);
+  d = decideMatrix(m, {{1, std::nullopt}, std::nullopt}, std::nullopt, channels, t0);
+  CHECK(d.phase == Phase::kHolding);
+  CHECK(d.level.index == 1);  // unchanged
+  CHECK(d.plan.empty());
+  CHECK(d.message.find("cannot be measured") != std::string::npos);
+}
+
+TEST_CASE("nothing to do at the first level") {
+  const auto d = decideMatrix(matrix(), {}, 0.5, {channel("batch", 0.3)}, t0);
+  CHECK(d.phase == Phase::kIdle);
+  CHECK(d.plan.empty());
+  CHECK(d.message == "load 0.50 at level normal: nothing to do");
+}

@@ -1,0 +1,142 @@
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <string>
+
+#include "operator/operator_metrics.h"
+
+using pi0::op::Action;
+using pi0::op::ActionResult;
+using pi0::op::Controller;
+using pi0::op::OperatorMetrics;
+
+namespace {
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("every family is declared with HELP and TYPE") {
+  OperatorMetrics m;
+  // The per-matrix families have no series, and so are not rendered, until a matrix is set.
+  CHECK_FALSE(contains(m.render(), "pi0_operator_load"));
+  m.setMatrix("ns/m", 0, 0, 0, 0);
+  const auto text = m.render();
+  struct Family {
+    const char* name;
+    const char* type;
+  };
+  for (const auto& f :
+       {Family{"pi0_operator_load", "gauge"}, Family{"pi0_operator_level", "gauge"},
+        Family{"pi0_operator_stability", "gauge"}, Family{"pi0_operator_availability", "gauge"},
+        Family{"pi0_operator_actions_total", "counter"},
+        Family{"pi0_operator_reconcile_duration_seconds", "histogram"},
+        Family{"pi0_operator_reconcile_errors_total", "counter"},
+        Family{"pi0_operator_fleet_polls_total", "counter"}, Family{"pi0_operator_leader", "gauge"},
+        Family{"pi0_operator_workqueue_depth", "gauge"}}) {
+    const std::string name = f.name;
+    CAPTURE(name);
+    CHECK(contains(text, std::string("# HELP ") + f.name + " "));
+    CHECK(contains(text, std::string("# TYPE ") + f.name + " " + f.type + "\n"));
+  }
+  // Series with fixed labels exist from the start, at 0.
+  CHECK(contains(text, "pi0_operator_actions_total{action=\"shutdown\",result=\"error\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_reconcile_errors_total{controller=\"channel\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"skipped_open\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_leader 0\n"));
+}
+
+TEST_CASE("values appear after updates") {
+  OperatorMetrics m;
+  m.setMatrix("pi0-demo/web", 0.75, 2, 0.5, 0.875);
+  m.countAction(Action::kDegrade, ActionResult::kOk);
+  m.countAction(Action::kDegrade, ActionResult::kOk);
+  m.countAction(Action::kRestore, ActionResult::kError);
+  m.observeReconcile(Controller::kMatrix, 0.2, false);
+  m.observeReconcile(Controller::kMatrix, 3.0, true);
+  m.setWorkqueueDepth(Controller::kChannel, 4);
+  m.setLeader(true);
+  pi0::fleet::PollCounters polls;
+  polls.ok = 5;
+  polls.timeout = 2;
+  m.syncFleet(polls);
+  polls.ok = 8;
+  m.syncFleet(polls);
+  m.syncFleet(polls);  // nothing new: no change
+
+  const auto text = m.render();
+  CHECK(contains(text, "pi0_operator_load{matrix=\"pi0-demo/web\"} 0.75\n"));
+  CHECK(contains(text, "pi0_operator_level{matrix=\"pi0-demo/web\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_stability{matrix=\"pi0-demo/web\"} 0.5\n"));
+  CHECK(contains(text, "pi0_operator_availability{matrix=\"pi0-demo/web\"} 0.875\n"));
+  CHECK(contains(text, "pi0_operator_actions_total{action=\"degrade\",result=\"ok\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_actions_total{action=\"restore\",result=\"error\"} 1\n"));
+  CHECK(contains(text, "pi0_operator_actions_total{action=\"degrade\",result=\"error\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_reconcile_duration_seconds_count{controller=\"matrix\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_reconcile_duration_seconds_sum{controller=\"matrix\"} 3.2"));
+  CHECK(contains(
+      text,
+      "pi0_operator_reconcile_duration_seconds_bucket{controller=\"matrix\",le=\"0.25\"} 1\n"));
+  CHECK(contains(
+      text, "pi0_operator_reconcile_duration_seconds_bucket{controller=\"matrix\",le=\"5\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_reconcile_errors_total{controller=\"matrix\"} 1\n"));
+  CHECK(contains(text, "pi0_operator_reconcile_errors_total{controller=\"channel\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_workqueue_depth{controller=\"channel\"} 4\n"));
+  CHECK(contains(text, "pi0_operator_leader 1\n"));
+  CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"ok\"} 8\n"));
+  CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"timeout\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"error\"} 0\n"));
+
+  m.removeMatrix("pi0-demo/web");
+  m.setLeader(false);
+  const auto after = m.render();
+  CHECK_FALSE(contains(after, "matrix=\"pi0-demo/web\""));
+  CHECK(contains(after, "pi0_operator_leader 0\n"));
+}
+
+TEST_CASE("a restarted poller's counters are followed from where they start again") {
+  OperatorMetrics m;
+  pi0::fleet::PollCounters first;
+  first.error = 10;
+  m.syncFleet(first);
+  pi0::fleet::PollCounters second;  // a new poller, from 0
+  second.error = 3;
+  m.syncFleet(second);
+  CHECK(contains(m.render(), "pi0_operator_fleet_polls_total{result=\"error\"} 13\n"));
+}
+
+TEST_CASE("promtool accepts the exposition") {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
+    FAIL("promtool is not installed (it is part of Prometheus; scripts/setup.sh installs it)");
+  }
+  OperatorMetrics m;
+  m.setMatrix("pi0-demo/web", 0.75, 2, 0.5, 0.875);
+  m.setMatrix("pi0-demo/batch", 0.1, 0, 1, 1);
+  m.countAction(Action::kShutdown, ActionResult::kOk);
+  m.observeReconcile(Controller::kChannel, 0.01, false);
+  m.setLeader(true);
+  std::random_device rd;
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("pi0-op-metrics-" + std::to_string(rd()) + std::to_string(rd()));
+  std::filesystem::create_directories(dir);
+  { std::ofstream(dir / "metrics.txt") << m.render(); }
+  const std::string command = "promtool check metrics < '" + (dir / "metrics.txt").string() +
+                              "' > '" + (dir / "out.txt").string() + "' 2>&1";
+  const int status = std::system(command.c_str());
+  std::string output;
+  {
+    std::ifstream in(dir / "out.txt");
+    output.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::filesystem::remove_all(dir);
+  CAPTURE(output);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
