@@ -22,6 +22,7 @@
 #include "kube/config.h"
 #include "kube/leader_election.h"
 #include "metrics/exposition.h"
+#include "operator/agent_discovery.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 
@@ -185,13 +186,19 @@ int run(const Options& options) {
   // The fleet view: polled on its own thread whether or not this replica leads, so that a
   // standby that takes over starts with a current view.
   std::unique_ptr<fleet::AgentSource> agents;
+  // Keeps the agent Service's EndpointSlices cached; declared after `agents`, so it stops
+  // (and joins) before the source goes.
+  std::jthread discovery;
   if (options.agents) {
     agents = std::make_unique<fleet::StaticAgents>(*options.agents);
   } else {
-    // EndpointSlice discovery comes with the reconcilers; until then there is no agent to poll.
-    log::warn("--agent-service is not implemented yet; polling no agents",
+    auto slices = std::make_unique<EndpointSliceAgents>(**client, options.agentService->ns,
+                                                        options.agentService->name);
+    discovery =
+        std::jthread([source = slices.get()](std::stop_token stop) { source->start(stop); });
+    log::info("discovering agents through EndpointSlices",
               {{"service", options.agentService->ns + "/" + options.agentService->name}});
-    agents = std::make_unique<fleet::StaticAgents>(std::vector<fleet::Agent>{});
+    agents = std::move(slices);
   }
   const auto interval = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options.pollIntervalSeconds));
@@ -293,6 +300,10 @@ int run(const Options& options) {
   leading.join();
   polling.request_stop();
   polling.join();
+  if (discovery.joinable()) {
+    discovery.request_stop();
+    discovery.join();
+  }
   if (probeHttp) probeHttp->stop();
   if (metricsHttp) metricsHttp->stop();
   log::info("pi0-operator stopped");

@@ -1,0 +1,68 @@
+// Where the operator finds its agents: the EndpointSlices of the agent Service. Each ready
+// endpoint with a node name is one agent, polled at http://ADDRESS:PORT. This lives in the
+// operator rather than in src/fleet because it needs the Kubernetes client, and libpi0_fleet
+// does not depend on libpi0_kube.
+#pragma once
+
+#include <chrono>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fleet/agent_source.h"
+#include "kube/client.h"
+#include "kube/reflector.h"
+#include "kube/store.h"
+
+namespace pi0::op {
+
+// The agents that `slices` (EndpointSlice objects, discovery.k8s.io v1beta1 or v1) list, sorted
+// by node. Per endpoint:
+//   - conditions.ready false skips it; absent (or null) counts as ready, as the API says;
+//   - the node is `nodeName` (v1) when set, else topology["kubernetes.io/hostname"] (v1beta1);
+//     an endpoint with neither is skipped (a debug log);
+//   - the URL is http://FIRST_ADDRESS:PORT, an IPv6 address in brackets.
+// The port is the slice's port named `portName`; with `portName` empty, the one named
+// "metrics", else "http"; else, whatever the name, the slice's only port. A slice with no such
+// port is skipped (a debug log). A node listed twice keeps its first ready endpoint, in the
+// order of `slices` and of their endpoints.
+std::vector<fleet::Agent> agentsFromSlices(const std::vector<kube::Json>& slices,
+                                           std::string_view portName);
+
+// An AgentSource over the agent Service's EndpointSlices, kept current by a Reflector (label
+// selector kubernetes.io/service-name=SERVICE in the Service's namespace).
+//
+// Thread-safety: start() on one thread; agents(), synced() and waitForSync() from any thread.
+// The client must outlive this object; start() must have returned before it is destroyed.
+class EndpointSliceAgents final : public fleet::AgentSource {
+ public:
+  // `portName` empty: "metrics", else "http", else the only port (see agentsFromSlices).
+  EndpointSliceAgents(kube::Client& client, std::string ns, std::string service,
+                      std::string portName = {});
+
+  // Lists and watches the slices until `stop` fires.
+  void start(std::stop_token stop);
+
+  // The first list is in: until then agents() is empty.
+  bool synced() const { return store_.synced(); }
+  bool waitForSync(std::stop_token stop, std::chrono::milliseconds timeout) const {
+    return store_.waitForSync(stop, timeout);
+  }
+
+  // The agents the cached slices list now (slices taken in name order, so that which of two
+  // endpoints of one node wins does not depend on the cache's order).
+  std::vector<fleet::Agent> agents() override;
+
+  const std::string& ns() const { return ns_; }
+  const std::string& service() const { return service_; }
+
+ private:
+  std::string ns_;
+  std::string service_;
+  std::string portName_;
+  kube::Store store_;
+  kube::Reflector reflector_;
+};
+
+}  // namespace pi0::op
