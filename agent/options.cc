@@ -5,8 +5,8 @@
 #include <climits>
 #include <cstdlib>
 
-#include "common/duration.h"
 #include "common/files.h"
+#include "common/flags.h"
 
 namespace pi0::agent {
 
@@ -57,31 +57,17 @@ Endpoints: /metrics (Prometheus), /fingerprint (JSON), /healthz, /readyz.
 
 Result<Options> parseOptions(const std::vector<std::string>& args) {
   Options o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool hasValue = false;
-    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      hasValue = true;
-    }
-    auto next = [&]() -> Result<std::string> {
-      if (hasValue) return value;
-      if (i + 1 >= args.size()) return fail(flag + " needs a value");
-      return args[++i];
-    };
+  FlagReader reader(args);
+  while (reader.next()) {
+    const std::string flag = reader.flag();
+    auto next = [&] { return reader.value(); };
     // maxSeconds keeps every duration far from the range where converting it to clock ticks
     // would overflow.
     auto duration = [&](double& out, bool allowZero, double maxSeconds,
                         std::string_view maxText) -> Result<void> {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto d = parseDuration(*v);
-      if (!d) return fail(flag + ": " + d.error().message);
-      if (!allowZero && d->count() <= 0) return fail(flag + " must be greater than 0");
-      if (d->count() > maxSeconds) return fail(flag + " must be at most " + std::string(maxText));
-      out = d->count();
+      auto d = reader.durationSeconds(allowZero, maxSeconds, maxText);
+      if (!d) return fail(d.error().message);
+      out = *d;
       return {};
     };
     Result<void> ok;
@@ -142,7 +128,7 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       if (!level) return fail("--log-level: " + level.error().message);
       o.logLevel = *level;
     } else {
-      return fail("unknown flag '" + args[i] + "'");
+      return fail("unknown flag '" + reader.raw() + "'");
     }
     if (!ok) return fail(ok.error().message);
   }

@@ -10,8 +10,8 @@
 #include <random>
 #include <system_error>
 
-#include "common/duration.h"
 #include "common/files.h"
+#include "common/flags.h"
 
 namespace pi0::op {
 namespace {
@@ -137,36 +137,21 @@ Endpoints: /metrics (Prometheus); /healthz, /readyz (probes).
 
 Result<Options> parseOptions(const std::vector<std::string>& args, const Environment& env) {
   Options o;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string flag = args[i];
-    std::string value;
-    bool hasValue = false;
-    if (auto eq = flag.find('='); flag.starts_with("--") && eq != std::string::npos) {
-      value = flag.substr(eq + 1);
-      flag = flag.substr(0, eq);
-      hasValue = true;
-    }
-    auto next = [&]() -> Result<std::string> {
-      if (hasValue) return value;
-      if (i + 1 >= args.size()) return fail(flag + " needs a value");
-      return args[++i];
-    };
+  FlagReader reader(args);
+  while (reader.next()) {
+    const std::string flag = reader.flag();
+    auto next = [&] { return reader.value(); };
     // At most an hour: far from where converting to clock ticks could overflow, and longer
     // than any sensible poll.
     auto duration = [&](double& out) -> Result<void> {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto d = parseDuration(*v);
-      if (!d) return fail(flag + ": " + d.error().message);
-      if (!(d->count() > 0)) return fail(flag + " must be greater than 0");
-      if (d->count() > 3600) return fail(flag + " must be at most 1h");
-      out = d->count();
+      auto d = reader.durationSeconds(/*allowZero=*/false, 3600, "1h");
+      if (!d) return fail(d.error().message);
+      out = *d;
       return {};
     };
     auto string = [&](std::string& out) -> Result<void> {
-      auto v = next();
+      auto v = reader.nonEmptyValue();
       if (!v) return fail(v.error().message);
-      if (v->empty()) return fail(flag + " must not be empty");
       out = *v;
       return {};
     };
@@ -179,12 +164,12 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
       ok = string(o.kubeconfig);
     } else if (flag == "--leader-elect") {
       // A bool flag: a value only with '=', as pflag reads it.
-      if (!hasValue) {
+      if (!reader.hasInlineValue()) {
         o.leaderElect = true;
-      } else if (auto b = parseBool(value)) {
+      } else if (auto b = parseBool(reader.inlineValue())) {
         o.leaderElect = *b;
       } else {
-        return fail("--leader-elect: '" + value + "' is not true or false");
+        return fail("--leader-elect: '" + reader.inlineValue() + "' is not true or false");
       }
     } else if (flag == "--leader-election-namespace") {
       ok = string(o.leaderElectionNamespace);
@@ -253,7 +238,7 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
       if (!level) return fail("--log-level: " + level.error().message);
       o.logLevel = *level;
     } else {
-      return fail("unknown flag '" + args[i] + "'");
+      return fail("unknown flag '" + reader.raw() + "'");
     }
     if (!ok) return fail(ok.error().message);
   }
