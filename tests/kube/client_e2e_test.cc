@@ -10,51 +10,21 @@
 #include "kube/events.h"
 #include "kube/reflector.h"
 #include "kube/store.h"
+#include "kube_e2e.h"
 
 using namespace pi0;
 using namespace pi0::kube;
-
-// Fails the test with the API's error message when `result` holds an error.
-#define REQUIRE_OK(result)                                          \
-  do {                                                              \
-    const auto& r_ = (result);                                      \
-    if (!r_) FAIL(#result << " failed: " << r_.error().describe()); \
-  } while (false)
+using pi0::testing::client;
+using pi0::testing::eventually;
+using pi0::testing::ns;
 
 namespace {
-
-Client& client() {
-  static std::unique_ptr<Client> c = [] {
-    auto config = resolveConfig("");
-    if (!config) FAIL("no cluster: " << config.error().message << " (run client_e2e_test.sh)");
-    auto created = Client::create(std::move(*config));
-    if (!created) FAIL(created.error().message);
-    return std::move(*created);
-  }();
-  return *c;
-}
-
-std::string ns() {
-  const char* n = std::getenv("PI0_E2E_NAMESPACE");
-  if (n == nullptr) FAIL("PI0_E2E_NAMESPACE is not set (run client_e2e_test.sh)");
-  return n;
-}
 
 Json configMap(const std::string& name, const std::string& value) {
   return {{"apiVersion", "v1"},
           {"kind", "ConfigMap"},
           {"metadata", {{"name", name}, {"labels", {{"suite", "client-e2e"}}}}},
           {"data", {{"value", value}}}};
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(30)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return pred();
 }
 
 }  // namespace

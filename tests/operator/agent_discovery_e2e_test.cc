@@ -12,36 +12,16 @@
 
 #include "agent_discovery.h"
 #include "kube/client.h"
+#include "kube_e2e.h"
 
 using namespace pi0;
 using namespace pi0::op;
 using kube::Json;
-
-#define REQUIRE_OK(result)                                          \
-  do {                                                              \
-    const auto& r_ = (result);                                      \
-    if (!r_) FAIL(#result << " failed: " << r_.error().describe()); \
-  } while (false)
+using pi0::testing::client;
+using pi0::testing::eventually;
+using pi0::testing::ns;
 
 namespace {
-
-kube::Client& client() {
-  static std::unique_ptr<kube::Client> c = [] {
-    auto config = kube::resolveConfig("");
-    if (!config)
-      FAIL("no cluster: " << config.error().message << " (run agent_discovery_e2e_test.sh)");
-    auto created = kube::Client::create(std::move(*config));
-    if (!created) FAIL(created.error().message);
-    return std::move(*created);
-  }();
-  return *c;
-}
-
-std::string ns() {
-  const char* n = std::getenv("PI0_E2E_NAMESPACE");
-  if (n == nullptr) FAIL("PI0_E2E_NAMESPACE is not set (run agent_discovery_e2e_test.sh)");
-  return n;
-}
 
 Json endpoint(const std::string& address, const std::string& node, bool ready) {
   return {{"addresses", Json::array({address})},
@@ -68,12 +48,7 @@ std::string describe(const std::vector<fleet::Agent>& agents) {
 // Polls agents() until it equals `want`. The guard is generous: the watch delivers in well
 // under a second; only a broken watch takes this long.
 bool eventuallyAgents(EndpointSliceAgents& source, const std::vector<fleet::Agent>& want) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < end) {
-    if (source.agents() == want) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return source.agents() == want;
+  return eventually([&] { return source.agents() == want; });
 }
 
 }  // namespace

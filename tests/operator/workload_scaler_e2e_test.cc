@@ -9,38 +9,18 @@
 #include <thread>
 
 #include "kube/client.h"
+#include "kube_e2e.h"
 #include "workload_scaler.h"
 #include "workload_state.h"
 
 using namespace pi0;
 using namespace pi0::op;
 using kube::Json;
-
-#define REQUIRE_OK(result)                                          \
-  do {                                                              \
-    const auto& r_ = (result);                                      \
-    if (!r_) FAIL(#result << " failed: " << r_.error().describe()); \
-  } while (false)
+using pi0::testing::client;
+using pi0::testing::eventually;
+using pi0::testing::ns;
 
 namespace {
-
-kube::Client& client() {
-  static std::unique_ptr<kube::Client> c = [] {
-    auto config = kube::resolveConfig("");
-    if (!config)
-      FAIL("no cluster: " << config.error().message << " (run workload_scaler_e2e_test.sh)");
-    auto created = kube::Client::create(std::move(*config));
-    if (!created) FAIL(created.error().message);
-    return std::move(*created);
-  }();
-  return *c;
-}
-
-std::string ns() {
-  const char* n = std::getenv("PI0_E2E_NAMESPACE");
-  if (n == nullptr) FAIL("PI0_E2E_NAMESPACE is not set (run workload_scaler_e2e_test.sh)");
-  return n;
-}
 
 Json podTemplate(const std::string& app) {
   return {{"metadata", {{"labels", {{"app", app}}}}},
@@ -75,16 +55,6 @@ stability::ChannelSpec channel(const std::string& name, std::vector<stability::T
   c.ref = {ns(), name};
   c.targets = std::move(targets);
   return c;
-}
-
-template <class Pred>
-bool eventually(Pred pred, std::chrono::seconds limit = std::chrono::seconds(60)) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  return pred();
 }
 
 }  // namespace
