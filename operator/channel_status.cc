@@ -22,19 +22,6 @@ double round4(double x) {
   return std::round(x * 1e4) / 1e4;
 }
 
-std::optional<stability::WallClock::time_point> parseTime(const std::string& text) {
-  // RFC 3339 in UTC as Pi0 writes it: 2026-11-22T09:51:46Z or with a fraction.
-  std::tm tm{};
-  int consumed = 0;
-  if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                  &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &consumed) != 6) {
-    return std::nullopt;
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  return stability::WallClock::from_time_t(timegm(&tm));
-}
-
 }  // namespace
 
 ChannelState stateFromWorkloads(const std::vector<json>& workloads) {
@@ -58,9 +45,9 @@ stability::ChannelHealth healthFromStatus(const json& status) {
       h.meanTimeToRecoverSeconds = m->get<double>();
     }
     h.outages = static_cast<int>(kube::field<int64_t>(health, "/outages"_json_pointer, 0));
-    if (auto t = parseTime(kube::stringField(health, "/notReadySince"_json_pointer)))
+    if (auto t = parseRfc3339(kube::stringField(health, "/notReadySince"_json_pointer)))
       h.notReadySince = t;
-    if (auto t = parseTime(kube::stringField(health, "/observedAt"_json_pointer)))
+    if (auto t = parseRfc3339(kube::stringField(health, "/observedAt"_json_pointer)))
       h.lastObserved = t;
   }
   return h;

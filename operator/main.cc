@@ -1,7 +1,7 @@
 // pi0-operator: the operator's process. See `pi0-operator --help` and README.md. It connects to
-// the API server, serves /metrics and the probes, keeps the fleet view current, and, when
-// leader election is on, campaigns for the Lease; the reconcilers start where this replica
-// starts to lead (runLeader).
+// the API server, serves /metrics and the probes, keeps the fleet view and the caches current,
+// and, when leader election is on, campaigns for the Lease; the reconcilers run while this
+// replica leads (runLeader).
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -22,9 +22,11 @@
 #include "kube/config.h"
 #include "kube/leader_election.h"
 #include "metrics/exposition.h"
+#include "metrics/prometheus_query.h"
 #include "operator/agent_discovery.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
+#include "operator/reconciler.h"
 
 #ifndef PI0_VERSION
 #define PI0_VERSION "dev"
@@ -35,9 +37,8 @@ namespace {
 
 // The process's state the probes read.
 struct Health {
-  // The informers' caches have synced. There are no informers before the reconcilers exist,
-  // so this turns true once the API server has answered at start.
-  std::atomic<bool> cachesSynced{false};
+  // The reconcilers' caches (every replica keeps them, so a standby takes over warm).
+  std::atomic<const Caches*> caches{nullptr};
   // The elector is campaigning or leading (or leader election is off). Like controller-
   // runtime, a standby that campaigns is ready: readiness says "can serve", and a standby
   // takes over without a restart.
@@ -118,9 +119,17 @@ std::unique_ptr<httplib::Server> probeServer(const Health& health) {
     res.set_content("ok\n", "text/plain");
   });
   server->Get("/readyz", [&health](const httplib::Request&, httplib::Response& res) {
-    if (!health.cachesSynced) {
+    const Caches* caches = health.caches;
+    if (caches == nullptr || !caches->synced()) {
+      std::string missing;
+      if (caches != nullptr) {
+        for (const auto& name : caches->unsynced())
+          missing += (missing.empty() ? "" : ", ") + name;
+      }
       res.status = 503;
-      res.set_content("caches not synced\n", "text/plain");
+      res.set_content("caches not synced: " + missing +
+                          " (for channels and shutdownmatrices: are Pi0's CRDs installed?)\n",
+                      "text/plain");
     } else if (!health.electorRunning) {
       res.status = 503;
       res.set_content("leader election not running\n", "text/plain");
@@ -131,15 +140,11 @@ std::unique_ptr<httplib::Server> probeServer(const Health& health) {
   return server;
 }
 
-// What the leader does: the reconcilers will start here. Returns when `stop` fires (leadership
-// lost or shutdown).
-void runLeader(std::stop_token stop, OperatorMetrics& metrics) {
+// What the leader does: runs the reconcilers until `stop` fires (leadership lost or shutdown).
+void runLeader(std::stop_token stop, OperatorMetrics& metrics, Reconcilers& reconcilers) {
   metrics.setLeader(true);
   log::info("leading");
-  std::mutex m;
-  std::condition_variable_any wake;
-  std::unique_lock lock(m);
-  wake.wait(lock, stop, [] { return false; });
+  reconcilers.run(stop);
   metrics.setLeader(false);
   log::info("stopped leading");
 }
@@ -248,7 +253,29 @@ int run(const Options& options) {
   if (probeHttp) probeHttp->start([&] { failNow("the probe server stopped unexpectedly"); });
 
   std::jthread polling([&](std::stop_token stop) { (*poller)->run(stop, interval); });
-  health.cachesSynced = true;
+
+  std::optional<PrometheusClient> prometheus;
+  if (!options.prometheusUrl.empty()) {
+    auto created = PrometheusClient::create(options.prometheusUrl);
+    if (!created) {
+      log::error("invalid --prometheus-url", {{"error", created.error().message}});
+      return 2;
+    }
+    prometheus = std::move(*created);
+  }
+  kube::EventRecorder events(**client, "pi0-operator", options.identity);
+  Caches caches(**client);
+  ReconcilerOptions reconcilerOptions;
+  reconcilerOptions.matrixPeriod = std::chrono::duration_cast<std::chrono::milliseconds>(interval);
+  Reconcilers reconcilers(**client, caches, view, events, metrics,
+                          prometheus ? &*prometheus : nullptr, reconcilerOptions);
+  std::jthread caching([&caches](std::stop_token stop) { caches.run(stop); });
+  health.caches = &caches;
+  // The probes stop reading the caches before they go, on every way out of run().
+  struct Unpublish {
+    Health& health;
+    ~Unpublish() { health.caches = nullptr; }
+  } unpublish{health};
 
   std::unique_ptr<kube::LeaderElector> elector;
   if (options.leaderElect) {
@@ -267,11 +294,11 @@ int run(const Options& options) {
   std::jthread leading([&](std::stop_token stop) {
     health.electorRunning = true;
     if (!elector) {
-      runLeader(stop, metrics);
+      runLeader(stop, metrics, reconcilers);
       return;
     }
     const bool clean =
-        elector->run(stop, [&metrics](std::stop_token st) { runLeader(st, metrics); });
+        elector->run(stop, [&](std::stop_token st) { runLeader(st, metrics, reconcilers); });
     if (!clean) {
       // As controller-runtime does: a replica that lost its Lease exits, and starts again as
       // a standby with nothing left over from leading.
@@ -298,6 +325,9 @@ int run(const Options& options) {
   // the poller, then the servers.
   leading.request_stop();
   leading.join();
+  caching.request_stop();
+  caching.join();
+  events.flush();
   polling.request_stop();
   polling.join();
   if (discovery.joinable()) {

@@ -38,13 +38,26 @@ MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMem
     d.plan = shutdown.steps;
     const auto interval = std::chrono::seconds(matrix.stepIntervalSeconds);
     const bool due = !memory.lastActionAt || now - *memory.lastActionAt >= interval;
-    d.phase = due ? Phase::kShuttingDown : Phase::kHolding;
-    char text[160];
-    std::snprintf(text, sizeof text, "load %.2f at level %s: %zu step(s) to take%s", *load,
-                  matrix.levels[static_cast<std::size_t>(d.level.index)].name.c_str(),
-                  d.plan.size(), due ? "" : ", waiting for the step interval");
+    // A step is taken only while the load still earns the level: once it is under the bound
+    // of the level below, the sequence stops there (the level itself falls only after the
+    // dwell, and then recovery begins).
+    const bool earned = stability::rawLevel(matrix.levels, *load) >= d.level.index;
+    const auto& level = matrix.levels[static_cast<std::size_t>(d.level.index)];
+    char text[200];
+    if (!earned) {
+      const auto& below = matrix.levels[static_cast<std::size_t>(d.level.index - 1)];
+      std::snprintf(text, sizeof text,
+                    "load %.2f at level %s is under %s's bound %.2f: no further step while it "
+                    "stays there",
+                    *load, level.name.c_str(), below.name.c_str(), below.upperBound.value_or(1.0));
+    } else {
+      std::snprintf(text, sizeof text, "load %.2f at level %s: %zu step(s) to take%s", *load,
+                    level.name.c_str(), d.plan.size(),
+                    due ? "" : ", waiting for the step interval");
+    }
     d.message = text;
-    if (due && matrix.mode == stability::Mode::kEnforce) d.shutdownNow = d.plan.front();
+    d.phase = due && earned ? Phase::kShuttingDown : Phase::kHolding;
+    if (due && earned && matrix.mode == stability::Mode::kEnforce) d.shutdownNow = d.plan.front();
     return d;
   }
   const auto recovery = stability::planRecovery(input);

@@ -12,6 +12,7 @@
 
 #include "common/files.h"
 #include "common/flags.h"
+#include "metrics/prometheus_query.h"
 
 namespace pi0::op {
 namespace {
@@ -125,6 +126,9 @@ Flags:
                                      (exactly one of --agents and --agent-service)
   --poll-interval DURATION           how often to poll every agent (default 1s)
   --agent-timeout DURATION           how long one agent may take to answer (default 2s)
+  --prometheus-url URL               Prometheus for Channels' throughput queries and
+                                     ShutdownMatrices' Prometheus load signals, e.g.
+                                     http://prometheus.monitoring:9090 (default: none)
   --qps N                            Kubernetes client rate limit, requests/s (default 20)
   --burst N                          Kubernetes client burst (default 30)
   --log-level LEVEL                  debug, info, warn or error (default info)
@@ -213,6 +217,12 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
       ok = duration(o.pollIntervalSeconds);
     } else if (flag == "--agent-timeout") {
       ok = duration(o.agentTimeoutSeconds);
+    } else if (flag == "--prometheus-url") {
+      ok = string(o.prometheusUrl);
+      if (ok && !PrometheusClient::create(o.prometheusUrl)) {
+        return fail("--prometheus-url: " +
+                    PrometheusClient::create(o.prometheusUrl).error().message);
+      }
     } else if (flag == "--qps") {
       auto v = next();
       if (!v) return fail(v.error().message);

@@ -50,6 +50,7 @@ struct Options {
   double pollIntervalSeconds = 1.0;
   double agentTimeoutSeconds = 2.0;
   log::Level logLevel = log::Level::kInfo;
+  std::string prometheusUrl;  // empty: no Prometheus (throughput from replicas, fleet load only)
   double qps = 20;
   int burst = 30;
   std::string identity;  // after parsing: never empty

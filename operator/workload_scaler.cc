@@ -1,5 +1,6 @@
 #include "workload_scaler.h"
 
+#include "common/timestamp.h"
 #include "kube/json.h"
 #include "workload_state.h"
 
@@ -39,6 +40,7 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
   std::vector<TargetOutcome> outcomes;
   const std::string& ns = channel.ref.ns;
   const std::string key = channel.ref.key();
+  const std::string now = rfc3339Millis(std::chrono::system_clock::now());
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
@@ -47,20 +49,48 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
     if (*hpa) {
       outcome.autoscaler = kube::stringField(**hpa, "/metadata/name"_json_pointer);
       bool wrote = false;
-      auto limited = client_.modify(
-          kube::resources::kHorizontalPodAutoscalers, ns, outcome.autoscaler,
-          [&](Json& object) { return wrote = limitAutoscaler(object, replicas, key); });
+      auto limited = client_.modify(kube::resources::kHorizontalPodAutoscalers, ns,
+                                    outcome.autoscaler, [&](Json& object) {
+                                      wrote = limitAutoscaler(object, replicas, key);
+                                      if (wrote) markAction(object, now);
+                                      return wrote;
+                                    });
       if (!limited) return std::unexpected(limited.error());
       outcome.changed |= wrote;
     }
     bool wrote = false;
     auto scaled = client_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
       outcome.replicasBefore = replicasOf(object);
-      return wrote = op::scaleDown(object, replicas, key);
+      wrote = op::scaleDown(object, replicas, key);
+      if (wrote) markAction(object, now);
+      return wrote;
     });
     if (!scaled) return std::unexpected(scaled.error());
     outcome.changed |= wrote;
     outcome.replicasAfter = replicasOf(*scaled);
+    outcomes.push_back(std::move(outcome));
+  }
+  return outcomes;
+}
+
+ApiResult<std::vector<TargetOutcome>> WorkloadScaler::raise(const stability::ChannelSpec& channel,
+                                                            int32_t replicas) {
+  std::vector<TargetOutcome> outcomes;
+  const std::string now = rfc3339Millis(std::chrono::system_clock::now());
+  for (const auto& target : channel.targets) {
+    TargetOutcome outcome;
+    outcome.target = target;
+    bool wrote = false;
+    auto raised =
+        client_.modify(resourceOf(target.kind), channel.ref.ns, target.name, [&](Json& object) {
+          outcome.replicasBefore = replicasOf(object);
+          wrote = raiseReplicas(object, replicas);
+          if (wrote) markAction(object, now);
+          return wrote;
+        });
+    if (!raised) return std::unexpected(raised.error());
+    outcome.changed = wrote;
+    outcome.replicasAfter = replicasOf(*raised);
     outcomes.push_back(std::move(outcome));
   }
   return outcomes;

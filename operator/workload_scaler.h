@@ -42,6 +42,11 @@ class WorkloadScaler {
   kube::ApiResult<std::vector<TargetOutcome>> scaleDown(const stability::ChannelSpec& channel,
                                                         int32_t replicas);
 
+  // From a shutdown to a degrade: raises every recorded target to `replicas` (at most its
+  // original count), keeping the records; the autoscalers stay capped.
+  kube::ApiResult<std::vector<TargetOutcome>> raise(const stability::ChannelSpec& channel,
+                                                    int32_t replicas);
+
   // Puts every target (and its autoscaler) back to what was recorded before the first change.
   kube::ApiResult<std::vector<TargetOutcome>> restore(const stability::ChannelSpec& channel);
 

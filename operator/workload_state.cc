@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "common/timestamp.h"
 #include "kube/json.h"
 
 namespace pi0::op {
@@ -61,12 +62,34 @@ bool scaleDown(Json& workload, int32_t replicas, const std::string& channelKey) 
   return changed;
 }
 
+void markAction(Json& object, const std::string& rfc3339Time) {
+  annotate(object, kLastActionTime, rfc3339Time);
+}
+
+std::optional<std::chrono::system_clock::time_point> lastActionTime(const Json& object) {
+  const auto annotations =
+      field<Json>(object, "/metadata/annotations"_json_pointer, Json::object());
+  auto it = annotations.find(kLastActionTime);
+  if (it == annotations.end() || !it->is_string()) return std::nullopt;
+  return parseRfc3339(it->get<std::string>());
+}
+
+bool raiseReplicas(Json& workload, int32_t replicas) {
+  const auto original = originalReplicas(workload);
+  if (!original) return false;
+  const int32_t want = std::min(*original, replicas);
+  if (replicasOf(workload) >= want) return false;
+  workload["spec"]["replicas"] = want;
+  return true;
+}
+
 bool restoreReplicas(Json& workload) {
   const auto original = originalReplicas(workload);
   if (!original) return false;
   workload["spec"]["replicas"] = *original;
   unannotate(workload, kOriginalReplicas);
   unannotate(workload, kManagedBy);
+  unannotate(workload, kLastActionTime);
   return true;
 }
 
@@ -101,6 +124,7 @@ bool restoreAutoscaler(Json& hpa) {
   unannotate(hpa, kOriginalMinReplicas);
   unannotate(hpa, kOriginalMaxReplicas);
   unannotate(hpa, kManagedBy);
+  unannotate(hpa, kLastActionTime);
   return true;
 }
 

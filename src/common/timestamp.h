@@ -4,12 +4,18 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace pi0 {
 
 // `fractionDigits` is 0 (no fraction), 3 or 6.
 std::string rfc3339(std::chrono::system_clock::time_point t, int fractionDigits);
+
+// The inverse for what the API and Pi0 write: "YYYY-MM-DDTHH:MM:SS", an optional fraction of up
+// to 9 digits, then "Z" or a numeric offset ("+02:00"). nullopt for anything else.
+std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text);
 
 inline std::string rfc3339Millis(std::chrono::system_clock::time_point t) {
   return rfc3339(t, 3);

@@ -43,11 +43,12 @@ Observation observe(const ChannelHealth& previous, const std::vector<PodSample>&
     const auto before = previous.restartsByPod.find(pod.uid);
     if (before != previous.restartsByPod.end()) {
       out.newRestarts += std::max(0, pod.restarts - before->second);
-    } else if (previous.lastObserved) {
+    } else if (previous.restartsKnown) {
       out.newRestarts += pod.restarts;
     }
   }
   h.restartsByPod = std::move(restarts);
+  h.restartsKnown = true;
   out.readyShare = desired > 0 ? std::min(1.0, static_cast<double>(ready) / desired) : 1.0;
 
   const auto elapsed = previous.lastObserved

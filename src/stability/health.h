@@ -34,6 +34,10 @@ struct ChannelHealth {
   int outages = 0;
   std::optional<WallClock::time_point> notReadySince;  // in an outage since
   std::map<std::string, int> restartsByPod;            // last restart count per pod uid
+  // restartsByPod holds a baseline: a pod it does not list is new and brings its restarts.
+  // False on a channel's first look, and when the state comes from the status alone (a new
+  // leader): the restarts the pods already have then are the baseline, not new ones.
+  bool restartsKnown = false;
   std::optional<WallClock::time_point> lastObserved;
 };
 

@@ -60,7 +60,7 @@ std::map<std::string, Decision> decide(const PlanInput& input) {
   for (const auto& c : input.channels) {
     ChannelFacts f;
     f.key = c.ref.key();
-    f.critical = untouchable.contains(f.key);
+    f.critical = untouchable.contains(f.key) || c.absent;  // neither is GDO's or SAO's to pick
     f.active = c.state != ChannelState::kInactive;
     f.listed = rows.contains(f.key);
     f.cpo = c.cpo;
@@ -74,6 +74,12 @@ std::map<std::string, Decision> decide(const PlanInput& input) {
     Decision d;
     if (untouchable.contains(key)) {
       d.reason = "critical";
+      out[key] = d;
+      continue;
+    }
+    if (c.absent) {
+      d.target = c.state;
+      d.reason = "none of its targets exists";
       out[key] = d;
       continue;
     }

@@ -39,6 +39,9 @@ struct PlannedChannel {
   double cpo = 0;
   double reliability = 1;
   bool ready = true;  // its workloads have the replicas of their state, ready
+  // None of its targets exists: there is nothing to act on, so no step is planned for it in
+  // either direction (it still counts in the dependency graph).
+  bool absent = false;
 };
 
 struct PlanStep {

@@ -437,6 +437,30 @@ std::string LabelSelector::toQuery() const {
   return out;
 }
 
+bool LabelSelector::matches(const std::map<std::string, std::string>& labels) const {
+  for (const auto& [key, value] : matchLabels) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) return false;
+  }
+  for (const auto& r : matchExpressions) {
+    auto it = labels.find(r.key);
+    const bool in = it != labels.end() &&
+                    std::find(r.values.begin(), r.values.end(), it->second) != r.values.end();
+    if (r.op == "In") {
+      if (!in) return false;
+    } else if (r.op == "NotIn") {
+      if (in) return false;
+    } else if (r.op == "Exists") {
+      if (it == labels.end()) return false;
+    } else if (r.op == "DoesNotExist") {
+      if (it != labels.end()) return false;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 const char* actionName(Action action) {
   switch (action) {
     case Action::kDegrade:

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,9 @@ struct LabelSelector {
   std::vector<LabelSelectorRequirement> matchExpressions;
   // The selector in the API's query syntax: "a=b,c in (d,e),!f".
   std::string toQuery() const;
+  // Whether an object with these labels is selected, as the apiserver decides. An unknown
+  // operator selects nothing. An empty selector selects everything.
+  bool matches(const std::map<std::string, std::string>& labels) const;
   friend bool operator==(const LabelSelector&, const LabelSelector&) = default;
 };
 

@@ -22,3 +22,24 @@ TEST_CASE("RFC 3339 as the Kubernetes API writes it: whole seconds and microseco
   CHECK(pi0::rfc3339(t, 3) == "2000-02-29T00:00:00.123Z");
   CHECK(pi0::rfc3339(t, 6) == "2000-02-29T00:00:00.123456Z");
 }
+
+TEST_CASE("parseRfc3339 reads back what rfc3339 writes, offsets and fractions") {
+  using std::chrono::microseconds;
+  const auto t = system_clock::time_point(microseconds(951782400123456));
+  for (int digits : {0, 3, 6}) {
+    const auto back = pi0::parseRfc3339(pi0::rfc3339(t, digits));
+    REQUIRE(back);
+    CHECK(pi0::rfc3339(*back, digits) == pi0::rfc3339(t, digits));
+  }
+  CHECK(pi0::parseRfc3339("2000-02-29T02:30:00+02:30") ==
+        pi0::parseRfc3339("2000-02-29T00:00:00Z"));
+  CHECK(pi0::parseRfc3339("2000-02-28T23:00:00-01:00") ==
+        pi0::parseRfc3339("2000-02-29T00:00:00Z"));
+  CHECK(pi0::parseRfc3339("1970-01-01T00:00:00.5Z") == system_clock::time_point(milliseconds(500)));
+  for (const char* bad :
+       {"", "2000-02-29", "2000-02-30T00:00:00Z", "2000-13-01T00:00:00Z", "2000-02-29T00:00:00",
+        "2000-02-29T00:00:00.Z", "2000-02-29T00:00:00Zjunk", "2000-02-29 00:00:00Z",
+        "2000-02-29T24:00:00Z", "2000-02-29T00:00:00.1234567890Z"}) {
+    CHECK_MESSAGE(!pi0::parseRfc3339(bad), bad);
+  }
+}

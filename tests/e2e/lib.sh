@@ -273,6 +273,14 @@ e2e_create_namespace() {
   e2e_wait_for "the default ServiceAccount token in namespace $1" 60 e2e_namespace_has_token "$1"
 }
 
+# e2e_install_crds: applies Pi0's CRDs (crds/) and waits until they are Established.
+e2e_install_crds() {
+  kubectl apply -f "$E2E_DIR/../../crds/" >/dev/null || e2e_fail "cannot apply crds/"
+  kubectl wait --for condition=established --timeout=60s \
+    crd/channels.stability.pi0.io crd/shutdownmatrices.stability.pi0.io >/dev/null ||
+    e2e_fail "the CRDs did not become Established within 60 s"
+}
+
 # shellcheck disable=SC2120 # optional arguments
 e2e_start_fake_kubelet() {
   [[ -n ${PI0_CLUSTER_DIR:-} ]] || e2e_fail "e2e_start_fake_kubelet: no cluster (e2e_cluster_up)"

@@ -69,18 +69,31 @@ TEST_CASE("the load falls under the bound: no more steps; after the dwell, resto
   std::vector<stability::PlannedChannel> channels = {channel("batch", 0.3, ChannelState::kInactive),
                                                      channel("recs", 0.5)};
   MatrixMemory memory{{2, std::nullopt}, t0};
-  // 0.65: under elevated's bound minus the margin, but the level holds until the dwell is over;
-  // at level high recs is still due for shutdown, so the sequence goes on.
-  auto d = decideMatrix(m, memory, 0.65, channels, t0 + seconds(30));
+  // Still above elevated's bound (0.8): at level high recs is due for shutdown.
+  auto d = decideMatrix(m, memory, 0.82, channels, t0 + seconds(30));
   CHECK(d.level.index == 2);
   REQUIRE(d.shutdownNow);
-  // Shut down; the calm lasts 60 s: the level falls to normal and both come back, highest CPO
-  // first.
-  channels[1].state = ChannelState::kInactive;
-  memory = {d.level, t0 + seconds(30)};
+  CHECK(d.shutdownNow->channel.name == "recs");
+  // 0.65: under elevated's bound, so the sequence stops although the level holds until the
+  // dwell is over; the plan still shows what a rise would bring.
+  d = decideMatrix(m, memory, 0.65, channels, t0 + seconds(30));
+  CHECK(d.level.index == 2);
+  CHECK_FALSE(d.shutdownNow);
+  CHECK(d.phase == Phase::kHolding);
+  CHECK(d.plan.size() == 1);
+  CHECK(d.message ==
+        "load 0.65 at level high is under elevated's bound 0.80: no further step while it stays "
+        "there");
+  // The calm lasts 60 s: the level falls to normal and batch comes back.
+  memory.level = d.level;
   d = decideMatrix(m, memory, 0.6, channels, t0 + seconds(95));
   CHECK(d.level.index == 0);
   CHECK(d.phase == Phase::kRestoring);
+  REQUIRE(d.restoreNow.size() == 1);
+  CHECK(d.restoreNow[0].channel.name == "batch");
+  // Both down: both come back, highest CPO first.
+  channels[1].state = ChannelState::kInactive;
+  d = decideMatrix(m, memory, 0.6, channels, t0 + seconds(95));
   REQUIRE(d.restoreNow.size() == 2);
   CHECK(d.restoreNow[0].channel.name == "recs");
   CHECK(d.restoreNow[1].channel.name == "batch");

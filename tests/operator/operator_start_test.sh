@@ -32,6 +32,7 @@ PY
 }
 
 e2e_cluster_up
+e2e_install_crds
 work=$PI0_CLUSTER_DIR/operator-start
 mkdir -p "$work"
 agent_port=$(free_port) # nothing listens there: every poll fails, which is fine

@@ -83,3 +83,36 @@ TEST_CASE("autoscaler bounds are capped and restored") {
   CHECK(h["metadata"]["annotations"].empty());
   CHECK_FALSE(restoreAutoscaler(h));
 }
+
+TEST_CASE("the time of the last change travels with the object and goes with the restore") {
+  json d = deployment(4);
+  CHECK_FALSE(lastActionTime(d));
+  REQUIRE(scaleDown(d, 1, "shop/web"));
+  markAction(d, "2026-11-22T10:00:00.250Z");
+  REQUIRE(lastActionTime(d));
+  CHECK(lastActionTime(d)->time_since_epoch() == std::chrono::milliseconds(1795341600250));
+  d["metadata"]["annotations"][kLastActionTime] = "yesterday";
+  CHECK_FALSE(lastActionTime(d));
+  markAction(d, "2026-11-22T10:00:00Z");
+  REQUIRE(restoreReplicas(d));
+  CHECK_FALSE(d["metadata"]["annotations"].contains(kLastActionTime));
+
+  json h = hpa(2, 6);
+  REQUIRE(limitAutoscaler(h, 1, "shop/web"));
+  markAction(h, "2026-11-22T10:00:00Z");
+  REQUIRE(restoreAutoscaler(h));
+  CHECK_FALSE(h["metadata"]["annotations"].contains(kLastActionTime));
+}
+
+TEST_CASE("from a shutdown part of the way back, keeping the record") {
+  json d = deployment(4);
+  REQUIRE(scaleDown(d, 0, "shop/web"));
+  json untouched = deployment(3);
+  CHECK_FALSE(raiseReplicas(untouched, 1));  // never touched: nothing to raise
+  REQUIRE(raiseReplicas(d, 2));
+  CHECK(d["spec"]["replicas"] == 2);
+  CHECK(originalReplicas(d) == 4);
+  CHECK_FALSE(raiseReplicas(d, 2));  // idempotent
+  REQUIRE(raiseReplicas(d, 9));      // never above the original
+  CHECK(d["spec"]["replicas"] == 4);
+}

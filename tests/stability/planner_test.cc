@@ -275,6 +275,20 @@ TEST_CASE("critical channels and their dependencies are never touched") {
   CHECK(targets(input).at("shop/cache") == ChannelState::kActive);
 }
 
+TEST_CASE("a channel none of whose targets exists gets no step in either direction") {
+  MatrixSpec m;
+  m.levels = fourLevels();
+  m.rows = {{{"shop", "ghost"}, false, {{"elevated", Action::kShutdown, 0}}},
+            {{"shop", "cache"}, false, {{"elevated", Action::kShutdown, 1}}}};
+  auto ghost = channel("ghost", 0.1);
+  ghost.absent = true;
+  const PlanInput high{&m, {ghost, channel("cache", 0.2), channel("extra", 0.05)}, 3, 0.99};
+  CHECK(describe(planShutdown(high)) == "Shutdown cache, Degrade extra");
+  CHECK(targets(high).at("shop/ghost") == ChannelState::kActive);
+  ghost.state = ChannelState::kInactive;
+  CHECK(planRecovery(PlanInput{&m, {ghost}, 0, 0.1}).steps.empty());
+}
+
 TEST_CASE("cycles and unknown channels are problems") {
   MatrixSpec m = shopMatrix();
   const std::vector<PlannedChannel> channels = {channel("a", 0.1, ChannelState::kActive, {"b"}),

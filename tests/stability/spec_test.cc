@@ -411,6 +411,17 @@ TEST_CASE("a channel with every field set") {
   CHECK(c.targets[1] == Target{WorkloadKind::kStatefulSet, "cache"});
   // JSON objects do not keep their order: matchLabels come sorted by key.
   CHECK(c.selector.toQuery() == "app=api,tier=web,track in (stable,canary),!legacy");
+  CHECK(c.selector.matches({{"app", "api"}, {"tier", "web"}, {"track", "canary"}}));
+  CHECK_FALSE(c.selector.matches({{"app", "api"}, {"tier", "web"}}));  // track missing
+  CHECK_FALSE(c.selector.matches({{"app", "api"}, {"tier", "web"}, {"track", "beta"}}));
+  CHECK_FALSE(
+      c.selector.matches({{"app", "api"}, {"tier", "web"}, {"track", "stable"}, {"legacy", ""}}));
+  CHECK_FALSE(c.selector.matches({{"app", "web"}, {"tier", "web"}, {"track", "stable"}}));
+  CHECK(LabelSelector{}.matches({}));
+  CHECK(LabelSelector{{}, {{"a", "Exists", {}}}}.matches({{"a", "x"}}));
+  CHECK_FALSE(LabelSelector{{}, {{"a", "NotIn", {"x"}}}}.matches({{"a", "x"}}));
+  CHECK(LabelSelector{{}, {{"a", "NotIn", {"x"}}}}.matches({}));
+  CHECK_FALSE(LabelSelector{{}, {{"a", "Near", {"x"}}}}.matches({{"a", "x"}}));
   CHECK(c.critical);
   REQUIRE(c.dependsOn.size() == 2);
   CHECK(c.dependsOn[0] == ChannelRef{"shop", "db"});  // the channel's own namespace
