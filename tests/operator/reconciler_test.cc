@@ -1,0 +1,78 @@
+// The reconcilers' pure helpers: what a cached Pod keeps, and node capacities. The reconcilers
+// themselves run against the real control plane (operator_e2e_test.sh).
+#include <doctest/doctest.h>
+
+#include "reconciler.h"
+#include "stability/health.h"
+
+using nlohmann::json;
+using namespace pi0::op;
+
+TEST_CASE("a cached Pod keeps what the operator reads, and nothing else") {
+  json pod = json::parse(R"({
+    "apiVersion": "v1", "kind": "Pod",
+    "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "resourceVersion": "7",
+                 "labels": {"app": "web"}, "annotations": {"big": "xxxxxxxxxxxxxxxx"},
+                 "managedFields": [{"manager": "kubectl"}],
+                 "creationTimestamp": "2026-11-22T10:00:00Z"},
+    "spec": {"nodeName": "node-a", "volumes": [{"name": "v"}],
+             "containers": [{"name": "c", "image": "nginx", "env": [{"name": "A", "value": "1"}],
+                             "resources": {"requests": {"cpu": "250m", "memory": "64Mi"},
+                                           "limits": {"cpu": "1"}}},
+                            {"name": "sidecar", "image": "busybox"}]},
+    "status": {"phase": "Running", "podIP": "10.0.0.7",
+               "conditions": [{"type": "PodScheduled", "status": "True"},
+                              {"type": "Ready", "status": "True",
+                               "lastTransitionTime": "2026-11-22T10:00:05Z"}],
+               "containerStatuses": [{"name": "c", "restartCount": 2, "image": "nginx"},
+                                     {"name": "sidecar", "restartCount": 1}]}
+  })");
+  const json original = pod;
+  trimPod(pod);
+  CHECK(pod["metadata"]["labels"] == json{{"app", "web"}});
+  CHECK_FALSE(pod["metadata"].contains("annotations"));
+  CHECK_FALSE(pod["metadata"].contains("managedFields"));
+  CHECK(pod["spec"]["nodeName"] == "node-a");
+  CHECK_FALSE(pod["spec"].contains("volumes"));
+  REQUIRE(pod["spec"]["containers"].size() == 2);
+  CHECK(pod["spec"]["containers"][0] ==
+        json::parse(R"({"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}})"));
+  CHECK_FALSE(pod["status"].contains("podIP"));
+  CHECK(pod["status"]["conditions"].size() == 1);
+  // What the health model reads is the same before and after.
+  const auto before = pi0::stability::podSample(original);
+  const auto after = pi0::stability::podSample(pod);
+  REQUIRE(before);
+  REQUIRE(after);
+  CHECK(after->uid == before->uid);
+  CHECK(after->ready == before->ready);
+  CHECK(after->restarts == 3);
+  CHECK(pod.dump().size() < original.dump().size());
+}
+
+TEST_CASE("a Pod without the optional parts trims without throwing") {
+  for (const char* text : {R"({})", R"({"metadata": null, "spec": 3, "status": []})",
+                           R"({"spec": {"containers": [null, {"resources": 1}]}})"}) {
+    json pod = json::parse(text);
+    CHECK_NOTHROW(trimPod(pod));
+    CHECK(pod["kind"] == "Pod");
+  }
+}
+
+TEST_CASE("node capacities from status.allocatable") {
+  auto node = [](const char* text) { return std::make_shared<const json>(json::parse(text)); };
+  const auto capacities = capacitiesOf({
+      node(R"({"metadata": {"name": "a"},
+               "status": {"allocatable": {"cpu": "3500m", "memory": "8Gi",
+                                          "nvidia.com/gpu": "2", "pods": "110"}}})"),
+      node(R"({"metadata": {"name": "b"}, "status": {"allocatable": {"cpu": "4"}}})"),
+      node(R"({"metadata": {"name": "c"}, "status": {"allocatable": {"cpu": "lots"}}})"),
+  });
+  REQUIRE(capacities.size() == 3);
+  CHECK(capacities.at("a").cpuMilli == 3500);
+  CHECK(capacities.at("a").memoryBytes == 8LL << 30);
+  CHECK(capacities.at("a").gpus == 2);
+  CHECK(capacities.at("b").cpuMilli == 4000);
+  CHECK(capacities.at("b").memoryBytes == 0);
+  CHECK(capacities.at("c").cpuMilli == 0);  // unparsable: counts nothing
+}
