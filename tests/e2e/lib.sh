@@ -16,6 +16,7 @@
 #                                       control plane's pids) and an EXIT/INT/TERM trap that runs
 #                                       e2e_cluster_down (after printing diagnostics on failure)
 #   e2e_cluster_down                    stop the fake kubelet and the cluster; remove its DIR
+#   e2e_install_crds                    apply crds/ and wait until they are Established
 #   e2e_at_exit COMMAND                 run COMMAND (evaluated) at exit, before the cluster goes
 #                                       down (don't replace the EXIT trap; if you must, call
 #                                       e2e_on_exit STATUS from yours)
