@@ -267,7 +267,10 @@ Caches::Caches(kube::Client& client)
       pods(trimPod),
       nodes(kube::Store::dropManagedFields) {
   auto add = [&](const kube::ResourceType& type, kube::Store& store) {
-    reflectors_.push_back(std::make_unique<kube::Reflector>(client, type, "", store));
+    kube::ReflectorOptions options;
+    // Pods are many: list them in pages, each trimmed as it arrives (see trimPod).
+    options.listFromWatchCache = &store != &pods;
+    reflectors_.push_back(std::make_unique<kube::Reflector>(client, type, "", store, options));
     named_.emplace_back(type.qualifiedName(), &store);
   };
   add(kube::resources::kChannels, channels);

@@ -476,9 +476,18 @@ ApiResult<ObjectList> Client::list(const ResourceType& type, std::string_view ns
       full.limit = 0;
       full.continueToken.clear();
       full.resourceVersion.clear();
-      return listPage(type, ns, full, stop);
+      auto whole = listPage(type, ns, full, stop);
+      if (whole && options.transform) {
+        for (auto& item : whole->items)
+          options.transform(item);
+      }
+      return whole;
     }
     if (!result) return std::unexpected(result.error());
+    if (options.transform) {
+      for (auto& item : result->items)
+        options.transform(item);
+    }
     if (all.items.empty()) {
       all.items = std::move(result->items);
     } else {

@@ -38,6 +38,10 @@ struct ListOptions {
   int64_t limit = 0;            // page size; 0: no paging
   std::string continueToken;    // from the previous page
   std::string resourceVersion;  // "" (a consistent read) or "0" (any, from the watch cache)
+  // list() only: applied to every item as its page arrives, so that a cache that keeps a
+  // trimmed copy never holds every full object at once (a 1.20 apiserver ignores `limit` when
+  // resourceVersion is "0", so that list arrives as one page).
+  std::function<void(Json&)> transform;
 };
 
 struct ObjectList {

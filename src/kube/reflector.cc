@@ -58,8 +58,9 @@ Reflector::Next Reflector::listOnce(std::stop_token stop) {
   options.labelSelector = options_.labelSelector;
   options.fieldSelector = options_.fieldSelector;
   options.limit = options_.pageSize;
-  if (listFromCache_)
+  if (listFromCache_ && options_.listFromWatchCache)
     options.resourceVersion = std::string(kAnyVersion);  // else "": a consistent read
+  options.transform = [this](Json& item) { store_.prepare(item); };
   auto list = client_.list(type_, ns_, options, stop);
   if (!list) {
     if (list.error().reason == Reason::kCanceled) return Next::kStop;
@@ -74,7 +75,7 @@ Reflector::Next Reflector::listOnce(std::stop_token stop) {
                               {"items", list->items.size()},
                               {"resourceVersion", list->resourceVersion}});
   setResourceVersion(list->resourceVersion);
-  store_.replace(std::move(list->items));
+  store_.replace(std::move(list->items), /*transformed=*/true);
   listFromCache_ = true;
   return Next::kWatch;
 }

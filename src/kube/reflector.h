@@ -26,6 +26,11 @@ struct ReflectorOptions {
   std::string labelSelector;
   std::string fieldSelector;
   int64_t pageSize = 500;
+  // List from the apiserver's watch cache (resourceVersion "0": cheap for the apiserver, but a
+  // 1.20 apiserver then sends every object in one response). False: consistent reads from
+  // etcd in pages of pageSize, for resources with many objects (Pods), so that memory peaks
+  // at one page rather than at the whole list.
+  bool listFromWatchCache = true;
   std::chrono::seconds minWatchTimeout{300};  // a watch lasts [min, 2·min)
 };
 

@@ -58,13 +58,13 @@ void Store::dropManagedFields(Json& object) {
   }
 }
 
-void Store::replace(std::vector<Json> items) {
+void Store::replace(std::vector<Json> items, bool transformed) {
   std::vector<std::pair<ObjectPtr, ObjectPtr>> changes;
   {
     std::unordered_map<std::string, ObjectPtr> next;
     next.reserve(items.size());
     for (auto& item : items) {
-      if (transform_) transform_(item);
+      if (!transformed) prepare(item);
       std::string key = objectKey(item);
       next.emplace(std::move(key), std::make_shared<const Json>(std::move(item)));
     }

@@ -50,8 +50,13 @@ class Store {
   bool waitForSync(std::stop_token stop, std::chrono::milliseconds timeout) const;
 
   // Writer side. replace() makes the store exactly `items` (a list's result), telling the
-  // handlers what was added, changed and removed, and marks the store synced.
-  void replace(std::vector<Json> items);
+  // handlers what was added, changed and removed, and marks the store synced. `transformed`:
+  // the items went through prepare() already (the reflector does it page by page).
+  void replace(std::vector<Json> items, bool transformed = false);
+  // Applies the store's transform to an object about to be stored.
+  void prepare(Json& item) const {
+    if (transform_) transform_(item);
+  }
   void apply(WatchEventType type, Json object);
 
   // Calls the handlers with (object, object) for every stored object, as client-go's informers

@@ -109,6 +109,48 @@ TEST_CASE("a paged list follows continue tokens, and lists again unpaged when on
   CHECK(fallback->resourceVersion == "9");
 }
 
+TEST_CASE("a paged list transforms each page's items as the page arrives") {
+  FakeApiServer fake;
+  std::atomic<int> pages{0};
+  std::atomic<int> transformedBeforePage2{-1};
+  std::atomic<int> transformed{0};
+  fake.server().Get(
+      "/api/v1/namespaces/ns/configmaps", [&](const httplib::Request& req, httplib::Response& res) {
+        if (req.get_param_value("watch") == "true") {  // not this test's subject
+          status(res, 503, "ServiceUnavailable", "no watch here");
+          return;
+        }
+        // Paged, consistent reads only: what a reflector with listFromWatchCache false asks.
+        CHECK(req.get_param_value("limit") == "1");
+        CHECK(req.get_param_value("resourceVersion").empty());
+        if (++pages == 2) transformedBeforePage2 = transformed.load();
+        if (req.get_param_value("continue").empty()) {
+          res.set_content(listBody({configMap("a", "7")}, "7", "next"), "application/json");
+        } else {
+          res.set_content(listBody({configMap("b", "7")}, "7"), "application/json");
+        }
+      });
+  fake.start();
+  auto client = clientFor(fake);
+  Store store([&](Json& item) {
+    ++transformed;
+    item["data"] = Json::object();  // what a trimming cache would do
+    item["trimmed"] = true;
+  });
+  ReflectorOptions options;
+  options.pageSize = 1;
+  options.listFromWatchCache = false;
+  Reflector reflector(*client, resources::kConfigMaps, "ns", store, options);
+  std::jthread run([&](std::stop_token stop) { reflector.run(stop); });
+  REQUIRE(store.waitForSync({}, std::chrono::seconds(10)));
+  run.request_stop();
+  CHECK(pages >= 2);
+  CHECK(transformedBeforePage2 == 1);  // page 1's item before page 2 was asked for
+  CHECK(transformed == 2);             // once each: replace() does not transform again
+  REQUIRE(store.get("ns/b") != nullptr);
+  CHECK((*store.get("ns/b"))["trimmed"] == true);
+}
+
 TEST_CASE("429 with Retry-After is retried; other errors are not") {
   FakeApiServer fake;
   std::atomic<int> calls{0};
