@@ -76,10 +76,10 @@ std::map<std::string, std::string> labelsOf(const Json& object) {
   return labels;
 }
 
-// Requests of a pod's containers (cpu millicores, memory bytes); unparsable values count 0.
-std::pair<int64_t, int64_t> requestsOf(const Json& pod) {
+// Requests summed over the containers of a pod's spec.
+std::pair<int64_t, int64_t> requestsOf(const Json& spec) {
   int64_t cpu = 0, memory = 0;
-  for (const auto& c : field<Json>(pod, "/spec/containers"_json_pointer, Json::array())) {
+  for (const auto& c : field<Json>(spec, "/containers"_json_pointer, Json::array())) {
     if (auto r = stability::parseCpuMilli(stringField(c, "/resources/requests/cpu"_json_pointer));
         r && !stringField(c, "/resources/requests/cpu"_json_pointer).empty()) {
       cpu += *r;
@@ -193,47 +193,40 @@ Json channelRefJson(const stability::ChannelRef& ref) {
 // ---------------------------------------------------------------------------------------------
 
 void trimPod(Json& pod) {
+  // Every map node costs about 100 bytes: keep only what podSample(), the selectors and the
+  // buffer's free capacity read, and fold the containers into one sum.
   Json out = Json::object();
-  out["apiVersion"] = "v1";
-  out["kind"] = "Pod";
+  Json& m = out["metadata"] = Json::object();
   if (auto meta = pod.find("metadata"); meta != pod.end() && meta->is_object()) {
-    Json& m = out["metadata"] = Json::object();
-    for (const char* key : {"name", "namespace", "uid", "resourceVersion", "labels",
-                            "deletionTimestamp", "creationTimestamp"}) {
-      if (auto it = meta->find(key); it != meta->end()) m[key] = std::move(*it);
+    for (const char* key : {"name", "namespace", "uid", "labels", "deletionTimestamp"}) {
+      if (auto it = meta->find(key); it != meta->end() && !it->is_null()) m[key] = std::move(*it);
     }
   }
-  Json spec = Json::object();
   if (auto node = pod.find("spec"); node != pod.end() && node->is_object()) {
-    if (auto n = node->find("nodeName"); n != node->end()) spec["nodeName"] = std::move(*n);
-    Json containers = Json::array();
-    for (auto& c : field<Json>(*node, "/containers"_json_pointer, Json::array())) {
-      Json requests = field<Json>(c, "/resources/requests"_json_pointer, Json::object());
-      Json kept = Json::object();
-      for (const char* r : {"cpu", "memory"}) {
-        if (requests.contains(r)) kept[r] = requests[r];
-      }
-      containers.push_back({{"resources", {{"requests", kept}}}});
-    }
-    spec["containers"] = std::move(containers);
+    Json spec = Json::object();
+    if (auto n = node->find("nodeName"); n != node->end() && n->is_string())
+      spec["nodeName"] = std::move(*n);
+    const auto [cpu, memory] = requestsOf(*node);
+    Json requests = Json::object();
+    if (cpu > 0) requests["cpu"] = stability::formatCpuMilli(cpu);
+    if (memory > 0) requests["memory"] = stability::formatBytes(memory);
+    if (!requests.empty())
+      spec["containers"] = Json::array({{{"resources", {{"requests", std::move(requests)}}}}});
+    if (!spec.empty()) out["spec"] = std::move(spec);
   }
-  out["spec"] = std::move(spec);
-  Json status = Json::object();
   if (auto s = pod.find("status"); s != pod.end() && s->is_object()) {
-    if (auto p = s->find("phase"); p != s->end()) status["phase"] = std::move(*p);
-    Json conditions = Json::array();
+    Json status = Json::object();
+    if (auto p = s->find("phase"); p != s->end() && p->is_string()) status["phase"] = std::move(*p);
     for (auto& c : field<Json>(*s, "/conditions"_json_pointer, Json::array())) {
-      if (c.is_object() && c.value("type", "") == "Ready")
-        conditions.push_back({{"type", "Ready"}, {"status", c.value("status", "")}});
+      if (c.is_object() && c.value("type", "") == "Ready" && c.value("status", "") == "True")
+        status["conditions"] = Json::array({{{"type", "Ready"}, {"status", "True"}}});
     }
-    status["conditions"] = std::move(conditions);
-    Json restarts = Json::array();
-    for (auto& c : field<Json>(*s, "/containerStatuses"_json_pointer, Json::array())) {
-      restarts.push_back({{"restartCount", field<int64_t>(c, "/restartCount"_json_pointer, 0)}});
-    }
-    status["containerStatuses"] = std::move(restarts);
+    int64_t restarts = 0;
+    for (auto& c : field<Json>(*s, "/containerStatuses"_json_pointer, Json::array()))
+      restarts += field<int64_t>(c, "/restartCount"_json_pointer, 0);
+    if (restarts > 0) status["containerStatuses"] = Json::array({{{"restartCount", restarts}}});
+    if (!status.empty()) out["status"] = std::move(status);
   }
-  out["status"] = std::move(status);
   pod = std::move(out);
 }
 
@@ -462,7 +455,7 @@ stability::Resources Reconcilers::freeAllocatable() const {
     if (stringField(*pod, "/spec/nodeName"_json_pointer).empty()) continue;
     const std::string phase = stringField(*pod, "/status/phase"_json_pointer);
     if (phase == "Succeeded" || phase == "Failed") continue;
-    const auto [c, m] = requestsOf(*pod);
+    const auto [c, m] = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
     cpu -= c;
     memory -= m;
   }
@@ -606,18 +599,17 @@ void Reconcilers::recordOnWorkloads(const ChannelView& view,
                                     const std::string& reason, const std::string& why) {
   const std::string& ns = view.spec->ref.ns;
   for (const auto& o : outcomes) {
-    if (!o.changed) continue;
     const auto& store = o.target.kind == stability::WorkloadKind::kStatefulSet
                             ? caches_.statefulSets
                             : caches_.deployments;
-    if (auto w = store.get(ns + "/" + o.target.name)) {
+    if (auto w = store.get(ns + "/" + o.target.name); w && o.replicasBefore != o.replicasAfter) {
       events_.record(kube::ObjectReference::of(*w), kube::EventType::kNormal, reason,
                      "Pi0 scaled " + targetName(o.target) + " from " +
                          std::to_string(o.replicasBefore) + " to " +
                          std::to_string(o.replicasAfter) + " replicas for channel " +
                          view.spec->ref.key() + ": " + why);
     }
-    if (!o.autoscaler.empty()) {
+    if (o.autoscalerChanged) {
       if (auto h = caches_.autoscalers.get(ns + "/" + o.autoscaler)) {
         events_.record(
             kube::ObjectReference::of(*h), kube::EventType::kNormal, reason,

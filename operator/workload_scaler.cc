@@ -57,6 +57,7 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
                                     });
       if (!limited) return std::unexpected(limited.error());
       outcome.changed |= wrote;
+      outcome.autoscalerChanged = wrote;
     }
     bool wrote = false;
     auto scaled = client_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
@@ -123,6 +124,7 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::restore(
                          [&](Json& object) { return hpaWrote = restoreAutoscaler(object); });
       if (!back) return std::unexpected(back.error());
       outcome.changed |= hpaWrote;
+      outcome.autoscalerChanged = hpaWrote;
     }
     outcomes.push_back(std::move(outcome));
   }

@@ -22,7 +22,8 @@ struct TargetOutcome {
   bool changed = false;  // this call wrote something
   int32_t replicasBefore = 0;
   int32_t replicasAfter = 0;
-  std::string autoscaler;  // the HPA that drives the target, if any
+  std::string autoscaler;          // the HPA that drives the target, if any
+  bool autoscalerChanged = false;  // this call wrote the HPA
 };
 
 struct Readiness {

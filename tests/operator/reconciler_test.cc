@@ -29,16 +29,13 @@ TEST_CASE("a cached Pod keeps what the operator reads, and nothing else") {
   })");
   const json original = pod;
   trimPod(pod);
-  CHECK(pod["metadata"]["labels"] == json{{"app", "web"}});
-  CHECK_FALSE(pod["metadata"].contains("annotations"));
-  CHECK_FALSE(pod["metadata"].contains("managedFields"));
-  CHECK(pod["spec"]["nodeName"] == "node-a");
-  CHECK_FALSE(pod["spec"].contains("volumes"));
-  REQUIRE(pod["spec"]["containers"].size() == 2);
-  CHECK(pod["spec"]["containers"][0] ==
-        json::parse(R"({"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}})"));
-  CHECK_FALSE(pod["status"].contains("podIP"));
-  CHECK(pod["status"]["conditions"].size() == 1);
+  CHECK(pod == json::parse(R"({
+    "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web"}},
+    "spec": {"nodeName": "node-a",
+             "containers": [{"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]},
+    "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
+               "containerStatuses": [{"restartCount": 3}]}
+  })"));
   // What the health model reads is the same before and after.
   const auto before = pi0::stability::podSample(original);
   const auto after = pi0::stability::podSample(pod);
@@ -55,7 +52,7 @@ TEST_CASE("a Pod without the optional parts trims without throwing") {
                            R"({"spec": {"containers": [null, {"resources": 1}]}})"}) {
     json pod = json::parse(text);
     CHECK_NOTHROW(trimPod(pod));
-    CHECK(pod["kind"] == "Pod");
+    CHECK(pod["metadata"].is_object());
   }
 }
 

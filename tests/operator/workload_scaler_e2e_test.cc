@@ -139,6 +139,10 @@ TEST_CASE("a target with an autoscaler is held down through the autoscaler's bou
   auto down = scaler.scaleDown(api, 1);
   REQUIRE_OK(down);
   CHECK((*down)[0].autoscaler == "api");
+  CHECK((*down)[0].autoscalerChanged);
+  auto again = scaler.scaleDown(api, 1);  // the HPA is already capped: not written again
+  REQUIRE_OK(again);
+  CHECK_FALSE((*again)[0].autoscalerChanged);
   auto hpa = client().get(kube::resources::kHorizontalPodAutoscalers, ns(), "api");
   REQUIRE_OK(hpa);
   CHECK((*hpa)["spec"]["maxReplicas"] == 1);
@@ -146,7 +150,9 @@ TEST_CASE("a target with an autoscaler is held down through the autoscaler's bou
   CHECK((*hpa)["metadata"]["annotations"][kOriginalMaxReplicas] == "6");
   CHECK(replicas(kube::resources::kDeployments, "api") == 1);
 
-  REQUIRE_OK(scaler.restore(api));
+  auto restored = scaler.restore(api);
+  REQUIRE_OK(restored);
+  CHECK((*restored)[0].autoscalerChanged);
   hpa = client().get(kube::resources::kHorizontalPodAutoscalers, ns(), "api");
   REQUIRE_OK(hpa);
   CHECK((*hpa)["spec"]["maxReplicas"] == 6);
