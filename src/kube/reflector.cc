@@ -60,7 +60,15 @@ Reflector::Next Reflector::listOnce(std::stop_token stop) {
   options.limit = options_.pageSize;
   if (listFromCache_ && options_.listFromWatchCache)
     options.resourceVersion = std::string(kAnyVersion);  // else "": a consistent read
-  options.transform = [this](Json& item) { store_.prepare(item); };
+  options.transform = [this](Json& item) {
+    // A list's items of built-in types carry no apiVersion and kind (watch events do); a
+    // cached object names its type, so that an Event's reference to it is complete.
+    if (item.is_object()) {
+      if (!item.contains("apiVersion")) item["apiVersion"] = type_.apiVersion();
+      if (!item.contains("kind")) item["kind"] = type_.kind;
+    }
+    store_.prepare(item);
+  };
   auto list = client_.list(type_, ns_, options, stop);
   if (!list) {
     if (list.error().reason == Reason::kCanceled) return Next::kStop;

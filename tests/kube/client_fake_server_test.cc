@@ -127,7 +127,11 @@ TEST_CASE("a paged list transforms each page's items as the page arrives") {
         if (req.get_param_value("continue").empty()) {
           res.set_content(listBody({configMap("a", "7")}, "7", "next"), "application/json");
         } else {
-          res.set_content(listBody({configMap("b", "7")}, "7"), "application/json");
+          // As a real apiserver lists built-in types: items without apiVersion and kind.
+          Json bare = configMap("b", "7");
+          bare.erase("apiVersion");
+          bare.erase("kind");
+          res.set_content(listBody({bare}, "7"), "application/json");
         }
       });
   fake.start();
@@ -149,6 +153,9 @@ TEST_CASE("a paged list transforms each page's items as the page arrives") {
   CHECK(transformed == 2);             // once each: replace() does not transform again
   REQUIRE(store.get("ns/b") != nullptr);
   CHECK((*store.get("ns/b"))["trimmed"] == true);
+  // The cache names the type, so that an Event's reference to the object is complete.
+  CHECK((*store.get("ns/b"))["kind"] == "ConfigMap");
+  CHECK((*store.get("ns/b"))["apiVersion"] == "v1");
 }
 
 TEST_CASE("429 with Retry-After is retried; other errors are not") {
