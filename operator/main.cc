@@ -252,8 +252,6 @@ int run(const Options& options) {
   if (metricsHttp) metricsHttp->start([&] { failNow("the metrics server stopped unexpectedly"); });
   if (probeHttp) probeHttp->start([&] { failNow("the probe server stopped unexpectedly"); });
 
-  std::jthread polling([&](std::stop_token stop) { (*poller)->run(stop, interval); });
-
   std::optional<PrometheusClient> prometheus;
   if (!options.prometheusUrl.empty()) {
     auto created = PrometheusClient::create(options.prometheusUrl);
@@ -266,10 +264,18 @@ int run(const Options& options) {
   kube::EventRecorder events(**client, "pi0-operator", options.identity);
   Caches caches(**client);
   ReconcilerOptions reconcilerOptions;
-  reconcilerOptions.matrixPeriod = std::chrono::duration_cast<std::chrono::milliseconds>(interval);
+  // Every poll round wakes the matrices (below); the period is the fallback should rounds stop.
+  reconcilerOptions.matrixPeriod = std::max<std::chrono::milliseconds>(
+      std::chrono::seconds(10),
+      2 * std::chrono::duration_cast<std::chrono::milliseconds>(interval));
   Reconcilers reconcilers(**client, caches, view, events, metrics,
                           prometheus ? &*prometheus : nullptr, reconcilerOptions);
   std::jthread caching([&caches](std::stop_token stop) { caches.run(stop); });
+  // Each round of polls wakes the matrices, so a load crossing a level is acted on within one
+  // poll interval.
+  std::jthread polling([&](std::stop_token stop) {
+    (*poller)->run(stop, interval, [&](const fleet::PollRound&) { reconcilers.fleetPolled(); });
+  });
   health.caches = &caches;
   // The probes stop reading the caches before they go, on every way out of run().
   struct Unpublish {
@@ -325,11 +331,11 @@ int run(const Options& options) {
   // the poller, then the servers.
   leading.request_stop();
   leading.join();
+  polling.request_stop();
+  polling.join();
   caching.request_stop();
   caching.join();
   events.flush();
-  polling.request_stop();
-  polling.join();
   if (discovery.joinable()) {
     discovery.request_stop();
     discovery.join();

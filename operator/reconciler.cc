@@ -393,6 +393,11 @@ void Reconcilers::run(std::stop_token stop) {
   matrixController_.start(stop);
 }
 
+void Reconcilers::fleetPolled() {
+  for (const auto& key : caches_.matrices.keys())
+    matrixController_.queue().add(key);
+}
+
 // ---------------------------------------------------------------------------------------------
 
 Reconcilers::ChannelView Reconcilers::viewOf(const ObjectPtr& object) const {

@@ -7,8 +7,9 @@
 //   matters across a crash or a change of leader is in the cluster: the undo records on the
 //   workloads (workload_state.h), the channel's health in its status, the matrix's level, calm
 //   time, last action and running restores in its status. A new leader goes on from there.
-// - A matrix is reconciled every `matrixPeriod` (the fleet's load changes without any watch
-//   event); a channel every `channelPeriod` and whenever its workloads or pods change.
+// - A matrix is reconciled after every round of fleet polls (fleetPolled(): the load changes
+//   without any watch event), when a Channel changes, and at least every `matrixPeriod`; a
+//   channel every `channelPeriod` and whenever its workloads or pods change.
 // - Statuses are written only when something other than the numbers' last digits changed, so a
 //   quiet cluster sees no writes.
 // - Of several matrices, the oldest in Enforce mode acts; the others publish their plans only
@@ -91,6 +92,10 @@ class Reconcilers {
 
   // Waits for the caches, then runs both controllers until `stop` (the leader's work). Once.
   void run(std::stop_token stop);
+
+  // The fleet view has new data: every matrix measures again now (rather than at its next
+  // period). Any thread; a no-op while this replica does not lead (the keys wait, deduplicated).
+  void fleetPolled();
 
   Result<kube::ReconcileResult> reconcileChannel(const std::string& key);
   Result<kube::ReconcileResult> reconcileMatrix(const std::string& name);

@@ -293,10 +293,12 @@ PollRound FleetPoller::pollOnce(std::stop_token st) {
   return round;
 }
 
-void FleetPoller::run(std::stop_token st, Clock::duration interval) {
+void FleetPoller::run(std::stop_token st, Clock::duration interval,
+                      const std::function<void(const PollRound&)>& afterRound) {
   while (!st.stop_requested()) {
     const Clock::time_point start = clock_.now();
-    pollOnce(st);
+    const PollRound round = pollOnce(st);
+    if (afterRound && !st.stop_requested()) afterRound(round);
     if (!clock_.sleepUntil(saturatingAdd(start, interval), st)) return;
   }
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -65,8 +66,11 @@ class FleetPoller {
   PollRound pollOnce(std::stop_token st = {});
 
   // Polls a round every `interval` on the clock (a round that takes longer than the interval
-  // is followed by the next at once) until `st` is stopped. Blocks.
-  void run(std::stop_token st, Clock::duration interval);
+  // is followed by the next at once) until `st` is stopped, calling `afterRound` (if any) on
+  // this thread after each round, so that what depends on the view acts on fresh data at once.
+  // Blocks.
+  void run(std::stop_token st, Clock::duration interval,
+           const std::function<void(const PollRound&)>& afterRound = {});
 
   const PollCounters& counters() const { return counters_; }
 

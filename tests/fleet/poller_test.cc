@@ -381,7 +381,7 @@ TEST_CASE("stopping a round cancels the polls in flight without counting them") 
   CHECK(view.beginPoll("node-hang", clock.now()));  // nothing was left half-done
 }
 
-TEST_CASE("run() polls once per interval on the clock until stopped") {
+TEST_CASE("run() polls once per interval on the clock until stopped, calling back after each") {
   testing::FakeClock clock;
   StandInAgent good("node-good", StandInAgent::Mode::kGood);
   StaticAgents source({good.agent()});
@@ -389,13 +389,23 @@ TEST_CASE("run() polls once per interval on the clock until stopped") {
   auto poller = FleetPoller::create(source, view, clock, fastOptions());
   REQUIRE(poller);
   const auto start = clock.now();
-  std::jthread runner([&](std::stop_token st) { (*poller)->run(st, 5s); });
+  std::atomic<int> rounds{0};
+  std::atomic<int> okInLastRound{0};
+  std::jthread runner([&](std::stop_token st) {
+    (*poller)->run(st, 5s, [&](const PollRound& round) {
+      okInLastRound = round.ok;
+      ++rounds;  // after the round: its result is in the view already
+    });
+  });
   REQUIRE(clock.awaitSleeper(start + 5s));
   CHECK(good.requests() == 1);
+  CHECK(rounds == 1);
+  CHECK(okInLastRound == 1);
   CHECK(*view.snapshot()->find("node-good")->fetchedAt == start);
   clock.advance(5s);
   REQUIRE(clock.awaitSleeper(start + 10s));
   CHECK(good.requests() == 2);
+  CHECK(rounds == 2);
   CHECK(*view.snapshot()->find("node-good")->fetchedAt == start + 5s);
   runner.request_stop();
   runner.join();
