@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# What pi0-operator's end-to-end scripts share (operator_e2e_test.sh, operator_bad_input_test.sh):
+# a cluster with $work, JSON log fields, and the snapshot of the cluster's state (state.py) with
+# expect/wait_for over Python expressions. Source it after tests/e2e/lib.sh, with NS and NODES
+# set.
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# log_field LOG MSG FIELD: FIELD of the first JSON log line of LOG whose msg is MSG.
+log_field() {
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+log, msg, field = sys.argv[1:4]
+for line in open(log, errors="replace"):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    if rec.get("msg") == msg and field in rec:
+        print(rec[field])
+        sys.exit(0)
+sys.exit(1)
+PY
+}
+
+now() { date +%s.%N; }
+k() { kubectl --request-timeout=30s "$@"; }
+
+e2e_cluster_up
+work=$PI0_CLUSTER_DIR/operator-e2e
+mkdir -p "$work"
+
+# state.py reads the snapshot that `snapshot` saves and evaluates Python expressions over it:
+#   D[name]  Deployment: replicas (spec), ready, gen (metadata.generation), ann (the
+#            stability.pi0.io/ annotations, prefix removed)
+#   H[name]  HPA: min, max, ann
+#   C[name]  Channel status ({} before the operator writes one); M[name] ShutdownMatrix status,
+#            MG[name] its metadata.generation
+#   E        pi0-operator's Events: reason, type, kind, name, ns, instance, component, t (epoch
+#            seconds of the first occurrence), count, message; sorted by t
+#   ev(reason, kind=None, name=None) -> matching Events; n(...) -> the sum of their counts
+#   cond(status, type) -> the condition of that type ({} when absent); T(rfc3339) -> epoch
+#   V[name]  values given with --var NAME=VALUE (numbers when they parse)
+cat >"$work/state.py" <<'PY'
+import datetime, json, sys
+
+work, mode = sys.argv[1], sys.argv[2]
+args = sys.argv[3:]
+V = {}
+while len(args) >= 2 and args[0] == "--var":
+    name, value = args[1].split("=", 1)
+    try:
+        value = float(value)
+    except ValueError:
+        pass
+    V[name] = value
+    args = args[2:]
+
+def items(name):
+    try:
+        return json.load(open("%s/%s.json" % (work, name))).get("items") or []
+    except (OSError, ValueError):
+        return []
+
+def T(ts):
+    if not ts:
+        return None
+    ts = ts.replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(ts).timestamp()
+
+PREFIX = "stability.pi0.io/"
+def ann(o):
+    a = o["metadata"].get("annotations") or {}
+    return {k[len(PREFIX):]: v for k, v in a.items() if k.startswith(PREFIX)}
+
+D = {o["metadata"]["name"]: {"replicas": o["spec"].get("replicas"),
+                             "ready": (o.get("status") or {}).get("readyReplicas", 0),
+                             "gen": o["metadata"].get("generation"), "ann": ann(o)}
+     for o in items("deployments")}
+H = {o["metadata"]["name"]: {"min": o["spec"].get("minReplicas"),
+                             "max": o["spec"].get("maxReplicas"), "ann": ann(o)}
+     for o in items("hpas")}
+C = {o["metadata"]["name"]: o.get("status") or {} for o in items("channels")}
+MS = {o["metadata"]["name"]: o.get("spec") or {} for o in items("matrices")}
+M = {o["metadata"]["name"]: o.get("status") or {} for o in items("matrices")}
+MG = {o["metadata"]["name"]: o["metadata"].get("generation") for o in items("matrices")}
+E = []
+for e in items("events"):
+    src = (e.get("source") or {}).get("component") or ""
+    if src != "pi0-operator" and e.get("reportingComponent") != "pi0-operator":
+        continue
+    first = e.get("eventTime") or e.get("firstTimestamp") or e.get("lastTimestamp")
+    io = e.get("involvedObject") or {}
+    E.append({"reason": e.get("reason"), "type": e.get("type"), "kind": io.get("kind"),
+              "name": io.get("name"), "ns": io.get("namespace"),
+              "instance": e.get("reportingInstance"), "component": src, "t": T(first),
+              "count": e.get("count") or 1, "message": e.get("message"), "ref": io})
+E.sort(key=lambda e: (e["t"] or 0))
+
+def ev(reason, kind=None, name=None):
+    return [e for e in E if e["reason"] == reason and (kind is None or e["kind"] == kind)
+            and (name is None or e["name"] == name)]
+
+def n(reason, kind=None, name=None):
+    return sum(e["count"] for e in ev(reason, kind, name))
+
+def cond(status, type_):
+    for c in (status or {}).get("conditions") or []:
+        if c.get("type") == type_:
+            return c
+    return {}
+
+def show():
+    out = sys.stderr
+    print("  Deployments (replicas ready generation annotations):", file=out)
+    for name, d in sorted(D.items()):
+        print("    %-16s %s %s gen=%s %s" % (name, d["replicas"], d["ready"], d["gen"], d["ann"]),
+              file=out)
+    for name, h in sorted(H.items()):
+        print("  HPA %s: min=%s max=%s %s" % (name, h["min"], h["max"], h["ann"]), file=out)
+    for name, c in sorted(C.items()):
+        conds = ["%s=%s(%s: %s)" % (x.get("type"), x.get("status"), x.get("reason"),
+                                    x.get("message")) for x in c.get("conditions") or []]
+        print("  Channel %s: state=%s level=%s replicas=%s %s" % (
+            name, c.get("state"), c.get("level"), c.get("replicas"), "; ".join(conds)), file=out)
+    for name, m in sorted(M.items()):
+        print("  ShutdownMatrix %s (mode %s): %s" % (name, MS[name].get("mode"),
+                                                     json.dumps(m, sort_keys=True)), file=out)
+    print("  pi0-operator Events (time reason type object instance count: message):", file=out)
+    for e in E:
+        t = datetime.datetime.utcfromtimestamp(e["t"]).strftime("%H:%M:%S") if e["t"] else "?"
+        print("    %s %-15s %-7s %s/%s %s x%s: %s" % (
+            t, e["reason"], e["type"], e["kind"], e["name"], e["instance"], e["count"],
+            e["message"]), file=out)
+        if not e["kind"]:
+            print("      ^ involvedObject without a kind: %s" % json.dumps(e["ref"]), file=out)
+
+if mode == "show":
+    show()
+    sys.exit(0)
+if mode == "value":
+    print(eval(args[0]))
+    sys.exit(0)
+failed = []
+for x in args:
+    try:
+        if not eval(x):
+            failed.append("not true: " + x)
+    except Exception as e:  # e.g. an Event or annotation that is not there
+        failed.append("%s: %r in: %s" % (type(e).__name__, e, x))
+if failed:
+    if mode == "explain":
+        for x in failed:
+            print("  " + x, file=sys.stderr)
+    sys.exit(1)
+PY
+
+snapshot() {
+  e2e_api GET "/apis/apps/v1/namespaces/$NS/deployments" >"$work/deployments.json" &&
+    e2e_api GET "/apis/autoscaling/v1/namespaces/$NS/horizontalpodautoscalers" >"$work/hpas.json" &&
+    e2e_api GET "/apis/stability.pi0.io/v1alpha1/namespaces/$NS/channels" >"$work/channels.json" &&
+    e2e_api GET /apis/stability.pi0.io/v1alpha1/shutdownmatrices >"$work/matrices.json" &&
+    e2e_api GET /api/v1/events >"$work/events.json"
+}
+VARS=() # --var NAME=VALUE pairs handed to every evaluation
+setvar() { VARS+=(--var "$1=$2"); }
+# value EXPR: the value of EXPR over the last snapshot.
+value() { /usr/bin/python3 "$work/state.py" "$work" value "${VARS[@]}" "$1"; }
+# holds EXPR...: a fresh snapshot, and every expression true.
+holds() { snapshot 2>/dev/null && /usr/bin/python3 "$work/state.py" "$work" check "${VARS[@]}" "$@"; }
+
+# shellcheck disable=SC2034 # the sourcing scripts read metrics_port
+declare -A op_pid op_log op_id metrics_port
+dump() {
+  e2e_log "what the test saw:"
+  snapshot || true
+  /usr/bin/python3 "$work/state.py" "$work" show || true
+  local n
+  for n in "${!op_log[@]}"; do
+    e2e_log "last lines of operator $n (${op_id[$n]}, pid ${op_pid[$n]}):"
+    tail -n 40 "${op_log[$n]}" | sed 's/^/    /' >&2
+  done
+}
+fail() {
+  dump
+  e2e_fail "$@"
+}
+# expect DESC EXPR...: fails, showing the state and which expressions are false, unless all hold.
+expect() {
+  local desc=$1
+  shift
+  if ! holds "$@"; then
+    /usr/bin/python3 "$work/state.py" "$work" explain "${VARS[@]}" "$@" || true
+    fail "$desc"
+  fi
+  e2e_log "ok: $desc"
+}
+# wait_for DESC TIMEOUT_S EXPR...: until every expression holds.
+wait_for() {
+  local desc=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until holds "$@"; do
+    if ((SECONDS >= deadline)); then
+      /usr/bin/python3 "$work/state.py" "$work" explain "${VARS[@]}" "$@" || true
+      fail "timed out after ${timeout}s waiting for $desc"
+    fi
+    sleep 0.3
+  done
+  e2e_log "ok: $desc"
+}
