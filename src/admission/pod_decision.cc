@@ -1,0 +1,970 @@
+#include "admission/pod_decision.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <utility>
+
+namespace pi0::admission {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// --- Reading JSON: every access checks the type first, so nothing here can throw. ---------------
+
+// The member `key` of `object`, or nullptr when `object` is not an object, the member is absent
+// or it is null (Kubernetes treats a null field as an absent one).
+const Json* member(const Json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+std::string typeError(const std::string& path, const char* expected) {
+  return path + ": not " + expected;
+}
+
+Result<std::string> optionalString(const Json& object, const char* key, const std::string& path) {
+  const Json* v = member(object, key);
+  if (!v) return std::string();
+  if (!v->is_string()) return fail(typeError(path + "." + key, "a string"));
+  return v->get<std::string>();
+}
+
+// A map of strings (labels, nodeSelector).
+Result<std::map<std::string, std::string>> stringMap(const Json& object, const char* key,
+                                                     const std::string& path) {
+  std::map<std::string, std::string> out;
+  const Json* v = member(object, key);
+  if (!v) return out;
+  const std::string here = path.empty() ? key : path + "." + key;
+  if (!v->is_object()) return fail(typeError(here, "an object"));
+  for (const auto& [k, value] : v->items()) {
+    if (!value.is_string()) return fail(typeError(here + "." + k, "a string"));
+    out.emplace(k, value.get<std::string>());
+  }
+  return out;
+}
+
+// The array `key` of `object` (empty when absent), or an error when it is something else.
+Result<const Json*> array(const Json& object, const char* key, const std::string& path) {
+  static const Json kEmpty = Json::array();
+  const Json* v = member(object, key);
+  if (!v) return &kEmpty;
+  if (!v->is_array()) return fail(typeError(path + "." + key, "an array"));
+  return v;
+}
+
+std::string indexed(const std::string& path, std::size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+// A quantity as a string or a JSON number.
+Result<std::string> quantityText(const Json& v, const std::string& path) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number()) return v.dump();
+  return fail(typeError(path, "a quantity"));
+}
+
+struct Requests {
+  std::int64_t cpuMilli = 0;
+  std::int64_t memoryBytes = 0;
+  std::int64_t gpus = 0;
+};
+
+// Saturating: absurd requests must not overflow into small ones.
+std::int64_t addSat(std::int64_t a, std::int64_t b) {
+  std::int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return std::numeric_limits<std::int64_t>::max();
+  return r;
+}
+
+Requests plus(const Requests& a, const Requests& b) {
+  return {addSat(a.cpuMilli, b.cpuMilli), addSat(a.memoryBytes, b.memoryBytes),
+          addSat(a.gpus, b.gpus)};
+}
+
+Requests maxOf(const Requests& a, const Requests& b) {
+  return {std::max(a.cpuMilli, b.cpuMilli), std::max(a.memoryBytes, b.memoryBytes),
+          std::max(a.gpus, b.gpus)};
+}
+
+// A resource list (requests, overhead): cpu, memory and nvidia.com/gpu; others are ignored.
+Result<Requests> resourceList(const Json* list, const std::string& path) {
+  Requests r;
+  if (!list) return r;
+  if (!list->is_object()) return fail(typeError(path, "an object"));
+  for (const auto& [key, value] : list->items()) {
+    const bool cpu = key == "cpu", memory = key == "memory", gpu = key == kGpuResourceName;
+    if (!cpu && !memory && !gpu) continue;
+    const std::string here = path + "." + key;
+    auto text = quantityText(value, here);
+    if (!text) return std::unexpected(text.error());
+    auto q = memory ? stability::parseBytes(*text) : stability::parseCpuMilli(*text);
+    if (!q) return fail(here + ": " + q.error().message);
+    if (*q < 0) return fail(here + ": \"" + *text + "\" is negative");
+    if (cpu) r.cpuMilli = *q;
+    if (memory) r.memoryBytes = *q;
+    if (gpu) {
+      if (*q % 1000 != 0) return fail(here + ": \"" + *text + "\" is not a whole number of GPUs");
+      r.gpus = *q / 1000;
+    }
+  }
+  return r;
+}
+
+Result<Requests> containerRequests(const Json& container, const std::string& path) {
+  if (!container.is_object()) return fail(typeError(path, "an object"));
+  const Json* resources = member(container, "resources");
+  if (resources && !resources->is_object())
+    return fail(typeError(path + ".resources", "an object"));
+  return resourceList(resources ? member(*resources, "requests") : nullptr,
+                      path + ".resources.requests");
+}
+
+// The scheduler's effective requests (k8s.io/component-helpers resource.PodRequests).
+Result<Requests> podRequests(const Json& spec) {
+  auto containers = array(spec, "containers", "spec");
+  if (!containers) return std::unexpected(containers.error());
+  Requests sum;
+  for (std::size_t i = 0; i < (*containers)->size(); ++i) {
+    auto r = containerRequests((**containers)[i], indexed("spec.containers", i));
+    if (!r) return r;
+    sum = plus(sum, *r);
+  }
+  auto inits = array(spec, "initContainers", "spec");
+  if (!inits) return std::unexpected(inits.error());
+  Requests sidecars;  // restartable init containers started so far: they keep running
+  Requests initPeak;
+  for (std::size_t i = 0; i < (*inits)->size(); ++i) {
+    const Json& c = (**inits)[i];
+    const std::string path = indexed("spec.initContainers", i);
+    auto r = containerRequests(c, path);
+    if (!r) return r;
+    auto policy = optionalString(c, "restartPolicy", path);
+    if (!policy) return std::unexpected(policy.error());
+    if (*policy == "Always") {
+      sidecars = plus(sidecars, *r);
+      initPeak = maxOf(initPeak, sidecars);
+    } else {
+      initPeak = maxOf(initPeak, plus(*r, sidecars));
+    }
+  }
+  Requests total = maxOf(plus(sum, sidecars), initPeak);
+  auto overhead = resourceList(member(spec, "overhead"), "spec.overhead");
+  if (!overhead) return overhead;
+  return plus(total, *overhead);
+}
+
+Result<SelectorOperator> selectorOperator(const std::string& text, const std::string& path) {
+  static const std::pair<const char*, SelectorOperator> kOps[] = {
+      {"In", SelectorOperator::kIn},         {"NotIn", SelectorOperator::kNotIn},
+      {"Exists", SelectorOperator::kExists}, {"DoesNotExist", SelectorOperator::kDoesNotExist},
+      {"Gt", SelectorOperator::kGt},         {"Lt", SelectorOperator::kLt}};
+  for (const auto& [name, op] : kOps) {
+    if (text == name) return op;
+  }
+  return fail(path + ": unknown operator \"" + text + "\"");
+}
+
+std::optional<std::int64_t> parseInteger(std::string_view text) {
+  std::int64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return v;
+}
+
+Result<NodeSelectorRequirement> requirement(const Json& r, const std::string& path, bool field) {
+  if (!r.is_object()) return fail(typeError(path, "an object"));
+  NodeSelectorRequirement out;
+  auto key = optionalString(r, "key", path);
+  if (!key) return std::unexpected(key.error());
+  if (key->empty()) return fail(path + ".key: missing");
+  if (field && *key != "metadata.name")
+    return fail(path + ".key: unsupported field \"" + *key + "\" (only metadata.name)");
+  out.key = *key;
+  auto op = optionalString(r, "operator", path);
+  if (!op) return std::unexpected(op.error());
+  auto parsed = selectorOperator(*op, path + ".operator");
+  if (!parsed) return std::unexpected(parsed.error());
+  out.op = *parsed;
+  auto values = array(r, "values", path);
+  if (!values) return std::unexpected(values.error());
+  for (std::size_t i = 0; i < (*values)->size(); ++i) {
+    const Json& v = (**values)[i];
+    if (!v.is_string()) return fail(typeError(indexed(path + ".values", i), "a string"));
+    out.values.push_back(v.get<std::string>());
+  }
+  if (out.op == SelectorOperator::kGt || out.op == SelectorOperator::kLt) {
+    std::optional<std::int64_t> n;
+    if (out.values.size() == 1) n = parseInteger(out.values[0]);
+    if (!n) return fail(path + ".values: " + *op + " needs exactly one integer value");
+    out.number = *n;
+  }
+  return out;
+}
+
+Result<std::vector<NodeSelectorTerm>> nodeSelectorTerms(const Json& required,
+                                                        const std::string& path) {
+  if (!required.is_object()) return fail(typeError(path, "an object"));
+  auto terms = array(required, "nodeSelectorTerms", path);
+  if (!terms) return std::unexpected(terms.error());
+  std::vector<NodeSelectorTerm> out;
+  for (std::size_t i = 0; i < (*terms)->size(); ++i) {
+    const Json& t = (**terms)[i];
+    const std::string here = indexed(path + ".nodeSelectorTerms", i);
+    if (!t.is_object()) return fail(typeError(here, "an object"));
+    NodeSelectorTerm term;
+    for (const bool field : {false, true}) {
+      const char* key = field ? "matchFields" : "matchExpressions";
+      auto list = array(t, key, here);
+      if (!list) return std::unexpected(list.error());
+      for (std::size_t j = 0; j < (*list)->size(); ++j) {
+        auto r = requirement((**list)[j], indexed(here + "." + key, j), field);
+        if (!r) return std::unexpected(r.error());
+        (field ? term.matchFields : term.matchExpressions).push_back(std::move(*r));
+      }
+    }
+    out.push_back(std::move(term));
+  }
+  return out;
+}
+
+Result<std::optional<TaintEffect>> taintEffect(const std::string& text, const std::string& path) {
+  if (text.empty()) return std::optional<TaintEffect>();
+  if (text == "NoSchedule") return TaintEffect::kNoSchedule;
+  if (text == "PreferNoSchedule") return TaintEffect::kPreferNoSchedule;
+  if (text == "NoExecute") return TaintEffect::kNoExecute;
+  return fail(path + ": unknown effect \"" + text + "\"");
+}
+
+Result<Toleration> toleration(const Json& t, const std::string& path) {
+  if (!t.is_object()) return fail(typeError(path, "an object"));
+  Toleration out;
+  auto key = optionalString(t, "key", path);
+  auto op = optionalString(t, "operator", path);
+  auto value = optionalString(t, "value", path);
+  auto effect = optionalString(t, "effect", path);
+  for (auto* r : {&key, &op, &value, &effect}) {
+    if (!*r) return std::unexpected(r->error());
+  }
+  out.key = *key;
+  out.value = *value;
+  if (*op == "Exists") {
+    out.exists = true;
+  } else if (!op->empty() && *op != "Equal") {
+    return fail(path + ".operator: unknown operator \"" + *op + "\"");
+  }
+  auto e = taintEffect(*effect, path + ".effect");
+  if (!e) return std::unexpected(e.error());
+  out.effect = *e;
+  return out;
+}
+
+// --- Matching ----------------------------------------------------------------------------------
+
+bool contains(const std::vector<std::string>& values, const std::string& v) {
+  return std::find(values.begin(), values.end(), v) != values.end();
+}
+
+bool matchesRequirement(const NodeSelectorRequirement& r, const std::string* value) {
+  switch (r.op) {
+    case SelectorOperator::kIn:
+      return value && contains(r.values, *value);
+    case SelectorOperator::kNotIn:
+      return !value || !contains(r.values, *value);
+    case SelectorOperator::kExists:
+      return value != nullptr;
+    case SelectorOperator::kDoesNotExist:
+      return value == nullptr;
+    case SelectorOperator::kGt:
+    case SelectorOperator::kLt: {
+      if (!value) return false;
+      auto n = parseInteger(*value);
+      if (!n) return false;
+      return r.op == SelectorOperator::kGt ? *n > r.number : *n < r.number;
+    }
+  }
+  return false;
+}
+
+// The reasons a node is not a candidate, in the order they are checked.
+enum class Elimination {
+  kNodeName,
+  kUnschedulable,
+  kNodeSelector,
+  kAffinity,
+  kTaint,
+  kCpu,
+  kMemory,
+  kGpu,
+  kCount
+};
+
+const char* eliminationText(Elimination e) {
+  switch (e) {
+    case Elimination::kNodeName:
+      return "other than the pod's spec.nodeName";
+    case Elimination::kUnschedulable:
+      return "unschedulable";
+    case Elimination::kNodeSelector:
+      return "not matching the nodeSelector";
+    case Elimination::kAffinity:
+      return "not matching the required node affinity";
+    case Elimination::kTaint:
+      return "with an untolerated taint";
+    case Elimination::kCpu:
+      return "with too little allocatable cpu";
+    case Elimination::kMemory:
+      return "with too little allocatable memory";
+    case Elimination::kGpu:
+      return "with too little allocatable nvidia.com/gpu";
+    case Elimination::kCount:
+      break;
+  }
+  return "?";
+}
+
+// The first taint of `node` that eliminates it for `pod`, or nullptr.
+const Taint* untoleratedTaint(const PodRequest& pod, const NodeInfo& node) {
+  for (const Taint& taint : node.taints) {
+    if (taint.effect == TaintEffect::kPreferNoSchedule) continue;
+    const bool tolerated = std::any_of(pod.tolerations.begin(), pod.tolerations.end(),
+                                       [&](const Toleration& t) { return tolerates(t, taint); });
+    if (!tolerated) return &taint;
+  }
+  return nullptr;
+}
+
+std::optional<Elimination> eliminate(const PodRequest& pod, const NodeInfo& node,
+                                     const Taint** taint) {
+  if (!pod.nodeName.empty()) {
+    if (node.name != pod.nodeName) return Elimination::kNodeName;
+  } else if (node.unschedulable) {
+    const Taint unschedulable{std::string(kUnschedulableTaintKey), "", TaintEffect::kNoSchedule};
+    const bool tolerated =
+        std::any_of(pod.tolerations.begin(), pod.tolerations.end(),
+                    [&](const Toleration& t) { return tolerates(t, unschedulable); });
+    if (!tolerated) return Elimination::kUnschedulable;
+  }
+  for (const auto& [key, value] : pod.nodeSelector) {
+    auto it = node.labels.find(key);
+    if (it == node.labels.end() || it->second != value) return Elimination::kNodeSelector;
+  }
+  if (pod.requiredAffinity) {
+    const auto& terms = *pod.requiredAffinity;
+    if (!std::any_of(terms.begin(), terms.end(),
+                     [&](const NodeSelectorTerm& t) { return matchesTerm(t, node); })) {
+      return Elimination::kAffinity;
+    }
+  }
+  if (pod.nodeName.empty()) {
+    if (const Taint* t = untoleratedTaint(pod, node)) {
+      *taint = t;
+      return Elimination::kTaint;
+    }
+  }
+  if (pod.cpuMilli > node.cpuMilli) return Elimination::kCpu;
+  if (pod.memoryBytes > node.memoryBytes) return Elimination::kMemory;
+  if (pod.gpus > node.gpus) return Elimination::kGpu;
+  return std::nullopt;
+}
+
+// --- Gates -------------------------------------------------------------------------------------
+
+// The gate metrics of one resource of one node, and its PSI when the node has it.
+struct ResourceMetrics {
+  fleet::SignalGates gates;
+  std::optional<double> psi;
+};
+
+bool isGpuSmSignal(std::string_view name) {
+  if (name.size() < 7 || name.substr(0, 3) != "gpu" || name.substr(name.size() - 3) != "_sm")
+    return false;
+  const std::string_view digits = name.substr(3, name.size() - 6);
+  return !digits.empty() &&
+         std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// nullopt when the fingerprint lacks gate metrics the resource needs (no data).
+std::optional<ResourceMetrics> metricsOf(const fleet::NodeFingerprint& fp,
+                                         fleet::Resource resource) {
+  if (resource == fleet::Resource::kGpu) {
+    ResourceMetrics m;
+    int n = 0;
+    for (const auto& [name, signal] : fp.signals) {
+      if (!isGpuSmSignal(name)) continue;
+      if (!signal.gates) return std::nullopt;
+      m.gates.fitError += signal.gates->fitError;
+      m.gates.gluingDelta += signal.gates->gluingDelta;
+      m.gates.isolation += signal.gates->isolation;
+      ++n;
+    }
+    if (n == 0) return std::nullopt;
+    m.gates.fitError /= n;
+    m.gates.gluingDelta /= n;
+    m.gates.isolation /= n;
+    return m;
+  }
+  const bool cpu = resource == fleet::Resource::kCpu;
+  const fleet::SignalFingerprint* s = fp.signal(cpu ? "cpu" : "memory");
+  if (!s || !s->gates) return std::nullopt;
+  ResourceMetrics m{*s->gates, std::nullopt};
+  if (const fleet::SignalFingerprint* psi = fp.signal(cpu ? "psi_cpu" : "psi_memory"))
+    m.psi = psi->current;
+  return m;
+}
+
+std::int64_t requestOf(const PodRequest& pod, fleet::Resource r) {
+  switch (r) {
+    case fleet::Resource::kCpu:
+      return pod.cpuMilli;
+    case fleet::Resource::kMemory:
+      return pod.memoryBytes;
+    case fleet::Resource::kGpu:
+      return pod.gpus;
+  }
+  return 0;
+}
+
+std::int64_t allocatableOf(const NodeInfo& node, fleet::Resource r) {
+  switch (r) {
+    case fleet::Resource::kCpu:
+      return node.cpuMilli;
+    case fleet::Resource::kMemory:
+      return node.memoryBytes;
+    case fleet::Resource::kGpu:
+      return node.gpus;
+  }
+  return 0;
+}
+
+std::vector<fleet::Resource> resourcesUsed(const PodRequest& pod) {
+  std::vector<fleet::Resource> out{fleet::Resource::kCpu, fleet::Resource::kMemory};
+  if (pod.gpus > 0) out.push_back(fleet::Resource::kGpu);
+  return out;
+}
+
+// The node's failing gates; nullopt when it has no data for the pod.
+std::optional<std::vector<GateFailure>> evaluate(const PodRequest& pod, const NodeInfo& node,
+                                                 const fleet::NodeFingerprint& fp,
+                                                 const std::vector<fleet::Resource>& used,
+                                                 const Thresholds& th) {
+  std::vector<ResourceMetrics> metrics;
+  for (fleet::Resource r : used) {
+    auto m = metricsOf(fp, r);
+    if (!m) return std::nullopt;
+    metrics.push_back(*m);
+  }
+  std::vector<GateFailure> failures;
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    const fleet::Resource r = used[i];
+    const ResourceMetrics& m = metrics[i];
+    auto add = [&](Gate gate, double value, double threshold, double share = 0) {
+      failures.push_back(GateFailure{node.name, r, gate, value, threshold, share});
+    };
+    if (m.gates.fitError > th.fitError) add(Gate::kFitError, m.gates.fitError, th.fitError);
+    if (m.gates.gluingDelta > th.gluingDelta)
+      add(Gate::kGluingDelta, m.gates.gluingDelta, th.gluingDelta);
+    if (m.psi && *m.psi > th.psi) add(Gate::kPsi, *m.psi, th.psi);
+    const std::int64_t alloc = allocatableOf(node, r);
+    // A request larger than allocatable was eliminated before; alloc 0 here means request 0.
+    const double share =
+        alloc > 0 ? static_cast<double>(requestOf(pod, r)) / static_cast<double>(alloc) : 0.0;
+    if (m.gates.isolation < share + th.isolation)
+      add(Gate::kIsolation, m.gates.isolation, share + th.isolation, share);
+  }
+  return failures;
+}
+
+// --- Messages ----------------------------------------------------------------------------------
+
+std::string fixed(double v, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
+// Two decimals, or more when two would print a failing value and its threshold alike.
+int decimalsFor(double a, double b) {
+  int d = 2;
+  while (d < 6 && fixed(a, d) == fixed(b, d))
+    ++d;
+  return d;
+}
+
+const char* resourceLabel(fleet::Resource r) {
+  switch (r) {
+    case fleet::Resource::kCpu:
+      return "cpu";
+    case fleet::Resource::kMemory:
+      return "memory";
+    case fleet::Resource::kGpu:
+      return "gpu";
+  }
+  return "?";
+}
+
+std::string describe(const GateFailure& f) {
+  const int d = decimalsFor(f.value, f.threshold);
+  std::string s = std::string(resourceLabel(f.resource)) + " " + gateName(f.gate) + " " +
+                  fixed(f.value, d) + (f.gate == Gate::kIsolation ? " < " : " > ") +
+                  fixed(f.threshold, d);
+  if (f.gate == Gate::kIsolation) {
+    s += " (request " + fixed(f.requestShare, d) + " + margin " +
+         fixed(f.threshold - f.requestShare, d) + ")";
+  }
+  return s;
+}
+
+std::string describeRequests(const PodRequest& pod) {
+  std::string s = "cpu " + stability::formatCpuMilli(pod.cpuMilli) + ", memory " +
+                  stability::formatBytes(pod.memoryBytes);
+  if (pod.gpus > 0) s += ", nvidia.com/gpu " + std::to_string(pod.gpus);
+  return s;
+}
+
+std::string nodes(int n) {
+  return std::to_string(n) + (n == 1 ? " node" : " nodes");
+}
+
+std::string candidateNodes(int n) {
+  return std::to_string(n) + (n == 1 ? " candidate node" : " candidate nodes");
+}
+
+std::string taintText(const Taint& t) {
+  return t.key + (t.value.empty() ? "" : "=" + t.value) + ":" + taintEffectName(t.effect);
+}
+
+// The verdict before the mode is applied.
+struct Verdict {
+  bool allowed = true;
+  Reason reason = Reason::kPassed;
+  std::string message;
+  std::vector<std::string> warnings;
+  std::string node;
+  std::vector<GateFailure> failures;
+};
+
+std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& c) {
+  if (c.state == stability::ChannelState::kInactive) {
+    std::string m = "channel " + c.name + " is shut down at level " + c.level + " (load " +
+                    fixed(c.load, 2) + "); it comes back when ";
+    m += c.resumeBelow ? "the load stays below " + fixed(*c.resumeBelow, 2)
+                       : std::string("the operator restores it");
+    return Verdict{false, Reason::kChannelInactive, std::move(m), {}, {}, {}};
+  }
+  if (!c.elevated || !c.bufferRemaining) return std::nullopt;
+  std::vector<std::string> over;
+  if (c.bufferRemaining->cpuMilli) {
+    const std::int64_t left = std::max<std::int64_t>(0, *c.bufferRemaining->cpuMilli);
+    if (pod.cpuMilli > left) {
+      over.push_back("cpu " + stability::formatCpuMilli(pod.cpuMilli) + " > " +
+                     stability::formatCpuMilli(left) + " remaining (by " +
+                     stability::formatCpuMilli(pod.cpuMilli - left) + ")");
+    }
+  }
+  if (c.bufferRemaining->memoryBytes) {
+    const std::int64_t left = std::max<std::int64_t>(0, *c.bufferRemaining->memoryBytes);
+    if (pod.memoryBytes > left) {
+      over.push_back("memory " + stability::formatBytes(pod.memoryBytes) + " > " +
+                     stability::formatBytes(left) + " remaining (by " +
+                     stability::formatBytes(pod.memoryBytes - left) + ")");
+    }
+  }
+  if (over.empty()) return std::nullopt;
+  std::string m = "channel " + c.name + "'s buffer is exhausted at level " + c.level + " (load " +
+                  fixed(c.load, 2) + "): ";
+  for (std::size_t i = 0; i < over.size(); ++i)
+    m += (i ? ", " : "") + over[i];
+  return Verdict{false, Reason::kBufferExhausted, std::move(m), {}, {}, {}};
+}
+
+double totalExcess(const std::vector<GateFailure>& failures) {
+  double sum = 0;
+  for (const auto& f : failures)
+    sum += f.excess();
+  return sum;
+}
+
+Verdict nodeVerdict(const PodRequest& pod, const std::vector<NodeInfo>& all,
+                    const fleet::FleetSnapshot& fleet, const Policy& policy,
+                    Clock::time_point now) {
+  const std::vector<fleet::Resource> used = resourcesUsed(pod);
+  int eliminated[static_cast<int>(Elimination::kCount)] = {};
+  const Taint* firstTaint = nullptr;
+  int candidates = 0, withoutData = 0;
+  const NodeInfo* closest = nullptr;
+  std::vector<GateFailure> closestFailures;
+
+  for (const NodeInfo& node : all) {
+    const Taint* taint = nullptr;
+    if (auto e = eliminate(pod, node, &taint)) {
+      ++eliminated[static_cast<int>(*e)];
+      if (taint && !firstTaint) firstTaint = taint;
+      continue;
+    }
+    ++candidates;
+    const fleet::NodeStatus* status = fleet.find(node.name);
+    if (!status || !fleet.isUsable(*status, now)) {
+      ++withoutData;
+      continue;
+    }
+    auto failures = evaluate(pod, node, *status->fingerprint, used, policy.thresholds);
+    if (!failures) {
+      ++withoutData;
+      continue;
+    }
+    if (failures->empty()) return Verdict{true, Reason::kPassed, {}, {}, node.name, {}};
+    const bool better = !closest || failures->size() < closestFailures.size() ||
+                        (failures->size() == closestFailures.size() &&
+                         totalExcess(*failures) < totalExcess(closestFailures));
+    if (better) {
+      closest = &node;
+      closestFailures = std::move(*failures);
+    }
+  }
+
+  if (candidates == 0) {
+    std::string m;
+    if (all.empty()) {
+      m = "no candidate node: the cluster has no nodes";
+    } else {
+      m = "no candidate node among " + nodes(static_cast<int>(all.size())) + ":";
+      bool first = true;
+      for (int i = 0; i < static_cast<int>(Elimination::kCount); ++i) {
+        if (eliminated[i] == 0) continue;
+        const auto e = static_cast<Elimination>(i);
+        m += (first ? " " : ", ") + std::to_string(eliminated[i]) + " " + eliminationText(e);
+        if (e == Elimination::kTaint && firstTaint) m += " (" + taintText(*firstTaint) + ")";
+        first = false;
+      }
+    }
+    return Verdict{false, Reason::kNoCandidateNode, std::move(m), {}, {}, {}};
+  }
+
+  if (!closest) {
+    const std::string why = "no fresh fleet data for " + candidateNodes(withoutData);
+    if (policy.stale == StalePolicy::kAllow) {
+      return Verdict{true,
+                     Reason::kStaleData,
+                     "admitted without gate checks: " + why,
+                     {"admitted without gate checks: " + why},
+                     {},
+                     {}};
+    }
+    return Verdict{false, Reason::kStaleData, why + "; the policy denies without data", {}, {}, {}};
+  }
+
+  std::string m =
+      "no node passes the gates for " + describeRequests(pod) + ": closest " + closest->name + ": ";
+  for (std::size_t i = 0; i < closestFailures.size(); ++i)
+    m += (i ? ", " : "") + describe(closestFailures[i]);
+  if (withoutData > 0) {
+    m += "; " + candidateNodes(withoutData) + (withoutData == 1 ? " has" : " had") +
+         " no fresh data";
+  }
+  return Verdict{false, Reason::kGatesFailed, std::move(m),
+                 {},    closest->name,        std::move(closestFailures)};
+}
+
+bool excluded(const PodRequest& pod, const Policy& policy, std::string* why) {
+  if (contains(policy.excludedNamespaces, pod.ns)) {
+    *why = "namespace " + pod.ns + " is excluded from admission";
+    return true;
+  }
+  if (!policy.optOutLabel.empty()) {
+    auto it = pod.labels.find(policy.optOutLabel);
+    if (it != pod.labels.end() && it->second == "skip") {
+      *why = "the pod opts out with the label " + policy.optOutLabel + "=skip";
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+// --- Public ------------------------------------------------------------------------------------
+
+const char* selectorOperatorName(SelectorOperator op) {
+  switch (op) {
+    case SelectorOperator::kIn:
+      return "In";
+    case SelectorOperator::kNotIn:
+      return "NotIn";
+    case SelectorOperator::kExists:
+      return "Exists";
+    case SelectorOperator::kDoesNotExist:
+      return "DoesNotExist";
+    case SelectorOperator::kGt:
+      return "Gt";
+    case SelectorOperator::kLt:
+      return "Lt";
+  }
+  return "?";
+}
+
+const char* taintEffectName(TaintEffect effect) {
+  switch (effect) {
+    case TaintEffect::kNoSchedule:
+      return "NoSchedule";
+    case TaintEffect::kPreferNoSchedule:
+      return "PreferNoSchedule";
+    case TaintEffect::kNoExecute:
+      return "NoExecute";
+  }
+  return "?";
+}
+
+const char* modeName(Mode mode) {
+  switch (mode) {
+    case Mode::kEnforce:
+      return "Enforce";
+    case Mode::kWarn:
+      return "Warn";
+    case Mode::kDryRun:
+      return "DryRun";
+  }
+  return "?";
+}
+
+std::optional<Mode> parseMode(std::string_view text) {
+  if (text == "Enforce") return Mode::kEnforce;
+  if (text == "Warn") return Mode::kWarn;
+  if (text == "DryRun") return Mode::kDryRun;
+  return std::nullopt;
+}
+
+const char* reasonName(Reason reason) {
+  switch (reason) {
+    case Reason::kPassed:
+      return "Passed";
+    case Reason::kExcluded:
+      return "Excluded";
+    case Reason::kChannelInactive:
+      return "ChannelInactive";
+    case Reason::kBufferExhausted:
+      return "BufferExhausted";
+    case Reason::kNoCandidateNode:
+      return "NoCandidateNode";
+    case Reason::kStaleData:
+      return "StaleData";
+    case Reason::kGatesFailed:
+      return "GatesFailed";
+  }
+  return "?";
+}
+
+const char* gateName(Gate gate) {
+  switch (gate) {
+    case Gate::kFitError:
+      return "fit_error";
+    case Gate::kGluingDelta:
+      return "gluing_delta";
+    case Gate::kPsi:
+      return "psi";
+    case Gate::kIsolation:
+      return "isolation";
+  }
+  return "?";
+}
+
+double GateFailure::excess() const {
+  return gate == Gate::kIsolation ? threshold - value : value - threshold;
+}
+
+std::string PodRequest::displayName() const {
+  return ns + "/" + (name.empty() ? generateName + "*" : name);
+}
+
+Result<PodRequest> parsePod(const nlohmann::json& pod) {
+  if (!pod.is_object()) return fail("pod: not a JSON object");
+  PodRequest out;
+  const Json* meta = member(pod, "metadata");
+  if (!meta) return fail("metadata: missing");
+  if (!meta->is_object()) return fail(typeError("metadata", "an object"));
+  for (auto [key, target] : {std::pair{"namespace", &out.ns}, std::pair{"name", &out.name},
+                             std::pair{"generateName", &out.generateName}}) {
+    auto v = optionalString(*meta, key, "metadata");
+    if (!v) return std::unexpected(v.error());
+    *target = std::move(*v);
+  }
+  auto labels = stringMap(*meta, "labels", "metadata");
+  if (!labels) return std::unexpected(labels.error());
+  out.labels = std::move(*labels);
+
+  const Json* spec = member(pod, "spec");
+  if (!spec) return fail("spec: missing");
+  if (!spec->is_object()) return fail(typeError("spec", "an object"));
+  auto nodeName = optionalString(*spec, "nodeName", "spec");
+  if (!nodeName) return std::unexpected(nodeName.error());
+  out.nodeName = std::move(*nodeName);
+  auto selector = stringMap(*spec, "nodeSelector", "spec");
+  if (!selector) return std::unexpected(selector.error());
+  out.nodeSelector = std::move(*selector);
+
+  if (const Json* affinity = member(*spec, "affinity")) {
+    if (!affinity->is_object()) return fail(typeError("spec.affinity", "an object"));
+    if (const Json* na = member(*affinity, "nodeAffinity")) {
+      if (!na->is_object()) return fail(typeError("spec.affinity.nodeAffinity", "an object"));
+      if (const Json* req = member(*na, "requiredDuringSchedulingIgnoredDuringExecution")) {
+        auto terms = nodeSelectorTerms(
+            *req, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution");
+        if (!terms) return std::unexpected(terms.error());
+        out.requiredAffinity = std::move(*terms);
+      }
+    }
+  }
+
+  auto tolerations = array(*spec, "tolerations", "spec");
+  if (!tolerations) return std::unexpected(tolerations.error());
+  for (std::size_t i = 0; i < (*tolerations)->size(); ++i) {
+    auto t = toleration((**tolerations)[i], indexed("spec.tolerations", i));
+    if (!t) return std::unexpected(t.error());
+    out.tolerations.push_back(std::move(*t));
+  }
+
+  auto requests = podRequests(*spec);
+  if (!requests) return std::unexpected(requests.error());
+  out.cpuMilli = requests->cpuMilli;
+  out.memoryBytes = requests->memoryBytes;
+  out.gpus = requests->gpus;
+  return out;
+}
+
+Result<NodeInfo> parseNode(const nlohmann::json& node) {
+  if (!node.is_object()) return fail("node: not a JSON object");
+  NodeInfo out;
+  const Json* meta = member(node, "metadata");
+  if (!meta || !meta->is_object()) return fail("metadata: missing");
+  auto name = optionalString(*meta, "name", "metadata");
+  if (!name) return std::unexpected(name.error());
+  if (name->empty()) return fail("metadata.name: missing");
+  out.name = std::move(*name);
+  auto labels = stringMap(*meta, "labels", "metadata");
+  if (!labels) return std::unexpected(labels.error());
+  out.labels = std::move(*labels);
+
+  if (const Json* spec = member(node, "spec")) {
+    if (!spec->is_object()) return fail(typeError("spec", "an object"));
+    if (const Json* u = member(*spec, "unschedulable")) {
+      if (!u->is_boolean()) return fail(typeError("spec.unschedulable", "a boolean"));
+      out.unschedulable = u->get<bool>();
+    }
+    auto taints = array(*spec, "taints", "spec");
+    if (!taints) return std::unexpected(taints.error());
+    for (std::size_t i = 0; i < (*taints)->size(); ++i) {
+      const Json& t = (**taints)[i];
+      const std::string path = indexed("spec.taints", i);
+      if (!t.is_object()) return fail(typeError(path, "an object"));
+      Taint taint;
+      auto key = optionalString(t, "key", path);
+      auto value = optionalString(t, "value", path);
+      auto effect = optionalString(t, "effect", path);
+      for (auto* r : {&key, &value, &effect}) {
+        if (!*r) return std::unexpected(r->error());
+      }
+      auto e = taintEffect(*effect, path + ".effect");
+      if (!e) return std::unexpected(e.error());
+      if (!*e) return fail(path + ".effect: missing");
+      taint.key = std::move(*key);
+      taint.value = std::move(*value);
+      taint.effect = **e;
+      out.taints.push_back(std::move(taint));
+    }
+  }
+
+  if (const Json* status = member(node, "status")) {
+    if (!status->is_object()) return fail(typeError("status", "an object"));
+    auto alloc = resourceList(member(*status, "allocatable"), "status.allocatable");
+    if (!alloc) return std::unexpected(alloc.error());
+    out.cpuMilli = alloc->cpuMilli;
+    out.memoryBytes = alloc->memoryBytes;
+    out.gpus = alloc->gpus;
+  }
+  return out;
+}
+
+bool tolerates(const Toleration& toleration, const Taint& taint) {
+  if (toleration.effect && *toleration.effect != taint.effect) return false;
+  if (!toleration.key.empty() && toleration.key != taint.key) return false;
+  return toleration.exists || toleration.value == taint.value;
+}
+
+bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node) {
+  // Kubernetes: a term with no requirements matches no objects.
+  if (term.matchExpressions.empty() && term.matchFields.empty()) return false;
+  for (const auto& r : term.matchExpressions) {
+    auto it = node.labels.find(r.key);
+    if (!matchesRequirement(r, it == node.labels.end() ? nullptr : &it->second)) return false;
+  }
+  for (const auto& r : term.matchFields) {
+    if (!matchesRequirement(r, &node.name)) return false;
+  }
+  return true;
+}
+
+std::string truncateWarning(std::string_view text, std::size_t maxChars) {
+  // Offsets of code point starts (bytes that are not UTF-8 continuation bytes).
+  std::size_t chars = 0;
+  for (unsigned char c : text)
+    chars += (c & 0xC0) != 0x80;
+  if (chars <= maxChars) return std::string(text);
+  const std::size_t keep = maxChars >= 3 ? maxChars - 3 : 0;
+  std::size_t seen = 0, end = 0;
+  for (; end < text.size(); ++end) {
+    if ((static_cast<unsigned char>(text[end]) & 0xC0) != 0x80) {
+      if (seen == keep) break;
+      ++seen;
+    }
+  }
+  return std::string(text.substr(0, end)) + std::string("...").substr(0, maxChars - keep);
+}
+
+Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
+                const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
+                const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now) {
+  Decision d;
+  d.mode = namespaceMode.value_or(policy.mode);
+  std::string why;
+  if (excluded(pod, policy, &why)) {
+    d.reason = Reason::kExcluded;
+    d.message = std::move(why);
+    return d;
+  }
+
+  std::optional<Verdict> v;
+  if (channel) v = channelVerdict(pod, *channel);
+  if (!v) v = nodeVerdict(pod, nodes, fleet, policy, now);
+
+  d.verdict = v->allowed;
+  d.reason = v->reason;
+  d.message = std::move(v->message);
+  d.node = std::move(v->node);
+  d.failures = std::move(v->failures);
+  d.allowed = v->allowed || d.mode != Mode::kEnforce;
+
+  if (d.mode != Mode::kDryRun) {
+    for (const auto& w : v->warnings)
+      d.warnings.push_back(truncateWarning(w));
+    if (!v->allowed && d.mode == Mode::kWarn) {
+      d.warnings.push_back(truncateWarning("pi0 would deny (" + std::string(reasonName(d.reason)) +
+                                           "): " + d.message));
+    }
+  }
+  if (d.mode == Mode::kDryRun || !v->allowed) {
+    d.auditAnnotations["mode"] = modeName(d.mode);
+    d.auditAnnotations["decision"] = v->allowed ? "allow" : "deny";
+    d.auditAnnotations["reason"] = reasonName(d.reason);
+    if (!v->allowed) d.auditAnnotations["message"] = d.message;
+  }
+  return d;
+}
+
+}  // namespace pi0::admission

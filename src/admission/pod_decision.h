@@ -1,0 +1,294 @@
+// Pod admission (DESIGN.md "Admission (the webhook)"): whether pi0-webhook admits a Pod, as a
+// pure function of the pod, the cluster's nodes, the fleet view, the pod's channel and the
+// policy. No I/O, no clock (the time that judges freshness is an argument), never throws; any
+// thread may call any function here at once. The HTTPS server, the AdmissionReview wrapper,
+// metrics and logs build on this and hold no decision logic of their own.
+//
+// decide() in order (the first rule that answers wins):
+//  1. Excluded: the pod's namespace is in Policy::excludedNamespaces, or the pod carries the
+//     label Policy::optOutLabel with the value "skip": allowed, reason Excluded, nothing else
+//     checked, no warning, no audit annotation (whatever the mode).
+//  2. ChannelInactive: the pod has a channel (ChannelInfo given) whose state is Inactive. The
+//     message says at which level and load it was shut down and, when resumeBelow is known,
+//     under what load it comes back: "channel shop/batch is shut down at level critical (load
+//     0.93); it comes back when the load stays below 0.75".
+//  3. BufferExhausted: the channel is at an elevated level (ChannelInfo::elevated), its
+//     remaining buffer is known, and the pod's cpu or memory request is larger than what
+//     remains of that resource (a resource the buffer does not bound is not checked; a
+//     negative remainder counts as 0). The message names each resource, the request, the
+//     remainder and the excess.
+//  4. NoCandidateNode: no node can host the pod (see "Candidate nodes"). The message counts the
+//     nodes each constraint eliminated, naming the first untolerated taint, e.g. "no candidate
+//     node among 5 nodes: 1 unschedulable, 2 not matching the nodeSelector, 2 with an
+//     untolerated taint (dedicated=gpu:NoSchedule)".
+//  5. Passed: some candidate with data passes every gate for the pod (see "Gates"); `node` is
+//     the first such candidate in the order of `nodes` (the scan stops there).
+//  6. GatesFailed: candidates with data exist but none passes. `node` is the closest candidate
+//     (fewest failing gates, then smallest total excess, then first in `nodes`), `failures` its
+//     failing gates, and the message names them with values and thresholds: "no node passes
+//     the gates for cpu 500m, memory 1Gi: closest node-b: cpu fit_error 0.18 > 0.10, memory
+//     isolation 0.21 < 0.27 (request 0.22 + margin 0.05)". When some candidates had no data,
+//     it adds "; 2 candidate nodes had no fresh data". Numbers are printed with two decimals,
+//     more when two decimals would print a failing value equal to its threshold.
+//  7. StaleData: candidates exist but none has data. Policy::stale decides: kAllow admits with
+//     the warning "admitted without gate checks: no fresh fleet data for 3 candidate nodes";
+//     kDeny refuses with that explanation.
+//
+// Candidate nodes (the scheduler's filters that do not depend on other pods), each node
+// counted under the first of these that eliminates it:
+//  - spec.nodeName set: only the node of that name; unschedulable and taints are then not
+//    checked (the kubelet, not the scheduler, runs such a pod and does not check them).
+//  - unschedulable (spec.unschedulable) unless the pod tolerates the taint the scheduler uses
+//    for it, node.kubernetes.io/unschedulable:NoSchedule (as DaemonSet pods do).
+//  - nodeSelector: every key present in the node's labels with the same value.
+//  - required node affinity: the terms are ORed, a term's matchExpressions and matchFields are
+//    ANDed; a term with neither matches no node. In: the label is present with one of the
+//    values; NotIn: absent or none of the values; Exists / DoesNotExist; Gt / Lt: the label is
+//    present and, read as an integer, greater / less than the single value (a label that is
+//    not an integer does not match). matchFields support only metadata.name (the node name).
+//  - taints: every taint of effect NoSchedule or NoExecute is tolerated (PreferNoSchedule
+//    never eliminates). A toleration tolerates a taint when its effect is empty or equal, its
+//    key is empty or equal, and its operator is Exists, or Equal (the default) with an equal
+//    value; so an empty key with Exists tolerates every taint.
+//  - allocatable: a request larger than the node's allocatable cpu, memory or GPUs (what the
+//    scheduler's resource fit would refuse even on an empty node).
+//
+// Data: a candidate has data when the fleet snapshot has a status for it that is usable at
+// `now` (FleetSnapshot::isUsable: a fingerprint fetched within staleAfter, node not Failed)
+// and the fingerprint has gate metrics for every signal the pod's resources need ("cpu",
+// "memory", and for a GPU pod at least one "gpuN_sm"; the window must be full). A PSI signal
+// the fingerprint does not have (a kernel without PSI) skips the PSI gate rather than taking
+// the node's data away.
+//
+// Gates (DESIGN.md "Gate metrics"): a candidate with data passes when, on every resource the
+// pod uses, fit_error ≤ θ_fit, gluing_delta ≤ θ_glue, PSI ≤ θ_psi (where there is PSI) and
+// isolation ≥ request/allocatable + θ_iso. cpu and memory are always used (a pod with no
+// requests uses them with request 0: only the margin θ_iso is asked for); the GPU only when
+// nvidia.com/gpu is requested.
+//  - cpu: the "cpu" signal's gate metrics; PSI is the "psi_cpu" signal's current value.
+//  - memory: the "memory" signal; PSI "psi_memory".
+//  - gpu: the node's GPUs form one pool, as its CPUs do: each gate metric of the pool is the
+//    MEAN over the node's "gpuN_sm" signals (as fleet/load.h takes the mean projected peak),
+//    request/allocatable is the requested GPUs over the node's allocatable nvidia.com/gpu, and
+//    there is no PSI gate. So a pod asking for g GPUs passes the isolation gate when the
+//    projected free GPU capacity Σ isolation_i covers g plus the margin θ_iso per GPU. (A
+//    gate per device cannot work: a whole device asked for is a request of 1/1, and isolation
+//    ≥ 1 + θ_iso is never true.)
+//
+// Modes: the namespace's mode (the caller reads the namespace label) or else Policy::mode.
+// Enforce answers the verdict. Warn admits what the verdict denies, with the deny message as
+// a warning. DryRun admits everything, with no warning at all (not even StaleData's); the
+// verdict goes into auditAnnotations. Decision::reason is always the verdict's reason.
+//
+// Warnings are at most kMaxWarningChars characters (UTF-8 code points); a longer one is cut
+// and ends with "...".
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/clock.h"
+#include "common/result.h"
+#include "fleet/fleet_view.h"
+#include "fleet/load.h"
+#include "stability/planner.h"
+#include "stability/spec.h"
+
+namespace pi0::admission {
+
+inline constexpr std::size_t kMaxWarningChars = 120;
+inline constexpr std::string_view kUnschedulableTaintKey = "node.kubernetes.io/unschedulable";
+inline constexpr std::string_view kGpuResourceName = "nvidia.com/gpu";
+
+// --- The pod -----------------------------------------------------------------------------------
+
+enum class SelectorOperator { kIn, kNotIn, kExists, kDoesNotExist, kGt, kLt };
+const char* selectorOperatorName(SelectorOperator op);  // "In", "NotIn", ...
+
+struct NodeSelectorRequirement {
+  std::string key;  // a label key; in matchFields always "metadata.name"
+  SelectorOperator op = SelectorOperator::kIn;
+  std::vector<std::string> values;
+  std::int64_t number = 0;  // Gt and Lt: the single value, parsed
+};
+
+// One of requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.
+struct NodeSelectorTerm {
+  std::vector<NodeSelectorRequirement> matchExpressions;  // on node labels
+  std::vector<NodeSelectorRequirement> matchFields;       // on metadata.name
+};
+
+enum class TaintEffect { kNoSchedule, kPreferNoSchedule, kNoExecute };
+const char* taintEffectName(TaintEffect effect);  // "NoSchedule", ...
+
+struct Toleration {
+  std::string key;                    // empty: every key (with Exists)
+  bool exists = false;                // operator Exists; false: Equal (the default)
+  std::string value;                  // compared under Equal
+  std::optional<TaintEffect> effect;  // nullopt: every effect
+};
+
+// What admission needs of a Pod. Requests are the pod's effective requests, as the scheduler
+// computes them: the sum over containers plus restartable init containers (sidecars, restartPolicy
+// Always), or, when larger, the largest of each init container plus the sidecars started before
+// it; plus spec.overhead. Per resource, separately.
+struct PodRequest {
+  std::string ns;  // metadata.namespace; empty in a CREATE's object: the caller sets it
+  std::string name;
+  std::string generateName;
+  std::map<std::string, std::string> labels;
+  std::string nodeName;  // spec.nodeName; usually empty on CREATE
+  std::map<std::string, std::string> nodeSelector;
+  // Absent: no required node affinity. Present: the node must match one term (an empty list
+  // matches no node; the apiserver refuses one before admission anyway).
+  std::optional<std::vector<NodeSelectorTerm>> requiredAffinity;
+  std::vector<Toleration> tolerations;
+  std::int64_t cpuMilli = 0;
+  std::int64_t memoryBytes = 0;
+  std::int64_t gpus = 0;  // nvidia.com/gpu, whole devices
+
+  // "ns/name", or "ns/generateName*" for a pod whose name the apiserver has yet to generate.
+  std::string displayName() const;
+};
+
+// From a Pod object as the apiserver sends it in an AdmissionReview. Absent and null fields
+// take their defaults. Never throws; a defect is an Error naming the field, e.g.
+// "spec.containers[1].resources.requests.cpu: \"5x\" is not a quantity: ...",
+// "spec.tolerations[0].operator: unknown operator \"Maybe\"", "spec: missing". Quantities may
+// be strings or JSON numbers; negative requests and fractional GPUs are errors.
+Result<PodRequest> parsePod(const nlohmann::json& pod);
+
+// --- The nodes ---------------------------------------------------------------------------------
+
+struct Taint {
+  std::string key;
+  std::string value;
+  TaintEffect effect = TaintEffect::kNoSchedule;
+};
+
+struct NodeInfo {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::vector<Taint> taints;
+  bool unschedulable = false;
+  std::int64_t cpuMilli = 0;     // status.allocatable.cpu; 0 when absent
+  std::int64_t memoryBytes = 0;  // status.allocatable.memory
+  std::int64_t gpus = 0;         // status.allocatable["nvidia.com/gpu"]
+};
+
+// From a Node object. Never throws; a defect (no metadata.name, a taint with an unknown effect,
+// an allocatable quantity that does not parse) is an Error naming the field.
+Result<NodeInfo> parseNode(const nlohmann::json& node);
+
+// --- The channel and the policy ----------------------------------------------------------------
+
+// The pod's channel as the operator last reported it (the caller finds the channel whose
+// selector matches the pod, and reads its status and its matrix's). Absent: no channel.
+struct ChannelInfo {
+  std::string name;  // "ns/name", as messages show it
+  stability::ChannelState state = stability::ChannelState::kActive;
+  std::string level;                  // the matrix's current level
+  double load = 0;                    // the cluster load ℓ at that level
+  std::optional<double> resumeBelow;  // the load under which the channel comes back
+  std::optional<stability::Resources> bufferRemaining;  // what the channel may still take
+  bool elevated = false;  // the level is above the first (the buffer is checked)
+};
+
+// The gate thresholds (DESIGN.md "Gate metrics"); Helm values in the webhook.
+struct Thresholds {
+  double fitError = 0.10;     // θ_fit: fit_error at most this
+  double gluingDelta = 0.15;  // θ_glue: gluing_delta at most this
+  double psi = 0.25;          // θ_psi: PSI some avg10 / 100 at most this
+  // θ_iso: isolation at least request/allocatable + this. 0.35 keeps admission from filling a
+  // node past a projected peak of 0.65, so that it stops at least 0.05 below a first level of
+  // 0.7 (the example matrix's) and never fights the shutdown sequence; resource_validation.h
+  // refuses a matrix whose first level would leave less (GateMargin).
+  double isolation = 0.35;
+};
+
+enum class Mode { kEnforce, kWarn, kDryRun };
+const char* modeName(Mode mode);  // "Enforce", "Warn", "DryRun"
+// "Enforce", "Warn", "DryRun" (as the namespace label and the Helm value spell them).
+std::optional<Mode> parseMode(std::string_view text);
+
+// What happens when no candidate node has fresh data.
+enum class StalePolicy { kAllow, kDeny };
+
+struct Policy {
+  std::vector<std::string> excludedNamespaces{"kube-system"};
+  std::string optOutLabel = "stability.pi0.io/admission";  // the value "skip" opts out
+  Mode mode = Mode::kEnforce;
+  StalePolicy stale = StalePolicy::kAllow;
+  Thresholds thresholds;
+};
+
+// --- The decision ------------------------------------------------------------------------------
+
+enum class Reason {
+  kPassed,
+  kExcluded,
+  kChannelInactive,
+  kBufferExhausted,
+  kNoCandidateNode,
+  kStaleData,
+  kGatesFailed,
+};
+// "Passed", "Excluded", "ChannelInactive", "BufferExhausted", "NoCandidateNode", "StaleData",
+// "GatesFailed": the machine code for metrics labels, logs and audit annotations.
+const char* reasonName(Reason reason);
+
+enum class Gate { kFitError, kGluingDelta, kPsi, kIsolation };
+const char* gateName(Gate gate);  // "fit_error", "gluing_delta", "psi", "isolation"
+
+// One failing gate of one node.
+struct GateFailure {
+  std::string node;
+  fleet::Resource resource = fleet::Resource::kCpu;
+  Gate gate = Gate::kFitError;
+  double value = 0;
+  double threshold = 0;     // fit, glue, psi: the maximum; isolation: the minimum
+  double requestShare = 0;  // isolation only: request/allocatable (threshold = this + θ_iso)
+  // How far past the threshold (> 0).
+  double excess() const;
+};
+
+struct Decision {
+  bool allowed = true;  // the answer to send, after the mode
+  bool verdict = true;  // what Enforce would answer (the gates' verdict)
+  Reason reason = Reason::kPassed;
+  Mode mode = Mode::kEnforce;  // the mode applied
+  // For a person: why the verdict is a denial (the AdmissionResponse status message under
+  // Enforce), or what Excluded/StaleData allowed and why; empty for a plain pass.
+  std::string message;
+  std::vector<std::string> warnings;  // each at most kMaxWarningChars characters
+  // Keys without a prefix (the apiserver prefixes the webhook's name): "mode", "decision"
+  // ("allow" or "deny": the verdict), "reason", and "message" for a denial. Filled in DryRun
+  // for every decision past the exclusions, and in any mode for a denying verdict.
+  std::map<std::string, std::string> auditAnnotations;
+  std::string node;  // Passed: the passing node; GatesFailed: the closest; else empty
+  std::vector<GateFailure> failures;  // GatesFailed: the closest node's failing gates
+};
+
+// The decision for `pod` (see the top of this file). `nodes` are the cluster's nodes (their
+// order decides ties); `fleet` the fleet view's snapshot, judged at `now`; `channel` the pod's
+// channel, if it has one; `namespaceMode` the mode the pod's namespace sets by label, if any.
+Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
+                const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
+                const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);
+
+// Whether `toleration` tolerates `taint` (Kubernetes' semantics, above).
+bool tolerates(const Toleration& toleration, const Taint& taint);
+// Whether the node satisfies one required-affinity term.
+bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node);
+
+// `text` cut to at most `maxChars` UTF-8 code points, ending with "..." when cut.
+std::string truncateWarning(std::string_view text, std::size_t maxChars = kMaxWarningChars);
+
+}  // namespace pi0::admission

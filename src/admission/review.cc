@@ -1,0 +1,360 @@
+#include "admission/review.h"
+
+#include <cstddef>
+#include <optional>
+#include <utility>
+
+namespace pi0::admission {
+namespace {
+
+using Json = nlohmann::json;
+
+// The deepest nesting of arrays and objects in `body`, stopping as soon as it passes `limit`
+// (then the byte offset where it did). Strings are skipped with their escapes, so brackets
+// inside them do not count. Malformed JSON gives some depth; the parser then says what is wrong.
+// Done before parsing so that no deep input reaches recursive code (nlohmann's parser is
+// iterative, but copies and comparisons of its values recurse).
+std::optional<std::size_t> tooDeep(std::string_view body, int limit) {
+  int depth = 0;
+  bool inString = false;
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (inString) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        inString = false;
+      }
+    } else if (c == '"') {
+      inString = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > limit) return i;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+// nlohmann's messages start with "[json.exception.parse_error.101] "; the person reading a 400
+// answer needs only the rest ("parse error at line 1, column 7: syntax error ...").
+std::string withoutExceptionId(const char* what) {
+  std::string_view s(what);
+  if (!s.empty() && s.front() == '[') {
+    const auto end = s.find("] ");
+    if (end != std::string_view::npos) s.remove_prefix(end + 2);
+  }
+  return std::string(s);
+}
+
+// A member of `object`, or nullptr when absent or null (the apiserver writes omitted optional
+// fields either way).
+const Json* member(const Json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+// The checks on one request, each failing with the field's path. First failure wins.
+class Check {
+ public:
+  bool ok() const { return !error_; }
+  Error error() const { return Error{*error_}; }
+
+  void problem(std::string message) {
+    if (!error_) error_ = std::move(message);
+  }
+
+  // A string that must be present; `nonEmpty` also refuses "".
+  std::string required(const Json& object, std::string_view key, const std::string& path,
+                       bool nonEmpty, const char* why = nullptr) {
+    const Json* v = member(object, key);
+    const std::string where = path + "." + std::string(key);
+    if (v == nullptr) {
+      problem(where + " is missing" + (why ? std::string("; ") + why : std::string()));
+      return {};
+    }
+    if (!v->is_string()) {
+      problem(where + " must be a string, not " + v->type_name());
+      return {};
+    }
+    std::string s = v->get<std::string>();
+    if (nonEmpty && s.empty()) {
+      problem(where + " is empty" + (why ? std::string("; ") + why : std::string()));
+    }
+    return s;
+  }
+
+  // A string that may be absent ("" then).
+  std::string optional(const Json& object, std::string_view key, const std::string& path) {
+    const Json* v = member(object, key);
+    if (v == nullptr) return {};
+    if (!v->is_string()) {
+      problem(path + "." + std::string(key) + " must be a string, not " + v->type_name());
+      return {};
+    }
+    return v->get<std::string>();
+  }
+
+  // An object that must be present.
+  const Json* object(const Json& parent, std::string_view key, const std::string& path,
+                     bool required, const char* why = nullptr) {
+    const Json* v = member(parent, key);
+    const std::string where = path.empty() ? std::string(key) : path + "." + std::string(key);
+    if (v == nullptr) {
+      if (required) {
+        problem(where + " is missing" + (why ? std::string("; ") + why : std::string()));
+      }
+      return nullptr;
+    }
+    if (!v->is_object()) {
+      problem(where + " must be an object, not " + v->type_name());
+      return nullptr;
+    }
+    return v;
+  }
+
+ private:
+  std::optional<std::string> error_;
+};
+
+Result<AdmissionRequest> readReview(const Json& review) {
+  if (!review.is_object()) {
+    return fail(std::string("an AdmissionReview must be a JSON object, not ") + review.type_name());
+  }
+  Check c;
+  AdmissionRequest out;
+
+  const Json* apiVersion = member(review, "apiVersion");
+  if (apiVersion == nullptr) {
+    return fail("apiVersion is missing; expected admission.k8s.io/v1 or admission.k8s.io/v1beta1");
+  }
+  if (!apiVersion->is_string() ||
+      (apiVersion->get_ref<const std::string&>() != kAdmissionV1 &&
+       apiVersion->get_ref<const std::string&>() != kAdmissionV1beta1)) {
+    return fail("apiVersion is " + apiVersion->dump() +
+                "; expected admission.k8s.io/v1 or admission.k8s.io/v1beta1");
+  }
+  out.apiVersion = apiVersion->get<std::string>();
+
+  const Json* kind = member(review, "kind");
+  if (kind == nullptr) return fail("kind is missing; expected AdmissionReview");
+  if (!kind->is_string() || kind->get_ref<const std::string&>() != "AdmissionReview") {
+    return fail("kind is " + kind->dump() + "; expected AdmissionReview");
+  }
+
+  const Json* request = c.object(review, "request", "", true,
+                                 "an AdmissionReview sent to a webhook carries a request");
+  if (request == nullptr) return std::unexpected(c.error());
+  const Json& r = *request;
+  const std::string p = "request";
+
+  out.uid = c.required(r, "uid", p, true, "the response must echo it");
+
+  if (const Json* k = c.object(r, "kind", p, true, "expected {group, version, kind}")) {
+    out.kind.group = c.optional(*k, "group", p + ".kind");
+    out.kind.version = c.required(*k, "version", p + ".kind", true);
+    out.kind.kind = c.required(*k, "kind", p + ".kind", true);
+  }
+  if (const Json* res = c.object(r, "resource", p, true, "expected {group, version, resource}")) {
+    out.resource.group = c.optional(*res, "group", p + ".resource");
+    out.resource.version = c.required(*res, "version", p + ".resource", true);
+    out.resource.resource = c.required(*res, "resource", p + ".resource", true);
+  }
+  out.subResource = c.optional(r, "subResource", p);
+
+  const std::string operation =
+      c.required(r, "operation", p, false, "expected CREATE, UPDATE, DELETE or CONNECT");
+  if (c.ok()) {
+    if (operation == "CREATE") {
+      out.operation = Operation::kCreate;
+    } else if (operation == "UPDATE") {
+      out.operation = Operation::kUpdate;
+    } else if (operation == "DELETE") {
+      out.operation = Operation::kDelete;
+    } else if (operation == "CONNECT") {
+      out.operation = Operation::kConnect;
+    } else {
+      c.problem("request.operation is " +
+                Json(operation).dump(-1, ' ', false, Json::error_handler_t::replace) +
+                "; expected CREATE, UPDATE, DELETE or CONNECT");
+    }
+  }
+
+  out.ns = c.optional(r, "namespace", p);
+  out.name = c.optional(r, "name", p);
+
+  if (const Json* user = c.object(r, "userInfo", p, false)) {
+    out.userInfo.username = c.optional(*user, "username", p + ".userInfo");
+    out.userInfo.uid = c.optional(*user, "uid", p + ".userInfo");
+    if (const Json* groups = member(*user, "groups")) {
+      if (!groups->is_array()) {
+        c.problem(std::string("request.userInfo.groups must be an array, not ") +
+                  groups->type_name());
+      } else {
+        for (const Json& g : *groups) {
+          if (!g.is_string()) {
+            c.problem(std::string("request.userInfo.groups must hold strings, not ") +
+                      g.type_name());
+            break;
+          }
+          out.userInfo.groups.push_back(g.get<std::string>());
+        }
+      }
+    }
+  }
+
+  if (const Json* dryRun = member(r, "dryRun")) {
+    if (dryRun->is_boolean()) {
+      out.dryRun = dryRun->get<bool>();
+    } else {
+      c.problem(std::string("request.dryRun must be a boolean, not ") + dryRun->type_name());
+    }
+  }
+
+  if (!c.ok()) return std::unexpected(c.error());
+
+  const bool writes = out.operation == Operation::kCreate || out.operation == Operation::kUpdate;
+  if (const Json* o = c.object(r, "object", p, writes,
+                               "CREATE and UPDATE requests carry the object to admit")) {
+    out.object = *o;
+  }
+  if (const Json* o = c.object(r, "oldObject", p, out.operation == Operation::kUpdate,
+                               "UPDATE requests carry the object as it was")) {
+    out.oldObject = *o;
+  }
+  if (!c.ok()) return std::unexpected(c.error());
+  return out;
+}
+
+// How many bytes the UTF-8 sequence starting with `lead` takes; 1 for a stray byte, which then
+// counts as one character (dump() replaces it).
+std::size_t sequenceLength(unsigned char lead) {
+  if (lead < 0x80) return 1;
+  if ((lead & 0xE0) == 0xC0) return 2;
+  if ((lead & 0xF0) == 0xE0) return 3;
+  if ((lead & 0xF8) == 0xF0) return 4;
+  return 1;
+}
+
+}  // namespace
+
+const char* operationName(Operation operation) {
+  switch (operation) {
+    case Operation::kCreate:
+      return "CREATE";
+    case Operation::kUpdate:
+      return "UPDATE";
+    case Operation::kDelete:
+      return "DELETE";
+    case Operation::kConnect:
+      return "CONNECT";
+  }
+  return "UNKNOWN";
+}
+
+Result<AdmissionRequest> parseReview(std::string_view body) {
+  std::size_t start = 0;
+  while (start < body.size() && (body[start] == ' ' || body[start] == '\n' || body[start] == '\r' ||
+                                 body[start] == '\t')) {
+    ++start;
+  }
+  if (start == body.size()) return fail("the request body is empty; expected an AdmissionReview");
+  if (auto at = tooDeep(body, kMaxDepth)) {
+    return fail("the request body nests deeper than " + std::to_string(kMaxDepth) +
+                " levels (at byte " + std::to_string(*at + 1) + "); no AdmissionReview does");
+  }
+  try {
+    const Json review = Json::parse(body.begin(), body.end());
+    return readReview(review);
+  } catch (const Json::parse_error& e) {
+    return fail("the request body is not valid JSON: " + withoutExceptionId(e.what()));
+  } catch (const Json::exception& e) {
+    // Every read above checks its type first; this only keeps a missed case from escaping.
+    return fail("the AdmissionReview cannot be read: " + withoutExceptionId(e.what()));
+  } catch (const std::exception& e) {
+    // std::bad_alloc on a huge body the server let through: still an answer, not a crash.
+    return fail(std::string("the AdmissionReview cannot be read: ") + e.what());
+  }
+}
+
+const char* reasonForCode(int32_t code) {
+  switch (code) {
+    case 400:
+      return "BadRequest";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "NotFound";
+    case 409:
+      return "Conflict";
+    case 422:
+      return "Invalid";
+    case 429:
+      return "TooManyRequests";
+    case 500:
+      return "InternalError";
+    case 503:
+      return "ServiceUnavailable";
+    case 504:
+      return "Timeout";
+    default:
+      return code >= 500 ? "InternalError" : "Forbidden";
+  }
+}
+
+std::string cutWarning(std::string_view warning) {
+  // Warnings travel in an HTTP Warning header: control characters would break it.
+  std::string clean(warning);
+  for (char& ch : clean) {
+    if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7F) ch = ' ';
+  }
+  // Byte offsets where each character starts, up to one past the limit.
+  std::vector<std::size_t> starts;
+  for (std::size_t i = 0; i < clean.size() && starts.size() <= kMaxWarningChars;) {
+    starts.push_back(i);
+    i += sequenceLength(static_cast<unsigned char>(clean[i]));
+  }
+  if (starts.size() <= kMaxWarningChars) return clean;
+  // More than the limit: keep kMaxWarningChars − 3 characters and "...".
+  clean.resize(starts[kMaxWarningChars - 3]);
+  clean += "...";
+  return clean;
+}
+
+std::string responseBody(const AdmissionRequest& request, const Response& response) {
+  Json r = Json::object();
+  r["uid"] = request.uid;
+  r["allowed"] = response.allowed;
+  if (!response.allowed) {
+    const int32_t code = response.code > 0 ? response.code : 403;
+    r["status"] = {{"status", "Failure"},
+                   {"code", code},
+                   {"reason", response.reason.empty() ? reasonForCode(code) : response.reason},
+                   {"message", response.message}};
+  }
+  if (!response.warnings.empty()) {
+    Json warnings = Json::array();
+    for (const auto& w : response.warnings) {
+      if (!w.empty()) warnings.push_back(cutWarning(w));
+    }
+    if (!warnings.empty()) r["warnings"] = std::move(warnings);
+  }
+  if (!response.auditAnnotations.empty()) {
+    Json annotations = Json::object();
+    for (const auto& [key, value] : response.auditAnnotations)
+      annotations[key] = value;
+    r["auditAnnotations"] = std::move(annotations);
+  }
+  Json review = {
+      {"apiVersion", request.apiVersion.empty() ? std::string(kAdmissionV1) : request.apiVersion},
+      {"kind", "AdmissionReview"},
+      {"response", std::move(r)}};
+  // Texts come from objects users wrote: replace invalid UTF-8 instead of throwing.
+  return review.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+}  // namespace pi0::admission
