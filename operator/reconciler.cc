@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "admission/channel_info.h"
 #include "channel_status.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -791,18 +792,10 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
   setCondition(conditions, "Valid", true, "SpecValid", "the spec is valid", generation, nowText);
 
   // Which matrix acts: the oldest in Enforce mode; the oldest of all publishes to the
-  // channels when none enforces.
-  std::string primary;
-  std::pair<std::string, std::string> oldestEnforce{"~", ""}, oldestAny{"~", ""};
-  for (const auto& m : caches_.matrices.list()) {
-    const std::pair<std::string, std::string> age{
-        stringField(*m, "/metadata/creationTimestamp"_json_pointer),
-        stringField(*m, "/metadata/name"_json_pointer)};
-    oldestAny = std::min(oldestAny, age);
-    if (stringField(*m, "/spec/mode"_json_pointer) != "DryRun")
-      oldestEnforce = std::min(oldestEnforce, age);
-  }
-  primary = !oldestEnforce.second.empty() ? oldestEnforce.second : oldestAny.second;
+  // channels when none enforces (the webhook reads the same one).
+  const auto acting = admission::actingMatrix(caches_.matrices.list());
+  const std::string primary =
+      acting ? stringField(*acting, "/metadata/name"_json_pointer) : std::string();
   const bool enforcing = spec.mode == stability::Mode::kEnforce && primary == spec.name;
   if (spec.mode == stability::Mode::kDryRun) {
     setCondition(conditions, "Enforcing", false, "DryRun",

@@ -1,0 +1,127 @@
+#include "admission/channel_info.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "kube/json.h"
+#include "stability/spec.h"
+
+namespace pi0::admission {
+namespace {
+
+using nlohmann::json;
+
+std::string text(const json& object, const json::json_pointer& pointer) {
+  return kube::field<std::string>(object, pointer, std::string());
+}
+
+// A quantity from the status (a string or a number), or nullopt.
+template <class Parse>
+std::optional<int64_t> quantity(const json& object, const json::json_pointer& pointer,
+                                Parse parse) {
+  if (!object.is_object() || !object.contains(pointer)) return std::nullopt;
+  const json& v = object.at(pointer);
+  std::string s;
+  if (v.is_string()) {
+    s = v.get<std::string>();
+  } else if (v.is_number()) {
+    s = v.dump();
+  } else {
+    return std::nullopt;
+  }
+  auto parsed = parse(s);
+  if (!parsed) return std::nullopt;
+  return *parsed;
+}
+
+}  // namespace
+
+ObjectPtr channelOfPod(const std::string& ns, const std::map<std::string, std::string>& labels,
+                       const std::vector<ObjectPtr>& channels) {
+  ObjectPtr best;
+  std::string bestName;
+  for (const auto& c : channels) {
+    if (!c || text(*c, "/metadata/namespace"_json_pointer) != ns) continue;
+    auto spec = stability::parseChannel(*c);
+    if (!spec || !spec->selector.matches(labels)) continue;
+    if (!best || spec->ref.name < bestName) {
+      best = c;
+      bestName = spec->ref.name;
+    }
+  }
+  return best;
+}
+
+ObjectPtr actingMatrix(const std::vector<ObjectPtr>& matrices) {
+  ObjectPtr enforce, any;
+  auto age = [](const ObjectPtr& m) {
+    return std::make_pair(text(*m, "/metadata/creationTimestamp"_json_pointer),
+                          text(*m, "/metadata/name"_json_pointer));
+  };
+  for (const auto& m : matrices) {
+    if (!m) continue;
+    if (!any || age(m) < age(any)) any = m;
+    if (text(*m, "/spec/mode"_json_pointer) != "DryRun" && (!enforce || age(m) < age(enforce)))
+      enforce = m;
+  }
+  return enforce ? enforce : any;
+}
+
+ChannelInfo channelInfo(const json& channel, const json* matrix) {
+  ChannelInfo info;
+  info.name = text(channel, "/metadata/namespace"_json_pointer) + "/" +
+              text(channel, "/metadata/name"_json_pointer);
+  const std::string state = text(channel, "/status/state"_json_pointer);
+  info.state = state == "Inactive"   ? stability::ChannelState::kInactive
+               : state == "Degraded" ? stability::ChannelState::kDegraded
+                                     : stability::ChannelState::kActive;
+
+  // The buffer left: allocated minus used, per resource the allocation names.
+  const auto allocCpu =
+      quantity(channel, "/status/buffer/allocated/cpu"_json_pointer, stability::parseCpuMilli);
+  const auto allocMemory =
+      quantity(channel, "/status/buffer/allocated/memory"_json_pointer, stability::parseBytes);
+  if (allocCpu || allocMemory) {
+    stability::Resources left;
+    if (allocCpu) {
+      const auto used =
+          quantity(channel, "/status/buffer/used/cpu"_json_pointer, stability::parseCpuMilli);
+      left.cpuMilli = std::max<int64_t>(0, *allocCpu - used.value_or(0));
+    }
+    if (allocMemory) {
+      const auto used =
+          quantity(channel, "/status/buffer/used/memory"_json_pointer, stability::parseBytes);
+      left.memoryBytes = std::max<int64_t>(0, *allocMemory - used.value_or(0));
+    }
+    info.bufferRemaining = left;
+  }
+
+  if (matrix == nullptr) return info;
+  info.level = text(*matrix, "/status/level"_json_pointer);
+  info.load = kube::field<double>(*matrix, "/status/load"_json_pointer, 0.0);
+  const auto levelIndex =
+      static_cast<int>(kube::field<int64_t>(*matrix, "/status/levelIndex"_json_pointer, 0));
+  info.elevated = levelIndex > 0;
+  auto spec = stability::parseMatrix(*matrix);
+  if (!spec || spec->levels.empty()) return info;
+  // The level whose lower bound the channel waits for: its row's lowest Shutdown cell, else
+  // the current level.
+  int shutdownLevel = std::clamp(levelIndex, 0, static_cast<int>(spec->levels.size()) - 1);
+  for (const auto& row : spec->rows) {
+    if (row.channel.key() != info.name) continue;
+    for (const auto& cell : row.cells) {
+      if (cell.action != stability::Action::kShutdown) continue;
+      for (std::size_t i = 0; i < spec->levels.size(); ++i) {
+        if (spec->levels[i].name == cell.level)
+          shutdownLevel = std::min(shutdownLevel, static_cast<int>(i));
+      }
+    }
+  }
+  if (shutdownLevel >= 1) {
+    if (auto bound = spec->levels[static_cast<std::size_t>(shutdownLevel - 1)].upperBound)
+      info.resumeBelow = *bound - spec->hysteresis.margin;
+  }
+  return info;
+}
+
+}  // namespace pi0::admission
