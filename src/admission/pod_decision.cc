@@ -553,8 +553,9 @@ struct Verdict {
 
 std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& c) {
   if (c.state == stability::ChannelState::kInactive) {
-    std::string m = "channel " + c.name + " is shut down at level " + c.level + " (load " +
-                    fixed(c.load, 2) + "); it comes back when ";
+    std::string m = "channel " + c.name + " is shut down";
+    if (!c.level.empty()) m += " at level " + c.level + " (load " + fixed(c.load, 2) + ")";
+    m += "; it comes back when ";
     m += c.resumeBelow ? "the load stays below " + fixed(*c.resumeBelow, 2)
                        : std::string("the operator restores it");
     return Verdict{false, Reason::kChannelInactive, std::move(m), {}, {}, {}};
@@ -910,23 +911,6 @@ bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node) {
   return true;
 }
 
-std::string truncateWarning(std::string_view text, std::size_t maxChars) {
-  // Offsets of code point starts (bytes that are not UTF-8 continuation bytes).
-  std::size_t chars = 0;
-  for (unsigned char c : text)
-    chars += (c & 0xC0) != 0x80;
-  if (chars <= maxChars) return std::string(text);
-  const std::size_t keep = maxChars >= 3 ? maxChars - 3 : 0;
-  std::size_t seen = 0, end = 0;
-  for (; end < text.size(); ++end) {
-    if ((static_cast<unsigned char>(text[end]) & 0xC0) != 0x80) {
-      if (seen == keep) break;
-      ++seen;
-    }
-  }
-  return std::string(text.substr(0, end)) + std::string("...").substr(0, maxChars - keep);
-}
-
 Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
                 const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now) {
@@ -952,10 +936,10 @@ Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
 
   if (d.mode != Mode::kDryRun) {
     for (const auto& w : v->warnings)
-      d.warnings.push_back(truncateWarning(w));
+      d.warnings.push_back(cutWarning(w));
     if (!v->allowed && d.mode == Mode::kWarn) {
-      d.warnings.push_back(truncateWarning("pi0 would deny (" + std::string(reasonName(d.reason)) +
-                                           "): " + d.message));
+      d.warnings.push_back(
+          cutWarning("pi0 would deny (" + std::string(reasonName(d.reason)) + "): " + d.message));
     }
   }
   if (d.mode == Mode::kDryRun || !v->allowed) {

@@ -94,6 +94,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admission/review.h"
 #include "common/clock.h"
 #include "common/result.h"
 #include "fleet/fleet_view.h"
@@ -103,7 +104,6 @@
 
 namespace pi0::admission {
 
-inline constexpr std::size_t kMaxWarningChars = 120;
 inline constexpr std::string_view kUnschedulableTaintKey = "node.kubernetes.io/unschedulable";
 inline constexpr std::string_view kGpuResourceName = "nvidia.com/gpu";
 
@@ -287,8 +287,5 @@ Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
 bool tolerates(const Toleration& toleration, const Taint& taint);
 // Whether the node satisfies one required-affinity term.
 bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node);
-
-// `text` cut to at most `maxChars` UTF-8 code points, ending with "..." when cut.
-std::string truncateWarning(std::string_view text, std::size_t maxChars = kMaxWarningChars);
 
 }  // namespace pi0::admission

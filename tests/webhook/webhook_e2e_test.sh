@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# pi0-webhook end to end on the real control plane (tests/e2e): registered by URL in a
+# ValidatingWebhookConfiguration with its caBundle, two stand-in Nodes whose agents replay a
+# light (node-a) and a heavy (node-b) synthetic load, and namespace `shop`. It checks:
+#  - `kubectl create` of a pod that fits node-a is admitted; one pinned to node-b is denied with
+#    node-b's failing gate, its value and threshold in the message;
+#  - a pod of a Channel whose status says Inactive is denied, saying so; scaling a Deployment
+#    of that channel creates no pod (the ReplicaSet's creations are denied);
+#  - Channels closing a dependency cycle, and a ShutdownMatrix whose first level leaves no
+#    margin above the admission gate, are refused at `kubectl apply` with what is wrong;
+#  - bad input on the wire (not JSON, a wrong kind, a body over the limit) is a 4xx and the
+#    webhook keeps serving;
+#  - on SIGTERM /readyz turns 503 while requests are still answered; with the webhook gone and
+#    failurePolicy Ignore, pods are created.
+# Usage: webhook_e2e_test.sh SOURCE_DIR PI0_WEBHOOK_BINARY PI0_AGENT_BINARY
+set -euo pipefail
+source_dir=$(cd "${1:?usage: webhook_e2e_test.sh SOURCE_DIR PI0_WEBHOOK PI0_AGENT}" && pwd)
+webhook_bin=$(realpath "${2:?missing PI0_WEBHOOK_BINARY}")
+agent_bin=$(realpath "${3:?missing PI0_AGENT_BINARY}")
+# shellcheck source=tests/e2e/lib.sh
+source "$source_dir/tests/e2e/lib.sh"
+command -v openssl >/dev/null || e2e_fail "openssl is not installed"
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+e2e_cluster_up
+e2e_install_crds
+work=$PI0_CLUSTER_DIR/webhook-e2e
+mkdir -p "$work"
+e2e_at_exit "[[ -e $work/passed ]] || tail -n 40 $work/webhook.log >&2 || true"
+
+# A CA and the webhook's serving certificate for 127.0.0.1.
+(
+  cd "$work"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+    -out ca.crt -subj /CN=pi0-e2e-ca -days 1 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr \
+    -subj /CN=pi0-webhook 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext
+  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 1 \
+    -extfile ext 2>/dev/null
+) || e2e_fail "cannot make the test certificates"
+
+e2e_create_node node-a 4 8Gi
+e2e_create_node node-b 4 8Gi
+e2e_start_fake_kubelet
+e2e_create_namespace shop
+
+agents=""
+for spec in node-a:0.2 node-b:0.9; do
+  node=${spec%%:*}
+  printf 'signals:\n  cpu: {wave: constant, value: %s}\n  memory: {wave: constant, value: 0.2}\n' \
+    "${spec##*:}" >"$work/$node.yaml"
+  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
+    --node-name "$node" --source "synthetic:$work/$node.yaml" --interval 100ms --window 16 \
+    2>"$work/agent-$node.log" &
+  e2e_at_exit "kill $! 2>/dev/null || true"
+  port=""
+  for _ in $(seq 100); do
+    port=$(grep -o '"port":[0-9]*' "$work/agent-$node.log" 2>/dev/null | head -1 | cut -d: -f2) || true
+    [[ -n $port ]] && break
+    sleep 0.1
+  done
+  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start"
+  agents+="${agents:+,}$node=http://127.0.0.1:$port"
+done
+
+webhook_port=$(free_port)
+start_webhook() {
+  "$webhook_bin" --kubeconfig "$KUBECONFIG" --bind-address "127.0.0.1:$webhook_port" \
+    --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --agents "$agents" \
+    --poll-interval 500ms --agent-timeout 300ms --shutdown-delay 3s \
+    </dev/null >>"$work/webhook.log" 2>&1 &
+  webhook_pid=$!
+  e2e_at_exit "kill -KILL $webhook_pid 2>/dev/null || true"
+}
+start_webhook
+https() { curl -sS --noproxy '*' --cacert "$work/ca.crt" --max-time 5 "$@"; }
+ready() { [[ $(https -o /dev/null -w '%{http_code}' "https://127.0.0.1:$webhook_port/readyz") == 200 ]]; }
+e2e_wait_for "pi0-webhook ready" 60 ready
+# The agents' windows (16 samples at 100 ms) must be full before the gates have values.
+fingerprints_ready() {
+  local url
+  for url in ${agents//,/ }; do
+    curl -sf --noproxy '*' "${url#*=}/fingerprint" | grep -q '"ready":true' || return 1
+  done
+}
+e2e_wait_for "the agents' windows to fill" 30 fingerprints_ready
+
+ca_bundle=$(base64 -w0 <"$work/ca.crt")
+register() { # FAILURE_POLICY
+  kubectl apply -f - >/dev/null <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: pi0-e2e}
+webhooks:
+  - name: pods.stability.pi0.io
+    clientConfig: {url: "https://127.0.0.1:$webhook_port/validate-pods", caBundle: "$ca_bundle"}
+    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}
+    failurePolicy: $1
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    timeoutSeconds: 5
+  - name: resources.stability.pi0.io
+    clientConfig:
+      url: "https://127.0.0.1:$webhook_port/validate-channels"
+      caBundle: "$ca_bundle"
+    rules:
+      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
+         resources: [channels]}
+    failurePolicy: $1
+    sideEffects: None
+    admissionReviewVersions: [v1]
+  - name: matrices.stability.pi0.io
+    clientConfig:
+      url: "https://127.0.0.1:$webhook_port/validate-shutdownmatrices"
+      caBundle: "$ca_bundle"
+    rules:
+      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
+         resources: [shutdownmatrices]}
+    failurePolicy: $1
+    sideEffects: None
+    admissionReviewVersions: [v1]
+YAML
+}
+# 1.20 does not label namespaces with their name by itself.
+kubectl label namespace shop kubernetes.io/metadata.name=shop --overwrite >/dev/null
+register Fail
+
+pod() { # NAME [NODE] [CHANNEL]
+  local selector="" pod_labels="{app: demo}"
+  [[ -n ${2:-} ]] && selector="nodeSelector: {kubernetes.io/hostname: $2}"
+  [[ -n ${3:-} ]] && pod_labels="{app: demo, stability.pi0.io/channel: $3}"
+  cat <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: shop, labels: $pod_labels}
+spec:
+  $selector
+  containers:
+    - {name: c, image: stand-in, resources: {requests: {cpu: 100m, memory: 64Mi}}}
+YAML
+}
+# expect_refused WHAT OUTPUT PHRASE...: kubectl failed and said each phrase.
+expect_refused() {
+  local what=$1 out=$2
+  shift 2
+  local phrase
+  for phrase in "$@"; do
+    [[ $out == *"$phrase"* ]] || e2e_fail "$what: expected '$phrase' in: $out"
+  done
+  e2e_log "ok: refused $what: $(head -c 400 <<<"$out")"
+}
+
+for n in a b; do kubectl label node "node-$n" "kubernetes.io/hostname=node-$n" --overwrite >/dev/null; done
+pod light | kubectl create -f - >/dev/null || e2e_fail "a pod that fits node-a was refused"
+e2e_log "ok: a pod that fits node-a is admitted"
+if out=$(pod pinned node-b | kubectl create -f - 2>&1); then
+  e2e_fail "a pod pinned to the overloaded node-b was admitted"
+fi
+expect_refused "a pod pinned to node-b" "$out" "denied the request" "node-b" "isolation" "<"
+
+# A Channel shut down by the operator (its status, written here as the operator would).
+kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: batch, namespace: shop}
+spec: {targets: [{kind: Deployment, name: batch}]}
+YAML
+channel=$(e2e_api GET /apis/stability.pi0.io/v1alpha1/namespaces/shop/channels/batch)
+status_body=$(e2e_json 'd["status"] = {"state": "Inactive"}; print(json.dumps(d))' <<<"$channel")
+e2e_api PUT /apis/stability.pi0.io/v1alpha1/namespaces/shop/channels/batch/status \
+  "$status_body" >/dev/null
+if out=$(pod batch-1 "" batch | kubectl create -f - 2>&1); then
+  e2e_fail "a pod of an Inactive channel was admitted"
+fi
+expect_refused "a pod of the Inactive channel batch" "$out" "shop/batch" "shut down"
+
+kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: batch, namespace: shop}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: batch}}
+  template:
+    metadata: {labels: {app: batch, stability.pi0.io/channel: batch}}
+    spec: {containers: [{name: c, image: stand-in}]}
+YAML
+failed_create() {
+  kubectl get events -n shop --field-selector reason=FailedCreate -o jsonpath='{.items[*].message}' |
+    grep -q 'shut down'
+}
+e2e_wait_for "the ReplicaSet's pod creations to be denied" 60 failed_create
+[[ $(kubectl get pods -n shop -l app=batch -o name | wc -l) == 0 ]] ||
+  e2e_fail "pods of the shut-down channel exist: $(kubectl get pods -n shop -l app=batch -o name)"
+e2e_log "ok: scaling a Deployment of a shut-down channel creates no pod"
+
+# Pi0's own resources.
+kubectl apply -f - >/dev/null <<'YAML'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: a, namespace: shop}
+spec: {targets: [{kind: Deployment, name: a}], dependsOn: [{name: b}]}
+YAML
+if out=$(kubectl apply -f - 2>&1 <<'YAML'
+apiVersion: stability.pi0.io/v1alpha1
+kind: Channel
+metadata: {name: b, namespace: shop}
+spec: {targets: [{kind: Deployment, name: b}], dependsOn: [{name: a}]}
+YAML
+); then
+  e2e_fail "a Channel closing a dependency cycle was admitted"
+fi
+expect_refused "a dependency cycle" "$out" "cycle" "shop/a" "shop/b"
+if out=$(kubectl apply -f - 2>&1 <<'YAML'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: tight}
+spec:
+  levels: [{name: normal, upperBound: 0.5}, {name: critical}]
+  rows: [{channel: {name: batch, namespace: shop}, critical: false,
+          cells: [{level: critical, action: Shutdown, order: 0}]}]
+YAML
+); then
+  e2e_fail "a matrix whose first level is under the admission gate was admitted"
+fi
+expect_refused "a matrix without a margin above the admission gate" "$out" "normal" "0.7"
+
+# Bad input on the wire: 4xx, and the webhook goes on.
+url=https://127.0.0.1:$webhook_port/validate-pods
+code=$(https -o "$work/bad.txt" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data 'not json' "$url")
+[[ $code == 400 ]] || e2e_fail "malformed JSON answered $code: $(cat "$work/bad.txt")"
+code=$(https -o "$work/bad.txt" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data '{"apiVersion":"admission.k8s.io/v1","kind":"Pod"}' "$url")
+[[ $code == 400 ]] || e2e_fail "a wrong kind answered $code: $(cat "$work/bad.txt")"
+head -c $((4 << 20)) /dev/zero | tr '\0' ' ' >"$work/huge.json"
+code=$(https -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary "@$work/huge.json" "$url" || true)
+[[ $code == 413 ]] || e2e_fail "a 4 MiB body answered $code"
+ready || e2e_fail "the webhook stopped serving after bad input"
+e2e_log "ok: bad input answered 400/400/413, still serving"
+
+# SIGTERM: not ready, still answering, then gone; with failurePolicy Ignore pods are created.
+kill -TERM "$webhook_pid"
+sleep 0.5
+code=$(https -o /dev/null -w '%{http_code}' "https://127.0.0.1:$webhook_port/readyz" || true)
+[[ $code == 503 ]] || e2e_fail "/readyz during the shutdown delay answered $code, not 503"
+pod during-shutdown | kubectl create -f - >/dev/null ||
+  e2e_fail "a pod was refused while the webhook was shutting down"
+e2e_log "ok: during the shutdown delay /readyz is 503 and requests are answered"
+gone() { ! e2e_pid_alive "$webhook_pid"; }
+e2e_wait_for "the webhook to exit" 20 gone
+register Ignore
+pod after-webhook | kubectl create -f - >/dev/null ||
+  e2e_fail "with the webhook stopped and failurePolicy Ignore a pod was refused"
+e2e_log "ok: with the webhook gone and failurePolicy Ignore, pods are created"
+
+touch "$work/passed"
+e2e_log "PASS: webhook_e2e_test"

@@ -1,0 +1,215 @@
+#include "handlers.h"
+
+#include <chrono>
+
+#include "admission/channel_info.h"
+#include "admission/resource_validation.h"
+#include "common/log.h"
+#include "kube/json.h"
+
+namespace pi0::webhook {
+namespace {
+
+using nlohmann::json;
+
+std::map<std::string, std::string> labelsOf(const json& object) {
+  std::map<std::string, std::string> out;
+  const json labels = kube::field<json>(object, "/metadata/labels"_json_pointer, json::object());
+  if (!labels.is_object()) return out;
+  for (auto it = labels.begin(); it != labels.end(); ++it) {
+    if (it->is_string()) out[it.key()] = it->get<std::string>();
+  }
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts)
+    out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+std::vector<json> values(const std::vector<ObjectPtr>& objects) {
+  std::vector<json> out;
+  out.reserve(objects.size());
+  for (const auto& o : objects)
+    out.push_back(*o);
+  return out;
+}
+
+HttpAnswer badRequest(const std::string& message) {
+  return {400, message + "\n", "text/plain"};
+}
+
+}  // namespace
+
+WebhookMetrics::WebhookMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      decisions_(prometheus::BuildCounter()
+                     .Name("pi0_webhook_decisions_total")
+                     .Help("Admission decisions by endpoint, result (allowed, denied, warned) "
+                           "and reason")
+                     .Register(*registry_)),
+      badRequests_(prometheus::BuildCounter()
+                       .Name("pi0_webhook_bad_requests_total")
+                       .Help("Requests that were not a valid AdmissionReview, by endpoint")
+                       .Register(*registry_)),
+      durations_(prometheus::BuildHistogram()
+                     .Name("pi0_webhook_request_duration_seconds")
+                     .Help("Time to answer an admission request, by endpoint")
+                     .Register(*registry_)) {}
+
+void WebhookMetrics::decision(std::string_view endpoint, std::string_view result,
+                              std::string_view reason) {
+  std::lock_guard lock(mu_);
+  decisions_
+      .Add({{"endpoint", std::string(endpoint)},
+            {"result", std::string(result)},
+            {"reason", std::string(reason)}})
+      .Increment();
+}
+
+void WebhookMetrics::badRequest(std::string_view endpoint) {
+  std::lock_guard lock(mu_);
+  badRequests_.Add({{"endpoint", std::string(endpoint)}}).Increment();
+}
+
+void WebhookMetrics::duration(std::string_view endpoint, double seconds) {
+  std::lock_guard lock(mu_);
+  durations_
+      .Add({{"endpoint", std::string(endpoint)}},
+           prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1, 0.25, 0.5, 1, 2})
+      .Observe(seconds);
+}
+
+Handlers::Handlers(ClusterState state, admission::Policy policy, double minimumMargin,
+                   WebhookMetrics& metrics, Clock& clock)
+    : state_(std::move(state)),
+      policy_(std::move(policy)),
+      minimumMargin_(minimumMargin),
+      metrics_(metrics),
+      clock_(clock) {}
+
+HttpAnswer Handlers::answer(std::string_view endpoint, const admission::AdmissionRequest& request,
+                            const admission::Response& response, std::string_view reason) {
+  const char* result = !response.allowed            ? "denied"
+                       : !response.warnings.empty() ? "warned"
+                                                    : "allowed";
+  metrics_.decision(endpoint, result, reason);
+  return {200, admission::responseBody(request, response)};
+}
+
+HttpAnswer Handlers::pods(std::string_view body) {
+  const auto started = std::chrono::steady_clock::now();
+  auto request = admission::parseReview(body);
+  if (!request) {
+    metrics_.badRequest("pods");
+    return badRequest(request.error().message);
+  }
+  admission::Response response;
+  if (request->operation != admission::Operation::kCreate || request->kind.kind != "Pod" ||
+      !request->subResource.empty()) {
+    return answer("pods", *request, response, "NotAPodCreate");
+  }
+  auto pod = admission::parsePod(request->object);
+  if (!pod) {
+    // The apiserver validated the pod already; a pod this webhook cannot read is not its to
+    // refuse. Allow, and say so.
+    response.warnings.push_back("pi0: cannot read the pod: " + pod.error().message);
+    return answer("pods", *request, response, "Unreadable");
+  }
+  if (pod->ns.empty()) pod->ns = request->ns;
+
+  std::optional<admission::Mode> namespaceMode;
+  for (const auto& n : state_.namespaces()) {
+    if (kube::stringField(*n, "/metadata/name"_json_pointer) != pod->ns) continue;
+    const auto labels = labelsOf(*n);
+    if (auto it = labels.find(kModeLabel); it != labels.end())
+      namespaceMode = admission::parseMode(it->second);
+  }
+  std::optional<admission::ChannelInfo> channel;
+  if (auto c = admission::channelOfPod(pod->ns, pod->labels, state_.channels())) {
+    const auto matrix = admission::actingMatrix(state_.matrices());
+    channel = admission::channelInfo(*c, matrix.get());
+  }
+  std::vector<admission::NodeInfo> nodes;
+  for (const auto& n : state_.nodes()) {
+    if (auto node = admission::parseNode(*n)) nodes.push_back(std::move(*node));
+  }
+  const auto fleet = state_.fleet();
+  const auto d =
+      admission::decide(*pod, nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
+  response.allowed = d.allowed;
+  response.message = d.message;
+  response.warnings = d.warnings;
+  response.auditAnnotations = d.auditAnnotations;
+  if (!d.verdict) {
+    log::info("pod denied", {{"namespace", pod->ns},
+                             {"pod", pod->displayName()},
+                             {"mode", admission::modeName(d.mode)},
+                             {"reason", admission::reasonName(d.reason)},
+                             {"node", d.node},
+                             {"message", d.message}});
+  }
+  auto out = answer("pods", *request, response, admission::reasonName(d.reason));
+  metrics_.duration(
+      "pods", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  return out;
+}
+
+HttpAnswer Handlers::channels(std::string_view body) {
+  auto request = admission::parseReview(body);
+  if (!request) {
+    metrics_.badRequest("channels");
+    return badRequest(request.error().message);
+  }
+  admission::Response response;
+  if (request->operation != admission::Operation::kCreate &&
+      request->operation != admission::Operation::kUpdate) {
+    return answer("channels", *request, response, "NotACreateOrUpdate");
+  }
+  std::vector<json> others;
+  for (const auto& c : state_.channels()) {
+    if (kube::stringField(*c, "/metadata/namespace"_json_pointer) == request->ns &&
+        kube::stringField(*c, "/metadata/name"_json_pointer) == request->name) {
+      continue;  // its own old copy
+    }
+    others.push_back(*c);
+  }
+  const auto problems = admission::validateChannelObject(request->object, others);
+  if (!problems.empty()) {
+    response.allowed = false;
+    response.code = 422;
+    response.message = joined(problems);
+  }
+  return answer("channels", *request, response, problems.empty() ? "Valid" : "Invalid");
+}
+
+HttpAnswer Handlers::matrices(std::string_view body) {
+  auto request = admission::parseReview(body);
+  if (!request) {
+    metrics_.badRequest("shutdownmatrices");
+    return badRequest(request.error().message);
+  }
+  admission::Response response;
+  if (request->operation != admission::Operation::kCreate &&
+      request->operation != admission::Operation::kUpdate) {
+    return answer("shutdownmatrices", *request, response, "NotACreateOrUpdate");
+  }
+  const auto channels = values(state_.channels());
+  admission::GateMargin margin;
+  margin.admissionCeiling = 1.0 - policy_.thresholds.isolation;
+  margin.minimumMargin = minimumMargin_;
+  const auto problems = admission::validateMatrixObject(request->object, channels, margin);
+  if (!problems.empty()) {
+    response.allowed = false;
+    response.code = 422;
+    response.message = joined(problems);
+  } else {
+    response.warnings = admission::matrixWarnings(request->object, channels);
+  }
+  return answer("shutdownmatrices", *request, response, problems.empty() ? "Valid" : "Invalid");
+}
+
+}  // namespace pi0::webhook

@@ -1,0 +1,86 @@
+// pi0-webhook's endpoints as functions of a request body and what the webhook knows (its
+// caches and the fleet view), so that they are tested without a server:
+//   /validate-pods              admission::decide for a Pod CREATE (other operations allowed)
+//   /validate-channels          admission::validateChannelObject
+//   /validate-shutdownmatrices  admission::validateMatrixObject (+ matrixWarnings)
+// A body that is not a valid AdmissionReview is answered 400 with the parser's message.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "admission/pod_decision.h"
+#include "admission/review.h"
+#include "common/clock.h"
+#include "fleet/fleet_view.h"
+
+namespace pi0::webhook {
+
+using ObjectPtr = std::shared_ptr<const nlohmann::json>;
+
+// What the handlers read; each function returns the current objects of one cache.
+struct ClusterState {
+  std::function<std::vector<ObjectPtr>()> nodes;
+  std::function<std::vector<ObjectPtr>()> namespaces;
+  std::function<std::vector<ObjectPtr>()> channels;
+  std::function<std::vector<ObjectPtr>()> matrices;
+  std::function<std::shared_ptr<const fleet::FleetSnapshot>()> fleet;
+};
+
+// The label on a namespace that sets the mode for its pods (Enforce, Warn, DryRun).
+inline constexpr char kModeLabel[] = "stability.pi0.io/admission-mode";
+
+struct HttpAnswer {
+  int status = 200;
+  std::string body;  // an AdmissionReview, or a plain message for a 400
+  std::string contentType = "application/json";
+};
+
+// Decisions by result (allowed, denied, warned) and reason, request durations, bad requests.
+class WebhookMetrics {
+ public:
+  WebhookMetrics();
+  std::shared_ptr<prometheus::Registry> registry() { return registry_; }
+  void decision(std::string_view endpoint, std::string_view result, std::string_view reason);
+  void badRequest(std::string_view endpoint);
+  void duration(std::string_view endpoint, double seconds);
+
+ private:
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>& decisions_;
+  prometheus::Family<prometheus::Counter>& badRequests_;
+  prometheus::Family<prometheus::Histogram>& durations_;
+  std::mutex mu_;
+};
+
+class Handlers {
+ public:
+  Handlers(ClusterState state, admission::Policy policy, double minimumMargin,
+           WebhookMetrics& metrics, Clock& clock = systemClock());
+
+  HttpAnswer pods(std::string_view body);
+  HttpAnswer channels(std::string_view body);
+  HttpAnswer matrices(std::string_view body);
+
+ private:
+  HttpAnswer answer(std::string_view endpoint, const admission::AdmissionRequest& request,
+                    const admission::Response& response, std::string_view reason);
+
+  ClusterState state_;
+  admission::Policy policy_;
+  double minimumMargin_;
+  WebhookMetrics& metrics_;
+  Clock& clock_;
+};
+
+}  // namespace pi0::webhook

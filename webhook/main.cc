@@ -1,0 +1,369 @@
+// pi0-webhook: the validating admission webhook. See `pi0-webhook --help`. It keeps caches of
+// Nodes, Namespaces, Channels and ShutdownMatrices and a fleet view of the agents, and serves
+// /validate-pods, /validate-channels, /validate-shutdownmatrices, /healthz, /readyz and
+// /metrics over HTTPS (certificate and key files reloaded when they change). On SIGTERM it
+// reports not ready for --shutdown-delay while still answering, then stops, so that a rolling
+// restart loses no request.
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+
+#include "admission/pod_decision.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "fleet/agent_source.h"
+#include "fleet/fleet_view.h"
+#include "fleet/poller.h"
+#include "handlers.h"
+#include "kube/client.h"
+#include "kube/config.h"
+#include "kube/reflector.h"
+#include "kube/resource.h"
+#include "kube/store.h"
+#include "metrics/exposition.h"
+#include "net/https_server.h"
+
+#ifndef PI0_VERSION
+#define PI0_VERSION "dev"
+#endif
+
+namespace pi0::webhook {
+namespace {
+
+struct Options {
+  std::string kubeconfig;
+  std::string host = "0.0.0.0";
+  int port = 8443;
+  std::string certFile, keyFile;
+  std::vector<fleet::Agent> agents;
+  double pollIntervalSeconds = 1.0;
+  double agentTimeoutSeconds = 1.0;
+  double shutdownDelaySeconds = 5.0;
+  double minimumMargin = 0.05;
+  admission::Policy policy;
+  log::Level logLevel = log::Level::kInfo;
+  bool help = false;
+  bool version = false;
+};
+
+std::string usage() {
+  return R"(Usage: pi0-webhook --tls-cert-file FILE --tls-private-key-file FILE --agents NODE=URL,... [flags]
+
+Pi0's validating admission webhook: admits a pod only when some node that could host it passes
+the gates, its channel is not shut down and its channel's buffer has room; validates Channels and
+ShutdownMatrices.
+
+Flags:
+  --kubeconfig FILE             kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --bind-address HOST:PORT      where to serve HTTPS (default 0.0.0.0:8443)
+  --tls-cert-file FILE          serving certificate (PEM, chain allowed); reloaded on change
+  --tls-private-key-file FILE   its key (PEM); reloaded on change
+  --agents NODE=URL,...         the agents to poll
+  --poll-interval DURATION      how often to poll every agent (default 1s)
+  --agent-timeout DURATION      how long one agent may take (default 1s)
+  --mode MODE                   Enforce, Warn or DryRun (default Enforce); a namespace's label
+                                stability.pi0.io/admission-mode overrides it
+  --stale-policy POLICY         Allow or Deny when no candidate node has fresh data (default Allow)
+  --excluded-namespaces NS,...  never reviewed (default kube-system)
+  --gate-fit-error X            θ_fit (default 0.10)
+  --gate-gluing-delta X         θ_glue (default 0.15)
+  --gate-psi X                  θ_psi (default 0.25)
+  --gate-isolation X            θ_iso (default 0.35)
+  --minimum-margin X            margin between the admission gate and a matrix's first level
+                                (default 0.05)
+  --shutdown-delay DURATION     keep serving, not ready, this long after SIGTERM (default 5s)
+  --log-level LEVEL             debug, info, warn or error (default info)
+  --version, --help
+)";
+}
+
+Result<double> ratio(FlagReader& reader) {
+  auto v = reader.nonEmptyValue();
+  if (!v) return fail(v.error().message);
+  char* end = nullptr;
+  const double x = std::strtod(v->c_str(), &end);
+  if (end != v->c_str() + v->size() || !(x >= 0 && x <= 1)) {
+    return fail(reader.flag() + ": '" + *v + "' is not a number in [0,1]");
+  }
+  return x;
+}
+
+Result<Options> parseOptions(const std::vector<std::string>& args) {
+  Options o;
+  FlagReader reader(args);
+  bool haveAgents = false;
+  while (reader.next()) {
+    const std::string flag = reader.flag();
+    auto text = [&](std::string& out) -> Result<void> {
+      auto v = reader.nonEmptyValue();
+      if (!v) return fail(v.error().message);
+      out = *v;
+      return {};
+    };
+    auto seconds = [&](double& out, bool allowZero) -> Result<void> {
+      auto d = reader.durationSeconds(allowZero, 3600, "1h");
+      if (!d) return fail(d.error().message);
+      out = *d;
+      return {};
+    };
+    auto gate = [&](double& out) -> Result<void> {
+      auto x = ratio(reader);
+      if (!x) return fail(x.error().message);
+      out = *x;
+      return {};
+    };
+    Result<void> ok;
+    if (flag == "--help" || flag == "-h") {
+      o.help = true;
+    } else if (flag == "--version") {
+      o.version = true;
+    } else if (flag == "--kubeconfig") {
+      ok = text(o.kubeconfig);
+    } else if (flag == "--bind-address") {
+      std::string v;
+      ok = text(v);
+      const auto colon = v.rfind(':');
+      int port = -1;
+      if (ok && colon != std::string::npos) port = std::atoi(v.c_str() + colon + 1);
+      if (ok && (colon == std::string::npos || port < 0 || port > 65535)) {
+        return fail("--bind-address: '" + v + "' is not HOST:PORT");
+      }
+      if (ok) {
+        o.host = colon == 0 ? "0.0.0.0" : v.substr(0, colon);
+        o.port = port;
+      }
+    } else if (flag == "--tls-cert-file") {
+      ok = text(o.certFile);
+    } else if (flag == "--tls-private-key-file") {
+      ok = text(o.keyFile);
+    } else if (flag == "--agents") {
+      std::string v;
+      ok = text(v);
+      if (ok) {
+        auto agents = fleet::StaticAgents::parse(v);
+        if (!agents) return fail("--agents: " + agents.error().message);
+        o.agents = agents->agents();
+        haveAgents = true;
+      }
+    } else if (flag == "--poll-interval") {
+      ok = seconds(o.pollIntervalSeconds, false);
+    } else if (flag == "--agent-timeout") {
+      ok = seconds(o.agentTimeoutSeconds, false);
+    } else if (flag == "--shutdown-delay") {
+      ok = seconds(o.shutdownDelaySeconds, true);
+    } else if (flag == "--mode") {
+      std::string v;
+      ok = text(v);
+      auto mode = admission::parseMode(v);
+      if (ok && !mode) return fail("--mode: '" + v + "' is not Enforce, Warn or DryRun");
+      if (ok) o.policy.mode = *mode;
+    } else if (flag == "--stale-policy") {
+      std::string v;
+      ok = text(v);
+      if (ok && v != "Allow" && v != "Deny") {
+        return fail("--stale-policy: '" + v + "' is not Allow or Deny");
+      }
+      if (ok) {
+        o.policy.stale =
+            v == "Deny" ? admission::StalePolicy::kDeny : admission::StalePolicy::kAllow;
+      }
+    } else if (flag == "--excluded-namespaces") {
+      auto v = reader.value();
+      if (!v) return fail(v.error().message);
+      o.policy.excludedNamespaces.clear();
+      std::size_t start = 0;
+      while (start <= v->size()) {
+        const auto comma = v->find(',', start);
+        const auto part =
+            v->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+        if (!part.empty()) o.policy.excludedNamespaces.push_back(part);
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    } else if (flag == "--gate-fit-error") {
+      ok = gate(o.policy.thresholds.fitError);
+    } else if (flag == "--gate-gluing-delta") {
+      ok = gate(o.policy.thresholds.gluingDelta);
+    } else if (flag == "--gate-psi") {
+      ok = gate(o.policy.thresholds.psi);
+    } else if (flag == "--gate-isolation") {
+      ok = gate(o.policy.thresholds.isolation);
+    } else if (flag == "--minimum-margin") {
+      ok = gate(o.minimumMargin);
+    } else if (flag == "--log-level") {
+      auto v = reader.value();
+      if (!v) return fail(v.error().message);
+      auto level = log::parseLevel(*v);
+      if (!level) return fail("--log-level: " + level.error().message);
+      o.logLevel = *level;
+    } else {
+      return fail("unknown flag '" + reader.raw() + "'");
+    }
+    if (!ok) return fail(ok.error().message);
+  }
+  if (o.help || o.version) return o;
+  if (o.certFile.empty() || o.keyFile.empty()) {
+    return fail("give --tls-cert-file and --tls-private-key-file (the apiserver calls over HTTPS)");
+  }
+  if (!haveAgents) return fail("where are the agents? give --agents NODE=URL,...");
+  return o;
+}
+
+// A store kept by a reflector on its own thread.
+struct Cache {
+  Cache(kube::Client& client, const kube::ResourceType& type)
+      : store(kube::Store::dropManagedFields), reflector(client, type, "", store) {}
+  kube::Store store;
+  kube::Reflector reflector;
+};
+
+int run(const Options& options) {
+  log::setLevel(options.logLevel);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = kube::resolveConfig(options.kubeconfig);
+  if (!config) {
+    log::error("cannot load the Kubernetes configuration", {{"error", config.error().message}});
+    return 1;
+  }
+  config->userAgent = std::string("pi0-webhook/") + PI0_VERSION;
+  auto client = kube::Client::create(std::move(*config));
+  if (!client) {
+    log::error("invalid Kubernetes configuration", {{"error", client.error().message}});
+    return 1;
+  }
+
+  Cache nodes(**client, kube::resources::kNodes);
+  Cache namespaces(**client, kube::resources::kNamespaces);
+  Cache channels(**client, kube::resources::kChannels);
+  Cache matrices(**client, kube::resources::kShutdownMatrices);
+  std::vector<Cache*> caches = {&nodes, &namespaces, &channels, &matrices};
+
+  const auto interval = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(options.pollIntervalSeconds));
+  fleet::FleetViewOptions viewOptions;
+  viewOptions.staleAfter = 3 * interval;
+  fleet::FleetView view(viewOptions);
+  fleet::StaticAgents agents(options.agents);
+  fleet::PollerOptions pollerOptions;
+  pollerOptions.timeout = std::chrono::milliseconds(
+      std::max<long long>(1, std::llround(options.agentTimeoutSeconds * 1000)));
+  auto poller = fleet::FleetPoller::create(agents, view, systemClock(), pollerOptions);
+  if (!poller) {
+    log::error("invalid poller options", {{"error", poller.error().message}});
+    return 2;
+  }
+  std::atomic<bool> polledOnce{false};
+
+  WebhookMetrics metrics;
+  ClusterState state;
+  state.nodes = [&] { return nodes.store.list(); };
+  state.namespaces = [&] { return namespaces.store.list(); };
+  state.channels = [&] { return channels.store.list(); };
+  state.matrices = [&] { return matrices.store.list(); };
+  state.fleet = [&] { return view.snapshot(); };
+  Handlers handlers(state, options.policy, options.minimumMargin, metrics);
+
+  std::atomic<bool> stopping{false};
+  auto ready = [&]() -> std::string {
+    if (stopping) return "shutting down";
+    for (const auto* c : caches) {
+      if (!c->store.synced()) return "caches not synced: " + c->reflector.type().qualifiedName();
+    }
+    if (!polledOnce) return "the fleet view has not been polled yet";
+    return "";
+  };
+
+  net::HttpsServerOptions serverOptions;
+  serverOptions.host = options.host;
+  serverOptions.port = options.port;
+  serverOptions.certFile = options.certFile;
+  serverOptions.keyFile = options.keyFile;
+  auto routes = [&](httplib::Server& server) {
+    auto review = [](std::function<HttpAnswer(std::string_view)> handle) {
+      return [handle](const httplib::Request& req, httplib::Response& res) {
+        const HttpAnswer a = handle(req.body);
+        res.status = a.status;
+        res.set_content(a.body, a.contentType.c_str());
+      };
+    };
+    server.Post("/validate-pods", review([&](std::string_view b) { return handlers.pods(b); }));
+    server.Post("/validate-channels",
+                review([&](std::string_view b) { return handlers.channels(b); }));
+    server.Post("/validate-shutdownmatrices",
+                review([&](std::string_view b) { return handlers.matrices(b); }));
+    server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content("ok\n", "text/plain");
+    });
+    server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
+      const std::string why = ready();
+      res.status = why.empty() ? 200 : 503;
+      res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
+    });
+    server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics::renderText(*metrics.registry()),
+                      std::string(metrics::kTextContentType));
+    });
+  };
+  auto server = net::HttpsServer::create(serverOptions, routes);
+  if (!server) {
+    log::error("cannot serve HTTPS", {{"error", server.error().message}});
+    return 1;
+  }
+
+  std::vector<std::jthread> threads;
+  for (auto* c : caches) {
+    threads.emplace_back([c](std::stop_token stop) { c->reflector.run(stop); });
+  }
+  threads.emplace_back([&](std::stop_token stop) {
+    (*poller)->run(stop, interval, [&](const fleet::PollRound&) { polledOnce = true; });
+  });
+  (*server)->start();
+  log::info("pi0-webhook started", {{"version", PI0_VERSION},
+                                    {"host", options.host},
+                                    {"port", (*server)->port()},
+                                    {"mode", admission::modeName(options.policy.mode)},
+                                    {"certificateSha256", (*server)->certificateSha256()}});
+
+  int received = 0;
+  sigwait(&signals, &received);
+  stopping = true;
+  log::info("shutting down: not ready, still serving",
+            {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"},
+             {"delaySeconds", options.shutdownDelaySeconds}});
+  std::this_thread::sleep_for(std::chrono::duration<double>(options.shutdownDelaySeconds));
+  (*server)->stop();
+  for (auto& t : threads)
+    t.request_stop();
+  threads.clear();
+  log::info("pi0-webhook stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace pi0::webhook
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto options = pi0::webhook::parseOptions(args);
+  if (!options) {
+    std::fprintf(stderr, "pi0-webhook: %s\nRun 'pi0-webhook --help' for usage.\n",
+                 options.error().message.c_str());
+    return 2;
+  }
+  if (options->help) {
+    std::cout << pi0::webhook::usage();
+    return 0;
+  }
+  if (options->version) {
+    std::cout << "pi0-webhook " << PI0_VERSION << "\n";
+    return 0;
+  }
+  return pi0::webhook::run(*options);
+}
