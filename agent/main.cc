@@ -17,6 +17,7 @@
 #include "agent/sources.h"
 #include "agent/state_store.h"
 #include "common/log.h"
+#include "common/program.h"
 
 #ifndef PI0_VERSION
 #define PI0_VERSION "dev"
@@ -167,20 +168,9 @@ int run(const Options& options) {
 }  // namespace pi0::agent
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto options = pi0::agent::parseOptions(args);
-  if (!options) {
-    std::fprintf(stderr, "pi0-agent: %s\nRun 'pi0-agent --help' for usage.\n",
-                 options.error().message.c_str());
-    return 2;
-  }
-  if (options->help) {
-    std::cout << pi0::agent::usage();
-    return 0;
-  }
-  if (options->version) {
-    std::cout << "pi0-agent " << PI0_VERSION << "\n";
-    return 0;
-  }
-  return pi0::agent::run(*options);
+  return pi0::programMain(
+      "pi0-agent", PI0_VERSION, argc, argv,
+      [](const std::vector<std::string>& args) { return pi0::agent::parseOptions(args); },
+      [] { return pi0::agent::usage(); },
+      [](const auto& options) { return pi0::agent::run(options); });
 }

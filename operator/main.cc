@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/program.h"
 #include "fleet/agent_source.h"
 #include "fleet/fleet_view.h"
 #include "fleet/poller.h"
@@ -350,20 +351,8 @@ int run(const Options& options) {
 }  // namespace pi0::op
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto options = pi0::op::parseOptions(args);
-  if (!options) {
-    std::fprintf(stderr, "pi0-operator: %s\nRun 'pi0-operator --help' for usage.\n",
-                 options.error().message.c_str());
-    return 2;
-  }
-  if (options->help) {
-    std::cout << pi0::op::usage();
-    return 0;
-  }
-  if (options->version) {
-    std::cout << "pi0-operator " << PI0_VERSION << "\n";
-    return 0;
-  }
-  return pi0::op::run(*options);
+  return pi0::programMain(
+      "pi0-operator", PI0_VERSION, argc, argv,
+      [](const std::vector<std::string>& args) { return pi0::op::parseOptions(args); },
+      [] { return pi0::op::usage(); }, [](const auto& options) { return pi0::op::run(options); });
 }

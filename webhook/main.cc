@@ -13,6 +13,7 @@
 #include "admission/pod_decision.h"
 #include "common/flags.h"
 #include "common/log.h"
+#include "common/program.h"
 #include "fleet/agent_source.h"
 #include "fleet/fleet_view.h"
 #include "fleet/poller.h"
@@ -350,20 +351,9 @@ int run(const Options& options) {
 }  // namespace pi0::webhook
 
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
-  auto options = pi0::webhook::parseOptions(args);
-  if (!options) {
-    std::fprintf(stderr, "pi0-webhook: %s\nRun 'pi0-webhook --help' for usage.\n",
-                 options.error().message.c_str());
-    return 2;
-  }
-  if (options->help) {
-    std::cout << pi0::webhook::usage();
-    return 0;
-  }
-  if (options->version) {
-    std::cout << "pi0-webhook " << PI0_VERSION << "\n";
-    return 0;
-  }
-  return pi0::webhook::run(*options);
+  return pi0::programMain(
+      "pi0-webhook", PI0_VERSION, argc, argv,
+      [](const std::vector<std::string>& args) { return pi0::webhook::parseOptions(args); },
+      [] { return pi0::webhook::usage(); },
+      [](const auto& options) { return pi0::webhook::run(options); });
 }
