@@ -142,23 +142,6 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# log_field LOG MSG FIELD: FIELD of the first JSON line of LOG whose msg is MSG.
-log_field() {
-  /usr/bin/python3 - "$@" <<'PY'
-import json, sys
-log, msg, field = sys.argv[1:4]
-for line in open(log, errors="replace"):
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        continue
-    if rec.get("msg") == msg and field in rec:
-        print(rec[field])
-        sys.exit(0)
-sys.exit(1)
-PY
-}
-
 # The measuring program; its modes are called below.
 cat >"$work/bench.py" <<'PY'
 import concurrent.futures, datetime, http.client, json, os, re, ssl, statistics, sys, threading
@@ -640,7 +623,7 @@ for node in "${NODES[@]}"; do
   e2e_at_exit "stop_pid $pid"
   port=""
   for _ in $(seq 100); do
-    port=$(log_field "$log" "pi0-agent started" port 2>/dev/null) && break
+    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
     e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
     sleep 0.1
   done
@@ -730,7 +713,7 @@ start_operator() {
   op_pid[$name]=$!
   e2e_at_exit "stop_pid ${op_pid[$name]}"
   local deadline=$((SECONDS + 30))
-  until port=$(log_field "${op_log[$name]}" "serving probes" port 2>/dev/null); do
+  until port=$(e2e_log_field "${op_log[$name]}" "serving probes" port 2>/dev/null); do
     e2e_pid_alive "${op_pid[$name]}" || { tail -n 20 "${op_log[$name]}" >&2; e2e_fail "pi0-operator $name exited"; }
     ((SECONDS < deadline)) || e2e_fail "pi0-operator $name does not serve probes after 30 s"
     sleep 0.1

@@ -17,6 +17,8 @@
 #                                       e2e_cluster_down (after printing diagnostics on failure)
 #   e2e_cluster_down                    stop the fake kubelet and the cluster; remove its DIR
 #   e2e_install_crds                    apply crds/ and wait until they are Established
+#   e2e_free_port                       print a free TCP port on 127.0.0.1
+#   e2e_log_field LOG MSG FIELD         FIELD of the first JSON log line of LOG whose msg is MSG
 #   e2e_at_exit COMMAND                 run COMMAND (evaluated) at exit, before the cluster goes
 #                                       down (don't replace the EXIT trap; if you must, call
 #                                       e2e_on_exit STATUS from yours)
@@ -272,6 +274,28 @@ e2e_namespace_has_token() {
 e2e_create_namespace() {
   kubectl create namespace "$1" >/dev/null || e2e_fail "cannot create namespace $1"
   e2e_wait_for "the default ServiceAccount token in namespace $1" 60 e2e_namespace_has_token "$1"
+}
+
+e2e_free_port() {
+  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# e2e_log_field LOG MSG FIELD: FIELD of the first JSON log line of LOG whose msg is MSG (the
+# programs' structured logs); fails when there is none.
+e2e_log_field() {
+  /usr/bin/python3 - "$@" <<'PY'
+import json, sys
+log, msg, field = sys.argv[1:4]
+for line in open(log, errors="replace"):
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        continue
+    if rec.get("msg") == msg and field in rec:
+        print(rec[field])
+        sys.exit(0)
+sys.exit(1)
+PY
 }
 
 # e2e_install_crds: applies Pi0's CRDs (crds/) and waits until they are Established.

@@ -1,29 +1,8 @@
 #!/usr/bin/env bash
 # What pi0-operator's end-to-end scripts share (operator_e2e_test.sh, operator_bad_input_test.sh):
-# a cluster with $work, JSON log fields, and the snapshot of the cluster's state (state.py) with
+# a cluster with $work and the snapshot of the cluster's state (state.py) with
 # expect/wait_for over Python expressions. Source it after tests/e2e/lib.sh, with NS and NODES
 # set.
-
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# log_field LOG MSG FIELD: FIELD of the first JSON log line of LOG whose msg is MSG.
-log_field() {
-  /usr/bin/python3 - "$@" <<'PY'
-import json, sys
-log, msg, field = sys.argv[1:4]
-for line in open(log, errors="replace"):
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        continue
-    if rec.get("msg") == msg and field in rec:
-        print(rec[field])
-        sys.exit(0)
-sys.exit(1)
-PY
-}
 
 now() { date +%s.%N; }
 k() { kubectl --request-timeout=30s "$@"; }

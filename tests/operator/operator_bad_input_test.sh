@@ -48,7 +48,7 @@ start_agent() {
   disown "$pid" # no "Killed" job notice when the exit trap kills it
   e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
   for i in $(seq 100); do
-    port=$(log_field "$log" "pi0-agent started" port 2>/dev/null) && break
+    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
     e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
     sleep 0.1
   done
@@ -62,7 +62,7 @@ start_agent() {
 declare -A bad_url
 bad_agent() {
   local mode=$1 port
-  port=$(free_port)
+  port=$(e2e_free_port)
   /usr/bin/python3 - "$mode" "$port" >"$work/bad-agent-$mode.log" 2>&1 <<'PY' &
 import http.server, socket, sys, threading, time
 mode, port = sys.argv[1], int(sys.argv[2])
@@ -117,8 +117,8 @@ start_operator() { # start_operator N AGENTS: identity pi0-bad-N, --agents AGENT
   disown "${op_pid[$n]}"
   e2e_at_exit "kill -KILL ${op_pid[$n]} 2>/dev/null || true"
   local deadline=$((SECONDS + 30))
-  until metrics_port[$n]=$(log_field "${op_log[$n]}" "serving metrics" port 2>/dev/null) &&
-    probe_port[$n]=$(log_field "${op_log[$n]}" "serving probes" port 2>/dev/null); do
+  until metrics_port[$n]=$(e2e_log_field "${op_log[$n]}" "serving metrics" port 2>/dev/null) &&
+    probe_port[$n]=$(e2e_log_field "${op_log[$n]}" "serving probes" port 2>/dev/null); do
     e2e_pid_alive "${op_pid[$n]}" || fail "operator $n exited at start"
     ((SECONDS < deadline)) || fail "operator $n does not serve metrics after 30 s"
     sleep 0.2

@@ -12,16 +12,12 @@ binary=$2
 source "$source_dir/tests/e2e/lib.sh"
 command -v prometheus >/dev/null || e2e_fail "prometheus is not installed (scripts/setup.sh installs it)"
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 e2e_cluster_up
 e2e_install_crds
 work=$PI0_CLUSTER_DIR/operator-prometheus
 mkdir -p "$work"
 
-prom_port=$(free_port)
+prom_port=$(e2e_free_port)
 printf 'global:\n  evaluation_interval: 1s\n' >"$work/prometheus.yml"
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port" </dev/null >"$work/prometheus.log" 2>&1 &
@@ -78,7 +74,7 @@ YAML
 # Nothing answers on the agent's port: the load comes from Prometheus alone.
 log=$work/operator.log
 "$binary" --kubeconfig "$KUBECONFIG" --metrics-bind-address 127.0.0.1:0 \
-  --health-probe-bind-address 127.0.0.1:0 --agents "node-a=http://127.0.0.1:$(free_port)" \
+  --health-probe-bind-address 127.0.0.1:0 --agents "node-a=http://127.0.0.1:$(e2e_free_port)" \
   --poll-interval 500ms --agent-timeout 200ms --prometheus-url "http://127.0.0.1:$prom_port" \
   </dev/null >"$log" 2>&1 &
 operator_pid=$!

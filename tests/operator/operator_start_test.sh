@@ -10,32 +10,11 @@ binary=$2
 # shellcheck source=tests/e2e/lib.sh
 source "$source_dir/tests/e2e/lib.sh"
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# log_field LOG MSG FIELD: FIELD of the first JSON log line of LOG whose msg is MSG.
-log_field() {
-  /usr/bin/python3 - "$@" <<'PY'
-import json, sys
-log, msg, field = sys.argv[1:4]
-for line in open(log, errors="replace"):
-    try:
-        rec = json.loads(line)
-    except ValueError:
-        continue
-    if rec.get("msg") == msg and field in rec:
-        print(rec[field])
-        sys.exit(0)
-sys.exit(1)
-PY
-}
-
 e2e_cluster_up
 e2e_install_crds
 work=$PI0_CLUSTER_DIR/operator-start
 mkdir -p "$work"
-agent_port=$(free_port) # nothing listens there: every poll fails, which is fine
+agent_port=$(e2e_free_port) # nothing listens there: every poll fails, which is fine
 
 declare -A pid log metrics_port probe_port identity
 start_operator() {
@@ -55,7 +34,7 @@ operator_started() {
     tail -n 20 "${log[$n]}" >&2
     e2e_fail "operator $n exited at start"
   }
-  log_field "${log[$n]}" "pi0-operator started" identity >/dev/null
+  e2e_log_field "${log[$n]}" "pi0-operator started" identity >/dev/null
 }
 
 http_ok() { curl -sS --noproxy '*' --fail --max-time 5 -o /dev/null "$1"; }
@@ -100,9 +79,9 @@ stop_operator() {
 for n in 1 2; do start_operator "$n"; done
 for n in 1 2; do
   e2e_wait_for "operator $n to start" 30 operator_started "$n"
-  metrics_port[$n]=$(log_field "${log[$n]}" "serving metrics" port)
-  probe_port[$n]=$(log_field "${log[$n]}" "serving probes" port)
-  identity[$n]=$(log_field "${log[$n]}" "pi0-operator started" identity)
+  metrics_port[$n]=$(e2e_log_field "${log[$n]}" "serving metrics" port)
+  probe_port[$n]=$(e2e_log_field "${log[$n]}" "serving probes" port)
+  identity[$n]=$(e2e_log_field "${log[$n]}" "pi0-operator started" identity)
   [[ ${identity[$n]} =~ _[0-9a-f]{6}$ ]] || e2e_fail "identity '${identity[$n]}' has no random suffix"
 done
 [[ ${identity[1]} != "${identity[2]}" ]] || e2e_fail "both replicas have identity ${identity[1]}"
@@ -144,7 +123,7 @@ e2e_log "ok: a bad kubeconfig exits 1: $(tail -n 1 "$work/bad.log")"
 unreachable=$work/unreachable-kubeconfig
 kubectl config view --raw --minify >"$unreachable"
 kubectl --kubeconfig "$unreachable" config set-cluster "$(kubectl config view --minify \
-  -o jsonpath='{.clusters[0].name}')" --server "https://127.0.0.1:$(free_port)" >/dev/null
+  -o jsonpath='{.clusters[0].name}')" --server "https://127.0.0.1:$(e2e_free_port)" >/dev/null
 status=0
 timeout 60 "$binary" --kubeconfig "$unreachable" --agents "a=http://127.0.0.1:$agent_port" \
   >"$work/unreachable.log" 2>&1 || status=$?

@@ -21,10 +21,6 @@ agent_bin=$(realpath "${3:?missing PI0_AGENT_BINARY}")
 source "$source_dir/tests/e2e/lib.sh"
 command -v openssl >/dev/null || e2e_fail "openssl is not installed"
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 e2e_cluster_up
 e2e_install_crds
 work=$PI0_CLUSTER_DIR/webhook-e2e
@@ -67,7 +63,7 @@ for spec in node-a:0.2 node-b:0.9; do
   agents+="${agents:+,}$node=http://127.0.0.1:$port"
 done
 
-webhook_port=$(free_port)
+webhook_port=$(e2e_free_port)
 start_webhook() {
   "$webhook_bin" --kubeconfig "$KUBECONFIG" --bind-address "127.0.0.1:$webhook_port" \
     --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --agents "$agents" \
