@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/program.h"
 #include "fleet/agent_source.h"
+#include "fleet/endpoint_slices.h"
 #include "fleet/fleet_view.h"
 #include "fleet/poller.h"
 #include "kube/client.h"
@@ -24,7 +25,6 @@
 #include "kube/leader_election.h"
 #include "metrics/exposition.h"
 #include "metrics/prometheus_query.h"
-#include "operator/agent_discovery.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 #include "operator/reconciler.h"
@@ -191,21 +191,7 @@ int run(const Options& options) {
 
   // The fleet view: polled on its own thread whether or not this replica leads, so that a
   // standby that takes over starts with a current view.
-  std::unique_ptr<fleet::AgentSource> agents;
-  // Keeps the agent Service's EndpointSlices cached; declared after `agents`, so it stops
-  // (and joins) before the source goes.
-  std::jthread discovery;
-  if (options.agents) {
-    agents = std::make_unique<fleet::StaticAgents>(*options.agents);
-  } else {
-    auto slices = std::make_unique<EndpointSliceAgents>(**client, options.agentService->ns,
-                                                        options.agentService->name);
-    discovery =
-        std::jthread([source = slices.get()](std::stop_token stop) { source->start(stop); });
-    log::info("discovering agents through EndpointSlices",
-              {{"service", options.agentService->ns + "/" + options.agentService->name}});
-    agents = std::move(slices);
-  }
+  auto agents = fleet::startAgentSource(**client, options.agents, options.agentService);
   const auto interval = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options.pollIntervalSeconds));
   fleet::FleetViewOptions viewOptions;
@@ -214,7 +200,7 @@ int run(const Options& options) {
   fleet::PollerOptions pollerOptions;
   pollerOptions.timeout = std::chrono::milliseconds(
       std::max<long long>(1, std::llround(options.agentTimeoutSeconds * 1000)));
-  auto poller = fleet::FleetPoller::create(*agents, view, systemClock(), pollerOptions);
+  auto poller = fleet::FleetPoller::create(*agents.source, view, systemClock(), pollerOptions);
   if (!poller) {
     log::error("invalid poller options", {{"error", poller.error().message}});
     return 2;
@@ -337,9 +323,9 @@ int run(const Options& options) {
   caching.request_stop();
   caching.join();
   events.flush();
-  if (discovery.joinable()) {
-    discovery.request_stop();
-    discovery.join();
+  if (agents.discovery.joinable()) {
+    agents.discovery.request_stop();
+    agents.discovery.join();
   }
   if (probeHttp) probeHttp->stop();
   if (metricsHttp) metricsHttp->stop();

@@ -12,6 +12,7 @@
 
 #include "common/files.h"
 #include "common/flags.h"
+#include "kube/names.h"
 #include "metrics/prometheus_query.h"
 
 namespace pi0::op {
@@ -44,29 +45,6 @@ std::optional<bool> parseBool(std::string_view v) {
     return false;
   }
   return std::nullopt;
-}
-
-// A DNS-1123 label, as a namespace or a Service name must be.
-bool isDnsLabel(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
-  }
-  return s.front() != '-' && s.back() != '-';
-}
-
-// A DNS-1123 subdomain, as a Lease name must be.
-bool isDnsSubdomain(std::string_view s) {
-  if (s.empty() || s.size() > 253) return false;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = s.find('.', start);
-    if (!isDnsLabel(s.substr(start, dot == std::string_view::npos ? dot : dot - start))) {
-      return false;
-    }
-    if (dot == std::string_view::npos) return true;
-    start = dot + 1;
-  }
 }
 
 }  // namespace
@@ -177,13 +155,13 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
       }
     } else if (flag == "--leader-election-namespace") {
       ok = string(o.leaderElectionNamespace);
-      if (ok && !isDnsLabel(o.leaderElectionNamespace)) {
+      if (ok && !kube::isDnsLabel(o.leaderElectionNamespace)) {
         return fail("--leader-election-namespace: '" + o.leaderElectionNamespace +
                     "' is not a namespace name");
       }
     } else if (flag == "--leader-election-id") {
       ok = string(o.leaderElectionId);
-      if (ok && !isDnsSubdomain(o.leaderElectionId)) {
+      if (ok && !kube::isDnsSubdomain(o.leaderElectionId)) {
         return fail("--leader-election-id: '" + o.leaderElectionId +
                     "' is not a valid Lease name (lower case letters, digits, '-' and '.')");
       }
@@ -204,15 +182,9 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
     } else if (flag == "--agent-service") {
       auto v = next();
       if (!v) return fail(v.error().message);
-      const auto slash = v->find('/');
-      ServiceRef ref;
-      if (slash != std::string::npos) {
-        ref = ServiceRef{v->substr(0, slash), v->substr(slash + 1)};
-      }
-      if (slash == std::string::npos || !isDnsLabel(ref.ns) || !isDnsLabel(ref.name)) {
-        return fail("--agent-service: '" + *v + "' is not NAMESPACE/NAME (e.g. pi0/pi0-agent)");
-      }
-      o.agentService = ref;
+      auto ref = fleet::parseServiceRef(*v);
+      if (!ref) return fail("--agent-service: " + ref.error().message);
+      o.agentService = *ref;
     } else if (flag == "--poll-interval") {
       ok = duration(o.pollIntervalSeconds);
     } else if (flag == "--agent-timeout") {

@@ -29,14 +29,6 @@ struct BindAddress {
 // `flag` names the flag in error messages.
 Result<BindAddress> parseBindAddress(std::string_view flag, std::string_view text);
 
-// The agent Service whose EndpointSlices list the agents (--agent-service NS/NAME).
-struct ServiceRef {
-  std::string ns;
-  std::string name;
-
-  bool operator==(const ServiceRef&) const = default;
-};
-
 struct Options {
   std::string kubeconfig;  // empty: $KUBECONFIG, in-cluster, ~/.kube/config (resolveConfig)
   bool leaderElect = false;
@@ -46,7 +38,7 @@ struct Options {
   BindAddress healthProbeBindAddress{true, "0.0.0.0", 8081};
   // Exactly one of the two is set after parsing.
   std::optional<std::vector<fleet::Agent>> agents;  // --agents node=url,...
-  std::optional<ServiceRef> agentService;           // --agent-service NS/NAME
+  std::optional<fleet::ServiceRef> agentService;    // --agent-service NS/NAME
   double pollIntervalSeconds = 1.0;
   double agentTimeoutSeconds = 2.0;
   log::Level logLevel = log::Level::kInfo;

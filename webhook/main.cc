@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/program.h"
 #include "fleet/agent_source.h"
+#include "fleet/endpoint_slices.h"
 #include "fleet/fleet_view.h"
 #include "fleet/poller.h"
 #include "handlers.h"
@@ -38,7 +39,8 @@ struct Options {
   std::string host = "0.0.0.0";
   int port = 8443;
   std::string certFile, keyFile;
-  std::vector<fleet::Agent> agents;
+  std::optional<std::vector<fleet::Agent>> agents;  // exactly one of the two
+  std::optional<fleet::ServiceRef> agentService;
   double pollIntervalSeconds = 1.0;
   double agentTimeoutSeconds = 1.0;
   double shutdownDelaySeconds = 5.0;
@@ -50,7 +52,7 @@ struct Options {
 };
 
 std::string usage() {
-  return R"(Usage: pi0-webhook --tls-cert-file FILE --tls-private-key-file FILE --agents NODE=URL,... [flags]
+  return R"(Usage: pi0-webhook --tls-cert-file FILE --tls-private-key-file FILE --agent-service NS/NAME [flags]
 
 Pi0's validating admission webhook: admits a pod only when some node that could host it passes
 the gates, its channel is not shut down and its channel's buffer has room; validates Channels and
@@ -61,7 +63,8 @@ Flags:
   --bind-address HOST:PORT      where to serve HTTPS (default 0.0.0.0:8443)
   --tls-cert-file FILE          serving certificate (PEM, chain allowed); reloaded on change
   --tls-private-key-file FILE   its key (PEM); reloaded on change
-  --agents NODE=URL,...         the agents to poll
+  --agent-service NS/NAME       find the agents from this Service's EndpointSlices
+  --agents NODE=URL,...         a fixed list of agents to poll instead
   --poll-interval DURATION      how often to poll every agent (default 1s)
   --agent-timeout DURATION      how long one agent may take (default 1s)
   --mode MODE                   Enforce, Warn or DryRun (default Enforce); a namespace's label
@@ -94,7 +97,6 @@ Result<double> ratio(FlagReader& reader) {
 Result<Options> parseOptions(const std::vector<std::string>& args) {
   Options o;
   FlagReader reader(args);
-  bool haveAgents = false;
   while (reader.next()) {
     const std::string flag = reader.flag();
     auto text = [&](std::string& out) -> Result<void> {
@@ -146,7 +148,14 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
         auto agents = fleet::StaticAgents::parse(v);
         if (!agents) return fail("--agents: " + agents.error().message);
         o.agents = agents->agents();
-        haveAgents = true;
+      }
+    } else if (flag == "--agent-service") {
+      std::string v;
+      ok = text(v);
+      if (ok) {
+        auto ref = fleet::parseServiceRef(v);
+        if (!ref) return fail("--agent-service: " + ref.error().message);
+        o.agentService = *ref;
       }
     } else if (flag == "--poll-interval") {
       ok = seconds(o.pollIntervalSeconds, false);
@@ -208,7 +217,12 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
   if (o.certFile.empty() || o.keyFile.empty()) {
     return fail("give --tls-cert-file and --tls-private-key-file (the apiserver calls over HTTPS)");
   }
-  if (!haveAgents) return fail("where are the agents? give --agents NODE=URL,...");
+  if (o.agents && o.agentService) {
+    return fail("--agents and --agent-service exclude each other: give one");
+  }
+  if (!o.agents && !o.agentService) {
+    return fail("where are the agents? give --agent-service NS/NAME or --agents NODE=URL,...");
+  }
   return o;
 }
 
@@ -251,11 +265,11 @@ int run(const Options& options) {
   fleet::FleetViewOptions viewOptions;
   viewOptions.staleAfter = 3 * interval;
   fleet::FleetView view(viewOptions);
-  fleet::StaticAgents agents(options.agents);
+  auto agents = fleet::startAgentSource(**client, options.agents, options.agentService);
   fleet::PollerOptions pollerOptions;
   pollerOptions.timeout = std::chrono::milliseconds(
       std::max<long long>(1, std::llround(options.agentTimeoutSeconds * 1000)));
-  auto poller = fleet::FleetPoller::create(agents, view, systemClock(), pollerOptions);
+  auto poller = fleet::FleetPoller::create(*agents.source, view, systemClock(), pollerOptions);
   if (!poller) {
     log::error("invalid poller options", {{"error", poller.error().message}});
     return 2;
@@ -277,6 +291,7 @@ int run(const Options& options) {
     for (const auto* c : caches) {
       if (!c->store.synced()) return "caches not synced: " + c->reflector.type().qualifiedName();
     }
+    if (!agents.source->synced()) return "the agent Service's EndpointSlices are not listed yet";
     if (!polledOnce) return "the fleet view has not been polled yet";
     return "";
   };

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <set>
 
+#include "kube/names.h"
+
 namespace pi0::fleet {
 namespace {
 
@@ -110,6 +112,18 @@ Result<StaticAgents> StaticAgents::parse(std::string_view spec) {
     ++index;
   }
   return StaticAgents(std::move(agents));
+}
+
+Result<ServiceRef> parseServiceRef(std::string_view text) {
+  const auto slash = text.find('/');
+  ServiceRef ref;
+  if (slash != std::string_view::npos) {
+    ref = ServiceRef{std::string(text.substr(0, slash)), std::string(text.substr(slash + 1))};
+  }
+  if (slash == std::string_view::npos || !kube::isDnsLabel(ref.ns) || !kube::isDnsLabel(ref.name)) {
+    return fail("'" + std::string(text) + "' is not NAMESPACE/NAME (e.g. pi0/pi0-agent)");
+  }
+  return ref;
 }
 
 }  // namespace pi0::fleet

@@ -1,6 +1,6 @@
-// Where the fleet view finds its agents. The operator's source will read the agent Service's
-// EndpointSlices; StaticAgents is a fixed list for tests and small setups
-// ("node-a=http://10.0.0.7:9560,node-b=http://10.0.0.8:9560").
+// Where the fleet view finds its agents: StaticAgents is a fixed list for tests and small setups
+// ("node-a=http://10.0.0.7:9560,node-b=http://10.0.0.8:9560"); in a cluster the agent Service's
+// EndpointSlices list them (endpoint_slices.h).
 #pragma once
 
 #include <string>
@@ -24,6 +24,8 @@ class AgentSource {
   virtual ~AgentSource() = default;
   // The agents to poll now, one per node. Called by the poller's thread once per round.
   virtual std::vector<Agent> agents() = 0;
+  // Whether agents() tells the truth yet (a discovery has its first list in).
+  virtual bool synced() const { return true; }
 };
 
 // An agent's base URL, taken apart: agents serve plain HTTP.
@@ -50,5 +52,16 @@ class StaticAgents final : public AgentSource {
  private:
   std::vector<Agent> agents_;
 };
+
+// The agent Service whose EndpointSlices list the agents (--agent-service NAMESPACE/NAME).
+struct ServiceRef {
+  std::string ns;
+  std::string name;
+
+  bool operator==(const ServiceRef&) const = default;
+};
+
+// "NAMESPACE/NAME", both DNS-1123 labels; anything else is an Error naming the text.
+Result<ServiceRef> parseServiceRef(std::string_view text);
 
 }  // namespace pi0::fleet

@@ -1,4 +1,4 @@
-#include "agent_discovery.h"
+#include "fleet/endpoint_slices.h"
 
 #include <algorithm>
 #include <optional>
@@ -7,7 +7,7 @@
 
 #include "common/log.h"
 
-namespace pi0::op {
+namespace pi0::fleet {
 namespace {
 
 constexpr char kServiceNameLabel[] = "kubernetes.io/service-name";
@@ -77,9 +77,9 @@ std::string firstAddress(const kube::Json& endpoint) {
 
 }  // namespace
 
-std::vector<fleet::Agent> agentsFromSlices(const std::vector<kube::Json>& slices,
-                                           std::string_view portName) {
-  std::vector<fleet::Agent> agents;
+std::vector<Agent> agentsFromSlices(const std::vector<kube::Json>& slices,
+                                    std::string_view portName) {
+  std::vector<Agent> agents;
   std::set<std::string> nodes;
   for (const auto& slice : slices) {
     if (!slice.is_object()) continue;
@@ -110,7 +110,7 @@ std::vector<fleet::Agent> agentsFromSlices(const std::vector<kube::Json>& slices
     }
   }
   std::sort(agents.begin(), agents.end(),
-            [](const fleet::Agent& a, const fleet::Agent& b) { return a.node < b.node; });
+            [](const Agent& a, const Agent& b) { return a.node < b.node; });
   return agents;
 }
 
@@ -136,7 +136,7 @@ void EndpointSliceAgents::start(std::stop_token stop) {
   reflector_.run(std::move(stop));
 }
 
-std::vector<fleet::Agent> EndpointSliceAgents::agents() {
+std::vector<Agent> EndpointSliceAgents::agents() {
   std::vector<kube::ObjectPtr> cached = store_.list();
   std::vector<kube::Json> slices;
   slices.reserve(cached.size());
@@ -147,4 +147,21 @@ std::vector<fleet::Agent> EndpointSliceAgents::agents() {
   return agentsFromSlices(slices, portName_);
 }
 
-}  // namespace pi0::op
+RunningAgentSource startAgentSource(kube::Client& client,
+                                    const std::optional<std::vector<Agent>>& agents,
+                                    const std::optional<ServiceRef>& service) {
+  RunningAgentSource running;
+  if (agents || !service) {
+    running.source = std::make_unique<StaticAgents>(agents.value_or(std::vector<Agent>{}));
+    return running;
+  }
+  auto slices = std::make_unique<EndpointSliceAgents>(client, service->ns, service->name);
+  running.discovery =
+      std::jthread([source = slices.get()](std::stop_token stop) { source->start(stop); });
+  log::info("discovering agents through EndpointSlices",
+            {{"service", service->ns + "/" + service->name}});
+  running.source = std::move(slices);
+  return running;
+}
+
+}  // namespace pi0::fleet

@@ -1,13 +1,16 @@
-// Where the operator finds its agents: the EndpointSlices of the agent Service. Each ready
-// endpoint with a node name is one agent, polled at http://ADDRESS:PORT. This lives in the
-// operator rather than in src/fleet because it needs the Kubernetes client, and libpi0_fleet
-// does not depend on libpi0_kube.
+// Where pi0-operator and pi0-webhook find their agents: the EndpointSlices of the agent Service.
+// Each ready endpoint with a node name is one agent, polled at http://ADDRESS:PORT. A library of
+// its own (libpi0_fleet_kube) because it needs the Kubernetes client, and libpi0_fleet does not
+// depend on libpi0_kube.
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "fleet/agent_source.h"
@@ -15,7 +18,7 @@
 #include "kube/reflector.h"
 #include "kube/store.h"
 
-namespace pi0::op {
+namespace pi0::fleet {
 
 // The agents that `slices` (EndpointSlice objects, discovery.k8s.io v1beta1 or v1) list, sorted
 // by node. Per endpoint:
@@ -27,15 +30,15 @@ namespace pi0::op {
 // "metrics", else "http"; else, whatever the name, the slice's only port. A slice with no such
 // port is skipped (a debug log). A node listed twice keeps its first ready endpoint, in the
 // order of `slices` and of their endpoints.
-std::vector<fleet::Agent> agentsFromSlices(const std::vector<kube::Json>& slices,
-                                           std::string_view portName);
+std::vector<Agent> agentsFromSlices(const std::vector<kube::Json>& slices,
+                                    std::string_view portName);
 
 // An AgentSource over the agent Service's EndpointSlices, kept current by a Reflector (label
 // selector kubernetes.io/service-name=SERVICE in the Service's namespace).
 //
 // Thread-safety: start() on one thread; agents(), synced() and waitForSync() from any thread.
 // The client must outlive this object; start() must have returned before it is destroyed.
-class EndpointSliceAgents final : public fleet::AgentSource {
+class EndpointSliceAgents final : public AgentSource {
  public:
   // `portName` empty: "metrics", else "http", else the only port (see agentsFromSlices).
   EndpointSliceAgents(kube::Client& client, std::string ns, std::string service,
@@ -45,14 +48,14 @@ class EndpointSliceAgents final : public fleet::AgentSource {
   void start(std::stop_token stop);
 
   // The first list is in: until then agents() is empty.
-  bool synced() const { return store_.synced(); }
+  bool synced() const override { return store_.synced(); }
   bool waitForSync(std::stop_token stop, std::chrono::milliseconds timeout) const {
     return store_.waitForSync(stop, timeout);
   }
 
   // The agents the cached slices list now (slices taken in name order, so that which of two
   // endpoints of one node wins does not depend on the cache's order).
-  std::vector<fleet::Agent> agents() override;
+  std::vector<Agent> agents() override;
 
   const std::string& ns() const { return ns_; }
   const std::string& service() const { return service_; }
@@ -65,4 +68,14 @@ class EndpointSliceAgents final : public fleet::AgentSource {
   kube::Reflector reflector_;
 };
 
-}  // namespace pi0::op
+// The agents a program's flags name: `agents` (--agents) when given, else the EndpointSlices of
+// `service` (--agent-service), listed and watched on a thread of its own until this goes.
+struct RunningAgentSource {
+  std::unique_ptr<AgentSource> source;
+  std::jthread discovery;  // declared after `source`: stops and joins before it goes
+};
+RunningAgentSource startAgentSource(kube::Client& client,
+                                    const std::optional<std::vector<Agent>>& agents,
+                                    const std::optional<ServiceRef>& service);
+
+}  // namespace pi0::fleet

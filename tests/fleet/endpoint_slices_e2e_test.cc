@@ -1,7 +1,7 @@
 // EndpointSliceAgents on the real control plane: EndpointSlices made by hand (as the
 // EndpointSlice controller would make them for the pi0-agent Service) become agents, and
 // agents() follows when an endpoint turns not ready and when a slice is deleted. Run by
-// agent_discovery_e2e_test.sh, which starts the control plane and exports KUBECONFIG and
+// endpoint_slices_e2e_test.sh, which starts the control plane and exports KUBECONFIG and
 // PI0_E2E_NAMESPACE.
 #include <doctest/doctest.h>
 
@@ -10,12 +10,12 @@
 #include <sstream>
 #include <thread>
 
-#include "agent_discovery.h"
+#include "fleet/endpoint_slices.h"
 #include "kube/client.h"
 #include "kube_e2e.h"
 
 using namespace pi0;
-using namespace pi0::op;
+using namespace pi0::fleet;
 using kube::Json;
 using pi0::testing::client;
 using pi0::testing::eventually;

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "agent_discovery.h"
+#include "fleet/endpoint_slices.h"
 
 using namespace pi0;
-using namespace pi0::op;
+using namespace pi0::fleet;
 using kube::Json;
 
 namespace {
