@@ -57,7 +57,30 @@ WebhookMetrics::WebhookMetrics()
       durations_(prometheus::BuildHistogram()
                      .Name("pi0_webhook_request_duration_seconds")
                      .Help("Time to answer an admission request, by endpoint")
-                     .Register(*registry_)) {}
+                     .Register(*registry_)),
+      clusterNodes_(prometheus::BuildGauge()
+                        .Name("pi0_webhook_cluster_nodes")
+                        .Help("Node objects in the webhook's cache, by state: indexed (judged "
+                              "by admission) or unreadable (left out)")
+                        .Register(*registry_)),
+      fleetNodes_(prometheus::BuildGauge()
+                      .Name("pi0_webhook_fleet_nodes")
+                      .Help("Nodes in the webhook's fleet view, by state: usable (fresh data "
+                            "from a node that has not failed) or unusable")
+                      .Register(*registry_)) {}
+
+void WebhookMetrics::nodes(std::size_t indexed, std::size_t unreadable,
+                           const fleet::FleetSnapshot& fleet, Clock::time_point now) {
+  std::size_t usable = 0;
+  for (const auto& [name, status] : fleet.nodes()) {
+    if (fleet.isUsable(*status, now)) ++usable;
+  }
+  std::lock_guard lock(mu_);
+  clusterNodes_.Add({{"state", "indexed"}}).Set(static_cast<double>(indexed));
+  clusterNodes_.Add({{"state", "unreadable"}}).Set(static_cast<double>(unreadable));
+  fleetNodes_.Add({{"state", "usable"}}).Set(static_cast<double>(usable));
+  fleetNodes_.Add({{"state", "unusable"}}).Set(static_cast<double>(fleet.size() - usable));
+}
 
 void WebhookMetrics::decision(std::string_view endpoint, std::string_view result,
                               std::string_view reason) {
@@ -122,8 +145,7 @@ HttpAnswer Handlers::pods(std::string_view body) {
   if (pod->ns.empty()) pod->ns = request->ns;
 
   std::optional<admission::Mode> namespaceMode;
-  for (const auto& n : state_.namespaces()) {
-    if (kube::stringField(*n, "/metadata/name"_json_pointer) != pod->ns) continue;
+  if (const auto n = state_.namespaceNamed(pod->ns)) {
     const auto labels = labelsOf(*n);
     if (auto it = labels.find(kModeLabel); it != labels.end())
       namespaceMode = admission::parseMode(it->second);
@@ -133,13 +155,10 @@ HttpAnswer Handlers::pods(std::string_view body) {
     const auto matrix = admission::actingMatrix(state_.matrices());
     channel = admission::channelInfo(*c, matrix.get());
   }
-  std::vector<admission::NodeInfo> nodes;
-  for (const auto& n : state_.nodes()) {
-    if (auto node = admission::parseNode(*n)) nodes.push_back(std::move(*node));
-  }
+  const auto nodes = state_.nodes();
   const auto fleet = state_.fleet();
   const auto d =
-      admission::decide(*pod, nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
+      admission::decide(*pod, nodes->nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
   response.allowed = d.allowed;
   response.message = d.message;
   response.warnings = d.warnings;

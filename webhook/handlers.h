@@ -16,6 +16,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
@@ -23,15 +24,17 @@
 #include "admission/review.h"
 #include "common/clock.h"
 #include "fleet/fleet_view.h"
+#include "node_index.h"
 
 namespace pi0::webhook {
 
 using ObjectPtr = std::shared_ptr<const nlohmann::json>;
 
-// What the handlers read; each function returns the current objects of one cache.
+// What the handlers read, from the caches: the nodes (parsed, node_index.h), a namespace by
+// name (null when unknown), and the current Channels and ShutdownMatrices.
 struct ClusterState {
-  std::function<std::vector<ObjectPtr>()> nodes;
-  std::function<std::vector<ObjectPtr>()> namespaces;
+  std::function<std::shared_ptr<const NodeIndex::Snapshot>()> nodes;
+  std::function<ObjectPtr(const std::string& name)> namespaceNamed;
   std::function<std::vector<ObjectPtr>()> channels;
   std::function<std::vector<ObjectPtr>()> matrices;
   std::function<std::shared_ptr<const fleet::FleetSnapshot>()> fleet;
@@ -54,12 +57,18 @@ class WebhookMetrics {
   void decision(std::string_view endpoint, std::string_view result, std::string_view reason);
   void badRequest(std::string_view endpoint);
   void duration(std::string_view endpoint, double seconds);
+  // What the webhook judges by, set before each scrape: Node objects indexed and left out
+  // (unreadable), and the fleet view's nodes with usable data and without.
+  void nodes(std::size_t indexed, std::size_t unreadable, const fleet::FleetSnapshot& fleet,
+             Clock::time_point now);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>& decisions_;
   prometheus::Family<prometheus::Counter>& badRequests_;
   prometheus::Family<prometheus::Histogram>& durations_;
+  prometheus::Family<prometheus::Gauge>& clusterNodes_;
+  prometheus::Family<prometheus::Gauge>& fleetNodes_;
   std::mutex mu_;
 };
 

@@ -228,8 +228,9 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
 
 // A store kept by a reflector on its own thread.
 struct Cache {
-  Cache(kube::Client& client, const kube::ResourceType& type)
-      : store(kube::Store::dropManagedFields), reflector(client, type, "", store) {}
+  Cache(kube::Client& client, const kube::ResourceType& type,
+        kube::Store::Transform trim = kube::Store::dropManagedFields)
+      : store(std::move(trim)), reflector(client, type, "", store) {}
   kube::Store store;
   kube::Reflector reflector;
 };
@@ -254,7 +255,12 @@ int run(const Options& options) {
     return 1;
   }
 
-  Cache nodes(**client, kube::resources::kNodes);
+  NodeIndex nodeIndex;
+  Cache nodes(**client, kube::resources::kNodes, NodeIndex::trim);
+  nodes.store.addHandler(
+      [&nodeIndex](const kube::ObjectPtr& oldObject, const kube::ObjectPtr& newObject) {
+        nodeIndex.update(oldObject, newObject);
+      });
   Cache namespaces(**client, kube::resources::kNamespaces);
   Cache channels(**client, kube::resources::kChannels);
   Cache matrices(**client, kube::resources::kShutdownMatrices);
@@ -264,6 +270,9 @@ int run(const Options& options) {
       std::chrono::duration<double>(options.pollIntervalSeconds));
   fleet::FleetViewOptions viewOptions;
   viewOptions.staleAfter = 3 * interval;
+  // Reviews read the view at thousands per second while a round of polls writes it node by
+  // node: publish the writes at most every 100 ms (or every tenth of the interval).
+  viewOptions.publishLag = std::min<Clock::duration>(std::chrono::milliseconds(100), interval / 10);
   fleet::FleetView view(viewOptions);
   auto agents = fleet::startAgentSource(**client, options.agents, options.agentService);
   fleet::PollerOptions pollerOptions;
@@ -278,8 +287,8 @@ int run(const Options& options) {
 
   WebhookMetrics metrics;
   ClusterState state;
-  state.nodes = [&] { return nodes.store.list(); };
-  state.namespaces = [&] { return namespaces.store.list(); };
+  state.nodes = [&] { return nodeIndex.snapshot(); };
+  state.namespaceNamed = [&](const std::string& name) { return namespaces.store.get(name); };
   state.channels = [&] { return channels.store.list(); };
   state.matrices = [&] { return matrices.store.list(); };
   state.fleet = [&] { return view.snapshot(); };
@@ -323,6 +332,8 @@ int run(const Options& options) {
       res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
     });
     server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+      metrics.nodes(nodeIndex.size(), nodeIndex.unreadable(), *view.snapshot(),
+                    systemClock().now());
       res.set_content(metrics::renderText(*metrics.registry()),
                       std::string(metrics::kTextContentType));
     });

@@ -593,7 +593,7 @@ double totalExcess(const std::vector<GateFailure>& failures) {
   return sum;
 }
 
-Verdict nodeVerdict(const PodRequest& pod, const std::vector<NodeInfo>& all,
+Verdict nodeVerdict(const PodRequest& pod, std::span<const NodeInfo* const> all,
                     const fleet::FleetSnapshot& fleet, const Policy& policy,
                     Clock::time_point now) {
   const std::vector<fleet::Resource> used = resourcesUsed(pod);
@@ -603,7 +603,8 @@ Verdict nodeVerdict(const PodRequest& pod, const std::vector<NodeInfo>& all,
   const NodeInfo* closest = nullptr;
   std::vector<GateFailure> closestFailures;
 
-  for (const NodeInfo& node : all) {
+  for (const NodeInfo* each : all) {
+    const NodeInfo& node = *each;
     const Taint* taint = nullptr;
     if (auto e = eliminate(pod, node, &taint)) {
       ++eliminated[static_cast<int>(*e)];
@@ -912,6 +913,16 @@ bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node) {
 }
 
 Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
+                const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
+                const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now) {
+  std::vector<const NodeInfo*> pointers;
+  pointers.reserve(nodes.size());
+  for (const auto& n : nodes)
+    pointers.push_back(&n);
+  return decide(pod, pointers, fleet, channel, policy, namespaceMode, now);
+}
+
+Decision decide(const PodRequest& pod, std::span<const NodeInfo* const> nodes,
                 const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now) {
   Decision d;

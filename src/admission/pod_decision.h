@@ -88,6 +88,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -279,6 +280,10 @@ struct Decision {
 // The decision for `pod` (see the top of this file). `nodes` are the cluster's nodes (their
 // order decides ties); `fleet` the fleet view's snapshot, judged at `now`; `channel` the pod's
 // channel, if it has one; `namespaceMode` the mode the pod's namespace sets by label, if any.
+Decision decide(const PodRequest& pod, std::span<const NodeInfo* const> nodes,
+                const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
+                const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);
+// The same over nodes held by value (tables).
 Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
                 const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);

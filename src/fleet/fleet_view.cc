@@ -25,6 +25,11 @@ FleetView::FleetView(FleetViewOptions options)
 }
 
 std::shared_ptr<const FleetSnapshot> FleetView::snapshot() const {
+  if (pending_.load(std::memory_order_acquire)) {
+    std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
+    if (pending_ && now - publishedAt_ >= options_.publishLag) publishLocked();
+  }
   std::lock_guard lock(snapshotMu_);
   return snapshot_;
 }
@@ -45,7 +50,8 @@ void FleetView::setAgents(const std::vector<Agent>& agents) {
     }
   }
   std::erase_if(entries_, [&](const auto& kv) { return !listed.contains(kv.first); });
-  publishAllLocked();
+  allChanged_ = true;
+  pending_ = true;
 }
 
 bool FleetView::beginPoll(std::string_view node, Clock::time_point now) {
@@ -57,7 +63,7 @@ bool FleetView::beginPoll(std::string_view node, Clock::time_point now) {
   const bool allowed = entry.breaker.allow(now);
   if (entry.breaker.state() != before) {
     entry.status.breaker = entry.breaker.state();
-    publishLocked(entry);
+    changedLocked(entry);
   }
   return allowed;
 }
@@ -78,7 +84,7 @@ std::optional<FleetView::HealthChange> FleetView::recordSuccess(std::string_view
   entry.status.health = healthAfter(0, options_.health);
   entry.status.breaker = entry.breaker.state();
   entry.status.lastError.clear();
-  publishLocked(entry);
+  changedLocked(entry);
   return HealthChange{before, entry.status.health};
 }
 
@@ -95,7 +101,7 @@ std::optional<FleetView::HealthChange> FleetView::recordFailure(std::string_view
   entry.status.health = healthAfter(entry.status.consecutiveFailures, options_.health);
   entry.status.breaker = entry.breaker.state();
   entry.status.lastError = std::move(message);
-  publishLocked(entry);
+  changedLocked(entry);
   return HealthChange{before, entry.status.health};
 }
 
@@ -105,27 +111,41 @@ void FleetView::abandonPoll(std::string_view node) {
   if (it != entries_.end()) it->second.breaker.onAbandoned();
 }
 
-void FleetView::publishLocked(const Entry& entry) {
-  // Copy-on-write: the other nodes' statuses are shared with the previous snapshot.
-  FleetSnapshot::Nodes nodes = snapshot()->nodes();
-  nodes[entry.status.node] = std::make_shared<const NodeStatus>(entry.status);
-  auto next = std::make_shared<const FleetSnapshot>(std::move(nodes), options_.staleAfter);
-  std::lock_guard lock(snapshotMu_);
-  snapshot_ = std::move(next);
+void FleetView::changedLocked(const Entry& entry) {
+  changed_.insert(entry.status.node);
+  pending_ = true;
 }
 
-void FleetView::publishAllLocked() {
+void FleetView::publishLocked() const {
+  std::shared_ptr<const FleetSnapshot> previous;
+  {
+    std::lock_guard lock(snapshotMu_);
+    previous = snapshot_;
+  }
   FleetSnapshot::Nodes nodes;
-  const auto previous = snapshot();
-  for (const auto& [name, entry] : entries_) {
-    // Unchanged statuses keep their shared copy, so readers holding one see the same object.
-    const NodeStatus* old = previous->find(name);
-    if (old && old->url == entry.status.url) {
-      nodes.emplace(name, previous->nodes().find(name)->second);
-    } else {
-      nodes.emplace(name, std::make_shared<const NodeStatus>(entry.status));
+  if (allChanged_) {
+    // The set of nodes changed: every listed node, sharing the unchanged statuses.
+    for (const auto& [name, entry] : entries_) {
+      const auto old = previous->nodes().find(name);
+      if (old != previous->nodes().end() && !changed_.contains(name) &&
+          old->second->url == entry.status.url) {
+        nodes.emplace(name, old->second);
+      } else {
+        nodes.emplace(name, std::make_shared<const NodeStatus>(entry.status));
+      }
+    }
+  } else {
+    // Copy-on-write: the other nodes' statuses are shared with the previous snapshot.
+    nodes = previous->nodes();
+    for (const auto& name : changed_) {
+      auto it = entries_.find(name);
+      if (it != entries_.end()) nodes[name] = std::make_shared<const NodeStatus>(it->second.status);
     }
   }
+  changed_.clear();
+  allChanged_ = false;
+  pending_ = false;
+  publishedAt_ = std::chrono::steady_clock::now();
   auto next = std::make_shared<const FleetSnapshot>(std::move(nodes), options_.staleAfter);
   std::lock_guard lock(snapshotMu_);
   snapshot_ = std::move(next);

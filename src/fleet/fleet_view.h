@@ -5,12 +5,14 @@
 // reconcilers) take snapshot()s: immutable, shared, cheap to take and never torn.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -67,10 +69,18 @@ struct FleetViewOptions {
   Clock::duration staleAfter = 3 * kDefaultPollInterval;
   BreakerOptions breaker;
   HealthPolicy health;
+  // How long a write may wait before snapshot() shows it. Writes are published lazily, by the
+  // next snapshot() that finds them: 0 publishes every write at the next read (exact, what
+  // tests and the operator want); a server that reads for every request (pi0-webhook) waits up
+  // to this long, so that a round of polls over thousands of nodes costs a few rebuilds of the
+  // snapshot instead of one per node.
+  Clock::duration publishLag = Clock::duration::zero();
 };
 
 // Thread-safe: every member may be called from any thread. Writers are serialized by a mutex;
-// each write publishes a new snapshot, which costs O(nodes) pointer copies.
+// a write marks its node changed, and the next snapshot() due (see publishLag) publishes every
+// change at once, sharing the unchanged nodes' statuses with the previous snapshot (O(nodes)
+// pointer copies).
 class FleetView {
  public:
   explicit FleetView(FleetViewOptions options = {});
@@ -79,6 +89,7 @@ class FleetView {
   FleetView& operator=(const FleetView&) = delete;
 
   // The current picture; never null. Holding it keeps it alive; it does not see later writes.
+  // Publishes pending writes first when they are due (publishLag).
   std::shared_ptr<const FleetSnapshot> snapshot() const;
 
   // Makes the set of nodes exactly `agents`' nodes: adds new ones (Healthy, no data), updates a
@@ -117,15 +128,20 @@ class FleetView {
     CircuitBreaker breaker;
   };
 
-  // Publishes the entry's status into a new snapshot. Caller holds mu_.
-  void publishLocked(const Entry& entry);
-  void publishAllLocked();
+  // Marks the entry's status changed (published by the next snapshot() due). Caller holds mu_.
+  void changedLocked(const Entry& entry);
+  // Publishes every change into a new snapshot. Caller holds mu_.
+  void publishLocked() const;
 
   const FleetViewOptions options_;
-  mutable std::mutex mu_;  // guards entries_ and writes of snapshot_
+  mutable std::mutex mu_;  // guards entries_, changed_, allChanged_, publishedAt_, snapshot_ writes
   std::map<std::string, Entry, std::less<>> entries_;
+  mutable std::set<std::string, std::less<>> changed_;  // nodes written since the last publish
+  mutable bool allChanged_ = false;                     // the set of nodes changed
+  mutable std::atomic<bool> pending_{false};            // changed_ or allChanged_ is not empty
+  mutable std::chrono::steady_clock::time_point publishedAt_{};
   mutable std::mutex snapshotMu_;  // guards snapshot_ (held only to copy the pointer)
-  std::shared_ptr<const FleetSnapshot> snapshot_;
+  mutable std::shared_ptr<const FleetSnapshot> snapshot_;
 };
 
 }  // namespace pi0::fleet

@@ -99,6 +99,29 @@ TEST_CASE("snapshots are immutable: a held snapshot does not see later writes") 
   CHECK(before->nodes().at("node-b") == after->nodes().at("node-b"));
 }
 
+TEST_CASE("publishLag: writes wait for the lag, then appear together") {
+  pi0::testing::FakeClock clock;
+  FleetViewOptions options;
+  options.publishLag = std::chrono::hours(1);
+  FleetView view(options);
+  view.setAgents({{"node-a", "http://127.0.0.1:1"}, {"node-b", "http://127.0.0.1:2"}});
+  // The first publish is due at once (nothing was published before).
+  REQUIRE(view.snapshot()->size() == 2);
+
+  view.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.5}}), clock.now());
+  view.recordSuccess("node-b", fingerprint("node-b", {{"cpu", 0.5}}), clock.now());
+  // Within the lag: the published picture still has no data.
+  auto snap = view.snapshot();
+  CHECK_FALSE(snap->find("node-a")->fingerprint);
+  CHECK_FALSE(snap->find("node-b")->fingerprint);
+
+  // Without a lag every write is visible at the next read.
+  FleetView exact;
+  exact.setAgents({{"node-a", "http://127.0.0.1:1"}});
+  exact.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.5}}), clock.now());
+  CHECK(exact.snapshot()->find("node-a")->fingerprint);
+}
+
 TEST_CASE("setAgents adds, updates and forgets nodes") {
   pi0::testing::FakeClock clock;
   FleetView view;

@@ -1,0 +1,359 @@
+// pi0-webhook's endpoints as functions of a body and the caches (no server): what each answers,
+// what it counts in its metrics, and the node index that replaces a parse of every Node per
+// review.
+#include "handlers.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fakes/fake_clock.h"
+#include "metrics/exposition.h"
+#include "node_index.h"
+
+using namespace pi0;
+using namespace pi0::webhook;
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+namespace {
+
+ObjectPtr ptr(Json j) {
+  return std::make_shared<const Json>(std::move(j));
+}
+
+Json nodeObject(const std::string& name, const std::string& cpu = "4") {
+  return {{"apiVersion", "v1"},
+          {"kind", "Node"},
+          {"metadata", {{"name", name}, {"labels", {{"kubernetes.io/hostname", name}}}}},
+          {"spec", Json::object()},
+          {"status", {{"allocatable", {{"cpu", cpu}, {"memory", "16Gi"}}}}}};
+}
+
+// A fingerprint whose cpu and memory signals have isolation `iso`, PSI zero.
+fleet::NodeFingerprint fingerprint(const std::string& node, double iso) {
+  fleet::NodeFingerprint fp;
+  fp.node = node;
+  fp.ready = true;
+  fp.windowFill = 1;
+  for (const char* name : {"cpu", "memory", "psi_cpu", "psi_memory"}) {
+    fleet::SignalFingerprint s;
+    s.samples = 64;
+    s.gates = fleet::SignalGates{};
+    const bool isPsi = std::string(name).starts_with("psi");
+    s.gates->isolation = isPsi ? 1.0 : iso;
+    s.projectedPeak = isPsi ? 0.0 : 1 - iso;
+    s.current = isPsi ? 0.0 : 1 - iso;
+    fp.signals.emplace(name, s);
+  }
+  return fp;
+}
+
+Json podReview(const std::string& uid, const std::string& ns, Json labels,
+               const std::string& cpu = "500m", const std::string& operation = "CREATE") {
+  Json pod = {{"apiVersion", "v1"},
+              {"kind", "Pod"},
+              {"metadata", {{"generateName", "web-"}, {"labels", std::move(labels)}}},
+              {"spec",
+               {{"containers", Json::array({{{"name", "app"},
+                                             {"image", "app:1"},
+                                             {"resources", {{"requests", {{"cpu", cpu}}}}}}})}}}};
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", uid},
+            {"kind", {{"group", ""}, {"version", "v1"}, {"kind", "Pod"}}},
+            {"resource", {{"group", ""}, {"version", "v1"}, {"resource", "pods"}}},
+            {"namespace", ns},
+            {"operation", operation},
+            {"userInfo", {{"username", "tester"}}},
+            {"object", pod},
+            {"oldObject", operation == "UPDATE" ? pod : Json(nullptr)}}}};
+}
+
+Json objectReview(const std::string& uid, const std::string& resource, const Json& object,
+                  const std::string& operation = "CREATE") {
+  const std::string kind = object.value("kind", "");
+  return {{"apiVersion", "admission.k8s.io/v1"},
+          {"kind", "AdmissionReview"},
+          {"request",
+           {{"uid", uid},
+            {"kind", {{"group", "stability.pi0.io"}, {"version", "v1alpha1"}, {"kind", kind}}},
+            {"resource",
+             {{"group", "stability.pi0.io"}, {"version", "v1alpha1"}, {"resource", resource}}},
+            {"namespace", object["metadata"].value("namespace", "")},
+            {"name", object["metadata"].value("name", "")},
+            {"operation", operation},
+            {"userInfo", {{"username", "tester"}}},
+            {"object", object},
+            {"oldObject", operation == "UPDATE" ? object : Json(nullptr)}}}};
+}
+
+Json channelObject(const std::string& ns, const std::string& name, Json spec = Json::object()) {
+  spec["targets"] = Json::array({{{"kind", "Deployment"}, {"name", name}}});
+  return {{"apiVersion", "stability.pi0.io/v1alpha1"},
+          {"kind", "Channel"},
+          {"metadata", {{"namespace", ns}, {"name", name}, {"uid", ns + "-" + name}}},
+          {"spec", std::move(spec)}};
+}
+
+Json matrixObject(double firstBound) {
+  return {
+      {"apiVersion", "stability.pi0.io/v1alpha1"},
+      {"kind", "ShutdownMatrix"},
+      {"metadata", {{"name", "default"}, {"creationTimestamp", "2026-11-20T10:00:00Z"}}},
+      {"spec",
+       {{"levels", Json::array({{{"name", "normal"}, {"upperBound", firstBound}},
+                                {{"name", "high"}, {"upperBound", 0.9}},
+                                {{"name", "critical"}}})},
+        {"rows",
+         Json::array({{{"channel", {{"namespace", "shop"}, {"name", "batch"}}},
+                       {"cells", Json::array({{{"level", "high"}, {"action", "Shutdown"}}})}}})}}}};
+}
+
+// A webhook's world: nodes in an index, a fleet view, namespaces, channels and matrices.
+struct World {
+  testing::FakeClock clock;
+  NodeIndex index;
+  fleet::FleetView view;
+  std::map<std::string, ObjectPtr> namespaces;
+  std::vector<ObjectPtr> channels, matrices;
+  WebhookMetrics metrics;
+  admission::Policy policy;
+
+  World() {
+    policy.thresholds.isolation = 0.05;
+    view.setAgents({{"node-a", "http://127.0.0.1:1"}});
+    index.update(nullptr, ptr(nodeObject("node-a")));
+  }
+
+  void load(double iso) { view.recordSuccess("node-a", fingerprint("node-a", iso), clock.now()); }
+
+  Handlers handlers() {
+    ClusterState state;
+    state.nodes = [this] { return index.snapshot(); };
+    state.namespaceNamed = [this](const std::string& name) -> ObjectPtr {
+      auto it = namespaces.find(name);
+      return it == namespaces.end() ? nullptr : it->second;
+    };
+    state.channels = [this] { return channels; };
+    state.matrices = [this] { return matrices; };
+    state.fleet = [this] { return view.snapshot(); };
+    return Handlers(state, policy, 0.05, metrics, clock);
+  }
+
+  std::string metricsText() { return metrics::renderText(*metrics.registry()); }
+};
+
+Json response(const HttpAnswer& a) {
+  REQUIRE(a.status == 200);
+  REQUIRE(a.contentType == "application/json");
+  const Json body = Json::parse(a.body);
+  CHECK(body["apiVersion"] == "admission.k8s.io/v1");
+  CHECK(body["kind"] == "AdmissionReview");
+  return body["response"];
+}
+
+bool has(const std::string& text, const std::string& line) {
+  return text.find(line) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("pods: the decision for the review, its uid echoed, counted by result and reason") {
+  World w;
+  w.load(0.8);
+  auto h = w.handlers();
+
+  auto r = response(h.pods(podReview("uid-1", "shop", {{"app", "web"}}).dump()));
+  CHECK(r["uid"] == "uid-1");
+  CHECK(r["allowed"] == true);
+
+  w.load(0.02);  // node-a busy: isolation 0.02 < 500m/4 + 0.05
+  r = response(h.pods(podReview("uid-2", "shop", {{"app", "web"}}).dump()));
+  CHECK(r["uid"] == "uid-2");
+  CHECK(r["allowed"] == false);
+  const std::string message = r["status"]["message"];
+  CHECK(has(message, "closest node-a"));
+  CHECK(has(message, "isolation"));
+  CHECK(r["auditAnnotations"]["reason"] == "GatesFailed");
+
+  const std::string text = w.metricsText();
+  CHECK(has(text,
+            R"(pi0_webhook_decisions_total{endpoint="pods",reason="Passed",result="allowed"} 1)"));
+  CHECK(has(text, R"(pi0_webhook_decisions_total{endpoint="pods",reason="GatesFailed",)"
+                  R"(result="denied"} 1)"));
+  CHECK(has(text, R"(pi0_webhook_request_duration_seconds_count{endpoint="pods"} 2)"));
+}
+
+TEST_CASE("pods: a namespace's mode label turns a denial into a warning") {
+  World w;
+  w.load(0.02);
+  w.namespaces["lab"] = ptr({{"metadata", {{"name", "lab"}, {"labels", {{kModeLabel, "Warn"}}}}}});
+  auto h = w.handlers();
+  auto r = response(h.pods(podReview("u", "lab", Json::object()).dump()));
+  CHECK(r["allowed"] == true);
+  REQUIRE(r["warnings"].size() == 1);
+  const std::string warning = r["warnings"][0];
+  CHECK(warning.starts_with("pi0 would deny (GatesFailed)"));
+  CHECK(warning.size() <= admission::kMaxWarningChars);
+  CHECK(has(w.metricsText(), R"(reason="GatesFailed",result="warned"} 1)"));
+  // Another namespace keeps the webhook's mode (Enforce).
+  CHECK(response(h.pods(podReview("u", "shop", Json::object()).dump()))["allowed"] == false);
+}
+
+TEST_CASE("pods: what is not a pod CREATE, or cannot be read, is allowed and says why") {
+  World w;
+  w.load(0.02);
+  auto h = w.handlers();
+  auto r = response(h.pods(podReview("u", "shop", Json::object(), "500m", "UPDATE").dump()));
+  CHECK(r["allowed"] == true);
+  CHECK(has(w.metricsText(), R"(reason="NotAPodCreate",result="allowed"} 1)"));
+
+  r = response(h.pods(podReview("u", "shop", Json::object(), "5x").dump()));
+  CHECK(r["allowed"] == true);
+  REQUIRE(r["warnings"].size() == 1);
+  CHECK(has(r["warnings"][0].get<std::string>(), "pi0: cannot read the pod"));
+  CHECK(has(w.metricsText(), R"(reason="Unreadable",result="warned"} 1)"));
+}
+
+TEST_CASE("pods: a shut-down channel denies with its level, load and way back") {
+  World w;
+  w.load(0.8);
+  Json batch = channelObject("shop", "batch");
+  batch["status"] = {{"state", "Inactive"}};
+  w.channels.push_back(ptr(batch));
+  Json matrix = matrixObject(0.7);
+  matrix["status"] = {{"level", "critical"}, {"levelIndex", 2}, {"load", 0.95}};
+  w.matrices.push_back(ptr(matrix));
+  auto h = w.handlers();
+  auto r = response(h.pods(podReview("u", "shop", {{"stability.pi0.io/channel", "batch"}}).dump()));
+  CHECK(r["allowed"] == false);
+  const std::string message = r["status"]["message"];
+  CHECK(has(message, "channel shop/batch is shut down at level critical (load 0.95)"));
+  // A pod of another channel (none) on a quiet node passes.
+  CHECK(response(h.pods(podReview("u", "shop", {{"app", "web"}}).dump()))["allowed"] == true);
+}
+
+TEST_CASE("a body that is not an AdmissionReview is a 400 with the parser's message") {
+  World w;
+  auto h = w.handlers();
+  for (const std::string& body : {std::string("{"), std::string(R"({"kind":"Pod"})"),
+                                  std::string(R"({"apiVersion":"admission.k8s.io/v1",)"
+                                              R"("kind":"AdmissionReview","request":{}})")}) {
+    CAPTURE(body);
+    const HttpAnswer a = h.pods(body);
+    CHECK(a.status == 400);
+    CHECK(a.contentType == "text/plain");
+    CHECK_FALSE(a.body.empty());
+  }
+  CHECK(h.channels("[]").status == 400);
+  CHECK(h.matrices("").status == 400);
+  const std::string text = w.metricsText();
+  CHECK(has(text, R"(pi0_webhook_bad_requests_total{endpoint="pods"} 3)"));
+  CHECK(has(text, R"(pi0_webhook_bad_requests_total{endpoint="channels"} 1)"));
+  CHECK(has(text, R"(pi0_webhook_bad_requests_total{endpoint="shutdownmatrices"} 1)"));
+}
+
+TEST_CASE("channels: refused with the problems, compared with the others but not its old self") {
+  World w;
+  auto h = w.handlers();
+  auto r = response(
+      h.channels(objectReview("c1", "channels",
+                              channelObject("shop", "web", {{"weights", {{"throughput", 2}}}}))
+                     .dump()));
+  CHECK(r["allowed"] == false);
+  CHECK(r["status"]["code"] == 422);
+  CHECK(has(r["status"]["message"].get<std::string>(), "weights.throughput is 2"));
+
+  // search depends on web; web's UPDATE that depends on search closes a cycle.
+  Json search = channelObject("shop", "search", {{"dependsOn", Json::array({{{"name", "web"}}})}});
+  w.channels.push_back(ptr(search));
+  Json web = channelObject("shop", "web");
+  w.channels.push_back(ptr(web));
+  auto h2 = w.handlers();
+  Json webUpdate =
+      channelObject("shop", "web", {{"dependsOn", Json::array({{{"name", "search"}}})}});
+  r = response(h2.channels(objectReview("c2", "channels", webUpdate, "UPDATE").dump()));
+  CHECK(r["allowed"] == false);
+  CHECK(has(r["status"]["message"].get<std::string>(), "cycle"));
+  // The same UPDATE without the dependency is fine, though web's old copy is in the cache.
+  r = response(h2.channels(objectReview("c3", "channels", web, "UPDATE").dump()));
+  CHECK(r["allowed"] == true);
+  CHECK(has(w.metricsText(), R"(endpoint="channels",reason="Invalid",result="denied"} 2)"));
+}
+
+TEST_CASE("matrices: the margin below the first level, and warnings for unknown channels") {
+  World w;                               // θ_iso 0.05: admission admits up to 0.95
+  w.policy.thresholds.isolation = 0.35;  // admits up to 0.65: the first level must be >= 0.70
+  auto h = w.handlers();
+  auto r = response(h.matrices(objectReview("m1", "shutdownmatrices", matrixObject(0.68)).dump()));
+  CHECK(r["allowed"] == false);
+  CHECK(has(r["status"]["message"].get<std::string>(), "the first level \"normal\" ends at"));
+
+  r = response(h.matrices(objectReview("m2", "shutdownmatrices", matrixObject(0.7)).dump()));
+  CHECK(r["allowed"] == true);
+  REQUIRE(r["warnings"].size() == 1);  // shop/batch does not exist
+  CHECK(has(r["warnings"][0].get<std::string>(), "shop/batch"));
+}
+
+TEST_CASE("NodeIndex: parsed once per change, in name order, unreadable Nodes left out") {
+  NodeIndex index;
+  index.update(nullptr, ptr(nodeObject("node-b")));
+  index.update(nullptr, ptr(nodeObject("node-a")));
+  auto snap = index.snapshot();
+  REQUIRE(snap->nodes.size() == 2);
+  CHECK(snap->nodes[0]->name == "node-a");
+  CHECK(snap->nodes[1]->name == "node-b");
+  CHECK(snap->nodes[0]->cpuMilli == 4000);
+  // Unchanged: the same snapshot.
+  CHECK(index.snapshot() == snap);
+
+  // node-a turns unreadable: left out, counted; a held snapshot still reads as before.
+  index.update(ptr(nodeObject("node-a")), ptr(nodeObject("node-a", "lots")));
+  auto next = index.snapshot();
+  REQUIRE(next->nodes.size() == 1);
+  CHECK(next->nodes[0]->name == "node-b");
+  CHECK(index.unreadable() == 1);
+  CHECK(snap->nodes[0]->name == "node-a");
+
+  // Fixed, then deleted.
+  index.update(ptr(nodeObject("node-a", "lots")), ptr(nodeObject("node-a", "8")));
+  CHECK(index.unreadable() == 0);
+  REQUIRE(index.snapshot()->nodes.size() == 2);
+  CHECK(index.snapshot()->nodes[0]->cpuMilli == 8000);
+  index.update(ptr(nodeObject("node-a", "8")), nullptr);
+  CHECK(index.size() == 1);
+  CHECK(index.snapshot()->nodes[0]->name == "node-b");
+}
+
+TEST_CASE("NodeIndex::trim keeps what admission reads and nothing else") {
+  Json node = nodeObject("node-a");
+  node["metadata"]["resourceVersion"] = "42";
+  node["metadata"]["managedFields"] = Json::array({{{"manager", "kubelet"}}});
+  node["metadata"]["annotations"] = {{"a", "b"}};
+  node["spec"]["taints"] = Json::array({{{"key", "gpu"}, {"effect", "NoSchedule"}}});
+  node["spec"]["podCIDR"] = "10.0.0.0/24";
+  node["status"]["images"] = Json::array({{{"names", {"app:1"}}, {"sizeBytes", 1}}});
+  node["status"]["conditions"] = Json::array({{{"type", "Ready"}, {"status", "True"}}});
+  const auto before = admission::parseNode(node);
+  NodeIndex::trim(node);
+  CHECK(node["metadata"] == Json({{"name", "node-a"},
+                                  {"labels", {{"kubernetes.io/hostname", "node-a"}}},
+                                  {"resourceVersion", "42"}}));
+  CHECK(node["spec"] ==
+        Json({{"taints", Json::array({{{"key", "gpu"}, {"effect", "NoSchedule"}}})}}));
+  CHECK(node["status"] == Json({{"allocatable", {{"cpu", "4"}, {"memory", "16Gi"}}}}));
+  const auto after = admission::parseNode(node);
+  REQUIRE(before);
+  REQUIRE(after);
+  CHECK(after->name == before->name);
+  CHECK(after->labels == before->labels);
+  CHECK(after->taints.size() == 1);
+  CHECK(after->cpuMilli == before->cpuMilli);
+  CHECK(after->memoryBytes == before->memoryBytes);
+}
