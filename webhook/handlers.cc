@@ -67,7 +67,46 @@ WebhookMetrics::WebhookMetrics()
                       .Name("pi0_webhook_fleet_nodes")
                       .Help("Nodes in the webhook's fleet view, by state: usable (fresh data "
                             "from a node that has not failed) or unusable")
-                      .Register(*registry_)) {}
+                      .Register(*registry_)),
+      certificateExpiry_(prometheus::BuildGauge()
+                             .Name("pi0_webhook_certificate_expiry_timestamp_seconds")
+                             .Help("When the served certificate expires (notAfter), in Unix "
+                                   "seconds")
+                             .Register(*registry_)),
+      certificateReloads_(prometheus::BuildCounter()
+                              .Name("pi0_webhook_certificate_reloads_total")
+                              .Help("Changes of the certificate and key files, by result: "
+                                    "loaded, or failed (the previous pair is still served)")
+                              .Register(*registry_)),
+      certificateReconciles_(prometheus::BuildCounter()
+                                 .Name("pi0_webhook_certificate_reconciles_total")
+                                 .Help("Self-managed certificates: reconciles of the Secret and "
+                                       "the caBundle, by result (ok, error)")
+                                 .Register(*registry_)),
+      certificateSteps_(prometheus::BuildCounter()
+                            .Name("pi0_webhook_certificate_steps_total")
+                            .Help("Self-managed certificates: writes to the Secret or the "
+                                  "caBundle (creation, renewal, CA rotation steps)")
+                            .Register(*registry_)) {}
+
+void WebhookMetrics::certificates(const CertificateFigures& f) {
+  std::lock_guard lock(mu_);
+  auto grow = [](prometheus::Counter& c, std::uint64_t now, std::uint64_t before) {
+    if (now > before) c.Increment(static_cast<double>(now - before));
+  };
+  if (f.expiresAt) certificateExpiry_.Add({}).Set(*f.expiresAt);
+  grow(certificateReloads_.Add({{"result", "loaded"}}), f.reloads, lastCertificates_.reloads);
+  grow(certificateReloads_.Add({{"result", "failed"}}), f.reloadFailures,
+       lastCertificates_.reloadFailures);
+  if (f.reconcilesOk) {
+    grow(certificateReconciles_.Add({{"result", "ok"}}), *f.reconcilesOk,
+         lastCertificates_.reconcilesOk.value_or(0));
+    grow(certificateReconciles_.Add({{"result", "error"}}), f.reconcileErrors.value_or(0),
+         lastCertificates_.reconcileErrors.value_or(0));
+    grow(certificateSteps_.Add({}), f.steps.value_or(0), lastCertificates_.steps.value_or(0));
+  }
+  lastCertificates_ = f;
+}
 
 void WebhookMetrics::nodes(std::size_t indexed, std::size_t unreadable,
                            const fleet::FleetSnapshot& fleet, Clock::time_point now) {

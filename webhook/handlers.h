@@ -6,10 +6,12 @@
 // A body that is not a valid AdmissionReview is answered 400 with the parser's message.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +51,14 @@ struct HttpAnswer {
   std::string contentType = "application/json";
 };
 
+// The certificates' figures for /metrics.
+struct CertificateFigures {
+  std::optional<double> expiresAt;  // the served certificate's notAfter, in Unix seconds
+  std::uint64_t reloads = 0, reloadFailures = 0;  // of the files by the HTTPS server
+  // Self-managed mode only.
+  std::optional<std::uint64_t> reconcilesOk, reconcileErrors, steps;
+};
+
 // Decisions by result (allowed, denied, warned) and reason, request durations, bad requests.
 class WebhookMetrics {
  public:
@@ -61,6 +71,8 @@ class WebhookMetrics {
   // (unreadable), and the fleet view's nodes with usable data and without.
   void nodes(std::size_t indexed, std::size_t unreadable, const fleet::FleetSnapshot& fleet,
              Clock::time_point now);
+  // Set before each scrape (counters advance by what the figures grew since the last call).
+  void certificates(const CertificateFigures& figures);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -69,6 +81,11 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Histogram>& durations_;
   prometheus::Family<prometheus::Gauge>& clusterNodes_;
   prometheus::Family<prometheus::Gauge>& fleetNodes_;
+  prometheus::Family<prometheus::Gauge>& certificateExpiry_;
+  prometheus::Family<prometheus::Counter>& certificateReloads_;
+  prometheus::Family<prometheus::Counter>& certificateReconciles_;
+  prometheus::Family<prometheus::Counter>& certificateSteps_;
+  CertificateFigures lastCertificates_;
   std::mutex mu_;
 };
 

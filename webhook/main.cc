@@ -11,6 +11,8 @@
 #include <thread>
 
 #include "admission/pod_decision.h"
+#include "certs/self_signed.h"
+#include "common/files.h"
 #include "common/flags.h"
 #include "common/log.h"
 #include "common/program.h"
@@ -26,6 +28,7 @@
 #include "kube/store.h"
 #include "metrics/exposition.h"
 #include "net/https_server.h"
+#include "self_managed.h"
 
 #ifndef PI0_VERSION
 #define PI0_VERSION "dev"
@@ -46,6 +49,9 @@ struct Options {
   double shutdownDelaySeconds = 5.0;
   double minimumMargin = 0.05;
   admission::Policy policy;
+  // Self-managed certificates (self_managed.h) when selfManagedSecret is set.
+  std::optional<fleet::ServiceRef> selfManagedSecret;
+  SelfManagedOptions selfManaged;
   log::Level logLevel = log::Level::kInfo;
   bool help = false;
   bool version = false;
@@ -80,7 +86,37 @@ Flags:
   --shutdown-delay DURATION     keep serving, not ready, this long after SIGTERM (default 5s)
   --log-level LEVEL             debug, info, warn or error (default info)
   --version, --help
+
+Self-managed certificates (otherwise the files come from cert-manager or the user):
+  --self-managed-secret NS/NAME     keep a CA and the serving certificate in this Secret, write
+                                    the serving pair to the two files above, and keep the CA in
+                                    the caBundle of --webhook-configuration; renewed and rotated
+                                    before they expire
+  --webhook-configuration NAME      the ValidatingWebhookConfiguration to keep the caBundle of
+  --serving-names NAME,...          DNS names (and IP addresses) of the serving certificate,
+                                    e.g. pi0-webhook.pi0.svc
+  --certificate-check-interval DUR  reconcile at least this often (default 1m)
+  --serving-validity DUR            (default 2160h: 90 days)
+  --serving-renew-before DUR        (default 720h: 30 days)
+  --ca-validity DUR                 (default 87600h: 10 years)
+  --ca-renew-before DUR             (default 8760h: 1 year)
+  --propagation-delay DUR           how long a new CA stays in the caBundle before it signs the
+                                    served certificate, and the old one after (default 5m)
 )";
+}
+
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    auto part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!part.empty()) out.push_back(std::move(part));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 Result<double> ratio(FlagReader& reader) {
@@ -109,6 +145,13 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       auto d = reader.durationSeconds(allowZero, 3600, "1h");
       if (!d) return fail(d.error().message);
       out = *d;
+      return {};
+    };
+    auto wholeSeconds = [&](std::chrono::seconds& out) -> Result<void> {
+      auto d = reader.durationSeconds(false, 100.0 * 365 * 86400, "100 years");
+      if (!d) return fail(d.error().message);
+      if (*d < 1) return fail(reader.flag() + ": at least 1s");
+      out = std::chrono::seconds(std::llround(*d));
       return {};
     };
     auto gate = [&](double& out) -> Result<void> {
@@ -157,6 +200,32 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
         if (!ref) return fail("--agent-service: " + ref.error().message);
         o.agentService = *ref;
       }
+    } else if (flag == "--self-managed-secret") {
+      std::string v;
+      ok = text(v);
+      if (ok) {
+        auto ref = fleet::parseServiceRef(v);
+        if (!ref) return fail("--self-managed-secret: " + ref.error().message);
+        o.selfManagedSecret = *ref;
+      }
+    } else if (flag == "--webhook-configuration") {
+      ok = text(o.selfManaged.webhookConfiguration);
+    } else if (flag == "--serving-names") {
+      std::string v;
+      ok = text(v);
+      if (ok) o.selfManaged.servingNames = splitList(v);
+    } else if (flag == "--certificate-check-interval") {
+      ok = wholeSeconds(o.selfManaged.checkInterval);
+    } else if (flag == "--serving-validity") {
+      ok = wholeSeconds(o.selfManaged.policy.servingValidity);
+    } else if (flag == "--serving-renew-before") {
+      ok = wholeSeconds(o.selfManaged.policy.servingRenewBefore);
+    } else if (flag == "--ca-validity") {
+      ok = wholeSeconds(o.selfManaged.policy.caValidity);
+    } else if (flag == "--ca-renew-before") {
+      ok = wholeSeconds(o.selfManaged.policy.caRenewBefore);
+    } else if (flag == "--propagation-delay") {
+      ok = wholeSeconds(o.selfManaged.policy.propagationDelay);
     } else if (flag == "--poll-interval") {
       ok = seconds(o.pollIntervalSeconds, false);
     } else if (flag == "--agent-timeout") {
@@ -182,16 +251,7 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
     } else if (flag == "--excluded-namespaces") {
       auto v = reader.value();
       if (!v) return fail(v.error().message);
-      o.policy.excludedNamespaces.clear();
-      std::size_t start = 0;
-      while (start <= v->size()) {
-        const auto comma = v->find(',', start);
-        const auto part =
-            v->substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-        if (!part.empty()) o.policy.excludedNamespaces.push_back(part);
-        if (comma == std::string::npos) break;
-        start = comma + 1;
-      }
+      o.policy.excludedNamespaces = splitList(*v);
     } else if (flag == "--gate-fit-error") {
       ok = gate(o.policy.thresholds.fitError);
     } else if (flag == "--gate-gluing-delta") {
@@ -223,7 +283,49 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
   if (!o.agents && !o.agentService) {
     return fail("where are the agents? give --agent-service NS/NAME or --agents NODE=URL,...");
   }
+  if (o.selfManagedSecret) {
+    o.selfManaged.ns = o.selfManagedSecret->ns;
+    o.selfManaged.secret = o.selfManagedSecret->name;
+    o.selfManaged.certFile = o.certFile;
+    o.selfManaged.keyFile = o.keyFile;
+    if (o.selfManaged.webhookConfiguration.empty()) {
+      return fail(
+          "--self-managed-secret needs --webhook-configuration NAME (whose caBundle to keep)");
+    }
+    if (o.selfManaged.servingNames.empty()) {
+      return fail(
+          "--self-managed-secret needs --serving-names NAME,... (e.g. pi0-webhook.pi0.svc)");
+    }
+    const auto& p = o.selfManaged.policy;
+    if (p.servingRenewBefore >= p.servingValidity || p.caRenewBefore >= p.caValidity) {
+      return fail("a certificate's renew-before must be shorter than its validity");
+    }
+  } else if (!o.selfManaged.webhookConfiguration.empty() || !o.selfManaged.servingNames.empty()) {
+    return fail("--webhook-configuration and --serving-names need --self-managed-secret");
+  }
   return o;
+}
+
+// What /metrics says of the certificates: the served file's expiry, the server's reloads and,
+// in the self-managed mode, the reconciles.
+CertificateFigures certificateFigures(const std::string& certFile, const net::HttpsServer* server,
+                                      const SelfManagedCertificates* selfManaged) {
+  CertificateFigures f;
+  if (auto text = readFile(certFile)) {
+    if (auto info = certs::inspect(*text)) {
+      f.expiresAt = std::chrono::duration<double>(info->notAfter.time_since_epoch()).count();
+    }
+  }
+  if (server) {
+    f.reloads = server->counters().reloads;
+    f.reloadFailures = server->counters().reloadFailures;
+  }
+  if (selfManaged) {
+    f.reconcilesOk = selfManaged->counters().ok.load();
+    f.reconcileErrors = selfManaged->counters().errors.load();
+    f.steps = selfManaged->counters().steps.load();
+  }
+  return f;
 }
 
 // A store kept by a reflector on its own thread.
@@ -305,6 +407,23 @@ int run(const Options& options) {
     return "";
   };
 
+  // Self-managed certificates: the files must hold a pair before the server can start.
+  std::unique_ptr<SelfManagedCertificates> selfManaged;
+  if (options.selfManagedSecret) {
+    selfManaged = std::make_unique<SelfManagedCertificates>(**client, options.selfManaged);
+    std::chrono::seconds backoff{1};
+    while (true) {
+      auto first = selfManaged->reconcileOnce(std::chrono::system_clock::now());
+      if (first) break;
+      log::warn("certificates: cannot make the serving certificate yet; retrying",
+                {{"error", first.error().message}, {"retryInSeconds", backoff.count()}});
+      const timespec wait{static_cast<time_t>(backoff.count()), 0};
+      if (sigtimedwait(&signals, nullptr, &wait) > 0) return 0;
+      backoff = std::min(backoff * 2, std::chrono::seconds(30));
+    }
+  }
+
+  net::HttpsServer* served = nullptr;  // set once the server exists
   net::HttpsServerOptions serverOptions;
   serverOptions.host = options.host;
   serverOptions.port = options.port;
@@ -351,6 +470,10 @@ int run(const Options& options) {
   threads.emplace_back([&](std::stop_token stop) {
     (*poller)->run(stop, interval, [&](const fleet::PollRound&) { polledOnce = true; });
   });
+  if (selfManaged) {
+    threads.emplace_back([&](std::stop_token stop) { selfManaged->run(stop); });
+  }
+  served = server->get();
   (*server)->start();
   log::info("pi0-webhook started", {{"version", PI0_VERSION},
                                     {"host", options.host},

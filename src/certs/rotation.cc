@@ -318,6 +318,7 @@ Result<Outcome> reconcileCertificates(kube::Client& client, std::string_view ns,
     Plan next = planCertificates(seen->pems, seen->bundles, servingNames, now, policy);
     if (next.step == Step::kNone || next.step == Step::kWait) {
       outcome.last = std::move(next);
+      outcome.secret = std::move(seen->pems);
       return outcome;
     }
     if (static_cast<int>(outcome.steps.size()) >= kMaxWrites) {

@@ -39,10 +39,10 @@
 namespace pi0::certs {
 
 struct RotationPolicy {
-  std::chrono::hours servingValidity{24 * 90};
-  std::chrono::hours servingRenewBefore{24 * 30};
-  std::chrono::hours caValidity{24 * 365 * 10};
-  std::chrono::hours caRenewBefore{24 * 365};
+  std::chrono::seconds servingValidity{std::chrono::hours(24 * 90)};
+  std::chrono::seconds servingRenewBefore{std::chrono::hours(24 * 30)};
+  std::chrono::seconds caValidity{std::chrono::hours(24 * 365 * 10)};
+  std::chrono::seconds caRenewBefore{std::chrono::hours(24 * 365)};
   // How long a change takes to reach everyone who must see it: the apiserver's view of the
   // caBundle, and the kubelet's update of the Secret volume the webhook pods mount (up to its
   // sync period plus the Secret cache's TTL, about two minutes by default).
@@ -103,6 +103,7 @@ struct Outcome {
   std::vector<Step> steps;  // what was written, in order; empty when nothing was
   Plan last;                // the plan that ended the call (kNone or kWait)
   int conflicts = 0;        // writes refused for a stale resourceVersion, re-planned
+  SecretPems secret;        // the Secret as the converged plan read it
 };
 
 // One reconcile of the self-managed mode: reads the Secret `ns`/`secretName` (absent: created)

@@ -157,7 +157,7 @@ Result<void> addExtension(X509* cert, X509V3_CTX* ctx, int nid, const char* valu
 // A certificate for `key` with the common name, the validity and the serial set, and issuer
 // and signature still to come.
 Result<X509Ptr> newCertificate(const std::string& commonName, EVP_PKEY* key,
-                               std::chrono::hours validity, TimePoint now) {
+                               std::chrono::seconds validity, TimePoint now) {
   X509Ptr cert(X509_new());
   if (!cert) return fail("out of memory" + takeOpensslErrors());
   X509_set_version(cert.get(), X509_VERSION_3);
@@ -187,10 +187,10 @@ Result<void> sign(X509* cert, EVP_PKEY* key) {
 
 }  // namespace
 
-Result<Pem> makeCa(std::string commonName, std::chrono::hours validity, TimePoint now) {
+Result<Pem> makeCa(std::string commonName, std::chrono::seconds validity, TimePoint now) {
   ERR_clear_error();
   if (commonName.empty()) return fail("a CA needs a common name");
-  if (validity <= std::chrono::hours(0)) return fail("a CA needs a positive validity");
+  if (validity <= std::chrono::seconds(0)) return fail("a CA needs a positive validity");
   PkeyPtr key(EVP_EC_gen("P-256"));
   if (!key) return fail("cannot generate an EC P-256 key" + takeOpensslErrors());
   auto cert = newCertificate(commonName, key.get(), validity, now);
@@ -219,13 +219,13 @@ Result<Pem> makeCa(std::string commonName, std::chrono::hours validity, TimePoin
 }
 
 Result<Pem> makeServing(const Pem& ca, std::vector<std::string> dnsNames,
-                        std::vector<std::string> ipAddresses, std::chrono::hours validity,
+                        std::vector<std::string> ipAddresses, std::chrono::seconds validity,
                         TimePoint now) {
   ERR_clear_error();
   if (dnsNames.empty() && ipAddresses.empty()) {
     return fail("a serving certificate needs at least one DNS name or IP address");
   }
-  if (validity <= std::chrono::hours(0))
+  if (validity <= std::chrono::seconds(0))
     return fail("a serving certificate needs a positive validity");
   X509Ptr caCert = readCert(ca.certificate);
   if (!caCert) return fail("the CA certificate does not parse");
@@ -274,9 +274,9 @@ Result<Pem> makeServing(const Pem& ca, std::vector<std::string> dnsNames,
   TimePoint caUntil = toTimePoint(X509_get0_notAfter(caCert.get()));
   auto clamped = validity;
   if (until > caUntil) {
-    clamped = std::chrono::floor<std::chrono::hours>(caUntil -
-                                                     std::chrono::floor<std::chrono::seconds>(now));
-    if (clamped <= std::chrono::hours(0)) return fail("the CA expires within the hour");
+    clamped = std::chrono::floor<std::chrono::seconds>(caUntil -
+                                                       std::chrono::floor<std::chrono::seconds>(now));
+    if (clamped <= std::chrono::seconds(0)) return fail("the CA has expired");
   }
   const std::string commonName = dnsNames.empty() ? ipAddresses.front() : dnsNames.front();
   auto cert = newCertificate(commonName, key.get(), clamped, now);

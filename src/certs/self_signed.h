@@ -29,7 +29,7 @@ struct Pem {
 
 // A CA: basicConstraints critical CA:TRUE, keyUsage critical keyCertSign, cRLSign and
 // digitalSignature, a subject key identifier; subject and issuer CN=`commonName`.
-Result<Pem> makeCa(std::string commonName, std::chrono::hours validity, TimePoint now);
+Result<Pem> makeCa(std::string commonName, std::chrono::seconds validity, TimePoint now);
 
 // A serving certificate signed by `ca` (its certificate and key): CA:FALSE, keyUsage critical
 // digitalSignature, extendedKeyUsage serverAuth, subjectAltName with every DNS name and IP
@@ -38,7 +38,7 @@ Result<Pem> makeCa(std::string commonName, std::chrono::hours validity, TimePoin
 // not a CA, a DNS name is empty or holds characters a host name cannot hold, or an IP address
 // does not parse (IPv4 dotted quad or IPv6).
 Result<Pem> makeServing(const Pem& ca, std::vector<std::string> dnsNames,
-                        std::vector<std::string> ipAddresses, std::chrono::hours validity,
+                        std::vector<std::string> ipAddresses, std::chrono::seconds validity,
                         TimePoint now);
 
 struct CertInfo {
