@@ -274,8 +274,8 @@ Result<Pem> makeServing(const Pem& ca, std::vector<std::string> dnsNames,
   TimePoint caUntil = toTimePoint(X509_get0_notAfter(caCert.get()));
   auto clamped = validity;
   if (until > caUntil) {
-    clamped = std::chrono::floor<std::chrono::seconds>(caUntil -
-                                                       std::chrono::floor<std::chrono::seconds>(now));
+    clamped = std::chrono::floor<std::chrono::seconds>(
+        caUntil - std::chrono::floor<std::chrono::seconds>(now));
     if (clamped <= std::chrono::seconds(0)) return fail("the CA has expired");
   }
   const std::string commonName = dnsNames.empty() ? ipAddresses.front() : dnsNames.front();
