@@ -451,6 +451,19 @@ std::vector<stability::PodSample> Reconcilers::podsOf(const stability::ChannelSp
   return pods;
 }
 
+std::pair<int64_t, int64_t> Reconcilers::requestedBy(const stability::ChannelSpec& spec) const {
+  int64_t cpu = 0, memory = 0;
+  for (const auto& pod : caches_.pods.list()) {
+    if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
+    if (!spec.selector.matches(labelsOf(*pod))) continue;
+    if (!stability::podSample(*pod)) continue;  // finished or being deleted
+    const auto [c, m] = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
+    cpu += c;
+    memory += m;
+  }
+  return {cpu, memory};
+}
+
 stability::Resources Reconcilers::freeAllocatable() const {
   int64_t cpu = 0, memory = 0;
   for (const auto& [name, c] : capacitiesOf(caches_.nodes.list())) {
@@ -577,8 +590,30 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
     status["buffer"]["allocated"] = allocated;
   } else if (status.contains("buffer") && status["buffer"].is_object()) {
     status["buffer"].erase("allocated");
-    if (status["buffer"].empty()) status.erase("buffer");
   }
+  // buffer.used: what the channel's pods took since the level rose above the first, measured
+  // against what they requested then (buffer.baseline, kept while the level stays up).
+  if (directive.elevated && status.contains("buffer") && status["buffer"].contains("allocated")) {
+    const auto [cpu, memory] = requestedBy(spec);
+    const auto baseCpu =
+        stability::parseCpuMilli(stringField(previous, "/buffer/baseline/cpu"_json_pointer));
+    const auto baseMemory =
+        stability::parseBytes(stringField(previous, "/buffer/baseline/memory"_json_pointer));
+    const bool haveBaseline = previous.contains("buffer") && previous["buffer"].is_object() &&
+                              previous["buffer"].contains("baseline") && baseCpu && baseMemory;
+    const int64_t fromCpu = haveBaseline ? *baseCpu : cpu;
+    const int64_t fromMemory = haveBaseline ? *baseMemory : memory;
+    status["buffer"]["baseline"] = {{"cpu", stability::formatCpuMilli(fromCpu)},
+                                    {"memory", stability::formatBytes(fromMemory)}};
+    status["buffer"]["used"] = {
+        {"cpu", stability::formatCpuMilli(std::max<int64_t>(0, cpu - fromCpu))},
+        {"memory", stability::formatBytes(std::max<int64_t>(0, memory - fromMemory))}};
+  } else if (status.contains("buffer") && status["buffer"].is_object()) {
+    status["buffer"].erase("baseline");
+    status["buffer"].erase("used");
+  }
+  if (status.contains("buffer") && status["buffer"].is_object() && status["buffer"].empty())
+    status.erase("buffer");
   Json conditions = status.value("conditions", Json::array());
   setCondition(conditions, "Valid", problems.empty(),
                problems.empty() ? "SpecValid" : "InvalidSpec",
@@ -1095,6 +1130,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
     for (std::size_t i = 0; i < facts.size(); ++i) {
       Directive dir;
       dir.level = level.name;
+      dir.elevated = d.level.index > 0;
       dir.buffer = buffers[i];
       // Whole MiB: a status that reads "1536Mi", not a byte count that moves with every pod.
       if (dir.buffer->memoryBytes) *dir.buffer->memoryBytes &= ~((int64_t{1} << 20) - 1);

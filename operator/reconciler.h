@@ -104,6 +104,7 @@ class Reconcilers {
   struct ChannelView;
   struct Directive {  // what the acting matrix tells a channel's status
     std::string level;
+    bool elevated = false;  // the level is above the first (admission checks buffers)
     std::optional<stability::Resources> buffer;
     std::optional<stability::Weights> weights;
     friend bool operator==(const Directive&, const Directive&) = default;
@@ -112,6 +113,9 @@ class Reconcilers {
   std::vector<ChannelView> channelViews() const;
   ChannelView viewOf(const kube::ObjectPtr& object) const;
   std::vector<stability::PodSample> podsOf(const stability::ChannelSpec& spec) const;
+  // What the channel's pods request (cpu milli, memory bytes); finished and deleting pods not
+  // counted.
+  std::pair<int64_t, int64_t> requestedBy(const stability::ChannelSpec& spec) const;
   stability::Resources freeAllocatable() const;
   bool takeStep(const ChannelView& view, const stability::PlanStep& step, bool restore);
   void recordOnWorkloads(const ChannelView& view, const std::vector<TargetOutcome>& outcomes,

@@ -364,6 +364,25 @@ expect "after the elevated steps: each degraded exactly once, nothing else touch
   'ev("ScaledDown", "Deployment", "recommendations") == [] and ev("ScaledDown", "Deployment", "checkout") == []' \
   'ev("Degraded", "Channel", "search")[0]["t"] - ev("Degraded", "Channel", "batch")[0]["t"] >= 2' \
   'len(ev("LevelChanged", "ShutdownMatrix", "default")) >= 1'
+# The buffer at an elevated level: checkout's baseline is what its two pods request; a new pod
+# of the channel is counted as used against its allocation, and no longer once it is gone.
+expect "checkout's buffer: baseline its pods' requests, nothing used yet" \
+  'C["checkout"]["buffer"]["baseline"] == {"cpu": "20m", "memory": "32Mi"}' \
+  'C["checkout"]["buffer"]["used"] == {"cpu": "0", "memory": "0"}' \
+  '"allocated" in C["checkout"]["buffer"]'
+k apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: checkout-extra, namespace: $NS, labels: {app: extra, stability.pi0.io/channel: checkout}}
+spec:
+  containers:
+    - {name: main, image: placeholder:1, resources: {requests: {cpu: 100m, memory: 64Mi}}}
+YAML
+wait_for "the new checkout pod counted as used" 30 \
+  'C["checkout"]["buffer"]["used"] == {"cpu": "100m", "memory": "64Mi"}' \
+  'C["checkout"]["buffer"]["baseline"] == {"cpu": "20m", "memory": "32Mi"}'
+k delete pod -n "$NS" checkout-extra --wait=false >/dev/null
+wait_for "the used buffer back to zero" 30 'C["checkout"]["buffer"]["used"] == {"cpu": "0", "memory": "0"}'
 metric_is 1 'pi0_operator_actions_total{action="degrade",result="ok"}' 'v == 2'
 metric_is 1 'pi0_operator_level{matrix="default"}' 'v == 1'
 metric_is 2 'pi0_operator_actions_total{action="degrade",result="ok"}' 'v == 0'
