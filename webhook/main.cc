@@ -375,6 +375,7 @@ int run(const Options& options) {
   // Reviews read the view at thousands per second while a round of polls writes it node by
   // node: publish the writes at most every 100 ms (or every tenth of the interval).
   viewOptions.publishLag = std::min<Clock::duration>(std::chrono::milliseconds(100), interval / 10);
+  viewOptions.trim = admission::trimFingerprint;
   fleet::FleetView view(viewOptions);
   auto agents = fleet::startAgentSource(**client, options.agents, options.agentService);
   fleet::PollerOptions pollerOptions;

@@ -893,6 +893,18 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
   return out;
 }
 
+void trimFingerprint(fleet::NodeFingerprint& fingerprint) {
+  std::erase_if(fingerprint.signals, [](const auto& entry) {
+    const std::string_view name = entry.first;
+    return name != "cpu" && name != "memory" && name != "psi_cpu" && name != "psi_memory" &&
+           !isGpuSmSignal(name);
+  });
+  for (auto& [name, signal] : fingerprint.signals) {
+    signal.spectrum.clear();
+    signal.spectrum.shrink_to_fit();
+  }
+}
+
 bool tolerates(const Toleration& toleration, const Taint& taint) {
   if (toleration.effect && *toleration.effect != taint.effect) return false;
   if (!toleration.key.empty() && toleration.key != taint.key) return false;

@@ -71,6 +71,7 @@ bool FleetView::beginPoll(std::string_view node, Clock::time_point now) {
 std::optional<FleetView::HealthChange> FleetView::recordSuccess(std::string_view node,
                                                                 NodeFingerprint fingerprint,
                                                                 Clock::time_point now) {
+  if (options_.trim) options_.trim(fingerprint);
   auto shared = std::make_shared<const NodeFingerprint>(std::move(fingerprint));
   std::lock_guard lock(mu_);
   auto it = entries_.find(node);

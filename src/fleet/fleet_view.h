@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,9 @@ struct FleetViewOptions {
   // to this long, so that a round of polls over thousands of nodes costs a few rebuilds of the
   // snapshot instead of one per node.
   Clock::duration publishLag = Clock::duration::zero();
+  // Applied to every fingerprint before it is stored, to drop what the reader never uses (the
+  // webhook keeps only the signals admission reads); none: stored whole.
+  std::function<void(NodeFingerprint&)> trim;
 };
 
 // Thread-safe: every member may be called from any thread. Writers are serialized by a mutex;
