@@ -12,8 +12,10 @@ packages=(
   libeigen3-dev libfftw3-dev doctest-dev
   # tests: a real Prometheus and promtool, JSON Schema validation, HTTP
   prometheus python3 python3-jsonschema curl clang-format
+  # fuzzing (tests/fuzz): clang and its runtimes (libFuzzer, ASan, UBSan)
+  clang-19 libclang-rt-19-dev
   # benchmark: the peer it is measured against, and the profiler
-  prometheus-node-exporter valgrind
+  prometheus-node-exporter valgrind wrk
   # e2e test bed (tests/e2e): etcd as the store; rsync, make and `apt-get source` (dpkg-dev,
   # xz-utils) to build the Kubernetes 1.20 control plane from Debian's source package; openssl
   # for its certificates; the archive keyring to verify the bullseye Go 1.15 packages

@@ -1,6 +1,7 @@
 #include "admission/channel_info.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "kube/json.h"
@@ -32,6 +33,15 @@ std::optional<int64_t> quantity(const json& object, const json::json_pointer& po
   auto parsed = parse(s);
   if (!parsed) return std::nullopt;
   return *parsed;
+}
+
+// allocated − used, at least 0. Saturating: a status with absurd quantities (a negative used)
+// must not overflow.
+int64_t remaining(int64_t allocated, int64_t used) {
+  int64_t left;
+  if (__builtin_sub_overflow(allocated, used, &left))
+    return used < 0 ? std::numeric_limits<int64_t>::max() : 0;
+  return std::max<int64_t>(0, left);
 }
 
 }  // namespace
@@ -86,12 +96,12 @@ ChannelInfo channelInfo(const json& channel, const json* matrix) {
     if (allocCpu) {
       const auto used =
           quantity(channel, "/status/buffer/used/cpu"_json_pointer, stability::parseCpuMilli);
-      left.cpuMilli = std::max<int64_t>(0, *allocCpu - used.value_or(0));
+      left.cpuMilli = remaining(*allocCpu, used.value_or(0));
     }
     if (allocMemory) {
       const auto used =
           quantity(channel, "/status/buffer/used/memory"_json_pointer, stability::parseBytes);
-      left.memoryBytes = std::max<int64_t>(0, *allocMemory - used.value_or(0));
+      left.memoryBytes = remaining(*allocMemory, used.value_or(0));
     }
     info.bufferRemaining = left;
   }

@@ -3,6 +3,9 @@
 
 #include "admission/channel_info.h"
 
+#include <cstdint>
+#include <limits>
+
 using nlohmann::json;
 using namespace pi0::admission;
 using pi0::stability::ChannelState;
@@ -104,4 +107,24 @@ TEST_CASE("what the webhook tells decide() about an Inactive channel and its buf
   CHECK_FALSE(bare.elevated);
   CHECK_FALSE(bare.resumeBelow);
   CHECK(bare.level.empty());
+}
+
+TEST_CASE("a status with absurd buffer quantities does not overflow the remainder") {
+  // Found by tests/fuzz: allocated near the int64 limit and a negative used.
+  json c = *channel("shop", "web", nullptr);
+  c["status"] = {{"state", "Active"},
+                 {"buffer",
+                  {{"allocated", {{"cpu", "9223372036854775807m"}, {"memory", "4Ei"}}},
+                   {"used", {{"cpu", "-1"}, {"memory", "-4Ei"}}}}}};
+  const auto matrix = object(kMatrix);
+  const ChannelInfo info = channelInfo(c, matrix.get());
+  REQUIRE(info.bufferRemaining);
+  CHECK(*info.bufferRemaining->cpuMilli == std::numeric_limits<int64_t>::max());
+  CHECK(*info.bufferRemaining->memoryBytes == std::numeric_limits<int64_t>::max());
+  // A used above the allocation leaves nothing, not a negative remainder.
+  c["status"]["buffer"]["used"] = {{"cpu", "9223372036854775807m"}, {"memory", "4Ei"}};
+  c["status"]["buffer"]["allocated"] = {{"cpu", "-1"}, {"memory", "1Gi"}};
+  const ChannelInfo spent = channelInfo(c, matrix.get());
+  CHECK(*spent.bufferRemaining->cpuMilli == 0);
+  CHECK(*spent.bufferRemaining->memoryBytes == 0);
 }
