@@ -87,7 +87,30 @@ WebhookMetrics::WebhookMetrics()
                             .Name("pi0_webhook_certificate_steps_total")
                             .Help("Self-managed certificates: writes to the Secret or the "
                                   "caBundle (creation, renewal, CA rotation steps)")
-                            .Register(*registry_)) {}
+                            .Register(*registry_)),
+      polls_(prometheus::BuildCounter()
+                 .Name("pi0_webhook_fleet_polls_total")
+                 .Help("Polls of the agents' fingerprints, by result: ok, error, timeout, "
+                       "skipped_open (the node's circuit breaker is open)")
+                 .Register(*registry_)),
+      pollRoundSeconds_(prometheus::BuildGauge()
+                            .Name("pi0_webhook_fleet_poll_round_seconds")
+                            .Help("How long the last round of polls over every agent took")
+                            .Register(*registry_)
+                            .Add({})) {}
+
+void WebhookMetrics::polls(const fleet::PollCounters& counters) {
+  const std::array<std::uint64_t, 4> now{counters.ok.load(), counters.error.load(),
+                                         counters.timeout.load(), counters.skippedOpen.load()};
+  static constexpr const char* kResults[] = {"ok", "error", "timeout", "skipped_open"};
+  std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < now.size(); ++i) {
+    auto& c = polls_.Add({{"result", kResults[i]}});
+    if (now[i] > lastPolls_[i]) c.Increment(static_cast<double>(now[i] - lastPolls_[i]));
+    lastPolls_[i] = now[i];
+  }
+  pollRoundSeconds_.Set(counters.lastRoundSeconds.load());
+}
 
 void WebhookMetrics::certificates(const CertificateFigures& f) {
   std::lock_guard lock(mu_);

@@ -6,6 +6,7 @@
 // A body that is not a valid AdmissionReview is answered 400 with the parser's message.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -26,6 +27,7 @@
 #include "admission/review.h"
 #include "common/clock.h"
 #include "fleet/fleet_view.h"
+#include "fleet/poller.h"
 #include "node_index.h"
 
 namespace pi0::webhook {
@@ -73,6 +75,8 @@ class WebhookMetrics {
              Clock::time_point now);
   // Set before each scrape (counters advance by what the figures grew since the last call).
   void certificates(const CertificateFigures& figures);
+  // The poller's counts, set before each scrape likewise.
+  void polls(const fleet::PollCounters& counters);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -86,6 +90,9 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& certificateReconciles_;
   prometheus::Family<prometheus::Counter>& certificateSteps_;
   CertificateFigures lastCertificates_;
+  prometheus::Family<prometheus::Counter>& polls_;
+  prometheus::Gauge& pollRoundSeconds_;
+  std::array<std::uint64_t, 4> lastPolls_{};
   std::mutex mu_;
 };
 

@@ -4,6 +4,8 @@
 // /metrics over HTTPS (certificate and key files reloaded when they change). On SIGTERM it
 // reports not ready for --shutdown-delay while still answering, then stops, so that a rolling
 // restart loses no request.
+#include <malloc.h>
+
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -41,6 +43,7 @@ struct Options {
   std::string kubeconfig;
   std::string host = "0.0.0.0";
   int port = 8443;
+  int serverThreads = 64;
   std::string certFile, keyFile;
   std::optional<std::vector<fleet::Agent>> agents;  // exactly one of the two
   std::optional<fleet::ServiceRef> agentService;
@@ -84,6 +87,7 @@ Flags:
   --minimum-margin X            margin between the admission gate and a matrix's first level
                                 (default 0.05)
   --shutdown-delay DURATION     keep serving, not ready, this long after SIGTERM (default 5s)
+  --server-threads N            connections served at once (default 64)
   --log-level LEVEL             debug, info, warn or error (default info)
   --version, --help
 
@@ -180,6 +184,15 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
         o.host = colon == 0 ? "0.0.0.0" : v.substr(0, colon);
         o.port = port;
       }
+    } else if (flag == "--server-threads") {
+      std::string v;
+      ok = text(v);
+      char* end = nullptr;
+      const long n = ok ? std::strtol(v.c_str(), &end, 10) : 0;
+      if (ok && (end != v.c_str() + v.size() || n < 1 || n > 1024)) {
+        return fail("--server-threads: '" + v + "' is not a number from 1 to 1024");
+      }
+      o.serverThreads = static_cast<int>(n);
     } else if (flag == "--tls-cert-file") {
       ok = text(o.certFile);
     } else if (flag == "--tls-private-key-file") {
@@ -339,6 +352,9 @@ struct Cache {
 
 int run(const Options& options) {
   log::setLevel(options.logLevel);
+  // Dozens of server threads would each get a malloc arena of their own and keep what they
+  // freed; two arenas keep the resident memory near what is in use.
+  mallopt(M_ARENA_MAX, 2);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -429,6 +445,7 @@ int run(const Options& options) {
   serverOptions.host = options.host;
   serverOptions.port = options.port;
   serverOptions.certFile = options.certFile;
+  serverOptions.threads = options.serverThreads;
   serverOptions.keyFile = options.keyFile;
   auto routes = [&](httplib::Server& server) {
     auto review = [](std::function<HttpAnswer(std::string_view)> handle) {
@@ -454,6 +471,8 @@ int run(const Options& options) {
     server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
       metrics.nodes(nodeIndex.size(), nodeIndex.unreadable(), *view.snapshot(),
                     systemClock().now());
+      metrics.certificates(certificateFigures(options.certFile, served, selfManaged.get()));
+      metrics.polls((*poller)->counters());
       res.set_content(metrics::renderText(*metrics.registry()),
                       std::string(metrics::kTextContentType));
     });

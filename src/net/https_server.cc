@@ -1,5 +1,7 @@
 #include "net/https_server.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -337,10 +339,14 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::create(
   server.set_payload_max_length(o.maxBodyBytes);
   // cpp-httplib's default also sets SO_REUSEPORT, which would let two servers share a port
   // silently; a busy port must be an error.
+  // TCP_NODELAY (inherited by the accepted connections): an answer goes out as two TLS
+  // records, and with Nagle's algorithm the second waits for the client's delayed ACK, 40 ms.
   server.set_socket_options([](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
   });
+  server.set_tcp_nodelay(true);
   // Without this, cpp-httplib answers 500 with the exception's text in a header.
   server.set_exception_handler(
       [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {

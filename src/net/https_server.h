@@ -46,7 +46,9 @@ struct HttpsServerOptions {
   std::size_t keepAliveMaxRequests = 100;
   // How often the watcher checks the certificate and key files.
   std::chrono::milliseconds reloadCheckInterval{2000};
-  int threads = 8;  // connections served at once
+  // Connections served at once; more wait in the accept queue. The apiserver keeps a pool of
+  // connections to a webhook, about one per concurrent admission.
+  int threads = 64;
 };
 
 // Thread safety: create(), start(), stop() and the destructor from one owner thread;

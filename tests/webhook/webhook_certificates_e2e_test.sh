@@ -193,5 +193,16 @@ grep -q '"level":"error"' "$work"/webhook-*.log && e2e_fail "a replica logged an
   grep -h '"level":"error"' "$work"/webhook-*.log | head -3)"
 e2e_log "ok: caBundle = the Secret's CA, which signs the served certificate"
 
+# What /metrics says of it: steps written, reloads of the files, the expiry of what is served.
+metrics=$(curl -sk --noproxy '*' "https://127.0.0.1:$port/metrics")
+for series in 'pi0_webhook_certificate_steps_total [1-9]' \
+  'pi0_webhook_certificate_reloads_total{result="loaded"} [1-9]' \
+  'pi0_webhook_certificate_reconciles_total{result="ok"} [1-9]' \
+  'pi0_webhook_certificate_expiry_timestamp_seconds [1-9]' \
+  'pi0_webhook_fleet_polls_total{result="ok"} [1-9]'; do
+  grep -q "^$series" <<<"$metrics" || e2e_fail "/metrics lacks '$series': $(grep pi0_webhook_cert <<<"$metrics")"
+done
+e2e_log "ok: the certificate metrics count the steps, reloads and reconciles"
+
 touch "$work/passed"
 e2e_log "PASS: webhook_certificates_e2e_test"
