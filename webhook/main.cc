@@ -218,7 +218,9 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       ok = text(v);
       if (ok) {
         auto ref = fleet::parseServiceRef(v);
-        if (!ref) return fail("--self-managed-secret: " + ref.error().message);
+        if (!ref)
+          return fail("--self-managed-secret: '" + v +
+                      "' is not NAMESPACE/NAME (e.g. pi0/pi0-webhook-certs)");
         o.selfManagedSecret = *ref;
       }
     } else if (flag == "--webhook-configuration") {

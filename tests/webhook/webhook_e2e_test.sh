@@ -21,6 +21,29 @@ agent_bin=$(realpath "${3:?missing PI0_AGENT_BINARY}")
 source "$source_dir/tests/e2e/lib.sh"
 command -v openssl >/dev/null || e2e_fail "openssl is not installed"
 
+# Bad flags: exit 2 with a message that says what to give.
+bad_flags() { # EXPECTED_PHRASE ARGS...
+  local phrase=$1 out code=0
+  shift
+  out=$("$webhook_bin" "$@" 2>&1) || code=$?
+  [[ $code == 2 && $out == *"$phrase"* ]] ||
+    e2e_fail "pi0-webhook $* exited $code, not 2 with '$phrase': $out"
+}
+tls=(--tls-cert-file c --tls-private-key-file k)
+bad_flags "where are the agents?" "${tls[@]}"
+bad_flags "exclude each other" "${tls[@]}" --agents n=http://127.0.0.1:1 --agent-service a/b
+bad_flags "needs --webhook-configuration" "${tls[@]}" --agent-service pi0/pi0-agent \
+  --self-managed-secret pi0/certs --serving-names pi0-webhook.pi0.svc
+bad_flags "is not NAMESPACE/NAME" "${tls[@]}" --agent-service pi0/pi0-agent \
+  --self-managed-secret certs
+bad_flags "renew-before must be shorter" "${tls[@]}" --agent-service pi0/pi0-agent \
+  --self-managed-secret pi0/certs --webhook-configuration pi0 --serving-names a \
+  --serving-validity 1h --serving-renew-before 2h
+bad_flags "not a number from 1 to 1024" "${tls[@]}" --agent-service pi0/pi0-agent \
+  --server-threads 0
+bad_flags "give --tls-cert-file" --agent-service pi0/pi0-agent
+e2e_log "ok: bad flags exit 2 and say what is wrong"
+
 e2e_cluster_up
 e2e_install_crds
 work=$PI0_CLUSTER_DIR/webhook-e2e
