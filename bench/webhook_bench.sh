@@ -172,16 +172,7 @@ cpu_ticks() {
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "set-up: certificates, namespaces, channels, $nodes Nodes"
-(
-  cd "$work"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
-    -out ca.crt -subj /CN=pi0-bench-ca -days 1 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr \
-    -subj /CN=pi0-webhook 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext
-  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 1 \
-    -extfile ext 2>/dev/null
-) || e2e_fail "cannot make the certificates"
+e2e_make_certificates "$work"
 
 e2e_install_crds
 e2e_create_namespace bench

@@ -276,6 +276,24 @@ e2e_create_namespace() {
   e2e_wait_for "the default ServiceAccount token in namespace $1" 60 e2e_namespace_has_token "$1"
 }
 
+# e2e_make_certificates DIR: a CA (DIR/ca.crt, ca.key) and a serving certificate for
+# 127.0.0.1 signed by it (DIR/tls.crt, tls.key), EC P-256, valid for a day, made with the openssl
+# CLI: what a webhook registered by URL with a caBundle needs.
+e2e_make_certificates() {
+  local dir=$1
+  command -v openssl >/dev/null || e2e_fail "openssl is not installed"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+      -out ca.crt -subj /CN=pi0-e2e-ca -days 1 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr \
+      -subj /CN=pi0-webhook 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext
+    openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt \
+      -days 1 -extfile ext 2>/dev/null
+  ) || e2e_fail "cannot make the test certificates in $dir"
+}
+
 e2e_free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

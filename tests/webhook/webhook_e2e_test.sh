@@ -51,16 +51,7 @@ mkdir -p "$work"
 e2e_at_exit "[[ -e $work/passed ]] || tail -n 40 $work/webhook.log >&2 || true"
 
 # A CA and the webhook's serving certificate for 127.0.0.1.
-(
-  cd "$work"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
-    -out ca.crt -subj /CN=pi0-e2e-ca -days 1 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key -out tls.csr \
-    -subj /CN=pi0-webhook 2>/dev/null
-  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >ext
-  openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt -days 1 \
-    -extfile ext 2>/dev/null
-) || e2e_fail "cannot make the test certificates"
+e2e_make_certificates "$work"
 
 e2e_create_node node-a 4 8Gi
 e2e_create_node node-b 4 8Gi
