@@ -352,10 +352,13 @@ for c in "${conns[@]}"; do
   wrk_run "$c" "$duration" "$work/wrk-$c.txt" || { cat "$work/wrk-$c.txt" >&2; e2e_fail "wrk failed"; }
   t1=$(cpu_ticks "$webhook_pid")
   if [[ -n $perf_pid ]]; then
-    kill -INT "$perf_pid"
-    wait "$perf_pid" || true
-    cp "$work/perf.data" "$perf_out"
-    e2e_log "perf data of the run at $c connections: $perf_out"
+    kill -INT "$perf_pid" 2>/dev/null || true
+    if wait "$perf_pid" && [[ -s $work/perf.data ]]; then
+      cp "$work/perf.data" "$perf_out"
+      e2e_log "perf data of the run at $c connections: $perf_out"
+    else
+      e2e_log "perf failed; no profile of this run: $(tail -3 "$work/perf.log")"
+    fi
   fi
   results+=("$(bench wrk-result "$work/wrk-$c.txt" "$c" $((c < 2 ? c : 2)) $((t1 - t0)) \
     "$(fleet)" "$idle_ticks")") ||

@@ -63,6 +63,12 @@ WebhookMetrics::WebhookMetrics()
                         .Help("Node objects in the webhook's cache, by state: indexed (judged "
                               "by admission) or unreadable (left out)")
                         .Register(*registry_)),
+      nodeUpdates_(prometheus::BuildCounter()
+                       .Name("pi0_webhook_node_updates_total")
+                       .Help("Node updates from the watch, by effect: changed (what admission "
+                             "reads of the Node changed: the node table is rebuilt) or unchanged "
+                             "(a status heartbeat, a condition)")
+                       .Register(*registry_)),
       fleetNodes_(prometheus::BuildGauge()
                       .Name("pi0_webhook_fleet_nodes")
                       .Help("Nodes in the webhook's fleet view, by state: usable (fresh data "
@@ -131,8 +137,10 @@ void WebhookMetrics::certificates(const CertificateFigures& f) {
   lastCertificates_ = f;
 }
 
-void WebhookMetrics::nodes(std::size_t indexed, std::size_t unreadable,
-                           const fleet::FleetSnapshot& fleet, Clock::time_point now) {
+void WebhookMetrics::nodes(const NodeIndex& index, const fleet::FleetSnapshot& fleet,
+                           Clock::time_point now) {
+  const std::size_t indexed = index.size(), unreadable = index.unreadable();
+  const std::array<std::uint64_t, 2> updates{index.changes(), index.unchanged()};
   std::size_t usable = 0;
   for (const auto& [name, status] : fleet.nodes()) {
     if (fleet.isUsable(*status, now)) ++usable;
@@ -140,6 +148,13 @@ void WebhookMetrics::nodes(std::size_t indexed, std::size_t unreadable,
   std::lock_guard lock(mu_);
   clusterNodes_.Add({{"state", "indexed"}}).Set(static_cast<double>(indexed));
   clusterNodes_.Add({{"state", "unreadable"}}).Set(static_cast<double>(unreadable));
+  static constexpr const char* kEffects[] = {"changed", "unchanged"};
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    auto& c = nodeUpdates_.Add({{"effect", kEffects[i]}});
+    if (updates[i] > lastNodeUpdates_[i])
+      c.Increment(static_cast<double>(updates[i] - lastNodeUpdates_[i]));
+    lastNodeUpdates_[i] = updates[i];
+  }
   fleetNodes_.Add({{"state", "usable"}}).Set(static_cast<double>(usable));
   fleetNodes_.Add({{"state", "unusable"}}).Set(static_cast<double>(fleet.size() - usable));
 }
@@ -187,7 +202,7 @@ HttpAnswer Handlers::answer(std::string_view endpoint, const admission::Admissio
 
 HttpAnswer Handlers::pods(std::string_view body) {
   const auto started = std::chrono::steady_clock::now();
-  auto request = admission::parseReview(body);
+  auto request = admission::parseReview(body, admission::podReviewFields());
   if (!request) {
     metrics_.badRequest("pods");
     return badRequest(request.error().message);
@@ -220,7 +235,7 @@ HttpAnswer Handlers::pods(std::string_view body) {
   const auto nodes = state_.nodes();
   const auto fleet = state_.fleet();
   const auto d =
-      admission::decide(*pod, nodes->nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
+      admission::decide(*pod, *nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
   response.allowed = d.allowed;
   response.message = d.message;
   response.warnings = d.warnings;

@@ -37,7 +37,7 @@ using ObjectPtr = std::shared_ptr<const nlohmann::json>;
 // What the handlers read, from the caches: the nodes (parsed, node_index.h), a namespace by
 // name (null when unknown), and the current Channels and ShutdownMatrices.
 struct ClusterState {
-  std::function<std::shared_ptr<const NodeIndex::Snapshot>()> nodes;
+  std::function<std::shared_ptr<const admission::NodeTable>()> nodes;
   std::function<ObjectPtr(const std::string& name)> namespaceNamed;
   std::function<std::vector<ObjectPtr>()> channels;
   std::function<std::vector<ObjectPtr>()> matrices;
@@ -70,9 +70,9 @@ class WebhookMetrics {
   void badRequest(std::string_view endpoint);
   void duration(std::string_view endpoint, double seconds);
   // What the webhook judges by, set before each scrape: Node objects indexed and left out
-  // (unreadable), and the fleet view's nodes with usable data and without.
-  void nodes(std::size_t indexed, std::size_t unreadable, const fleet::FleetSnapshot& fleet,
-             Clock::time_point now);
+  // (unreadable), Node updates by effect, and the fleet view's nodes with usable data and
+  // without.
+  void nodes(const NodeIndex& index, const fleet::FleetSnapshot& fleet, Clock::time_point now);
   // Set before each scrape (counters advance by what the figures grew since the last call).
   void certificates(const CertificateFigures& figures);
   // The poller's counts, set before each scrape likewise.
@@ -84,6 +84,8 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& badRequests_;
   prometheus::Family<prometheus::Histogram>& durations_;
   prometheus::Family<prometheus::Gauge>& clusterNodes_;
+  prometheus::Family<prometheus::Counter>& nodeUpdates_;
+  std::array<std::uint64_t, 2> lastNodeUpdates_{};
   prometheus::Family<prometheus::Gauge>& fleetNodes_;
   prometheus::Family<prometheus::Gauge>& certificateExpiry_;
   prometheus::Family<prometheus::Counter>& certificateReloads_;

@@ -346,8 +346,9 @@ CertificateFigures certificateFigures(const std::string& certFile, const net::Ht
 // A store kept by a reflector on its own thread.
 struct Cache {
   Cache(kube::Client& client, const kube::ResourceType& type,
-        kube::Store::Transform trim = kube::Store::dropManagedFields)
-      : store(std::move(trim)), reflector(client, type, "", store) {}
+        kube::Store::Transform trim = kube::Store::dropManagedFields,
+        kube::ReflectorOptions options = {})
+      : store(std::move(trim)), reflector(client, type, "", store, std::move(options)) {}
   kube::Store store;
   kube::Reflector reflector;
 };
@@ -376,7 +377,11 @@ int run(const Options& options) {
   }
 
   NodeIndex nodeIndex;
-  Cache nodes(**client, kube::resources::kNodes, NodeIndex::trim);
+  // Nodes are listed in pages from etcd: a list from the watch cache comes in one response,
+  // and thousands of whole Nodes parsed at once were most of the webhook's peak memory.
+  kube::ReflectorOptions paged;
+  paged.listFromWatchCache = false;
+  Cache nodes(**client, kube::resources::kNodes, NodeIndex::trim, paged);
   nodes.store.addHandler(
       [&nodeIndex](const kube::ObjectPtr& oldObject, const kube::ObjectPtr& newObject) {
         nodeIndex.update(oldObject, newObject);
@@ -471,8 +476,7 @@ int run(const Options& options) {
       res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
     });
     server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
-      metrics.nodes(nodeIndex.size(), nodeIndex.unreadable(), *view.snapshot(),
-                    systemClock().now());
+      metrics.nodes(nodeIndex, *view.snapshot(), systemClock().now());
       metrics.certificates(certificateFigures(options.certFile, served, selfManaged.get()));
       metrics.polls((*poller)->counters());
       res.set_content(metrics::renderText(*metrics.registry()),
@@ -490,7 +494,12 @@ int run(const Options& options) {
     threads.emplace_back([c](std::stop_token stop) { c->reflector.run(stop); });
   }
   threads.emplace_back([&](std::stop_token stop) {
-    (*poller)->run(stop, interval, [&](const fleet::PollRound&) { polledOnce = true; });
+    (*poller)->run(stop, interval, [&](const fleet::PollRound&) {
+      polledOnce = true;
+      // A round parses a fingerprint per agent, and the caches' first LIST held every Node
+      // whole: give what is free back to the system rather than keep the peak resident.
+      malloc_trim(0);
+    });
   });
   if (selfManaged) {
     threads.emplace_back([&](std::stop_token stop) { selfManaged->run(stop); });

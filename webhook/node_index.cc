@@ -9,9 +9,11 @@ void NodeIndex::update(const kube::ObjectPtr& oldObject, const kube::ObjectPtr& 
   std::lock_guard lock(mu_);
   if (!newObject) {
     const std::string name = kube::stringField(*oldObject, "/metadata/name"_json_pointer);
-    nodes_.erase(name);
     unreadable_.erase(name);
-    dirty_ = true;
+    if (nodes_.erase(name) > 0) {
+      ++changes_;
+      dirty_ = true;
+    }
     return;
   }
   const std::string name = kube::stringField(*newObject, "/metadata/name"_json_pointer);
@@ -24,25 +26,31 @@ void NodeIndex::update(const kube::ObjectPtr& oldObject, const kube::ObjectPtr& 
                 {{"node", name}, {"error", node.error().message}});
       unreadable_[name] = node.error().message;
     }
-    nodes_.erase(name);
-  } else {
-    unreadable_.erase(name);
-    nodes_[name] = std::make_shared<const admission::NodeInfo>(std::move(*node));
+    if (nodes_.erase(name) > 0) {
+      ++changes_;
+      dirty_ = true;
+    }
+    return;
   }
+  unreadable_.erase(name);
+  auto& held = nodes_[name];
+  if (held && *held == *node) {
+    ++unchanged_;
+    return;
+  }
+  held = std::make_shared<const admission::NodeInfo>(std::move(*node));
+  ++changes_;
   dirty_ = true;
 }
 
-std::shared_ptr<const NodeIndex::Snapshot> NodeIndex::snapshot() const {
+std::shared_ptr<const admission::NodeTable> NodeIndex::snapshot() const {
   std::lock_guard lock(mu_);
   if (dirty_ || !snapshot_) {
-    auto next = std::make_shared<Snapshot>();
-    next->owned.reserve(nodes_.size());
-    next->nodes.reserve(nodes_.size());
-    for (const auto& [name, info] : nodes_) {
-      next->owned.push_back(info);
-      next->nodes.push_back(info.get());
-    }
-    snapshot_ = std::move(next);
+    std::vector<std::shared_ptr<const admission::NodeInfo>> nodes;
+    nodes.reserve(nodes_.size());
+    for (const auto& [name, info] : nodes_)
+      nodes.push_back(info);
+    snapshot_ = std::make_shared<const admission::NodeTable>(std::move(nodes));
     dirty_ = false;
   }
   return snapshot_;
@@ -56,6 +64,16 @@ std::size_t NodeIndex::size() const {
 std::size_t NodeIndex::unreadable() const {
   std::lock_guard lock(mu_);
   return unreadable_.size();
+}
+
+std::uint64_t NodeIndex::changes() const {
+  std::lock_guard lock(mu_);
+  return changes_;
+}
+
+std::uint64_t NodeIndex::unchanged() const {
+  std::lock_guard lock(mu_);
+  return unchanged_;
 }
 
 void NodeIndex::trim(kube::Json& node) {

@@ -7,6 +7,8 @@
 #include <limits>
 #include <utility>
 
+#include "admission/node_table.h"
+
 namespace pi0::admission {
 
 namespace {
@@ -171,14 +173,6 @@ Result<SelectorOperator> selectorOperator(const std::string& text, const std::st
   return fail(path + ": unknown operator \"" + text + "\"");
 }
 
-std::optional<std::int64_t> parseInteger(std::string_view text) {
-  std::int64_t v = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
-  return v;
-}
-
 Result<NodeSelectorRequirement> requirement(const Json& r, const std::string& path, bool field) {
   if (!r.is_object()) return fail(typeError(path, "an object"));
   NodeSelectorRequirement out;
@@ -202,7 +196,7 @@ Result<NodeSelectorRequirement> requirement(const Json& r, const std::string& pa
   }
   if (out.op == SelectorOperator::kGt || out.op == SelectorOperator::kLt) {
     std::optional<std::int64_t> n;
-    if (out.values.size() == 1) n = parseInteger(out.values[0]);
+    if (out.values.size() == 1) n = labelInteger(out.values[0]);
     if (!n) return fail(path + ".values: " + *op + " needs exactly one integer value");
     out.number = *n;
   }
@@ -285,7 +279,7 @@ bool matchesRequirement(const NodeSelectorRequirement& r, const std::string* val
     case SelectorOperator::kGt:
     case SelectorOperator::kLt: {
       if (!value) return false;
-      auto n = parseInteger(*value);
+      auto n = labelInteger(*value);
       if (!n) return false;
       return r.op == SelectorOperator::kGt ? *n > r.number : *n < r.number;
     }
@@ -341,28 +335,9 @@ const Taint* untoleratedTaint(const PodRequest& pod, const NodeInfo& node) {
   return nullptr;
 }
 
+// The filters NodeTable::narrow() leaves to the node at hand: taints, then allocatable.
 std::optional<Elimination> eliminate(const PodRequest& pod, const NodeInfo& node,
                                      const Taint** taint) {
-  if (!pod.nodeName.empty()) {
-    if (node.name != pod.nodeName) return Elimination::kNodeName;
-  } else if (node.unschedulable) {
-    const Taint unschedulable{std::string(kUnschedulableTaintKey), "", TaintEffect::kNoSchedule};
-    const bool tolerated =
-        std::any_of(pod.tolerations.begin(), pod.tolerations.end(),
-                    [&](const Toleration& t) { return tolerates(t, unschedulable); });
-    if (!tolerated) return Elimination::kUnschedulable;
-  }
-  for (const auto& [key, value] : pod.nodeSelector) {
-    auto it = node.labels.find(key);
-    if (it == node.labels.end() || it->second != value) return Elimination::kNodeSelector;
-  }
-  if (pod.requiredAffinity) {
-    const auto& terms = *pod.requiredAffinity;
-    if (!std::any_of(terms.begin(), terms.end(),
-                     [&](const NodeSelectorTerm& t) { return matchesTerm(t, node); })) {
-      return Elimination::kAffinity;
-    }
-  }
   if (pod.nodeName.empty()) {
     if (const Taint* t = untoleratedTaint(pod, node)) {
       *taint = t;
@@ -593,36 +568,45 @@ double totalExcess(const std::vector<GateFailure>& failures) {
   return sum;
 }
 
-Verdict nodeVerdict(const PodRequest& pod, std::span<const NodeInfo* const> all,
+Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
                     const fleet::FleetSnapshot& fleet, const Policy& policy,
                     Clock::time_point now) {
   const std::vector<fleet::Resource> used = resourcesUsed(pod);
+  const NodeTable::Narrowed narrowed = table.narrow(pod);
   int eliminated[static_cast<int>(Elimination::kCount)] = {};
+  eliminated[static_cast<int>(Elimination::kNodeName)] = narrowed.nodeName;
+  eliminated[static_cast<int>(Elimination::kUnschedulable)] = narrowed.unschedulable;
+  eliminated[static_cast<int>(Elimination::kNodeSelector)] = narrowed.nodeSelector;
+  eliminated[static_cast<int>(Elimination::kAffinity)] = narrowed.affinity;
   const Taint* firstTaint = nullptr;
   int candidates = 0, withoutData = 0;
   const NodeInfo* closest = nullptr;
   std::vector<GateFailure> closestFailures;
+  const NodeInfo* passed = nullptr;
 
-  for (const NodeInfo* each : all) {
-    const NodeInfo& node = *each;
+  narrowed.rest.forEach([&](std::size_t i) {
+    const NodeInfo& node = table[i];
     const Taint* taint = nullptr;
     if (auto e = eliminate(pod, node, &taint)) {
       ++eliminated[static_cast<int>(*e)];
       if (taint && !firstTaint) firstTaint = taint;
-      continue;
+      return true;
     }
     ++candidates;
     const fleet::NodeStatus* status = fleet.find(node.name);
     if (!status || !fleet.isUsable(*status, now)) {
       ++withoutData;
-      continue;
+      return true;
     }
     auto failures = evaluate(pod, node, *status->fingerprint, used, policy.thresholds);
     if (!failures) {
       ++withoutData;
-      continue;
+      return true;
     }
-    if (failures->empty()) return Verdict{true, Reason::kPassed, {}, {}, node.name, {}};
+    if (failures->empty()) {
+      passed = &node;
+      return false;
+    }
     const bool better = !closest || failures->size() < closestFailures.size() ||
                         (failures->size() == closestFailures.size() &&
                          totalExcess(*failures) < totalExcess(closestFailures));
@@ -630,14 +614,16 @@ Verdict nodeVerdict(const PodRequest& pod, std::span<const NodeInfo* const> all,
       closest = &node;
       closestFailures = std::move(*failures);
     }
-  }
+    return true;
+  });
+  if (passed) return Verdict{true, Reason::kPassed, {}, {}, passed->name, {}};
 
   if (candidates == 0) {
     std::string m;
-    if (all.empty()) {
+    if (table.size() == 0) {
       m = "no candidate node: the cluster has no nodes";
     } else {
-      m = "no candidate node among " + nodes(static_cast<int>(all.size())) + ":";
+      m = "no candidate node among " + nodes(static_cast<int>(table.size())) + ":";
       bool first = true;
       for (int i = 0; i < static_cast<int>(Elimination::kCount); ++i) {
         if (eliminated[i] == 0) continue;
@@ -840,6 +826,34 @@ Result<PodRequest> parsePod(const nlohmann::json& pod) {
   return out;
 }
 
+const json::Selection& podFields() {
+  static const json::Selection fields = [] {
+    using S = json::Selection;
+    auto only = [](std::initializer_list<const char*> names) {
+      S s;
+      for (const char* n : names)
+        s.members.push_back({n, {}});
+      return s;
+    };
+    S container{{{"resources", S{{{"requests", {}}}}}, {"restartPolicy", {}}}};
+    S required{{{"requiredDuringSchedulingIgnoredDuringExecution", {}}}};
+    S spec = only({"nodeName", "nodeSelector", "tolerations", "overhead"});
+    spec.members.push_back({"affinity", S{{{"nodeAffinity", required}}}});
+    spec.members.push_back({"containers", container});
+    spec.members.push_back({"initContainers", container});
+    S pod;
+    pod.members.push_back({"metadata", only({"namespace", "name", "generateName", "labels"})});
+    pod.members.push_back({"spec", std::move(spec)});
+    return pod;
+  }();
+  return fields;
+}
+
+const json::Selection& podReviewFields() {
+  static const json::Selection fields = reviewFields(podFields());
+  return fields;
+}
+
 Result<NodeInfo> parseNode(const nlohmann::json& node) {
   if (!node.is_object()) return fail("node: not a JSON object");
   NodeInfo out;
@@ -905,6 +919,14 @@ void trimFingerprint(fleet::NodeFingerprint& fingerprint) {
   }
 }
 
+std::optional<std::int64_t> labelInteger(std::string_view text) {
+  std::int64_t v = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || ptr != end || text.empty()) return std::nullopt;
+  return v;
+}
+
 bool tolerates(const Toleration& toleration, const Taint& taint) {
   if (toleration.effect && *toleration.effect != taint.effect) return false;
   if (!toleration.key.empty() && toleration.key != taint.key) return false;
@@ -927,16 +949,12 @@ bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node) {
 Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
                 const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now) {
-  std::vector<const NodeInfo*> pointers;
-  pointers.reserve(nodes.size());
-  for (const auto& n : nodes)
-    pointers.push_back(&n);
-  return decide(pod, pointers, fleet, channel, policy, namespaceMode, now);
+  return decide(pod, NodeTable(nodes), fleet, channel, policy, namespaceMode, now);
 }
 
-Decision decide(const PodRequest& pod, std::span<const NodeInfo* const> nodes,
-                const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
-                const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now) {
+Decision decide(const PodRequest& pod, const NodeTable& nodes, const fleet::FleetSnapshot& fleet,
+                const std::optional<ChannelInfo>& channel, const Policy& policy,
+                std::optional<Mode> namespaceMode, Clock::time_point now) {
   Decision d;
   d.mode = namespaceMode.value_or(policy.mode);
   std::string why;

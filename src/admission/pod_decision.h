@@ -88,7 +88,6 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,12 +117,14 @@ struct NodeSelectorRequirement {
   SelectorOperator op = SelectorOperator::kIn;
   std::vector<std::string> values;
   std::int64_t number = 0;  // Gt and Lt: the single value, parsed
+  friend bool operator==(const NodeSelectorRequirement&, const NodeSelectorRequirement&) = default;
 };
 
 // One of requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms.
 struct NodeSelectorTerm {
   std::vector<NodeSelectorRequirement> matchExpressions;  // on node labels
   std::vector<NodeSelectorRequirement> matchFields;       // on metadata.name
+  friend bool operator==(const NodeSelectorTerm&, const NodeSelectorTerm&) = default;
 };
 
 enum class TaintEffect { kNoSchedule, kPreferNoSchedule, kNoExecute };
@@ -134,6 +135,7 @@ struct Toleration {
   bool exists = false;                // operator Exists; false: Equal (the default)
   std::string value;                  // compared under Equal
   std::optional<TaintEffect> effect;  // nullopt: every effect
+  friend bool operator==(const Toleration&, const Toleration&) = default;
 };
 
 // What admission needs of a Pod. Requests are the pod's effective requests, as the scheduler
@@ -157,6 +159,7 @@ struct PodRequest {
 
   // "ns/name", or "ns/generateName*" for a pod whose name the apiserver has yet to generate.
   std::string displayName() const;
+  friend bool operator==(const PodRequest&, const PodRequest&) = default;
 };
 
 // From a Pod object as the apiserver sends it in an AdmissionReview. Absent and null fields
@@ -166,12 +169,20 @@ struct PodRequest {
 // be strings or JSON numbers; negative requests and fractional GPUs are errors.
 Result<PodRequest> parsePod(const nlohmann::json& pod);
 
+// The fields of a Pod that parsePod() reads (metadata's namespace, name, generateName and labels;
+// spec's nodeName, nodeSelector, required node affinity, tolerations, overhead, and the
+// containers' and init containers' requests and restartPolicy), and the same inside an
+// AdmissionReview (reviewFields()): parsePod() answers the same for a pod narrowed to them.
+const json::Selection& podFields();
+const json::Selection& podReviewFields();
+
 // --- The nodes ---------------------------------------------------------------------------------
 
 struct Taint {
   std::string key;
   std::string value;
   TaintEffect effect = TaintEffect::kNoSchedule;
+  friend bool operator==(const Taint&, const Taint&) = default;
 };
 
 struct NodeInfo {
@@ -182,6 +193,7 @@ struct NodeInfo {
   std::int64_t cpuMilli = 0;     // status.allocatable.cpu; 0 when absent
   std::int64_t memoryBytes = 0;  // status.allocatable.memory
   std::int64_t gpus = 0;         // status.allocatable["nvidia.com/gpu"]
+  friend bool operator==(const NodeInfo&, const NodeInfo&) = default;
 };
 
 // From a Node object. Never throws; a defect (no metadata.name, a taint with an unknown effect,
@@ -277,13 +289,15 @@ struct Decision {
   std::vector<GateFailure> failures;  // GatesFailed: the closest node's failing gates
 };
 
+class NodeTable;  // node_table.h: the nodes, indexed by label
+
 // The decision for `pod` (see the top of this file). `nodes` are the cluster's nodes (their
 // order decides ties); `fleet` the fleet view's snapshot, judged at `now`; `channel` the pod's
 // channel, if it has one; `namespaceMode` the mode the pod's namespace sets by label, if any.
-Decision decide(const PodRequest& pod, std::span<const NodeInfo* const> nodes,
-                const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
-                const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);
-// The same over nodes held by value (tables).
+Decision decide(const PodRequest& pod, const NodeTable& nodes, const fleet::FleetSnapshot& fleet,
+                const std::optional<ChannelInfo>& channel, const Policy& policy,
+                std::optional<Mode> namespaceMode, Clock::time_point now);
+// The same over nodes held by value (tables; builds a NodeTable of them).
 Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
                 const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);
@@ -295,7 +309,10 @@ void trimFingerprint(fleet::NodeFingerprint& fingerprint);
 
 // Whether `toleration` tolerates `taint` (Kubernetes' semantics, above).
 bool tolerates(const Toleration& toleration, const Taint& taint);
-// Whether the node satisfies one required-affinity term.
+// Whether the node satisfies one required-affinity term: the definition, node at a time, that
+// NodeTable::narrow() computes for all nodes at once (its tests compare the two).
 bool matchesTerm(const NodeSelectorTerm& term, const NodeInfo& node);
+// A label value as Gt and Lt read it: a whole decimal integer, else nullopt.
+std::optional<std::int64_t> labelInteger(std::string_view text);
 
 }  // namespace pi0::admission

@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "common/json_parse.h"
+
 namespace pi0::admission {
 namespace {
 
@@ -34,17 +36,6 @@ std::optional<std::size_t> tooDeep(std::string_view body, int limit) {
     }
   }
   return std::nullopt;
-}
-
-// nlohmann's messages start with "[json.exception.parse_error.101] "; the person reading a 400
-// answer needs only the rest ("parse error at line 1, column 7: syntax error ...").
-std::string withoutExceptionId(const char* what) {
-  std::string_view s(what);
-  if (!s.empty() && s.front() == '[') {
-    const auto end = s.find("] ");
-    if (end != std::string_view::npos) s.remove_prefix(end + 2);
-  }
-  return std::string(s);
 }
 
 // A member of `object`, or nullptr when absent or null (the apiserver writes omitted optional
@@ -254,7 +245,7 @@ const char* operationName(Operation operation) {
   return "UNKNOWN";
 }
 
-Result<AdmissionRequest> parseReview(std::string_view body) {
+Result<AdmissionRequest> parseReview(std::string_view body, const json::Selection& fields) {
   std::size_t start = 0;
   while (start < body.size() && (body[start] == ' ' || body[start] == '\n' || body[start] == '\r' ||
                                  body[start] == '\t')) {
@@ -265,18 +256,30 @@ Result<AdmissionRequest> parseReview(std::string_view body) {
     return fail("the request body nests deeper than " + std::to_string(kMaxDepth) +
                 " levels (at byte " + std::to_string(*at + 1) + "); no AdmissionReview does");
   }
+  auto review = json::parse(body, fields);
+  if (!review) return fail("the request body is not valid JSON: " + review.error().message);
   try {
-    const Json review = Json::parse(body.begin(), body.end());
-    return readReview(review);
-  } catch (const Json::parse_error& e) {
-    return fail("the request body is not valid JSON: " + withoutExceptionId(e.what()));
-  } catch (const Json::exception& e) {
-    // Every read above checks its type first; this only keeps a missed case from escaping.
-    return fail("the AdmissionReview cannot be read: " + withoutExceptionId(e.what()));
+    return readReview(*review);
   } catch (const std::exception& e) {
-    // std::bad_alloc on a huge body the server let through: still an answer, not a crash.
+    // Every read above checks its type first; this only keeps a missed case (or a bad_alloc)
+    // from escaping.
     return fail(std::string("the AdmissionReview cannot be read: ") + e.what());
   }
+}
+
+json::Selection reviewFields(const json::Selection& objectFields) {
+  json::Selection request;
+  for (const char* name : {"uid", "kind", "resource", "subResource", "operation", "namespace",
+                           "name", "userInfo", "dryRun"}) {
+    request.members.push_back({name, {}});
+  }
+  request.members.push_back({"object", objectFields});
+  request.members.push_back({"oldObject", objectFields});
+  json::Selection review;
+  review.members.push_back({"apiVersion", {}});
+  review.members.push_back({"kind", {}});
+  review.members.push_back({"request", std::move(request)});
+  return review;
 }
 
 const char* reasonForCode(int32_t code) {

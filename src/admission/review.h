@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_parse.h"
 #include "common/result.h"
 
 namespace pi0::admission {
@@ -79,7 +80,15 @@ struct AdmissionRequest {
 // resource, an operation that is not CREATE/UPDATE/DELETE/CONNECT, a namespace, name, username
 // or dryRun of the wrong type, a missing object on CREATE or UPDATE, a missing oldObject on
 // UPDATE. Fields the API marks optional may be absent. Unknown fields are ignored.
-Result<AdmissionRequest> parseReview(std::string_view body);
+//
+// `fields` (reviewFields()) lets a caller that reads only some of the object's fields skip
+// building the rest (the pod handler: a pod's env, probes, volumes and managedFields are most of
+// its bytes); the JSON is still validated whole. The default keeps everything.
+Result<AdmissionRequest> parseReview(std::string_view body, const json::Selection& fields = {});
+
+// The fields of an AdmissionReview that parseReview() reads, with request.object and
+// request.oldObject narrowed to `objectFields`.
+json::Selection reviewFields(const json::Selection& objectFields);
 
 struct Response {
   bool allowed = true;

@@ -7,6 +7,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_parse.h"
+
 namespace pi0::fleet {
 namespace {
 
@@ -302,8 +304,9 @@ Result<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text
 }
 
 Result<NodeFingerprint> parseFingerprint(std::string_view body) {
-  const Json doc = Json::parse(body, /*cb=*/nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return fail("not JSON: \"" + excerpt(body) + "\"");
+  const auto parsed = json::parse(body);
+  if (!parsed) return fail("not JSON: \"" + excerpt(body) + "\"");
+  const Json& doc = *parsed;
   auto top = objectAt(doc, "fingerprint");
   if (!top) return std::unexpected(top.error());
   // The error paths below start at the document's top level ("signals.cpu.gates").

@@ -5,9 +5,16 @@
 
 namespace pi0::fleet {
 
+FleetSnapshot::FleetSnapshot(Nodes nodes, Clock::duration staleAfter)
+    : nodes_(std::move(nodes)), staleAfter_(staleAfter) {
+  byName_.reserve(nodes_.size());
+  for (const auto& [name, status] : nodes_)
+    byName_.emplace(name, status.get());
+}
+
 const NodeStatus* FleetSnapshot::find(std::string_view node) const {
-  auto it = nodes_.find(node);
-  return it == nodes_.end() ? nullptr : it->second.get();
+  auto it = byName_.find(node);
+  return it == byName_.end() ? nullptr : it->second;
 }
 
 bool FleetSnapshot::isFresh(const NodeStatus& status, Clock::time_point now) const {

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
@@ -44,12 +45,15 @@ class FleetSnapshot {
  public:
   using Nodes = std::map<std::string, std::shared_ptr<const NodeStatus>, std::less<>>;
 
-  FleetSnapshot(Nodes nodes, Clock::duration staleAfter)
-      : nodes_(std::move(nodes)), staleAfter_(staleAfter) {}
+  FleetSnapshot(Nodes nodes, Clock::duration staleAfter);
+  // Not copied: the index points into nodes_.
+  FleetSnapshot(const FleetSnapshot&) = delete;
+  FleetSnapshot& operator=(const FleetSnapshot&) = delete;
 
   const Nodes& nodes() const { return nodes_; }
   std::size_t size() const { return nodes_.size(); }
-  // The node's status, or nullptr when the view has no agent for it.
+  // The node's status, or nullptr when the view has no agent for it. A hash lookup: the webhook
+  // asks once per candidate node of every review.
   const NodeStatus* find(std::string_view node) const;
 
   Clock::duration staleAfter() const { return staleAfter_; }
@@ -62,6 +66,7 @@ class FleetSnapshot {
 
  private:
   Nodes nodes_;
+  std::unordered_map<std::string_view, const NodeStatus*> byName_;  // into nodes_
   Clock::duration staleAfter_;
 };
 

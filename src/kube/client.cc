@@ -15,6 +15,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "common/json_parse.h"
 #include "common/log.h"
 #include "kube/rate_limit.h"
 
@@ -335,12 +336,12 @@ struct Client::Impl {
     auto answer = send(method, path, body, contentType, stop);
     if (!answer) return std::unexpected(answer.error());
     if (answer->body.empty()) return Json::object();
-    auto parsed = Json::parse(answer->body, nullptr, /*allow_exceptions=*/false);
-    if (parsed.is_discarded()) {
+    auto parsed = json::parse(answer->body);
+    if (!parsed) {
       return apiFail(Reason::kBadResponse,
                      describeRequest(method, path) + ": the answer is not JSON", answer->status);
     }
-    return parsed;
+    return std::move(*parsed);
   }
 };
 
@@ -679,11 +680,12 @@ bool LineSplitter::push(std::string_view chunk,
 }
 
 ApiResult<WatchEvent> parseWatchEvent(std::string_view line) {
-  auto doc = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object()) {
+  auto parsed = json::parse(line);
+  if (!parsed || !parsed->is_object()) {
     return apiFail(Reason::kBadResponse,
                    "watch: an event is not JSON: " + std::string(line.substr(0, 120)));
   }
+  Json& doc = *parsed;
   auto type = doc.find("type");
   auto object = doc.find("object");
   if (type == doc.end() || !type->is_string() || object == doc.end() || !object->is_object()) {

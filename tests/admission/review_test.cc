@@ -2,12 +2,15 @@
 // case answered with its own message (never a throw), and the shape of the response.
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "admission/pod_decision.h"
 #include "admission/review.h"
+#include "common/files.h"
 
 using namespace pi0::admission;
 using Json = nlohmann::json;
@@ -515,4 +518,35 @@ TEST_CASE("round trip: what responseBody writes reads back as a review answer") 
     CHECK(out["response"]["status"]["message"] == "denied");
     CHECK_FALSE(out.contains("request"));
   }
+}
+
+TEST_CASE("pods narrowed to podReviewFields() read the same as whole ones (the fuzz corpus)") {
+  int pods = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(PI0_FIXTURES "/../fuzz/corpus")) {
+    auto text = pi0::readFile(entry.path().string());
+    REQUIRE(text);
+    CAPTURE(entry.path().string());
+    const auto whole = parseReview(*text);
+    const auto narrowed = parseReview(*text, podReviewFields());
+    REQUIRE(whole.has_value() == narrowed.has_value());
+    if (!whole) {
+      CHECK(whole.error().message == narrowed.error().message);
+      continue;
+    }
+    CHECK(narrowed->uid == whole->uid);
+    CHECK(narrowed->operation == whole->operation);
+    if (whole->kind.kind != "Pod" || !whole->object.is_object()) continue;
+    // Narrowed means smaller: the pod's env, probes, volumes and managedFields are left out.
+    CHECK(narrowed->object.dump().size() < whole->object.dump().size());
+    const auto a = parsePod(whole->object);
+    const auto b = parsePod(narrowed->object);
+    REQUIRE(a.has_value() == b.has_value());
+    if (a) {
+      CHECK(*a == *b);
+    } else {
+      CHECK(a.error().message == b.error().message);
+    }
+    ++pods;
+  }
+  CHECK(pods >= 28);
 }

@@ -306,29 +306,38 @@ TEST_CASE("NodeIndex: parsed once per change, in name order, unreadable Nodes le
   index.update(nullptr, ptr(nodeObject("node-b")));
   index.update(nullptr, ptr(nodeObject("node-a")));
   auto snap = index.snapshot();
-  REQUIRE(snap->nodes.size() == 2);
-  CHECK(snap->nodes[0]->name == "node-a");
-  CHECK(snap->nodes[1]->name == "node-b");
-  CHECK(snap->nodes[0]->cpuMilli == 4000);
+  REQUIRE(snap->size() == 2);
+  CHECK((*snap)[0].name == "node-a");
+  CHECK((*snap)[1].name == "node-b");
+  CHECK((*snap)[0].cpuMilli == 4000);
   // Unchanged: the same snapshot.
   CHECK(index.snapshot() == snap);
+  CHECK(index.changes() == 2);
+  // A status update that changes nothing admission reads (a heartbeat): the same table.
+  Json heartbeat = nodeObject("node-b");
+  heartbeat["metadata"]["resourceVersion"] = "7";
+  heartbeat["status"]["conditions"] = Json::array({{{"type", "Ready"}, {"status", "True"}}});
+  index.update(ptr(nodeObject("node-b")), ptr(heartbeat));
+  CHECK(index.snapshot() == snap);
+  CHECK(index.unchanged() == 1);
+  CHECK(index.changes() == 2);
 
   // node-a turns unreadable: left out, counted; a held snapshot still reads as before.
   index.update(ptr(nodeObject("node-a")), ptr(nodeObject("node-a", "lots")));
   auto next = index.snapshot();
-  REQUIRE(next->nodes.size() == 1);
-  CHECK(next->nodes[0]->name == "node-b");
+  REQUIRE(next->size() == 1);
+  CHECK((*next)[0].name == "node-b");
   CHECK(index.unreadable() == 1);
-  CHECK(snap->nodes[0]->name == "node-a");
+  CHECK((*snap)[0].name == "node-a");
 
   // Fixed, then deleted.
   index.update(ptr(nodeObject("node-a", "lots")), ptr(nodeObject("node-a", "8")));
   CHECK(index.unreadable() == 0);
-  REQUIRE(index.snapshot()->nodes.size() == 2);
-  CHECK(index.snapshot()->nodes[0]->cpuMilli == 8000);
+  REQUIRE(index.snapshot()->size() == 2);
+  CHECK((*index.snapshot())[0].cpuMilli == 8000);
   index.update(ptr(nodeObject("node-a", "8")), nullptr);
   CHECK(index.size() == 1);
-  CHECK(index.snapshot()->nodes[0]->name == "node-b");
+  CHECK((*index.snapshot())[0].name == "node-b");
 }
 
 TEST_CASE("NodeIndex::trim keeps what admission reads and nothing else") {
