@@ -425,23 +425,23 @@ std::vector<fleet::Resource> resourcesUsed(const PodRequest& pod) {
   return out;
 }
 
-// The node's failing gates; nullopt when it has no data for the pod.
-std::optional<std::vector<GateFailure>> evaluate(const PodRequest& pod, const NodeInfo& node,
-                                                 const fleet::NodeFingerprint& fp,
-                                                 const std::vector<fleet::Resource>& used,
-                                                 const Thresholds& th) {
-  std::vector<ResourceMetrics> metrics;
-  for (fleet::Resource r : used) {
-    auto m = metricsOf(fp, r);
-    if (!m) return std::nullopt;
-    metrics.push_back(*m);
+// The node's failing gates into `failures` (cleared first; the node's name is left for the
+// caller to fill in, so that the scan over candidates allocates nothing); false when the node
+// has no data for the pod.
+bool evaluate(const PodRequest& pod, const NodeInfo& node, const fleet::NodeFingerprint& fp,
+              const std::vector<fleet::Resource>& used, const Thresholds& th,
+              std::vector<GateFailure>& failures) {
+  failures.clear();
+  std::optional<ResourceMetrics> metrics[3];
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    metrics[i] = metricsOf(fp, used[i]);
+    if (!metrics[i]) return false;
   }
-  std::vector<GateFailure> failures;
   for (std::size_t i = 0; i < used.size(); ++i) {
     const fleet::Resource r = used[i];
-    const ResourceMetrics& m = metrics[i];
+    const ResourceMetrics& m = *metrics[i];
     auto add = [&](Gate gate, double value, double threshold, double share = 0) {
-      failures.push_back(GateFailure{node.name, r, gate, value, threshold, share});
+      failures.push_back(GateFailure{{}, r, gate, value, threshold, share});
     };
     if (m.gates.fitError > th.fitError) add(Gate::kFitError, m.gates.fitError, th.fitError);
     if (m.gates.gluingDelta > th.gluingDelta)
@@ -454,7 +454,7 @@ std::optional<std::vector<GateFailure>> evaluate(const PodRequest& pod, const No
     if (m.gates.isolation < share + th.isolation)
       add(Gate::kIsolation, m.gates.isolation, share + th.isolation, share);
   }
-  return failures;
+  return true;
 }
 
 // --- Messages ----------------------------------------------------------------------------------
@@ -581,7 +581,7 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
   const Taint* firstTaint = nullptr;
   int candidates = 0, withoutData = 0;
   const NodeInfo* closest = nullptr;
-  std::vector<GateFailure> closestFailures;
+  std::vector<GateFailure> closestFailures, failures;
   const NodeInfo* passed = nullptr;
 
   narrowed.rest.forEach([&](std::size_t i) {
@@ -598,25 +598,26 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
       ++withoutData;
       return true;
     }
-    auto failures = evaluate(pod, node, *status->fingerprint, used, policy.thresholds);
-    if (!failures) {
+    if (!evaluate(pod, node, *status->fingerprint, used, policy.thresholds, failures)) {
       ++withoutData;
       return true;
     }
-    if (failures->empty()) {
+    if (failures.empty()) {
       passed = &node;
       return false;
     }
-    const bool better = !closest || failures->size() < closestFailures.size() ||
-                        (failures->size() == closestFailures.size() &&
-                         totalExcess(*failures) < totalExcess(closestFailures));
+    const bool better = !closest || failures.size() < closestFailures.size() ||
+                        (failures.size() == closestFailures.size() &&
+                         totalExcess(failures) < totalExcess(closestFailures));
     if (better) {
       closest = &node;
-      closestFailures = std::move(*failures);
+      closestFailures.swap(failures);
     }
     return true;
   });
   if (passed) return Verdict{true, Reason::kPassed, {}, {}, passed->name, {}};
+  for (auto& f : closestFailures)
+    f.node = closest->name;
 
   if (candidates == 0) {
     std::string m;

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "kube/rate_limit.h"
 
 namespace pi0::fleet {
 namespace {
@@ -124,16 +125,45 @@ kube::ReflectorOptions sliceOptions(const std::string& service) {
 
 }  // namespace
 
+kube::ApiResult<kube::ResourceType> endpointSliceType(kube::Client& client, std::stop_token stop) {
+  kube::ResourceType type = kube::resources::kEndpointSlices;
+  auto served = client.request("GET", "/apis/discovery.k8s.io/v1", {}, {}, {}, std::move(stop));
+  if (served) {
+    type.version = "v1";
+    return type;
+  }
+  if (served.error().reason == kube::Reason::kNotFound) {
+    type.version = "v1beta1";
+    return type;
+  }
+  return std::unexpected(served.error());
+}
+
 EndpointSliceAgents::EndpointSliceAgents(kube::Client& client, std::string ns, std::string service,
                                          std::string portName)
     : ns_(std::move(ns)),
       service_(std::move(service)),
       portName_(std::move(portName)),
-      store_(kube::Store::dropManagedFields),
-      reflector_(client, kube::resources::kEndpointSlices, ns_, store_, sliceOptions(service_)) {}
+      client_(client),
+      store_(kube::Store::dropManagedFields) {}
 
 void EndpointSliceAgents::start(std::stop_token stop) {
-  reflector_.run(std::move(stop));
+  kube::Backoff backoff;
+  for (;;) {
+    auto type = endpointSliceType(client_, stop);
+    if (type) {
+      log::info("reading EndpointSlices", {{"version", type->group + "/" + type->version}});
+      kube::Reflector reflector(client_, *type, ns_, store_, sliceOptions(service_));
+      reflector.run(std::move(stop));
+      return;
+    }
+    if (type.error().reason == kube::Reason::kCanceled) return;
+    const auto delay = backoff.next();
+    log::warn("cannot tell which EndpointSlice version the apiserver serves; trying again",
+              {{"error", type.error().describe()},
+               {"retryInSeconds", std::chrono::duration<double>(delay).count()}});
+    if (!systemClock().sleepUntil(systemClock().now() + delay, stop)) return;
+  }
 }
 
 std::vector<Agent> EndpointSliceAgents::agents() {

@@ -33,8 +33,15 @@ namespace pi0::fleet {
 std::vector<Agent> agentsFromSlices(const std::vector<kube::Json>& slices,
                                     std::string_view portName);
 
+// The EndpointSlice version to read: discovery.k8s.io/v1 where the apiserver serves it
+// (Kubernetes 1.21 and later; 1.25 removed v1beta1), else v1beta1 (1.20). Asks the apiserver
+// (GET /apis/discovery.k8s.io/v1): 404 means v1beta1. Other errors are returned (the caller
+// retries); the stop token cancels.
+kube::ApiResult<kube::ResourceType> endpointSliceType(kube::Client& client, std::stop_token stop);
+
 // An AgentSource over the agent Service's EndpointSlices, kept current by a Reflector (label
-// selector kubernetes.io/service-name=SERVICE in the Service's namespace).
+// selector kubernetes.io/service-name=SERVICE in the Service's namespace), of the version
+// endpointSliceType() finds when start() begins (retried with backoff until it answers).
 //
 // Thread-safety: start() on one thread; agents(), synced() and waitForSync() from any thread.
 // The client must outlive this object; start() must have returned before it is destroyed.
@@ -44,7 +51,7 @@ class EndpointSliceAgents final : public AgentSource {
   EndpointSliceAgents(kube::Client& client, std::string ns, std::string service,
                       std::string portName = {});
 
-  // Lists and watches the slices until `stop` fires.
+  // Finds the EndpointSlice version, then lists and watches the slices until `stop` fires.
   void start(std::stop_token stop);
 
   // The first list is in: until then agents() is empty.
@@ -64,8 +71,8 @@ class EndpointSliceAgents final : public AgentSource {
   std::string ns_;
   std::string service_;
   std::string portName_;
+  kube::Client& client_;
   kube::Store store_;
-  kube::Reflector reflector_;
 };
 
 // The agents a program's flags name: `agents` (--agents) when given, else the EndpointSlices of

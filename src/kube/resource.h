@@ -32,6 +32,8 @@ inline const ResourceType kReplicaSets{"apps", "v1", "replicasets", "ReplicaSet"
 inline const ResourceType kHorizontalPodAutoscalers{"autoscaling", "v1", "horizontalpodautoscalers",
                                                     "HorizontalPodAutoscaler", true};
 inline const ResourceType kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
+// discovery.k8s.io/v1beta1 (Kubernetes 1.20); 1.21 and later serve v1, and 1.25 removed
+// v1beta1: read them at the version fleet::endpointSliceType() finds.
 inline const ResourceType kEndpointSlices{"discovery.k8s.io", "v1beta1", "endpointslices",
                                           "EndpointSlice", true};
 inline const ResourceType kChannels{"stability.pi0.io", "v1alpha1", "channels", "Channel", true};

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "fakes/fake_apiserver.h"
 #include "fleet/endpoint_slices.h"
 
 using namespace pi0;
@@ -169,5 +170,36 @@ TEST_CASE("agentsFromSlices: conditions, node names, ports, addresses") {
   for (const auto& c : cases) {
     CAPTURE(c.name);
     CHECK(agentsFromSlices(c.slices, c.portName) == c.want);
+  }
+}
+
+// endpointSliceType against FakeApiServer (a stand-in: the test bed's 1.20 apiserver serves only
+// v1beta1, so only a stand-in can answer as 1.21 and later do).
+TEST_CASE("endpointSliceType: v1 where served, v1beta1 on 404, the error otherwise") {
+  for (int answer : {200, 404, 500}) {
+    CAPTURE(answer);
+    testing::FakeApiServer server;
+    server.server().Get(
+        "/apis/discovery.k8s.io/v1", [&](const httplib::Request&, httplib::Response& res) {
+          res.status = answer;
+          res.set_content(answer == 200
+                              ? R"({"kind":"APIResourceList","groupVersion":"discovery.k8s.io/v1"})"
+                              : R"({"kind":"Status","apiVersion":"v1","status":"Failure","code":)" +
+                                    std::to_string(answer) + "}",
+                          "application/json");
+        });
+    server.start();
+    auto client = kube::Client::create(server.config());
+    REQUIRE(client);
+    const auto type = endpointSliceType(**client, {});
+    if (answer == 500) {
+      REQUIRE_FALSE(type);
+      CHECK(type.error().reason == kube::Reason::kInternalError);
+      continue;
+    }
+    REQUIRE(type);
+    CHECK(type->group == "discovery.k8s.io");
+    CHECK(type->plural == "endpointslices");
+    CHECK(type->version == (answer == 200 ? "v1" : "v1beta1"));
   }
 }
