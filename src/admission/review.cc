@@ -110,7 +110,8 @@ class Check {
   std::optional<std::string> error_;
 };
 
-Result<AdmissionRequest> readReview(const Json& review) {
+// Reads `review`, moving the object and oldObject out of it rather than copying them.
+Result<AdmissionRequest> readReview(Json& review) {
   if (!review.is_object()) {
     return fail(std::string("an AdmissionReview must be a JSON object, not ") + review.type_name());
   }
@@ -207,13 +208,12 @@ Result<AdmissionRequest> readReview(const Json& review) {
   if (!c.ok()) return std::unexpected(c.error());
 
   const bool writes = out.operation == Operation::kCreate || out.operation == Operation::kUpdate;
-  if (const Json* o = c.object(r, "object", p, writes,
-                               "CREATE and UPDATE requests carry the object to admit")) {
-    out.object = *o;
+  if (c.object(r, "object", p, writes, "CREATE and UPDATE requests carry the object to admit")) {
+    out.object = std::move(review["request"]["object"]);
   }
-  if (const Json* o = c.object(r, "oldObject", p, out.operation == Operation::kUpdate,
-                               "UPDATE requests carry the object as it was")) {
-    out.oldObject = *o;
+  if (c.object(r, "oldObject", p, out.operation == Operation::kUpdate,
+               "UPDATE requests carry the object as it was")) {
+    out.oldObject = std::move(review["request"]["oldObject"]);
   }
   if (!c.ok()) return std::unexpected(c.error());
   return out;
