@@ -681,9 +681,13 @@ def apiserver(args):
     ns, directory, n, clients, hook = args[0], args[1], int(args[2]), int(args[3]), args[4]
     metrics_url, ca, out = args[5], args[6], args[7]
     api = Api()
+    # The control namespace is excluded from admission: every pod is allowed there.
+    control = ns != "bench"
     bodies = []
     for item in json.load(open(os.path.join(directory, "index.json"))):
-        bodies.append((item["name"], item["allowed"], open(item["pod"], "rb").read()))
+        pod = json.load(open(item["pod"]))
+        pod["metadata"]["namespace"] = ns
+        bodies.append((item["name"], item["allowed"] or control, json.dumps(pod).encode()))
     name = "apiserver_admission_webhook_admission_duration_seconds"
     own = "pi0_webhook_request_duration_seconds"
     a0 = histogram(api.text("/metrics"), name, {"name": hook})
@@ -793,6 +797,9 @@ def report(args):
             line("  calls within 25 ms (exact: a bucket bound)", "%.2f %%" % share, ">= 99 %")
         line("apiserver -> webhook average (exact)", f(ap["mean"]),
              "(peer: ~44 ms at 100 clients)")
+        if r.get("control"):
+            line("  the control without a decision (average)", f(r["control"]["apiserver"]["mean"]),
+                 "(the same apiserver, TLS and HTTP)")
         print()
         print("through the apiserver: %d dry-run pod creations by %d clients in %.1f s (%.0f/s); "
               "at the clients p50 %.1f ms, p99 %.1f ms; answers %s%s" % (
@@ -814,6 +821,19 @@ def report(args):
         print("  connections to the webhook (ESTABLISHED, sampled every 200 ms): at most %d at "
               "once; a new one right after (GET /metrics) was answered in %.1f s" % (
                   a["peak_connections"], a["metrics_scrape_seconds"]))
+        c = r.get("control")
+        if c:
+            cp, cw = c["apiserver"], c["webhook"]
+            under = cp["buckets"].get("0.025")
+            print("  the control (namespace bench-control, excluded: the webhook parses and "
+                  "answers Excluded), same creations and clients: apiserver -> webhook average "
+                  "%s, %s, %s; %s within 25 ms; the webhook's own average %s; at the clients "
+                  "p50 %.1f ms, p99 %.1f ms%s" % (
+                      f(cp["mean"]), q(cp, "p50"), q(cp, "p99"),
+                      "n/a" if under is None or not cp["count"]
+                      else "%.1f %%" % (100.0 * under / cp["count"]), f(cw["mean"]),
+                      c["client_p50"] * 1000, c["client_p99"] * 1000,
+                      "; %d NOT AS EXPECTED" % c["wrong"] if c["wrong"] else ""))
     fr = r["fleet_ready"]
     print()
     print("fleet view before the runs: %s of %d nodes usable (the webhook's gauge), %d agents "

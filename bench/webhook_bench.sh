@@ -176,9 +176,11 @@ e2e_make_certificates "$work"
 
 e2e_install_crds
 e2e_create_namespace bench
+e2e_create_namespace bench-control
 e2e_create_namespace pi0-system
 # 1.20 does not label namespaces with their name by itself.
 k label namespace bench kubernetes.io/metadata.name=bench --overwrite >/dev/null
+k label namespace bench-control kubernetes.io/metadata.name=bench-control --overwrite >/dev/null
 k apply -f - >/dev/null <<'YAML'
 apiVersion: stability.pi0.io/v1alpha1
 kind: Channel
@@ -275,7 +277,7 @@ started=$(date +%s.%N)
 "$webhook" --kubeconfig "$KUBECONFIG" --bind-address "127.0.0.1:$webhook_port" \
   --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" \
   --agent-service pi0-system/pi0-agent --poll-interval "$poll_interval" --shutdown-delay 0s \
-  </dev/null >"$work/webhook.log" 2>&1 &
+  --excluded-namespaces kube-system,bench-control </dev/null >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
 e2e_at_exit "stop_pid $webhook_pid"
 https() { curl -sS --noproxy '*' --cacert "$work/ca.crt" --max-time 5 "$@"; }
@@ -372,31 +374,41 @@ done
 sleep 2
 hwm=$(vm "$webhook_pid" VmHWM) rss_after=$(vm "$webhook_pid" VmRSS)
 e2e_log "pi0-webhook: VmHWM $hwm KiB, VmRSS $rss_after KiB (when ready: $rss_ready KiB)"
-https "$url/metrics" | grep '^pi0_webhook_decisions_total' >"$work/decisions.txt" || true
+https "$url/metrics" >"$work/metrics-after.txt" || true
+grep '^pi0_webhook_decisions_total' "$work/metrics-after.txt" >"$work/decisions.txt" || true
 if grep -q 'reason="StaleData"' "$work/decisions.txt"; then
   e2e_log "WARNING: some decisions found no fresh fleet data:"
   grep 'reason="StaleData"' "$work/decisions.txt" >&2
 fi
 
 # ---------------------------------------------------------------------------------------------
-hook_name=pods.bench.pi0.io
+hook_name=pods.bench.pi0.io control_name=control.bench.pi0.io
 if ((api_requests > 0)); then
   e2e_log "through the apiserver: $api_requests dry-run pod creations by $api_clients clients"
+  # Two registrations of the same webhook: the one measured, for namespace bench, and a control
+  # for namespace bench-control, which the webhook excludes (it parses the review and answers
+  # Excluded, deciding nothing): the same apiserver, TLS and HTTP, without Pi0's decision.
+  hook() {
+    cat <<YAML
+  - name: $1
+    clientConfig:
+      url: "$url/validate-pods"
+      caBundle: "$(base64 -w0 <"$work/ca.crt")"
+    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $2}}
+    failurePolicy: Fail
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    timeoutSeconds: 5
+YAML
+  }
   k apply -f - >/dev/null <<YAML
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata: {name: pi0-bench}
 webhooks:
-  - name: $hook_name
-    clientConfig:
-      url: "$url/validate-pods"
-      caBundle: "$(base64 -w0 <"$work/ca.crt")"
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: bench}}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    timeoutSeconds: 5
+$(hook "$hook_name" bench)
+$(hook "$control_name" bench-control)
 YAML
   # The registration reaches the apiserver's admission plugin through its informer: wait until
   # a pod that must be denied is.
@@ -409,6 +421,11 @@ YAML
     [[ $code != 201 ]]
   }
   e2e_wait_for "the apiserver calling the webhook" 30 denied
+  # The control first, the measured run second: a first run also warms the apiserver up.
+  e2e_log "the control: the creations in namespace bench-control (excluded: no decision)"
+  bench apiserver bench-control "$work/reviews" "$api_requests" "$api_clients" "$control_name" \
+    "$url/metrics" "$work/ca.crt" "$work/control.json" || e2e_fail "the control run failed"
+  e2e_log "the measured run: the creations in namespace bench"
   bench apiserver bench "$work/reviews" "$api_requests" "$api_clients" "$hook_name" \
     "$url/metrics" "$work/ca.crt" "$work/apiserver.json" || e2e_fail "the apiserver run failed"
 fi
@@ -432,9 +449,12 @@ fi
     <"$work/reviews/index.json"
   printf ' "wrk": [%s]' "$(IFS=,; echo "${results[*]}")"
   if [[ -f $work/apiserver.json ]]; then printf ', "apiserver": %s' "$(<"$work/apiserver.json")"; fi
+  if [[ -f $work/control.json ]]; then printf ', "control": %s' "$(<"$work/control.json")"; fi
   printf '}\n'
 } >"$work/results.json"
 bench report "$work/results.json"
 echo
 echo "decisions (pi0_webhook_decisions_total, from start to the end of the wrk runs):"
 sed 's/^/  /' "$work/decisions.txt"
+echo "Node updates the webhook saw (changed: what admission reads changed, the node index rebuilt):"
+grep '^pi0_webhook_node_updates_total' "$work/metrics-after.txt" | sed 's/^/  /' || true
