@@ -46,7 +46,9 @@ class FleetSnapshot {
   using Nodes = std::map<std::string, std::shared_ptr<const NodeStatus>, std::less<>>;
 
   FleetSnapshot(Nodes nodes, Clock::duration staleAfter);
-  // Not copied: the index points into nodes_.
+  // Moved, not copied: the index points into the map's nodes, which a move keeps.
+  FleetSnapshot(FleetSnapshot&&) = default;
+  FleetSnapshot& operator=(FleetSnapshot&&) = default;
   FleetSnapshot(const FleetSnapshot&) = delete;
   FleetSnapshot& operator=(const FleetSnapshot&) = delete;
 

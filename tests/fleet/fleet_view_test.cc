@@ -184,3 +184,21 @@ TEST_CASE("readers take snapshots while a writer records") {
   CHECK(inconsistent == 0);
   CHECK(view.snapshot()->size() == 20);
 }
+
+TEST_CASE("FleetSnapshot::find: by name, also after the snapshot was moved") {
+  FleetSnapshot::Nodes nodes;
+  for (const char* name : {"node-b", "node-a", "node-c"}) {
+    auto status = std::make_shared<NodeStatus>();
+    status->node = name;
+    nodes.emplace(name, status);
+  }
+  FleetSnapshot first(std::move(nodes), std::chrono::seconds(3));
+  REQUIRE(first.find("node-a") != nullptr);
+  CHECK(first.find("node-a")->node == "node-a");
+  CHECK(first.find("node-d") == nullptr);
+  CHECK(first.find("") == nullptr);
+  FleetSnapshot moved(std::move(first));
+  REQUIRE(moved.find("node-c") != nullptr);
+  CHECK(moved.find("node-c")->node == "node-c");
+  CHECK(moved.size() == 3);
+}
