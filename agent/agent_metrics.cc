@@ -101,6 +101,9 @@ AgentMetrics::AgentMetrics(std::string_view version)
 
 void AgentMetrics::setSourceUp(std::string_view source, bool up) {
   sourceUp_.Add({{"source", std::string(source)}}).Set(up ? 1 : 0);
+  // A source that is sampled has its error counter from the start, at 0, so that a rate()
+  // sees its first failure.
+  if (up) sampleErrors_.Add({{"source", std::string(source)}});
 }
 
 void AgentMetrics::countSampleError(std::string_view source) {

@@ -31,6 +31,7 @@ class AgentMetrics {
   prometheus::Registry& registry() { return *registry_; }
   std::shared_ptr<prometheus::Registry> sharedRegistry() { return registry_; }
 
+  // A source that is up (sampled) also gets its pi0_agent_sample_errors_total series, at 0.
   void setSourceUp(std::string_view source, bool up);
   void countSampleError(std::string_view source);
   void observeSample(double seconds);

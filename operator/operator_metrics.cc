@@ -22,6 +22,11 @@ prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& r, const 
 constexpr std::array<std::string_view, 4> kPollResultNames = {"ok", "error", "timeout",
                                                               "skipped_open"};
 
+// Every state a Channel can be in, in the order of OperatorMetrics::ChannelSeries.
+constexpr std::array<stability::ChannelState, 3> kChannelStateOrder = {
+    stability::ChannelState::kActive, stability::ChannelState::kDegraded,
+    stability::ChannelState::kInactive};
+
 }  // namespace
 
 std::string_view toString(Controller controller) {
@@ -56,10 +61,19 @@ OperatorMetrics::OperatorMetrics()
                   "Load a ShutdownMatrix sees on its channels, in [0,1].")),
       level_(gauge(*registry_, "pi0_operator_level",
                    "Index of the level a ShutdownMatrix is at (0: the lowest).")),
+      levels_(gauge(*registry_, "pi0_operator_levels",
+                    "Number of levels of a ShutdownMatrix; the top one (index levels - 1) is "
+                    "its critical level.")),
       stability_(gauge(*registry_, "pi0_operator_stability",
                        "Stability of a ShutdownMatrix (SAO), in [0,1].")),
+      stabilityThreshold_(gauge(*registry_, "pi0_operator_stability_threshold",
+                                "A ShutdownMatrix's spec.stabilityThreshold: below it, channels "
+                                "are shut down until SAO is back above.")),
       availability_(gauge(*registry_, "pi0_operator_availability",
                           "Share of a ShutdownMatrix's channels that are available, in [0,1].")),
+      channelState_(gauge(*registry_, "pi0_operator_channel_state",
+                          "State of a Channel: 1 for the state it is in (Active, Degraded, "
+                          "Inactive), 0 for the others.")),
       actions_(counter(*registry_, "pi0_operator_actions_total",
                        "Actions taken on workloads, by action and result.")),
       reconcileDuration_(BuildHistogram()
@@ -95,21 +109,24 @@ OperatorMetrics::OperatorMetrics()
   }
 }
 
-void OperatorMetrics::setMatrix(const std::string& matrix, double load, int level, double sao,
-                                double availability) {
+void OperatorMetrics::setMatrix(const std::string& matrix, const MatrixFigures& figures) {
   std::lock_guard lock(mu_);
   auto it = matrices_.find(matrix);
   if (it == matrices_.end()) {
     const std::map<std::string, std::string> labels{{"matrix", matrix}};
     it = matrices_
-             .emplace(matrix, MatrixSeries{&load_.Add(labels), &level_.Add(labels),
-                                           &stability_.Add(labels), &availability_.Add(labels)})
+             .emplace(matrix,
+                      MatrixSeries{&load_.Add(labels), &level_.Add(labels), &levels_.Add(labels),
+                                   &stability_.Add(labels), &stabilityThreshold_.Add(labels),
+                                   &availability_.Add(labels)})
              .first;
   }
-  it->second.load->Set(load);
-  it->second.level->Set(level);
-  it->second.stability->Set(sao);
-  it->second.availability->Set(availability);
+  it->second.load->Set(figures.load);
+  it->second.level->Set(figures.level);
+  it->second.levels->Set(figures.levels);
+  it->second.stability->Set(figures.stability);
+  it->second.stabilityThreshold->Set(figures.stabilityThreshold);
+  it->second.availability->Set(figures.availability);
 }
 
 void OperatorMetrics::removeMatrix(const std::string& matrix) {
@@ -118,9 +135,41 @@ void OperatorMetrics::removeMatrix(const std::string& matrix) {
   if (it == matrices_.end()) return;
   load_.Remove(it->second.load);
   level_.Remove(it->second.level);
+  levels_.Remove(it->second.levels);
   stability_.Remove(it->second.stability);
+  stabilityThreshold_.Remove(it->second.stabilityThreshold);
   availability_.Remove(it->second.availability);
   matrices_.erase(it);
+}
+
+void OperatorMetrics::setChannelState(const stability::ChannelRef& channel,
+                                      stability::ChannelState state) {
+  static_assert(kChannelStateOrder.size() == kChannelStates);
+  std::lock_guard lock(mu_);
+  auto it = channels_.find(channel.key());
+  if (it == channels_.end()) {
+    // The channel's namespace is not the label `namespace`: a scrape through a ServiceMonitor
+    // gives every series the operator pod's own namespace under that name.
+    ChannelSeries series{};
+    for (std::size_t i = 0; i < kChannelStateOrder.size(); ++i) {
+      series[i] =
+          &channelState_.Add({{"channel_namespace", channel.ns},
+                              {"channel", channel.name},
+                              {"state", stability::channelStateName(kChannelStateOrder[i])}});
+    }
+    it = channels_.emplace(channel.key(), series).first;
+  }
+  for (std::size_t i = 0; i < kChannelStateOrder.size(); ++i)
+    it->second[i]->Set(kChannelStateOrder[i] == state ? 1 : 0);
+}
+
+void OperatorMetrics::removeChannel(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = channels_.find(key);
+  if (it == channels_.end()) return;
+  for (auto* g : it->second)
+    channelState_.Remove(g);
+  channels_.erase(it);
 }
 
 void OperatorMetrics::countAction(Action action, ActionResult result) {

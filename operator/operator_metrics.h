@@ -2,8 +2,14 @@
 // controller-runtime conventions):
 //   pi0_operator_load{matrix}                      load the matrix sees, in [0,1]
 //   pi0_operator_level{matrix}                     index of the level the matrix is at
+//   pi0_operator_levels{matrix}                    how many levels the matrix has (the top
+//                                                  one, index levels - 1, is its critical one)
 //   pi0_operator_stability{matrix}                 the matrix's SAO
+//   pi0_operator_stability_threshold{matrix}       the matrix's spec.stabilityThreshold
 //   pi0_operator_availability{matrix}              share of the matrix's channels available
+//   pi0_operator_channel_state{channel_namespace,channel,state}
+//                                                  1 for the Channel's state (Active, Degraded,
+//                                                  Inactive), 0 for the others
 //   pi0_operator_actions_total{action,result}      degrade|shutdown|restore, ok|error
 //   pi0_operator_reconcile_duration_seconds{controller}   channel|matrix
 //   pi0_operator_reconcile_errors_total{controller}
@@ -28,6 +34,8 @@
 #include <prometheus/registry.h>
 
 #include "fleet/poller.h"
+#include "stability/planner.h"
+#include "stability/spec.h"
 
 namespace pi0::op {
 
@@ -39,17 +47,31 @@ std::string_view toString(Controller controller);
 std::string_view toString(Action action);
 std::string_view toString(ActionResult result);
 
+// What the gauges of one ShutdownMatrix show.
+struct MatrixFigures {
+  double load = 0;       // NaN while it cannot be measured
+  int level = 0;         // index into the matrix's levels, 0 the lowest
+  int levels = 1;        // how many levels the matrix has
+  double stability = 1;  // SAO
+  double stabilityThreshold = 0.5;
+  double availability = 1;
+};
+
 class OperatorMetrics {
  public:
   OperatorMetrics();
 
   std::shared_ptr<prometheus::Registry> sharedRegistry() { return registry_; }
 
-  // The state of one ShutdownMatrix ("namespace/name"); removeMatrix drops its series when the
-  // matrix is deleted.
-  void setMatrix(const std::string& matrix, double load, int level, double sao,
-                 double availability);
+  // The state of one ShutdownMatrix (by name); removeMatrix drops its series when the matrix
+  // is deleted.
+  void setMatrix(const std::string& matrix, const MatrixFigures& figures);
   void removeMatrix(const std::string& matrix);
+
+  // The state of one Channel: its series of `state` is 1 and those of the other states 0.
+  // removeChannel (by "namespace/name") drops them when the Channel is deleted.
+  void setChannelState(const stability::ChannelRef& channel, stability::ChannelState state);
+  void removeChannel(const std::string& key);
 
   void countAction(Action action, ActionResult result);
   // One reconcile of `controller` that took `seconds`; `failed` also counts an error.
@@ -67,9 +89,13 @@ class OperatorMetrics {
   struct MatrixSeries {
     prometheus::Gauge* load;
     prometheus::Gauge* level;
+    prometheus::Gauge* levels;
     prometheus::Gauge* stability;
+    prometheus::Gauge* stabilityThreshold;
     prometheus::Gauge* availability;
   };
+  static constexpr std::size_t kChannelStates = 3;  // Active, Degraded, Inactive
+  using ChannelSeries = std::array<prometheus::Gauge*, kChannelStates>;
   static constexpr std::size_t kControllers = 2;
   static constexpr std::size_t kActions = 3;
   static constexpr std::size_t kPollResults = 4;  // ok, error, timeout, skipped_open
@@ -77,8 +103,11 @@ class OperatorMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& load_;
   prometheus::Family<prometheus::Gauge>& level_;
+  prometheus::Family<prometheus::Gauge>& levels_;
   prometheus::Family<prometheus::Gauge>& stability_;
+  prometheus::Family<prometheus::Gauge>& stabilityThreshold_;
   prometheus::Family<prometheus::Gauge>& availability_;
+  prometheus::Family<prometheus::Gauge>& channelState_;
   prometheus::Family<prometheus::Counter>& actions_;
   prometheus::Family<prometheus::Histogram>& reconcileDuration_;
   prometheus::Family<prometheus::Counter>& reconcileErrors_;
@@ -94,8 +123,9 @@ class OperatorMetrics {
   std::array<prometheus::Counter*, kPollResults> pollSeries_{};
 
   mutable std::mutex mu_;
-  std::map<std::string, MatrixSeries, std::less<>> matrices_;  // guarded by mu_
-  std::array<std::uint64_t, kPollResults> pollsSynced_{};      // guarded by mu_
+  std::map<std::string, MatrixSeries, std::less<>> matrices_;   // guarded by mu_
+  std::map<std::string, ChannelSeries, std::less<>> channels_;  // by key; guarded by mu_
+  std::array<std::uint64_t, kPollResults> pollsSynced_{};       // guarded by mu_
 };
 
 }  // namespace pi0::op

@@ -510,6 +510,7 @@ bool Reconcilers::writeStatus(const kube::ResourceType& type, const Json& object
 Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& key) {
   auto object = caches_.channels.get(key);
   if (!object) {
+    metrics_.removeChannel(key);
     std::lock_guard lock(mu_);
     restarts_.erase(key);
     return kube::ReconcileResult{};
@@ -575,6 +576,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
   in.previousStatus = previous;
   in.now = now;
   ChannelOutcome out = channelStatus(in);
+  metrics_.setChannelState(spec.ref, out.state);
   {
     std::lock_guard lock(mu_);
     restarts_[key] = out.health.restartsByPod;
@@ -1120,7 +1122,9 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
                  nowText);
   }
   finish(status);
-  metrics_.setMatrix(name, load.value_or(std::nan("")), d.level.index, sao, availability);
+  metrics_.setMatrix(name, MatrixFigures{load.value_or(std::nan("")), d.level.index,
+                                         static_cast<int>(spec.levels.size()), sao,
+                                         spec.stabilityThreshold, availability});
 
   // What the channels' statuses say about the level and their buffers.
   if (primary == spec.name) {

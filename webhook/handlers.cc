@@ -41,6 +41,10 @@ HttpAnswer badRequest(const std::string& message) {
   return {400, message + "\n", "text/plain"};
 }
 
+// The pod endpoint's reasons besides admission::Reason's.
+constexpr char kNotAPodCreate[] = "NotAPodCreate";
+constexpr char kUnreadable[] = "Unreadable";
+
 }  // namespace
 
 WebhookMetrics::WebhookMetrics()
@@ -103,7 +107,30 @@ WebhookMetrics::WebhookMetrics()
                             .Name("pi0_webhook_fleet_poll_round_seconds")
                             .Help("How long the last round of polls over every agent took")
                             .Register(*registry_)
-                            .Add({})) {}
+                            .Add({})) {
+  // The counters exist from the start, at 0, so that a rate() sees the first event rather than
+  // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
+  // every result each reason can have: a reason that denies in Enforce mode warns in Warn mode
+  // and allows in DryRun (StaleData also warns in Enforce mode under the allow policy); Passed
+  // and Excluded never carry a warning; a pod that is not a CREATE is allowed, one that cannot
+  // be read allowed with a warning. The resource endpoints' few decisions appear when made.
+  for (const char* endpoint : {"pods", "channels", "shutdownmatrices"})
+    badRequests_.Add({{"endpoint", endpoint}});
+  auto pods = [this](std::string_view reason, std::initializer_list<const char*> results) {
+    for (const char* result : results) {
+      decisions_.Add({{"endpoint", "pods"}, {"result", result}, {"reason", std::string(reason)}});
+    }
+  };
+  using admission::Reason;
+  for (auto reason : {Reason::kChannelInactive, Reason::kBufferExhausted, Reason::kNoCandidateNode,
+                      Reason::kStaleData, Reason::kGatesFailed}) {
+    pods(admission::reasonName(reason), {"allowed", "warned", "denied"});
+  }
+  pods(admission::reasonName(Reason::kPassed), {"allowed"});
+  pods(admission::reasonName(Reason::kExcluded), {"allowed"});
+  pods(kNotAPodCreate, {"allowed"});
+  pods(kUnreadable, {"warned"});
+}
 
 void WebhookMetrics::polls(const fleet::PollCounters& counters) {
   const std::array<std::uint64_t, 4> now{counters.ok.load(), counters.error.load(),
@@ -210,14 +237,14 @@ HttpAnswer Handlers::pods(std::string_view body) {
   admission::Response response;
   if (request->operation != admission::Operation::kCreate || request->kind.kind != "Pod" ||
       !request->subResource.empty()) {
-    return answer("pods", *request, response, "NotAPodCreate");
+    return answer("pods", *request, response, kNotAPodCreate);
   }
   auto pod = admission::parsePod(request->object);
   if (!pod) {
     // The apiserver validated the pod already; a pod this webhook cannot read is not its to
     // refuse. Allow, and say so.
     response.warnings.push_back("pi0: cannot read the pod: " + pod.error().message);
-    return answer("pods", *request, response, "Unreadable");
+    return answer("pods", *request, response, kUnreadable);
   }
   if (pod->ns.empty()) pod->ns = request->ns;
 

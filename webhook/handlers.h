@@ -62,6 +62,7 @@ struct CertificateFigures {
 };
 
 // Decisions by result (allowed, denied, warned) and reason, request durations, bad requests.
+// Bad requests per endpoint and the pod endpoint's possible decisions exist from the start, at 0.
 class WebhookMetrics {
  public:
   WebhookMetrics();

@@ -80,6 +80,8 @@ TEST_CASE("readings are clamped to [0,1] and non-finite ones dropped") {
 
 TEST_CASE("a failing source is counted, logged once, and recovers") {
   Fixture f(8);
+  // The counter is there before the first failure, at 0, so that a rate() sees that failure.
+  CHECK(f.text().find("pi0_agent_sample_errors_total{source=\"fake\"} 0") != std::string::npos);
   std::vector<std::string> lines;
   log::setSink([&](std::string_view line) { lines.emplace_back(line); });
   for (int i = 0; i < 3; ++i) {
@@ -110,6 +112,8 @@ TEST_CASE("a missing source is reported in the fingerprint and as a metric") {
   CHECK(s->missing[0].source == "psi");
   CHECK(f.text().find("pi0_agent_source_up{source=\"psi\"} 0") != std::string::npos);
   CHECK(f.text().find("pi0_agent_source_up{source=\"fake\"} 1") != std::string::npos);
+  // A missing source is never sampled: no error counter for it.
+  CHECK(f.text().find("pi0_agent_sample_errors_total{source=\"psi\"}") == std::string::npos);
   auto json = agent::toFingerprintJson(*s);
   CHECK(json["missingSources"][0]["source"] == "psi");
 }

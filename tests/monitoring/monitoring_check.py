@@ -180,7 +180,7 @@ def check_static(directory):
                             break
         if count == 0:
             problem("%s: no panels" % where)
-    required = {"pi0-overview": {"datasource", "matrix"},
+    required = {"pi0-overview": {"datasource", "matrix", "namespace", "channel"},
                 "pi0-nodes": {"datasource", "node", "signal"},
                 "pi0-admission": {"datasource", "endpoint"},
                 "pi0-operator": {"datasource", "controller"}}

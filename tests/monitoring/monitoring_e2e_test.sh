@@ -20,8 +20,12 @@
 # its step moved to the first second (ℓ ≈ 0.95: the operator degrades and shuts down), then
 # steady again (everything is restored). It checks:
 #  - the scenario happened: degrade, shutdown and restore steps, a stalled restore, pod
-#    denials for failed gates and for a shut-down channel, a bad request;
-#  - alerts follow real series: Pi0LoadLevelRaised is active during the overload;
+#    denials for failed gates and for a shut-down channel, a bad request; the counters of bad
+#    requests and of sample errors were there at 0 before (so that a rate sees the first
+#    event); the matrix's number of levels and stabilityThreshold are exported; a Channel's
+#    state series follows it (batch-reports Inactive under the overload, Active again after);
+#  - alerts follow real series: Pi0LoadLevelRaised and Pi0ClusterAtCriticalLevel are active
+#    during the overload;
 #    Pi0RestoreStalled, Pi0NodeMemoryExhaustionImminent (node-c), Pi0AgentSampleErrors
 #    (node-gpu) and Pi0WebhookBadRequests are active at the end (pending: their `for` is
 #    longer than the test), Pi0OperatorNoLeader, Pi0NodesWithoutFreshData and
@@ -261,9 +265,13 @@ prometheus_up() {
 }
 e2e_wait_for "Prometheus scraping the four agents and the webhook" 60 prometheus_up
 
+# The error counters exist before the first error, at 0, so that a rate sees that error.
+for series in 'pi0_agent_sample_errors_total{node="node-gpu",source="gpu"}' \
+  'pi0_webhook_bad_requests_total{endpoint="pods"}'; do
+  e2e_wait_for "$series at 0 in Prometheus" 10 holds "$series == 0"
+done
 # A transient NVML error (counted in pi0_agent_sample_errors_total) and two XID errors, while
-# Prometheus watches: the error lasts 3 s, so that scrapes see the counter, which appears at the
-# first failure, grow (a counter first seen at its final value has no rate).
+# Prometheus watches: the error lasts 3 s, a few failed samples.
 printf '%s\n%s\n' "${gpu_line/util=35/util=UNKNOWN} xid=2" "$cuda_line" >"$nvml_state.new"
 mv "$nvml_state.new" "$nvml_state"
 sleep 3
@@ -313,9 +321,13 @@ at_least() { # COMPONENT SERIES N
 }
 operator_measures() {
   e2e_pid_alive "$operator_pid" || { tail -n 20 "$work/operator.log" >&2; e2e_fail "pi0-operator exited"; }
-  at_least operator pi0_operator_leader 1 && holds 'pi0_operator_level{matrix="default"} == 0'
+  at_least operator pi0_operator_leader 1 && holds 'pi0_operator_level{matrix="default"} == 0' &&
+    holds 'pi0_operator_levels{matrix="default"} == 4' &&
+    holds 'pi0_operator_stability_threshold{matrix="default"} == 0.5' &&
+    holds 'pi0_operator_channel_state{channel_namespace="pi0-demo",channel="batch-reports",state="Active"} == 1'
 }
-e2e_wait_for "pi0-operator leading, matrix default measured at level normal" 60 operator_measures
+e2e_wait_for "pi0-operator leading, matrix default measured at level normal (of 4), channels Active" \
+  60 operator_measures
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "overload: examples/profiles/overload-step.yaml on node-a, node-b, node-c"
@@ -329,6 +341,11 @@ channel_inactive() {
   [[ $(k get channel batch-reports -n "$NS" -o jsonpath='{.status.state}') == Inactive ]]
 }
 e2e_wait_for "channel batch-reports Inactive" 30 channel_inactive
+channel_state() { # CHANNEL STATE: its state series is 1 and the two others 0, in Prometheus
+  holds "pi0_operator_channel_state{channel_namespace=\"$NS\",channel=\"$1\",state=\"$2\"} == 1" &&
+    holds "count(pi0_operator_channel_state{channel_namespace=\"$NS\",channel=\"$1\"} == 0) == 2"
+}
+e2e_wait_for "pi0_operator_channel_state: batch-reports Inactive" 20 channel_state batch-reports Inactive
 
 # Admission under overload: a pod pinned to node-a, and a pod of the shut-down channel.
 pod() { # NAME NODE CHANNEL
@@ -351,14 +368,10 @@ if out=$(pod batch-1 node-b batch-reports | k create --dry-run=server -f - 2>&1)
 fi
 [[ $out == *"shut down"* ]] || e2e_fail "the denial of a pod of batch-reports does not say it is shut down: $out"
 e2e_log "ok: denied a pod pinned to node-a (gates) and one of batch-reports (shut down)"
-# Two malformed reviews, seconds apart: the first creates the counter's series (Prometheus sees
-# it appear at 1, which is no increase), the second is the increase the alert sees.
-for i in 1 2; do
-  code=$(https -o "$work/bad.txt" -w '%{http_code}' -H 'Content-Type: application/json' \
-    --data 'not json' "https://127.0.0.1:$webhook_port/validate-pods") || true
-  [[ $code == 400 ]] || e2e_fail "a malformed review got $code, not 400"
-  ((i == 2)) || sleep 2.5
-done
+# One malformed review: the counter was at 0 already, so this one is the increase the alert sees.
+code=$(https -o "$work/bad.txt" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data 'not json' "https://127.0.0.1:$webhook_port/validate-pods") || true
+[[ $code == 400 ]] || e2e_fail "a malformed review got $code, not 400"
 
 # A steady trickle of pod reviews from now on: dry-run creations through the apiserver.
 client() {
@@ -390,6 +403,9 @@ sys.exit(0 if any(a["labels"]["alertname"] == name and
 }
 e2e_wait_for "alert Pi0LoadLevelRaised active for matrix default" 20 \
   alert_active Pi0LoadLevelRaised matrix=default
+# ℓ ≈ 0.95 is past the example's last bound (0.9): the top of its 4 levels.
+e2e_wait_for "alert Pi0ClusterAtCriticalLevel active for matrix default" 20 \
+  alert_active Pi0ClusterAtCriticalLevel matrix=default
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "calm: steady profiles again; the operator restores, batch-reports' restore stalls once"
@@ -403,6 +419,7 @@ restored() {
     holds 'pi0_operator_level{matrix="default"} == 0'
 }
 e2e_wait_for "restore steps, one stalled restore, level normal" 60 restored
+e2e_wait_for "pi0_operator_channel_state: batch-reports Active again" 20 channel_state batch-reports Active
 for series in 'pi0_webhook_decisions_total{endpoint="pods",reason="GatesFailed",result="denied"}' \
   'pi0_webhook_decisions_total{endpoint="pods",reason="ChannelInactive",result="denied"}' \
   'pi0_webhook_decisions_total{endpoint="pods",reason="Passed",result="allowed"}' \

@@ -13,7 +13,9 @@
 using pi0::op::Action;
 using pi0::op::ActionResult;
 using pi0::op::Controller;
+using pi0::op::MatrixFigures;
 using pi0::op::OperatorMetrics;
+using pi0::stability::ChannelState;
 
 namespace {
 
@@ -27,7 +29,9 @@ TEST_CASE("every family is declared with HELP and TYPE") {
   OperatorMetrics m;
   // The per-matrix families have no series, and so are not rendered, until a matrix is set.
   CHECK_FALSE(contains(m.render(), "pi0_operator_load"));
-  m.setMatrix("ns/m", 0, 0, 0, 0);
+  CHECK_FALSE(contains(m.render(), "pi0_operator_channel_state"));
+  m.setMatrix("m", MatrixFigures{});
+  m.setChannelState({"ns", "c"}, ChannelState::kActive);
   const auto text = m.render();
   struct Family {
     const char* name;
@@ -35,7 +39,9 @@ TEST_CASE("every family is declared with HELP and TYPE") {
   };
   for (const auto& f :
        {Family{"pi0_operator_load", "gauge"}, Family{"pi0_operator_level", "gauge"},
-        Family{"pi0_operator_stability", "gauge"}, Family{"pi0_operator_availability", "gauge"},
+        Family{"pi0_operator_levels", "gauge"}, Family{"pi0_operator_stability", "gauge"},
+        Family{"pi0_operator_stability_threshold", "gauge"},
+        Family{"pi0_operator_availability", "gauge"}, Family{"pi0_operator_channel_state", "gauge"},
         Family{"pi0_operator_actions_total", "counter"},
         Family{"pi0_operator_reconcile_duration_seconds", "histogram"},
         Family{"pi0_operator_reconcile_errors_total", "counter"},
@@ -55,7 +61,12 @@ TEST_CASE("every family is declared with HELP and TYPE") {
 
 TEST_CASE("values appear after updates") {
   OperatorMetrics m;
-  m.setMatrix("pi0-demo/web", 0.75, 2, 0.5, 0.875);
+  m.setMatrix("web", MatrixFigures{.load = 0.75,
+                                   .level = 2,
+                                   .levels = 4,
+                                   .stability = 0.5,
+                                   .stabilityThreshold = 0.625,
+                                   .availability = 0.875});
   m.countAction(Action::kDegrade, ActionResult::kOk);
   m.countAction(Action::kDegrade, ActionResult::kOk);
   m.countAction(Action::kRestore, ActionResult::kError);
@@ -72,10 +83,12 @@ TEST_CASE("values appear after updates") {
   m.syncFleet(polls);  // nothing new: no change
 
   const auto text = m.render();
-  CHECK(contains(text, "pi0_operator_load{matrix=\"pi0-demo/web\"} 0.75\n"));
-  CHECK(contains(text, "pi0_operator_level{matrix=\"pi0-demo/web\"} 2\n"));
-  CHECK(contains(text, "pi0_operator_stability{matrix=\"pi0-demo/web\"} 0.5\n"));
-  CHECK(contains(text, "pi0_operator_availability{matrix=\"pi0-demo/web\"} 0.875\n"));
+  CHECK(contains(text, "pi0_operator_load{matrix=\"web\"} 0.75\n"));
+  CHECK(contains(text, "pi0_operator_level{matrix=\"web\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_levels{matrix=\"web\"} 4\n"));
+  CHECK(contains(text, "pi0_operator_stability{matrix=\"web\"} 0.5\n"));
+  CHECK(contains(text, "pi0_operator_stability_threshold{matrix=\"web\"} 0.625\n"));
+  CHECK(contains(text, "pi0_operator_availability{matrix=\"web\"} 0.875\n"));
   CHECK(contains(text, "pi0_operator_actions_total{action=\"degrade\",result=\"ok\"} 2\n"));
   CHECK(contains(text, "pi0_operator_actions_total{action=\"restore\",result=\"error\"} 1\n"));
   CHECK(contains(text, "pi0_operator_actions_total{action=\"degrade\",result=\"error\"} 0\n"));
@@ -94,11 +107,52 @@ TEST_CASE("values appear after updates") {
   CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"timeout\"} 2\n"));
   CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"error\"} 0\n"));
 
-  m.removeMatrix("pi0-demo/web");
+  m.removeMatrix("web");
   m.setLeader(false);
   const auto after = m.render();
-  CHECK_FALSE(contains(after, "matrix=\"pi0-demo/web\""));
+  CHECK_FALSE(contains(after, "matrix=\"web\""));
+  CHECK_FALSE(contains(after, "pi0_operator_levels"));
+  CHECK_FALSE(contains(after, "pi0_operator_stability_threshold"));
   CHECK(contains(after, "pi0_operator_leader 0\n"));
+}
+
+TEST_CASE("a channel's state is 1 on its own state's series and 0 on the others, until deleted") {
+  OperatorMetrics m;
+  auto series = [](const std::string& ns, const std::string& name, const std::string& state) {
+    return "pi0_operator_channel_state{channel=\"" + name + "\",channel_namespace=\"" + ns +
+           "\",state=\"" + state + "\"} ";
+  };
+  m.setChannelState({"shop", "batch"}, ChannelState::kActive);
+  m.setChannelState({"shop", "api"}, ChannelState::kActive);
+  m.setChannelState({"lab", "batch"}, ChannelState::kDegraded);
+  auto text = m.render();
+  CHECK(contains(text, series("shop", "batch", "Active") + "1\n"));
+  CHECK(contains(text, series("shop", "batch", "Degraded") + "0\n"));
+  CHECK(contains(text, series("shop", "batch", "Inactive") + "0\n"));
+  CHECK(contains(text, series("lab", "batch", "Active") + "0\n"));
+  CHECK(contains(text, series("lab", "batch", "Degraded") + "1\n"));
+
+  // Shut down: the state moves, the series stay (3 per channel).
+  m.setChannelState({"shop", "batch"}, ChannelState::kInactive);
+  text = m.render();
+  CHECK(contains(text, series("shop", "batch", "Active") + "0\n"));
+  CHECK(contains(text, series("shop", "batch", "Degraded") + "0\n"));
+  CHECK(contains(text, series("shop", "batch", "Inactive") + "1\n"));
+  CHECK(contains(text, series("shop", "api", "Active") + "1\n"));
+  std::size_t count = 0;
+  for (auto at = text.find("\npi0_operator_channel_state{"); at != std::string::npos;
+       at = text.find("\npi0_operator_channel_state{", at + 1)) {
+    ++count;
+  }
+  CHECK(count == 9);
+
+  // Deleted: its series go, the others stay; removing an unknown channel is a no-op.
+  m.removeChannel("shop/batch");
+  m.removeChannel("shop/unknown");
+  text = m.render();
+  CHECK_FALSE(contains(text, "channel=\"batch\",channel_namespace=\"shop\""));
+  CHECK(contains(text, series("lab", "batch", "Degraded") + "1\n"));
+  CHECK(contains(text, series("shop", "api", "Active") + "1\n"));
 }
 
 TEST_CASE("a restarted poller's counters are followed from where they start again") {
@@ -117,8 +171,9 @@ TEST_CASE("promtool accepts the exposition") {
     FAIL("promtool is not installed (it is part of Prometheus; scripts/setup.sh installs it)");
   }
   OperatorMetrics m;
-  m.setMatrix("pi0-demo/web", 0.75, 2, 0.5, 0.875);
-  m.setMatrix("pi0-demo/batch", 0.1, 0, 1, 1);
+  m.setMatrix("web", MatrixFigures{0.75, 2, 4, 0.5, 0.6, 0.875});
+  m.setMatrix("batch", MatrixFigures{0.1, 0, 1, 1, 0.5, 1});
+  m.setChannelState({"shop", "batch"}, ChannelState::kInactive);
   m.countAction(Action::kShutdown, ActionResult::kOk);
   m.observeReconcile(Controller::kChannel, 0.01, false);
   m.setLeader(true);

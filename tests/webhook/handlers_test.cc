@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,91 @@ TEST_CASE("a body that is not an AdmissionReview is a 400 with the parser's mess
   CHECK(has(text, R"(pi0_webhook_bad_requests_total{endpoint="pods"} 3)"));
   CHECK(has(text, R"(pi0_webhook_bad_requests_total{endpoint="channels"} 1)"));
   CHECK(has(text, R"(pi0_webhook_bad_requests_total{endpoint="shutdownmatrices"} 1)"));
+}
+
+// The label sets of a counter's series in an exposition, e.g. {endpoint="pods",reason=...}.
+std::set<std::string> seriesOf(const std::string& text, const std::string& name) {
+  std::set<std::string> out;
+  const std::string start = "\n" + name + "{";
+  for (auto at = text.find(start); at != std::string::npos; at = text.find(start, at + 1)) {
+    const auto begin = at + start.size() - 1;
+    out.insert(text.substr(begin, text.find('}', begin) - begin + 1));
+  }
+  return out;
+}
+
+TEST_CASE("bad requests and the pods endpoint's decisions are counted from 0 at the start") {
+  World w;
+  const std::string text = w.metricsText();
+  for (const char* endpoint : {"pods", "channels", "shutdownmatrices"}) {
+    CAPTURE(endpoint);
+    CHECK(has(text,
+              std::string(R"(pi0_webhook_bad_requests_total{endpoint=")") + endpoint + R"("} 0)"));
+  }
+  CHECK(has(text,
+            R"(pi0_webhook_decisions_total{endpoint="pods",reason="Passed",result="allowed"} 0)"));
+  CHECK(has(text, R"(pi0_webhook_decisions_total{endpoint="pods",reason="GatesFailed",)"
+                  R"(result="denied"} 0)"));
+  CHECK(has(text, R"(pi0_webhook_decisions_total{endpoint="pods",reason="StaleData",)"
+                  R"(result="warned"} 0)"));
+  CHECK(has(text, R"(pi0_webhook_decisions_total{endpoint="pods",reason="Unreadable",)"
+                  R"(result="warned"} 0)"));
+  // Only what can happen: a pod that passes is never denied, an excluded one never warned.
+  CHECK_FALSE(has(text, R"(reason="Passed",result="denied")"));
+  CHECK_FALSE(has(text, R"(reason="Excluded",result="warned")"));
+  const auto created = seriesOf(text, "pi0_webhook_decisions_total");
+  CHECK(created.size() == 19);
+  CHECK_FALSE(has(text, R"(endpoint="channels",reason=)"));
+
+  // Decisions of every kind, in every mode: each lands on a series that was there already.
+  w.namespaces["lab"] = ptr({{"metadata", {{"name", "lab"}, {"labels", {{kModeLabel, "Warn"}}}}}});
+  w.namespaces["try"] =
+      ptr({{"metadata", {{"name", "try"}, {"labels", {{kModeLabel, "DryRun"}}}}}});
+  for (const char* ns : {"shop", "lab", "try"}) {
+    Json batch = channelObject(ns, "batch");
+    batch["status"] = {{"state", "Inactive"}};
+    w.channels.push_back(ptr(batch));
+  }
+  Json matrix = matrixObject(0.7);
+  matrix["status"] = {{"level", "critical"}, {"levelIndex", 2}, {"load", 0.95}};
+  w.matrices.push_back(ptr(matrix));
+  auto h = w.handlers();
+  int n = 0;
+  auto review = [&](const std::string& ns, Json labels, const std::string& cpu = "500m",
+                    const std::string& operation = "CREATE") {
+    CHECK(h.pods(podReview("u" + std::to_string(++n), ns, std::move(labels), cpu, operation).dump())
+              .status == 200);
+  };
+  for (const char* ns : {"shop", "lab", "try"}) {
+    w.load(0.8);
+    review(ns, {{"app", "web"}});                         // Passed
+    review(ns, {{"stability.pi0.io/channel", "batch"}});  // ChannelInactive
+    w.load(0.02);
+    review(ns, {{"app", "web"}});                    // GatesFailed
+    review(ns, {{"app", "web"}}, "5x");              // Unreadable
+    review(ns, {{"app", "web"}}, "500m", "UPDATE");  // NotAPodCreate
+  }
+  review("kube-system", {{"app", "web"}});  // Excluded
+  w.clock.advance(std::chrono::hours(1));   // the fleet's data is stale
+  review("shop", {{"app", "web"}});         // StaleData, allowed with a warning
+  h.pods("{");
+  const std::string after = w.metricsText();
+  CHECK(seriesOf(after, "pi0_webhook_decisions_total") == created);
+  for (const char* line :
+       {R"(reason="Passed",result="allowed"} 3)", R"(reason="GatesFailed",result="denied"} 1)",
+        R"(reason="GatesFailed",result="warned"} 1)", R"(reason="GatesFailed",result="allowed"} 1)",
+        R"(reason="ChannelInactive",result="denied"} 1)",
+        R"(reason="ChannelInactive",result="warned"} 1)",
+        R"(reason="ChannelInactive",result="allowed"} 1)",
+        R"(reason="Excluded",result="allowed"} 1)", R"(reason="StaleData",result="warned"} 1)",
+        R"(reason="Unreadable",result="warned"} 3)",
+        R"(reason="NotAPodCreate",result="allowed"} 3)"}) {
+    const std::string expected = line;
+    CAPTURE(expected);
+    CHECK(has(after, line));
+  }
+  CHECK(has(after, R"(pi0_webhook_bad_requests_total{endpoint="pods"} 1)"));
+  CHECK(has(after, R"(pi0_webhook_bad_requests_total{endpoint="channels"} 0)"));
 }
 
 TEST_CASE("channels: refused with the problems, compared with the others but not its old self") {
