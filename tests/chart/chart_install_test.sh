@@ -139,10 +139,11 @@ e2e_log "ok: all ${#objects[@]} objects of the release are in the cluster"
 pdbs=$(printf '%s\n' "${objects[@]}" | awk '$2 ~ /^poddisruptionbudget/ {print $1}' | sort -u)
 [[ $pdbs == policy/v1beta1 ]] || e2e_fail "PodDisruptionBudgets on 1.20 are '$pdbs', want policy/v1beta1"
 for kind in servicemonitor.monitoring.coreos.com podmonitor.monitoring.coreos.com; do
-  printf '%s\n' "${objects[@]}" | grep -q " $kind " || e2e_fail "no $kind although the cluster serves monitoring.coreos.com/v1"
+  grep -q " $kind " <<<"$(printf '%s\n' "${objects[@]}")" || e2e_fail "no $kind although the cluster serves monitoring.coreos.com/v1"
 done
 if [[ -f $chart/files/pi0.rules.yaml ]]; then
-  printf '%s\n' "${objects[@]}" | grep -q ' prometheusrule.monitoring.coreos.com ' || e2e_fail "no PrometheusRule"
+  grep -q ' prometheusrule.monitoring.coreos.com ' <<<"$(printf '%s\n' "${objects[@]}")" ||
+    e2e_fail "no PrometheusRule"
 fi
 dashboards=$(find "$chart/files/dashboards" -name '*.json' 2>/dev/null | wc -l)
 have=$(kubectl get configmaps -n "$ns" -l grafana_dashboard=1 -o name | wc -l)
@@ -308,7 +309,11 @@ check_after_upgrade() { # WHAT TIMEOUT
   [[ $(secret_ca) == "$ca" ]] || e2e_fail "after $1: the Secret's CA changed or is gone"
   [[ $(kubectl get lease pi0-operator -n "$ns" -o jsonpath='{.spec.holderIdentity}') == "$holder" ]] ||
     e2e_fail "after $1: the Lease lost its holder"
-  h get manifest pi0 -n "$ns" | grep -q "caBundle: $ca" ||
+  # Read whole before grep: `helm ... | grep -q` under pipefail fails when grep stops reading
+  # early and helm, still writing the long manifest, gets SIGPIPE.
+  local manifest
+  manifest=$(h get manifest pi0 -n "$ns") || e2e_fail "after $1: helm get manifest failed"
+  grep -q "caBundle: $ca" <<<"$manifest" ||
     e2e_fail "after $1: the release's manifest does not carry the live caBundle (lookup)"
   e2e_log "ok: $1 applied timeoutSeconds $2 and kept the caBundle, the Secret and the Lease"
 }
@@ -354,8 +359,9 @@ while ! nothing_left; do
 done
 kubectl get crd channels.stability.pi0.io shutdownmatrices.stability.pi0.io >/dev/null ||
   e2e_fail "the CRDs went with the release (Helm keeps them)"
-! kubectl get validatingwebhookconfiguration,clusterrole,clusterrolebinding -o name | grep -q pi0 ||
-  e2e_fail "cluster-scoped objects of the release are left"
+left=$(kubectl get validatingwebhookconfiguration,clusterrole,clusterrolebinding -o name) ||
+  e2e_fail "cannot list the cluster-scoped objects"
+! grep -q pi0 <<<"$left" || e2e_fail "cluster-scoped objects of the release are left: $(grep pi0 <<<"$left")"
 e2e_log "ok: helm uninstall left nothing but the CRDs"
 
 # --- 6. The other certificate modes: accepted by the apiserver -----------------------------------
