@@ -30,8 +30,9 @@ if [ "$build_only" -eq 0 ]; then
     prometheus python3 python3-jsonschema python3-yaml curl clang-format
     # fuzzing (tests/fuzz): clang and its runtimes (libFuzzer, ASan, UBSan)
     clang-19 libclang-rt-19-dev
-    # benchmark: the peer it is measured against, and the profiler
-    prometheus-node-exporter valgrind wrk
+    # benchmark: the peers it is measured against (node_exporter; Go for bench/go_peer), the
+    # profiler and the load generator
+    prometheus-node-exporter golang-go valgrind wrk
     # e2e test bed (tests/e2e): etcd as the store; rsync, make and `apt-get source` (dpkg-dev,
     # xz-utils) to build the Kubernetes 1.20 control plane from Debian's source package; openssl
     # for its certificates; the archive keyring to verify the bullseye Go 1.15 packages

@@ -1,0 +1,3 @@
+module pi0-go-peer
+
+go 1.19
