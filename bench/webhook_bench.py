@@ -6,11 +6,17 @@
                                                   per Node at its own loopback address
   webhook_bench.py farm NODES_JSON PORT KIND=URL...
                                                   the agent farm (a stand-in, see AgentFarm)
-  webhook_bench.py reviews NS DIR                 the pods, defaulted by the apiserver (dry run),
-                                                  as AdmissionReview bodies in DIR
-  webhook_bench.py check URL CA DIR               POST each body once; 200 and the expected answer
+  webhook_bench.py reviews NS DIR [POD...]        the pods (all eight, or those named),
+                                                  defaulted by the apiserver (dry run), as
+                                                  AdmissionReview bodies in DIR
+  webhook_bench.py check URL CA DIR [--any]       POST each body once; 200, the uid echoed and
+                                                  the expected answer (--any: either answer, for
+                                                  a peer that decides on its own nodes)
   webhook_bench.py wrk-result FILE CONNS THREADS CPU_TICKS FLEET_JSON IDLE_TICKS_5S
                                                   wrk's figures (webhook_wrk.lua) as one JSON line
+  webhook_bench.py side-run FILE SERVER ROUND CONNS THREADS CPU_TICKS LOAD1
+                                                  one run of the side-by-side, as one JSON line
+  webhook_bench.py side-by-side JSONL             its runs, medians and the ratio pi0/go
   webhook_bench.py apiserver NS DIR N CLIENTS WEBHOOK_NAME METRICS_URL CA OUT
                                                   N dry-run pod creations by CLIENTS clients; the
                                                   apiserver's and the webhook's histograms
@@ -489,11 +495,17 @@ def reviews(args):
     """Each pod created with dryRun=All (before the webhook is registered): the apiserver answers
     the object as a validating webhook would receive it (defaulted, service account mounted,
     name generated), which goes into an AdmissionReview as the apiserver writes one."""
-    ns, out = args[0], args[1]
+    ns, out, only = args[0], args[1], args[2:]
+    known = [name for name, _, _ in pods(ns)]
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        sys.exit("no pod named %s; the pods are %s" % (", ".join(unknown), ", ".join(known)))
     os.makedirs(out, exist_ok=True)
     api = Api()
     index = []
     for k, (name, allowed, pod) in enumerate(pods(ns)):
+        if only and name not in only:
+            continue
         obj = api.request("POST", "/api/v1/namespaces/%s/pods?dryRun=All" % ns, pod)
         json.dump(pod, open(os.path.join(out, "%d-%s.pod.json" % (k, name)), "w"))
         review = {
@@ -526,24 +538,30 @@ def reviews(args):
 
 def check(args):
     url, ca, directory = urllib.parse.urlsplit(args[0]), args[1], args[2]
+    either = args[3:] == ["--any"]
     ctx = ssl.create_default_context(cafile=ca)
     bad = 0
     for item in json.load(open(os.path.join(directory, "index.json"))):
+        review = open(item["file"], "rb").read()
         conn = http.client.HTTPSConnection(url.hostname, url.port, context=ctx, timeout=10)
-        conn.request("POST", url.path, body=open(item["file"], "rb").read(),
-                     headers={"Content-Type": "application/json"})
+        conn.request("POST", url.path, body=review, headers={"Content-Type": "application/json"})
         resp = conn.getresponse()
         body = resp.read()
         conn.close()
         answer = json.loads(body)["response"] if resp.status == 200 else {}
         allowed = answer.get("allowed")
+        expected = item["allowed"] if not either else allowed
+        uid = json.loads(review)["request"]["uid"]
         message = (answer.get("status") or {}).get("message", "")
         warnings = answer.get("warnings") or []
-        ok = resp.status == 200 and allowed == item["allowed"] and not warnings
+        ok = (resp.status == 200 and isinstance(allowed, bool) and allowed == expected and
+              answer.get("uid") == uid and not warnings)
         bad += not ok
-        print("  %-15s %5d bytes: HTTP %d, allowed %s%s%s%s" % (
+        print("  %-15s %5d bytes: HTTP %d, allowed %s%s%s%s%s" % (
             item["name"], item["bytes"], resp.status, allowed,
-            " (expected %s)" % item["allowed"] if allowed != item["allowed"] else "",
+            " (expected %s)" % expected if allowed != expected else "",
+            "" if resp.status != 200 or answer.get("uid") == uid else
+            " (uid %r, not the request's %r)" % (answer.get("uid"), uid),
             ": " + message[:110] if message else "",
             "; warnings: %s" % warnings if warnings else ""), flush=True)
     if bad:
@@ -554,22 +572,90 @@ def check(args):
 # ---------------------------------------------------------------------------------------------
 # Figures
 
-def wrk_result(args):
-    """The line webhook_wrk.lua printed, with the webhook's CPU over the run."""
-    path, conns, threads, ticks = args[0], int(args[1]), int(args[2]), int(args[3])
-    fleet, idle_ticks_5s = json.loads(args[4]), int(args[5])
+def read_wrk(path):
+    """The figures webhook_wrk.lua printed (latencies in µs), with reviews/s."""
     line = next((l for l in open(path) if l.startswith("WRK_RESULT ")), None)
     if line is None:
         sys.exit("no WRK_RESULT line in %s" % path)
     r = json.loads(line[len("WRK_RESULT "):])
-    r["connections"], r["threads"], r["fleet"] = conns, threads, fleet
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["socket_errors"] = sum(v for k, v in r["errors"].items() if k != "status")
+    return r
+
+
+def wrk_result(args):
+    """The line webhook_wrk.lua printed, with the webhook's CPU over the run."""
+    path, conns, threads, ticks = args[0], int(args[1]), int(args[2]), int(args[3])
+    fleet, idle_ticks_5s = json.loads(args[4]), int(args[5])
+    r = read_wrk(path)
+    r["connections"], r["threads"], r["fleet"] = conns, threads, fleet
     tck, seconds = os.sysconf("SC_CLK_TCK"), r["duration_us"] / 1e6
     r["webhook_cpu_us_per_request"] = ticks / tck * 1e6 / max(1, r["requests"])
     # Less what the webhook spends without reviews (its poller), at the rate measured idle.
     r["review_cpu_us_per_request"] = (max(0.0, ticks - idle_ticks_5s / 5.0 * seconds) / tck *
                                       1e6 / max(1, r["requests"]))
     print(json.dumps(r))
+
+
+def side_run(args):
+    """One run of the side-by-side: wrk's figures and the server's CPU per review."""
+    path, server, round_, conns, threads, ticks = (args[0], args[1], int(args[2]), int(args[3]),
+                                                   int(args[4]), int(args[5]))
+    r = read_wrk(path)
+    r.update(server=server, round=round_, connections=conns, threads=threads, cpu_ticks=ticks,
+             load1=float(args[6]))
+    r["cpu_us_per_request"] = ticks / os.sysconf("SC_CLK_TCK") * 1e6 / max(1, r["requests"])
+    print(json.dumps(r))
+
+
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return (v[n // 2] + v[(n - 1) // 2]) / 2.0
+
+
+def side_by_side(args):
+    """The runs of bench_side_by_side (webhook_lib.sh), their medians per server, and the
+    ratios pi0/go against the goal of issue 13."""
+    runs = [json.loads(l) for l in open(args[0]) if l.strip()]
+    if not runs:
+        sys.exit("no side-by-side runs in %s" % args[0])
+    servers = []
+    for r in runs:
+        if r["server"] not in servers:
+            servers.append(r["server"])
+    ms = lambda us: us / 1000.0
+    first = runs[0]
+    print()
+    print("=== side by side: wrk -t%d -c%d, %.0f s per run, the same bodies, alternating %s ===" % (
+        first["threads"], first["connections"], first["duration_us"] / 1e6, "/".join(servers)))
+    print("%-6s %5s %9s %7s %7s %7s %8s %6s %6s %8s %6s" % (
+        "server", "round", "reviews/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "non2xx",
+        "errors", "cpu µs/r", "load1"))
+    for r in runs:
+        print("%-6s %5d %9.0f %7.3f %7.3f %7.3f %8.3f %6d %6d %8.0f %6.2f" % (
+            r["server"], r["round"], r["rps"], ms(r["p50"]), ms(r["p90"]), ms(r["p99"]),
+            ms(r["p999"]), r["errors"]["status"], r["socket_errors"], r["cpu_us_per_request"],
+            r["load1"]))
+    med = {}
+    for s in servers:
+        mine = [r for r in runs if r["server"] == s]
+        med[s] = {k: median([r[k] for r in mine])
+                  for k in ("rps", "p50", "p99", "cpu_us_per_request")}
+        print("%-6s %5s %9.0f %7.3f %7s %7.3f %8s %6d %6d %8.0f" % (
+            s, "median", med[s]["rps"], ms(med[s]["p50"]), "", ms(med[s]["p99"]), "",
+            sum(r["errors"]["status"] for r in mine), sum(r["socket_errors"] for r in mine),
+            med[s]["cpu_us_per_request"]))
+    print("cpu µs/r: the server's CPU time (utime+stime) over the run per review answered, all "
+          "its threads (pi0-webhook's poller included); load1: the machine's 1-minute load "
+          "average when the run began")
+    if "pi0" in med and "go" in med and med["go"]["rps"] > 0 and med["go"]["p99"] > 0:
+        rps = med["pi0"]["rps"] / med["go"]["rps"]
+        p99 = med["pi0"]["p99"] / med["go"]["p99"]
+        print("pi0/go reviews/s = %.2f (goal >= 2.0: %s)" % (rps, "met" if rps >= 2.0 else
+                                                             "not met"))
+        print("p99 pi0/go = %.2f (goal < 1.0, pi0's p99 lower: %s)" % (
+            p99, "met" if p99 < 1.0 else "not met"))
 
 
 HIST = re.compile(r'^(\w+)_(bucket|sum|count)\{(.*)\} (\S+)$')
@@ -845,5 +931,6 @@ def report(args):
 
 if __name__ == "__main__":
     {"nodes": create_nodes, "slices": create_slices, "farm": farm, "reviews": reviews,
-     "check": check, "wrk-result": wrk_result, "apiserver": apiserver, "report": report}[
+     "check": check, "wrk-result": wrk_result, "side-run": side_run,
+     "side-by-side": side_by_side, "apiserver": apiserver, "report": report}[
         sys.argv[1]](sys.argv[2:])

@@ -58,6 +58,13 @@
 #    over the same span (time inside the handler), the most connections to the webhook open at
 #    once during the creations (ESTABLISHED, from /proc/net/tcp every 200 ms), and how long a
 #    new connection (GET /metrics) then waits for its answer.
+# 4. Side by side with the Go peer (--peer go, the default; bench/go_peer: a plain Go standard-
+#    library webhook deciding on five node records in memory, built with Debian's golang-go):
+#    the same bodies, wrk at 32 connections for --duration, a warm-up of each, then --rounds
+#    runs of each alternating go/pi0; per run reviews/s, p50/p99, errors and each server's CPU
+#    per review; the medians and the ratios pi0/go of reviews/s and of p99 (the goal of issue
+#    13: >= 2.0 and a lower p99). The Go peer decides on its own records, so its answers are
+#    only checked for 200, a uid echoed and an `allowed`.
 #
 # Prints each step and a summary table with the goals. A benchmark asserts nothing: it exits 0
 # once it has measured, 1 when a measurement failed, 2 on a usage error or a missing
@@ -65,13 +72,14 @@
 #
 # Usage: bench/webhook_bench.sh [--nodes N] [--duration D] [--connections "1 8 32 128"]
 #          [--poll-interval D] [--api-requests N] [--api-clients N] [--perf FILE]
-#          [--webhook PATH] [--agent PATH]
-# Needs a Release build (scripts/build.sh release), wrk, openssl, curl and kubectl.
+#          [--peer go|none] [--rounds N] [--webhook PATH] [--agent PATH]
+# Needs a Release build (scripts/build.sh release), wrk, openssl, curl, kubectl, and go for the
+# peer.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 nodes=5000 duration=10s connections="1 8 32 128" poll_interval=2s
-api_requests=3000 api_clients=100 perf_out=""
+api_requests=3000 api_clients=100 perf_out="" peer=go rounds=2
 webhook=${PI0_WEBHOOK:-$root/build/release/webhook/pi0-webhook}
 agent=${PI0_AGENT:-$root/build/release/agent/pi0-agent}
 
@@ -93,6 +101,9 @@ Flags:
   --api-clients N        concurrent clients for them (default $api_clients)
   --perf FILE            also record the webhook with perf (call graphs) during the run at 32
                          connections (or the first run) and write perf.data to FILE
+  --peer go|none         measure the Go peer (bench/go_peer) side by side at 32 connections,
+                         alternating with pi0-webhook, and print the ratio (default $peer)
+  --rounds N             side-by-side runs of each server (default $rounds)
   --webhook PATH         pi0-webhook binary (default build/release/webhook/pi0-webhook, or
                          \$PI0_WEBHOOK)
   --agent PATH           pi0-agent binary (default build/release/agent/pi0-agent, or \$PI0_AGENT)
@@ -112,19 +123,23 @@ while (($#)); do
     --api-requests) api_requests=${2:?--api-requests needs a value}; shift 2 ;;
     --api-clients) api_clients=${2:?--api-clients needs a value}; shift 2 ;;
     --perf) perf_out=${2:?--perf needs a value}; shift 2 ;;
+    --peer) peer=${2:?--peer needs a value}; shift 2 ;;
+    --rounds) rounds=${2:?--rounds needs a value}; shift 2 ;;
     --webhook) webhook=${2:?--webhook needs a value}; shift 2 ;;
     --agent) agent=${2:?--agent needs a value}; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "webhook_bench: unknown flag '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
-for n in "$nodes" "$api_clients" $connections; do
+for n in "$nodes" "$api_clients" "$rounds" $connections; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "'$n' is not a positive whole number"
 done
 [[ $api_requests =~ ^[0-9]+$ ]] || die "--api-requests: '$api_requests' is not a whole number"
 ((nodes <= 250000)) || die "--nodes: at most 250000 (one loopback address each)"
 [[ $duration =~ ^[1-9][0-9]*[smh]?$ ]] || die "--duration: '$duration' is not like 10s or 2m"
 [[ $poll_interval =~ ^[0-9]+(ms|s|m)$ ]] || die "--poll-interval: '$poll_interval' is not like 2s"
+[[ $peer == go || $peer == none ]] || die "--peer: '$peer' is not go or none"
+((rounds <= 20)) || die "--rounds: at most 20"
 [[ -x $webhook ]] || die "no pi0-webhook at '$webhook'; run scripts/build.sh release first"
 [[ -x $agent ]] || die "no pi0-agent at '$agent'; run scripts/build.sh release first"
 webhook=$(realpath "$webhook")
@@ -133,6 +148,9 @@ for tool in wrk openssl curl kubectl; do
   command -v "$tool" >/dev/null || die "$tool is not installed (Debian package $tool)"
 done
 [[ -x /usr/bin/python3 ]] || die "/usr/bin/python3 is missing"
+if [[ $peer == go ]] && ! command -v go >/dev/null; then
+  die "go is not installed; the Go peer needs it (Debian package golang-go), or pass --peer none"
+fi
 if [[ -n $perf_out ]]; then
   command -v perf >/dev/null || die "--perf: perf is not installed (Debian package linux-perf)"
   perf_out=$(realpath -m "$perf_out")
@@ -146,29 +164,15 @@ fresh_window=$(/usr/bin/python3 -c 'import sys; print(3 * float(sys.argv[1]))' "
 
 # shellcheck source=tests/e2e/lib.sh
 source "$root/tests/e2e/lib.sh"
+# shellcheck source=bench/webhook_lib.sh
+source "$root/bench/webhook_lib.sh"
 e2e_cluster_up
 work=$PI0_CLUSTER_DIR/webhook-bench # removed with the cluster
 mkdir -p "$work/reviews"
 k() { kubectl --request-timeout=30s "$@"; }
 bench() { /usr/bin/python3 "$root/bench/webhook_bench.py" "$@"; }
 
-# stop_pid PID: SIGTERM, then SIGKILL after 10 s.
-stop_pid() {
-  local pid=$1 deadline=$((SECONDS + 10))
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while e2e_pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-# vm PID FIELD: VmHWM or VmRSS of PID, in KiB.
-vm() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
-# cpu_ticks PID: utime + stime of PID in clock ticks.
-cpu_ticks() {
-  local stat fields
-  stat=$(<"/proc/$1/stat")
-  read -ra fields <<<"${stat##*) }"
-  echo $((fields[11] + fields[12]))
-}
+if [[ $peer == go ]]; then bench_go_peer_build "$work/go_peer"; fi
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "set-up: certificates, namespaces, channels, $nodes Nodes"
@@ -230,20 +234,10 @@ YAML
 } >"$work/gpu.yaml"
 farm_agents=()
 for profile in light heavy gpu; do
-  log=$work/agent-$profile.log
-  "$agent" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
-    --node-name "farm-$profile" --source "synthetic:$work/$profile.yaml" --interval 100ms \
-    --window 64 </dev/null 2>"$log" &
-  pid=$!
-  e2e_at_exit "stop_pid $pid"
-  port=""
-  for _ in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent $profile exited"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent $profile did not start serving"
-  farm_agents+=("$profile=http://127.0.0.1:$port")
+  bench_start_agent "$agent" "$work/agent-$profile.log" --nvml-library none \
+    --gpu-probe-interval 0 --node-name "farm-$profile" --source "synthetic:$work/$profile.yaml" \
+    --interval 100ms --window 64
+  farm_agents+=("$profile=$BENCH_AGENT_URL")
 done
 agents_ready() {
   local a
@@ -257,7 +251,7 @@ farm_port=$(e2e_free_port)
 /usr/bin/python3 "$root/bench/webhook_bench.py" farm "$work/nodes.json" "$farm_port" "${farm_agents[@]}" \
   </dev/null >"$work/farm.log" 2>&1 &
 farm_pid=$!
-e2e_at_exit "stop_pid $farm_pid"
+e2e_at_exit "bench_stop_pid $farm_pid"
 farm_stats() { curl -sf --noproxy '*' --max-time 5 "http://127.0.0.1:$farm_port/farm-stats?within=$1"; }
 farm_up() {
   e2e_pid_alive "$farm_pid" || { cat "$work/farm.log" >&2; e2e_fail "the agent farm exited"; }
@@ -279,7 +273,7 @@ started=$(date +%s.%N)
   --agent-service pi0-system/pi0-agent --poll-interval "$poll_interval" --shutdown-delay 0s \
   --excluded-namespaces kube-system,bench-control </dev/null >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
-e2e_at_exit "stop_pid $webhook_pid"
+e2e_at_exit "bench_stop_pid $webhook_pid"
 https() { curl -sS --noproxy '*' --cacert "$work/ca.crt" --max-time 5 "$@"; }
 ready() {
   e2e_pid_alive "$webhook_pid" || { tail -n 20 "$work/webhook.log" >&2; e2e_fail "pi0-webhook exited"; }
@@ -308,11 +302,11 @@ sleep "$fresh_window"
 fleet_ready=$(fleet)
 e2e_log "fleet: $fleet_ready"
 # The webhook's CPU with no review to answer: its poller, reflectors and metrics.
-t0=$(cpu_ticks "$webhook_pid")
+t0=$(bench_cpu_ticks "$webhook_pid")
 sleep 5
-idle_ticks=$(($(cpu_ticks "$webhook_pid") - t0))
+idle_ticks=$(($(bench_cpu_ticks "$webhook_pid") - t0))
 e2e_log "pi0-webhook without reviews: $idle_ticks CPU ticks in 5 s"
-rss_ready=$(vm "$webhook_pid" VmRSS)
+rss_ready=$(bench_vm "$webhook_pid" VmRSS)
 
 e2e_log "each body once:"
 bench check "$url/validate-pods" "$work/ca.crt" "$work/reviews" ||
@@ -320,21 +314,7 @@ bench check "$url/validate-pods" "$work/ca.crt" "$work/reviews" ||
 
 # ---------------------------------------------------------------------------------------------
 mapfile -t bodies < <(e2e_json 'print("\n".join(i["file"] for i in d))' <"$work/reviews/index.json")
-# wrk runs in the background and is waited for: wrk handles SIGINT itself and exits 0, and
-# bash does not run its INT trap after a foreground command that handled the signal, so Ctrl-C
-# would only end the current run. `wait` returns at once on a trapped signal.
-wrk_pid=""
-stop_wrk() { if [[ -n $wrk_pid ]]; then kill -INT "$wrk_pid" 2>/dev/null || true; fi; }
-e2e_at_exit stop_wrk
-wrk_run() { # CONNECTIONS DURATION OUT
-  local c=$1 t=$(($1 < 2 ? $1 : 2)) status=0
-  wrk -t "$t" -c "$c" -d "$2" --timeout 5s -s "$root/bench/webhook_wrk.lua" \
-    "$url/validate-pods" -- "${bodies[@]}" >"$3" 2>&1 &
-  wrk_pid=$!
-  wait "$wrk_pid" || status=$?
-  wrk_pid=""
-  return "$status"
-}
+wrk_run() { bench_wrk "$url/validate-pods" "$1" "$2" "$3" "${bodies[@]}"; } # CONNECTIONS DURATION OUT
 e2e_log "warm-up: 8 connections for 3 s"
 wrk_run 8 3s "$work/wrk-warmup.txt" || { cat "$work/wrk-warmup.txt" >&2; e2e_fail "wrk failed"; }
 read -ra conns <<<"$connections"
@@ -350,9 +330,9 @@ for c in "${conns[@]}"; do
     perf_pid=$!
     e2e_at_exit "kill -INT $perf_pid 2>/dev/null || true"
   fi
-  t0=$(cpu_ticks "$webhook_pid")
+  t0=$(bench_cpu_ticks "$webhook_pid")
   wrk_run "$c" "$duration" "$work/wrk-$c.txt" || { cat "$work/wrk-$c.txt" >&2; e2e_fail "wrk failed"; }
-  t1=$(cpu_ticks "$webhook_pid")
+  t1=$(bench_cpu_ticks "$webhook_pid")
   if [[ -n $perf_pid ]]; then
     kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" || true # perf exits non-zero on SIGINT
@@ -372,13 +352,29 @@ for c in "${conns[@]}"; do
   sleep 1
 done
 sleep 2
-hwm=$(vm "$webhook_pid" VmHWM) rss_after=$(vm "$webhook_pid" VmRSS)
+hwm=$(bench_vm "$webhook_pid" VmHWM) rss_after=$(bench_vm "$webhook_pid" VmRSS)
 e2e_log "pi0-webhook: VmHWM $hwm KiB, VmRSS $rss_after KiB (when ready: $rss_ready KiB)"
 https "$url/metrics" >"$work/metrics-after.txt" || true
 grep '^pi0_webhook_decisions_total' "$work/metrics-after.txt" >"$work/decisions.txt" || true
-if grep -q 'reason="StaleData"' "$work/decisions.txt"; then
+# Counters are exported from zero: only a StaleData counter above 0 is worth a warning.
+stale_decisions=$(awk '/reason="StaleData"/ && $2 > 0' "$work/decisions.txt")
+if [[ -n $stale_decisions ]]; then
   e2e_log "WARNING: some decisions found no fresh fleet data:"
-  grep 'reason="StaleData"' "$work/decisions.txt" >&2
+  echo "$stale_decisions" >&2
+fi
+
+# ---------------------------------------------------------------------------------------------
+if [[ $peer == go ]]; then
+  e2e_log "side by side with the Go peer: 32 connections, $rounds runs of each, alternating"
+  bench_go_peer_start "$work/go_peer" "$work/tls.crt" "$work/tls.key" "$work/go-peer.log"
+  e2e_log "the Go peer, each body once (it decides on its own five node records):"
+  bench check "$BENCH_GO_PEER_URL/validate-pods" "$work/ca.crt" "$work/reviews" --any ||
+    e2e_fail "the Go peer did not answer a body well"
+  BENCH_SERVERS=(go pi0)
+  BENCH_URL[go]=$BENCH_GO_PEER_URL BENCH_PID[go]=$BENCH_GO_PEER_PID
+  BENCH_URL[pi0]=$url BENCH_PID[pi0]=$webhook_pid
+  bench_side_by_side "$work/side" 32 "$duration" "$rounds" 3s "${bodies[@]}"
+  bench_stop_pid "$BENCH_GO_PEER_PID"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -453,6 +449,7 @@ fi
   printf '}\n'
 } >"$work/results.json"
 bench report "$work/results.json"
+if [[ $peer == go ]]; then bench side-by-side "$work/side/side-by-side.jsonl"; fi
 echo
 echo "decisions (pi0_webhook_decisions_total, from start to the end of the wrk runs):"
 sed 's/^/  /' "$work/decisions.txt"
