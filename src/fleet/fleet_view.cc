@@ -26,16 +26,20 @@ bool FleetSnapshot::isUsable(const NodeStatus& status, Clock::time_point now) co
   return status.health != NodeHealth::kFailed && isFresh(status, now);
 }
 
-FleetView::FleetView(FleetViewOptions options)
+FleetView::FleetView(FleetViewOptions options, Clock& clock)
     : options_(options),
+      clock_(clock),
       snapshot_(std::make_shared<const FleetSnapshot>(FleetSnapshot::Nodes{}, options.staleAfter)) {
 }
 
 std::shared_ptr<const FleetSnapshot> FleetView::snapshot() const {
   if (pending_.load(std::memory_order_acquire)) {
     std::lock_guard lock(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    if (pending_ && now - publishedAt_ >= options_.publishLag) publishLocked();
+    // Nothing published yet: due at once. (The clock's epoch is no "long ago": steady_clock
+    // counts from boot, so a machine up for less than publishLag would hold the first picture
+    // back.)
+    if (pending_ && (!publishedAt_ || clock_.now() - *publishedAt_ >= options_.publishLag))
+      publishLocked();
   }
   std::lock_guard lock(snapshotMu_);
   return snapshot_;
@@ -153,7 +157,7 @@ void FleetView::publishLocked() const {
   changed_.clear();
   allChanged_ = false;
   pending_ = false;
-  publishedAt_ = std::chrono::steady_clock::now();
+  publishedAt_ = clock_.now();
   auto next = std::make_shared<const FleetSnapshot>(std::move(nodes), options_.staleAfter);
   std::lock_guard lock(snapshotMu_);
   snapshot_ = std::move(next);

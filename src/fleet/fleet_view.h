@@ -94,7 +94,8 @@ struct FleetViewOptions {
 // pointer copies).
 class FleetView {
  public:
-  explicit FleetView(FleetViewOptions options = {});
+  // `clock` times publishLag and must outlive the view.
+  explicit FleetView(FleetViewOptions options = {}, Clock& clock = systemClock());
 
   FleetView(const FleetView&) = delete;
   FleetView& operator=(const FleetView&) = delete;
@@ -145,12 +146,14 @@ class FleetView {
   void publishLocked() const;
 
   const FleetViewOptions options_;
+  Clock& clock_;
   mutable std::mutex mu_;  // guards entries_, changed_, allChanged_, publishedAt_, snapshot_ writes
   std::map<std::string, Entry, std::less<>> entries_;
   mutable std::set<std::string, std::less<>> changed_;  // nodes written since the last publish
   mutable bool allChanged_ = false;                     // the set of nodes changed
   mutable std::atomic<bool> pending_{false};            // changed_ or allChanged_ is not empty
-  mutable std::chrono::steady_clock::time_point publishedAt_{};
+  // When snapshot_ was last published; nullopt until then, so the first publish is due at once.
+  mutable std::optional<Clock::time_point> publishedAt_;
   mutable std::mutex snapshotMu_;  // guards snapshot_ (held only to copy the pointer)
   mutable std::shared_ptr<const FleetSnapshot> snapshot_;
 };

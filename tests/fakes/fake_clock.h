@@ -16,8 +16,9 @@ namespace pi0::testing {
 
 class FakeClock final : public Clock {
  public:
-  // Starts far from the epoch so that code taking time_point{} for "never" is caught out.
-  explicit FakeClock(time_point start = time_point{} + std::chrono::hours(1000)) : now_(start) {}
+  // Starts at the clock's epoch, where a machine that has just booted finds steady_clock, so
+  // that code taking time_point{} for "never" (which then reads as "just now") is caught out.
+  explicit FakeClock(time_point start = time_point{}) : now_(start) {}
 
   time_point now() const override {
     std::lock_guard lock(mu_);

@@ -100,23 +100,37 @@ TEST_CASE("snapshots are immutable: a held snapshot does not see later writes") 
 }
 
 TEST_CASE("publishLag: writes wait for the lag, then appear together") {
+  // The clock starts at its epoch, as steady_clock does on a machine that has just booted.
   pi0::testing::FakeClock clock;
   FleetViewOptions options;
   options.publishLag = std::chrono::hours(1);
-  FleetView view(options);
+  FleetView view(options, clock);
   view.setAgents({{"node-a", "http://127.0.0.1:1"}, {"node-b", "http://127.0.0.1:2"}});
-  // The first publish is due at once (nothing was published before).
+  // The first publish is due at once (nothing was published before), however young the clock.
   REQUIRE(view.snapshot()->size() == 2);
 
   view.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.5}}), clock.now());
+  clock.advance(30min);
   view.recordSuccess("node-b", fingerprint("node-b", {{"cpu", 0.5}}), clock.now());
-  // Within the lag: the published picture still has no data.
+  // Within the lag (an hour after the first publish): the published picture still has no data.
+  clock.advance(30min - 1ns);
   auto snap = view.snapshot();
   CHECK_FALSE(snap->find("node-a")->fingerprint);
   CHECK_FALSE(snap->find("node-b")->fingerprint);
+  // At the lag both writes appear in one new snapshot.
+  clock.advance(1ns);
+  snap = view.snapshot();
+  CHECK(snap->find("node-a")->fingerprint);
+  CHECK(snap->find("node-b")->fingerprint);
+  // The lag counts again from that publish.
+  view.recordFailure("node-a", "refused", clock.now());
+  clock.advance(59min);
+  CHECK(view.snapshot()->find("node-a")->consecutiveFailures == 0);
+  clock.advance(1min);
+  CHECK(view.snapshot()->find("node-a")->consecutiveFailures == 1);
 
   // Without a lag every write is visible at the next read.
-  FleetView exact;
+  FleetView exact({}, clock);
   exact.setAgents({{"node-a", "http://127.0.0.1:1"}});
   exact.recordSuccess("node-a", fingerprint("node-a", {{"cpu", 0.5}}), clock.now());
   CHECK(exact.snapshot()->find("node-a")->fingerprint);
