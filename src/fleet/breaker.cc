@@ -26,8 +26,9 @@ bool CircuitBreaker::allow(Clock::time_point now) {
     case BreakerState::kClosed:
       return true;
     case BreakerState::kOpen:
-      if (now < saturatingAdd(openedAt_, options_.coolDown)) return false;
+      if (now < retryAt().value_or(now)) return false;
       state_ = BreakerState::kHalfOpen;
+      openedAt_.reset();
       trialOut_ = true;
       return true;
     case BreakerState::kHalfOpen:
@@ -40,6 +41,7 @@ bool CircuitBreaker::allow(Clock::time_point now) {
 
 void CircuitBreaker::onSuccess() {
   state_ = BreakerState::kClosed;
+  openedAt_.reset();
   consecutiveFailures_ = 0;
   trialOut_ = false;
 }
@@ -61,8 +63,8 @@ void CircuitBreaker::onAbandoned() {
 }
 
 std::optional<Clock::time_point> CircuitBreaker::retryAt() const {
-  if (state_ != BreakerState::kOpen) return std::nullopt;
-  return saturatingAdd(openedAt_, options_.coolDown);
+  if (state_ != BreakerState::kOpen || !openedAt_) return std::nullopt;
+  return saturatingAdd(*openedAt_, options_.coolDown);
 }
 
 std::string_view nodeHealthName(NodeHealth health) {

@@ -53,7 +53,7 @@ class CircuitBreaker {
   BreakerOptions options_;
   BreakerState state_ = BreakerState::kClosed;
   int consecutiveFailures_ = 0;
-  Clock::time_point openedAt_{};
+  std::optional<Clock::time_point> openedAt_;  // set while open: when it (re)opened
   bool trialOut_ = false;
 };
 

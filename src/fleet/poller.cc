@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -17,6 +18,10 @@
 namespace pi0::fleet {
 namespace {
 
+// Real time, not the poller's Clock, bounds and measures the HTTP requests: the sockets, the
+// kernel's and cpp-httplib's timeouts and the watchdog's condition variable all run on real
+// time, and a fake clock cannot make a socket time out. The Clock paces the rounds and stamps
+// what the view records (fetchedAt, the breakers).
 using SteadyClock = std::chrono::steady_clock;
 
 // How often a request past its deadline is stopped again: httplib's stop() cannot interrupt a
@@ -45,7 +50,7 @@ class Watchdog {
   // `client` must stay alive until disarm(slot).
   void arm(std::size_t slot, httplib::Client* client, SteadyClock::time_point deadline) {
     std::lock_guard lock(mu_);
-    slots_[slot] = Slot{client, deadline, Fired::kNo};
+    slots_[slot] = Armed{client, deadline, Fired::kNo};
     changed_ = true;
     cv_.notify_all();
   }
@@ -54,16 +59,17 @@ class Watchdog {
   // the client.
   Fired disarm(std::size_t slot) {
     std::lock_guard lock(mu_);
-    const Fired fired = slots_[slot].fired;
-    slots_[slot] = Slot{};
+    const Fired fired = slots_[slot] ? slots_[slot]->fired : Fired::kNo;
+    slots_[slot].reset();
     return fired;
   }
 
  private:
-  struct Slot {
-    httplib::Client* client = nullptr;
-    SteadyClock::time_point deadline{};
-    Fired fired = Fired::kNo;
+  // A request out on a slot: its client, when it is due, and whether it was stopped.
+  struct Armed {
+    httplib::Client* client;
+    SteadyClock::time_point deadline;
+    Fired fired;
   };
 
   void wake() {
@@ -78,15 +84,15 @@ class Watchdog {
       const auto now = SteadyClock::now();
       const bool cancel = round_.stop_requested();
       auto next = now + std::chrono::hours(1);
-      for (Slot& slot : slots_) {
-        if (!slot.client) continue;
-        if (cancel || now >= slot.deadline) {
-          if (slot.fired == Fired::kNo) slot.fired = cancel ? Fired::kCancelled : Fired::kTimeout;
+      for (std::optional<Armed>& slot : slots_) {
+        if (!slot) continue;
+        if (cancel || now >= slot->deadline) {
+          if (slot->fired == Fired::kNo) slot->fired = cancel ? Fired::kCancelled : Fired::kTimeout;
           // Under mu_, so the worker cannot destroy the client meanwhile (disarm waits).
-          slot.client->stop();
+          slot->client->stop();
           next = std::min(next, now + kRestopEvery);
         } else {
-          next = std::min(next, slot.deadline);
+          next = std::min(next, slot->deadline);
         }
       }
       cv_.wait_until(lock, own, next, [&] { return changed_; });
@@ -97,7 +103,7 @@ class Watchdog {
   std::mutex mu_;
   std::condition_variable_any cv_;
   bool changed_ = false;
-  std::vector<Slot> slots_;
+  std::vector<std::optional<Armed>> slots_;  // nullopt: no request out on that slot
   std::stop_token round_;
   std::stop_callback<std::function<void()>> onCancel_;
   std::jthread thread_;  // last: started once everything it uses is built

@@ -112,6 +112,25 @@ TEST_CASE("retryAt says when an open breaker lets out its trial") {
   CHECK(*breaker.retryAt() == clock.now() + 30s);
 }
 
+TEST_CASE("a breaker opened at the clock's epoch waits the whole cool-down") {
+  // steady_clock reads its epoch on a machine that has just booted: an opening at that instant
+  // is an opening like any other, not "never opened".
+  testing::FakeClock clock;
+  REQUIRE(clock.now() == Clock::time_point{});
+  CircuitBreaker breaker(BreakerOptions{1, 30s});
+  CHECK(breaker.allow(clock.now()));
+  breaker.onFailure(clock.now());
+  REQUIRE(breaker.state() == BreakerState::kOpen);
+  CHECK(breaker.retryAt() == Clock::time_point{} + 30s);
+  CHECK_FALSE(breaker.allow(clock.now()));
+  clock.advance(30s - 1ns);
+  CHECK_FALSE(breaker.allow(clock.now()));
+  clock.advance(1ns);
+  CHECK(breaker.allow(clock.now()));
+  CHECK(breaker.state() == BreakerState::kHalfOpen);
+  CHECK_FALSE(breaker.retryAt());  // only an open breaker has one
+}
+
 TEST_CASE("nonsense options are made sane: threshold at least 1, cool-down at least 0") {
   testing::FakeClock clock;
   CircuitBreaker breaker(BreakerOptions{0, -5s});
