@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <charconv>
-#include <condition_variable>
 #include <csignal>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 
@@ -21,8 +21,6 @@
 
 namespace pi0::kube {
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
 
 // How long a plain request may wait for the answer; watches set their own.
 constexpr std::chrono::seconds kConnectTimeout{10};
@@ -115,14 +113,6 @@ std::string transportMessage(httplib::Error error) {
   }
 }
 
-// Sleeps for `d` or until `stop` fires; false when stopped.
-bool sleepFor(std::chrono::nanoseconds d, std::stop_token stop) {
-  std::mutex m;
-  std::condition_variable_any cv;
-  std::unique_lock lock(m);
-  return !cv.wait_for(lock, stop, d, [] { return false; }) && !stop.stop_requested();
-}
-
 std::string_view subresourceName(Subresource sub) {
   switch (sub) {
     case Subresource::kNone:
@@ -175,7 +165,7 @@ struct Client::Impl {
 
   std::mutex tokenMutex;
   std::string token;
-  SteadyClock::time_point tokenReadAt{};
+  std::optional<Clock::time_point> tokenReadAt;  // on `clock`; never read: nullopt
 
   std::mutex rngMutex;
   std::mt19937 rng{std::random_device{}()};
@@ -193,6 +183,11 @@ struct Client::Impl {
     EVP_PKEY_free(clientKey);
   }
 
+  // Sleeps on `clock` for `d` or until `stop` fires; false when stopped.
+  bool sleepFor(Clock::duration d, std::stop_token stop) {
+    return clock.sleepUntil(saturatingAdd(clock.now(), d), stop) && !stop.stop_requested();
+  }
+
   double jitter() {
     std::lock_guard lock(rngMutex);
     return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
@@ -203,8 +198,8 @@ struct Client::Impl {
   Result<std::string> bearer(bool force) {
     if (config.tokenFile.empty()) return config.bearerToken;
     std::lock_guard lock(tokenMutex);
-    const auto now = SteadyClock::now();
-    if (force || token.empty() || now - tokenReadAt > kTokenRefresh) {
+    const auto now = clock.now();
+    if (force || token.empty() || !tokenReadAt || now - *tokenReadAt > kTokenRefresh) {
       auto t = currentToken(config);
       if (!t) return std::unexpected(t.error());
       token = std::move(*t);
@@ -557,7 +552,7 @@ ApiResult<Json> Client::modify(const ResourceType& type, std::string_view ns, st
     log::debug(
         "kube: conflict, reading again",
         {{"resource", type.qualifiedName()}, {"name", std::string(name)}, {"attempt", attempt}});
-    if (!sleepFor(wait, stop)) return apiFail(Reason::kCanceled, "update canceled");
+    if (!impl_->sleepFor(wait, stop)) return apiFail(Reason::kCanceled, "update canceled");
   }
 }
 

@@ -88,6 +88,8 @@ class Client {
   // Checks the configuration (parses the CA, the client certificate and key) without
   // connecting; fails naming what is wrong and where it came from. The first call sets SIGPIPE
   // to be ignored in the process, so that writing to a closed connection is an error value.
+  // `clock` paces the rate limit, the waits before a retry (Retry-After, a conflict) and the
+  // token file's re-reads, and must outlive the client; requests time out on real time.
   static Result<std::unique_ptr<Client>> create(ClientConfig config, Clock& clock = systemClock());
   ~Client();
   Client(const Client&) = delete;

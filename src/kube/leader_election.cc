@@ -37,7 +37,7 @@ LeaderElector::LeaderElector(Client& client, LeaderElectionConfig config, Clock&
 
 std::string LeaderElector::observedHolder() const {
   std::lock_guard lock(mu_);
-  return stringField(observed_, "/spec/holderIdentity"_json_pointer);
+  return observed_ ? stringField(observed_->lease, "/spec/holderIdentity"_json_pointer) : "";
 }
 
 Json LeaderElector::leaseSpec(const Json* current) const {
@@ -80,8 +80,7 @@ bool LeaderElector::tryAcquireOrRenew(std::stop_token stop) {
       return false;
     }
     std::lock_guard lock(mu_);
-    observed_ = std::move(*created);
-    observedTime_ = clock_.now();
+    observed_ = Observed{std::move(*created), clock_.now()};
     return true;
   }
 
@@ -89,14 +88,14 @@ bool LeaderElector::tryAcquireOrRenew(std::stop_token stop) {
   const std::string holder = stringField(*current, "/spec/holderIdentity"_json_pointer);
   {
     std::lock_guard lock(mu_);
-    // A changed record (another renewal, another holder) restarts the expiry countdown.
-    if (field<Json>(observed_, "/spec"_json_pointer, Json()) != spec) {
-      observed_ = *current;
-      observedTime_ = clock_.now();
-    }
+    // A first look or a changed record (another renewal, another holder) starts the expiry
+    // countdown.
+    if (!observed_ || field<Json>(observed_->lease, "/spec"_json_pointer, Json()) != spec)
+      observed_ = Observed{*current, clock_.now()};
     const auto duration = std::chrono::seconds(
         field<int64_t>(*current, "/spec/leaseDurationSeconds"_json_pointer, 0));
-    if (!holder.empty() && holder != config_.identity && observedTime_ + duration > clock_.now()) {
+    if (!holder.empty() && holder != config_.identity &&
+        observed_->changedAt + duration > clock_.now()) {
       return false;  // held by someone else, and not expired
     }
   }
@@ -109,8 +108,7 @@ bool LeaderElector::tryAcquireOrRenew(std::stop_token stop) {
     return false;
   }
   std::lock_guard lock(mu_);
-  observed_ = std::move(*updated);
-  observedTime_ = clock_.now();
+  observed_ = Observed{std::move(*updated), clock_.now()};
   return true;
 }
 

@@ -61,9 +61,14 @@ class LeaderElector {
   Clock& clock_;
   std::atomic<bool> leader_{false};
 
+  // The Lease as last read, and when its record last changed, on our clock; nullopt until the
+  // first read.
+  struct Observed {
+    Json lease;
+    Clock::time_point changedAt;
+  };
   mutable std::mutex mu_;
-  Json observed_;                     // the Lease as last read
-  Clock::time_point observedTime_{};  // when it last changed, on our clock
+  std::optional<Observed> observed_;
 };
 
 }  // namespace pi0::kube

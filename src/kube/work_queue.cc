@@ -48,7 +48,7 @@ void WorkQueue::addAfter(const std::string& key, std::chrono::nanoseconds delay)
     waitingByKey_.emplace(key, waiting_.emplace(readyAt, key));
   }
   // Wake the timer thread if it sleeps past the new time, or idles with nothing to wait for.
-  if (timerWake_.stop_possible() && readyAt < timerDeadline_) timerWake_.request_stop();
+  if (timerSleep_ && readyAt < timerSleep_->deadline) timerSleep_->wake.request_stop();
   waitingAdded_.notify_one();
 }
 
@@ -128,16 +128,15 @@ void WorkQueue::runTimer(std::stop_token st) {
     // Sleep on the Clock without holding mu_; addAfter() with an earlier time, or shutDown(),
     // wakes the sleep through `wake`.
     std::stop_source wake;
-    timerWake_ = wake;
-    timerDeadline_ = waiting_.begin()->first;
-    const Clock::time_point deadline = timerDeadline_;
+    const Clock::time_point deadline = waiting_.begin()->first;
+    timerSleep_ = TimerSleep{deadline, wake};
     lock.unlock();
     {
       std::stop_callback onStop(st, [&wake] { wake.request_stop(); });
       clock_.sleepUntil(deadline, wake.get_token());
     }
     lock.lock();
-    timerWake_ = std::stop_source(std::nostopstate);
+    timerSleep_.reset();
   }
 }
 

@@ -124,9 +124,12 @@ class WorkQueue {
   Waiting waiting_;                             // delayed keys by the time they come due
   std::unordered_map<std::string, Waiting::iterator> waitingByKey_;
   bool shuttingDown_ = false;
-  // While the timer thread sleeps until timerDeadline_, stopping timerWake_ wakes it early.
-  std::stop_source timerWake_{std::nostopstate};
-  Clock::time_point timerDeadline_;
+  // Set while the timer thread sleeps: until when, and the source that wakes it early.
+  struct TimerSleep {
+    Clock::time_point deadline;
+    std::stop_source wake;
+  };
+  std::optional<TimerSleep> timerSleep_;
 
   std::jthread timer_;  // last: started after everything above exists, joined first
 };

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "fakes/fake_apiserver.h"
+#include "fakes/fake_clock.h"
 #include "kube/client.h"
 #include "kube/events.h"
 #include "kube/leader_election.h"
@@ -19,6 +20,7 @@
 using namespace pi0;
 using namespace pi0::kube;
 using pi0::testing::FakeApiServer;
+using pi0::testing::FakeClock;
 
 namespace {
 
@@ -183,6 +185,37 @@ TEST_CASE("429 with Retry-After is retried; other errors are not") {
   REQUIRE_FALSE(y);
   CHECK(y.error().reason == Reason::kInternalError);
   CHECK(y.error().message == "boom");
+}
+
+TEST_CASE("Retry-After waits on the client's clock") {
+  FakeApiServer fake;
+  std::atomic<int> calls{0};
+  fake.server().Get("/api/v1/namespaces/ns/configmaps/x",
+                    [&](const httplib::Request&, httplib::Response& res) {
+                      if (calls++ == 0) {
+                        status(res, 429, "TooManyRequests", "slow down");
+                        res.set_header("Retry-After", "7");
+                      } else {
+                        res.set_content(configMap("x", "1").dump(), "application/json");
+                      }
+                    });
+  fake.start();
+  FakeClock clock;
+  auto client = Client::create(fake.config(), clock);
+  REQUIRE(client);
+  std::atomic<bool> answered{false};
+  std::jthread asker([&] {
+    CHECK((*client)->get(resources::kConfigMaps, "ns", "x"));
+    answered = true;
+  });
+  // The retry sleeps on the clock for the 7 s the server asked, and no longer than that.
+  CHECK(clock.awaitSleeper(clock.now() + std::chrono::seconds(7), std::chrono::seconds(5)));
+  CHECK(calls == 1);
+  CHECK_FALSE(answered);
+  clock.advance(std::chrono::seconds(7));
+  asker.join();
+  CHECK(answered);
+  CHECK(calls == 2);
 }
 
 TEST_CASE("a conflict is retried by reading again; the mutation sees the new object") {
@@ -420,6 +453,35 @@ TEST_CASE("a 401 makes the client read the token file again") {
   std::filesystem::remove_all(dir);
 }
 
+TEST_CASE("the token file is read again a minute after the last read, on the client's clock") {
+  FakeApiServer fake;
+  fake.server().Get("/version", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"gitVersion":"v1.20.2"})", "application/json");
+  });
+  fake.start();
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("pi0-token-" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "token") << "old\n";
+  auto config = fake.config();
+  config.tokenFile = dir / "token";
+  FakeClock clock;  // at its epoch, as steady_clock on a machine that has just booted
+  auto client = Client::create(config, clock);
+  REQUIRE(client);
+  REQUIRE((*client)->serverVersion());
+  std::ofstream(dir / "token", std::ios::trunc) << "new\n";  // the kubelet rotated it
+  clock.advance(std::chrono::seconds(60));
+  REQUIRE((*client)->serverVersion());  // a minute: the token read is still recent
+  clock.advance(std::chrono::nanoseconds(1));
+  REQUIRE((*client)->serverVersion());  // over a minute: read again
+  const auto requests = fake.requests();
+  REQUIRE(requests.size() == 3);
+  CHECK(requests[0].authorization == "Bearer old");
+  CHECK(requests[1].authorization == "Bearer old");
+  CHECK(requests[2].authorization == "Bearer new");
+  std::filesystem::remove_all(dir);
+}
+
 TEST_CASE("a server that is down is a transport error, quickly") {
   FakeApiServer fake;
   fake.start();
@@ -633,4 +695,61 @@ TEST_CASE("a second candidate waits while the lease is renewed; a clean stop han
   CHECK(secondLed);
   CHECK(leases.holder() == "second");
   CHECK(leaders == 1);
+}
+
+TEST_CASE("a lease held by another is taken a lease duration after the first look, on any clock") {
+  // At the clock's epoch (a machine that has just booted) and far from it: the countdown starts
+  // at the candidate's first look, wherever its clock stands.
+  for (const auto start : {Clock::time_point{}, Clock::time_point{} + std::chrono::hours(1000)}) {
+    CAPTURE(start.time_since_epoch().count());
+    FakeClock clock(start);
+    FakeApiServer fake;
+    FakeLeases leases;
+    leases.install(fake);
+    // "other" holds the lease for 3 s and never renews it.
+    leases.lease = {{"apiVersion", "coordination.k8s.io/v1"},
+                    {"kind", "Lease"},
+                    {"metadata", {{"name", "pi0"}, {"namespace", "ns"}, {"resourceVersion", "1"}}},
+                    {"spec",
+                     {{"holderIdentity", "other"},
+                      {"leaseDurationSeconds", 3},
+                      {"renewTime", "2024-01-01T00:00:00.000000Z"}}}};
+    leases.version = 1;
+    fake.start();
+    auto client = clientFor(fake);
+    auto elector = LeaderElector::create(*client, fastElection("me"), clock);
+    REQUIRE(elector);
+    std::jthread candidate([&](std::stop_token stop) {
+      (*elector)->run(stop, [](std::stop_token lost) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        cv.wait(lock, lost, [] { return false; });
+      });
+    });
+    auto looks = [&] {
+      int n = 0;
+      for (const auto& r : fake.requests())
+        n += r.method == "GET" ? 1 : 0;
+      return n;
+    };
+    // Looks at +0, +1.2 s and +2.4 s find the lease still held: the candidate goes back to
+    // sleep (a retry sleeps 1 to 1.2 s, so steps of 1.2 s wake it every time).
+    for (int look = 1; look <= 3; ++look) {
+      CAPTURE(look);
+      for (int i = 0; i < 1000 && looks() < look; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      REQUIRE(looks() == look);
+      REQUIRE(clock.awaitSleepers(1));
+      CHECK(leases.holder() == "other");
+      CHECK_FALSE((*elector)->isLeader());
+      clock.advance(std::chrono::milliseconds(1200));
+    }
+    // The look at +3.6 s finds it expired and takes it.
+    for (int i = 0; i < 1000 && leases.holder() != "me"; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    CHECK(leases.holder() == "me");
+    candidate.request_stop();
+    candidate.join();
+  }
 }
