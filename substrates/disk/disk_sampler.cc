@@ -84,17 +84,16 @@ Result<Sample> DiskSampler::sample(Clock::time_point now) {
   if (!ticks) return fail(ticks.error().message);
 
   Sample out;
-  std::optional<IoTicks> previous = std::exchange(previous_, std::move(*ticks));
-  Clock::time_point previousAt = std::exchange(previousAt_, now);
-  if (!previous || now <= previousAt) return out;
-  double elapsedMs = std::chrono::duration<double, std::milli>(now - previousAt).count();
+  std::optional<Baseline> previous = std::exchange(previous_, Baseline{std::move(*ticks), now});
+  if (!previous || now <= previous->at) return out;
+  double elapsedMs = std::chrono::duration<double, std::milli>(now - previous->at).count();
 
   std::optional<double> busiest;
-  for (const auto& [name, current] : *previous_) {
-    auto before = previous->find(name);
+  for (const auto& [name, current] : previous_->ticks) {
+    auto before = previous->ticks.find(name);
     // A new disk has no baseline yet; a counter that went back (the 32-bit ms counter wraps
     // after 49.7 days, or the device was replaced) starts a new one.
-    if (before == previous->end() || current < before->second) continue;
+    if (before == previous->ticks.end() || current < before->second) continue;
     double ratio = std::clamp(static_cast<double>(current - before->second) / elapsedMs, 0.0, 1.0);
     busiest = std::max(busiest.value_or(0.0), ratio);
   }

@@ -46,8 +46,12 @@ class DiskSampler final : public Sampler {
 
   KernelFile diskstats_;
   std::string sysBlock_;  // "<root>/sys/block/"
-  std::optional<IoTicks> previous_;
-  Clock::time_point previousAt_{};
+  // The previous call's counters and its `now`; nullopt before the first call.
+  struct Baseline {
+    IoTicks ticks;
+    Clock::time_point at;
+  };
+  std::optional<Baseline> previous_;
 };
 
 }  // namespace pi0::substrates

@@ -69,9 +69,9 @@ Result<Sample> CpuSampler::sample(Clock::time_point now) {
   if (!ticks) return fail(ticks.error().message);
 
   Sample out;
-  std::optional<Ticks> previous = std::exchange(previous_, *ticks);
-  Clock::time_point previousAt = std::exchange(previousAt_, now);
-  if (!previous || now <= previousAt) return out;
+  std::optional<Baseline> baseline = std::exchange(previous_, Baseline{*ticks, now});
+  if (!baseline || now <= baseline->at) return out;
+  const Ticks* previous = &baseline->ticks;
   // The kernel's iowait alone may step back a little (it is an estimate on tickless kernels),
   // so the test for a reset is on the two sums the ratio uses: idle+iowait and the busy rest.
   std::uint64_t busy = ticks->total - ticks->idle;

@@ -40,8 +40,12 @@ class CpuSampler final : public Sampler {
   static Result<Ticks> readTicks(KernelFile& stat);
 
   KernelFile stat_;
-  std::optional<Ticks> previous_;
-  Clock::time_point previousAt_{};
+  // The previous call's counters and its `now`; nullopt before the first call.
+  struct Baseline {
+    Ticks ticks;
+    Clock::time_point at;
+  };
+  std::optional<Baseline> previous_;
 };
 
 }  // namespace pi0::substrates

@@ -116,15 +116,14 @@ Result<Sample> NetworkSampler::sample(Clock::time_point now) {
   // A name that left and came back may be another device: forget what was seen under it.
   std::erase_if(peakRate_, [&](const auto& entry) { return !counters->contains(entry.first); });
 
-  std::optional<CountersByInterface> previous = std::exchange(previous_, std::move(*counters));
-  Clock::time_point previousAt = std::exchange(previousAt_, now);
-  if (!previous || now <= previousAt) return out;
-  double elapsedSeconds = std::chrono::duration<double>(now - previousAt).count();
+  std::optional<Baseline> previous = std::exchange(previous_, Baseline{std::move(*counters), now});
+  if (!previous || now <= previous->at) return out;
+  double elapsedSeconds = std::chrono::duration<double>(now - previous->at).count();
 
   std::optional<double> busiest;
-  for (const auto& [name, current] : *previous_) {
-    auto before = previous->find(name);
-    if (before == previous->end()) continue;  // new interface: this call is its baseline
+  for (const auto& [name, current] : previous_->counters) {
+    auto before = previous->counters.find(name);
+    if (before == previous->counters.end()) continue;  // new interface: this call is its baseline
     const Counters& old = before->second;
     // 32-bit counters on old drivers wrap; a driver reload resets them.
     if (current.rxBytes < old.rxBytes || current.txBytes < old.txBytes) continue;

@@ -58,8 +58,12 @@ class NetworkSampler final : public Sampler {
   KernelFile netDev_;
   std::string sysNet_;                                         // "<root>/sys/class/net/"
   std::map<std::string, KernelFile, std::less<>> speedFiles_;  // by interface
-  std::optional<CountersByInterface> previous_;
-  Clock::time_point previousAt_{};
+  // The previous call's counters and its `now`; nullopt before the first call.
+  struct Baseline {
+    CountersByInterface counters;
+    Clock::time_point at;
+  };
+  std::optional<Baseline> previous_;
   std::map<std::string, double, std::less<>> peakRate_;  // bytes/s, per interface
 };
 

@@ -15,7 +15,9 @@ using testing::readingOf;
 using testing::TempHostRoot;
 
 const std::string kFixtures = PI0_FIXTURES "/disk";
-const Clock::time_point kT0 = Clock::time_point{} + 1h;
+// The clock's epoch, where steady_clock stands on a machine that has just booted: a first
+// sample then is a baseline like any other.
+const Clock::time_point kT0{};
 
 // io_ticks (column 13, ms) of the fixtures:
 //   recorded:   vda 6820, loop0 0, zram0 0 (all in sys/block; loop and zram excluded by name)

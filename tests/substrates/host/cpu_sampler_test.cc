@@ -15,7 +15,9 @@ using testing::readingOf;
 using testing::TempHostRoot;
 
 const std::string kFixtures = PI0_FIXTURES "/host";
-const Clock::time_point kT0 = Clock::time_point{} + 1h;
+// The clock's epoch, where steady_clock stands on a machine that has just booted: a first
+// sample then is a baseline like any other.
+const Clock::time_point kT0{};
 
 // Aggregate lines of the fixtures (user nice system idle iowait irq softirq steal guest gnice):
 //   recorded: cpu  4809 0    2528 63173 465 0  45 7  0   0

@@ -18,7 +18,9 @@ using testing::readingOf;
 using testing::TempHostRoot;
 
 const std::string kFixtures = PI0_FIXTURES "/network";
-const Clock::time_point kT0 = Clock::time_point{} + 1h;
+// The clock's epoch, where steady_clock stands on a machine that has just booted: a first
+// sample then is a baseline like any other.
+const Clock::time_point kT0{};
 constexpr GaugeKind kSpeed = GaugeKind::kNetworkLinkSpeedBytesPerSecond;
 
 // Byte counters of the fixtures (rx, tx):
