@@ -21,8 +21,8 @@ packages=(
   # libraries (the product card)
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev prometheus-cpp-dev
   libeigen3-dev libfftw3-dev doctest-dev
-  # the webhook's JSON parser
-  libsimdjson-dev
+  # the webhook's JSON parser, and its server core (Boost.Beast and Boost.Asio, header-only)
+  libsimdjson-dev libboost1.81-dev
 )
 if [ "$build_only" -eq 0 ]; then
   packages+=(

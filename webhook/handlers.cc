@@ -41,6 +41,11 @@ HttpAnswer badRequest(const std::string& message) {
   return {400, message + "\n", "text/plain"};
 }
 
+// Advances a counter by what a cumulative figure grew since it was last seen.
+void grow(prometheus::Counter& c, std::uint64_t now, std::uint64_t before) {
+  if (now > before) c.Increment(static_cast<double>(now - before));
+}
+
 // The pod endpoint's reasons besides admission::Reason's.
 constexpr char kNotAPodCreate[] = "NotAPodCreate";
 constexpr char kUnreadable[] = "Unreadable";
@@ -107,7 +112,28 @@ WebhookMetrics::WebhookMetrics()
                             .Name("pi0_webhook_fleet_poll_round_seconds")
                             .Help("How long the last round of polls over every agent took")
                             .Register(*registry_)
-                            .Add({})) {
+                            .Add({})),
+      connectionsAccepted_(prometheus::BuildCounter()
+                               .Name("pi0_webhook_connections_total")
+                               .Help("TCP connections accepted by the HTTPS server")
+                               .Register(*registry_)),
+      connectionsOpen_(prometheus::BuildGauge()
+                           .Name("pi0_webhook_connections_open")
+                           .Help("Connections open now (idle keep-alive ones included)")
+                           .Register(*registry_)
+                           .Add({})),
+      connectionsDropped_(prometheus::BuildCounter()
+                              .Name("pi0_webhook_connections_dropped_total")
+                              .Help("Connections closed by the server before an answer, by "
+                                    "reason: timeout (the TLS handshake or a request passed its "
+                                    "deadline), handshake_failed, refused (too many open)")
+                              .Register(*registry_)),
+      malformedRequests_(prometheus::BuildCounter()
+                             .Name("pi0_webhook_malformed_requests_total")
+                             .Help("HTTP requests answered 400, 413 or 431 before routing "
+                                   "(malformed framing, a body or headers too large); the "
+                                   "connection is closed after the answer")
+                             .Register(*registry_)) {
   // The counters exist from the start, at 0, so that a rate() sees the first event rather than
   // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
   // every result each reason can have: a reason that denies in Enforce mode warns in Warn mode
@@ -116,6 +142,10 @@ WebhookMetrics::WebhookMetrics()
   // be read allowed with a warning. The resource endpoints' few decisions appear when made.
   for (const char* endpoint : {"pods", "channels", "shutdownmatrices"})
     badRequests_.Add({{"endpoint", endpoint}});
+  connectionsAccepted_.Add({});
+  for (const char* reason : {"timeout", "handshake_failed", "refused"})
+    connectionsDropped_.Add({{"reason", reason}});
+  malformedRequests_.Add({});
   auto pods = [this](std::string_view reason, std::initializer_list<const char*> results) {
     for (const char* result : results) {
       decisions_.Add({{"endpoint", "pods"}, {"result", result}, {"reason", std::string(reason)}});
@@ -145,11 +175,20 @@ void WebhookMetrics::polls(const fleet::PollCounters& counters) {
   pollRoundSeconds_.Set(counters.lastRoundSeconds.load());
 }
 
+void WebhookMetrics::connections(const ConnectionFigures& f) {
+  std::lock_guard lock(mu_);
+  grow(connectionsAccepted_.Add({}), f.accepted, lastConnections_.accepted);
+  connectionsOpen_.Set(static_cast<double>(f.open));
+  grow(connectionsDropped_.Add({{"reason", "timeout"}}), f.timeouts, lastConnections_.timeouts);
+  grow(connectionsDropped_.Add({{"reason", "handshake_failed"}}), f.handshakeFailures,
+       lastConnections_.handshakeFailures);
+  grow(connectionsDropped_.Add({{"reason", "refused"}}), f.refused, lastConnections_.refused);
+  grow(malformedRequests_.Add({}), f.malformed, lastConnections_.malformed);
+  lastConnections_ = f;
+}
+
 void WebhookMetrics::certificates(const CertificateFigures& f) {
   std::lock_guard lock(mu_);
-  auto grow = [](prometheus::Counter& c, std::uint64_t now, std::uint64_t before) {
-    if (now > before) c.Increment(static_cast<double>(now - before));
-  };
   if (f.expiresAt) certificateExpiry_.Add({}).Set(*f.expiresAt);
   grow(certificateReloads_.Add({{"result", "loaded"}}), f.reloads, lastCertificates_.reloads);
   grow(certificateReloads_.Add({{"result", "failed"}}), f.reloadFailures,

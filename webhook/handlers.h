@@ -61,6 +61,13 @@ struct CertificateFigures {
   std::optional<std::uint64_t> reconcilesOk, reconcileErrors, steps;
 };
 
+// The HTTPS server's connection figures for /metrics (net::HttpsServer::Counters).
+struct ConnectionFigures {
+  std::uint64_t accepted = 0;
+  std::int64_t open = 0;
+  std::uint64_t refused = 0, timeouts = 0, handshakeFailures = 0, malformed = 0;
+};
+
 // Decisions by result (allowed, denied, warned) and reason, request durations, bad requests.
 // Bad requests per endpoint and the pod endpoint's possible decisions exist from the start, at 0.
 class WebhookMetrics {
@@ -78,6 +85,8 @@ class WebhookMetrics {
   void certificates(const CertificateFigures& figures);
   // The poller's counts, set before each scrape likewise.
   void polls(const fleet::PollCounters& counters);
+  // The server's connections, set before each scrape likewise.
+  void connections(const ConnectionFigures& figures);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -96,6 +105,11 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& polls_;
   prometheus::Gauge& pollRoundSeconds_;
   std::array<std::uint64_t, 4> lastPolls_{};
+  prometheus::Family<prometheus::Counter>& connectionsAccepted_;
+  prometheus::Gauge& connectionsOpen_;
+  prometheus::Family<prometheus::Counter>& connectionsDropped_;
+  prometheus::Family<prometheus::Counter>& malformedRequests_;
+  ConnectionFigures lastConnections_;
   std::mutex mu_;
 };
 

@@ -43,7 +43,7 @@ struct Options {
   std::string kubeconfig;
   std::string host = "0.0.0.0";
   int port = 8443;
-  int serverThreads = 64;
+  int serverThreads = 0;  // 0: one per CPU
   std::string certFile, keyFile;
   std::optional<std::vector<fleet::Agent>> agents;  // exactly one of the two
   std::optional<fleet::ServiceRef> agentService;
@@ -87,7 +87,8 @@ Flags:
   --minimum-margin X            margin between the admission gate and a matrix's first level
                                 (default 0.05)
   --shutdown-delay DURATION     keep serving, not ready, this long after SIGTERM (default 5s)
-  --server-threads N            connections served at once (default 64)
+  --server-threads N            event loops serving the connections, 1 to 256 (default: one
+                                per CPU); idle or slow connections hold none
   --log-level LEVEL             debug, info, warn or error (default info)
   --version, --help
 
@@ -189,8 +190,8 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       ok = text(v);
       char* end = nullptr;
       const long n = ok ? std::strtol(v.c_str(), &end, 10) : 0;
-      if (ok && (end != v.c_str() + v.size() || n < 1 || n > 1024)) {
-        return fail("--server-threads: '" + v + "' is not a number from 1 to 1024");
+      if (ok && (end != v.c_str() + v.size() || n < 1 || n > 256)) {
+        return fail("--server-threads: '" + v + "' is not a number from 1 to 256");
       }
       o.serverThreads = static_cast<int>(n);
     } else if (flag == "--tls-cert-file") {
@@ -454,33 +455,34 @@ int run(const Options& options) {
   serverOptions.certFile = options.certFile;
   serverOptions.threads = options.serverThreads;
   serverOptions.keyFile = options.keyFile;
-  auto routes = [&](httplib::Server& server) {
+  auto routes = [&](net::Routes& server) {
     auto review = [](std::function<HttpAnswer(std::string_view)> handle) {
-      return [handle](const httplib::Request& req, httplib::Response& res) {
-        const HttpAnswer a = handle(req.body);
-        res.status = a.status;
-        res.set_content(a.body, a.contentType.c_str());
+      return [handle](const net::HttpRequest& req) {
+        HttpAnswer a = handle(req.body);
+        return net::HttpResponse{a.status, std::move(a.body), std::move(a.contentType)};
       };
     };
-    server.Post("/validate-pods", review([&](std::string_view b) { return handlers.pods(b); }));
-    server.Post("/validate-channels",
+    server.post("/validate-pods", review([&](std::string_view b) { return handlers.pods(b); }));
+    server.post("/validate-channels",
                 review([&](std::string_view b) { return handlers.channels(b); }));
-    server.Post("/validate-shutdownmatrices",
+    server.post("/validate-shutdownmatrices",
                 review([&](std::string_view b) { return handlers.matrices(b); }));
-    server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-      res.set_content("ok\n", "text/plain");
-    });
-    server.Get("/readyz", [&](const httplib::Request&, httplib::Response& res) {
+    server.get("/healthz", [](const net::HttpRequest&) { return net::HttpResponse{200, "ok\n"}; });
+    server.get("/readyz", [&](const net::HttpRequest&) {
       const std::string why = ready();
-      res.status = why.empty() ? 200 : 503;
-      res.set_content(why.empty() ? "ok\n" : why + "\n", "text/plain");
+      return net::HttpResponse{why.empty() ? 200 : 503, why.empty() ? "ok\n" : why + "\n"};
     });
-    server.Get("/metrics", [&](const httplib::Request&, httplib::Response& res) {
+    server.get("/metrics", [&](const net::HttpRequest&) {
       metrics.nodes(nodeIndex, *view.snapshot(), systemClock().now());
       metrics.certificates(certificateFigures(options.certFile, served, selfManaged.get()));
       metrics.polls((*poller)->counters());
-      res.set_content(metrics::renderText(*metrics.registry()),
-                      std::string(metrics::kTextContentType));
+      if (served) {
+        const auto& c = served->counters();
+        metrics.connections({c.connections.load(), c.open.load(), c.refused.load(),
+                             c.timeouts.load(), c.handshakeFailures.load(), c.malformed.load()});
+      }
+      return net::HttpResponse{200, metrics::renderText(*metrics.registry()),
+                               std::string(metrics::kTextContentType)};
     });
   };
   auto server = net::HttpsServer::create(serverOptions, routes);

@@ -2,27 +2,44 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <condition_variable>
 #include <csignal>
+#include <limits>
+#include <list>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "common/digest.h"
 #include "common/files.h"
 #include "common/log.h"
 
 namespace pi0::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using ErrorCode = boost::system::error_code;
+
 namespace {
 
 struct X509Free {
@@ -143,43 +160,79 @@ Result<std::shared_ptr<const KeyPair>> parseKeyPair(const std::string& certPem,
   return std::shared_ptr<const KeyPair>(std::move(pair));
 }
 
-// SSLServer with access to the listening socket, so that a server bound but never started
-// gives its socket back.
-class TlsServer : public httplib::SSLServer {
+std::string_view view(beast::string_view s) {
+  return {s.data(), s.size()};
+}
+
+}  // namespace
+
+void Routes::get(std::string path, HttpHandler handler) {
+  byPath_[std::move(path)]["GET"] = std::move(handler);
+}
+
+void Routes::post(std::string path, HttpHandler handler) {
+  byPath_[std::move(path)]["POST"] = std::move(handler);
+}
+
+const HttpHandler* Routes::find(std::string_view method, std::string_view path,
+                                std::string* allow) const {
+  auto it = byPath_.find(path);
+  if (it == byPath_.end()) return nullptr;
+  if (auto m = it->second.find(method); m != it->second.end()) return &m->second;
+  if (allow != nullptr) {
+    allow->clear();
+    for (const auto& [name, unused] : it->second)
+      *allow += (allow->empty() ? "" : ", ") + name;
+  }
+  return nullptr;
+}
+
+namespace {
+
+class Worker;
+
+// How long, and how many bytes, a connection closed after an error answer is read and dropped.
+constexpr std::chrono::seconds kLinger{2};
+constexpr std::size_t kLingerBytes = 16 << 20;
+
+// One connection: the TLS handshake, then requests read and answered one after the other, each
+// step under its deadline (the tcp_stream's timer: one absolute expiry for every read and write
+// of a step, so a trickle of bytes cannot move it). Lives on one Worker's thread only.
+class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  using httplib::SSLServer::SSLServer;
+  Connection(tcp::socket socket, asio::ssl::context& tls, Worker& worker);
+  void start();
+  // The server is stopping: an idle connection closes now; one inside a request answers it
+  // with `Connection: close`.
+  void drain();
 
-  void closeUnstarted() {
-    socket_t sock = svr_sock_.exchange(INVALID_SOCKET);
-    if (sock != INVALID_SOCKET) ::close(sock);
-  }
+ private:
+  void onHandshake(ErrorCode ec);
+  void awaitRequest();
+  void onFirstBytes(ErrorCode ec, std::size_t n);
+  void readHeader();
+  void onHeader(ErrorCode ec);
+  void onBody(ErrorCode ec);
+  void answerError(http::status status, std::string_view message);
+  void lingerThenClose();
+  void discard(std::size_t dropped);
+  void respond();
+  void onWritten(ErrorCode ec, bool keepAlive);
+  void close();
+  void finish();
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  Worker& worker_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> response_;
+  std::size_t served_ = 0;
+  int remotePort_ = 0;
+  bool idle_ = false;    // waiting for the first byte of a request
+  bool closed_ = false;  // close() ran
+  std::list<std::weak_ptr<Connection>>::iterator self_;
+  friend class Worker;
 };
-
-bool expectsBody(const std::string& method) {
-  return method == "POST" || method == "PUT" || method == "PATCH" || method == "DELETE" ||
-         method == "PRI";
-}
-
-// cpp-httplib serves a connection, from the handshake to the close, on one thread. What the
-// logger needs to know about the connection and the request it just answered:
-// the connection's socket (recorded when its handshake starts) ...
-thread_local int connectionFd = -1;
-// ... and the request that reached routing (the pre-routing handler), if it was this one.
-thread_local const httplib::Request* routedRequest = nullptr;
-
-// After this answer, the rest of the connection is not the start of a request, so it must be
-// closed rather than read on (or waited on for keepAliveTimeout): a request cpp-httplib could
-// not parse or read in time (it answers 400 and would keep the connection), a body refused
-// unread (411), a body too large (413; cpp-httplib skipped it, but a client that sends one is
-// not one to keep), a body cut short by the read timeout (400 with less body than announced).
-bool streamOutOfStep(const httplib::Request& req, const httplib::Response& res, bool routed) {
-  if (res.status == 411 || res.status == 413) return true;
-  if (res.status >= 400 && !routed) return true;
-  if (res.status == 400 && expectsBody(req.method) && req.has_header("Content-Length")) {
-    return req.body.size() < req.get_header_value<uint64_t>("Content-Length");
-  }
-  return false;
-}
 
 }  // namespace
 
@@ -277,8 +330,10 @@ class HttpsServer::Impl {
     }
   }
 
+  void accept();
+
   HttpsServerOptions options;
-  std::unique_ptr<TlsServer> server;
+  Routes routes;
   int port = 0;
   Counters counters;
 
@@ -289,21 +344,356 @@ class HttpsServer::Impl {
   std::mutex wakeMutex;
   std::condition_variable_any wake;
 
-  std::thread listener;
+  std::unique_ptr<asio::ssl::context> tls;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<tcp::acceptor> acceptor;  // on workers[0]'s loop
+  std::size_t nextWorker = 0;               // the acceptor's: round robin
+  std::optional<asio::steady_timer> acceptRetry;
+  std::atomic<bool> accepting{false};
+  std::atomic<bool> draining{false};
   std::jthread watcher;
-  std::atomic<bool> listenEnded{false};
   bool started = false;
-  std::atomic<bool> stopped{false};
+  bool stopped = false;
 };
 
+namespace {
+
+// One event loop on one thread, and the connections it serves. Everything of a connection
+// happens on its worker's thread, so nothing of it needs a lock.
+class Worker {
+ public:
+  explicit Worker(HttpsServer::Impl& server) : server_(server), guard_(loop_.get_executor()) {}
+
+  asio::io_context& loop() { return loop_; }
+  HttpsServer::Impl& server() { return server_; }
+
+  void run() {
+    thread_ = std::thread([this] {
+      for (;;) {
+        try {
+          loop_.run();
+          return;
+        } catch (const std::exception& e) {
+          // A handler's exception is answered inside the connection; anything reaching here
+          // is a bug of the server's own, and the loop must go on serving the others.
+          log::error("HTTPS server: unexpected exception in an event loop", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+
+  // On this worker's thread: closes idle connections, marks the others to close after their
+  // answer, and lets the loop end once they are gone.
+  void drain() {
+    asio::post(loop_, [this] {
+      // Closing a connection takes it off the list: walk a copy.
+      std::vector<std::shared_ptr<Connection>> open;
+      for (auto& weak : connections_) {
+        if (auto c = weak.lock()) open.push_back(std::move(c));
+      }
+      for (auto& c : open)
+        c->drain();
+      guard_.reset();
+    });
+  }
+
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // On this worker's thread.
+  void adopt(const std::shared_ptr<Connection>& c) {
+    c->self_ = connections_.insert(connections_.end(), c);
+  }
+  void forget(Connection& c) { connections_.erase(c.self_); }
+
+ private:
+  HttpsServer::Impl& server_;
+  asio::io_context loop_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  std::list<std::weak_ptr<Connection>> connections_;
+  std::thread thread_;
+};
+
+Connection::Connection(tcp::socket socket, asio::ssl::context& tls, Worker& worker)
+    : stream_(std::move(socket), tls), worker_(worker) {
+  ErrorCode ignored;
+  remotePort_ = beast::get_lowest_layer(stream_).socket().remote_endpoint(ignored).port();
+}
+
+void Connection::start() {
+  worker_.adopt(shared_from_this());
+  auto& counters = worker_.server().counters;
+  ++counters.open;
+  beast::get_lowest_layer(stream_).expires_after(worker_.server().options.handshakeTimeout);
+  stream_.async_handshake(asio::ssl::stream_base::server,
+                          [self = shared_from_this()](ErrorCode ec) { self->onHandshake(ec); });
+}
+
+void Connection::drain() {
+  if (idle_) close();
+}
+
+void Connection::onHandshake(ErrorCode ec) {
+  if (ec) {
+    auto& counters = worker_.server().counters;
+    ++(ec == beast::error::timeout ? counters.timeouts : counters.handshakeFailures);
+    return close();
+  }
+  awaitRequest();
+}
+
+void Connection::awaitRequest() {
+  const auto& options = worker_.server().options;
+  if (worker_.server().draining.load(std::memory_order_relaxed)) return close();
+  if (buffer_.size() > 0) return readHeader();  // a pipelined request is here already
+  idle_ = true;
+  beast::get_lowest_layer(stream_).expires_after(options.idleTimeout);
+  stream_.async_read_some(
+      buffer_.prepare(4096),
+      [self = shared_from_this()](ErrorCode ec, std::size_t n) { self->onFirstBytes(ec, n); });
+}
+
+void Connection::onFirstBytes(ErrorCode ec, std::size_t n) {
+  idle_ = false;
+  if (ec) return close();  // the client left, or stayed idle past idleTimeout
+  buffer_.commit(n);
+  readHeader();
+}
+
+void Connection::readHeader() {
+  const auto& options = worker_.server().options;
+  // From the request's first byte on, one deadline for its headers and body.
+  beast::get_lowest_layer(stream_).expires_after(options.requestTimeout);
+  parser_.emplace();
+  parser_->header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(options.maxHeaderBytes, std::numeric_limits<std::uint32_t>::max())));
+  parser_->body_limit(options.maxBodyBytes);
+  http::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](ErrorCode ec, std::size_t) { self->onHeader(ec); });
+}
+
+void Connection::onHeader(ErrorCode ec) {
+  auto& counters = worker_.server().counters;
+  if (ec == http::error::body_limit)
+    return answerError(http::status::payload_too_large, "the request body is too large");
+  if (ec == http::error::header_limit)
+    return answerError(http::status::request_header_fields_too_large,
+                       "the request headers are too large");
+  if (ec == beast::error::timeout) {
+    ++counters.timeouts;
+    return close();
+  }
+  if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+      ec == asio::ssl::error::stream_truncated || ec == asio::error::operation_aborted ||
+      ec == asio::error::connection_reset) {
+    return close();
+  }
+  if (ec) return answerError(http::status::bad_request, "malformed request: " + ec.message());
+  const auto& request = parser_->get();
+  if (request.version() == 11 && request.find(http::field::host) == request.end())
+    return answerError(http::status::bad_request, "an HTTP/1.1 request needs a Host header");
+  if (beast::iequals(request[http::field::expect], "100-continue") && !parser_->is_done()) {
+    // The client waits for this before it sends the body.
+    auto interim = std::make_shared<http::response<http::empty_body>>(http::status::continue_,
+                                                                      request.version());
+    http::async_write(
+        stream_, *interim, [self = shared_from_this(), interim](ErrorCode written, std::size_t) {
+          if (written) return self->close();
+          http::async_read(self->stream_, self->buffer_, *self->parser_,
+                           [self](ErrorCode read, std::size_t) { self->onBody(read); });
+        });
+    return;
+  }
+  http::async_read(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](ErrorCode read, std::size_t) { self->onBody(read); });
+}
+
+void Connection::onBody(ErrorCode ec) {
+  if (ec == http::error::body_limit)
+    return answerError(http::status::payload_too_large, "the request body is too large");
+  if (ec == beast::error::timeout) {
+    ++worker_.server().counters.timeouts;
+    return close();
+  }
+  if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+      ec == asio::ssl::error::stream_truncated || ec == asio::error::operation_aborted ||
+      ec == asio::error::connection_reset || ec == http::error::partial_message) {
+    return close();
+  }
+  if (ec) return answerError(http::status::bad_request, "malformed request: " + ec.message());
+  respond();
+}
+
+// An answer after which the connection is closed: what follows on it is not the start of a
+// request (an unparsed or refused body), or the client is not one to keep.
+void Connection::answerError(http::status status, std::string_view message) {
+  ++worker_.server().counters.malformed;
+  response_ = {};
+  response_.version(11);
+  response_.result(status);
+  response_.set(http::field::content_type, "text/plain");
+  response_.body() = std::string(message) + "\n";
+  response_.keep_alive(false);
+  response_.prepare_payload();
+  beast::get_lowest_layer(stream_).expires_after(worker_.server().options.writeTimeout);
+  http::async_write(stream_, response_, [self = shared_from_this()](ErrorCode ec, std::size_t) {
+    if (ec) return self->close();
+    self->lingerThenClose();
+  });
+}
+
+// After an error answer the client may still be sending (a body refused unread): closing with
+// its bytes unread would reset the connection and could destroy the answer before the client
+// reads it. So the server ends its side (a FIN after the answer, which carries its length, so
+// no TLS close_notify is needed) and reads and drops what still comes, for a short while.
+void Connection::lingerThenClose() {
+  auto& tcpStream = beast::get_lowest_layer(stream_);
+  ErrorCode ignored;
+  tcpStream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  tcpStream.expires_after(kLinger);
+  discard(0);
+}
+
+void Connection::discard(std::size_t dropped) {
+  // Whatever arrives is dropped, so every connection of the thread may share one buffer.
+  thread_local std::array<char, 16 << 10> sink;
+  beast::get_lowest_layer(stream_).async_read_some(
+      asio::buffer(sink), [self = shared_from_this(), dropped](ErrorCode ec, std::size_t n) {
+        if (ec || dropped + n > kLingerBytes) return self->close();
+        self->discard(dropped + n);
+      });
+}
+
+void Connection::respond() {
+  HttpsServer::Impl& server = worker_.server();
+  const auto& request = parser_->get();
+  ++served_;
+  const bool keepAlive = request.keep_alive() && served_ < server.options.keepAliveMaxRequests &&
+                         !server.draining.load(std::memory_order_relaxed);
+  HttpResponse answer;
+  std::string allow;
+  const std::string_view target = view(request.target());
+  const std::string_view path = target.substr(0, target.find('?'));
+  if (const HttpHandler* handler =
+          server.routes.find(view(request.method_string()), path, &allow)) {
+    HttpRequest r;
+    r.method = view(request.method_string());
+    r.path = path;
+    r.body = request.body();
+    r.remotePort = remotePort_;
+    r.header = [&request](std::string_view name) {
+      return view(request[beast::string_view(name.data(), name.size())]);
+    };
+    try {
+      answer = (*handler)(r);
+    } catch (const std::exception& e) {
+      log::error("request handler failed", {{"path", std::string(path)}, {"error", e.what()}});
+      answer = {500, "internal error\n"};
+    } catch (...) {
+      log::error("request handler failed", {{"path", std::string(path)}, {"error", "unknown"}});
+      answer = {500, "internal error\n"};
+    }
+  } else if (!allow.empty()) {
+    answer = {405, "method not allowed\n"};
+  } else {
+    answer = {404, "not found\n"};
+  }
+  response_ = {};
+  response_.version(request.version());
+  response_.result(static_cast<unsigned>(answer.status));
+  response_.set(http::field::content_type, answer.contentType);
+  if (!allow.empty()) response_.set(http::field::allow, allow);
+  response_.body() = std::move(answer.body);
+  response_.keep_alive(keepAlive);
+  response_.prepare_payload();
+  parser_.reset();
+  beast::get_lowest_layer(stream_).expires_after(server.options.writeTimeout);
+  http::async_write(stream_, response_,
+                    [self = shared_from_this(), keepAlive](ErrorCode ec, std::size_t) {
+                      self->onWritten(ec, keepAlive);
+                    });
+}
+
+void Connection::onWritten(ErrorCode ec, bool keepAlive) {
+  if (ec) return close();
+  response_ = {};
+  if (keepAlive) return awaitRequest();
+  // TLS close_notify, then the socket, within a short deadline: the client need not answer.
+  beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(1));
+  stream_.async_shutdown([self = shared_from_this()](ErrorCode) { self->close(); });
+}
+
+void Connection::close() {
+  if (closed_) return;
+  closed_ = true;
+  idle_ = false;
+  ErrorCode ignored;
+  auto& socket = beast::get_lowest_layer(stream_).socket();
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  beast::get_lowest_layer(stream_).close();
+  // Destroyed when the last handler holding it returns.
+  finish();
+}
+
+void Connection::finish() {
+  --worker_.server().counters.open;
+  worker_.forget(*this);
+}
+
+}  // namespace
+
+void HttpsServer::Impl::accept() {
+  Worker& target = *workers[nextWorker];
+  nextWorker = (nextWorker + 1) % workers.size();
+  acceptor->async_accept(target.loop(), [this, &target](ErrorCode ec, tcp::socket socket) {
+    if (!accepting.load()) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // Out of descriptors or memory, for instance: wait a little rather than spin.
+      log::warn("HTTPS server: cannot accept a connection", {{"error", ec.message()}});
+      acceptRetry->expires_after(std::chrono::milliseconds(100));
+      acceptRetry->async_wait([this](ErrorCode e) {
+        if (!e && accepting.load()) accept();
+      });
+      return;
+    }
+    ++counters.connections;
+    if (counters.open.load() >= static_cast<int64_t>(options.maxConnections)) {
+      ++counters.refused;
+      ErrorCode ignored;
+      socket.close(ignored);
+    } else {
+      ErrorCode ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
+      // Made on the worker's own loop: everything of the connection happens there.
+      asio::post(target.loop(), [this, &target, s = std::move(socket)]() mutable {
+        std::make_shared<Connection>(std::move(s), *tls, target)->start();
+      });
+    }
+    accept();
+  });
+}
+
 Result<std::unique_ptr<HttpsServer>> HttpsServer::create(
-    HttpsServerOptions options, const std::function<void(httplib::Server&)>& routes) {
+    HttpsServerOptions options, const std::function<void(Routes&)>& routes) {
   static std::once_flag ignoreSigpipe;
   std::call_once(ignoreSigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
 
-  if (options.threads < 1) return fail("the HTTPS server needs at least one thread");
+  if (options.threads < 0) return fail("the HTTPS server's thread count cannot be negative");
+  if (options.threads == 0)
+    options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (options.reloadCheckInterval <= std::chrono::milliseconds(0))
     return fail("the certificate reload interval must be positive");
+  for (auto t : {options.handshakeTimeout, options.requestTimeout, options.idleTimeout,
+                 options.writeTimeout}) {
+    if (t <= std::chrono::milliseconds(0))
+      return fail("the HTTPS server's timeouts must be positive");
+  }
+  if (options.keepAliveMaxRequests < 1 || options.maxConnections < 1)
+    return fail("the HTTPS server's request and connection limits must be at least 1");
   auto impl = std::make_unique<Impl>(std::move(options));
   const HttpsServerOptions& o = impl->options;
 
@@ -313,92 +703,39 @@ Result<std::unique_ptr<HttpsServer>> HttpsServer::create(
   impl->pair = *pair;
   impl->lastSeen = files.state;
 
-  Impl* raw = impl.get();
-  impl->server = std::make_unique<TlsServer>([raw](SSL_CTX& ctx) {
-    if (SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION) != 1) return false;
-    SSL_CTX_set_options(
-        &ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    // TLS 1.2: forward secrecy and AEAD only (TLS 1.3's suites are all of that kind).
-    if (SSL_CTX_set_cipher_list(&ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1) return false;
-    SSL_CTX_set_cert_cb(&ctx, &Impl::selectCertificate, raw);
-    SSL_CTX_set_info_callback(&ctx, [](const SSL* ssl, int where, int) {
-      if ((where & SSL_CB_HANDSHAKE_START) != 0) connectionFd = SSL_get_fd(ssl);
-    });
-    return true;
-  });
-  if (!impl->server->is_valid()) {
+  impl->tls = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* ctx = impl->tls->native_handle();
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
     return fail("cannot set up TLS" + takeOpensslErrors());
+  SSL_CTX_set_options(
+      ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  // TLS 1.2: forward secrecy and AEAD only (TLS 1.3's suites are all of that kind).
+  if (SSL_CTX_set_cipher_list(ctx, "ECDHE+AESGCM:ECDHE+CHACHA20") != 1)
+    return fail("cannot set up TLS" + takeOpensslErrors());
+  SSL_CTX_set_cert_cb(ctx, &Impl::selectCertificate, impl.get());
+
+  routes(impl->routes);
+
+  for (int i = 0; i < o.threads; ++i)
+    impl->workers.push_back(std::make_unique<Worker>(*impl));
+  try {
+    auto address = asio::ip::make_address(o.host);
+    tcp::endpoint endpoint(address, static_cast<unsigned short>(o.port));
+    impl->acceptor = std::make_unique<tcp::acceptor>(impl->workers[0]->loop());
+    impl->acceptor->open(endpoint.protocol());
+    // SO_REUSEADDR only: SO_REUSEPORT would let two servers share a port silently.
+    impl->acceptor->set_option(tcp::acceptor::reuse_address(true));
+    impl->acceptor->bind(endpoint);
+    impl->acceptor->listen(asio::socket_base::max_listen_connections);
+    impl->port = impl->acceptor->local_endpoint().port();
+  } catch (const boost::system::system_error& e) {
+    return fail("cannot serve HTTPS on " + o.host + ":" + std::to_string(o.port) + ": " +
+                e.code().message());
   }
-  httplib::Server& server = *impl->server;
-  const int threads = o.threads;
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_read_timeout(o.readTimeout);
-  server.set_write_timeout(o.writeTimeout);
-  server.set_keep_alive_timeout(o.keepAliveTimeout.count());
-  server.set_keep_alive_max_count(o.keepAliveMaxRequests);
-  server.set_payload_max_length(o.maxBodyBytes);
-  // cpp-httplib's default also sets SO_REUSEPORT, which would let two servers share a port
-  // silently; a busy port must be an error.
-  // TCP_NODELAY (inherited by the accepted connections): an answer goes out as two TLS
-  // records, and with Nagle's algorithm the second waits for the client's delayed ACK, 40 ms.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-  });
-  server.set_tcp_nodelay(true);
-  // Without this, cpp-httplib answers 500 with the exception's text in a header.
-  server.set_exception_handler(
-      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        std::string what = "unknown exception";
-        try {
-          if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-          what = e.what();
-        } catch (...) {
-        }
-        log::error("request handler failed", {{"path", req.path}, {"error", what}});
-        res.status = 500;
-        res.set_content("internal error\n", "text/plain");
-      });
-
-  routes(server);
-
-  // After `routes`, so that these stay the server's own. cpp-httplib limits a body only by its
-  // Content-Length (larger: 413 before the handler, the body skipped); a chunked body, or one
-  // that runs to the end of the connection, it would read without limit. Such requests are
-  // refused before any of the body is read, and their connection is closed after the answer,
-  // since what follows on it is body, not a request.
-  server.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
-    routedRequest = &req;
-    if (!expectsBody(req.method)) return httplib::Server::HandlerResponse::Unhandled;
-    if (req.has_header("Transfer-Encoding") || !req.has_header("Content-Length")) {
-      res.status = 411;
-      res.set_header("Connection", "close");
-      res.set_content("a request body needs a Content-Length\n", "text/plain");
-      return httplib::Server::HandlerResponse::Handled;
-    }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Runs after each answer is written.
-  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    bool routed = routedRequest == &req;
-    routedRequest = nullptr;
-    if (connectionFd >= 0 && streamOutOfStep(req, res, routed)) {
-      // The read side ends at once; what was written still goes out before the FIN.
-      ::shutdown(connectionFd, SHUT_RDWR);
-    }
-  });
-
-  int port = o.port == 0 ? server.bind_to_any_port(o.host)
-                         : (server.bind_to_port(o.host, o.port) ? o.port : -1);
-  if (port <= 0) {
-    return fail("cannot serve HTTPS on " + o.host + ":" + std::to_string(o.port) +
-                " (address in use, or not an address of this host)");
-  }
-  impl->port = port;
+  impl->acceptRetry.emplace(impl->workers[0]->loop());
   log::info("HTTPS server bound", {{"host", o.host},
-                                   {"port", port},
+                                   {"port", impl->port},
+                                   {"threads", o.threads},
                                    {"certificate", o.certFile.string()},
                                    {"sha256", impl->pair->sha256},
                                    {"notAfter", impl->pair->notAfter}});
@@ -419,19 +756,10 @@ void HttpsServer::start() {
   Impl& impl = *impl_;
   if (impl.started || impl.stopped) return;
   impl.started = true;
-  impl.listener = std::thread([&impl] {
-    bool ok = impl.server->listen_after_bind();
-    impl.listenEnded = true;
-    if (!ok && !impl.stopped) {
-      log::error("the HTTPS server stopped serving: its listening socket failed",
-                 {{"port", impl.port}});
-    }
-  });
-  // httplib's stop() does nothing before the loop runs; wait for it, so that a stop() right
-  // after start() is not lost.
-  while (!impl.server->is_running() && !impl.listenEnded) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  impl.accepting = true;
+  asio::post(impl.workers[0]->loop(), [&impl] { impl.accept(); });
+  for (auto& w : impl.workers)
+    w->run();
   impl.watcher = std::jthread([&impl](std::stop_token stop) { impl.watch(stop); });
 }
 
@@ -443,16 +771,28 @@ void HttpsServer::stop() {
     impl.watcher.request_stop();
     impl.watcher.join();
   }
-  if (impl.started) {
-    impl.server->stop();
-    if (impl.listener.joinable()) impl.listener.join();
-  } else {
-    impl.server->closeUnstarted();
+  if (!impl.started) {
+    ErrorCode ignored;
+    impl.acceptor->close(ignored);
+    return;
   }
+  impl.draining = true;
+  // On the acceptor's loop: no new connections.
+  asio::post(impl.workers[0]->loop(), [&impl] {
+    impl.accepting = false;
+    ErrorCode ignored;
+    impl.acceptor->close(ignored);
+    impl.acceptRetry->cancel();
+  });
+  // Each loop ends when its last connection has closed (every step has a deadline).
+  for (auto& w : impl.workers)
+    w->drain();
+  for (auto& w : impl.workers)
+    w->join();
 }
 
 bool HttpsServer::serving() const {
-  return impl_->server->is_running();
+  return impl_->accepting.load();
 }
 
 std::string HttpsServer::certificateSha256() const {

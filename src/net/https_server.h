@@ -1,6 +1,20 @@
-// HttpsServer: the TLS server pi0-webhook serves on. cpp-httplib's SSLServer underneath, with
-// the certificate and key read from files and picked up again when they change on disk, without
-// closing the listening socket or any open connection.
+// HttpsServer: the TLS server pi0-webhook serves on. An event-driven HTTP/1.1 server
+// (Boost.Beast over Boost.Asio): a few threads, each running its own event loop, serve every
+// connection, so a connection that is idle or slow costs a socket and a few kilobytes, never a
+// thread. The certificate and key are read from files and picked up again when they change on
+// disk, without closing the listening socket or any open connection.
+//
+// Deadlines (none can be extended by a client that trickles bytes):
+// - the TLS handshake must end within handshakeTimeout of the accept;
+// - a request's headers and body must arrive within requestTimeout of its first byte;
+// - a connection may wait idleTimeout for the first byte of its next request (keep-alive);
+// - an answer must be taken by the client within writeTimeout.
+// A connection whose deadline passes is closed. Requests are read as RFC 9112 says: pipelined
+// requests on one connection are answered in order; a Content-Length that is not a number, is
+// negative or is given twice with different values is answered 400 at once, then the
+// connection is closed; a body larger than maxBodyBytes is answered 413 before any of it is
+// read (chunked bodies are counted as they arrive); headers larger than maxHeaderBytes, 431;
+// an HTTP/1.1 request without Host, 400; `Expect: 100-continue` gets its interim answer.
 //
 // Reload: a watcher thread reads both files every `reloadCheckInterval` and compares a SHA-256
 // of their contents with what it saw last (a Kubernetes Secret volume swaps a `..data`
@@ -18,10 +32,10 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
-
-#include <httplib.h>
+#include <string_view>
 
 #include "common/result.h"
 
@@ -33,39 +47,68 @@ struct HttpsServerOptions {
   // PEM files. The certificate file holds the serving certificate first, then any intermediate
   // certificates, which are sent along as the chain.
   std::filesystem::path certFile, keyFile;
-  // Requests whose Content-Length is larger are answered 413 and never reach a handler.
-  // Requests with a body but without a Content-Length (chunked, or none at all) are answered
-  // 411 and the connection is closed, so that no body is ever read without a known bound.
+  // Bodies larger than this are answered 413 and never reach a handler.
   std::size_t maxBodyBytes = 3 << 20;
-  // A client that sends nothing (mid-handshake, mid-request) for this long is disconnected;
-  // a client that does not take the response for writeTimeout likewise.
-  std::chrono::seconds readTimeout{10}, writeTimeout{10};
-  // How long an idle keep-alive connection is kept open, and how many requests one connection
-  // may carry. Each open connection holds one of the `threads` while it lasts.
-  std::chrono::seconds keepAliveTimeout{5};
-  std::size_t keepAliveMaxRequests = 100;
+  // The request line and headers together; larger: 431.
+  std::size_t maxHeaderBytes = 64 << 10;
+  // The deadlines described above.
+  std::chrono::milliseconds handshakeTimeout{5000}, requestTimeout{10000}, idleTimeout{5000},
+      writeTimeout{10000};
+  // Requests one connection may carry; the answer to the last says `Connection: close`.
+  std::size_t keepAliveMaxRequests = 1000;
+  // Connections open at once; a connection over the limit is closed as soon as it is accepted.
+  std::size_t maxConnections = 10000;
   // How often the watcher checks the certificate and key files.
   std::chrono::milliseconds reloadCheckInterval{2000};
-  // Connections served at once; more wait in the accept queue. The apiserver keeps a pool of
-  // connections to a webhook, about one per concurrent admission.
-  int threads = 64;
+  // Event loops (threads) serving the connections; 0: one per CPU.
+  int threads = 0;
+};
+
+// What a handler sees of a request. The views are valid during the handler's call only.
+struct HttpRequest {
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view path;    // the target without its query
+  std::string_view body;
+  int remotePort = 0;
+  // A header's value ("" when absent); the name is case-insensitive.
+  std::function<std::string_view(std::string_view name)> header;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string body;
+  std::string contentType = "text/plain";
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// The server's routes: a path answers the methods registered for it (others: 405 with Allow);
+// an unknown path answers 404. HEAD is not routed (405).
+class Routes {
+ public:
+  void get(std::string path, HttpHandler handler);
+  void post(std::string path, HttpHandler handler);
+
+  // The handler for `method` on `path`, or null; `allow` receives the path's methods (", "-
+  // separated) when the path is known.
+  const HttpHandler* find(std::string_view method, std::string_view path, std::string* allow) const;
+
+ private:
+  std::map<std::string, std::map<std::string, HttpHandler, std::less<>>, std::less<>> byPath_;
 };
 
 // Thread safety: create(), start(), stop() and the destructor from one owner thread;
-// port(), certificateSha256() and counters() from any thread. Handlers registered by `routes`
-// run on the server's threads, several at once.
+// port(), serving(), certificateSha256() and counters() from any thread. Handlers run on the
+// server's threads, several at once, and should not block: a handler holds its event loop.
 class HttpsServer {
  public:
   // Loads the key pair and checks it (both files readable, PEM, the key matches the
   // certificate; otherwise an error that names the file), sets up TLS (1.2 minimum) and binds
-  // (an address in use is an error: SO_REUSEPORT is not set). `routes` registers the handlers
-  // on the underlying httplib::Server (an httplib::SSLServer); it runs once, before create()
-  // returns. The server sets its own pre-routing handler, logger and exception handler after
-  // `routes` (they enforce the body and connection rules above); `routes` must not rely on
-  // setting them. The first call sets SIGPIPE to be ignored: a write to a connection the client
-  // closed must be an error, not the end of the process.
-  static Result<std::unique_ptr<HttpsServer>> create(
-      HttpsServerOptions options, const std::function<void(httplib::Server&)>& routes);
+  // (an address in use is an error: SO_REUSEPORT is not set). `routes` registers the handlers;
+  // it runs once, before create() returns. The first call sets SIGPIPE to be ignored: a write
+  // to a connection the client closed must be an error, not the end of the process.
+  static Result<std::unique_ptr<HttpsServer>> create(HttpsServerOptions options,
+                                                     const std::function<void(Routes&)>& routes);
 
   ~HttpsServer();  // stop()
   HttpsServer(const HttpsServer&) = delete;
@@ -78,19 +121,26 @@ class HttpsServer {
   // At most once.
   void start();
 
-  // Stops accepting, lets requests in flight finish (an idle keep-alive connection ends within
-  // keepAliveTimeout), joins every thread. Idempotent.
+  // Stops accepting, closes idle connections, lets requests in flight finish (their answers
+  // say `Connection: close`), joins every thread. Idempotent.
   void stop();
 
-  // Whether the listening loop is up (start() called, stop() not, the socket did not fail).
+  // Whether the server accepts connections (start() called, stop() not, the socket did not
+  // fail).
   bool serving() const;
 
   // SHA-256 (lowercase hex) of the DER encoding of the certificate new handshakes get now.
   std::string certificateSha256() const;
 
   struct Counters {
-    std::atomic<uint64_t> reloads{0};         // a changed pair was loaded and is served
-    std::atomic<uint64_t> reloadFailures{0};  // a changed pair did not load; the old one stays
+    std::atomic<uint64_t> reloads{0};            // a changed pair was loaded and is served
+    std::atomic<uint64_t> reloadFailures{0};     // a changed pair did not load; the old one stays
+    std::atomic<uint64_t> connections{0};        // accepted
+    std::atomic<int64_t> open{0};                // open now
+    std::atomic<uint64_t> refused{0};            // closed at once: maxConnections were open
+    std::atomic<uint64_t> timeouts{0};           // closed by the handshake or request deadline
+    std::atomic<uint64_t> handshakeFailures{0};  // the TLS handshake failed
+    std::atomic<uint64_t> malformed{0};          // answered 400, 413 or 431 without routing
   };
   const Counters& counters() const;
 

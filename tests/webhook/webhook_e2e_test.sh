@@ -39,7 +39,7 @@ bad_flags "is not NAMESPACE/NAME" "${tls[@]}" --agent-service pi0/pi0-agent \
 bad_flags "renew-before must be shorter" "${tls[@]}" --agent-service pi0/pi0-agent \
   --self-managed-secret pi0/certs --webhook-configuration pi0 --serving-names a \
   --serving-validity 1h --serving-renew-before 2h
-bad_flags "not a number from 1 to 1024" "${tls[@]}" --agent-service pi0/pi0-agent \
+bad_flags "not a number from 1 to 256" "${tls[@]}" --agent-service pi0/pi0-agent \
   --server-threads 0
 bad_flags "give --tls-cert-file" --agent-service pi0/pi0-agent
 e2e_log "ok: bad flags exit 2 and say what is wrong"
