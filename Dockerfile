@@ -32,6 +32,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libcpp-httplib0.11 \
         libfftw3-double3 \
+        libjemalloc2 \
         libprometheus-cpp-core1.0 \
         libsimdjson14 \
         libssl3 \

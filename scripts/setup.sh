@@ -23,6 +23,8 @@ packages=(
   libeigen3-dev libfftw3-dev doctest-dev
   # the webhook's JSON parser, and its server core (Boost.Beast and Boost.Asio, header-only)
   libsimdjson-dev libboost1.81-dev
+  # the webhook's allocator
+  libjemalloc-dev
 )
 if [ "$build_only" -eq 0 ]; then
   packages+=(

@@ -4,8 +4,6 @@
 // /metrics over HTTPS (certificate and key files reloaded when they change). On SIGTERM it
 // reports not ready for --shutdown-delay while still answering, then stops, so that a rolling
 // restart loses no request.
-#include <malloc.h>
-
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -356,9 +354,6 @@ struct Cache {
 
 int run(const Options& options) {
   log::setLevel(options.logLevel);
-  // Dozens of server threads would each get a malloc arena of their own and keep what they
-  // freed; two arenas keep the resident memory near what is in use.
-  mallopt(M_ARENA_MAX, 2);
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -496,12 +491,7 @@ int run(const Options& options) {
     threads.emplace_back([c](std::stop_token stop) { c->reflector.run(stop); });
   }
   threads.emplace_back([&](std::stop_token stop) {
-    (*poller)->run(stop, interval, [&](const fleet::PollRound&) {
-      polledOnce = true;
-      // A round parses a fingerprint per agent, and the caches' first LIST held every Node
-      // whole: give what is free back to the system rather than keep the peak resident.
-      malloc_trim(0);
-    });
+    (*poller)->run(stop, interval, [&](const fleet::PollRound&) { polledOnce = true; });
   });
   if (selfManaged) {
     threads.emplace_back([&](std::stop_token stop) { selfManaged->run(stop); });
