@@ -39,7 +39,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-duration=8s connections=32 rounds=2 warmup=3s
+duration=8s connections=32 rounds=2 warmup=3s profile=0
 webhook=${PI0_WEBHOOK:-$root/build/release/webhook/pi0-webhook}
 agent=${PI0_AGENT:-$root/build/release/agent/pi0-agent}
 
@@ -59,6 +59,8 @@ Flags:
   --webhook PATH     pi0-webhook binary (default build/release/webhook/pi0-webhook, or
                      \$PI0_WEBHOOK)
   --agent PATH       pi0-agent binary (default build/release/agent/pi0-agent, or \$PI0_AGENT)
+  --profile          then one more pi0 run under perf (cpu-clock samples): where its CPU goes,
+                     by library and by function
   --help             print this help
 EOF
 }
@@ -74,6 +76,7 @@ while (($#)); do
     --warmup) warmup=${2:?--warmup needs a value}; shift 2 ;;
     --webhook) webhook=${2:?--webhook needs a value}; shift 2 ;;
     --agent) agent=${2:?--agent needs a value}; shift 2 ;;
+    --profile) profile=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "webhook_vs_go: unknown flag '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -85,6 +88,7 @@ done
 for d in "$duration" "$warmup"; do
   [[ $d =~ ^[1-9][0-9]*[smh]?$ ]] || die "'$d' is not a duration like 8s or 2m"
 done
+((!profile)) || command -v perf >/dev/null || die "--profile needs perf: apt-get install linux-perf"
 [[ -x $webhook ]] || die "no pi0-webhook at '$webhook'; run scripts/build.sh release first"
 [[ -x $agent ]] || die "no pi0-agent at '$agent'; run scripts/build.sh release first"
 webhook=$(realpath "$webhook")
@@ -178,3 +182,23 @@ echo "wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'); the body: $(e2e_json '
 print("%s, %d bytes" % (d[0]["name"], d[0]["bytes"]))' <"$work/reviews/index.json"); this machine: \
 $(nproc) CPUs shared by wrk, both servers, the agents and the control plane"
 bench side-by-side "$work/runs/side-by-side.jsonl"
+
+if ((profile)); then
+  # cpu-clock is a software event: it works where the VM offers no hardware counters.
+  seconds=$(python3 -c 'import sys; d=sys.argv[1]; print(float(d[:-2])/1000 if d.endswith("ms") else float(d.rstrip("s")))' "$duration")
+  perf record -q -e cpu-clock -F 2000 -g -p "$webhook_pid" -o "$work/perf.data" -- sleep "$seconds" \
+    >"$work/perf.log" 2>&1 &
+  perf_pid=$!
+  bench_wrk "${BENCH_URL[pi0]}/validate-pods" "$connections" "$duration" "$work/wrk-profile.txt" \
+    "${bodies[@]}" || { cat "$work/wrk-profile.txt" >&2; e2e_fail "wrk failed under perf"; }
+  wait "$perf_pid" || { cat "$work/perf.log" >&2; e2e_fail "perf record failed"; }
+  echo
+  echo "pi0-webhook under perf ($(awk '/Requests\/sec/ { printf "%.0f reviews/s", $2 }' \
+    "$work/wrk-profile.txt") while sampled): its CPU by library, then by function (self time)"
+  # awk stops printing, not reading: a closed pipe would end the script (pipefail).
+  perf report -i "$work/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n++ < 12 { print "  " $0 }'
+  echo
+  perf report -i "$work/perf.data" --stdio --no-children --sort dso,sym -g none 2>/dev/null |
+    awk '/^ +[0-9.]+%/ && n++ < 45 { print "  " substr($0, 1, 150) }'
+fi
