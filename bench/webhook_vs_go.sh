@@ -39,7 +39,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-duration=8s connections=32 rounds=2 warmup=3s profile=0
+duration=8s connections=32 rounds=2 warmup=3s profile=0 slow=0
 webhook=${PI0_WEBHOOK:-$root/build/release/webhook/pi0-webhook}
 agent=${PI0_AGENT:-$root/build/release/agent/pi0-agent}
 
@@ -59,6 +59,8 @@ Flags:
   --webhook PATH     pi0-webhook binary (default build/release/webhook/pi0-webhook, or
                      \$PI0_WEBHOOK)
   --agent PATH       pi0-agent binary (default build/release/agent/pi0-agent, or \$PI0_AGENT)
+  --slow-clients     then, for each server, the latency of reviews alone and beside 200 idle
+                     and slow connections (bench/slow_clients.py)
   --profile          then one more pi0 run under perf (cpu-clock samples): where its CPU goes,
                      by library and by function
   --help             print this help
@@ -77,6 +79,7 @@ while (($#)); do
     --webhook) webhook=${2:?--webhook needs a value}; shift 2 ;;
     --agent) agent=${2:?--agent needs a value}; shift 2 ;;
     --profile) profile=1; shift ;;
+    --slow-clients) slow=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "webhook_vs_go: unknown flag '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -182,6 +185,15 @@ echo "wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }'); the body: $(e2e_json '
 print("%s, %d bytes" % (d[0]["name"], d[0]["bytes"]))' <"$work/reviews/index.json"); this machine: \
 $(nproc) CPUs shared by wrk, both servers, the agents and the control plane"
 bench side-by-side "$work/runs/side-by-side.jsonl"
+
+if ((slow)); then
+  for name in go pi0; do
+    echo
+    echo "$name: reviews one after the other on one connection, alone and beside 200 idle and slow ones"
+    python3 "$root/bench/slow_clients.py" "${BENCH_URL[$name]}/validate-pods" "$work/ca.crt" \
+      "${bodies[0]}" | sed 's/^/  /' || e2e_fail "a review failed beside the slow clients ($name)"
+  done
+fi
 
 if ((profile)); then
   # cpu-clock is a software event: it works where the VM offers no hardware counters.
