@@ -79,6 +79,10 @@ need openssl openssl
 need curl curl
 need etcd etcd-server
 [[ -x /usr/bin/python3 ]] || { echo "demo: /usr/bin/python3 is missing" >&2; exit 2; }
+# The demo's Python helpers ignore SIGINT. Ctrl-C reaches the whole process group, and an
+# interpreter it hits while starting prints a traceback of its own start-up; the demo's trap
+# stops whatever runs instead. (Python keeps SIGINT ignored when it starts with it ignored.)
+py3() { env --ignore-signal=INT /usr/bin/python3 "$@"; }
 [[ -d $build_dir ]] || missing_build "no build directory '$build_dir'"
 build_dir=$(cd "$build_dir" && pwd)
 agent_bin=$build_dir/agent/pi0-agent
@@ -660,7 +664,7 @@ if __name__ == "__main__":
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
 PY
-demo_py=(env "DEMO_NS=$NS" "DEMO_WORK=$work" /usr/bin/python3 "$work/demo.py")
+demo_py=(env --ignore-signal=INT "DEMO_NS=$NS" "DEMO_WORK=$work" /usr/bin/python3 "$work/demo.py")
 demo_py() { "${demo_py[@]}" "$@"; }
 # interruptible CMD...: runs CMD and waits for it in the `wait` builtin, so that SIGTERM or
 # SIGINT reach the trap at once rather than once CMD is done; the trap stops CMD.
@@ -917,7 +921,7 @@ all_ready+=' and M.get("level") == "normal" and len(C) == 5 and all(s == "Active
 interruptible "${demo_py[@]}" wait 180 "$all_ready" ||
   demo_fail "the shop's workloads did not all become ready in 180 s"
 demo_py snapshot >"$work/original.json"
-pods_total=$(/usr/bin/python3 -c 'import json, sys; print(sum(json.load(open(sys.argv[1])).values()))' \
+pods_total=$(py3 -c 'import json, sys; print(sum(json.load(open(sys.argv[1])).values()))' \
   "$work/original.json")
 say setup "$pods_total pods admitted by pi0-webhook, scheduled, and Running (fake kubelet);" \
   "every Channel Active"
@@ -936,7 +940,7 @@ probe() {
     result reason="" message
   labels="{app: demo-probe${channel:+, stability.pi0.io/channel: $channel}}"
   interruptible sleep 1 # the watcher prints what led here first
-  /usr/bin/python3 - "$work/probes.json" "$name" <<'PY'
+  py3 - "$work/probes.json" "$name" <<'PY'
 import json, sys
 names = json.load(open(sys.argv[1])) + [sys.argv[2]]
 json.dump(names, open(sys.argv[1], "w"))
@@ -968,7 +972,7 @@ YAML
 }
 # record_probe NAME EXPECT RESULT REASON MESSAGE: one admission decision for the summary.
 record_probe() {
-  /usr/bin/python3 - "$work/probe-results.json" "$@" <<'PY'
+  py3 - "$work/probe-results.json" "$@" <<'PY'
 import json, sys
 path, name, expect, result, reason, message = sys.argv[1:7]
 results = json.load(open(path)) + [{"name": name, "expect": expect, "result": result,
@@ -1004,7 +1008,7 @@ YAML
 }
 # webhook_denial_reason POD: the reason pi0-webhook logged when it last denied POD.
 webhook_denial_reason() {
-  /usr/bin/python3 - "$work/webhook.log" "$1" reason <<'PY'
+  py3 - "$work/webhook.log" "$1" reason <<'PY'
 import json, sys
 log, pod, field = sys.argv[1:4]
 value = ""
@@ -1025,7 +1029,7 @@ current_cpu=0.30
 cpu_for() { # cpu_for TARGET: the synthetic nodes' cpu that makes ℓ TARGET
   local real
   real=$(demo_py peak "${agent_url[$this_node]}") || real=0.5
-  /usr/bin/python3 -c '
+  py3 -c '
 import sys
 target, real, n_real, n_syn, count = (float(x) for x in sys.argv[1:6])
 total = n_real + n_syn * count
@@ -1040,7 +1044,7 @@ print("%.3f" % min(1.0, max(0.0, (target * total - real * n_real) / (n_syn * cou
 load_to() {
   local target=$1 to seconds wave verb
   to=$(cpu_for "$target")
-  read -r seconds verb < <(/usr/bin/python3 -c 'import sys
+  read -r seconds verb < <(py3 -c 'import sys
 a, b, r = map(float, sys.argv[1:4])
 print(max(1, round(abs(b - a) / r)), "rises" if b > a else "falls")' "$current_cpu" "$to" "$rise")
   wave="{wave: sum, of: [{wave: ramp, from: $current_cpu, to: $to, overSeconds: $seconds},"
@@ -1059,7 +1063,7 @@ until_true() {
 }
 
 # The live log, printed by the watcher (its output is the demo's).
-DEMO_NS=$NS DEMO_WORK=$work /usr/bin/python3 "$work/demo.py" watch 0.5 </dev/null &
+DEMO_NS=$NS DEMO_WORK=$work env --ignore-signal=INT /usr/bin/python3 "$work/demo.py" watch 0.5 </dev/null &
 pids+=("$!")
 pid_names+=(watcher)
 
@@ -1110,7 +1114,7 @@ headline "summary"
 {
   for i in "${!pids[@]}"; do printf '%s\t%s\n' "${pid_names[i]}" "${pids[i]}"; done
   for f in "$PI0_CLUSTER_DIR"/pids/*.pid; do printf '%s\t%s\n' "$(basename "$f" .pid)" "$(<"$f")"; done
-} | /usr/bin/python3 -c 'import json, sys
+} | py3 -c 'import json, sys
 json.dump(dict(line.rstrip("\n").split("\t") for line in sys.stdin), sys.stdout)' >"$work/processes.json"
 summary_rc=0
 demo_py summary "$summary_json" "$operator_url" "https://127.0.0.1:$webhook_port" \
