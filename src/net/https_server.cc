@@ -584,9 +584,6 @@ void Connection::respond() {
     r.path = path;
     r.body = request.body();
     r.remotePort = remotePort_;
-    r.header = [&request](std::string_view name) {
-      return view(request[beast::string_view(name.data(), name.size())]);
-    };
     try {
       answer = (*handler)(r);
     } catch (const std::exception& e) {

@@ -70,8 +70,6 @@ struct HttpRequest {
   std::string_view path;    // the target without its query
   std::string_view body;
   int remotePort = 0;
-  // A header's value ("" when absent); the name is case-insensitive.
-  std::function<std::string_view(std::string_view name)> header;
 };
 
 struct HttpResponse {
