@@ -48,6 +48,9 @@ struct SpectrumAnalyzer::Impl {
   fftw_plan inverse = nullptr;
   std::vector<double> power;       // P[k], index k (0 unused)
   std::vector<std::size_t> order;  // bins 1..N/2 sorted by power
+  std::vector<double> model;       // x̂, the spectral model at each sample
+  std::vector<double> scratch;     // the forecast's working space
+  ForecastOptions forecast;
 
   ~Impl() {
     std::lock_guard lock(plannerMutex());
@@ -60,7 +63,8 @@ struct SpectrumAnalyzer::Impl {
   }
 };
 
-Result<SpectrumAnalyzer> SpectrumAnalyzer::create(std::size_t n, std::size_t k) {
+Result<SpectrumAnalyzer> SpectrumAnalyzer::create(std::size_t n, std::size_t k,
+                                                  ForecastOptions forecast) {
   if (n < 8 || n % 2 != 0) {
     return fail("window length must be even and at least 8, got " + std::to_string(n));
   }
@@ -68,7 +72,9 @@ Result<SpectrumAnalyzer> SpectrumAnalyzer::create(std::size_t n, std::size_t k) 
     return fail("model bins K must be in 1.." + std::to_string(n / 2) + ", got " +
                 std::to_string(k));
   }
+  if (auto ok = validate(forecast, n); !ok) return fail("forecast: " + ok.error().message);
   auto impl = std::make_unique<Impl>();
+  impl->forecast = forecast;
   impl->n = n;
   impl->k = k;
   const std::size_t bins = n / 2 + 1;
@@ -89,6 +95,8 @@ Result<SpectrumAnalyzer> SpectrumAnalyzer::create(std::size_t n, std::size_t k) 
   if (!impl->forward || !impl->inverse) return fail("FFTW could not make a plan");
   impl->power.assign(bins, 0.0);
   impl->order.resize(n / 2);
+  impl->model.assign(n, 0.0);
+  impl->scratch.assign(n, 0.0);
   return SpectrumAnalyzer(std::move(impl));
 }
 
@@ -99,6 +107,10 @@ SpectrumAnalyzer::~SpectrumAnalyzer() = default;
 
 std::size_t SpectrumAnalyzer::size() const {
   return impl_->n;
+}
+
+const ForecastOptions& SpectrumAnalyzer::forecastOptions() const {
+  return impl_->forecast;
 }
 
 SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
@@ -131,7 +143,8 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
 
   // A window whose variation is below rounding noise is flat: no rhythm, the model is μ.
   const double flatPower = 1e-24 * nd * nd;
-  double modelPeak = all.mean;
+  std::fill(s.model.begin(), s.model.end(), all.mean);
+  out.modelPeak = all.mean;
   if (total > flatPower) {
     std::iota(s.order.begin(), s.order.end(), std::size_t{1});
     // Only the K strongest are used: strongest first; ties go to the lower frequency so
@@ -162,18 +175,20 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
     fftw_execute(s.inverse);
 
     double ss = 0;
-    modelPeak = -INFINITY;
+    out.modelPeak = -INFINITY;
     for (std::size_t i = 0; i < n; ++i) {
-      double xhat = s.modelOut[i] / nd + all.mean;
+      const double xhat = s.modelOut[i] / nd + all.mean;
+      s.model[i] = xhat;
       ss += (x[i] - xhat) * (x[i] - xhat);
-      modelPeak = std::max(modelPeak, xhat);
+      out.modelPeak = std::max(out.modelPeak, xhat);
     }
     out.gates.fitError = std::sqrt(ss / nd);
   }
 
-  const double peak = std::max(all.mean + 2 * all.stddev, modelPeak);
-  out.projectedPeak = clip01(peak);
-  out.gates.isolation = clip01(1.0 - peak);
+  out.forecast =
+      gate::forecast(x, s.model, out.dominantBin, out.gates.lambda1, s.forecast, s.scratch);
+  out.projectedPeak = out.forecast.peakWithin(static_cast<double>(s.forecast.horizon));
+  out.gates.isolation = 1.0 - out.projectedPeak;
   return out;
 }
 

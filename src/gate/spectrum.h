@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "gate/forecast.h"
 
 namespace pi0::gate {
 
@@ -16,14 +17,16 @@ struct GateMetrics {
   double lambda1 = 0;      // share of the variation's power in the strongest bin
   double fitError = 0;     // RMS residual of DC + the K strongest bins
   double gluingDelta = 0;  // disagreement between the two halves of the window
-  double isolation = 0;    // 1 - projected peak, clipped to [0,1]
+  double isolation = 0;    // 1 - projectedPeak
 };
 
 struct SignalAnalysis {
   GateMetrics gates;
   double mean = 0;
   double stddev = 0;             // population standard deviation
-  double projectedPeak = 0;      // max(mean + 2 stddev, max of the K-bin model), clipped to [0,1]
+  Forecast forecast;             // the forecast path (docs/forecast.md)
+  double projectedPeak = 0;      // forecast.peakWithin(horizon): the peak expected within H
+  double modelPeak = 0;          // max of the spectral model x̂ over the window (μ when flat)
   std::size_t dominantBin = 0;   // k* in 1..N/2; 0 when the window is flat
   std::vector<double> spectrum;  // |X[k]| for k = 1..N/2, scaled to unit L2 norm (zeros if flat)
   double entropy = 0;  // Shannon entropy of P[k]/ΣP over the N/2 bins, divided by log(N/2)
@@ -41,13 +44,15 @@ struct SignalAnalysis {
 class SpectrumAnalyzer {
  public:
   // n: window length (even, >= 8); k: number of strongest bins kept by the model (1..n/2).
-  static Result<SpectrumAnalyzer> create(std::size_t n, std::size_t k = 4);
+  static Result<SpectrumAnalyzer> create(std::size_t n, std::size_t k = 4,
+                                         ForecastOptions forecast = {});
 
   SpectrumAnalyzer(SpectrumAnalyzer&&) noexcept;
   SpectrumAnalyzer& operator=(SpectrumAnalyzer&&) noexcept;
   ~SpectrumAnalyzer();
 
   std::size_t size() const;
+  const ForecastOptions& forecastOptions() const;
 
   // window.size() must equal size(); samples oldest first.
   SignalAnalysis analyze(std::span<const double> window);

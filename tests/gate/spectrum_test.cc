@@ -64,7 +64,8 @@ TEST_CASE("a constant c: lambda_int = c, isolation = 1 - c, every other metric 0
 TEST_CASE("a sine of period 8 samples is one rhythm that the model explains exactly") {
   auto a = analyzer();
   const double mean = 0.4, amp = 0.2;
-  auto r = a.analyze(sine(mean, amp, 8, 0.3));
+  const auto x = sine(mean, amp, 8, 0.3);
+  auto r = a.analyze(x);
   // Period 8 over 64 samples is bin 64/8 = 8; all the variation is in it.
   CHECK(r.dominantBin == 8);
   CHECK(r.dominantPeriodSeconds(kN, 1.0) == doctest::Approx(8.0));
@@ -73,10 +74,15 @@ TEST_CASE("a sine of period 8 samples is one rhythm that the model explains exac
   CHECK(r.gates.fitError == doctest::Approx(0.0).epsilon(1e-9));
   // Each half holds 4 whole periods: same mean and std.
   CHECK(r.gates.gluingDelta == doctest::Approx(0.0).epsilon(1e-9));
-  // σ of a sine is A/√2; μ + 2σ = 0.4 + 0.2·√2 beats the model's peak μ + A = 0.6.
+  // σ of a sine is A/√2. The forecast's peak is the rhythm's crest, the highest sample of a
+  // period (the model leaves no noise and the period fits the horizon), not the first
+  // definition's μ + 2σ = μ + A·√2.
   const double sigma = amp / std::sqrt(2.0);
+  const double crest = *std::max_element(x.begin(), x.end());
   CHECK(r.stddev == doctest::Approx(sigma));
-  CHECK(r.gates.isolation == doctest::Approx(1 - mean - 2 * sigma));
+  CHECK(r.modelPeak == doctest::Approx(crest));
+  CHECK(r.projectedPeak == doctest::Approx(crest));
+  CHECK(r.gates.isolation == doctest::Approx(1 - crest));
   // All the power in one bin: the normalized spectrum is a unit vector, entropy 0.
   CHECK(r.spectrum[7] == doctest::Approx(1.0));
   CHECK(r.entropy == doctest::Approx(0.0).epsilon(1e-9));
@@ -102,8 +108,8 @@ TEST_CASE("a saturated signal has no headroom") {
   auto a = analyzer();
   std::vector<double> x(kN, 1.0);
   CHECK(a.analyze(x).gates.isolation == 0.0);
-  // Near-saturated with a rhythm: μ + 2σ > 1, clipped to 0, never negative.
-  auto r = a.analyze(sine(0.95, 0.05, 16));
+  // Near-saturated with a rhythm: the crest μ + A = 1.05 > 1, clipped to 0, never negative.
+  auto r = a.analyze(sine(0.95, 0.1, 16));
   CHECK(r.gates.isolation == 0.0);
   CHECK(r.projectedPeak == 1.0);
 }
