@@ -3,6 +3,7 @@
 #include <prometheus/family.h>
 
 #include <cstdlib>
+#include <limits>
 
 namespace pi0::agent {
 namespace {
@@ -67,18 +68,18 @@ AgentMetrics::AgentMetrics(std::string_view version)
       isolation_(gauge(*registry_, "pi0_node_gate_isolation",
                        "Gate isolation: headroom left after the projected peak, in [0,1].")),
       projectedPeak_(gauge(*registry_, "pi0_node_projected_peak_ratio",
-                           "Projected peak of the signal: max(mean + 2 std, model peak).")),
+                           "Forecast of the signal's highest value over the horizon "
+                           "(docs/forecast.md).")),
       period_(gauge(*registry_, "pi0_node_signal_dominant_period_seconds",
                     "Period of the strongest rhythm; 0 when the window is flat.")),
       entropy_(gauge(*registry_, "pi0_node_signal_spectral_entropy",
                      "Spectral entropy of the window, normalized to [0,1].")),
-      memoryGrowth_(gauge(*registry_, "pi0_node_memory_growth_bytes_per_second",
-                          "Slope of memory use over the window (least squares).")
-                        .Add({})),
-      memoryExhaustion_(gauge(*registry_, "pi0_node_memory_exhaustion_seconds",
-                              "Projected seconds until memory runs out at the current slope; "
-                              "+Inf when not growing or no clear trend.")
-                            .Add({})),
+      secondsToTrouble_(gauge(*registry_, "pi0_node_seconds_to_trouble",
+                              "Early warning: seconds until the signal's forecast crosses its "
+                              "trouble line (saturation; the pressure line for PSI); 0 = at or "
+                              "over it now; +Inf = not expected.")),
+      trend_(gauge(*registry_, "pi0_node_forecast_trend_ratio_per_second",
+                   "The signal's steady rising trend, ratio per second; 0 when none.")),
       memoryTotal_(gauge(*registry_, "pi0_node_memory_total_bytes", "MemTotal of the node.")),
       memoryAvailable_(
           gauge(*registry_, "pi0_node_memory_available_bytes", "MemAvailable of the node.")),
@@ -129,7 +130,8 @@ void AgentMetrics::setStateRestored(bool restored) {
 }
 
 void AgentMetrics::setSignal(const std::string& signal, double current,
-                             const gate::SignalAnalysis* analysis, double dominantPeriodSeconds) {
+                             const gate::SignalAnalysis* analysis, double dominantPeriodSeconds,
+                             std::optional<double> secondsToTrouble, double intervalSeconds) {
   auto it = signals_.find(signal);
   if (it == signals_.end()) {
     const prometheus::Labels labels{{"signal", signal}};
@@ -139,7 +141,8 @@ void AgentMetrics::setSignal(const std::string& signal, double current,
                                            &lambda1_.Add(labels), &fitError_.Add(labels),
                                            &gluingDelta_.Add(labels), &isolation_.Add(labels),
                                            &projectedPeak_.Add(labels), &period_.Add(labels),
-                                           &entropy_.Add(labels)})
+                                           &entropy_.Add(labels), &secondsToTrouble_.Add(labels),
+                                           &trend_.Add(labels)})
              .first;
   }
   SignalSeries& s = it->second;
@@ -155,6 +158,8 @@ void AgentMetrics::setSignal(const std::string& signal, double current,
   s.projectedPeak->Set(analysis->projectedPeak);
   s.period->Set(dominantPeriodSeconds);
   s.entropy->Set(analysis->entropy);
+  s.secondsToTrouble->Set(secondsToTrouble.value_or(std::numeric_limits<double>::infinity()));
+  s.trend->Set(analysis->forecast.trendPerSample / intervalSeconds);
 }
 
 void AgentMetrics::removeSignal(const std::string& signal) {
@@ -172,12 +177,9 @@ void AgentMetrics::removeSignal(const std::string& signal) {
   projectedPeak_.Remove(s.projectedPeak);
   period_.Remove(s.period);
   entropy_.Remove(s.entropy);
+  secondsToTrouble_.Remove(s.secondsToTrouble);
+  trend_.Remove(s.trend);
   signals_.erase(it);
-}
-
-void AgentMetrics::setMemoryTrend(const gate::ExhaustionTrend& trend, double totalBytes) {
-  memoryGrowth_.Set(trend.slopePerSecond * totalBytes);
-  memoryExhaustion_.Set(trend.secondsToExhaustion);
 }
 
 AgentMetrics::RawSeries AgentMetrics::makeRawSeries(substrates::GaugeKind kind,

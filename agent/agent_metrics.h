@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,7 +20,6 @@
 #include <prometheus/registry.h>
 
 #include "gate/spectrum.h"
-#include "gate/trend.h"
 #include "sampler.h"
 
 namespace pi0::agent {
@@ -39,11 +39,12 @@ class AgentMetrics {
   void countStateWrite(bool ok);
   void setStateRestored(bool restored);
 
-  // Current value and, once the window is full, the analysis of one signal.
+  // Current value and, once the window is full, the analysis of one signal and its early
+  // warning (seconds until its forecast crosses its trouble line; none: +Inf).
   void setSignal(const std::string& signal, double current, const gate::SignalAnalysis* analysis,
-                 double dominantPeriodSeconds);
+                 double dominantPeriodSeconds, std::optional<double> secondsToTrouble,
+                 double intervalSeconds);
   void removeSignal(const std::string& signal);
-  void setMemoryTrend(const gate::ExhaustionTrend& trend, double totalBytes);
   // Raw values from the samplers. A round is bracketed by beginRound() and endRound(); a series
   // that was not set during a round (a GPU that is gone, a probe result that was discarded) is
   // removed at its end rather than left showing its last value.
@@ -64,6 +65,8 @@ class AgentMetrics {
     prometheus::Gauge* projectedPeak;
     prometheus::Gauge* period;
     prometheus::Gauge* entropy;
+    prometheus::Gauge* secondsToTrouble;
+    prometheus::Gauge* trend;
   };
 
   std::shared_ptr<prometheus::Registry> registry_;
@@ -87,8 +90,8 @@ class AgentMetrics {
   prometheus::Family<prometheus::Gauge>& projectedPeak_;
   prometheus::Family<prometheus::Gauge>& period_;
   prometheus::Family<prometheus::Gauge>& entropy_;
-  prometheus::Gauge& memoryGrowth_;
-  prometheus::Gauge& memoryExhaustion_;
+  prometheus::Family<prometheus::Gauge>& secondsToTrouble_;
+  prometheus::Family<prometheus::Gauge>& trend_;
 
   prometheus::Family<prometheus::Gauge>& memoryTotal_;
   prometheus::Family<prometheus::Gauge>& memoryAvailable_;

@@ -4,14 +4,13 @@
 #include <cmath>
 
 #include "common/log.h"
-#include "gate/trend.h"
 
 namespace pi0::agent {
 
 Result<std::unique_ptr<Collector>> Collector::create(CollectorConfig config,
                                                      AgentMetrics& metrics) {
   if (config.intervalSeconds <= 0) return fail("the sampling interval must be positive");
-  auto analyzer = gate::SpectrumAnalyzer::create(config.window);
+  auto analyzer = gate::SpectrumAnalyzer::create(config.window, 4, config.forecast);
   if (!analyzer) return fail("window: " + analyzer.error().message);
   return std::unique_ptr<Collector>(
       new Collector(std::move(config), metrics, std::move(*analyzer)));
@@ -26,6 +25,7 @@ Collector::Collector(CollectorConfig config, AgentMetrics& metrics, gate::Spectr
   first->node = config_.node;
   first->intervalSeconds = config_.intervalSeconds;
   first->windowSize = config_.window;
+  first->horizonSeconds = static_cast<double>(config_.forecast.horizon) * config_.intervalSeconds;
   first->timestamp = std::chrono::system_clock::now();
   snapshot_ = std::move(first);
 }
@@ -73,10 +73,8 @@ void Collector::step(substrates::Clock::time_point now,
       s.window.push(std::clamp(reading.ratio, 0.0, 1.0));
       s.lastRound = round_;
     }
-    for (const auto& gauge : sample->gauges) {
-      if (gauge.kind == substrates::GaugeKind::kMemoryTotalBytes) memoryTotalBytes_ = gauge.value;
+    for (const auto& gauge : sample->gauges)
       metrics_.setGauge(gauge);
-    }
   }
   metrics_.endRound();
   // A signal whose source stopped reporting it (a lost GPU, an unplugged NIC) is dropped once
@@ -100,6 +98,7 @@ void Collector::publish(std::chrono::system_clock::time_point wallNow) {
   snap->timestamp = wallNow;
   snap->intervalSeconds = config_.intervalSeconds;
   snap->windowSize = config_.window;
+  snap->horizonSeconds = static_cast<double>(config_.forecast.horizon) * config_.intervalSeconds;
   snap->missing = missing_;
   snap->windowFill = signals_.empty() ? 0.0 : 1.0;
   snap->ready = !signals_.empty();
@@ -117,10 +116,9 @@ void Collector::publish(std::chrono::system_clock::time_point wallNow) {
       state.analysis = analyzer_.analyze(values);
       state.mean = state.analysis->mean;
       state.stddev = state.analysis->stddev;
-      if (name == "memory") {
-        snap->memoryTrend = gate::exhaustionTrend(values, config_.intervalSeconds);
-        metrics_.setMemoryTrend(*snap->memoryTrend, memoryTotalBytes_);
-      }
+      state.troubleLine = gate::troubleLine(name, config_.troubleLines);
+      if (auto samples = state.analysis->forecast.samplesUntil(state.troubleLine))
+        state.secondsToTrouble = *samples * config_.intervalSeconds;
     } else {
       double sum = 0, ss = 0;
       for (double v : values)
@@ -133,7 +131,8 @@ void Collector::publish(std::chrono::system_clock::time_point wallNow) {
     const double period = state.analysis ? state.analysis->dominantPeriodSeconds(
                                                config_.window, config_.intervalSeconds)
                                          : 0.0;
-    metrics_.setSignal(name, state.current, state.analysis ? &*state.analysis : nullptr, period);
+    metrics_.setSignal(name, state.current, state.analysis ? &*state.analysis : nullptr, period,
+                       state.secondsToTrouble, config_.intervalSeconds);
     snap->windowFill = std::min(snap->windowFill, s.window.fill());
     snap->ready = snap->ready && s.window.full();
     snap->signals.push_back(std::move(state));

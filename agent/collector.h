@@ -25,6 +25,8 @@ struct CollectorConfig {
   std::string node;
   std::size_t window = 64;
   double intervalSeconds = 1;
+  gate::ForecastOptions forecast;
+  gate::TroubleLines troubleLines;
 };
 
 class Collector {
@@ -74,7 +76,6 @@ class Collector {
   std::function<nlohmann::json()> gpuInfo_;
   std::map<std::string, SignalSlot, std::less<>> signals_;
   std::vector<double> scratch_;
-  double memoryTotalBytes_ = 0;
   std::uint64_t round_ = 0;
 
   mutable std::mutex snapshotMutex_;

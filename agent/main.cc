@@ -99,8 +99,10 @@ int run(const Options& options) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   AgentMetrics metrics(PI0_VERSION);
-  auto collector = Collector::create(
-      CollectorConfig{options.nodeName, options.window, options.intervalSeconds}, metrics);
+  CollectorConfig config{options.nodeName, options.window, options.intervalSeconds};
+  config.forecast.horizon = options.horizon;
+  config.troubleLines.pressure = options.pressureLine;
+  auto collector = Collector::create(std::move(config), metrics);
   if (!collector) {
     log::error("invalid configuration", {{"error", collector.error().message}});
     return 2;

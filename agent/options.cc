@@ -39,6 +39,10 @@ Flags:
   --listen HOST:PORT          address to serve on (default 0.0.0.0:9560; port 0 = any)
   --interval DURATION         sampling interval, e.g. 1s, 250ms (default 1s)
   --window N                  samples per window, even, >= 8 (default 64)
+  --horizon N                 samples the projected peak looks ahead, 1..4096 (default 30:
+                              30 s at the default interval); see docs/forecast.md
+  --pressure-line PERCENT     PSI some avg10 that means trouble, 1..100 (default 20); the
+                              early warning counts the seconds until a PSI forecast crosses it
   --host-root PATH            where the host's /proc and /sys are (default /; /host in a pod)
   --node-name NAME            node name in the fingerprint (default $NODE_NAME, else hostname)
   --state-dir DIR             save the window here and reload it at start (default: off)
@@ -95,6 +99,22 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
         return fail("--window: '" + *v + "' is not an even number of samples in 8..4096");
       }
       o.window = *n;
+    } else if (flag == "--horizon") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      auto n = parseUint(*v);
+      if (!n || *n < 1 || *n > 4096) {
+        return fail("--horizon: '" + *v + "' is not a number of samples in 1..4096");
+      }
+      o.horizon = *n;
+    } else if (flag == "--pressure-line") {
+      auto v = next();
+      if (!v) return fail(v.error().message);
+      auto n = parseUint(*v);
+      if (!n || *n < 1 || *n > 100) {
+        return fail("--pressure-line: '" + *v + "' is not a whole percent in 1..100");
+      }
+      o.pressureLine = static_cast<double>(*n) / 100.0;
     } else if (flag == "--host-root") {
       auto v = next();
       if (!v) return fail(v.error().message);

@@ -22,6 +22,8 @@ struct Options {
   ListenAddress listen;
   double intervalSeconds = 1.0;
   std::size_t window = 64;
+  std::size_t horizon = 30;   // samples the projected peak looks ahead
+  double pressureLine = 0.2;  // PSI some avg10 ratio that means trouble
   std::filesystem::path hostRoot = "/";
   std::string nodeName;            // --node-name, else $NODE_NAME, else the host name
   std::filesystem::path stateDir;  // empty: no warm restart

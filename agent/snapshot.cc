@@ -1,5 +1,6 @@
 #include "agent/snapshot.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/timestamp.h"
@@ -7,9 +8,21 @@
 namespace pi0::agent {
 namespace {
 
-// JSON has no infinity: an unbounded projection is null.
-nlohmann::json finiteOrNull(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nullptr;
+double clip01(double v) {
+  return std::clamp(v, 0.0, 1.0);
+}
+
+// The forecast path F(τ) = min(1, max(base, trendStart + trendPerSecond·τ)), τ in seconds.
+nlohmann::json forecastJson(const SignalState& sig, const Snapshot& s) {
+  const auto& f = sig.analysis->forecast;
+  return {
+      {"horizonSeconds", s.horizonSeconds},
+      {"base", clip01(f.base)},
+      {"trendStart", clip01(f.trendStart)},
+      {"trendPerSecond", f.trendPerSample / s.intervalSeconds},
+      {"noise", f.noise},
+      {"troubleLine", sig.troubleLine},
+      {"secondsToTrouble", sig.secondsToTrouble ? nlohmann::json(*sig.secondsToTrouble) : nullptr}};
 }
 
 }  // namespace
@@ -30,12 +43,14 @@ nlohmann::json toFingerprintJson(const Snapshot& s) {
                     {"gluing_delta", a.gates.gluingDelta},
                     {"isolation", a.gates.isolation}};
       j["projectedPeak"] = a.projectedPeak;
+      j["forecast"] = forecastJson(sig, s);
       j["dominantPeriodSeconds"] = period > 0 ? nlohmann::json(period) : nullptr;
       j["spectrum"] = a.spectrum;
       j["entropy"] = a.entropy;
     } else {
       j["gates"] = nullptr;
       j["projectedPeak"] = nullptr;
+      j["forecast"] = nullptr;
       j["dominantPeriodSeconds"] = nullptr;
       j["spectrum"] = nullptr;
       j["entropy"] = nullptr;
@@ -57,13 +72,6 @@ nlohmann::json toFingerprintJson(const Snapshot& s) {
                      {"signals", std::move(signals)},
                      {"missingSources", std::move(missing)},
                      {"gpus", s.gpus}};
-  if (s.memoryTrend) {
-    doc["memoryTrend"] = {{"slopePerSecond", s.memoryTrend->slopePerSecond},
-                          {"secondsToExhaustion", finiteOrNull(s.memoryTrend->secondsToExhaustion)},
-                          {"r2", s.memoryTrend->r2}};
-  } else {
-    doc["memoryTrend"] = nullptr;
-  }
   return doc;
 }
 

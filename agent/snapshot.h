@@ -11,7 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include "gate/spectrum.h"
-#include "gate/trend.h"
 
 namespace pi0::agent {
 
@@ -22,6 +21,8 @@ struct SignalState {
   double mean = 0;  // over the samples held, even before the window is full
   double stddev = 0;
   std::optional<gate::SignalAnalysis> analysis;  // only once the window is full
+  double troubleLine = 1;                        // saturation, or the pressure line for psi_*
+  std::optional<double> secondsToTrouble;        // until the forecast crosses it; none: never
 };
 
 struct MissingSource {
@@ -34,11 +35,11 @@ struct Snapshot {
   std::chrono::system_clock::time_point timestamp;
   double intervalSeconds = 1;
   std::size_t windowSize = 64;
+  double horizonSeconds = 30;        // how far the projected peak looks ahead
   double windowFill = 0;             // the least filled signal's fill
   bool ready = false;                // every signal's window is full
   std::vector<SignalState> signals;  // sorted by name
   std::vector<MissingSource> missing;
-  std::optional<gate::ExhaustionTrend> memoryTrend;
   nlohmann::json gpus = nlohmann::json::array();  // static GPU facts, when there are GPUs
 };
 

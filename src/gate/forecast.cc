@@ -84,13 +84,10 @@ Line fitLine(std::span<const double> y) {
 
 Result<void> validate(const ForecastOptions& o, std::size_t n) {
   if (o.horizon < 1) return fail("forecast horizon must be at least 1 sample");
-  if (o.recent < 1 || o.recent > n) {
-    return fail("recent samples must be in 1.." + std::to_string(n) + ", got " +
-                std::to_string(o.recent));
-  }
-  if (o.trendHalf < 3 || 2 * o.trendHalf > n) {
-    return fail("trend half must be in 3.." + std::to_string(n / 2) + ", got " +
-                std::to_string(o.trendHalf));
+  if (n < 6) return fail("the window must hold at least 6 samples, got " + std::to_string(n));
+  if (o.recent < 1) return fail("recent samples must be at least 1");
+  if (o.trendHalf < 3) {
+    return fail("trend half must be at least 3 samples, got " + std::to_string(o.trendHalf));
   }
   if (!(o.margin >= 0) || !(o.trendZ >= 0)) return fail("margin and trend z must be >= 0");
   if (!(o.minRhythmShare >= 0 && o.minRhythmShare <= 1))
@@ -126,8 +123,9 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
   out.base = *std::max_element(x.end() - static_cast<std::ptrdiff_t>(recent), x.end()) + margin;
 
   // A rhythm whose period fits in the horizon brings its next crest within it: the spectral
-  // model's crest over the last cycle, moved to the level the data held over that cycle.
-  if (dominantBin > 0 && lambda1 >= o.minRhythmShare) {
+  // model's crest over the last cycle, moved to the level the data held over that cycle. A
+  // rhythm repeats at least twice in the window (bin 1 is what a step or a ramp looks like).
+  if (dominantBin >= 2 && lambda1 >= o.minRhythmShare) {
     const double period = static_cast<double>(n) / static_cast<double>(dominantBin);
     if (period <= static_cast<double>(o.horizon)) {
       const auto cycle = std::min(n, static_cast<std::size_t>(std::ceil(period)));
@@ -147,8 +145,8 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
   // in one half only, so it is not taken for a trend. A window that a short rhythm explains has
   // no trend (the rising half of a burst is not a ramp).
   out.trendStart = out.base;
-  const std::size_t half = o.trendHalf;
-  if (!out.rhythmCrest && 2 * half <= n && half >= 3) {
+  const std::size_t half = std::min(o.trendHalf, n / 2);  // a short window has short halves
+  if (!out.rhythmCrest && half >= 3) {
     const Line both = fitLine(x.last(2 * half));
     const Line newer = fitLine(x.last(half));
     const Line older = fitLine(x.last(2 * half).first(half));

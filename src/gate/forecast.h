@@ -15,7 +15,8 @@ namespace pi0::gate {
 struct ForecastOptions {
   std::size_t horizon = 30;     // H, samples ahead the projected peak looks
   std::size_t recent = 3;       // R, the newest samples whose maximum is the present level
-  std::size_t trendHalf = 10;   // M: a trend is fit over 2M samples, each half must rise
+  std::size_t trendHalf = 10;   // M: a trend is fit over 2M samples (at most the window), each
+                                // half must rise
   double margin = 1.5;          // k, noise standard deviations added to every predictor
   double trendZ = 4.0;          // a trend's slope counts only beyond z standard errors
   double minRhythmShare = 0.3;  // lambda1 a rhythm needs before its crest is forecast

@@ -146,21 +146,61 @@ TEST_CASE("the fingerprint of a sine: dominant period in seconds, spectrum, entr
   CHECK(json["windowSize"] == 64);
 }
 
-TEST_CASE("a steady memory leak is projected to exhaustion") {
+TEST_CASE("early warning: a steady memory leak is projected to exhaustion") {
   Fixture f(8);
   // +0.01 of memory per sample at 0.5 s: 0.02/s. After 8 samples the last is 0.57, so
-  // (1 - 0.57) / 0.02 = 21.5 s.
-  for (int i = 0; i < 8; ++i) {
-    f.fake->push(Sample{{{"memory", 0.5 + 0.01 * i}},
-                        {{substrates::GaugeKind::kMemoryTotalBytes, "", 1000.0}}});
-    f.t += std::chrono::milliseconds(500);
-    f.collector->step(f.t, std::chrono::system_clock::now());
-  }
+  // saturation in (1 - 0.57) / 0.02 = 21.5 s. The CPU is flat: no trouble expected.
+  for (int i = 0; i < 8; ++i)
+    f.step({{"memory", 0.5 + 0.01 * i}, {"cpu", 0.3}});
   auto s = f.collector->snapshot();
-  REQUIRE(s->memoryTrend);
-  CHECK(s->memoryTrend->secondsToExhaustion == doctest::Approx(21.5));
-  // 0.02 of 1000 bytes per second.
-  CHECK(f.text().find("pi0_node_memory_growth_bytes_per_second 20") != std::string::npos);
+  const auto* memory = find(*s, "memory");
+  REQUIRE(memory);
+  CHECK(memory->troubleLine == 1.0);
+  REQUIRE(memory->secondsToTrouble);
+  CHECK(*memory->secondsToTrouble == doctest::Approx(21.5));
+  CHECK_FALSE(find(*s, "cpu")->secondsToTrouble);
+
+  auto json = agent::toFingerprintJson(*s);
+  const auto& forecast = json["signals"]["memory"]["forecast"];
+  CHECK(forecast["secondsToTrouble"].get<double>() == doctest::Approx(21.5));
+  CHECK(forecast["trendPerSecond"].get<double>() == doctest::Approx(0.02));
+  CHECK(forecast["trendStart"].get<double>() == doctest::Approx(0.57));
+  CHECK(forecast["horizonSeconds"].get<double>() == doctest::Approx(15.0));  // 30 × 0.5 s
+  // The projected peak is where the leak will be at the horizon: 0.57 + 15 s × 0.02/s.
+  CHECK(json["signals"]["memory"]["projectedPeak"].get<double>() == doctest::Approx(0.87));
+  CHECK(json["signals"]["cpu"]["forecast"]["secondsToTrouble"].is_null());
+  CHECK(json.contains("memoryTrend") == false);
+
+  const auto text = f.text();
+  const std::string memoryTtt = "pi0_node_seconds_to_trouble{signal=\"memory\"} ";
+  const auto at = text.find(memoryTtt);
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(text.substr(at + memoryTtt.size())) == doctest::Approx(21.5));
+  CHECK(text.find("pi0_node_seconds_to_trouble{signal=\"cpu\"} +Inf") != std::string::npos);
+  CHECK(text.find("pi0_node_forecast_trend_ratio_per_second{signal=\"memory\"} 0.02") !=
+        std::string::npos);
+}
+
+TEST_CASE("early warning: a PSI signal warns at the pressure line, not at saturation") {
+  agent::AgentMetrics metrics{"test"};
+  agent::CollectorConfig config{"node-1", 8, 1.0};
+  config.troubleLines.pressure = 0.25;
+  auto collector = std::move(*agent::Collector::create(config, metrics));
+  auto owned = std::make_unique<FakeSampler>("fake");
+  auto* fake = owned.get();
+  collector->addSource(std::move(owned));
+  Clock::time_point t{};
+  // io pressure rising 0.02 per second from 0.05: at the newest sample 0.19; 0.25 in 3 s.
+  for (int i = 0; i < 8; ++i) {
+    fake->push(Sample{{{"psi_io", 0.05 + 0.02 * i}}, {}});
+    t += std::chrono::seconds(1);
+    collector->step(t, std::chrono::system_clock::now());
+  }
+  const auto* io = find(*collector->snapshot(), "psi_io");
+  REQUIRE(io);
+  CHECK(io->troubleLine == 0.25);
+  REQUIRE(io->secondsToTrouble);
+  CHECK(*io->secondsToTrouble == doctest::Approx(3.0));
 }
 
 TEST_CASE("restored windows make the agent ready at once") {

@@ -12,6 +12,8 @@ TEST_CASE("defaults") {
   CHECK(o->listen.port == 9560);
   CHECK(o->intervalSeconds == 1.0);
   CHECK(o->window == 64);
+  CHECK(o->horizon == 30);
+  CHECK(o->pressureLine == doctest::Approx(0.2));
   CHECK(o->hostRoot == "/");
   CHECK(o->stateDir.empty());
   CHECK(o->syntheticFile.empty());
@@ -25,6 +27,9 @@ TEST_CASE("every flag, in both spellings") {
                          "--interval=250ms",
                          "--window",
                          "32",
+                         "--horizon=12",
+                         "--pressure-line",
+                         "35",
                          "--host-root",
                          "/host",
                          "--node-name=n1",
@@ -45,6 +50,8 @@ TEST_CASE("every flag, in both spellings") {
   CHECK(o->listen.port == 0);
   CHECK(o->intervalSeconds == doctest::Approx(0.25));
   CHECK(o->window == 32);
+  CHECK(o->horizon == 12);
+  CHECK(o->pressureLine == doctest::Approx(0.35));
   CHECK(o->hostRoot == "/host");
   CHECK(o->nodeName == "n1");
   CHECK(o->stateDir == "/var/lib/pi0");
@@ -65,6 +72,9 @@ TEST_CASE("bad flags say what is wrong") {
       {{"--interval", "fast"}, "invalid duration 'fast'"},
       {{"--window", "63"}, "--window: '63'"},
       {{"--window", "4"}, "--window: '4'"},
+      {{"--horizon", "0"}, "--horizon: '0' is not a number of samples in 1..4096"},
+      {{"--pressure-line", "0.2"}, "--pressure-line: '0.2' is not a whole percent in 1..100"},
+      {{"--pressure-line", "101"}, "--pressure-line: '101'"},
       {{"--listen", "9560"}, "not HOST:PORT"},
       {{"--listen", "0.0.0.0:99999"}, "invalid port"},
       {{"--source", "kafka"}, "neither 'proc' nor 'synthetic:FILE'"},
