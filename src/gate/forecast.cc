@@ -18,9 +18,9 @@ double median(std::span<double> v) {
   return 0.5 * (*mid + *std::max_element(v.begin(), mid));
 }
 
-// Robust standard deviation of white noise in y from its first differences: the differences
-// of noise of std σ have std σ√2, and MAD · 1.4826 estimates a normal std. Steps add a few
-// outlying differences and a trend a constant, which the median and MAD ignore.
+// Robust standard deviation of white noise in y from its first differences: differences of
+// noise of std σ have std σ√2, and MAD · 1.4826 estimates a normal std. A step adds one
+// outlying difference and a trend a constant, which the median and the MAD ignore.
 double noiseFromDifferences(std::span<const double> y, std::span<double> scratch) {
   const std::size_t n = y.size();
   if (n < 3) return 0;
@@ -33,12 +33,14 @@ double noiseFromDifferences(std::span<const double> y, std::span<double> scratch
   return 1.4826 * median(d) / std::sqrt(2.0);
 }
 
-// The noise around the window's structure: the smaller of the estimate from the raw samples
-// (steps and trends removed by differencing) and from the spectral model's residual (rhythms
-// removed), since each model leaves the other's structure in its residual.
-double noise(std::span<const double> x, std::span<const double> model, std::span<double> scratch) {
+// The noise around the window's structure. Differencing removes steps and trends but leaves a
+// rhythm in; the spectral model's residual removes the rhythm. When a rhythm dominates the
+// window, the smaller of the two estimates is the less contaminated one.
+double noise(std::span<const double> x, std::span<const double> model, bool rhythmic,
+             std::span<double> scratch) {
   const std::size_t n = x.size();
   const double raw = noiseFromDifferences(x, scratch);
+  if (!rhythmic) return raw;
   auto residual = scratch.first(n);
   for (std::size_t i = 0; i < n; ++i)
     residual[i] = x[i] - model[i];
@@ -53,32 +55,38 @@ struct Line {
   double last = 0;        // the line's value at the segment's newest sample
 };
 
-// Least squares through y[0..m-1] at t = 0..m-1.
-Line fitLine(std::span<const double> y) {
-  const std::size_t m = y.size();
-  const double md = static_cast<double>(m);
-  const double tMean = 0.5 * (md - 1);
-  double yMean = 0;
-  for (double v : y)
-    yMean += v;
-  yMean /= md;
-  double sxy = 0, sxx = 0;
-  for (std::size_t i = 0; i < m; ++i) {
-    const double t = static_cast<double>(i) - tMean;
-    sxy += t * (y[i] - yMean);
-    sxx += t * t;
+// The sums a least-squares line through y[i] at t = i needs; two adjacent segments' sums add.
+struct Sums {
+  double m = 0, sy = 0, sty = 0, syy = 0;
+
+  static Sums of(std::span<const double> y) {
+    Sums s;
+    s.m = static_cast<double>(y.size());
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      s.sy += y[i];
+      s.sty += static_cast<double>(i) * y[i];
+      s.syy += y[i] * y[i];
+    }
+    return s;
   }
-  Line out;
-  out.slope = sxy / sxx;
-  double ssr = 0;
-  for (std::size_t i = 0; i < m; ++i) {
-    const double r = y[i] - (yMean + out.slope * (static_cast<double>(i) - tMean));
-    ssr += r * r;
+  // The sums of this segment followed by `later`.
+  Sums then(const Sums& later) const {
+    return {m + later.m, sy + later.sy, sty + later.sty + m * later.sy, syy + later.syy};
   }
-  out.slopeError = std::sqrt(ssr / (md - 2) / sxx);
-  out.last = yMean + out.slope * (md - 1 - tMean);
-  return out;
-}
+  Line line() const {
+    const double tMean = 0.5 * (m - 1);
+    const double yMean = sy / m;
+    const double sxx = m * (m * m - 1) / 12;  // Σ (t − t̄)²
+    const double sxy = sty - m * tMean * yMean;
+    const double syyCentered = syy - m * yMean * yMean;
+    Line out;
+    out.slope = sxy / sxx;
+    const double ssr = std::max(0.0, syyCentered - out.slope * sxy);
+    out.slopeError = std::sqrt(ssr / (m - 2) / sxx);
+    out.last = yMean + out.slope * (m - 1 - tMean);
+    return out;
+  }
+};
 
 }  // namespace
 
@@ -114,7 +122,8 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
   const std::size_t n = x.size();
   Forecast out;
   if (n == 0) return out;
-  out.noise = noise(x, model, scratch);
+  const bool rhythmic = dominantBin >= 2 && lambda1 >= o.minRhythmShare;
+  out.noise = noise(x, model, rhythmic, scratch);
   const double margin = o.margin * out.noise;
 
   // The present level: the newest samples' maximum, so a rise shows at once and a fall within
@@ -125,7 +134,7 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
   // A rhythm whose period fits in the horizon brings its next crest within it: the spectral
   // model's crest over the last cycle, moved to the level the data held over that cycle. A
   // rhythm repeats at least twice in the window (bin 1 is what a step or a ramp looks like).
-  if (dominantBin >= 2 && lambda1 >= o.minRhythmShare) {
+  if (rhythmic) {
     const double period = static_cast<double>(n) / static_cast<double>(dominantBin);
     if (period <= static_cast<double>(o.horizon)) {
       const auto cycle = std::min(n, static_cast<std::size_t>(std::ceil(period)));
@@ -147,9 +156,11 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
   out.trendStart = out.base;
   const std::size_t half = std::min(o.trendHalf, n / 2);  // a short window has short halves
   if (!out.rhythmCrest && half >= 3) {
-    const Line both = fitLine(x.last(2 * half));
-    const Line newer = fitLine(x.last(half));
-    const Line older = fitLine(x.last(2 * half).first(half));
+    const Sums olderSums = Sums::of(x.last(2 * half).first(half));
+    const Sums newerSums = Sums::of(x.last(half));
+    const Line both = olderSums.then(newerSums).line();
+    const Line newer = newerSums.line();
+    const Line older = olderSums.line();
     if (both.slope > o.trendZ * both.slopeError && newer.slope >= both.slope / 2 &&
         older.slope >= both.slope / 2) {
       out.trendPerSample = both.slope;

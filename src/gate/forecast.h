@@ -17,7 +17,7 @@ struct ForecastOptions {
   std::size_t recent = 3;       // R, the newest samples whose maximum is the present level
   std::size_t trendHalf = 10;   // M: a trend is fit over 2M samples (at most the window), each
                                 // half must rise
-  double margin = 1.5;          // k, noise standard deviations added to every predictor
+  double margin = 1.2;          // k, noise standard deviations added to every predictor
   double trendZ = 4.0;          // a trend's slope counts only beyond z standard errors
   double minRhythmShare = 0.3;  // lambda1 a rhythm needs before its crest is forecast
 };

@@ -121,13 +121,17 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
 
   SignalAnalysis out;
   out.spectrum.assign(half, 0.0);
-  const Moments all = moments(x);
+  const Moments first = moments(x.first(half));
+  const Moments second = moments(x.last(half));
+  // The window's moments from its two equal halves': the variance is the halves' mean variance
+  // plus the variance of their means.
+  const double halfGap = 0.5 * (second.mean - first.mean);
+  const Moments all{0.5 * (first.mean + second.mean),
+                    std::sqrt(0.5 * (first.stddev * first.stddev + second.stddev * second.stddev) +
+                              halfGap * halfGap)};
   out.mean = all.mean;
   out.stddev = all.stddev;
   out.gates.lambdaInt = all.mean;
-
-  const Moments first = moments(x.first(half));
-  const Moments second = moments(x.last(half));
   out.gates.gluingDelta =
       std::max(std::abs(second.mean - first.mean), std::abs(second.stddev - first.stddev));
 

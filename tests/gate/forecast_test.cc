@@ -45,12 +45,12 @@ double futurePeak(const std::function<double(int)>& f, int end) {
 
 }  // namespace
 
-TEST_CASE("the defaults: H = 30 samples, R = 3, two halves of 10, k = 1.5, z = 4") {
+TEST_CASE("the defaults: H = 30 samples, R = 3, two halves of 10, k = 1.2, z = 4") {
   ForecastOptions o;
   CHECK(o.horizon == 30);
   CHECK(o.recent == 3);
   CHECK(o.trendHalf == 10);
-  CHECK(o.margin == 1.5);
+  CHECK(o.margin == 1.2);
   CHECK(o.trendZ == 4.0);
   CHECK(validate(o, kN).has_value());
   CHECK(analyzer().forecastOptions().horizon == 30);
