@@ -35,6 +35,9 @@ if [ "$build_only" -eq 0 ]; then
     # benchmark: the peers it is measured against (node_exporter; Go for bench/go_peer), the
     # profiler and the load generator
     prometheus-node-exporter golang-go valgrind wrk
+    # the evidence experiment (bench/evidence): real overloads, and its report's statistics and
+    # plots
+    stress-ng python3-numpy python3-matplotlib
     # e2e test bed (tests/e2e): etcd as the store; rsync, make and `apt-get source` (dpkg-dev,
     # xz-utils) to build the Kubernetes 1.20 control plane from Debian's source package; openssl
     # for its certificates; the archive keyring to verify the bullseye Go 1.15 packages
