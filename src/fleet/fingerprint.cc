@@ -181,7 +181,38 @@ Result<std::vector<double>> parseSpectrum(const Json& v, std::string path) {
   return bins;
 }
 
-Result<SignalFingerprint> parseSignal(const Json& v, std::string path) {
+Result<SignalForecast> parseForecast(const Json& v, std::string path) {
+  auto r = objectAt(v, std::move(path));
+  if (!r) return std::unexpected(r.error());
+  SignalForecast f;
+  auto horizon = r->number("horizonSeconds", 0, HUGE_VAL, /*loExclusive=*/true);
+  if (!horizon) return std::unexpected(horizon.error());
+  f.horizonSeconds = *horizon;
+  auto base = r->ratio("base");
+  if (!base) return std::unexpected(base.error());
+  f.base = *base;
+  auto trendStart = r->ratio("trendStart");
+  if (!trendStart) return std::unexpected(trendStart.error());
+  f.trendStart = *trendStart;
+  auto trend = r->number("trendPerSecond", 0, HUGE_VAL);
+  if (!trend) return std::unexpected(trend.error());
+  f.trendPerSecond = *trend;
+  auto noise = r->number("noise", 0, HUGE_VAL);
+  if (!noise) return std::unexpected(noise.error());
+  f.noise = *noise;
+  auto line = r->number("troubleLine", 0, 1 + kRatioSlack, /*loExclusive=*/true);
+  if (!line) return std::unexpected(line.error());
+  f.troubleLine = std::min(*line, 1.0);
+  auto seconds = r->nullable("secondsToTrouble", [](const Json& x, std::string at) {
+    return ObjectReader::checkNumber(x, at, 0, HUGE_VAL);
+  });
+  if (!seconds) return std::unexpected(seconds.error());
+  f.secondsToTrouble = *seconds;
+  return f;
+}
+
+// `hasNullForecast` is set when the signal's forecast is given as null.
+Result<SignalFingerprint> parseSignal(const Json& v, std::string path, bool* hasNullForecast) {
   auto r = objectAt(v, std::move(path));
   if (!r) return std::unexpected(r.error());
   SignalFingerprint s;
@@ -212,25 +243,14 @@ Result<SignalFingerprint> parseSignal(const Json& v, std::string path) {
   auto entropy = r->nullable("entropy", parseRatioValue);
   if (!entropy) return std::unexpected(entropy.error());
   s.entropy = *entropy;
+  // No member at all: an agent older than the forecast (see fingerprint.h).
+  if (v.contains("forecast")) {
+    auto forecast = r->nullable("forecast", parseForecast);
+    if (!forecast) return std::unexpected(forecast.error());
+    if (!*forecast) *hasNullForecast = true;
+    s.forecast = *forecast;
+  }
   return s;
-}
-
-Result<MemoryTrend> parseTrend(const Json& v, std::string path) {
-  auto r = objectAt(v, std::move(path));
-  if (!r) return std::unexpected(r.error());
-  MemoryTrend t;
-  auto slope = r->number("slopePerSecond", -HUGE_VAL, HUGE_VAL);
-  if (!slope) return std::unexpected(slope.error());
-  t.slopePerSecond = *slope;
-  auto tte = r->nullable("secondsToExhaustion", [](const Json& x, std::string at) {
-    return ObjectReader::checkNumber(x, at, 0, HUGE_VAL);
-  });
-  if (!tte) return std::unexpected(tte.error());
-  t.secondsToExhaustion = *tte;
-  auto r2 = r->number("r2", -HUGE_VAL, 1 + kRatioSlack);
-  if (!r2) return std::unexpected(r2.error());
-  t.r2 = std::min(*r2, 1.0);
-  return t;
 }
 
 // Digits of a fixed width at text[pos..pos+width), or -1.
@@ -255,6 +275,11 @@ std::string excerpt(std::string_view body) {
 }
 
 }  // namespace
+
+double SignalForecast::at(double seconds) const {
+  const double tau = std::max(seconds, 0.0);
+  return std::clamp(std::max(base, trendStart + trendPerSecond * tau), 0.0, 1.0);
+}
 
 const SignalFingerprint* NodeFingerprint::signal(std::string_view name) const {
   auto it = signals.find(name);
@@ -351,10 +376,13 @@ Result<NodeFingerprint> parseFingerprint(std::string_view body) {
     return fail("signals: " + typeName(**signalsJson) + " where an object belongs");
   for (const auto& [name, value] : (*signalsJson)->items()) {
     if (name.empty()) return fail("signals: a signal with an empty name");
-    auto s = parseSignal(value, "signals." + name);
+    bool nullForecast = false;
+    auto s = parseSignal(value, "signals." + name, &nullForecast);
     if (!s) return std::unexpected(s.error());
     if (fp.ready && !s->gates)
       return fail("signals." + name + ".gates: null in a fingerprint that is ready");
+    if (fp.ready && nullForecast)
+      return fail("signals." + name + ".forecast: null in a fingerprint that is ready");
     fp.signals.emplace(name, std::move(*s));
   }
 
@@ -381,10 +409,6 @@ Result<NodeFingerprint> parseFingerprint(std::string_view body) {
                   " where an object belongs");
   }
   fp.gpuCount = (*gpus)->size();
-
-  auto trend = r.nullable("memoryTrend", parseTrend);
-  if (!trend) return std::unexpected(trend.error());
-  fp.memoryTrend = *trend;
   return fp;
 }
 

@@ -24,6 +24,23 @@ struct SignalGates {
   double isolation = 0;    // 1 - projected peak, in [0,1]
 };
 
+// The forecast path of one signal (docs/forecast.md), τ seconds ahead of its newest sample:
+//   F(τ) = min(1, max(base, trendStart + trendPerSecond · τ)),
+// and projectedPeak = F(horizonSeconds).
+struct SignalForecast {
+  double horizonSeconds = 30;  // the horizon projectedPeak looks ahead (> 0)
+  double base = 0;             // [0,1]: the peak if the signal keeps its level and rhythm
+  double trendStart = 0;       // [0,1]: the rising trend's line now (plus the noise margin)
+  double trendPerSecond = 0;   // >= 0: a steady rising trend, ratio per second (0: none)
+  double noise = 0;            // >= 0: the noise standard deviation the margin is made of
+  double troubleLine = 1;      // (0,1]: saturation (1), or the PSI line for psi_* signals
+  // Seconds until F crosses troubleLine: 0 when at or over it now, nullopt when not expected.
+  std::optional<double> secondsToTrouble;
+
+  // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1].
+  double at(double seconds) const;
+};
+
 // One signal of a node (a utilization ratio in [0,1]).
 struct SignalFingerprint {
   std::int64_t samples = 0;  // samples in the window
@@ -32,7 +49,9 @@ struct SignalFingerprint {
   double stddev = 0;
   // The rest is known only once the signal's window is full.
   std::optional<SignalGates> gates;
-  std::optional<double> projectedPeak;          // max(mean + 2 std, model peak), in [0,1]
+  std::optional<double> projectedPeak;  // the forecast's F(horizon), in [0,1]
+  // nullopt before the window is full, and from an agent that predates the forecast.
+  std::optional<SignalForecast> forecast;
   std::optional<double> dominantPeriodSeconds;  // also absent when the window is flat
   std::vector<double> spectrum;                 // normalized magnitude spectrum; empty if unknown
   std::optional<double> entropy;
@@ -41,13 +60,6 @@ struct SignalFingerprint {
 struct MissingSource {
   std::string source;  // "cpu", "memory", "psi", "disk", "network", "gpu", "synthetic"
   std::string reason;
-};
-
-// Least-squares trend of the memory signal over the window.
-struct MemoryTrend {
-  double slopePerSecond = 0;                  // share of total memory per second
-  std::optional<double> secondsToExhaustion;  // absent when memory use is not growing
-  double r2 = 0;
 };
 
 struct NodeFingerprint {
@@ -59,8 +71,7 @@ struct NodeFingerprint {
   bool ready = false;     // every signal's window is full (then every signal has gates)
   std::map<std::string, SignalFingerprint, std::less<>> signals;  // "cpu", "gpu0_sm", ...
   std::vector<MissingSource> missingSources;
-  std::size_t gpuCount = 0;                // GPUs the agent saw through NVML
-  std::optional<MemoryTrend> memoryTrend;  // absent until the memory window is full
+  std::size_t gpuCount = 0;  // GPUs the agent saw through NVML
 
   // The signal named `name`, or nullptr.
   const SignalFingerprint* signal(std::string_view name) const;
@@ -69,10 +80,16 @@ struct NodeFingerprint {
 // Parses a /fingerprint body. Checks what the schema requires: the document is a JSON object
 // of apiVersion stability.pi0.io/v1alpha1 and kind Fingerprint, every required field is present
 // with its type, numbers are finite and in their ranges, a signal's gates are either null or all
-// five, and a ready fingerprint has gates for every signal. Ratios within 1e-9 of [0,1] are
-// clamped into it (floating-point noise of the agent's arithmetic). Fields the schema does not
-// name are ignored, so that a newer agent can add some. Never throws; any defect is an Error
-// whose message names the field, e.g. "signals.cpu.gates: missing fit_error".
+// five, and a ready fingerprint has gates for every signal. A signal's `forecast` is null or
+// complete and in range (horizonSeconds > 0; base, trendStart in [0,1]; trendPerSecond, noise
+// and secondsToTrouble >= 0; troubleLine in (0,1]), and not null in a ready fingerprint; a
+// signal without the member at all comes from an agent older than the forecast and parses with
+// no forecast (so that agents and consumers can be upgraded in either order). Ratios within
+// 1e-9 of [0,1] are clamped into it (floating-point noise of the agent's arithmetic). Fields the
+// schema does not name are ignored, so that a newer agent can add some (and an older agent's
+// memoryTrend is ignored: the memory-exhaustion projection is signals.memory.forecast now). Never
+// throws; any defect is an Error whose message names the field, e.g. "signals.cpu.gates: missing
+// fit_error".
 Result<NodeFingerprint> parseFingerprint(std::string_view body);
 
 // "2026-11-22T09:51:46.123Z" or with an offset ("+02:00"); fractions to nanoseconds.

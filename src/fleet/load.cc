@@ -68,23 +68,24 @@ const ResourceLoad& ClusterLoad::of(Resource resource) const {
   return cpu;
 }
 
-std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource resource) {
-  auto peakOf = [](const SignalFingerprint& s) -> std::optional<double> {
-    if (!s.gates) return std::nullopt;
-    return 1.0 - s.gates->isolation;
-  };
+namespace {
+
+// `of` applied to the resource's signal (cpu, memory) or, for gpu, the mean over the node's
+// GPUs; nullopt when a signal has no value.
+template <class F>
+std::optional<double> perResource(const NodeFingerprint& fingerprint, Resource resource, F of) {
   switch (resource) {
     case Resource::kCpu:
     case Resource::kMemory: {
       const SignalFingerprint* s = fingerprint.signal(resourceName(resource));
-      return s ? peakOf(*s) : std::nullopt;
+      return s ? of(*s) : std::nullopt;
     }
     case Resource::kGpu: {
       double sum = 0;
       int n = 0;
       for (const auto& [name, s] : fingerprint.signals) {
         if (!isGpuSmSignal(name)) continue;
-        auto p = peakOf(s);
+        auto p = of(s);
         // One GPU without data leaves the node's mean unknown rather than biased.
         if (!p) return std::nullopt;
         sum += *p;
@@ -97,14 +98,67 @@ std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource
   return std::nullopt;
 }
 
-ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Resource> resources) {
+std::optional<double> peakOf(const SignalFingerprint& s) {
+  if (!s.gates) return std::nullopt;
+  return 1.0 - s.gates->isolation;
+}
+
+}  // namespace
+
+std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource resource) {
+  return perResource(fingerprint, resource, peakOf);
+}
+
+std::optional<double> forecastAt(const NodeFingerprint& fingerprint, Resource resource,
+                                 double seconds) {
+  return perResource(fingerprint, resource,
+                     [seconds](const SignalFingerprint& s) -> std::optional<double> {
+                       if (!s.forecast) return std::nullopt;
+                       return s.forecast->at(seconds);
+                     });
+}
+
+std::optional<double> anticipatedPeak(const NodeFingerprint& fingerprint, Resource resource,
+                                      double leadSeconds) {
+  return perResource(
+      fingerprint, resource, [leadSeconds](const SignalFingerprint& s) -> std::optional<double> {
+        const std::optional<double> peak = peakOf(s);
+        if (!peak || !s.forecast) return peak;
+        // Never below the peak ℓ counts, whatever rounding the agent's
+        // numbers went through.
+        return std::max(*peak, s.forecast->at(s.forecast->horizonSeconds + leadSeconds));
+      });
+}
+
+std::optional<double> secondsToTrouble(const NodeFingerprint& fingerprint, Resource resource) {
+  std::optional<double> soonest;
+  auto consider = [&](const SignalFingerprint& s) {
+    if (!s.forecast || !s.forecast->secondsToTrouble) return;
+    if (!soonest || *s.forecast->secondsToTrouble < *soonest)
+      soonest = s.forecast->secondsToTrouble;
+  };
+  if (resource == Resource::kGpu) {
+    for (const auto& [name, s] : fingerprint.signals) {
+      if (isGpuSmSignal(name)) consider(s);
+    }
+    return soonest;
+  }
+  const std::string_view name = resourceName(resource);
+  for (const std::string& signal : {std::string(name), "psi_" + std::string(name)}) {
+    if (const SignalFingerprint* s = fingerprint.signal(signal)) consider(*s);
+  }
+  return soonest;
+}
+
+ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Resource> resources,
+                        std::optional<double> leadSeconds) {
   ClusterLoad out;
   std::vector<Resource> asked;
   for (Resource r : resources) {
     if (std::find(asked.begin(), asked.end(), r) == asked.end()) asked.push_back(r);
   }
 
-  std::array<double, 3> weightedSum{};
+  std::array<double, 3> weightedSum{}, anticipatedSum{};
   for (const NodeLoadInput& node : nodes) {
     bool relevant = false;
     bool complete = true;
@@ -123,6 +177,13 @@ ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Re
       ++load.nodesCounted;
       load.capacityCounted += capacity;
       weightedSum[static_cast<std::size_t>(r)] += capacity * *peak;
+      if (leadSeconds) {
+        // A node without a forecast contributes its projected peak (load.h).
+        const double lead = std::max(*leadSeconds, 0.0);
+        if (forecastAt(*node.fingerprint, r, lead)) ++load.nodesForecast;
+        anticipatedSum[static_cast<std::size_t>(r)] +=
+            capacity * anticipatedPeak(*node.fingerprint, r, lead).value_or(*peak);
+      }
     }
     if (!relevant) continue;
     ++(complete ? out.nodesCounted : out.nodesMissing);
@@ -141,13 +202,23 @@ ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Re
       out.load = load.peak;
       out.binding = r;
     }
+    if (!leadSeconds) continue;
+    load.anticipated = anticipatedSum[static_cast<std::size_t>(r)] / load.capacityCounted;
+    if (!out.anticipated || *load.anticipated > *out.anticipated) {
+      out.anticipated = load.anticipated;
+      out.anticipatedBinding = r;
+    }
   }
-  if (unknown) out.load.reset();
+  if (unknown) {
+    out.load.reset();
+    out.anticipated.reset();
+  }
   return out;
 }
 
 ClusterLoad clusterLoad(const FleetSnapshot& fleet, Clock::time_point now,
-                        const CapacityMap& capacity, std::span<const Resource> resources) {
+                        const CapacityMap& capacity, std::span<const Resource> resources,
+                        std::optional<double> leadSeconds) {
   std::vector<NodeLoadInput> inputs;
   inputs.reserve(capacity.size());
   for (const auto& [node, cap] : capacity) {
@@ -156,7 +227,7 @@ ClusterLoad clusterLoad(const FleetSnapshot& fleet, Clock::time_point now,
         status && fleet.isUsable(*status, now) ? status->fingerprint.get() : nullptr;
     inputs.push_back({node, cap, fp});
   }
-  return clusterLoad(inputs, resources);
+  return clusterLoad(inputs, resources, leadSeconds);
 }
 
 }  // namespace pi0::fleet

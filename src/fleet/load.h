@@ -19,6 +19,11 @@
 //   (nullopt): ℓ over the other resources alone could be far too low. A resource with no
 //   capacity anywhere (gpu on a cluster without GPUs) is left out of ℓ. No resource left, or
 //   none asked for: ℓ unknown.
+// - The anticipated load at a lead A (a ShutdownMatrix's spec.anticipationSeconds) is the same
+//   mean of each node's forecast A seconds past its horizon, F(horizon + A) (fingerprint.h,
+//   SignalForecast), over the same nodes: a node whose agent publishes no forecast (one older
+//   than the forecast) contributes its projected peak, as it does to ℓ. Since F never falls
+//   with τ, the anticipated load is at least ℓ.
 #pragma once
 
 #include <array>
@@ -58,8 +63,26 @@ using CapacityMap = std::map<std::string, Capacity, std::less<>>;
 // gate metrics for it (no such signal, or its window is not full yet).
 std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource resource);
 
+// The forecast of `resource` on the node `seconds` ahead (F(τ); for gpu the mean over the
+// node's GPUs), in [0,1]; nullopt when a signal it needs has no forecast.
+std::optional<double> forecastAt(const NodeFingerprint& fingerprint, Resource resource,
+                                 double seconds);
+
+// The node's peak of `resource` expected within its horizon plus `leadSeconds`: F(horizon +
+// lead) per signal (the gpu mean as above), or the projected peak where a signal has no
+// forecast; nullopt when projectedPeak() is.
+std::optional<double> anticipatedPeak(const NodeFingerprint& fingerprint, Resource resource,
+                                      double leadSeconds);
+
+// The soonest secondsToTrouble among the node's signals of `resource` (cpu: "cpu", "psi_cpu";
+// memory: "memory", "psi_memory"; gpu: every "gpuN_sm"); nullopt when none expects trouble.
+std::optional<double> secondsToTrouble(const NodeFingerprint& fingerprint, Resource resource);
+
 struct ResourceLoad {
   std::optional<double> peak;  // capacity-weighted mean projected peak; nullopt when unknown
+  // The same of anticipatedPeak() at the lead asked for; nullopt without a lead or a peak.
+  std::optional<double> anticipated;
+  int nodesForecast = 0;       // of nodesCounted, those whose forecast went into `anticipated`
   double capacityCounted = 0;  // the weight behind `peak` (millicores, bytes or GPUs)
   int nodesCounted = 0;        // nodes with capacity of this resource whose data went in
   int nodesMissing = 0;        // nodes with capacity of this resource whose data did not
@@ -68,6 +91,10 @@ struct ResourceLoad {
 struct ClusterLoad {
   std::optional<double> load;         // ℓ; nullopt when unknown (see above)
   Resource binding = Resource::kCpu;  // the resource ℓ comes from; meaningful only with load
+  // ℓ at the lead asked for (the largest resource's anticipated load); nullopt when ℓ is, or
+  // when no lead was asked for.
+  std::optional<double> anticipated;
+  Resource anticipatedBinding = Resource::kCpu;
   ResourceLoad cpu, memory, gpu;
   // Over the nodes with capacity of some resource asked for: those that counted for every such
   // resource, and those missing for at least one.
@@ -85,10 +112,13 @@ struct NodeLoadInput {
   const NodeFingerprint* fingerprint = nullptr;
 };
 
-ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Resource> resources);
+// `leadSeconds` (>= 0; nullopt: none) asks for the anticipated load as well.
+ClusterLoad clusterLoad(std::span<const NodeLoadInput> nodes, std::span<const Resource> resources,
+                        std::optional<double> leadSeconds = std::nullopt);
 
 // The same over a fleet snapshot at `now`, for the nodes of `capacity`.
 ClusterLoad clusterLoad(const FleetSnapshot& fleet, Clock::time_point now,
-                        const CapacityMap& capacity, std::span<const Resource> resources);
+                        const CapacityMap& capacity, std::span<const Resource> resources,
+                        std::optional<double> leadSeconds = std::nullopt);
 
 }  // namespace pi0::fleet

@@ -70,8 +70,58 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   CHECK(fp->signal("gpu1_sm"));
   CHECK_FALSE(fp->signal("disk"));
 
-  REQUIRE(fp->memoryTrend);
-  CHECK_FALSE(fp->memoryTrend->secondsToExhaustion);  // not growing
+  // The forecast: a flat path at the projected peak, no trouble expected; psi_cpu's trouble
+  // line is the pressure line.
+  REQUIRE(cpu->forecast);
+  CHECK(cpu->forecast->horizonSeconds == 7.5);
+  CHECK(cpu->forecast->base == *cpu->projectedPeak);
+  CHECK(cpu->forecast->trendPerSecond == 0.0);
+  CHECK(cpu->forecast->troubleLine == 1.0);
+  CHECK_FALSE(cpu->forecast->secondsToTrouble);
+  REQUIRE(fp->signal("psi_cpu")->forecast);
+  CHECK(fp->signal("psi_cpu")->forecast->troubleLine == 0.2);
+}
+
+TEST_CASE("the forecast path F(τ) = min(1, max(base, trendStart + trendPerSecond·τ))") {
+  // A memory leak: 0.55 now, rising 0.01 per second; the level alone would stay at 0.5.
+  const SignalForecast f{30, 0.5, 0.55, 0.01, 0.01, 1.0, 45.0};
+  CHECK(f.at(0) == doctest::Approx(0.55));
+  CHECK(f.at(30) == doctest::Approx(0.85));  // 0.55 + 0.3
+  CHECK(f.at(45) == doctest::Approx(1.0));   // at the trouble line after 45 s
+  CHECK(f.at(100) == 1.0);                   // capped
+  CHECK(f.at(-5) == doctest::Approx(0.55));  // the past reads as now
+  // No trend: the base holds at every τ.
+  const SignalForecast flat{30, 0.62, 0.62, 0, 0.01, 1.0, std::nullopt};
+  CHECK(flat.at(0) == doctest::Approx(0.62));
+  CHECK(flat.at(1000) == doctest::Approx(0.62));
+  // A trend line below the base (a rhythm's crest above it) is hidden until it rises past it.
+  const SignalForecast crest{30, 0.8, 0.5, 0.01, 0.01, 1.0, 50.0};
+  CHECK(crest.at(10) == doctest::Approx(0.8));
+  CHECK(crest.at(40) == doctest::Approx(0.9));
+}
+
+TEST_CASE("a signal's forecast: parsed with its fields, absent from an older agent") {
+  Json doc = Json::parse(fixture());
+  doc["signals"]["memory"]["forecast"] = {{"horizonSeconds", 30},   {"base", 0.55},
+                                          {"trendStart", 0.6},      {"trendPerSecond", 0.004},
+                                          {"noise", 0.012},         {"troubleLine", 1.0},
+                                          {"secondsToTrouble", 100}};
+  doc["signals"]["cpu"].erase("forecast");         // an agent that predates the forecast
+  doc["memoryTrend"] = {{"slopePerSecond", 0.1}};  // what such an agent also sent: ignored
+  auto fp = parseFingerprint(doc.dump());
+  REQUIRE_MESSAGE(fp, (fp ? "" : fp.error().message));
+  CHECK_FALSE(fp->signal("cpu")->forecast);
+  const auto& f = fp->signal("memory")->forecast;
+  REQUIRE(f);
+  CHECK(f->horizonSeconds == 30);
+  CHECK(f->base == 0.55);
+  CHECK(f->trendStart == 0.6);
+  CHECK(f->trendPerSecond == 0.004);
+  CHECK(f->noise == 0.012);
+  CHECK(f->troubleLine == 1.0);
+  REQUIRE(f->secondsToTrouble);
+  CHECK(*f->secondsToTrouble == 100);
+  CHECK(f->at(f->horizonSeconds) == doctest::Approx(0.72));  // 0.6 + 0.004·30
 }
 
 TEST_CASE("a fingerprint before the window is full has no gates") {
@@ -79,16 +129,16 @@ TEST_CASE("a fingerprint before the window is full has no gates") {
   doc["ready"] = false;
   doc["windowFill"] = 0.5;
   for (const char* field :
-       {"gates", "projectedPeak", "dominantPeriodSeconds", "spectrum", "entropy"})
+       {"gates", "projectedPeak", "dominantPeriodSeconds", "spectrum", "entropy", "forecast"})
     doc["signals"]["cpu"][field] = nullptr;
-  doc["memoryTrend"] = nullptr;
   auto fp = parseFingerprint(doc.dump());
   REQUIRE_MESSAGE(fp, (fp ? "" : fp.error().message));
   CHECK_FALSE(fp->ready);
   CHECK_FALSE(fp->signal("cpu")->gates);
   CHECK(fp->signal("cpu")->spectrum.empty());
+  CHECK_FALSE(fp->signal("cpu")->forecast);
   CHECK(fp->signal("memory")->gates);
-  CHECK_FALSE(fp->memoryTrend);
+  CHECK(fp->signal("memory")->forecast);
 }
 
 TEST_CASE("tolerated variations: floating-point noise, unknown fields, GPUs, offsets") {
@@ -193,13 +243,39 @@ TEST_CASE("garbage is an error that names what is wrong") {
        "missingSources[0]: missing reason"},
       {"gpus with a string", edit([](Json& d) { d["gpus"] = Json::array({"GPU-1"}); }),
        "gpus[0]: a string where an object belongs"},
-      {"no memoryTrend", edit([](Json& d) { d.erase("memoryTrend"); }),
-       "fingerprint: missing memoryTrend"},
-      {"a memoryTrend without r2", edit([](Json& d) { d["memoryTrend"].erase("r2"); }),
-       "memoryTrend: missing r2"},
-      {"a negative time to exhaustion",
-       edit([](Json& d) { d["memoryTrend"]["secondsToExhaustion"] = -1; }),
-       "memoryTrend.secondsToExhaustion: -1 is out of range"},
+      {"a forecast as a number", edit([](Json& d) { d["signals"]["cpu"]["forecast"] = 0.5; }),
+       "signals.cpu.forecast: a number where an object belongs"},
+      {"forecast null while ready",
+       edit([](Json& d) { d["signals"]["memory"]["forecast"] = nullptr; }),
+       "signals.memory.forecast: null in a fingerprint that is ready"},
+      {"a forecast without a horizon",
+       edit([](Json& d) { d["signals"]["cpu"]["forecast"].erase("horizonSeconds"); }),
+       "signals.cpu.forecast: missing horizonSeconds"},
+      {"a horizon of 0",
+       edit([](Json& d) { d["signals"]["cpu"]["forecast"]["horizonSeconds"] = 0; }),
+       "signals.cpu.forecast.horizonSeconds: 0 is out of range"},
+      {"a base above 1", edit([](Json& d) { d["signals"]["cpu"]["forecast"]["base"] = 1.2; }),
+       "signals.cpu.forecast.base: 1.2 is out of range"},
+      {"a trend start as a string",
+       edit([](Json& d) { d["signals"]["cpu"]["forecast"]["trendStart"] = "0.5"; }),
+       "signals.cpu.forecast.trendStart: a string where a number belongs"},
+      {"a falling trend",
+       edit([](Json& d) { d["signals"]["cpu"]["forecast"]["trendPerSecond"] = -0.01; }),
+       "signals.cpu.forecast.trendPerSecond: -0.01 is out of range"},
+      {"negative noise", edit([](Json& d) { d["signals"]["cpu"]["forecast"]["noise"] = -0.5; }),
+       "signals.cpu.forecast.noise: -0.5 is out of range"},
+      {"a trouble line of 0",
+       edit([](Json& d) { d["signals"]["psi_cpu"]["forecast"]["troubleLine"] = 0; }),
+       "signals.psi_cpu.forecast.troubleLine: 0 is out of range"},
+      {"a trouble line above 1",
+       edit([](Json& d) { d["signals"]["cpu"]["forecast"]["troubleLine"] = 1.5; }),
+       "signals.cpu.forecast.troubleLine: 1.5 is out of range"},
+      {"a negative time to trouble",
+       edit([](Json& d) { d["signals"]["memory"]["forecast"]["secondsToTrouble"] = -1; }),
+       "signals.memory.forecast.secondsToTrouble: -1 is out of range"},
+      {"no time to trouble",
+       edit([](Json& d) { d["signals"]["memory"]["forecast"].erase("secondsToTrouble"); }),
+       "signals.memory.forecast: missing secondsToTrouble"},
   };
   for (const Case& c : cases) {
     const std::string nameText = c.name;

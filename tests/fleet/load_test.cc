@@ -265,3 +265,96 @@ TEST_CASE("cluster load over a fleet snapshot: stale, Failed and unknown nodes a
   got = clusterLoad(*view.snapshot(), clock.now(), capacity, std::array{Resource::kCpu});
   CHECK(got.nodesMissing == 3);
 }
+
+namespace {
+
+// A flat forecast path at the signal's projected peak, with a steady trend on top when given:
+// F(τ) = min(1, max(peak, peak + trend·(τ − 30))), horizon 30 s, so that F(30) = peak.
+NodeFingerprint withForecast(NodeFingerprint fp, const std::string& signal, double trendPerSecond,
+                             std::optional<double> secondsToTrouble = std::nullopt) {
+  SignalFingerprint& s = fp.signals.at(signal);
+  const double peak = *s.projectedPeak;
+  s.forecast = SignalForecast{
+      30, peak, peak - 30 * trendPerSecond, trendPerSecond, 0.01, 1.0, secondsToTrouble};
+  return fp;
+}
+
+}  // namespace
+
+TEST_CASE("a node's forecast at τ and its anticipated peak at a lead") {
+  // node-a's cpu (peak 0.6) rises 0.01/s: F(30) = 0.6, F(75) = 0.6 + 0.45 = 1.05 → 1.
+  const auto a = withForecast(kFpA, "cpu", 0.01);
+  CHECK(*forecastAt(a, Resource::kCpu, 30) == doctest::Approx(0.6));
+  CHECK(*forecastAt(a, Resource::kCpu, 45) == doctest::Approx(0.75));
+  CHECK(*forecastAt(a, Resource::kCpu, 75) == 1.0);
+  // A lead of 15 s looks to the horizon plus 15 s: τ = 45.
+  CHECK(*anticipatedPeak(a, Resource::kCpu, 15) == doctest::Approx(0.75));
+  CHECK(*anticipatedPeak(a, Resource::kCpu, 0) == doctest::Approx(0.6));
+  // No forecast for memory: forecastAt says so, anticipatedPeak falls back to the peak.
+  CHECK_FALSE(forecastAt(a, Resource::kMemory, 45));
+  CHECK(*anticipatedPeak(a, Resource::kMemory, 15) == doctest::Approx(0.5));
+  // No gates at all: nothing.
+  CHECK_FALSE(anticipatedPeak(a, Resource::kGpu, 15));
+
+  // gpu: the mean over the node's GPUs of F(horizon + lead); node-b's GPUs 0.9 and 0.5, the
+  // first rising 0.002/s: at lead 20 s, (0.9 + 0.04 + 0.5) / 2 = 0.72.
+  auto b = withForecast(withForecast(kFpB, "gpu0_sm", 0.002), "gpu1_sm", 0);
+  CHECK(*anticipatedPeak(b, Resource::kGpu, 20) == doctest::Approx(0.72));
+  CHECK(*forecastAt(b, Resource::kGpu, 50) == doctest::Approx(0.72));
+  // One GPU without a forecast: forecastAt is unknown, anticipatedPeak takes that GPU's peak.
+  b.signals.at("gpu1_sm").forecast.reset();
+  CHECK_FALSE(forecastAt(b, Resource::kGpu, 50));
+  CHECK(*anticipatedPeak(b, Resource::kGpu, 20) == doctest::Approx(0.72));
+}
+
+TEST_CASE("the soonest time to trouble of a resource's signals") {
+  auto fp = fingerprint("node-a", {{"cpu", 0.4}, {"psi_cpu", 0.9}, {"memory", 0.5}});
+  CHECK_FALSE(secondsToTrouble(fp, Resource::kCpu));  // no forecast
+  fp = withForecast(fp, "cpu", 0.01, 70.0);
+  CHECK(*secondsToTrouble(fp, Resource::kCpu) == 70.0);
+  fp = withForecast(fp, "psi_cpu", 0.0, 12.0);  // the pressure line comes first
+  CHECK(*secondsToTrouble(fp, Resource::kCpu) == 12.0);
+  fp = withForecast(fp, "memory", 0.0);
+  CHECK_FALSE(secondsToTrouble(fp, Resource::kMemory));  // a forecast, but no trouble expected
+  const auto b = withForecast(withForecast(kFpB, "gpu0_sm", 0.01, 40.0), "gpu1_sm", 0.0, 5.0);
+  CHECK(*secondsToTrouble(b, Resource::kGpu) == 5.0);
+}
+
+TEST_CASE("anticipated cluster load at a lead, capacity-weighted, computed by hand") {
+  // node-a's cpu (4 cores, 0.6) rises 0.01/s; node-b (8 cores, 0.3) flat; node-c (16 cores,
+  // 0.2) has no forecast (an older agent): it contributes its projected peak.
+  const auto a = withForecast(kFpA, "cpu", 0.01);
+  const auto b = withForecast(kFpB, "cpu", 0);
+  const std::array<NodeLoadInput, 3> nodes = {NodeLoadInput{"node-a", kCapA, &a},
+                                              NodeLoadInput{"node-b", kCapB, &b},
+                                              NodeLoadInput{"node-c", kCapC, &kFpC}};
+  const std::array<Resource, 1> cpu = {Resource::kCpu};
+  // Lead 20 s: node-a at F(50) = 0.8. (4·0.8 + 8·0.3 + 16·0.2) / 28 = (3.2+2.4+3.2)/28 = 8.8/28.
+  const auto cl = clusterLoad(nodes, cpu, 20.0);
+  REQUIRE(cl.load);
+  CHECK(*cl.load == doctest::Approx(8.0 / 28));  // ℓ itself is unchanged
+  REQUIRE(cl.anticipated);
+  CHECK(*cl.anticipated == doctest::Approx(8.8 / 28));
+  CHECK(cl.anticipatedBinding == Resource::kCpu);
+  CHECK(cl.cpu.nodesForecast == 2);
+  CHECK(cl.cpu.nodesCounted == 3);
+  // Without a lead, no anticipated load.
+  CHECK_FALSE(clusterLoad(nodes, cpu).anticipated);
+  // A lead of 0 is the horizon itself: the anticipated load is ℓ.
+  CHECK(*clusterLoad(nodes, cpu, 0.0).anticipated == doctest::Approx(8.0 / 28));
+
+  // Over cpu and memory: memory (0.4286) binds ℓ; at lead 60 s node-a's cpu is at 1,
+  // (4·1 + 2.4 + 3.2)/28 = 9.6/28 = 0.3429, still under memory, so memory binds both.
+  const std::array<Resource, 2> both = {Resource::kCpu, Resource::kMemory};
+  const auto cl2 = clusterLoad(nodes, both, 60.0);
+  CHECK(*cl2.load == doctest::Approx(48.0 / 112));
+  CHECK(*cl2.anticipated == doctest::Approx(48.0 / 112));
+  CHECK(cl2.anticipatedBinding == Resource::kMemory);
+  CHECK(*cl2.cpu.anticipated == doctest::Approx(9.6 / 28));
+
+  // Unknown ℓ (a resource with capacity and no data) leaves the anticipated load unknown too.
+  const std::array<NodeLoadInput, 1> blind = {NodeLoadInput{"node-a", kCapA, nullptr}};
+  const auto unknown = clusterLoad(blind, cpu, 20.0);
+  CHECK_FALSE(unknown.load);
+  CHECK_FALSE(unknown.anticipated);
+}
