@@ -161,6 +161,12 @@ std::vector<std::string> matrixWarnings(const nlohmann::json& matrix,
   for (const auto& c : parseAll(channels))
     known.insert(c.ref.key());
   std::vector<std::string> out;
+  if (parsed->anticipationSeconds > 0 &&
+      parsed->loadSignal.source == stability::LoadSource::kPrometheus) {
+    out.push_back("anticipationSeconds " + std::to_string(parsed->anticipationSeconds) +
+                  " has no effect: the load signal is a Prometheus query, which has no forecast "
+                  "(anticipation needs loadSignal.source Fleet)");
+  }
   for (const auto& row : parsed->rows) {
     if (!known.contains(row.channel.key())) {
       out.push_back("row names channel " + row.channel.key() +

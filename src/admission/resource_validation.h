@@ -85,7 +85,8 @@ std::vector<std::string> validateMatrixObject(const nlohmann::json& matrix,
 
 // What is worth a warning but not a refusal: rows naming channels that do not exist (yet):
 // "row names channel shop/a, which does not exist (yet); the operator does not act on this
-// matrix until it does" (stability::planProblems stops planning on such a row).
+// matrix until it does" (stability::planProblems stops planning on such a row); and
+// anticipationSeconds on a matrix whose load is a Prometheus query (which has no forecast).
 // Empty when the matrix does not parse.
 std::vector<std::string> matrixWarnings(const nlohmann::json& matrix,
                                         const std::vector<nlohmann::json>& channels);

@@ -695,6 +695,7 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
           r.int32(hysteresis.child("dwellSeconds"), m.hysteresis.dwellSeconds);
     }
     m.stepIntervalSeconds = r.int32(spec.child("stepIntervalSeconds"), m.stepIntervalSeconds);
+    m.anticipationSeconds = r.int32(spec.child("anticipationSeconds"), m.anticipationSeconds);
     m.mode = r.enumeration(spec.child("mode"), Mode::kEnforce, "mode",
                            {{"Enforce", Mode::kEnforce}, {"DryRun", Mode::kDryRun}});
     const Node restore = spec.child("restore");
@@ -854,6 +855,10 @@ std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
   }
   checkAtLeast(matrix.hysteresis.dwellSeconds, 0, "hysteresis.dwellSeconds", out);
   checkAtLeast(matrix.stepIntervalSeconds, 1, "stepIntervalSeconds", out);
+  if (matrix.anticipationSeconds < 0 || matrix.anticipationSeconds > kMaxAnticipationSeconds) {
+    out.push_back("anticipationSeconds is " + std::to_string(matrix.anticipationSeconds) +
+                  "; it must be from 0 (off) to " + std::to_string(kMaxAnticipationSeconds));
+  }
   checkAtLeast(matrix.restore.backoffSeconds, 1, "restore.backoffSeconds", out);
   checkAtLeast(matrix.restore.maxBackoffSeconds, 1, "restore.maxBackoffSeconds", out);
   return out;

@@ -140,9 +140,15 @@ struct MatrixSpec {
   std::optional<Resources> totalBuffer;
   Hysteresis hysteresis;
   int32_t stepIntervalSeconds = 30;
+  // Lead time of the anticipated level, 0..kMaxAnticipationSeconds; 0 is off. With a Fleet load
+  // signal the level follows the larger of ℓ and the load the nodes' forecasts expect this many
+  // seconds past their horizon (fleet/load.h); a Prometheus load signal has no forecast.
+  int32_t anticipationSeconds = 0;
   Mode mode = Mode::kEnforce;
   RestorePolicy restore;
 };
+
+inline constexpr int32_t kMaxAnticipationSeconds = 3600;
 
 // Names as the API writes them ("Degrade", "DryRun", "Deployment", "cpu").
 const char* actionName(Action action);
@@ -170,7 +176,8 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object);
 // when valid). Channel: weights outside [0,1], a negative buffer, a self-dependency.
 // Matrix: levels not strictly ascending or not unique, an upper bound on the last level or a
 // missing one before it, rows naming unknown levels, cells on critical rows, a channel listed
-// twice. The webhook refuses what these report; the operator reports it in a condition.
+// twice, anticipationSeconds outside 0..3600. The webhook refuses what these report; the
+// operator reports it in a condition.
 std::vector<std::string> validateChannel(const ChannelSpec& channel);
 std::vector<std::string> validateMatrix(const MatrixSpec& matrix);
 

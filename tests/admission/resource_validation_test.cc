@@ -293,3 +293,19 @@ TEST_CASE("matrix warnings: rows naming channels that do not exist yet") {
                  "act on this matrix until it does"});
   CHECK(matrixWarnings(Json("garbage"), kChannels).empty());
 }
+
+TEST_CASE("matrix warnings: anticipation with a Prometheus load signal has no forecast to use") {
+  Json m = matrix();
+  m["spec"]["anticipationSeconds"] = 45;
+  CHECK(matrixWarnings(m, kChannels).empty());  // Fleet (the default): anticipation applies
+  m["spec"]["loadSignal"] = {{"source", "Prometheus"}, {"prometheusQuery", "pi0:load"}};
+  CHECK(matrixWarnings(m, kChannels) ==
+        Problems{"anticipationSeconds 45 has no effect: the load signal is a Prometheus query, "
+                 "which has no forecast (anticipation needs loadSignal.source Fleet)"});
+  m["spec"]["anticipationSeconds"] = 0;  // off: nothing to say
+  CHECK(matrixWarnings(m, kChannels).empty());
+  // Out of range is refused, not warned about.
+  m["spec"]["anticipationSeconds"] = 3601;
+  CHECK(validateMatrixObject(m, kChannels, kGate) ==
+        Problems{"anticipationSeconds is 3601; it must be from 0 (off) to 3600"});
+}

@@ -62,10 +62,12 @@ Json toJson(const YAML::Node& node) {
   }
 }
 
-std::vector<Json> loadExamples(const char* file) {
+// `file` under examples/resources/, or under examples/ when it names a directory.
+std::vector<Json> loadExamples(const std::string& file) {
   std::vector<Json> out;
-  for (const auto& doc :
-       YAML::LoadAllFromFile(std::string(PI0_SOURCE_DIR) + "/examples/resources/" + file)) {
+  const std::string dir =
+      file.find('/') == std::string::npos ? "/examples/resources/" : "/examples/";
+  for (const auto& doc : YAML::LoadAllFromFile(std::string(PI0_SOURCE_DIR) + dir + file)) {
     out.push_back(toJson(doc));
   }
   return out;
@@ -139,6 +141,7 @@ const Json kMatrix = Json::parse(R"({
     "totalBuffer": {"cpu": 8, "memory": "16Gi"},
     "hysteresis": {"margin": 0.1, "dwellSeconds": 120},
     "stepIntervalSeconds": 15,
+    "anticipationSeconds": 45,
     "mode": "DryRun",
     "restore": {"backoffSeconds": 5, "maxBackoffSeconds": 300}
   }
@@ -713,6 +716,7 @@ TEST_CASE("a matrix with only its levels takes the CRD's defaults") {
   CHECK(m.hysteresis.margin == 0.05);
   CHECK(m.hysteresis.dwellSeconds == 60);
   CHECK(m.stepIntervalSeconds == 30);
+  CHECK(m.anticipationSeconds == 0);  // off
   CHECK(m.mode == Mode::kEnforce);
   CHECK(m.restore.backoffSeconds == 10);
   CHECK(m.restore.maxBackoffSeconds == 600);
@@ -750,6 +754,7 @@ TEST_CASE("a matrix with every field set") {
   CHECK(m.hysteresis.margin == 0.1);
   CHECK(m.hysteresis.dwellSeconds == 120);
   CHECK(m.stepIntervalSeconds == 15);
+  CHECK(m.anticipationSeconds == 45);
   CHECK(m.mode == Mode::kDryRun);
   CHECK(m.restore.backoffSeconds == 5);
   CHECK(m.restore.maxBackoffSeconds == 300);
@@ -785,6 +790,18 @@ TEST_CASE("the example matrix parses, as written, and is valid") {
   CHECK(m.hysteresis.dwellSeconds == 120);
   CHECK(m.mode == Mode::kEnforce);
   CHECK(validateMatrix(m).empty());
+}
+
+TEST_CASE("the anticipating example matrix parses and is valid") {
+  const std::vector<Json> docs = loadExamples("anticipation/shutdownmatrix.yaml");
+  REQUIRE(docs.size() == 1);
+  auto r = parseMatrix(docs[0]);
+  REQUIRE_MESSAGE(r.has_value(), errorOf(r));
+  CHECK(r->name == "anticipating");
+  CHECK(r->anticipationSeconds == 45);
+  CHECK(r->loadSignal.source == LoadSource::kFleet);
+  CHECK(r->mode == Mode::kDryRun);
+  CHECK(validateMatrix(*r).empty());
 }
 
 TEST_CASE("each matrix field of the wrong shape fails, naming the field") {
@@ -839,6 +856,8 @@ TEST_CASE("each matrix field of the wrong shape fails, naming the field") {
        "ShutdownMatrix default: spec.hysteresis.dwellSeconds: must be an integer, not string"},
       {"/spec/stepIntervalSeconds", 30.5,
        "ShutdownMatrix default: spec.stepIntervalSeconds: must be an integer, not 30.5"},
+      {"/spec/anticipationSeconds", "45s",
+       "ShutdownMatrix default: spec.anticipationSeconds: must be an integer, not string"},
       {"/spec/mode", "Audit",
        "ShutdownMatrix default: spec.mode: unknown mode \"Audit\"; expected Enforce or DryRun"},
       {"/spec/restore", "x", "ShutdownMatrix default: spec.restore: must be an object, not string"},
@@ -976,6 +995,13 @@ TEST_CASE("each matrix validation rule, one failing case each") {
       {"zero step interval",
        [](MatrixSpec& m) { m.stepIntervalSeconds = 0; },
        {"stepIntervalSeconds is 0; it must be 1 or more"}},
+      {"anticipation at its bounds", [](MatrixSpec& m) { m.anticipationSeconds = 3600; }, {}},
+      {"negative anticipation",
+       [](MatrixSpec& m) { m.anticipationSeconds = -1; },
+       {"anticipationSeconds is -1; it must be from 0 (off) to 3600"}},
+      {"anticipation past an hour",
+       [](MatrixSpec& m) { m.anticipationSeconds = 3601; },
+       {"anticipationSeconds is 3601; it must be from 0 (off) to 3600"}},
       {"zero backoff",
        [](MatrixSpec& m) {
          m.restore.backoffSeconds = 0;
