@@ -1,8 +1,18 @@
 #include "matrix_decision.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace pi0::op {
+namespace {
+
+std::string fixedText(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.2f", v);
+  return text;
+}
+
+}  // namespace
 
 const char* phaseName(Phase phase) {
   switch (phase) {
@@ -20,8 +30,8 @@ const char* phaseName(Phase phase) {
 
 MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMemory& memory,
                             std::optional<double> load,
-                            const std::vector<stability::PlannedChannel>& channels,
-                            SteadyTime now) {
+                            const std::vector<stability::PlannedChannel>& channels, SteadyTime now,
+                            std::optional<double> anticipatedLoad) {
   MatrixDecision d;
   d.level = memory.level;
   if (!load) {
@@ -29,8 +39,26 @@ MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMem
     d.message = "the load cannot be measured (no agent has fresh data): holding";
     return d;
   }
-  d.level = stability::nextLevel(matrix.levels, matrix.hysteresis, memory.level, *load, now);
-  const stability::PlanInput input{&matrix, channels, d.level.index, *load};
+  // The level machine sees the larger of the load and the anticipated load (see the header).
+  const bool anticipating = matrix.anticipationSeconds > 0 && anticipatedLoad;
+  const double effective = anticipating ? std::max(*load, *anticipatedLoad) : *load;
+  d.level = stability::nextLevel(matrix.levels, matrix.hysteresis, memory.level, effective, now);
+  const int loadLevel = stability::rawLevel(matrix.levels, *load);
+  const bool effectiveEarns = stability::rawLevel(matrix.levels, effective) >= d.level.index;
+  if (anticipating && effectiveEarns && loadLevel < d.level.index && d.level.index > 0) {
+    d.anticipated = true;
+    d.anticipatedRise = d.level.index > memory.level.index;
+    const auto& crossed = matrix.levels[static_cast<std::size_t>(d.level.index - 1)];
+    char text[240];
+    std::snprintf(text, sizeof text,
+                  "Anticipated: forecast load %.2f (lead %d s) is above %s's bound %.2f; the load "
+                  "%.2f alone is at level %s",
+                  *anticipatedLoad, matrix.anticipationSeconds, crossed.name.c_str(),
+                  crossed.upperBound.value_or(1.0), *load,
+                  matrix.levels[static_cast<std::size_t>(loadLevel)].name.c_str());
+    d.anticipation = text;
+  }
+  const stability::PlanInput input{&matrix, channels, d.level.index, effective};
 
   const auto shutdown = stability::planShutdown(input);
   d.waiting = shutdown.waiting;
@@ -41,15 +69,26 @@ MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMem
     // A step is taken only while the load still earns the level: once it is under the bound
     // of the level below, the sequence stops there (the level itself falls only after the
     // dwell, and then recovery begins).
-    const bool earned = stability::rawLevel(matrix.levels, *load) >= d.level.index;
+    const bool earned = effectiveEarns;
     const auto& level = matrix.levels[static_cast<std::size_t>(d.level.index)];
-    char text[200];
+    char text[400];
+    // With a forecast, "load" in these lines is the larger of the two the level follows.
+    const std::string loadText =
+        anticipating && *anticipatedLoad > *load
+            ? fixedText(*load) + " (forecast " + fixedText(*anticipatedLoad) + ")"
+            : fixedText(*load);
     if (!earned) {
       const auto& below = matrix.levels[static_cast<std::size_t>(d.level.index - 1)];
       std::snprintf(text, sizeof text,
-                    "load %.2f at level %s is under %s's bound %.2f: no further step while it "
+                    "load %s at level %s is under %s's bound %.2f: no further step while it "
                     "stays there",
-                    *load, level.name.c_str(), below.name.c_str(), below.upperBound.value_or(1.0));
+                    loadText.c_str(), level.name.c_str(), below.name.c_str(),
+                    below.upperBound.value_or(1.0));
+    } else if (d.anticipated) {
+      std::snprintf(text, sizeof text, "%s: %zu step(s) to take%s", d.anticipation.c_str(),
+                    d.plan.size(), due ? "" : ", waiting for the step interval");
+      for (auto& step : d.plan)
+        step.reason += " (anticipated)";
     } else {
       std::snprintf(text, sizeof text, "load %.2f at level %s: %zu step(s) to take%s", *load,
                     level.name.c_str(), d.plan.size(),
@@ -76,7 +115,7 @@ MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMem
                 matrix.levels.empty()
                     ? "?"
                     : matrix.levels[static_cast<std::size_t>(d.level.index)].name.c_str());
-  d.message = text;
+  d.message = d.anticipated ? d.anticipation + ": nothing to do" : std::string(text);
   return d;
 }
 

@@ -71,6 +71,13 @@ OperatorMetrics::OperatorMetrics()
                                 "are shut down until SAO is back above.")),
       availability_(gauge(*registry_, "pi0_operator_availability",
                           "Share of a ShutdownMatrix's channels that are available, in [0,1].")),
+      anticipatedLoad_(gauge(*registry_, "pi0_operator_anticipated_load",
+                             "Load the nodes' forecasts expect within a ShutdownMatrix's "
+                             "spec.anticipationSeconds past their horizon, in [0,1]; NaN while "
+                             "anticipation is off or has no forecast.")),
+      anticipatedRises_(counter(*registry_, "pi0_operator_anticipated_level_changes_total",
+                                "Rises of a ShutdownMatrix's level made on its anticipated load, "
+                                "before its load earned them (Events with reason Anticipated).")),
       channelState_(gauge(*registry_, "pi0_operator_channel_state",
                           "State of a Channel: 1 for the state it is in (Active, Degraded, "
                           "Inactive), 0 for the others.")),
@@ -109,24 +116,39 @@ OperatorMetrics::OperatorMetrics()
   }
 }
 
-void OperatorMetrics::setMatrix(const std::string& matrix, const MatrixFigures& figures) {
-  std::lock_guard lock(mu_);
+OperatorMetrics::MatrixSeries& OperatorMetrics::matrixSeries(const std::string& matrix) {
   auto it = matrices_.find(matrix);
   if (it == matrices_.end()) {
     const std::map<std::string, std::string> labels{{"matrix", matrix}};
-    it = matrices_
-             .emplace(matrix,
-                      MatrixSeries{&load_.Add(labels), &level_.Add(labels), &levels_.Add(labels),
-                                   &stability_.Add(labels), &stabilityThreshold_.Add(labels),
-                                   &availability_.Add(labels)})
-             .first;
+    MatrixSeries series{&load_.Add(labels),
+                        &level_.Add(labels),
+                        &levels_.Add(labels),
+                        &stability_.Add(labels),
+                        &stabilityThreshold_.Add(labels),
+                        &availability_.Add(labels),
+                        &anticipatedLoad_.Add(labels),
+                        &anticipatedRises_.Add(labels)};
+    series.anticipatedLoad->Set(std::numeric_limits<double>::quiet_NaN());
+    it = matrices_.emplace(matrix, series).first;
   }
-  it->second.load->Set(figures.load);
-  it->second.level->Set(figures.level);
-  it->second.levels->Set(figures.levels);
-  it->second.stability->Set(figures.stability);
-  it->second.stabilityThreshold->Set(figures.stabilityThreshold);
-  it->second.availability->Set(figures.availability);
+  return it->second;
+}
+
+void OperatorMetrics::setMatrix(const std::string& matrix, const MatrixFigures& figures) {
+  std::lock_guard lock(mu_);
+  MatrixSeries& series = matrixSeries(matrix);
+  series.load->Set(figures.load);
+  series.level->Set(figures.level);
+  series.levels->Set(figures.levels);
+  series.stability->Set(figures.stability);
+  series.stabilityThreshold->Set(figures.stabilityThreshold);
+  series.availability->Set(figures.availability);
+  series.anticipatedLoad->Set(figures.anticipatedLoad);
+}
+
+void OperatorMetrics::countAnticipatedRise(const std::string& matrix) {
+  std::lock_guard lock(mu_);
+  matrixSeries(matrix).anticipatedRises->Increment();
 }
 
 void OperatorMetrics::removeMatrix(const std::string& matrix) {
@@ -139,6 +161,8 @@ void OperatorMetrics::removeMatrix(const std::string& matrix) {
   stability_.Remove(it->second.stability);
   stabilityThreshold_.Remove(it->second.stabilityThreshold);
   availability_.Remove(it->second.availability);
+  anticipatedLoad_.Remove(it->second.anticipatedLoad);
+  anticipatedRises_.Remove(it->second.anticipatedRises);
   matrices_.erase(it);
 }
 

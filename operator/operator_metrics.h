@@ -1,6 +1,13 @@
 // Every metric pi0-operator exports, declared in one place (names follow Prometheus and
 // controller-runtime conventions):
 //   pi0_operator_load{matrix}                      load the matrix sees, in [0,1]
+//   pi0_operator_anticipated_load{matrix}          load the nodes' forecasts expect within the
+//                                                  matrix's spec.anticipationSeconds past their
+//                                                  horizon (NaN while anticipation is off or
+//                                                  has no forecast)
+//   pi0_operator_anticipated_level_changes_total{matrix}
+//                                                  rises of the level that the anticipated load
+//                                                  made before the load did (Event Anticipated)
 //   pi0_operator_level{matrix}                     index of the level the matrix is at
 //   pi0_operator_levels{matrix}                    how many levels the matrix has (the top
 //                                                  one, index levels - 1, is its critical one)
@@ -21,6 +28,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +63,7 @@ struct MatrixFigures {
   double stability = 1;  // SAO
   double stabilityThreshold = 0.5;
   double availability = 1;
+  double anticipatedLoad = std::numeric_limits<double>::quiet_NaN();  // NaN: off or unknown
 };
 
 class OperatorMetrics {
@@ -67,6 +76,9 @@ class OperatorMetrics {
   // is deleted.
   void setMatrix(const std::string& matrix, const MatrixFigures& figures);
   void removeMatrix(const std::string& matrix);
+  // The level of `matrix` rose on its anticipated load (before its load earned it). Creates the
+  // matrix's series if setMatrix has not.
+  void countAnticipatedRise(const std::string& matrix);
 
   // The state of one Channel: its series of `state` is 1 and those of the other states 0.
   // removeChannel (by "namespace/name") drops them when the Channel is deleted.
@@ -93,6 +105,8 @@ class OperatorMetrics {
     prometheus::Gauge* stability;
     prometheus::Gauge* stabilityThreshold;
     prometheus::Gauge* availability;
+    prometheus::Gauge* anticipatedLoad;
+    prometheus::Counter* anticipatedRises;
   };
   static constexpr std::size_t kChannelStates = 3;  // Active, Degraded, Inactive
   using ChannelSeries = std::array<prometheus::Gauge*, kChannelStates>;
@@ -107,6 +121,8 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Gauge>& stability_;
   prometheus::Family<prometheus::Gauge>& stabilityThreshold_;
   prometheus::Family<prometheus::Gauge>& availability_;
+  prometheus::Family<prometheus::Gauge>& anticipatedLoad_;
+  prometheus::Family<prometheus::Counter>& anticipatedRises_;
   prometheus::Family<prometheus::Gauge>& channelState_;
   prometheus::Family<prometheus::Counter>& actions_;
   prometheus::Family<prometheus::Histogram>& reconcileDuration_;
@@ -121,6 +137,8 @@ class OperatorMetrics {
   std::array<prometheus::Counter*, kControllers> errorSeries_{};
   std::array<prometheus::Gauge*, kControllers> depthSeries_{};
   std::array<prometheus::Counter*, kPollResults> pollSeries_{};
+
+  MatrixSeries& matrixSeries(const std::string& matrix);  // mu_ held
 
   mutable std::mutex mu_;
   std::map<std::string, MatrixSeries, std::less<>> matrices_;   // guarded by mu_

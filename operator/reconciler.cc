@@ -846,8 +846,10 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
                  generation, nowText);
   }
 
-  // The load.
+  // The load, and with spec.anticipationSeconds the anticipated load (Fleet only).
   std::optional<double> load;
+  std::optional<double> anticipated;
+  std::string forecastCoverage;
   Json loadByResource = Json::object();
   if (spec.loadSignal.source == stability::LoadSource::kPrometheus) {
     if (prometheus_ == nullptr) {
@@ -873,8 +875,21 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
                           : r == stability::ResourceKind::kMemory ? fleet::Resource::kMemory
                                                                   : fleet::Resource::kGpu);
     }
-    const auto cl = fleet::clusterLoad(*snapshot, systemClock().now(), capacity, resources);
+    const std::optional<double> lead =
+        spec.anticipationSeconds > 0
+            ? std::optional<double>(static_cast<double>(spec.anticipationSeconds))
+            : std::nullopt;
+    const auto cl = fleet::clusterLoad(*snapshot, systemClock().now(), capacity, resources, lead);
     load = cl.load;
+    anticipated = cl.anticipated;
+    if (lead) {
+      const auto& binding = cl.of(cl.anticipated ? cl.anticipatedBinding : cl.binding);
+      forecastCoverage =
+          std::to_string(binding.nodesForecast) + " of " + std::to_string(binding.nodesCounted) +
+          " nodes counted for " +
+          std::string(fleet::resourceName(cl.anticipated ? cl.anticipatedBinding : cl.binding)) +
+          " publish a forecast";
+    }
     for (auto r : resources) {
       if (auto peak = cl.of(r).peak)
         loadByResource[std::string(fleet::resourceName(r))] = round4(*peak);
@@ -890,6 +905,25 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
                    "no fresh agent data (" + coverage + "): the matrix holds and takes no action",
                    generation, nowText);
     }
+  }
+  if (spec.anticipationSeconds == 0) {
+    setCondition(conditions, "Anticipating", false, "Off",
+                 "spec.anticipationSeconds is 0: the level follows the load alone", generation,
+                 nowText);
+  } else if (spec.loadSignal.source == stability::LoadSource::kPrometheus) {
+    setCondition(conditions, "Anticipating", false, "NoForecast",
+                 "spec.loadSignal is a Prometheus query, which has no forecast: "
+                 "spec.anticipationSeconds has no effect",
+                 generation, nowText);
+  } else if (!anticipated) {
+    setCondition(conditions, "Anticipating", false, "NoData",
+                 "no anticipated load without a measured load", generation, nowText);
+  } else {
+    setCondition(conditions, "Anticipating", true, "Forecast",
+                 "the level follows the larger of the load and the load forecast " +
+                     std::to_string(spec.anticipationSeconds) + " s past the nodes' horizon (" +
+                     forecastCoverage + ")",
+                 generation, nowText);
   }
   const std::string agentTrouble = agentsProblems(*snapshot, capacity);
   if (agentTrouble.empty()) {
@@ -918,7 +952,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
     if (last) memory.lastActionAt = toSteady(*last, wallNow, steadyNow);
   }
   const int previousLevel = memory.level.index;
-  MatrixDecision d = decideMatrix(spec, memory, load, planned, steadyNow);
+  MatrixDecision d = decideMatrix(spec, memory, load, planned, steadyNow, anticipated);
   if (!enforcing) {
     d.shutdownNow.reset();
     d.restoreNow.clear();
@@ -946,10 +980,17 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
                 {"restoreNow", static_cast<int>(d.restoreNow.size())}});
   }
   if (d.level.index != previousLevel && load) {
-    events_.record(ref, kube::EventType::kNormal, "LevelChanged",
-                   "level " + spec.levels[static_cast<std::size_t>(previousLevel)].name + " -> " +
-                       spec.levels[static_cast<std::size_t>(d.level.index)].name + " at load " +
-                       fixed(*load));
+    const std::string change = "level " +
+                               spec.levels[static_cast<std::size_t>(previousLevel)].name + " -> " +
+                               spec.levels[static_cast<std::size_t>(d.level.index)].name;
+    if (d.anticipatedRise) {
+      events_.record(ref, kube::EventType::kNormal, "Anticipated",
+                     change + " early: " + d.anticipation);
+      metrics_.countAnticipatedRise(name);
+    } else {
+      events_.record(ref, kube::EventType::kNormal, "LevelChanged",
+                     change + " at load " + fixed(*load));
+    }
   }
 
   // Restores under way: verified, stalled, retried.
@@ -1067,6 +1108,12 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
     status.erase("load");
   }
   status["loadByResource"] = loadByResource;
+  if (anticipated && load) {
+    status["anticipatedLoad"] = round4(std::max(*anticipated, *load));
+  } else {
+    status.erase("anticipatedLoad");
+  }
+  status["levelCause"] = d.anticipated ? "Anticipated" : "Load";
   status["stability"] = round4(sao);
   status["availability"] = round4(availability);
   status["systemState"] = stability::systemStateName(stability::systemState(availability));
@@ -1122,9 +1169,10 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
                  nowText);
   }
   finish(status);
-  metrics_.setMatrix(name, MatrixFigures{load.value_or(std::nan("")), d.level.index,
-                                         static_cast<int>(spec.levels.size()), sao,
-                                         spec.stabilityThreshold, availability});
+  metrics_.setMatrix(
+      name, MatrixFigures{load.value_or(std::nan("")), d.level.index,
+                          static_cast<int>(spec.levels.size()), sao, spec.stabilityThreshold,
+                          availability, anticipated.value_or(std::nan(""))});
 
   // What the channels' statuses say about the level and their buffers.
   if (primary == spec.name) {

@@ -120,3 +120,94 @@ TEST_CASE("nothing to do at the first level") {
   CHECK(d.plan.empty());
   CHECK(d.message == "load 0.50 at level normal: nothing to do");
 }
+
+TEST_CASE("anticipation: the forecast load raises the level early, and says why") {
+  auto m = matrix();
+  m.anticipationSeconds = 45;
+  const std::vector<stability::PlannedChannel> channels = {channel("batch", 0.3),
+                                                           channel("recs", 0.5)};
+  // The load 0.65 is at level normal; the forecast 45 s further expects 0.83, past elevated's
+  // bound 0.8: the matrix goes to level high now, and acts on it.
+  auto d = decideMatrix(m, {}, 0.65, channels, t0, 0.83);
+  CHECK(d.level.index == 2);
+  CHECK(d.anticipated);
+  CHECK(d.anticipatedRise);
+  CHECK(d.anticipation ==
+        "Anticipated: forecast load 0.83 (lead 45 s) is above elevated's bound 0.80; the load "
+        "0.65 alone is at level normal");
+  CHECK(d.message == d.anticipation + ": 2 step(s) to take");
+  REQUIRE(d.shutdownNow);
+  CHECK(d.shutdownNow->channel.name == "batch");
+  CHECK(d.shutdownNow->reason.ends_with(" (anticipated)"));
+
+  // The same numbers with anticipation off: the anticipated load is ignored.
+  m.anticipationSeconds = 0;
+  d = decideMatrix(m, {}, 0.65, channels, t0, 0.83);
+  CHECK(d.level.index == 0);
+  CHECK_FALSE(d.anticipated);
+  CHECK_FALSE(d.shutdownNow);
+  m.anticipationSeconds = 45;
+
+  // No forecast (nullopt, as for a Prometheus load signal): the load alone decides.
+  d = decideMatrix(m, {}, 0.65, channels, t0, std::nullopt);
+  CHECK(d.level.index == 0);
+  CHECK_FALSE(d.anticipated);
+
+  // The load itself earns the level: not Anticipated, whatever the forecast says.
+  d = decideMatrix(m, {}, 0.85, channels, t0, 0.86);
+  CHECK(d.level.index == 2);
+  CHECK_FALSE(d.anticipated);
+  CHECK_FALSE(d.anticipatedRise);
+  CHECK(d.message == "load 0.85 at level high: 2 step(s) to take");
+
+  // Already at high by the forecast: held there, still Anticipated, but no new rise.
+  d = decideMatrix(m, {{2, std::nullopt}, std::nullopt}, 0.66, channels, t0, 0.84);
+  CHECK(d.level.index == 2);
+  CHECK(d.anticipated);
+  CHECK_FALSE(d.anticipatedRise);
+}
+
+TEST_CASE("anticipation: a forecast that does not come true falls back under the dwell") {
+  auto m = matrix();
+  m.anticipationSeconds = 45;
+  std::vector<stability::PlannedChannel> channels = {channel("batch", 0.3), channel("recs", 0.5)};
+  // Risen on the forecast; batch shut down at t0.
+  auto d = decideMatrix(m, {}, 0.65, channels, t0, 0.83);
+  REQUIRE(d.level.index == 2);
+  REQUIRE(d.shutdownNow);
+  channels[0].state = ChannelState::kInactive;
+  MatrixMemory memory{d.level, t0};
+
+  // The rise does not come: load and forecast settle at 0.55 and 0.58, under the calm mark
+  // (elevated's bound minus the margin, 0.75). No further step although the step interval has
+  // passed, and the level holds until the dwell (60 s) is over.
+  d = decideMatrix(m, memory, 0.55, channels, t0 + seconds(30), 0.58);
+  CHECK(d.level.index == 2);
+  CHECK_FALSE(d.anticipated);  // neither the load nor the forecast earns high any more
+  CHECK_FALSE(d.shutdownNow);
+  CHECK(d.phase == Phase::kHolding);
+  CHECK(d.message ==
+        "load 0.55 (forecast 0.58) at level high is under elevated's bound 0.80: no further step "
+        "while it stays there");
+  REQUIRE(d.level.calmSince);
+  memory.level = d.level;
+  d = decideMatrix(m, memory, 0.55, channels, t0 + seconds(60), 0.58);
+  CHECK(d.level.index == 2);  // 30 s of calm: not yet
+  memory.level = d.level;
+  // The forecast bumps over the calm mark once: the calm starts again, as it would for the load.
+  d = decideMatrix(m, memory, 0.55, channels, t0 + seconds(70), 0.78);
+  CHECK(d.level.index == 2);
+  CHECK_FALSE(d.level.calmSince);
+  CHECK_FALSE(d.shutdownNow);  // 0.78 earns elevated only
+  memory.level = d.level;
+  d = decideMatrix(m, memory, 0.55, channels, t0 + seconds(75), 0.58);
+  memory.level = d.level;
+  d = decideMatrix(m, memory, 0.55, channels, t0 + seconds(130), 0.58);
+  CHECK(d.level.index == 2);  // 55 s since the calm began again
+  memory.level = d.level;
+  d = decideMatrix(m, memory, 0.55, channels, t0 + seconds(135), 0.58);
+  CHECK(d.level.index == 0);  // 60 s: back to normal, batch comes back
+  CHECK(d.phase == Phase::kRestoring);
+  REQUIRE(d.restoreNow.size() == 1);
+  CHECK(d.restoreNow[0].channel.name == "batch");
+}

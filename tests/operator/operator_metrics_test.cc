@@ -42,6 +42,8 @@ TEST_CASE("every family is declared with HELP and TYPE") {
         Family{"pi0_operator_levels", "gauge"}, Family{"pi0_operator_stability", "gauge"},
         Family{"pi0_operator_stability_threshold", "gauge"},
         Family{"pi0_operator_availability", "gauge"}, Family{"pi0_operator_channel_state", "gauge"},
+        Family{"pi0_operator_anticipated_load", "gauge"},
+        Family{"pi0_operator_anticipated_level_changes_total", "counter"},
         Family{"pi0_operator_actions_total", "counter"},
         Family{"pi0_operator_reconcile_duration_seconds", "histogram"},
         Family{"pi0_operator_reconcile_errors_total", "counter"},
@@ -57,6 +59,9 @@ TEST_CASE("every family is declared with HELP and TYPE") {
   CHECK(contains(text, "pi0_operator_reconcile_errors_total{controller=\"channel\"} 0\n"));
   CHECK(contains(text, "pi0_operator_fleet_polls_total{result=\"skipped_open\"} 0\n"));
   CHECK(contains(text, "pi0_operator_leader 0\n"));
+  // A matrix's anticipation series exist with it: no rise yet, no anticipated load (off).
+  CHECK(contains(text, "pi0_operator_anticipated_level_changes_total{matrix=\"m\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_anticipated_load{matrix=\"m\"} Nan\n"));
 }
 
 TEST_CASE("values appear after updates") {
@@ -66,7 +71,10 @@ TEST_CASE("values appear after updates") {
                                    .levels = 4,
                                    .stability = 0.5,
                                    .stabilityThreshold = 0.625,
-                                   .availability = 0.875});
+                                   .availability = 0.875,
+                                   .anticipatedLoad = 0.8125});
+  m.countAnticipatedRise("web");
+  m.countAnticipatedRise("web");
   m.countAction(Action::kDegrade, ActionResult::kOk);
   m.countAction(Action::kDegrade, ActionResult::kOk);
   m.countAction(Action::kRestore, ActionResult::kError);
@@ -89,6 +97,8 @@ TEST_CASE("values appear after updates") {
   CHECK(contains(text, "pi0_operator_stability{matrix=\"web\"} 0.5\n"));
   CHECK(contains(text, "pi0_operator_stability_threshold{matrix=\"web\"} 0.625\n"));
   CHECK(contains(text, "pi0_operator_availability{matrix=\"web\"} 0.875\n"));
+  CHECK(contains(text, "pi0_operator_anticipated_load{matrix=\"web\"} 0.8125\n"));
+  CHECK(contains(text, "pi0_operator_anticipated_level_changes_total{matrix=\"web\"} 2\n"));
   CHECK(contains(text, "pi0_operator_actions_total{action=\"degrade\",result=\"ok\"} 2\n"));
   CHECK(contains(text, "pi0_operator_actions_total{action=\"restore\",result=\"error\"} 1\n"));
   CHECK(contains(text, "pi0_operator_actions_total{action=\"degrade\",result=\"error\"} 0\n"));
