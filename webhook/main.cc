@@ -84,6 +84,9 @@ Flags:
   --gate-isolation X            θ_iso (default 0.35)
   --minimum-margin X            margin between the admission gate and a matrix's first level
                                 (default 0.05)
+  --trouble-warning-seconds N   warn when an admitted pod's node expects trouble on a resource
+                                the pod uses within N seconds (its forecast's secondsToTrouble),
+                                0 to 3600; 0 is off (default 60)
   --shutdown-delay DURATION     keep serving, not ready, this long after SIGTERM (default 5s)
   --server-threads N            event loops serving the connections, 1 to 256 (default: one
                                 per CPU); idle or slow connections hold none
@@ -276,6 +279,16 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       ok = gate(o.policy.thresholds.isolation);
     } else if (flag == "--minimum-margin") {
       ok = gate(o.minimumMargin);
+    } else if (flag == "--trouble-warning-seconds") {
+      std::string v;
+      ok = text(v);
+      char* end = nullptr;
+      const long n = ok ? std::strtol(v.c_str(), &end, 10) : 0;
+      if (ok && (end != v.c_str() + v.size() || n < 0 || n > 3600)) {
+        return fail("--trouble-warning-seconds: '" + v +
+                    "' is not a whole number of seconds from 0 (off) to 3600");
+      }
+      o.policy.troubleWarningSeconds = static_cast<double>(n);
     } else if (flag == "--log-level") {
       auto v = reader.value();
       if (!v) return fail(v.error().message);

@@ -568,6 +568,32 @@ double totalExcess(const std::vector<GateFailure>& failures) {
   return sum;
 }
 
+// "pi0: node worker-3 expects cpu trouble in 12 s, memory trouble in 40 s" for the resources the
+// pod uses whose trouble the node's forecast expects within `withinSeconds`; nullopt when none.
+std::optional<std::string> troubleWarning(const std::string& node,
+                                          const fleet::NodeFingerprint& fingerprint,
+                                          const std::vector<fleet::Resource>& used,
+                                          double withinSeconds) {
+  if (!(withinSeconds > 0)) return std::nullopt;
+  std::vector<std::pair<double, fleet::Resource>> soon;
+  for (fleet::Resource r : used) {
+    const std::optional<double> seconds = fleet::secondsToTrouble(fingerprint, r);
+    if (seconds && *seconds < withinSeconds) soon.emplace_back(*seconds, r);
+  }
+  if (soon.empty()) return std::nullopt;
+  std::stable_sort(soon.begin(), soon.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::string w = "pi0: node " + node + " expects ";
+  for (std::size_t i = 0; i < soon.size(); ++i) {
+    const auto& [seconds, r] = soon[i];
+    w += (i ? ", " : "") + std::string(fleet::resourceName(r)) + " trouble ";
+    // Whole seconds, rounded up: "in 0 s" would read as "now".
+    w += seconds <= 0 ? std::string("now")
+                      : "in " + std::to_string(static_cast<long long>(std::ceil(seconds))) + " s";
+  }
+  return w;
+}
+
 Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
                     const fleet::FleetSnapshot& fleet, const Policy& policy,
                     Clock::time_point now) {
@@ -583,6 +609,7 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
   const NodeInfo* closest = nullptr;
   std::vector<GateFailure> closestFailures, failures;
   const NodeInfo* passed = nullptr;
+  const fleet::NodeFingerprint* passedFingerprint = nullptr;
 
   narrowed.rest.forEach([&](std::size_t i) {
     const NodeInfo& node = table[i];
@@ -604,6 +631,7 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     }
     if (failures.empty()) {
       passed = &node;
+      passedFingerprint = status->fingerprint.get();
       return false;
     }
     const bool better = !closest || failures.size() < closestFailures.size() ||
@@ -615,7 +643,14 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     }
     return true;
   });
-  if (passed) return Verdict{true, Reason::kPassed, {}, {}, passed->name, {}};
+  if (passed) {
+    Verdict v{true, Reason::kPassed, {}, {}, passed->name, {}};
+    if (auto w =
+            troubleWarning(passed->name, *passedFingerprint, used, policy.troubleWarningSeconds)) {
+      v.warnings.push_back(std::move(*w));
+    }
+    return v;
+  }
   for (auto& f : closestFailures)
     f.node = closest->name;
 

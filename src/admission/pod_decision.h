@@ -22,7 +22,12 @@
 //     node among 5 nodes: 1 unschedulable, 2 not matching the nodeSelector, 2 with an
 //     untolerated taint (dedicated=gpu:NoSchedule)".
 //  5. Passed: some candidate with data passes every gate for the pod (see "Gates"); `node` is
-//     the first such candidate in the order of `nodes` (the scan stops there).
+//     the first such candidate in the order of `nodes` (the scan stops there). When that node's
+//     forecast expects trouble soon on a resource the pod uses (fleet::secondsToTrouble below
+//     Policy::troubleWarningSeconds: cpu from "cpu" and "psi_cpu", memory from "memory" and
+//     "psi_memory", gpu from the "gpuN_sm" signals), the pod is admitted with the warning
+//     "pi0: node worker-3 expects cpu trouble in 12 s" (several resources in one warning,
+//     soonest first; "now" when the forecast is at its trouble line already).
 //  6. GatesFailed: candidates with data exist but none passes. `node` is the closest candidate
 //     (fewest failing gates, then smallest total excess, then first in `nodes`), `failures` its
 //     failing gates, and the message names them with values and thresholds: "no node passes
@@ -240,6 +245,8 @@ struct Policy {
   Mode mode = Mode::kEnforce;
   StalePolicy stale = StalePolicy::kAllow;
   Thresholds thresholds;
+  // A Passed pod's node expecting trouble within this many seconds earns a warning; 0 is off.
+  double troubleWarningSeconds = 60;
 };
 
 // --- The decision ------------------------------------------------------------------------------

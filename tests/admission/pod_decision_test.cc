@@ -887,6 +887,7 @@ TEST_CASE("trimFingerprint keeps the signals decide reads, without their spectra
                            "net_eth0_rx", "gpu0_sm", "gpu0_mem", "gpu12_sm", "gpux_sm"}) {
     fleet::SignalFingerprint s = sig(0.8);
     s.spectrum.assign(33, 0.5);
+    s.forecast = fleet::SignalForecast{};  // the webhook's trouble warnings read it
     fp.signals.emplace(name, s);
   }
   fleet::NodeFingerprint trimmed = fp;
@@ -896,7 +897,80 @@ TEST_CASE("trimFingerprint keeps the signals decide reads, without their spectra
     kept.push_back(name);
     CHECK(s.spectrum.empty());
     CHECK(s.gates);
+    CHECK(s.forecast);
   }
   CHECK(kept ==
         std::vector<std::string>{"cpu", "gpu0_sm", "gpu12_sm", "memory", "psi_cpu", "psi_memory"});
+}
+
+namespace {
+
+// `s` with a forecast that expects trouble in `seconds` (nullopt: none expected).
+fleet::SignalFingerprint troubleIn(fleet::SignalFingerprint s, std::optional<double> seconds) {
+  s.forecast =
+      fleet::SignalForecast{30, *s.projectedPeak, *s.projectedPeak, 0.0, 0.01, 1.0, seconds};
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("an admitted pod's node expecting trouble soon earns a warning naming it and when") {
+  Signals soon = quiet();
+  soon["memory"] = troubleIn(soon["memory"], 42.4);    // a leak: memory full in 42.4 s
+  soon["psi_cpu"] = troubleIn(soon["psi_cpu"], 12.0);  // cpu pressure at its line in 12 s
+  soon["cpu"] = troubleIn(soon["cpu"], 300.0);         // far off: not worth a word
+  const auto fleet = snapshot({{"worker-3", {soon}}});
+  const std::vector<NodeInfo> nodes = {node("worker-3")};
+
+  auto d = run(pod("500m", "1Gi"), nodes, fleet);
+  CHECK(d.reason == Reason::kPassed);
+  CHECK(d.allowed);
+  REQUIRE(d.warnings.size() == 1);
+  // Soonest first; seconds rounded up.
+  CHECK(d.warnings[0] == "pi0: node worker-3 expects cpu trouble in 12 s, memory trouble in 43 s");
+  CHECK(d.warnings[0].size() <= kMaxWarningChars);
+
+  // The threshold: 30 s leaves only cpu; 0 turns the warning off.
+  Policy p = testPolicy();
+  p.troubleWarningSeconds = 30;
+  d = run(pod("500m", "1Gi"), nodes, fleet, p);
+  REQUIRE(d.warnings.size() == 1);
+  CHECK(d.warnings[0] == "pi0: node worker-3 expects cpu trouble in 12 s");
+  p.troubleWarningSeconds = 0;
+  CHECK(run(pod("500m", "1Gi"), nodes, fleet, p).warnings.empty());
+
+  // At the line already: "now".
+  Signals now = quiet();
+  now["psi_memory"] = troubleIn(now["psi_memory"], 0.0);
+  d = run(pod(), nodes, snapshot({{"worker-3", {now}}}));
+  REQUIRE(d.warnings.size() == 1);
+  CHECK(d.warnings[0] == "pi0: node worker-3 expects memory trouble now");
+
+  // The node the pod is admitted to is the one named: the first passing node, worker-1, expects
+  // nothing (no forecast, or one without trouble), so worker-3's trouble is not mentioned.
+  Signals calm = quiet();
+  calm["cpu"] = troubleIn(calm["cpu"], std::nullopt);
+  d = run(pod("500m", "1Gi"), {node("worker-1"), node("worker-3")},
+          snapshot({{"worker-1", {calm}}, {"worker-3", {soon}}}));
+  CHECK(d.node == "worker-1");
+  CHECK(d.warnings.empty());
+
+  // DryRun says nothing, as for every warning; Warn admits with it.
+  d = run(pod("500m", "1Gi"), nodes, fleet, testPolicy(), std::nullopt, Mode::kDryRun);
+  CHECK(d.warnings.empty());
+  d = run(pod("500m", "1Gi"), nodes, fleet, testPolicy(), std::nullopt, Mode::kWarn);
+  CHECK(d.warnings.size() == 1);
+
+  // A GPU pod hears of its GPUs' trouble; a pod without GPUs does not.
+  Signals gpu = quiet();
+  gpu["gpu0_sm"] = troubleIn(sig(0.8), 20.0);
+  gpu["gpu1_sm"] = troubleIn(sig(0.8), std::nullopt);
+  const auto gpuFleet = snapshot({{"gpu-1", {gpu}}});
+  Json gpuPod = podJson("500m", "1Gi");
+  gpuPod["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] = "1";
+  d = run(podOf(gpuPod), {node("gpu-1", 4, 16, 2)}, gpuFleet);
+  CHECK(d.reason == Reason::kPassed);
+  REQUIRE(d.warnings.size() == 1);
+  CHECK(d.warnings[0] == "pi0: node gpu-1 expects gpu trouble in 20 s");
+  CHECK(run(pod("500m", "1Gi"), {node("gpu-1", 4, 16, 2)}, gpuFleet).warnings.empty());
 }
