@@ -77,6 +77,8 @@ out=$(k explain shutdownmatrix.spec.hysteresis | flat)
 contains "$out" "Keeps the plan from flapping at a level's edge" "explain shutdownmatrix.spec.hysteresis"
 contains "$out" "dwellSeconds" "explain shutdownmatrix.spec.hysteresis"
 contains "$out" "Default: 60." "explain shutdownmatrix.spec.hysteresis"
+out=$(k explain shutdownmatrix.spec.anticipationSeconds | flat)
+contains "$out" "Lead time, in seconds, of the anticipated level" "explain shutdownmatrix.spec.anticipationSeconds"
 
 e2e_log "the examples apply"
 k apply -f "$SRC/examples/resources/"
@@ -90,6 +92,9 @@ expect_eq "$(jp sm default -o jsonpath='{.spec.restore.maxBackoffSeconds}')" 600
 # Applying again changes nothing (the examples spell out the defaults inside list items).
 out=$(k apply -f "$SRC/examples/resources/")
 if grep -qv 'unchanged$' <<<"$out"; then fail "a second apply changed something: $out"; fi
+k apply -f "$SRC/examples/anticipation/"
+expect_eq "$(jp sm anticipating -o jsonpath='{.spec.anticipationSeconds}/{.spec.mode}')" "45/DryRun" \
+  "the anticipating example matrix"
 
 e2e_log "the apiserver fills in the defaults"
 k create -n $NS -f - <<'EOF'
@@ -141,8 +146,8 @@ spec:
 EOF
 expect_eq "$(jp sm minimal -o jsonpath='{.spec.weights.throughput}/{.spec.weights.reliability}/{.spec.weights.recovery}')" \
   "0.4/0.4/0.2" "ShutdownMatrix weights"
-expect_eq "$(jp sm minimal -o jsonpath='{.spec.mode}/{.spec.stepIntervalSeconds}/{.spec.stabilityThreshold}')" \
-  "Enforce/30/0.5" "ShutdownMatrix mode/stepIntervalSeconds/stabilityThreshold"
+expect_eq "$(jp sm minimal -o jsonpath='{.spec.mode}/{.spec.stepIntervalSeconds}/{.spec.stabilityThreshold}/{.spec.anticipationSeconds}')" \
+  "Enforce/30/0.5/0" "ShutdownMatrix mode/stepIntervalSeconds/stabilityThreshold/anticipationSeconds"
 expect_eq "$(jp sm minimal -o jsonpath='{.spec.hysteresis.margin}/{.spec.hysteresis.dwellSeconds}')" \
   "0.05/60" "ShutdownMatrix hysteresis"
 expect_eq "$(jp sm minimal -o jsonpath='{.spec.loadSignal.source}/{.spec.loadSignal.resources[*]}')" \
@@ -252,6 +257,12 @@ kind: ShutdownMatrix
 metadata: {name: bad-resource}
 spec: {levels: [{name: all}], loadSignal: {resources: [disk]}}
 EOF
+refused "an anticipation past an hour" "spec.anticipationSeconds" "should be less than or equal to 3600" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: ShutdownMatrix
+metadata: {name: bad-anticipation}
+spec: {levels: [{name: all}], anticipationSeconds: 3601}
+EOF
 
 e2e_log "printer columns, category and short names"
 out=$(header k get channels -n $NS)
@@ -292,7 +303,8 @@ case "$out" in
 esac
 status_patch sm default '' '{"status": {
   "observedGeneration": 1, "level": "elevated", "levelIndex": 1, "load": 0.76,
-  "loadByResource": {"cpu": 0.76, "memory": 0.61}, "stability": 0.88, "availability": 0.94,
+  "loadByResource": {"cpu": 0.76, "memory": 0.61}, "anticipatedLoad": 0.83,
+  "levelCause": "Anticipated", "stability": 0.88, "availability": 0.94,
   "systemState": "Running",
   "plan": [{"step": 1, "action": "Degrade", "channel": {"name": "recommendations", "namespace": "pi0-demo"},
     "reason": "level elevated: matrix cell order 1", "targets": ["Deployment/recommendations"]}],
@@ -303,6 +315,9 @@ case "$out" in
   "default elevated 0.76 0.88 0.94 Running Enforce "*) ;;
   *) fail "kubectl get sm default shows '$out', want 'default elevated 0.76 0.88 0.94 Running Enforce AGE'" ;;
 esac
+# The anticipation's status fields are in the schema, so they are kept, not pruned.
+expect_eq "$(jp sm default -o jsonpath='{.status.anticipatedLoad}/{.status.levelCause}')" \
+  "0.83/Anticipated" "ShutdownMatrix status anticipatedLoad/levelCause"
 refused_status() { # refused_status WHAT PATCH PHRASE: a status write the apiserver must refuse
   local out
   if out=$(status_patch "$4" "$5" "${6:-}" "$2" 2>/dev/null); then
@@ -318,6 +333,8 @@ refused_status "an unknown channel state" '{"status": {"state": "Sleeping"}}' \
 refused_status "a condition without a reason" \
   '{"status": {"conditions": [{"type": "Stalled", "status": "True", "message": "m", "lastTransitionTime": "2026-01-02T03:04:05Z"}]}}' \
   "reason: Required value" channel batch-reports $NS
+refused_status "an unknown level cause" '{"status": {"levelCause": "Hunch"}}' \
+  'Unsupported value: "Hunch"' sm default
 refused_status "an unknown plan action" \
   '{"status": {"plan": [{"step": 1, "action": "Reboot"}]}}' 'Unsupported value: "Reboot"' sm default
 
