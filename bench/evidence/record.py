@@ -454,8 +454,10 @@ def size_episode(rng, ep, nproc, limit):
                        for _ in range(steps)]
     if shape == "bursts":
         on_off, total = [], 0.0
+        # A memory burst needs longer to grow (see memory_args).
+        on_lo, on_hi = (10, 25) if kind == "memory" else (4, 12)
         while total < dur or len(on_off) < 3:
-            on, off = round(rng.uniform(4, 12), 1), round(rng.uniform(3, 10), 1)
+            on, off = round(rng.uniform(on_lo, on_hi), 1), round(rng.uniform(3, 10), 1)
             on_off.append([on, off])
             total += on + off
         p["on_off_s"] = on_off
@@ -487,17 +489,17 @@ def stress_args(kind, p, nproc):
     if kind == "cpu":
         return ["--cpu", str(p["workers"]), "--cpu-load", str(p["cpu_load"])]
     if kind == "memory":
-        workers = max(1, min(nproc, 4))
-        return memory_args(workers, p["target_bytes"] // workers)
+        return memory_args(max(1, min(nproc, 4)), p["target_bytes"])
     return ["--hdd", str(p["workers"]), "--hdd-bytes", f"{p['hdd_bytes'] // MIB}M"]
 
 
-def memory_args(workers, per_worker):
+def memory_args(workers, total):
     # Each worker fills its share once and holds it (--vm-hang 0): memory grows, not CPU; an
     # OOM-killed worker is not respawned (--oomable).
     # Transparent huge pages: first-touch page faults in a VM can hold a worker to ~100 MB/s,
     # too slow to fill the node in an episode; with them ~300 MB/s per worker here.
-    return ["--vm", str(workers), "--vm-bytes", f"{max(per_worker // MIB, 1)}M", "--vm-keep",
+    # stress-ng shares --vm-bytes (and --hdd-bytes) among the workers.
+    return ["--vm", str(workers), "--vm-bytes", f"{max(total // MIB, 1)}M", "--vm-keep",
             "--vm-hang", "0", "--vm-method", "write64", "--vm-madvise", "hugepage", "--oomable"]
 
 
@@ -524,9 +526,11 @@ def calm_stretches(rng, args, episodes):
 
 
 class Plan:
-    def __init__(self, args, recorder, launcher, rng, nproc):
-        self.args, self.rec, self.launcher, self.rng, self.nproc = \
-            args, recorder, launcher, rng, nproc
+    def __init__(self, args, recorder, launcher, nproc):
+        self.args, self.rec, self.launcher, self.nproc = args, recorder, launcher, nproc
+        # Background changes happen at times that depend on the run; their own generator
+        # keeps the plan's draws from depending on them.
+        self.rng = random.Random(f"background-{args.seed}")
         self.bg_next = 0.0
 
     def wait_until(self, t_end):
@@ -746,7 +750,7 @@ def main(argv):
         meta["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         recorder = Recorder(agent, cgroups, args.out, t0)
         recorder.start()
-        plan = Plan(args, recorder, launcher, rng, nproc)
+        plan = Plan(args, recorder, launcher, nproc)
         log(f"warm-up: {args.warmup_seconds:.0f} s of calm (agent on port {agent.port})")
         plan.calm(args.warmup_seconds, phase="warmup")
         for i, ep in enumerate(episodes):

@@ -110,6 +110,26 @@ if ((!report_only)); then
 fi
 mkdir -p "$recordings"
 
+# Runs a command in the background and waits for it, passing SIGINT and SIGTERM on to it, so
+# that the recorder cleans up (cgroups, stress-ng, the agent) whoever is signalled; returns its
+# exit status.
+child=""
+trap '[[ -n $child ]] && kill -INT "$child" 2>/dev/null' INT
+trap '[[ -n $child ]] && kill -TERM "$child" 2>/dev/null' TERM
+run_forwarding() {
+  local rc
+  "$@" &
+  child=$!
+  while :; do
+    rc=0
+    wait "$child" || rc=$?
+    # A trap ends the wait early (status > 128) while the command is still cleaning up.
+    if ((rc <= 128)) || ! kill -0 "$child" 2>/dev/null; then break; fi
+  done
+  child=""
+  return "$rc"
+}
+
 # A recording's replay, into the recordings directory as NAME.replay.csv.
 replay_one() {
   local in=$1 name out
@@ -143,7 +163,8 @@ else
   ((smoke)) && recording="$recordings/$stamp-smoke.csv"
   log "recording to $recording"
   rc=0
-  "$python" "$here/record.py" --out "$recording" --agent "$agent" "${record_flags[@]}" || rc=$?
+  run_forwarding "$python" "$here/record.py" --out "$recording" --agent "$agent" \
+    "${record_flags[@]}" || rc=$?
   case $rc in
     0) ;;
     2) exit 2 ;;
