@@ -255,12 +255,11 @@ def calm_rows(run):
     t = run.t
     onset_t = t[run.onset]
     trouble_t = t[run.trouble]
-    # no onset within (t, t + 60]
-    k = np.searchsorted(onset_t, t, side="right")
-    next_onset = np.where(k < len(onset_t), onset_t[np.minimum(k, len(onset_t) - 1)], np.inf)
-    # the last trouble row at or before t
-    j = np.searchsorted(trouble_t, t, side="right") - 1
-    last_trouble = np.where(j >= 0, trouble_t[np.maximum(j, 0)], -np.inf)
+    # the next onset after t (sentinel: none), and the last trouble row at or before t
+    onset_t = np.append(onset_t, np.inf)
+    next_onset = onset_t[np.searchsorted(onset_t, t, side="right")]
+    trouble_t = np.insert(trouble_t, 0, -np.inf)
+    last_trouble = trouble_t[np.searchsorted(trouble_t, t, side="right") - 1]
     calm = ~run.trouble & (next_onset - t > CALM_LOOKAHEAD_S) & (t - last_trouble > CALM_GRACE_S)
     calm[: run.first] = False
     run.calm = calm
