@@ -199,6 +199,30 @@ def load(path, index, uid_base, args):
     return run
 
 
+def read_meta(path):
+    """The recording's sidecar (record.py's FILE.meta.json) next to a replay or recording, or
+    None."""
+    base = path[:-len(".replay.csv")] if path.endswith(".replay.csv") else \
+        path[:-len(".csv")] if path.endswith(".csv") else path
+    try:
+        with open(base + ".meta.json") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def describe_meta(name, meta):
+    if not meta:
+        return f"`{name}`: no sidecar (.meta.json) found."
+    m, fl = meta.get("machine", {}), meta.get("flags", {})
+    return (f"`{name}`: seed {meta.get('seed')}, {fl.get('episodes_per_kind')} episodes per "
+            f"kind, {fl.get('calm_minutes')} calm minutes, started {meta.get('started_at')}, "
+            f"{'complete' if meta.get('complete') else 'interrupted'}; {m.get('nproc')} CPUs, "
+            f"MemTotal {m.get('mem_total_bytes', 0) / 2**30:.1f} GiB, kernel {m.get('kernel')}, "
+            f"cgroup v{m.get('cgroup_version')}, experiment memory limit "
+            f"{m.get('memory_limit_bytes', 0) / 2**30:.1f} GiB.")
+
+
 def ground_truth(run, args):
     psi = np.vstack([run.d[c] for c in PSI_TRUTH])
     with np.errstate(invalid="ignore"):
@@ -642,6 +666,10 @@ def main(argv):
         "",
         table,
         "",
+        "## Recordings",
+        "",
+        *[f"- {describe_meta(os.path.basename(p), read_meta(p))}" for p in args.replays],
+        "",
         "## Per kind",
         "",
         kind_table(results, episodes),
@@ -665,6 +693,7 @@ def main(argv):
         f.write("\n".join(md))
     summary = {
         "replays": [os.path.basename(p) for p in args.replays],
+        "recordings": [read_meta(p) for p in args.replays],
         "trouble_line_pct": args.trouble_line, "min_lead_s": args.min_lead,
         "resamples": RESAMPLES, "seed": SEED,
         "rows": rows_total, "calm_hours": calm_h,

@@ -143,6 +143,11 @@ replay_one() {
     exit 1
   fi
   mv "$out.tmp" "$out"
+  # the sidecar (seed, flags, machine) goes along, for the report
+  local meta=${in%.csv}.meta.json
+  if [[ -r $meta && ! $recordings/$name.meta.json -ef $meta ]]; then
+    cp "$meta" "$recordings/$name.meta.json"
+  fi
   replays+=("$out")
 }
 
