@@ -37,7 +37,7 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   auto fp = parseFingerprint(fixture());
   REQUIRE_MESSAGE(fp, (fp ? "" : fp.error().message));
   CHECK(fp->node == "node-a");
-  CHECK(fp->timestamp == utc(2026, 11, 22, 12, 38, 10, 462));
+  CHECK(fp->timestamp == utc(2026, 12, 5, 18, 52, 36, 600));
   CHECK(fp->intervalSeconds == 0.25);
   CHECK(fp->windowSize == 64);
   CHECK(fp->windowFill == 1.0);
@@ -51,8 +51,8 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   REQUIRE(cpu);
   CHECK(cpu->samples == 64);
   REQUIRE(cpu->gates);
-  CHECK(cpu->gates->isolation == 0.21715760430797104);
-  CHECK(cpu->gates->lambda1 == doctest::Approx(1.0).epsilon(1e-6));
+  CHECK(cpu->gates->isolation == 0.299861769467624);
+  CHECK(cpu->gates->lambda1 == doctest::Approx(1.0).epsilon(1e-5));
   CHECK(cpu->gates->lambdaInt == doctest::Approx(0.5).epsilon(1e-4));
   CHECK(cpu->stddev == doctest::Approx(0.2 / std::sqrt(2.0)).epsilon(1e-4));
   REQUIRE(cpu->dominantPeriodSeconds);
@@ -60,6 +60,8 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   CHECK(cpu->spectrum.size() == 32);
   REQUIRE(cpu->projectedPeak);
   CHECK(*cpu->projectedPeak == doctest::Approx(1 - cpu->gates->isolation));
+  // The sine's crest, 0.5 + 0.2, is what it really reaches (not μ + 2σ = 0.78).
+  CHECK(*cpu->projectedPeak == doctest::Approx(0.7).epsilon(1e-3));
 
   // memory: a constant 0.3: flat, so no dominant period.
   const SignalFingerprint* memory = fp->signal("memory");
@@ -70,11 +72,12 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   CHECK(fp->signal("gpu1_sm"));
   CHECK_FALSE(fp->signal("disk"));
 
-  // The forecast: a flat path at the projected peak, no trouble expected; psi_cpu's trouble
-  // line is the pressure line.
+  // The forecast: a flat path at the projected peak (a steady rhythm has no trend), 30 samples
+  // of 250 ms ahead, no trouble expected; psi_cpu's trouble line is the pressure line.
   REQUIRE(cpu->forecast);
   CHECK(cpu->forecast->horizonSeconds == 7.5);
   CHECK(cpu->forecast->base == *cpu->projectedPeak);
+  CHECK(cpu->forecast->at(cpu->forecast->horizonSeconds) == doctest::Approx(*cpu->projectedPeak));
   CHECK(cpu->forecast->trendPerSecond == 0.0);
   CHECK(cpu->forecast->troubleLine == 1.0);
   CHECK_FALSE(cpu->forecast->secondsToTrouble);
@@ -150,14 +153,14 @@ TEST_CASE("tolerated variations: floating-point noise, unknown fields, GPUs, off
   doc["gpus"] =
       Json::array({{{"index", 0}, {"name", "A"}, {"uuid", "GPU-1"}, {"memoryTotalBytes", 1}},
                    {{"index", 1}, {"name", "A"}, {"uuid", "GPU-2"}, {"memoryTotalBytes", 1}}});
-  doc["timestamp"] = "2026-11-22T14:38:10.462+02:00";
+  doc["timestamp"] = "2026-12-05T20:52:36.600+02:00";
   doc["windowSize"] = 64.0;
   auto fp = parseFingerprint(doc.dump());
   REQUIRE_MESSAGE(fp, (fp ? "" : fp.error().message));
   CHECK(fp->signal("memory")->gates->isolation == 1.0);
   CHECK(fp->signal("cpu")->mean == 0.0);
   CHECK(fp->gpuCount == 2);
-  CHECK(fp->timestamp == utc(2026, 11, 22, 12, 38, 10, 462));
+  CHECK(fp->timestamp == utc(2026, 12, 5, 18, 52, 36, 600));
   CHECK(fp->windowSize == 64);
 }
 
