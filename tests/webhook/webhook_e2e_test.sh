@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # pi0-webhook end to end on the real control plane (tests/e2e): registered by URL in a
-# ValidatingWebhookConfiguration with its caBundle, two stand-in Nodes whose agents replay a
-# light (node-a) and a heavy (node-b) synthetic load, and namespace `shop`. It checks:
+# ValidatingWebhookConfiguration with its caBundle, three stand-in Nodes whose agents replay a
+# light (node-a), a heavy (node-b) and a light but leaking (node-c) synthetic load, and namespace
+# `shop`. It checks:
 #  - `kubectl create` of a pod that fits node-a is admitted; one pinned to node-b is denied with
 #    node-b's failing gate, its value and threshold in the message;
+#  - once node-c's memory starts to leak, a pod pinned there is admitted with the warning that
+#    names node-c's expected time to memory trouble;
 #  - a pod of a Channel whose status says Inactive is denied, saying so; scaling a Deployment
 #    of that channel creates no pod (the ReplicaSet's creations are denied);
 #  - Channels closing a dependency cycle, and a ShutdownMatrix whose first level leaves no
@@ -55,11 +58,12 @@ e2e_make_certificates "$work"
 
 e2e_create_node node-a 4 8Gi
 e2e_create_node node-b 4 8Gi
+e2e_create_node node-c 4 8Gi
 e2e_start_fake_kubelet
 e2e_create_namespace shop
 
 agents=""
-for spec in node-a:0.2 node-b:0.9; do
+for spec in node-a:0.2 node-b:0.9 node-c:0.2; do
   node=${spec%%:*}
   printf 'signals:\n  cpu: {wave: constant, value: %s}\n  memory: {wave: constant, value: 0.2}\n' \
     "${spec##*:}" >"$work/$node.yaml"
@@ -165,13 +169,34 @@ expect_refused() {
   e2e_log "ok: refused $what: $(head -c 400 <<<"$out")"
 }
 
-for n in a b; do kubectl label node "node-$n" "kubernetes.io/hostname=node-$n" --overwrite >/dev/null; done
+for n in a b c; do kubectl label node "node-$n" "kubernetes.io/hostname=node-$n" --overwrite >/dev/null; done
 pod light | kubectl create -f - >/dev/null || e2e_fail "a pod that fits node-a was refused"
 e2e_log "ok: a pod that fits node-a is admitted"
 if out=$(pod pinned node-b | kubectl create -f - 2>&1); then
   e2e_fail "a pod pinned to the overloaded node-b was admitted"
 fi
 expect_refused "a pod pinned to node-b" "$out" "denied the request" "node-b" "isolation" "<"
+
+# node-c's memory starts to leak (a new profile restarts its time): 0.2 -> 1.0 over 40 s. Once
+# its agent's forecast sees the trend (seconds to memory trouble under the webhook's default
+# 60), a pod pinned there still passes the gates and is admitted with a warning naming it.
+printf 'signals:\n  cpu: {wave: constant, value: 0.2}\n  memory: {wave: ramp, from: 0.2, to: 1.0, overSeconds: 40}\n' \
+  >"$work/node-c.yaml.new"
+mv "$work/node-c.yaml.new" "$work/node-c.yaml"
+node_c_url=${agents##*node-c=}
+node_c_url=${node_c_url%%,*}
+leaking() {
+  curl -sf --noproxy '*' "$node_c_url/fingerprint" | /usr/bin/python3 -c '
+import json, sys
+f = (json.load(sys.stdin)["signals"]["memory"].get("forecast") or {})
+sys.exit(0 if f.get("secondsToTrouble") is not None and f["secondsToTrouble"] < 50 else 1)'
+}
+e2e_wait_for "node-c's forecast to expect memory trouble within 50 s" 15 leaking
+sleep 1 # a poll of the webhook's fleet view (every 500 ms)
+out=$(pod leaky node-c | kubectl create -f - 2>&1) || e2e_fail "a pod pinned to the leaking node-c was refused: $out"
+[[ $out == *"pi0: node node-c expects memory trouble in "*" s"* ]] ||
+  e2e_fail "no warning naming node-c's time to memory trouble in: $out"
+e2e_log "ok: a pod on the leaking node-c is admitted with: $(grep -o 'pi0: node node-c[^"]*' <<<"$out" | head -1)"
 
 # A Channel shut down by the operator (its status, written here as the operator would).
 kubectl apply -f - >/dev/null <<'YAML'
