@@ -93,15 +93,14 @@ for b in "$agent_bin" "$operator_bin" "$webhook_bin"; do
 done
 [[ -n $summary_json ]] && summary_json=$(realpath -m -- "$summary_json")
 
-# Timing. The agents sample every $interval into a window of $window samples; a change of load
-# shows fully in their projected peak one window later. The matrix acts one step per $step
-# seconds and recovers after $dwell seconds under the lower bound minus its margin. The load
-# rises at most $rise per second, so that the agents' projected peak (which extrapolates a
-# rising window) never overshoots into the next level.
+# Timing. The agents sample every $interval into a window of $window samples; their projected
+# peak (a forecast, docs/forecast.md) follows a step up at once and a step down within 3
+# samples. The matrix acts one step per $step seconds and recovers after $dwell seconds under the
+# lower bound minus its margin. The load moves in steps, as real overloads do.
 if ((fast)); then
-  interval=200ms window=16 poll=500ms step=3 dwell=6 scrape=1s rise=0.03 pause=1
+  interval=200ms window=16 poll=500ms step=3 dwell=6 scrape=1s pause=1
 else
-  interval=250ms window=16 poll=1s step=6 dwell=15 scrape=2s rise=0.02 pause=4
+  interval=250ms window=16 poll=1s step=6 dwell=15 scrape=2s pause=4
 fi
 NS=pi0-demo
 SYNTHETIC_NODES=(node-a node-b)
@@ -1036,21 +1035,16 @@ total = n_real + n_syn * count
 print("%.3f" % min(1.0, max(0.0, (target * total - real * n_real) / (n_syn * count))))' \
     "$1" "$real" "$this_cpu" "$syn_cpu" "${#SYNTHETIC_NODES[@]}"
 }
-# load_to TARGET: the synthetic nodes' cpu goes to what makes ℓ TARGET in a ramp of at most
-# $rise per second, up or down. Not faster: the agents' projected peak extrapolates the window
-# (its strongest rhythms repeat, and mean plus two standard deviations), so a window holding a
-# steep change reads higher than its highest sample, falling as well as rising: a step from
-# 0.95 to 0.3 reads as a peak of 1 for a moment, enough for GDO to degrade a channel.
+# load_to TARGET: the synthetic nodes' cpu steps to what makes ℓ TARGET, up or down, at once.
 load_to() {
-  local target=$1 to seconds wave verb
+  local target=$1 to wave verb
   to=$(cpu_for "$target")
-  read -r seconds verb < <(py3 -c 'import sys
-a, b, r = map(float, sys.argv[1:4])
-print(max(1, round(abs(b - a) / r)), "rises" if b > a else "falls")' "$current_cpu" "$to" "$rise")
-  wave="{wave: sum, of: [{wave: ramp, from: $current_cpu, to: $to, overSeconds: $seconds},"
+  verb=$(py3 -c 'import sys; print("steps up" if float(sys.argv[2]) > float(sys.argv[1]) else "steps down")' \
+    "$current_cpu" "$to")
+  wave="{wave: sum, of: [{wave: constant, value: $to},"
   wave+=" {wave: noise, mean: 0, std: 0.004, seed: 1}]}"
   say drive "${bold}the cpu of ${SYNTHETIC_NODES[0]} and ${SYNTHETIC_NODES[1]} $verb from" \
-    "$current_cpu to $to over $seconds s: cluster load -> $target${reset}"
+    "$current_cpu to $to: cluster load -> $target${reset}"
   for n in "${SYNTHETIC_NODES[@]}"; do set_cpu "$n" "$wave"; done
   current_cpu=$to
 }
