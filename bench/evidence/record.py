@@ -469,7 +469,10 @@ def size_episode(rng, ep, nproc, limit):
             p["workers"] = rng.randint(nproc, 3 * nproc)
             p["cpu_load"] = rng.randint(60, 100)
     elif kind == "memory":
-        lo, hi = {"step": (0.6, 1.1), "ramp": (0.7, 1.15), "bursts": (0.5, 1.05)}[shape]
+        # Fractions of the cgroup limit. Below it the kernel shows no memory stall at all here
+        # (no swap; the node keeps MemTotal - margin), so only the episodes past it, which
+        # end in an OOM kill, are memory trouble: about half of the steps and ramps.
+        lo, hi = {"step": (0.8, 1.2), "ramp": (0.85, 1.25), "bursts": (0.6, 1.1)}[shape]
         p["target_fraction"] = round(rng.uniform(lo, hi), 3)
         p["target_bytes"] = int(limit * p["target_fraction"])
         if shape == "ramp":

@@ -72,7 +72,7 @@ elif [[ ! -r /proc/pressure/cpu || ! -r /proc/pressure/memory || ! -r /proc/pres
   skip="no PSI in /proc/pressure"
 elif [[ ! -e $cg/memory/memory.limit_in_bytes && ! -e $cg/cgroup.controllers ]]; then
   skip="no memory cgroup controller"
-elif grep -qs . "$cg/memory/pi0-evidence/cgroup.procs" "$cg/pi0-evidence/cgroup.procs"; then
+elif grep -qs . "$cg"/{memory/,}pi0-evidence{,-bg}/cgroup.procs; then
   skip="another evidence recording is running"
 fi
 if [[ -n $skip ]]; then
