@@ -597,7 +597,8 @@ def plot_roc(sweeps, results, path, min_lead):
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("false alarms per hour of calm")
     ax.set_ylabel(f"sensitivity (flagged ≥ {min_lead:g} s before onset)")
-    ax.set_title("Each detector over its line (circle: default line); goal: upper left of dots")
+    ax.set_title("Each detector over its line (circle: its default); goal: above and left "
+                 "of the dotted lines", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
