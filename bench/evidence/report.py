@@ -10,9 +10,12 @@ Definitions (bench/evidence/README.md says the same at more length):
               [inject start, inject end + 30 s]; an episode without one is "no trouble";
   lead        onset minus the first time in [onset - 60 s, onset + 30 s] the alarm is on
               (no alarm there = missed); flagged early = lead >= --min-lead (default 5 s);
-  calm row    no trouble, no onset within the next 60 s, more than 10 s after the last
-              trouble row; a false alarm is a maximal run of consecutive calm rows with the
-              alarm on; the rate is per hour of calm rows.
+  calm row    no load injected (warm-up, calm or recovery), no trouble, no onset within the
+              next 60 s, more than 10 s after the last trouble row; a false alarm is a maximal
+              run of consecutive calm rows with the alarm on; the rate is per hour of calm rows;
+  harmless    an injected storm the kernel took without trouble: counted apart, as the share
+              of them in which the detector's alarm came on (no detector can know where a
+              storm will stop, so this is not folded into the false-alarm rate).
 Rows before every detector has values (the replay's windows not yet full) count for nothing.
 Bootstrap: 1000 resamples, fixed seed, 95 % percentile intervals; episodes are resampled for
 sensitivity and lead, 5-minute blocks of time for the false-alarm rate.
@@ -27,6 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 UTIL = ["cpu", "memory", "disk"]
+TROUBLE_SIGNALS = ["psi_cpu", "psi_memory", "psi_io", "memory"]  # what trouble is made of
+CALM_PHASES = {"warmup", "calm", "recover"}  # no load injected
 SIGNALS = ["cpu", "memory", "disk", "network", "psi_cpu", "psi_memory", "psi_io"]
 PSI_TRUTH = ["psi_cpu_avg10", "psi_memory_avg10", "psi_io_avg10"]
 KINDS = ["cpu", "memory", "io"]
@@ -103,12 +108,16 @@ def util_cols(suffix):
 
 DETECTORS = [
     Detector("pi0-forecast", "pi0", "max over cpu, memory, disk of the projected peak >= line",
-             "Pi0's forecast of the peak over the next 30 s; 0.9 = the isolation gate's "
-             "default headroom", lambda d: col_max(d, util_cols("_peak")), 0.9,
+             "Pi0's forecast of the peak over the next 30 s, at static-80's line: the same "
+             "signals and line, the forecast instead of the present",
+             lambda d: col_max(d, util_cols("_peak")), 0.8,
              np.round(np.arange(0.5, 1.0001, 0.01), 3), ready=util_cols("_peak")),
-    Detector("pi0-warning", "pi0", "min over all signals of seconds-to-trouble <= line",
-             "Pi0's early warning; 30 s = its horizon",
-             lambda d: col_min(d, [s + "_ttt" for s in SIGNALS]), 30.0,
+    Detector("pi0-warning", "pi0",
+             "min over the signals that define trouble (psi_cpu, psi_memory, psi_io, memory) "
+             "of seconds-to-trouble <= line",
+             "Pi0's early warning on what DESIGN.md calls trouble (PSI over its line, memory "
+             "full); 30 s = its horizon",
+             lambda d: col_min(d, [s + "_ttt" for s in TROUBLE_SIGNALS]), 30.0,
              np.arange(0.0, 120.001, 2.0), op="le", unit="s",
              ready=[s + "_peak" for s in SIGNALS]),
     Detector("static-80", "baseline", "max over cpu, memory, disk of the current value >= line",
@@ -124,8 +133,8 @@ DETECTORS = [
              np.round(np.arange(0.5, 1.0001, 0.01), 3), ready=util_cols("_trimaran")),
     Detector("legacy-mu2sigma", "baseline",
              "max over cpu, memory, disk of max(mean + 2 std, model max) >= line",
-             "Pi0's first projected peak (before the forecast), the same 0.9 line",
-             lambda d: col_max(d, util_cols("_legacy")), 0.9,
+             "Pi0's first projected peak (before the forecast), at the same 0.8 line",
+             lambda d: col_max(d, util_cols("_legacy")), 0.8,
              np.round(np.arange(0.5, 1.0001, 0.01), 3), ready=util_cols("_legacy")),
 ]
 
@@ -284,7 +293,9 @@ def calm_rows(run):
     next_onset = onset_t[np.searchsorted(onset_t, t, side="right")]
     trouble_t = np.insert(trouble_t, 0, -np.inf)
     last_trouble = trouble_t[np.searchsorted(trouble_t, t, side="right") - 1]
-    calm = ~run.trouble & (next_onset - t > CALM_LOOKAHEAD_S) & (t - last_trouble > CALM_GRACE_S)
+    quiet = np.array([p in CALM_PHASES for p in run.labels["phase"]])
+    calm = quiet & ~run.trouble & (next_onset - t > CALM_LOOKAHEAD_S) & \
+        (t - last_trouble > CALM_GRACE_S)
     calm[: run.first] = False
     run.calm = calm
 
@@ -336,18 +347,23 @@ def lead_stats(leads, min_lead):
 
 def evaluate(runs, det, line, min_lead, boot=False, rng=None):
     """The numbers of one detector at one line; with boot, bootstrap intervals too."""
-    per_ep, blocks = [], []
+    per_ep, blocks, harmless = [], [], []
     for run in runs:
         alarm = det.alarm(run.scores[det.name], line)
         for ep in run.episodes:
             if not math.isnan(ep.onset):
                 per_ep.append((ep, lead_time(run, alarm, ep.onset)))
+            else:  # a storm the kernel took without trouble: did the detector cry wolf?
+                span = (run.t >= ep.start) & (run.t <= ep.end + ONSET_AFTER_INJECT_S)
+                harmless.append(bool(np.any(alarm & span)))
         blocks.append(calm_blocks(run, alarm))
     calm_s = np.concatenate([b.calm_s for b in blocks]) if blocks else np.zeros(0)
     alarms = np.concatenate([b.alarms for b in blocks]) if blocks else np.zeros(0)
     leads = [l for _, l in per_ep]
     out = lead_stats(leads, min_lead)
     out["flagged"] = int(sum(1 for l in leads if l is not None and l >= min_lead))
+    out["harmless_alarmed"] = int(sum(harmless))
+    out["harmless"] = len(harmless)
     out["with_trouble"] = len(leads)
     out["false_alarms"] = int(alarms.sum())
     out["calm_hours"] = float(calm_s.sum() / 3600)
@@ -410,8 +426,8 @@ def fmt_ci(lo_hi, f):
 def main_table(results, min_lead):
     head = (f"| detector | default line | sensitivity @ ≥{min_lead:g} s [95 % CI] | "
             "sensitivity @ ≥0 s | false alarms/h [95 % CI] | median lead [95 % CI] | "
-            "p10 lead | flagged / with trouble |")
-    lines = [head, "|" + "---|" * 8]
+            "p10 lead | flagged / with trouble | alarmed / storms without trouble |")
+    lines = [head, "|" + "---|" * 9]
     for det in DETECTORS:
         r = results[det.name]
         lines.append(
@@ -419,7 +435,7 @@ def main_table(results, min_lead):
             f"{fmt_ci(r['ci']['sens'], pct)} | {pct(r['sens0'])} | {rate(r['fa_per_hour'])} "
             f"{fmt_ci(r['ci']['fa_per_hour'], rate)} | {secs(r['median'])} "
             f"{fmt_ci(r['ci']['median'], secs)} | {secs(r['p10'])} | "
-            f"{r['flagged']} / {r['with_trouble']} |")
+            f"{r['flagged']} / {r['with_trouble']} | {r['harmless_alarmed']} / {r['harmless']} |")
     return "\n".join(lines)
 
 

@@ -56,7 +56,7 @@ for d in pi0-forecast pi0-warning static-80 koordinator trimaran legacy-mu2sigma
   grep -q "^| $d | " "$tmp/results/report.md" || fail "no row for $d in report.md"
   grep -q "^| $d | " "$tmp/report.out" || fail "no row for $d in the printed table"
 done
-grep -q "^| pi0-forecast | 0.9 | [0-9]* % \[" "$tmp/results/report.md" ||
+grep -q "^| pi0-forecast | 0.8 | [0-9]* % \[" "$tmp/results/report.md" ||
   fail "pi0-forecast's row has no measured sensitivity: $(grep '^| pi0-forecast' \
     "$tmp/results/report.md")"
 log "fixtures: report written, every detector has its row"
