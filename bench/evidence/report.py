@@ -12,7 +12,9 @@ Definitions (bench/evidence/README.md says the same at more length):
               (no alarm there = missed); flagged early = lead >= --min-lead (default 5 s);
   calm row    no load injected (warm-up, calm or recovery), no trouble, no onset within the
               next 60 s, more than 10 s after the last trouble row; a false alarm is a maximal
-              run of consecutive calm rows with the alarm on; the rate is per hour of calm rows;
+              run of consecutive calm rows with the alarm on, begun in calm or carried over
+              from a storm for more than 10 s (the time a fall may take to show); the rate is
+              per hour of calm rows;
   harmless    an injected storm the kernel took without trouble: counted apart, as the share
               of them in which the detector's alarm came on (no detector can know where a
               storm will stop, so this is not folded into the false-alarm rate).
@@ -38,6 +40,7 @@ KINDS = ["cpu", "memory", "io"]
 ONSET_AFTER_INJECT_S = 30.0  # an episode's onset may come this long after its injection ends
 LEAD_BEFORE_S, LEAD_AFTER_S = 60.0, 30.0  # the span searched for an alarm around an onset
 CALM_LOOKAHEAD_S, CALM_GRACE_S = 60.0, 10.0
+CLEAR_S = 10.0  # an alarm carried over from a storm may take this long to clear
 BLOCK_S = 300.0  # bootstrap blocks of time for the false-alarm rate
 RESAMPLES, SEED = 1000, 20261205
 
@@ -311,11 +314,24 @@ def lead_time(run, alarm, onset):
 
 
 def false_alarm_starts(run, alarm):
-    """Rows where a false alarm (a maximal run of consecutive calm rows with the alarm on)
-    begins."""
+    """Rows where a false alarm begins: a maximal run of consecutive calm rows with the alarm
+    on that either began in calm (the alarm was off the row before) or, carried over from a
+    storm, lasted more than CLEAR_S into the calm (a detector that follows a fall within that
+    is not alarmed falsely; the first projected peak, high for a whole window after a storm,
+    is)."""
     hit = run.calm & alarm
     prev = np.concatenate([[False], hit[:-1]])
-    return np.nonzero(hit & ~prev)[0]
+    starts = np.nonzero(hit & ~prev)[0]
+    interval = run_interval(run)
+    out = []
+    for i in starts:
+        j = i
+        while j < len(hit) and hit[j]:
+            j += 1
+        carried = i > 0 and alarm[i - 1]
+        if not carried or (j - i) * interval > CLEAR_S:
+            out.append(i)
+    return np.array(out, dtype=int)
 
 
 @dataclass
