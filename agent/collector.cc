@@ -10,6 +10,7 @@ namespace pi0::agent {
 Result<std::unique_ptr<Collector>> Collector::create(CollectorConfig config,
                                                      AgentMetrics& metrics) {
   if (config.intervalSeconds <= 0) return fail("the sampling interval must be positive");
+  config.forecast.intervalSeconds = config.intervalSeconds;
   auto analyzer = gate::SpectrumAnalyzer::create(config.window, 4, config.forecast);
   if (!analyzer) return fail("window: " + analyzer.error().message);
   return std::unique_ptr<Collector>(
@@ -113,7 +114,7 @@ void Collector::publish(std::chrono::system_clock::time_point wallNow) {
     std::span<double> values(scratch_.data(), state.samples);
     s.window.copyTo(values);
     if (s.window.full()) {
-      state.analysis = analyzer_.analyze(values);
+      state.analysis = analyzer_.analyze(values, gate::signalKind(name));
       state.mean = state.analysis->mean;
       state.stddev = state.analysis->stddev;
       state.troubleLine = gate::troubleLine(name, config_.troubleLines);

@@ -22,6 +22,7 @@ nlohmann::json forecastJson(const SignalState& sig, const Snapshot& s) {
       {"trendPerSecond", f.trendPerSample / s.intervalSeconds},
       {"noise", f.noise},
       {"troubleLine", sig.troubleLine},
+      {"stallRate", f.stallRate ? nlohmann::json(*f.stallRate) : nullptr},
       {"secondsToTrouble", sig.secondsToTrouble ? nlohmann::json(*sig.secondsToTrouble) : nullptr}};
 }
 

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
       return usage(("bad flag or value: " + flag + " " + value).c_str());
     }
   }
+  options.intervalSeconds = interval;
   auto analyzer = pi0::gate::SpectrumAnalyzer::create(window, 4, options);
   if (!analyzer) return usage(analyzer.error().message.c_str());
 
@@ -122,7 +123,7 @@ int main(int argc, char** argv) {
       }
       if (c.window.full()) {
         c.window.copyTo(values);
-        const auto a = analyzer->analyze(values);
+        const auto a = analyzer->analyze(values, pi0::gate::signalKind(c.name));
         peak = number(a.projectedPeak);
         if (auto samples = a.forecast.samplesUntil(pi0::gate::troubleLine(c.name, lines)))
           ttt = number(*samples * interval);

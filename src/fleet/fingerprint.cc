@@ -208,6 +208,13 @@ Result<SignalForecast> parseForecast(const Json& v, std::string path) {
   });
   if (!seconds) return std::unexpected(seconds.error());
   f.secondsToTrouble = *seconds;
+  if (v.contains("stallRate")) {  // absent from agents older than the pressure model
+    auto stall = r->nullable("stallRate", [](const Json& x, std::string at) {
+      return ObjectReader::checkNumber(x, at, 0, 1 + kRatioSlack);
+    });
+    if (!stall) return std::unexpected(stall.error());
+    if (*stall) f.stallRate = std::min(**stall, 1.0);
+  }
   return f;
 }
 
@@ -249,6 +256,7 @@ Result<SignalFingerprint> parseSignal(const Json& v, std::string path, bool* has
     if (!forecast) return std::unexpected(forecast.error());
     if (!*forecast) *hasNullForecast = true;
     s.forecast = *forecast;
+    if (s.forecast) s.forecast->pressureNow = s.current;
   }
   return s;
 }
@@ -278,7 +286,10 @@ std::string excerpt(std::string_view body) {
 
 double SignalForecast::at(double seconds) const {
   const double tau = std::max(seconds, 0.0);
-  return std::clamp(std::max(base, trendStart + trendPerSecond * tau), 0.0, 1.0);
+  double peak = std::max(base, trendStart + trendPerSecond * tau);
+  if (stallRate && *stallRate > pressureNow)
+    peak = std::max(peak, *stallRate + (pressureNow - *stallRate) * std::exp(-tau / 10.0));
+  return std::clamp(peak, 0.0, 1.0);
 }
 
 const SignalFingerprint* NodeFingerprint::signal(std::string_view name) const {

@@ -36,6 +36,10 @@ struct SignalForecast {
   double troubleLine = 1;      // (0,1]: saturation (1), or the PSI line for psi_* signals
   // Seconds until F crosses troubleLine: 0 when at or over it now, nullopt when not expected.
   std::optional<double> secondsToTrouble;
+  // PSI signals: the stall rate the kernel's 10 s average (`pressureNow`, the signal's current
+  // value) is moving toward; F then also holds s + (pressureNow − s)·e^(−τ/10 s).
+  std::optional<double> stallRate;
+  double pressureNow = 0;
 
   // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1].
   double at(double seconds) const;

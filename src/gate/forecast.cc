@@ -88,6 +88,30 @@ struct Sums {
   }
 };
 
+// The stall rate a PSI average is moving toward, from its last two kernel updates. The kernel
+// updates avg10 every 2 s as a ← a·e^(−2/10) + s·(1 − e^(−2/10)), s being the share of those
+// 2 s that tasks stalled; two successive values a₁, a₂ give s = (a₂ − a₁·d)/(1 − d). Samples
+// hold a value until the next update, so an update shows as a change between samples; the
+// number of updates between two changes is their spacing over 2 s, at least one.
+std::optional<double> stallRate(std::span<const double> x, double intervalSeconds) {
+  constexpr double kUpdateSeconds = 2.0, kAverageSeconds = 10.0;
+  std::size_t newer = 0, older = 0;
+  for (std::size_t i = x.size(); i-- > 1;) {
+    if (x[i] == x[i - 1]) continue;
+    if (newer == 0) {
+      newer = i;
+    } else {
+      older = i;
+      break;
+    }
+  }
+  if (older == 0) return std::nullopt;  // fewer than two updates in the window
+  const double spacing = static_cast<double>(newer - older) * intervalSeconds;
+  const double updates = std::max(1.0, std::round(spacing / kUpdateSeconds - 0.25));
+  const double d = std::exp(-updates * kUpdateSeconds / kAverageSeconds);
+  return clip01((x[newer] - d * x[older]) / (1 - d));
+}
+
 }  // namespace
 
 Result<void> validate(const ForecastOptions& o, std::size_t n) {
@@ -100,25 +124,44 @@ Result<void> validate(const ForecastOptions& o, std::size_t n) {
   if (!(o.margin >= 0) || !(o.trendZ >= 0)) return fail("margin and trend z must be >= 0");
   if (!(o.minRhythmShare >= 0 && o.minRhythmShare <= 1))
     return fail("minimum rhythm share must be in [0,1]");
+  if (!(o.intervalSeconds > 0)) return fail("the sampling interval must be positive");
   return {};
 }
 
+SignalKind signalKind(std::string_view signal) {
+  return signal.starts_with("psi_") ? SignalKind::kPressure : SignalKind::kUtilization;
+}
+
 double troubleLine(std::string_view signal, const TroubleLines& lines) {
-  return signal.starts_with("psi_") ? lines.pressure : lines.saturation;
+  return signalKind(signal) == SignalKind::kPressure ? lines.pressure : lines.saturation;
 }
 
 double Forecast::peakWithin(double samples) const {
-  return clip01(std::max(base, trendStart + trendPerSample * std::max(samples, 0.0)));
+  const double h = std::max(samples, 0.0);
+  double peak = std::max(base, trendStart + trendPerSample * h);
+  if (stallRate && *stallRate > pressureNow)
+    peak = std::max(peak, *stallRate + (pressureNow - *stallRate) * std::pow(decayPerSample, h));
+  return clip01(peak);
 }
 
 std::optional<double> Forecast::samplesUntil(double line) const {
   if (std::max(base, trendStart) >= line) return 0.0;
-  if (line > 1.0 || trendPerSample <= 0) return std::nullopt;
-  return (line - trendStart) / trendPerSample;
+  if (line > 1.0) return std::nullopt;
+  std::optional<double> soonest;
+  if (trendPerSample > 0) soonest = (line - trendStart) / trendPerSample;
+  // The average reaches the line when (s − line) = (s − a)·d^h.
+  if (stallRate && *stallRate > line && line > pressureNow && decayPerSample > 0 &&
+      decayPerSample < 1) {
+    const double h =
+        std::log((*stallRate - line) / (*stallRate - pressureNow)) / std::log(decayPerSample);
+    if (!soonest || h < *soonest) soonest = h;
+  }
+  return soonest;
 }
 
 Forecast forecast(std::span<const double> x, std::span<const double> model, std::size_t dominantBin,
-                  double lambda1, const ForecastOptions& o, std::span<double> scratch) {
+                  double lambda1, const ForecastOptions& o, SignalKind kind,
+                  std::span<double> scratch) {
   const std::size_t n = x.size();
   Forecast out;
   if (n == 0) return out;
@@ -133,19 +176,27 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
 
   // A rhythm whose period fits in the horizon brings its next crest within it: the spectral
   // model's crest over the last cycle, moved to the level the data held over that cycle. A
-  // rhythm repeats at least twice in the window (bin 1 is what a step or a ramp looks like).
+  // rhythm repeats at least twice in the window (bin 1 is what a step or a ramp looks like),
+  // and is still there: the data's last cycle swings at least half as wide as the model's
+  // (bursts that have stopped leave their rhythm in the window's model, not in its data).
   if (rhythmic) {
     const double period = static_cast<double>(n) / static_cast<double>(dominantBin);
     if (period <= static_cast<double>(o.horizon)) {
       const auto cycle = std::min(n, static_cast<std::size_t>(std::ceil(period)));
-      double crest = -INFINITY, dataSum = 0, modelSum = 0;
+      double crest = -INFINITY, trough = INFINITY, dataSum = 0, modelSum = 0;
+      double dataHigh = -INFINITY, dataLow = INFINITY;
       for (std::size_t i = n - cycle; i < n; ++i) {
         crest = std::max(crest, model[i]);
+        trough = std::min(trough, model[i]);
+        dataHigh = std::max(dataHigh, x[i]);
+        dataLow = std::min(dataLow, x[i]);
         dataSum += x[i];
         modelSum += model[i];
       }
-      out.rhythmCrest = crest + (dataSum - modelSum) / static_cast<double>(cycle) + margin;
-      out.base = std::max(out.base, *out.rhythmCrest);
+      if (dataHigh - dataLow >= 0.5 * (crest - trough)) {
+        out.rhythmCrest = crest + (dataSum - modelSum) / static_cast<double>(cycle) + margin;
+        out.base = std::max(out.base, *out.rhythmCrest);
+      }
     }
   }
 
@@ -166,6 +217,13 @@ Forecast forecast(std::span<const double> x, std::span<const double> model, std:
       out.trendPerSample = both.slope;
       out.trendStart = both.last + margin;
     }
+  }
+  // A pressure also moves toward the stall rate the kernel measured last: a storm's stalls show
+  // there before its 10 s average reaches them.
+  if (kind == SignalKind::kPressure) {
+    out.pressureNow = x[n - 1];
+    out.decayPerSample = std::exp(-o.intervalSeconds / 10.0);
+    out.stallRate = stallRate(x, o.intervalSeconds);
   }
   return out;
 }

@@ -20,19 +20,32 @@ struct ForecastOptions {
   double margin = 1.2;          // k, noise standard deviations added to every predictor
   double trendZ = 4.0;          // a trend's slope counts only beyond z standard errors
   double minRhythmShare = 0.3;  // lambda1 a rhythm needs before its crest is forecast
+  double intervalSeconds = 1;   // T, the sampling interval (the pressure model runs in seconds)
 };
+
+// What a signal measures: a utilization ratio, or a PSI `some avg10` ratio (a pressure: the
+// kernel's 10 s exponential average of the share of time tasks stalled, updated every 2 s).
+enum class SignalKind { kUtilization, kPressure };
+SignalKind signalKind(std::string_view signal);  // psi_* is a pressure
 
 // Checks the options against a window of n samples.
 Result<void> validate(const ForecastOptions& options, std::size_t n);
 
 // The forecast path of one signal, in samples ahead of the newest sample:
-//   F(h) = clip01(max(base, trendStart + trendPerSample · h)).
+//   F(h) = clip01(max(base, trendStart + trendPerSample · h, pressure(h)))
+// where, for a pressure whose stall rate s is above its present average a,
+//   pressure(h) = s + (a − s) · decayPerSample^h   (the kernel's average moving toward s).
 struct Forecast {
   double noise = 0;           // σ_n: robust standard deviation of the model's residual noise
   double base = 0;            // the peak if the signal keeps its present level and rhythm
   double trendStart = 0;      // the rising trend's line at the newest sample, plus the margin
   double trendPerSample = 0;  // a steady rising trend (0 when there is none)
   std::optional<double> rhythmCrest;  // the next crest of a short rhythm, when one dominates
+  // Pressure signals: the share of time stalled since the kernel's last update, which its
+  // 10 s average is moving toward; the average now; its decay per sample, e^(−T/10 s).
+  std::optional<double> stallRate;
+  double pressureNow = 0;
+  double decayPerSample = 0;
 
   // F(h): the highest value expected within h samples, in [0,1].
   double peakWithin(double samples) const;
@@ -52,6 +65,7 @@ double troubleLine(std::string_view signal, const TroubleLines& lines);
 // same samples. dominantBin, lambda1: from the window's spectrum (0 when flat). scratch: at
 // least x.size() doubles, overwritten.
 Forecast forecast(std::span<const double> x, std::span<const double> model, std::size_t dominantBin,
-                  double lambda1, const ForecastOptions& options, std::span<double> scratch);
+                  double lambda1, const ForecastOptions& options, SignalKind kind,
+                  std::span<double> scratch);
 
 }  // namespace pi0::gate

@@ -113,7 +113,7 @@ const ForecastOptions& SpectrumAnalyzer::forecastOptions() const {
   return impl_->forecast;
 }
 
-SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
+SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x, SignalKind kind) {
   Impl& s = *impl_;
   const std::size_t n = s.n;
   const std::size_t half = n / 2;
@@ -190,7 +190,7 @@ SignalAnalysis SpectrumAnalyzer::analyze(std::span<const double> x) {
   }
 
   out.forecast =
-      gate::forecast(x, s.model, out.dominantBin, out.gates.lambda1, s.forecast, s.scratch);
+      gate::forecast(x, s.model, out.dominantBin, out.gates.lambda1, s.forecast, kind, s.scratch);
   out.projectedPeak = out.forecast.peakWithin(static_cast<double>(s.forecast.horizon));
   out.gates.isolation = 1.0 - out.projectedPeak;
   return out;

@@ -55,7 +55,8 @@ class SpectrumAnalyzer {
   const ForecastOptions& forecastOptions() const;
 
   // window.size() must equal size(); samples oldest first.
-  SignalAnalysis analyze(std::span<const double> window);
+  SignalAnalysis analyze(std::span<const double> window,
+                         SignalKind kind = SignalKind::kUtilization);
 
  private:
   struct Impl;

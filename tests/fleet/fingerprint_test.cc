@@ -37,7 +37,7 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   auto fp = parseFingerprint(fixture());
   REQUIRE_MESSAGE(fp, (fp ? "" : fp.error().message));
   CHECK(fp->node == "node-a");
-  CHECK(fp->timestamp == utc(2026, 12, 5, 18, 52, 36, 600));
+  CHECK(fp->timestamp == utc(2026, 12, 5, 20, 40, 19, 207));
   CHECK(fp->intervalSeconds == 0.25);
   CHECK(fp->windowSize == 64);
   CHECK(fp->windowFill == 1.0);
@@ -51,7 +51,7 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   REQUIRE(cpu);
   CHECK(cpu->samples == 64);
   REQUIRE(cpu->gates);
-  CHECK(cpu->gates->isolation == 0.299861769467624);
+  CHECK(cpu->gates->isolation == 0.2999731730751689);
   CHECK(cpu->gates->lambda1 == doctest::Approx(1.0).epsilon(1e-5));
   CHECK(cpu->gates->lambdaInt == doctest::Approx(0.5).epsilon(1e-4));
   CHECK(cpu->stddev == doctest::Approx(0.2 / std::sqrt(2.0)).epsilon(1e-4));
@@ -103,12 +103,29 @@ TEST_CASE("the forecast path F(τ) = min(1, max(base, trendStart + trendPerSecon
   CHECK(crest.at(40) == doctest::Approx(0.9));
 }
 
+TEST_CASE("a pressure's path: its 10 s average moving toward the stall rate") {
+  // io pressure at 0.1, tasks stalling 40 % of the time: 0.4 − 0.3·e^(−τ/10).
+  SignalForecast f{30, 0.1, 0.1, 0, 0.002, 0.2, 4.05};
+  f.stallRate = 0.4;
+  f.pressureNow = 0.1;
+  CHECK(f.at(0) == doctest::Approx(0.1));
+  CHECK(f.at(10) == doctest::Approx(0.4 - 0.3 * std::exp(-1.0)));
+  CHECK(f.at(10 * std::log(1.5)) == doctest::Approx(0.2));  // the line, at secondsToTrouble
+  // A stall rate under the average (the storm is over) leaves the base.
+  f.stallRate = 0.05;
+  CHECK(f.at(30) == doctest::Approx(0.1));
+}
+
 TEST_CASE("a signal's forecast: parsed with its fields, absent from an older agent") {
   Json doc = Json::parse(fixture());
-  doc["signals"]["memory"]["forecast"] = {{"horizonSeconds", 30},   {"base", 0.55},
-                                          {"trendStart", 0.6},      {"trendPerSecond", 0.004},
-                                          {"noise", 0.012},         {"troubleLine", 1.0},
-                                          {"secondsToTrouble", 100}};
+  doc["signals"]["memory"]["forecast"] = {{"horizonSeconds", 30}, {"base", 0.55},
+                                          {"trendStart", 0.6},    {"trendPerSecond", 0.004},
+                                          {"noise", 0.012},       {"troubleLine", 1.0},
+                                          {"stallRate", nullptr}, {"secondsToTrouble", 100}};
+  doc["signals"]["psi_cpu"]["forecast"] = {{"horizonSeconds", 30}, {"base", 0.05},
+                                           {"trendStart", 0.05},   {"trendPerSecond", 0},
+                                           {"noise", 0.001},       {"troubleLine", 0.2},
+                                           {"stallRate", 0.4},     {"secondsToTrouble", 5.3}};
   doc["signals"]["cpu"].erase("forecast");         // an agent that predates the forecast
   doc["memoryTrend"] = {{"slopePerSecond", 0.1}};  // what such an agent also sent: ignored
   auto fp = parseFingerprint(doc.dump());
@@ -125,6 +142,12 @@ TEST_CASE("a signal's forecast: parsed with its fields, absent from an older age
   REQUIRE(f->secondsToTrouble);
   CHECK(*f->secondsToTrouble == 100);
   CHECK(f->at(f->horizonSeconds) == doctest::Approx(0.72));  // 0.6 + 0.004·30
+  CHECK_FALSE(f->stallRate);
+  const auto& io = fp->signal("psi_cpu")->forecast;
+  REQUIRE(io);
+  REQUIRE(io->stallRate);
+  CHECK(*io->stallRate == 0.4);
+  CHECK(io->pressureNow == fp->signal("psi_cpu")->current);  // the average now
 }
 
 TEST_CASE("a fingerprint before the window is full has no gates") {

@@ -68,6 +68,9 @@ TEST_CASE("options a window cannot use are rejected with the reason") {
   o = {};
   o.recent = 0;
   CHECK_FALSE(SpectrumAnalyzer::create(kN, 4, o).has_value());
+  o = {};
+  o.intervalSeconds = 0;
+  CHECK_FALSE(validate(o, kN).has_value());
 }
 
 // Noise-free shapes: the noise estimate is 0, so each value follows from the definition alone.
@@ -217,4 +220,82 @@ TEST_CASE("bursts: the crest of an on/off rhythm is forecast during the off phas
     CHECK(r.projectedPeak <= 0.95);
     CHECK(r.forecast.trendPerSample == 0.0);
   }
+}
+
+// A PSI average as the kernel keeps it: every 2 s, a ← a·d + s·(1 − d) with d = e^(−0.2),
+// sampled every second (so each value shows twice).
+TEST_CASE("pressure: the stall rate the kernel's average moves toward, and when it crosses") {
+  ForecastOptions o;
+  auto a = std::move(*SpectrumAnalyzer::create(kN, 4, o));
+  const double d = std::exp(-0.2);
+  // Calm at 0 for the whole window, then a storm stalling 40 % of the time: two updates,
+  // 0.4·(1 − d) and 0.4·(1 − d²), each held for two samples; the window ends at the second.
+  std::vector<double> x(kN, 0.0);
+  const double a1 = 0.4 * (1 - d), a2 = 0.4 * (1 - d * d);
+  x[kN - 3] = x[kN - 2] = a1;
+  x[kN - 1] = a2;
+  auto r = a.analyze(x, pi0::gate::SignalKind::kPressure);
+  REQUIRE(r.forecast.stallRate.has_value());
+  CHECK(*r.forecast.stallRate == doctest::Approx(0.4));
+  CHECK(r.forecast.pressureNow == doctest::Approx(a2));
+  CHECK(r.forecast.noise == 0.0);
+  CHECK(r.forecast.trendPerSample == 0.0);  // two updates are no steady trend
+  // The average reaches 0.2 when 0.4 − 0.2 = (0.4 − a2)·e^(−t/10): t = 10·ln((0.4 − a2)/0.2).
+  const double expected = 10 * std::log((0.4 - a2) / 0.2);
+  REQUIRE(r.forecast.samplesUntil(0.2).has_value());
+  CHECK(*r.forecast.samplesUntil(0.2) == doctest::Approx(expected));
+  CHECK(expected == doctest::Approx(2.931).epsilon(0.001));
+  // Over the 30 s horizon it gets to 0.4 + (a2 − 0.4)·e^(−3).
+  CHECK(r.projectedPeak == doctest::Approx(0.4 + (a2 - 0.4) * std::exp(-3.0)));
+  // It never crosses a line above the stall rate.
+  CHECK_FALSE(r.forecast.samplesUntil(0.5).has_value());
+
+  // The same numbers as a utilization: no pressure model, the peak is the newest sample.
+  auto u = a.analyze(x);
+  CHECK_FALSE(u.forecast.stallRate.has_value());
+  CHECK(u.projectedPeak == doctest::Approx(a2));
+
+  // A storm that has ended: the average falls toward 0, the forecast is the present level.
+  std::vector<double> falling(kN, 0.3);
+  falling[kN - 3] = falling[kN - 2] = 0.3 * d;
+  falling[kN - 1] = 0.3 * d * d;
+  auto f = a.analyze(falling, pi0::gate::SignalKind::kPressure);
+  REQUIRE(f.forecast.stallRate.has_value());
+  CHECK(*f.forecast.stallRate == doctest::Approx(0.0).epsilon(1e-9));
+  CHECK(f.projectedPeak == doctest::Approx(0.3 * d));      // the newest 3 samples' maximum
+  CHECK_FALSE(f.forecast.samplesUntil(0.25).has_value());  // 0.3·d = 0.246 only falls
+}
+
+TEST_CASE("pressure: sampled faster than the kernel updates, the spacing of changes counts") {
+  ForecastOptions o;
+  o.intervalSeconds = 0.25;  // 8 samples per kernel update
+  auto a = std::move(*SpectrumAnalyzer::create(kN, 4, o));
+  const double d = std::exp(-0.2);
+  std::vector<double> x(kN, 0.0);
+  for (std::size_t i = kN - 16; i < kN - 8; ++i)
+    x[i] = 0.5 * (1 - d);
+  for (std::size_t i = kN - 8; i < kN; ++i)
+    x[i] = 0.5 * (1 - d * d);
+  auto r = a.analyze(x, pi0::gate::SignalKind::kPressure);
+  REQUIRE(r.forecast.stallRate.has_value());
+  CHECK(*r.forecast.stallRate == doctest::Approx(0.5));
+  // The path in samples of 0.25 s: 0.5 + (a2 − 0.5)·e^(−h/40). (These 20 samples also hold a
+  // staircase the trend reads as rising, so the line is crossed no later than the path says.)
+  const double a2 = 0.5 * (1 - d * d);
+  CHECK(r.forecast.pressureNow == doctest::Approx(a2));
+  CHECK(r.forecast.peakWithin(40) >= 0.5 + (a2 - 0.5) * std::exp(-1.0) - 1e-12);
+  CHECK(*r.forecast.samplesUntil(0.2) <= 40 * std::log((0.5 - a2) / 0.3) + 1e-9);
+}
+
+TEST_CASE("a rhythm that has stopped: its crest is no longer forecast") {
+  auto a = analyzer();
+  // Bursts 0.8/0.2 (5 on, 5 off) until sample 94, then flat at 0.2: the window still holds four
+  // bursts, its model still the rhythm, but the last cycle of data no longer swings.
+  auto stopped = [](int i) { return i < 95 && (i / 5) % 2 == 0 ? 0.8 : 0.2; };
+  auto r = a.analyze(windowOf(stopped, 106));
+  CHECK_FALSE(r.forecast.rhythmCrest.has_value());
+  CHECK(r.projectedPeak < 0.3);
+  // While the bursts go on, the crest is forecast in the off phase (as above).
+  auto going = [](int i) { return (i / 5) % 2 == 0 ? 0.8 : 0.2; };
+  CHECK(a.analyze(windowOf(going, 108)).forecast.rhythmCrest.has_value());
 }
