@@ -62,20 +62,21 @@ def col_min(d, names):
     return nanmin_rows([d[n] for n in names])
 
 
-def nanmax_rows(cols):
+def across_rows(cols, reduce):
+    """reduce (np.nanmax or np.nanmin) over the columns, per row; NaN where every one is."""
     a = np.vstack(cols)
     out = np.full(a.shape[1], np.nan)
     ok = ~np.all(np.isnan(a), axis=0)
-    out[ok] = np.nanmax(a[:, ok], axis=0)
+    out[ok] = reduce(a[:, ok], axis=0)
     return out
+
+
+def nanmax_rows(cols):
+    return across_rows(cols, np.nanmax)
 
 
 def nanmin_rows(cols):
-    a = np.vstack(cols)
-    out = np.full(a.shape[1], np.nan)
-    ok = ~np.all(np.isnan(a), axis=0)
-    out[ok] = np.nanmin(a[:, ok], axis=0)
-    return out
+    return across_rows(cols, np.nanmin)
 
 
 @dataclass
