@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "admission/node_table.h"
+#include "stability/requests.h"
 
 namespace pi0::admission {
 
@@ -63,103 +64,6 @@ Result<const Json*> array(const Json& object, const char* key, const std::string
 
 std::string indexed(const std::string& path, std::size_t i) {
   return path + "[" + std::to_string(i) + "]";
-}
-
-// A quantity as a string or a JSON number.
-Result<std::string> quantityText(const Json& v, const std::string& path) {
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number()) return v.dump();
-  return fail(typeError(path, "a quantity"));
-}
-
-struct Requests {
-  std::int64_t cpuMilli = 0;
-  std::int64_t memoryBytes = 0;
-  std::int64_t gpus = 0;
-};
-
-// Saturating: absurd requests must not overflow into small ones.
-std::int64_t addSat(std::int64_t a, std::int64_t b) {
-  std::int64_t r;
-  if (__builtin_add_overflow(a, b, &r)) return std::numeric_limits<std::int64_t>::max();
-  return r;
-}
-
-Requests plus(const Requests& a, const Requests& b) {
-  return {addSat(a.cpuMilli, b.cpuMilli), addSat(a.memoryBytes, b.memoryBytes),
-          addSat(a.gpus, b.gpus)};
-}
-
-Requests maxOf(const Requests& a, const Requests& b) {
-  return {std::max(a.cpuMilli, b.cpuMilli), std::max(a.memoryBytes, b.memoryBytes),
-          std::max(a.gpus, b.gpus)};
-}
-
-// A resource list (requests, overhead): cpu, memory and nvidia.com/gpu; others are ignored.
-Result<Requests> resourceList(const Json* list, const std::string& path) {
-  Requests r;
-  if (!list) return r;
-  if (!list->is_object()) return fail(typeError(path, "an object"));
-  for (const auto& [key, value] : list->items()) {
-    const bool cpu = key == "cpu", memory = key == "memory", gpu = key == kGpuResourceName;
-    if (!cpu && !memory && !gpu) continue;
-    const std::string here = path + "." + key;
-    auto text = quantityText(value, here);
-    if (!text) return std::unexpected(text.error());
-    auto q = memory ? stability::parseBytes(*text) : stability::parseCpuMilli(*text);
-    if (!q) return fail(here + ": " + q.error().message);
-    if (*q < 0) return fail(here + ": \"" + *text + "\" is negative");
-    if (cpu) r.cpuMilli = *q;
-    if (memory) r.memoryBytes = *q;
-    if (gpu) {
-      if (*q % 1000 != 0) return fail(here + ": \"" + *text + "\" is not a whole number of GPUs");
-      r.gpus = *q / 1000;
-    }
-  }
-  return r;
-}
-
-Result<Requests> containerRequests(const Json& container, const std::string& path) {
-  if (!container.is_object()) return fail(typeError(path, "an object"));
-  const Json* resources = member(container, "resources");
-  if (resources && !resources->is_object())
-    return fail(typeError(path + ".resources", "an object"));
-  return resourceList(resources ? member(*resources, "requests") : nullptr,
-                      path + ".resources.requests");
-}
-
-// The scheduler's effective requests (k8s.io/component-helpers resource.PodRequests).
-Result<Requests> podRequests(const Json& spec) {
-  auto containers = array(spec, "containers", "spec");
-  if (!containers) return std::unexpected(containers.error());
-  Requests sum;
-  for (std::size_t i = 0; i < (*containers)->size(); ++i) {
-    auto r = containerRequests((**containers)[i], indexed("spec.containers", i));
-    if (!r) return r;
-    sum = plus(sum, *r);
-  }
-  auto inits = array(spec, "initContainers", "spec");
-  if (!inits) return std::unexpected(inits.error());
-  Requests sidecars;  // restartable init containers started so far: they keep running
-  Requests initPeak;
-  for (std::size_t i = 0; i < (*inits)->size(); ++i) {
-    const Json& c = (**inits)[i];
-    const std::string path = indexed("spec.initContainers", i);
-    auto r = containerRequests(c, path);
-    if (!r) return r;
-    auto policy = optionalString(c, "restartPolicy", path);
-    if (!policy) return std::unexpected(policy.error());
-    if (*policy == "Always") {
-      sidecars = plus(sidecars, *r);
-      initPeak = maxOf(initPeak, sidecars);
-    } else {
-      initPeak = maxOf(initPeak, plus(*r, sidecars));
-    }
-  }
-  Requests total = maxOf(plus(sum, sidecars), initPeak);
-  auto overhead = resourceList(member(spec, "overhead"), "spec.overhead");
-  if (!overhead) return overhead;
-  return plus(total, *overhead);
 }
 
 Result<SelectorOperator> selectorOperator(const std::string& text, const std::string& path) {
@@ -854,7 +758,7 @@ Result<PodRequest> parsePod(const nlohmann::json& pod) {
     out.tolerations.push_back(std::move(*t));
   }
 
-  auto requests = podRequests(*spec);
+  auto requests = stability::podRequests(*spec);
   if (!requests) return std::unexpected(requests.error());
   out.cpuMilli = requests->cpuMilli;
   out.memoryBytes = requests->memoryBytes;
@@ -934,7 +838,9 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
 
   if (const Json* status = member(node, "status")) {
     if (!status->is_object()) return fail(typeError("status", "an object"));
-    auto alloc = resourceList(member(*status, "allocatable"), "status.allocatable");
+    Result<stability::PodRequests> alloc = stability::PodRequests{};
+    if (const Json* list = member(*status, "allocatable"))
+      alloc = stability::parseResourceList(*list, "status.allocatable");
     if (!alloc) return std::unexpected(alloc.error());
     out.cpuMilli = alloc->cpuMilli;
     out.memoryBytes = alloc->memoryBytes;

@@ -105,12 +105,13 @@
 #include "fleet/fleet_view.h"
 #include "fleet/load.h"
 #include "stability/planner.h"
+#include "stability/requests.h"
 #include "stability/spec.h"
 
 namespace pi0::admission {
 
 inline constexpr std::string_view kUnschedulableTaintKey = "node.kubernetes.io/unschedulable";
-inline constexpr std::string_view kGpuResourceName = "nvidia.com/gpu";
+inline constexpr std::string_view kGpuResourceName = stability::kGpuResourceName;
 
 // --- The pod -----------------------------------------------------------------------------------
 
@@ -144,9 +145,7 @@ struct Toleration {
 };
 
 // What admission needs of a Pod. Requests are the pod's effective requests, as the scheduler
-// computes them: the sum over containers plus restartable init containers (sidecars, restartPolicy
-// Always), or, when larger, the largest of each init container plus the sidecars started before
-// it; plus spec.overhead. Per resource, separately.
+// computes them (stability::podRequests(), the formula the operator counts buffers with).
 struct PodRequest {
   std::string ns;  // metadata.namespace; empty in a CREATE's object: the caller sets it
   std::string name;
