@@ -28,7 +28,8 @@ std::optional<PodSample> podSample(const nlohmann::json& pod) {
 }
 
 Observation observe(const ChannelHealth& previous, const std::vector<PodSample>& pods, int desired,
-                    WallClock::time_point now, const ReliabilityParams& params) {
+                    WallClock::time_point now, const ObserveOptions& options) {
+  const ReliabilityParams& params = options.reliability;
   Observation out;
   out.health = previous;
   auto& h = out.health;
@@ -51,15 +52,19 @@ Observation observe(const ChannelHealth& previous, const std::vector<PodSample>&
   h.restartsKnown = true;
   out.readyShare = desired > 0 ? std::min(1.0, static_cast<double>(ready) / desired) : 1.0;
 
+  // Pi0's own scaling leaves fewer ready pods than desired, and its new pods may restart while
+  // they start; neither says anything about the channel, so neither may lower the priority Pi0
+  // acts on. An outage already in progress is the channel's own and is observed as usual.
+  const bool excused = options.pi0Transition && !previous.notReadySince;
   const auto elapsed = previous.lastObserved
                            ? std::chrono::duration<double>(now - *previous.lastObserved)
                            : std::chrono::duration<double>(0);
-  h.reliability =
-      updateReliability(previous.reliability, out.readyShare, elapsed, out.newRestarts, params);
+  h.reliability = updateReliability(previous.reliability, excused ? 1.0 : out.readyShare, elapsed,
+                                    excused ? 0 : out.newRestarts, params);
   h.lastObserved = now;
 
   if (out.readyShare < 1.0) {
-    if (!h.notReadySince) h.notReadySince = now;
+    if (!h.notReadySince && !excused) h.notReadySince = now;
   } else if (h.notReadySince) {
     // NotReady → Ready: one more outage, folded into the mean.
     const double seconds =

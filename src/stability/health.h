@@ -44,13 +44,29 @@ struct ChannelHealth {
 struct Observation {
   ChannelHealth health;
   double readyShare = 1;  // ready pods over desired replicas (1 when none are desired)
-  int newRestarts = 0;
-  Terms terms;  // reliability and recovery filled; throughput is the caller's
+  int newRestarts = 0;    // seen since the last look (not penalized during a Pi0 transition)
+  Terms terms;            // reliability and recovery filled; throughput is the caller's
+};
+
+struct ObserveOptions {
+  // Pi0 is changing this channel's replicas now: one of its steps (a degrade or a shutdown) or a
+  // restore is in progress. While it is set, fewer ready pods than desired is Pi0's doing, not
+  // the channel's: no outage starts and none is counted, the reliability update sees a full
+  // ready share (so it does not fall, and may rise), and restarts are not penalized (they still
+  // join the baseline, so they are not counted later either). An outage that began before the
+  // transition (notReadySince already set) is observed as without the flag: it keeps lowering
+  // reliability and ends, counted, when the pods are back. Set it only until the step is
+  // verified (ready replicas back) or reported stalled: a stalled restore is the channel's
+  // failure again.
+  bool pi0Transition = false;
+  ReliabilityParams reliability;
 };
 
 // Folds one look at the channel's pods into `previous`. `desired` is the replicas the channel
-// should have now (its state's count); an outage is any time with fewer ready pods than that.
+// should have now (its state's count); an outage is any time with fewer ready pods than that,
+// outside a transition of Pi0's (see ObserveOptions). Observation::readyShare is the real share
+// either way.
 Observation observe(const ChannelHealth& previous, const std::vector<PodSample>& pods, int desired,
-                    WallClock::time_point now, const ReliabilityParams& params = {});
+                    WallClock::time_point now, const ObserveOptions& options = {});
 
 }  // namespace pi0::stability

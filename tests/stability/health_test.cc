@@ -85,3 +85,98 @@ TEST_CASE("a state read back from the status counts no old restarts as new") {
   o = observe(o.health, {pod("a", true, 8)}, 1, t0 + seconds(10));
   CHECK(o.newRestarts == 1);
 }
+
+TEST_CASE("Pi0's own restore is no outage: the same restore with and without pi0Transition") {
+  // The channel was shut down (nothing desired); at t0+10 s Pi0 restores it to 3 replicas. The
+  // pods become ready over 40 s: one at +20, two at +30 (where c restarts once), all three at +50.
+  struct Look {
+    int at;
+    int desired;
+    std::vector<PodSample> pods;
+  };
+  const std::vector<Look> looks = {
+      {0, 0, {}},
+      {10, 3, {pod("a", false), pod("b", false), pod("c", false)}},
+      {20, 3, {pod("a", true), pod("b", false), pod("c", false)}},
+      {30, 3, {pod("a", true), pod("b", true), pod("c", false, 1)}},
+      {50, 3, {pod("a", true), pod("b", true), pod("c", true, 1)}},
+  };
+  // Without the flag, with a = 1 − e^(−10/600) = 0.0165285 and a₂ = 1 − e^(−20/600) = 0.0327839:
+  //   +10: 1 + a(0 − 1) = 0.983471 (outage from +10)
+  //   +20: 0.983471 + a(1/3 − 0.983471) = 0.972726
+  //   +30: (0.972726 + a(2/3 − 0.972726)) · 0.95 = 0.919284 (c's restart)
+  //   +50: 0.919284 + a₂(1 − 0.919284) = 0.921930; one outage of 40 s: recovery 1/(1 + 40/60) = 0.6
+  // With it: reliability stays 1, no outage, no MTTR, recovery 1.
+  struct Expected {
+    double reliability;
+    bool inOutage;
+  };
+  const std::vector<Expected> without = {
+      {1.0, false}, {0.983471, true}, {0.972726, true}, {0.919284, true}, {0.921930, false}};
+  for (const bool transition : {false, true}) {
+    CAPTURE(transition);
+    ChannelHealth h;
+    Observation o;
+    for (std::size_t i = 0; i < looks.size(); ++i) {
+      CAPTURE(looks[i].at);
+      // The flag is set from the restore on; the first look is of the channel shut down.
+      o = observe(h, looks[i].pods, looks[i].desired, t0 + seconds(looks[i].at),
+                  {.pi0Transition = transition && i > 0});
+      h = o.health;
+      if (transition) {
+        CHECK(h.reliability == 1.0);
+        CHECK_FALSE(h.notReadySince);
+      } else {
+        CHECK(h.reliability == doctest::Approx(without[i].reliability).epsilon(1e-5));
+        CHECK(h.notReadySince.has_value() == without[i].inOutage);
+      }
+    }
+    // The real ready share is still reported: all 3 at the end.
+    CHECK(o.readyShare == 1.0);
+    if (transition) {
+      CHECK(h.outages == 0);
+      CHECK_FALSE(h.meanTimeToRecoverSeconds);
+      CHECK(o.terms.recovery == 1.0);
+      CHECK(o.terms.reliability == 1.0);
+    } else {
+      CHECK(h.outages == 1);
+      CHECK(h.meanTimeToRecoverSeconds == doctest::Approx(40));
+      CHECK(o.terms.recovery == doctest::Approx(0.6));
+    }
+  }
+}
+
+TEST_CASE("during a transition reliability may rise; an outage from before it keeps counting") {
+  // Reliability 0.8, one of three ready, 10 s under the flag: the shortfall does not count, the
+  // update sees a full share: 0.8 + (1 − e^(−10/600))(1 − 0.8) = 0.803306.
+  ChannelHealth h;
+  h.reliability = 0.8;
+  h.lastObserved = t0;
+  h.restartsKnown = true;
+  auto o = observe(h, {pod("a", true), pod("b", false), pod("c", false)}, 3, t0 + seconds(10),
+                   {.pi0Transition = true});
+  CHECK(o.health.reliability == doctest::Approx(0.803306).epsilon(1e-5));
+  CHECK(o.readyShare == doctest::Approx(1.0 / 3));
+  CHECK_FALSE(o.health.notReadySince);
+
+  // An outage that began before Pi0 acted: at +10 one of three is not ready (no flag):
+  // 1 + a(2/3 − 1) = 0.994490 with a = 1 − e^(−10/600). Pi0 steps in at +20 with the same
+  // shortfall: the outage goes on and lowers reliability as before: 0.994490 + a(2/3 − 0.994490)
+  // = 0.989072. All ready at +40: one outage of 30 s, reliability 0.989072 + (1 −
+  // e^(−20/600))(1 − 0.989072) = 0.989430.
+  ChannelHealth g;
+  auto p = observe(g, {pod("a", true), pod("b", true), pod("c", true)}, 3, t0);
+  p = observe(p.health, {pod("a", true), pod("b", true), pod("c", false)}, 3, t0 + seconds(10));
+  CHECK(p.health.notReadySince == t0 + seconds(10));
+  CHECK(p.health.reliability == doctest::Approx(0.994490).epsilon(1e-5));
+  p = observe(p.health, {pod("a", true), pod("b", true), pod("c", false)}, 3, t0 + seconds(20),
+              {.pi0Transition = true});
+  CHECK(p.health.notReadySince == t0 + seconds(10));
+  CHECK(p.health.reliability == doctest::Approx(0.989072).epsilon(1e-5));
+  p = observe(p.health, {pod("a", true), pod("b", true), pod("c", true)}, 3, t0 + seconds(40),
+              {.pi0Transition = true});
+  CHECK_FALSE(p.health.notReadySince);
+  CHECK(p.health.outages == 1);
+  CHECK(p.health.meanTimeToRecoverSeconds == doctest::Approx(30));
+  CHECK(p.health.reliability == doctest::Approx(0.989430).epsilon(1e-5));
+}
