@@ -11,6 +11,12 @@ const WallClock::time_point t0 = WallClock::time_point{} + std::chrono::hours(24
 PodSample pod(const std::string& uid, bool ready, int restarts = 0) {
   return PodSample{uid, ready, restarts};
 }
+
+ObserveOptions pi0Transition(bool on = true) {
+  ObserveOptions options;
+  options.pi0Transition = on;
+  return options;
+}
 }  // namespace
 
 TEST_CASE("pods as the API serves them") {
@@ -121,7 +127,7 @@ TEST_CASE("Pi0's own restore is no outage: the same restore with and without pi0
       CAPTURE(looks[i].at);
       // The flag is set from the restore on; the first look is of the channel shut down.
       o = observe(h, looks[i].pods, looks[i].desired, t0 + seconds(looks[i].at),
-                  {.pi0Transition = transition && i > 0});
+                  pi0Transition(transition && i > 0));
       h = o.health;
       if (transition) {
         CHECK(h.reliability == 1.0);
@@ -154,7 +160,7 @@ TEST_CASE("during a transition reliability may rise; an outage from before it ke
   h.lastObserved = t0;
   h.restartsKnown = true;
   auto o = observe(h, {pod("a", true), pod("b", false), pod("c", false)}, 3, t0 + seconds(10),
-                   {.pi0Transition = true});
+                   pi0Transition());
   CHECK(o.health.reliability == doctest::Approx(0.803306).epsilon(1e-5));
   CHECK(o.readyShare == doctest::Approx(1.0 / 3));
   CHECK_FALSE(o.health.notReadySince);
@@ -170,11 +176,11 @@ TEST_CASE("during a transition reliability may rise; an outage from before it ke
   CHECK(p.health.notReadySince == t0 + seconds(10));
   CHECK(p.health.reliability == doctest::Approx(0.994490).epsilon(1e-5));
   p = observe(p.health, {pod("a", true), pod("b", true), pod("c", false)}, 3, t0 + seconds(20),
-              {.pi0Transition = true});
+              pi0Transition());
   CHECK(p.health.notReadySince == t0 + seconds(10));
   CHECK(p.health.reliability == doctest::Approx(0.989072).epsilon(1e-5));
   p = observe(p.health, {pod("a", true), pod("b", true), pod("c", true)}, 3, t0 + seconds(40),
-              {.pi0Transition = true});
+              pi0Transition());
   CHECK_FALSE(p.health.notReadySince);
   CHECK(p.health.outages == 1);
   CHECK(p.health.meanTimeToRecoverSeconds == doctest::Approx(30));
