@@ -76,25 +76,83 @@ SystemState systemState(double a) {
   return SystemState::kDegraded;
 }
 
+namespace {
+
+// One resource's pool split over the active channels by water-filling: each gets
+// ⌊R·wᵢ/W⌋ of what is left R, over the weights W of those not yet at their cap, and a channel
+// whose share would pass its cap gets the cap instead, the rest going round again. Weights are
+// CPO in millionths and the arithmetic is exact integers, so the floors can never add up to
+// more than the pool (a double's rounding could).
+void waterFill(int64_t pool, const std::vector<int64_t>& weights,
+               const std::vector<std::optional<int64_t>>& caps, std::vector<int64_t>& shares) {
+  __extension__ typedef __int128 Wide;  // GCC and Clang have it; ISO C++ does not
+  const std::size_t n = weights.size();
+  std::vector<bool> fixed(n, false);
+  Wide left = std::max<int64_t>(0, pool);
+  while (true) {
+    Wide total = 0;
+    std::size_t open = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (fixed[i]) continue;
+      total += weights[i];
+      ++open;
+    }
+    if (open == 0) return;
+    // What is left goes to the uncapped in proportion to CPO, or equally when their CPOs are
+    // all 0 (so nothing stays in the pool while a channel could take it).
+    auto weight = [&](std::size_t i) -> Wide { return total > 0 ? weights[i] : 1; };
+    const Wide sum = total > 0 ? total : static_cast<Wide>(open);
+    // Capping a channel whose share passes its cap only raises the others' (it takes less than
+    // its proportion), so every channel over its cap now is over it at the end too.
+    bool capped = false;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (fixed[i] || !caps[i]) continue;
+      const Wide cap = std::max<int64_t>(0, *caps[i]);
+      if (left * weight(i) > cap * sum) {
+        shares[i] = static_cast<int64_t>(cap);
+        fixed[i] = true;
+        capped = true;
+      }
+    }
+    if (capped) {
+      left = std::max<int64_t>(0, pool);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (fixed[i]) left -= shares[i];
+      }
+      continue;
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!fixed[i]) shares[i] = static_cast<int64_t>(left * weight(i) / sum);
+    }
+    return;
+  }
+}
+
+}  // namespace
+
 std::vector<Resources> bao(const std::vector<ChannelFacts>& channels, const Resources& total) {
-  double maxCpo = 0;
-  for (const auto& c : channels) {
-    if (c.active) maxCpo = std::max(maxCpo, clip01(c.cpo));
+  std::vector<std::size_t> active;
+  std::vector<int64_t> weights;
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    if (!channels[i].active) continue;
+    active.push_back(i);
+    weights.push_back(std::llround(clip01(channels[i].cpo) * 1e6));
   }
-  auto share = [&](const ChannelFacts& c, const std::optional<int64_t>& pool,
-                   std::optional<int64_t> Resources::*field) -> std::optional<int64_t> {
-    if (!pool || !c.active) return pool ? std::optional<int64_t>(0) : std::nullopt;
-    const double fraction = maxCpo > 0 ? clip01(c.cpo) / maxCpo : 0.0;
-    auto amount = static_cast<int64_t>(std::floor(static_cast<double>(*pool) * fraction));
-    if (c.bufferMax && (*c.bufferMax).*field) amount = std::min(amount, *((*c.bufferMax).*field));
-    return std::max<int64_t>(0, amount);
+  std::vector<Resources> out(channels.size());
+  auto split = [&](std::optional<int64_t> Resources::*field) {
+    if (!(total.*field)) return;  // absent from every share
+    for (auto& r : out)
+      r.*field = 0;  // shut-down channels get nothing
+    std::vector<std::optional<int64_t>> caps;
+    for (const std::size_t i : active)
+      caps.push_back(channels[i].bufferMax ? (*channels[i].bufferMax).*field : std::nullopt);
+    std::vector<int64_t> shares(active.size(), 0);
+    waterFill(*(total.*field), weights, caps, shares);
+    for (std::size_t k = 0; k < active.size(); ++k)
+      out[active[k]].*field = shares[k];
   };
-  std::vector<Resources> out;
-  out.reserve(channels.size());
-  for (const auto& c : channels) {
-    out.push_back({share(c, total.cpuMilli, &Resources::cpuMilli),
-                   share(c, total.memoryBytes, &Resources::memoryBytes)});
-  }
+  split(&Resources::cpuMilli);
+  split(&Resources::memoryBytes);
   return out;
 }
 

@@ -70,9 +70,17 @@ const char* systemStateName(SystemState state);
 // Running (A ≥ 0.9), Degraded, Critical (A < 0.5).
 SystemState systemState(double availability);
 
-// BAO: each active channel's share of the total buffer B, min(max_buffer(c), B·CPO(c)/max CPO)
-// per resource, in the order of `channels`; a channel that is shut down gets nothing (its
-// buffer returns to the pool). A resource the total does not name is absent from every share.
+// BAO: a partition of the total buffer B over the active channels, per resource, in the order
+// of `channels`. Shares are proportional to CPO over the sum of the active channels' CPO (equal
+// when every active CPO is 0), each capped at the channel's max_buffer for that resource; what
+// a cap frees goes to the channels below their caps, in proportion again (water-filling; equally
+// among them when their CPOs are all 0). Shares are floored to whole units. A channel that is
+// shut down gets 0 and does not weigh in the split (its buffer returns to the pool); a CPO of 0
+// beside a positive one gets 0. A resource the total does not name is absent from every share.
+// Guarantee, per resource: 0 ≤ share ≤ cap, Σ shares ≤ B; when at least one active channel ends
+// below its cap, Σ shares > B − (number of active channels), i.e. flooring loses less than one
+// unit per channel; when every active channel is at its cap, Σ shares = Σ caps ≤ B and the rest
+// stays in the pool. CPO counts in millionths.
 std::vector<Resources> bao(const std::vector<ChannelFacts>& channels, const Resources& total);
 
 // GDO: the keys of the channels that are not critical, not listed by the matrix, active, and
