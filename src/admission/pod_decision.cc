@@ -420,6 +420,11 @@ std::string taintText(const Taint& t) {
   return t.key + (t.value.empty() ? "" : "=" + t.value) + ":" + taintEffectName(t.effect);
 }
 
+// "worker-2: connection refused", or "worker-2" when the last poll left no error.
+std::string agentError(const std::string& node, const fleet::NodeStatus& status) {
+  return status.lastError.empty() ? node : node + ": " + status.lastError;
+}
+
 // The verdict before the mode is applied.
 struct Verdict {
   bool allowed = true;
@@ -509,7 +514,9 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
   eliminated[static_cast<int>(Elimination::kNodeSelector)] = narrowed.nodeSelector;
   eliminated[static_cast<int>(Elimination::kAffinity)] = narrowed.affinity;
   const Taint* firstTaint = nullptr;
-  int candidates = 0, withoutData = 0;
+  int candidates = 0, withoutData = 0, agentFailed = 0;
+  const NodeInfo* firstFailed = nullptr;  // the first candidate whose agent is Failed
+  const fleet::NodeStatus* firstFailedStatus = nullptr;
   const NodeInfo* closest = nullptr;
   std::vector<GateFailure> closestFailures, failures;
   const NodeInfo* passed = nullptr;
@@ -525,6 +532,15 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     }
     ++candidates;
     const fleet::NodeStatus* status = fleet.find(node.name);
+    // Failed is not stale (DESIGN.md): the agent stopped answering, so the node passes no gate,
+    // whatever the stale policy and however fresh its last fingerprint.
+    if (status && status->health == fleet::NodeHealth::kFailed) {
+      if (agentFailed++ == 0) {
+        firstFailed = &node;
+        firstFailedStatus = status;
+      }
+      return true;
+    }
     if (!status || !fleet.isUsable(*status, now)) {
       ++withoutData;
       return true;
@@ -576,7 +592,7 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     return Verdict{false, Reason::kNoCandidateNode, std::move(m), {}, {}, {}};
   }
 
-  if (!closest) {
+  if (!closest && agentFailed == 0) {
     const std::string why = "no fresh fleet data for " + candidateNodes(withoutData);
     if (policy.stale == StalePolicy::kAllow) {
       return Verdict{true,
@@ -589,10 +605,27 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     return Verdict{false, Reason::kStaleData, why + "; the policy denies without data", {}, {}, {}};
   }
 
-  std::string m =
-      "no node passes the gates for " + describeRequests(pod) + ": closest " + closest->name + ": ";
-  for (std::size_t i = 0; i < closestFailures.size(); ++i)
-    m += (i ? ", " : "") + describe(closestFailures[i]);
+  // A node whose gates were measured is closer than one whose agent failed: its failures say
+  // more about what the pod would meet.
+  std::string m = "no node passes the gates for " + describeRequests(pod) + ": ";
+  if (closest) {
+    m += "closest " + closest->name + ": ";
+    for (std::size_t i = 0; i < closestFailures.size(); ++i)
+      m += (i ? ", " : "") + describe(closestFailures[i]);
+    if (agentFailed > 0) {
+      m += "; " + candidateNodes(agentFailed) + (agentFailed == 1 ? "'s agent" : "' agents") +
+           " failed (" + (agentFailed == 1 ? "" : "first ") +
+           agentError(firstFailed->name, *firstFailedStatus) + ")";
+    }
+  } else {
+    closest = firstFailed;
+    m += firstFailed->name + " agent failed";
+    if (!firstFailedStatus->lastError.empty()) m += ": " + firstFailedStatus->lastError;
+    if (agentFailed > 1) {
+      m += "; " + std::to_string(agentFailed - 1) + " more " +
+           (agentFailed == 2 ? "candidate node's agent" : "candidate nodes' agents") + " failed";
+    }
+  }
   if (withoutData > 0) {
     m += "; " + candidateNodes(withoutData) + (withoutData == 1 ? " has" : " had") +
          " no fresh data";

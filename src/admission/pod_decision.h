@@ -28,16 +28,25 @@
 //     "psi_memory", gpu from the "gpuN_sm" signals), the pod is admitted with the warning
 //     "pi0: node worker-3 expects cpu trouble in 12 s" (several resources in one warning,
 //     soonest first; "now" when the forecast is at its trouble line already).
-//  6. GatesFailed: candidates with data exist but none passes. `node` is the closest candidate
-//     (fewest failing gates, then smallest total excess, then first in `nodes`), `failures` its
-//     failing gates, and the message names them with values and thresholds: "no node passes
-//     the gates for cpu 500m, memory 1Gi: closest node-b: cpu fit_error 0.18 > 0.10, memory
-//     isolation 0.21 < 0.27 (request 0.22 + margin 0.05)". When some candidates had no data,
-//     it adds "; 2 candidate nodes had no fresh data". Numbers are printed with two decimals,
-//     more when two decimals would print a failing value equal to its threshold.
-//  7. StaleData: candidates exist but none has data. Policy::stale decides: kAllow admits with
-//     the warning "admitted without gate checks: no fresh fleet data for 3 candidate nodes";
-//     kDeny refuses with that explanation.
+//  6. GatesFailed: no candidate passes, and some candidate with data failed its gates or some
+//     candidate's agent is Failed (fleet::NodeHealth::kFailed: a failed node passes no gate,
+//     whatever Policy::stale says; failed is not stale). `node` is the closest candidate: among
+//     those with data, fewest failing gates, then smallest total excess, then first in `nodes`;
+//     only when none has data, the first whose agent failed. `failures` are the closest node's
+//     failing gates (empty for a failed agent). The message names them with values and
+//     thresholds: "no node passes the gates for cpu 500m, memory 1Gi: closest node-b: cpu
+//     fit_error 0.18 > 0.10, memory isolation 0.21 < 0.27 (request 0.22 + margin 0.05)", adding
+//     "; 1 candidate node's agent failed (worker-2: connection refused)" ("2 candidate nodes'
+//     agents failed (first worker-2: ...)") when agents failed too; or, with no data anywhere,
+//     "no node passes the gates for cpu 500m, memory 1Gi: worker-2 agent failed: connection
+//     refused; 1 more candidate node's agent failed" (the failed poll's error, when there is
+//     one). When some candidates had no data, it adds "; 2 candidate nodes had no fresh data".
+//     Numbers are printed with two decimals, more when two decimals would print a failing value
+//     equal to its threshold.
+//  7. StaleData: candidates exist but none has data and no candidate's agent is Failed (data
+//     missing, older than staleAfter, or without gate metrics). Policy::stale decides: kAllow
+//     admits with the warning "admitted without gate checks: no fresh fleet data for 3
+//     candidate nodes"; kDeny refuses with that explanation.
 //
 // Candidate nodes (the scheduler's filters that do not depend on other pods), each node
 // counted under the first of these that eliminates it:
@@ -58,11 +67,12 @@
 //  - allocatable: a request larger than the node's allocatable cpu, memory or GPUs (what the
 //    scheduler's resource fit would refuse even on an empty node).
 //
-// Data: a candidate has data when the fleet snapshot has a status for it that is usable at
-// `now` (FleetSnapshot::isUsable: a fingerprint fetched within staleAfter, node not Failed)
-// and the fingerprint has gate metrics for every signal the pod's resources need ("cpu",
-// "memory", and for a GPU pod at least one "gpuN_sm"; the window must be full). A PSI signal
-// the fingerprint does not have (a kernel without PSI) skips the PSI gate rather than taking
+// Data: a candidate whose agent is Failed is a failing candidate (rule 6), never one without
+// data. Another candidate has data when the fleet snapshot has a status for it that is usable
+// at `now` (FleetSnapshot::isUsable: a fingerprint fetched within staleAfter; a Suspect node's
+// fresh data counts) and the fingerprint has gate metrics for every signal the pod's resources need
+// ("cpu", "memory", and for a GPU pod at least one "gpuN_sm"; the window must be full). A PSI
+// signal the fingerprint does not have (a kernel without PSI) skips the PSI gate rather than taking
 // the node's data away.
 //
 // Gates (DESIGN.md "Gate metrics"): a candidate with data passes when, on every resource the

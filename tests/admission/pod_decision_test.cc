@@ -49,6 +49,7 @@ struct FleetEntry {
   Signals signals;
   Clock::time_point fetchedAt = kNow - 1s;
   fleet::NodeHealth health = fleet::NodeHealth::kHealthy;
+  std::string lastError;
 };
 
 fleet::FleetSnapshot snapshot(const std::map<std::string, FleetEntry>& entries) {
@@ -65,6 +66,7 @@ fleet::FleetSnapshot snapshot(const std::map<std::string, FleetEntry>& entries) 
     status->fingerprint = fp;
     status->fetchedAt = e.fetchedAt;
     status->health = e.health;
+    status->lastError = e.lastError;
     nodes.emplace(name, status);
   }
   return fleet::FleetSnapshot(std::move(nodes), 15s);
@@ -592,7 +594,7 @@ TEST_CASE("GPU pods: the node's GPUs as one pool") {
 
 // --- Freshness ---------------------------------------------------------------------------------
 
-TEST_CASE("stale, missing or failed data under both policies") {
+TEST_CASE("stale or missing data under both policies") {
   Signals notFull = quiet();
   notFull["cpu"].gates.reset();
   struct Case {
@@ -602,7 +604,8 @@ TEST_CASE("stale, missing or failed data under both policies") {
   const Case cases[] = {
       {"no agent", {}},
       {"stale", {{"n1", {quiet(), kNow - 16s}}}},
-      {"failed", {{"n1", {quiet(), kNow - 1s, fleet::NodeHealth::kFailed}}}},
+      {"stale and suspect, not failed",
+       {{"n1", {quiet(), kNow - 16s, fleet::NodeHealth::kSuspect, "timeout"}}}},
       {"window not full", {{"n1", {notFull}}}},
   };
   for (const auto& tc : cases) {
@@ -640,6 +643,101 @@ TEST_CASE("stale, missing or failed data under both policies") {
   CHECK(d.message ==
         "no node passes the gates for cpu 1, memory 0: closest n1: cpu isolation 0.10 < 0.30 "
         "(request 0.25 + margin 0.05); 2 candidate nodes had no fresh data");
+}
+
+TEST_CASE("a failed agent fails its node's gates; stale is not failed") {
+  const fleet::NodeHealth kFailed = fleet::NodeHealth::kFailed;
+  Policy deny = testPolicy();
+  deny.stale = StalePolicy::kDeny;
+  Signals busy = quiet();
+  busy["cpu"] = sig(0.1);
+  struct Case {
+    const char* name;
+    std::vector<NodeInfo> nodes;
+    std::map<std::string, FleetEntry> fleet;
+    Reason reason;
+    const char* node;
+    const char* message;  // empty for a pass
+  };
+  const Case cases[] = {
+      // Under either stale policy: a failed agent is not missing data, it is a failing node.
+      {"only a failed candidate",
+       {node("n1")},
+       {{"n1", {quiet(), kNow - 1s, kFailed, "connection refused"}}},
+       Reason::kGatesFailed,
+       "n1",
+       "no node passes the gates for cpu 1, memory 0: n1 agent failed: connection refused"},
+      // Its last fingerprint is fresh (1 s old): freshness does not save a Failed node.
+      {"failed with fresh data, no error recorded",
+       {node("n1")},
+       {{"n1", {quiet(), kNow - 1s, kFailed}}},
+       Reason::kGatesFailed,
+       "n1",
+       "no node passes the gates for cpu 1, memory 0: n1 agent failed"},
+      {"two failed and a stale candidate",
+       {node("n1"), node("n2"), node("n3")},
+       {{"n1", {quiet(), kNow - 60s, kFailed, "connection refused"}},
+        {"n2", {quiet(), kNow - 60s, kFailed, "timeout"}},
+        {"n3", {quiet(), kNow - 60s}}},
+       Reason::kGatesFailed,
+       "n1",
+       "no node passes the gates for cpu 1, memory 0: n1 agent failed: connection refused; 1 more "
+       "candidate node's agent failed; 1 candidate node has no fresh data"},
+      // The scan goes past the failed node to the one that passes.
+      {"a failed and a passing candidate",
+       {node("n1"), node("n2")},
+       {{"n1", {quiet(), kNow - 1s, kFailed, "connection refused"}}, {"n2", {quiet()}}},
+       Reason::kPassed,
+       "n2",
+       ""},
+      // A node whose gates were measured is closer than one whose agent failed, wherever it is
+      // in the order: its failures are what the message shows.
+      {"a failed candidate and one failing its gates",
+       {node("n1"), node("n2")},
+       {{"n1", {quiet(), kNow - 1s, kFailed, "connection refused"}}, {"n2", {busy}}},
+       Reason::kGatesFailed,
+       "n2",
+       "no node passes the gates for cpu 1, memory 0: closest n2: cpu isolation 0.10 < 0.30 "
+       "(request 0.25 + margin 0.05); 1 candidate node's agent failed (n1: connection refused)"},
+      // Merely stale (no fresh fingerprint, not Failed): the stale policy, as before.
+      {"stale, not failed",
+       {node("n1")},
+       {{"n1", {quiet(), kNow - 16s, fleet::NodeHealth::kSuspect, "timeout"}}},
+       Reason::kStaleData,
+       "",
+       "admitted without gate checks: no fresh fleet data for 1 candidate node"},
+  };
+  for (const auto& tc : cases) {
+    CAPTURE(tc.name);
+    const auto fleet = snapshot(tc.fleet);
+    const Decision d = run(pod("1"), tc.nodes, fleet);  // StalePolicy::kAllow
+    CHECK(d.reason == tc.reason);
+    CHECK(d.node == tc.node);
+    CHECK(d.message == tc.message);
+    const bool passes = tc.reason == Reason::kPassed || tc.reason == Reason::kStaleData;
+    CHECK(d.allowed == passes);
+    if (tc.reason == Reason::kGatesFailed) {
+      CHECK(d.auditAnnotations.at("reason") == "GatesFailed");
+      // The deny policy for stale data changes nothing for a failed agent.
+      const Decision strict = run(pod("1"), tc.nodes, fleet, deny);
+      CHECK(strict.reason == Reason::kGatesFailed);
+      CHECK(strict.message == tc.message);
+    }
+  }
+
+  // A node that failed before its first good poll has no fingerprint at all: failed still.
+  fleet::FleetSnapshot::Nodes never;
+  auto status = std::make_shared<fleet::NodeStatus>();
+  status->node = "n1";
+  status->health = kFailed;
+  status->lastError = "no route to host";
+  never.emplace("n1", status);
+  const Decision d = run(pod("1"), {node("n1")}, fleet::FleetSnapshot(std::move(never), 15s));
+  CHECK_FALSE(d.allowed);
+  CHECK(d.reason == Reason::kGatesFailed);
+  CHECK(d.failures.empty());
+  CHECK(d.message ==
+        "no node passes the gates for cpu 1, memory 0: n1 agent failed: no route to host");
 }
 
 // --- Channels ----------------------------------------------------------------------------------
