@@ -170,10 +170,20 @@ std::vector<std::string> gdo(const std::vector<ChannelFacts>& channels, double l
   return keys;
 }
 
+double saoBound(const std::vector<ChannelFacts>& channels) {
+  // sao() of the same list with every candidate shut down: the same factors in the same order,
+  // so stabilityShutdowns() reaches exactly this value when it shuts all of them down.
+  std::vector<ChannelFacts> state = channels;
+  for (auto& c : state) {
+    if (!c.critical) c.active = false;
+  }
+  return sao(state);
+}
+
 std::vector<std::string> stabilityShutdowns(const std::vector<ChannelFacts>& channels,
                                             double threshold) {
   std::vector<ChannelFacts> state = channels;
-  if (sao(state) >= threshold) return {};
+  if (sao(state) >= threshold || saoBound(channels) < threshold) return {};
   std::vector<ChannelFacts*> candidates;
   for (auto& c : state) {
     if (c.active && !c.critical) candidates.push_back(&c);

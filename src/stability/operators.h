@@ -87,9 +87,14 @@ std::vector<Resources> bao(const std::vector<ChannelFacts>& channels, const Reso
 // whose CPO is below the load ℓ, lowest CPO first (ties by key).
 std::vector<std::string> gdo(const std::vector<ChannelFacts>& channels, double load);
 
+// The most SAO can reach by shutting channels down: SAO with every active non-critical channel
+// shut down, i.e. the product over the active critical ones; 1 when there are none.
+double saoBound(const std::vector<ChannelFacts>& channels);
+
 // The least reliable active non-critical channels whose shutdown brings SAO back to at least
-// `threshold`, least reliable first (ties by key); empty when SAO is already there. When even
-// all of them do not suffice, all of them.
+// `threshold`, least reliable first (ties by key); empty when SAO is already there. Empty too
+// when even shutting all of them down cannot get there (saoBound() < threshold): the critical
+// channels bound SAO below the threshold, and shutdowns would only lose channels.
 std::vector<std::string> stabilityShutdowns(const std::vector<ChannelFacts>& channels,
                                             double threshold);
 

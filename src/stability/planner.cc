@@ -1,6 +1,7 @@
 #include "stability/planner.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <tuple>
 
@@ -39,7 +40,70 @@ struct Decision {
   std::string reason;
 };
 
-std::map<std::string, Decision> decide(const PlanInput& input) {
+struct Decisions {
+  std::map<std::string, Decision> byKey;
+  StabilityOutlook stability;
+};
+
+std::string fixed3(double v) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f", v);
+  return text;
+}
+
+// What the stability trigger decides over `facts`: its outlook, and the channels it shuts down
+// (none when SAO is at the threshold or cannot reach it).
+StabilityOutlook stabilityOutlook(const std::vector<ChannelFacts>& facts, double threshold,
+                                  std::vector<std::string>& shutdowns) {
+  StabilityOutlook st;
+  st.sao = sao(facts);
+  st.threshold = threshold;
+  st.bound = saoBound(facts);
+  st.reachable = st.sao >= threshold || st.bound >= threshold;
+  const std::string head = "stability " + fixed3(st.sao);
+  if (st.sao >= threshold) {
+    st.explanation = head + " is at or above the threshold " + fixed3(threshold);
+    return st;
+  }
+  if (!st.reachable) {
+    // Name what holds the bound down: the active channels that must stay up and are less than
+    // fully reliable, least reliable first.
+    std::vector<const ChannelFacts*> holding;
+    for (const auto& f : facts) {
+      if (f.active && f.critical && f.reliability < 1) holding.push_back(&f);
+    }
+    std::sort(holding.begin(), holding.end(), [](const ChannelFacts* a, const ChannelFacts* b) {
+      return a->reliability != b->reliability ? a->reliability < b->reliability : a->key < b->key;
+    });
+    constexpr std::size_t kNamed = 5;
+    std::string names;
+    for (std::size_t i = 0; i < holding.size() && i < kNamed; ++i) {
+      names +=
+          (names.empty() ? "" : ", ") + holding[i]->key + " " + fixed3(holding[i]->reliability);
+    }
+    if (holding.size() > kNamed)
+      names += ", and " + std::to_string(holding.size() - kNamed) + " more";
+    st.explanation = head + " is below the threshold " + fixed3(threshold) +
+                     " and cannot reach it: the channels that must stay up" +
+                     (names.empty() ? "" : " (" + names + ")") + " bound it at " +
+                     fixed3(st.bound) + "; no channel is shut down for stability";
+    return st;
+  }
+  shutdowns = stabilityShutdowns(facts, threshold);
+  std::vector<ChannelFacts> after = facts;
+  std::string names;
+  for (auto& f : after) {
+    if (std::find(shutdowns.begin(), shutdowns.end(), f.key) != shutdowns.end()) f.active = false;
+  }
+  for (const auto& key : shutdowns)
+    names += (names.empty() ? "" : ", ") + key;
+  st.explanation = head + " is below the threshold " + fixed3(threshold) +
+                   ": shutting down the least reliable (" + names + ") brings it to " +
+                   fixed3(sao(after));
+  return st;
+}
+
+Decisions decide(const PlanInput& input) {
   const MatrixSpec& m = *input.matrix;
   const auto graph = graphOf(input);
   std::set<std::string> critical;
@@ -118,19 +182,18 @@ std::map<std::string, Decision> decide(const PlanInput& input) {
       }
     }
   }
-  const double now = sao(facts);
-  if (now < m.stabilityThreshold) {
-    char text[96];
-    std::snprintf(text, sizeof text, "stability %.3f is below the threshold %.3f", now,
-                  m.stabilityThreshold);
-    for (const auto& key : stabilityShutdowns(facts, m.stabilityThreshold)) {
-      auto& d = out[key];
-      d.target = ChannelState::kInactive;
-      d.group = 0;
-      d.reason = std::string(text) + ": the least reliable channels shut down first";
-    }
+  std::vector<std::string> shutdowns;
+  Decisions result;
+  result.stability = stabilityOutlook(facts, m.stabilityThreshold, shutdowns);
+  for (const auto& key : shutdowns) {
+    auto& d = out[key];
+    d.target = ChannelState::kInactive;
+    d.group = 0;
+    d.reason = "stability " + fixed3(result.stability.sao) + " is below the threshold " +
+               fixed3(m.stabilityThreshold) + ": the least reliable channels shut down first";
   }
-  return out;
+  result.byKey = std::move(out);
+  return result;
 }
 
 }  // namespace
@@ -165,14 +228,16 @@ std::vector<std::string> planProblems(const PlanInput& input) {
 
 std::map<std::string, ChannelState> targets(const PlanInput& input) {
   std::map<std::string, ChannelState> out;
-  for (const auto& [key, d] : decide(input))
+  for (const auto& [key, d] : decide(input).byKey)
     out[key] = d.target;
   return out;
 }
 
 Plan planShutdown(const PlanInput& input) {
   Plan plan;
-  const auto decisions = decide(input);
+  const auto decided = decide(input);
+  const auto& decisions = decided.byKey;
+  plan.stability = decided.stability;
   const auto graph = graphOf(input);
   std::map<std::string, const PlannedChannel*> byKey;
   for (const auto& c : input.channels)
@@ -234,7 +299,9 @@ Plan planShutdown(const PlanInput& input) {
 
 Plan planRecovery(const PlanInput& input) {
   Plan plan;
-  const auto decisions = decide(input);
+  const auto decided = decide(input);
+  const auto& decisions = decided.byKey;
+  plan.stability = decided.stability;
   std::map<std::string, const PlannedChannel*> byKey;
   for (const auto& c : input.channels)
     byKey[c.ref.key()] = &c;

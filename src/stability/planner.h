@@ -6,7 +6,9 @@
 //   channel, the action of its cell at the highest level ≤ i (a cell's action holds at higher
 //   levels until a later cell changes it); for an unlisted channel above the first level,
 //   Degraded when its CPO is below ℓ (GDO); Inactive for the least reliable channels when SAO
-//   is below the stability threshold.
+//   is below the stability threshold, as many as it takes to reach it — and none when shutting
+//   down every channel it may pick still cannot (the channels that must stay up bound SAO below
+//   the threshold): Plan::stability says which, and why.
 // - planShutdown(): the steps that move channels toward a more severe target, in order:
 //   stability shutdowns first, then matrix cells by level and cell order, then GDO by CPO. A
 //   channel is shut down only after every channel that depends on it (they come first in the
@@ -51,9 +53,28 @@ struct PlanStep {
   std::string reason;  // for status and Events: "level high: matrix cell (order 1)"
 };
 
+// Whether the stability trigger (SAO below the matrix's stabilityThreshold) can be met by
+// shutting channels down, and what it does about it.
+struct StabilityOutlook {
+  double sao = 1;        // now, over the active channels
+  double threshold = 0;  // the matrix's stabilityThreshold
+  // The most SAO can reach by shutting down every channel the trigger may pick: the product
+  // over the active channels that must stay up (critical ones, what they depend on, channels
+  // without targets). 1 when none is less than fully reliable.
+  double bound = 1;
+  // SAO is at or above the threshold, or the bound is (shutdowns can get it there). When false,
+  // the trigger shuts nothing down: it would lose channels and still miss the threshold.
+  bool reachable = true;
+  // One sentence for a status condition, e.g. "stability 0.620 is below the threshold 0.900
+  // and cannot reach it: the channels that must stay up (shop/db 0.620) bound it at 0.620; no
+  // channel is shut down for stability".
+  std::string explanation;
+};
+
 struct Plan {
   std::vector<PlanStep> steps;       // in order; for recovery, the ones that may run now
   std::vector<std::string> waiting;  // why other changes cannot happen yet
+  StabilityOutlook stability;        // the same in a shutdown and a recovery plan of one input
 };
 
 struct PlanInput {

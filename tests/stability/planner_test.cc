@@ -231,9 +231,15 @@ TEST_CASE("GDO and stability shutdowns pick in the right order") {
   // SAO = 0.5 · 0.6 · 0.9 = 0.27 < 0.5: shut down the least reliable (0.5 → 0.54 ≥ 0.5).
   const std::vector<ChannelFacts> rel = {facts("p", 0.5, 0.5), facts("q", 0.5, 0.6),
                                          facts("r", 0.5, 0.9), facts("s", 0.5, 0.2, true, true)};
-  // With the critical s (0.2) SAO = 0.054; without p: 0.108; without q: 0.18; without r: 0.2 < 0.5:
-  // all three.
-  CHECK(join(stabilityShutdowns(rel, 0.5)) == "p, q, r");
+  // With the critical s (0.2) SAO = 0.054; shutting down all of p, q, r leaves s alone: 0.2 < 0.5.
+  // The threshold cannot be reached, so nothing is shut down for it.
+  CHECK(saoBound(rel) == doctest::Approx(0.2));
+  CHECK(stabilityShutdowns(rel, 0.5).empty());
+  // A bound exactly at the threshold is reachable: p (0.5) and s (critical, 0.5) give 0.25;
+  // without p, 0.5.
+  const std::vector<ChannelFacts> edge = {facts("p", 0.5, 0.5), facts("s", 0.5, 0.5, true, true)};
+  CHECK(saoBound(edge) == doctest::Approx(0.5));
+  CHECK(join(stabilityShutdowns(edge, 0.5)) == "p");
   const std::vector<ChannelFacts> rel2 = {facts("p", 0.5, 0.5), facts("q", 0.5, 0.6),
                                           facts("r", 0.5, 0.9)};
   CHECK(join(stabilityShutdowns(rel2, 0.5)) == "p");
@@ -433,6 +439,73 @@ TEST_CASE("the stability trigger shuts down the least reliable first, before the
   CHECK(describe(plan) == "Shutdown flaky, Degrade batch");
   CHECK(plan.steps[0].reason.find("stability 0.300 is below the threshold 0.500") !=
         std::string::npos);
+  CHECK(plan.stability.reachable);
+  CHECK(plan.stability.sao == doctest::Approx(0.3));
+  CHECK(plan.stability.bound == 1.0);  // nothing must stay up
+  CHECK(plan.stability.explanation ==
+        "stability 0.300 is below the threshold 0.500: shutting down the least reliable "
+        "(shop/flaky) brings it to 1.000");
+}
+
+TEST_CASE("the stability trigger shuts nothing down when the threshold is out of reach") {
+  MatrixSpec m = shopMatrix();  // db is a critical row
+  m.stabilityThreshold = 0.9;
+  auto db = channel("db", 0.9);
+  db.reliability = 0.62;
+  auto flaky = channel("flaky", 0.6);
+  flaky.reliability = 0.3;
+  auto batch = channel("batch", 0.3);
+  batch.reliability = 0.9;
+  // SAO = 0.62 · 0.3 · 0.9 = 0.1674. With flaky and batch shut down only db is left: 0.62 < 0.9.
+  // Shutting them down cannot reach the threshold and only loses them.
+  struct Case {
+    int level;
+    double threshold;
+    std::string shutdown;
+    bool reachable;
+    std::string explanation;
+  };
+  const std::vector<Case> cases = {
+      {0, 0.9, "", false,
+       "stability 0.167 is below the threshold 0.900 and cannot reach it: the channels that must "
+       "stay up (shop/db 0.620) bound it at 0.620; no channel is shut down for stability"},
+      // At level 1 the matrix degrades batch and GDO flaky (CPO 0.6 < 0.75); the trigger adds
+      // nothing.
+      {1, 0.9, "Degrade batch, Degrade flaky", false,
+       "stability 0.167 is below the threshold 0.900 and cannot reach it: the channels that must "
+       "stay up (shop/db 0.620) bound it at 0.620; no channel is shut down for stability"},
+      // Threshold 0.5: flaky alone suffices, 0.62 · 0.9 = 0.558 ≥ 0.5.
+      {0, 0.5, "Shutdown flaky", true,
+       "stability 0.167 is below the threshold 0.500: shutting down the least reliable "
+       "(shop/flaky) brings it to 0.558"},
+      // Threshold 0.1: already there.
+      {0, 0.1, "", true, "stability 0.167 is at or above the threshold 0.100"},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.level);
+    CAPTURE(c.threshold);
+    m.stabilityThreshold = c.threshold;
+    const PlanInput input{&m, {db, flaky, batch}, c.level, 0.75};
+    const auto shutdown = planShutdown(input);
+    CHECK(describe(shutdown) == c.shutdown);
+    CHECK(shutdown.stability.reachable == c.reachable);
+    CHECK(shutdown.stability.bound == doctest::Approx(0.62));
+    CHECK(shutdown.stability.sao == doctest::Approx(0.1674));
+    CHECK(shutdown.stability.explanation == c.explanation);
+    // Recovery plans carry the same outlook.
+    const auto recovery = planRecovery(input);
+    CHECK(recovery.stability.reachable == c.reachable);
+    CHECK(recovery.stability.explanation == c.explanation);
+  }
+  // Once out of reach, nothing that stability would have shut down is kept down for it: a
+  // channel shut down earlier comes back (flaky's target is Active at level 0).
+  flaky.state = ChannelState::kInactive;
+  m.stabilityThreshold = 0.9;
+  // SAO now 0.62 · 0.9 = 0.558; bound still 0.62 < 0.9.
+  const PlanInput after{&m, {db, flaky, batch}, 0, 0.5};
+  CHECK(describe(planShutdown(after)).empty());  // the old rule shut down batch here
+  CHECK(describe(planRecovery(after)) == "Restore flaky");
+  CHECK_FALSE(planRecovery(after).stability.reachable);
 }
 
 TEST_CASE("recovery: highest CPO first, dependencies back and ready before dependents") {
