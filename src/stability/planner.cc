@@ -181,6 +181,26 @@ Decisions decide(const PlanInput& input) {
             "level " + levelName + ": not in the matrix and its priority is below the load " + load;
       }
     }
+    // GDO's decisions have the level's hysteresis: a channel it degraded stays degraded while
+    // the level is above the first, whatever its CPO and ℓ do now. Recomputing from the live
+    // load would restore and degrade it again each time ℓ crosses its CPO; the level falls to
+    // the first only after the matrix's dwell, and then the channel is restored.
+    const std::string first = m.levels.empty() ? "?" : m.levels.front().name;
+    for (const auto& c : input.channels) {
+      const std::string key = c.ref.key();
+      if (c.state != ChannelState::kDegraded || c.absent || untouchable.contains(key) ||
+          rows.contains(key))
+        continue;
+      auto& d = out[key];
+      if (d.group == 3) {
+        d.target = ChannelState::kDegraded;
+        d.group = 2;
+        d.reason = "level " + levelName +
+                   ": not in the matrix and degraded by priority; it stays degraded until the "
+                   "level falls back to " +
+                   first;
+      }
+    }
   }
   std::vector<std::string> shutdowns;
   Decisions result;

@@ -5,10 +5,14 @@
 //   critical Channel, or anything a critical channel depends on, transitively); for a listed
 //   channel, the action of its cell at the highest level ≤ i (a cell's action holds at higher
 //   levels until a later cell changes it); for an unlisted channel above the first level,
-//   Degraded when its CPO is below ℓ (GDO); Inactive for the least reliable channels when SAO
-//   is below the stability threshold, as many as it takes to reach it — and none when shutting
-//   down every channel it may pick still cannot (the channels that must stay up bound SAO below
-//   the threshold): Plan::stability says which, and why.
+//   Degraded when its CPO is below ℓ (GDO), and, once Degraded, Degraded for as long as the
+//   level stays above the first, whatever its CPO and ℓ do then: GDO's decisions inherit the
+//   level's hysteresis (margin and dwell), so a channel whose CPO sits near ℓ is not degraded
+//   and restored by turns. New GDO picks still need CPO < ℓ; the restore comes when the level
+//   falls back to the first. Inactive for the least reliable channels when SAO is below the
+//   stability threshold, as many as it takes to reach it — and none when shutting down every
+//   channel it may pick still cannot (the channels that must stay up bound SAO below the
+//   threshold): Plan::stability says which, and why.
 // - planShutdown(): the steps that move channels toward a more severe target, in order:
 //   stability shutdowns first, then matrix cells by level and cell order, then GDO by CPO. A
 //   channel is shut down only after every channel that depends on it (they come first in the

@@ -508,6 +508,65 @@ TEST_CASE("the stability trigger shuts nothing down when the threshold is out of
   CHECK_FALSE(planRecovery(after).stability.reachable);
 }
 
+TEST_CASE(
+    "GDO decisions keep the level's hysteresis: degraded until the level falls to the first") {
+  MatrixSpec m = shopMatrix();  // extra is not listed
+  struct Case {
+    int level;
+    double load;
+    ChannelState state;
+    std::string shutdown;
+    std::string recovery;
+  };
+  // extra's CPO is 0.6.
+  const std::vector<Case> cases = {
+      {1, 0.65, ChannelState::kActive, "Degrade extra", ""},  // a new pick: 0.6 < 0.65
+      {1, 0.55, ChannelState::kActive, "", ""},               // not a new pick: 0.6 ≥ 0.55
+      {1, 0.55, ChannelState::kDegraded, "", ""},  // kept (the old rule restored it here)
+      {1, 0.65, ChannelState::kDegraded, "", ""},
+      {2, 0.10, ChannelState::kDegraded, "", ""},  // any level above the first keeps it
+      {0, 0.55, ChannelState::kDegraded, "", "Restore extra"},
+      {0, 0.65, ChannelState::kDegraded, "", "Restore extra"},  // level 0: no GDO at all
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.level);
+    CAPTURE(c.load);
+    CAPTURE(channelStateName(c.state));
+    const PlanInput input{&m, {channel("extra", 0.6, c.state)}, c.level, c.load};
+    CHECK(describe(planShutdown(input)) == c.shutdown);
+    CHECK(describe(planRecovery(input)) == c.recovery);
+  }
+
+  // The load swings around extra's CPO at level 1 for a while; the operator takes every step the
+  // planner gives (shutdown steps first, recovery when there are none). extra is degraded once and
+  // never restored; when the level falls to 0 it is.
+  ChannelState state = ChannelState::kActive;
+  int degrades = 0;
+  for (double load : {0.55, 0.62, 0.58, 0.65, 0.59, 0.61, 0.50, 0.70, 0.40}) {
+    CAPTURE(load);
+    const PlanInput input{&m, {channel("extra", 0.6, state)}, 1, load};
+    const auto shutdown = planShutdown(input);
+    for (const auto& step : shutdown.steps) {
+      state = step.target;
+      ++degrades;
+    }
+    if (shutdown.steps.empty()) {
+      const auto recovery = planRecovery(input);
+      CHECK(recovery.steps.empty());
+      for (const auto& step : recovery.steps)
+        state = step.target;
+    }
+    CHECK(targets(input).at("shop/extra") == (load > 0.6 || state == ChannelState::kDegraded
+                                                  ? ChannelState::kDegraded
+                                                  : ChannelState::kActive));
+  }
+  CHECK(degrades == 1);  // at 0.62
+  CHECK(state == ChannelState::kDegraded);
+  const auto back = planRecovery(PlanInput{&m, {channel("extra", 0.6, state)}, 0, 0.40});
+  REQUIRE(back.steps.size() == 1);
+  CHECK(back.steps[0].target == ChannelState::kActive);
+}
+
 TEST_CASE("recovery: highest CPO first, dependencies back and ready before dependents") {
   MatrixSpec m = shopMatrix();
   // Everything was shut down at level 3; the level fell to 0.
