@@ -44,6 +44,24 @@ int64_t remaining(int64_t allocated, int64_t used) {
   return std::max<int64_t>(0, left);
 }
 
+// The `restoring` flag of the matrix's status.channels entry for ns/name; false without one.
+bool restoring(const json& matrix, const std::string& ns, const std::string& name) {
+  // Walked, not copied: the list has an entry per channel and every pod review reads it.
+  if (!matrix.is_object()) return false;
+  const auto status = matrix.find("status");
+  if (status == matrix.end() || !status->is_object()) return false;
+  const auto entries = status->find("channels");
+  if (entries == status->end() || !entries->is_array()) return false;
+  for (const json& e : *entries) {
+    if (!e.is_object() || text(e, "/channel/namespace"_json_pointer) != ns ||
+        text(e, "/channel/name"_json_pointer) != name) {
+      continue;
+    }
+    return kube::field<bool>(e, "/restoring"_json_pointer, false);
+  }
+  return false;
+}
+
 }  // namespace
 
 ObjectPtr channelOfPod(const std::string& ns, const std::map<std::string, std::string>& labels,
@@ -107,6 +125,8 @@ ChannelInfo channelInfo(const json& channel, const json* matrix) {
   }
 
   if (matrix == nullptr) return info;
+  info.restoring = restoring(*matrix, text(channel, "/metadata/namespace"_json_pointer),
+                             text(channel, "/metadata/name"_json_pointer));
   info.level = text(*matrix, "/status/level"_json_pointer);
   info.load = kube::field<double>(*matrix, "/status/load"_json_pointer, 0.0);
   const auto levelIndex =

@@ -436,6 +436,8 @@ struct Verdict {
 };
 
 std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& c) {
+  // A restore brings back what the channel had: neither shut down nor growth.
+  if (c.restoring) return std::nullopt;
   if (c.state == stability::ChannelState::kInactive) {
     std::string m = "channel " + c.name + " is shut down";
     if (!c.level.empty()) m += " at level " + c.level + " (load " + fixed(c.load, 2) + ")";

@@ -8,15 +8,20 @@
 //  1. Excluded: the pod's namespace is in Policy::excludedNamespaces, or the pod carries the
 //     label Policy::optOutLabel with the value "skip": allowed, reason Excluded, nothing else
 //     checked, no warning, no audit annotation (whatever the mode).
-//  2. ChannelInactive: the pod has a channel (ChannelInfo given) whose state is Inactive. The
-//     message says at which level and load it was shut down and, when resumeBelow is known,
-//     under what load it comes back: "channel shop/batch is shut down at level critical (load
-//     0.93); it comes back when the load stays below 0.75".
-//  3. BufferExhausted: the channel is at an elevated level (ChannelInfo::elevated), its
-//     remaining buffer is known, and the pod's cpu or memory request is larger than what
-//     remains of that resource (a resource the buffer does not bound is not checked; a
-//     negative remainder counts as 0). The message names each resource, the request, the
-//     remainder and the excess.
+//  2. ChannelInactive: the pod has a channel (ChannelInfo given) whose state is Inactive and
+//     that is not restoring (ChannelInfo::restoring: the operator announces a restore before it
+//     scales the workloads up, so the pods the restore creates find the channel still Inactive
+//     and must not be refused). The message says at which level and load it was shut down
+//     and, when resumeBelow is known, under what load it comes back: "channel shop/batch is
+//     shut down at level critical (load 0.93); it comes back when the load stays below 0.75".
+//  3. BufferExhausted: the channel is at an elevated level (ChannelInfo::elevated), is not
+//     restoring (a restore brings back what the channel had; it is not growth), its remaining
+//     buffer is known, and the pod's cpu or memory request is larger than what remains of that
+//     resource (a resource the buffer does not bound is not checked; a negative remainder
+//     counts as 0). The message names each resource, the request, the remainder and the
+//     excess. The remainder is ChannelInfo::bufferRemaining as the caller gives it (the webhook
+//     subtracts what it has reserved for pods admitted but not yet counted by the operator).
+//     A restoring channel's pods go on to the node checks below like any other pod.
 //  4. NoCandidateNode: no node can host the pod (see "Candidate nodes"). The message counts the
 //     nodes each constraint eliminated, naming the first untolerated taint, e.g. "no candidate
 //     node among 5 nodes: 1 unschedulable, 2 not matching the nodeSelector, 2 with an
@@ -226,6 +231,10 @@ struct ChannelInfo {
   std::optional<double> resumeBelow;  // the load under which the channel comes back
   std::optional<stability::Resources> bufferRemaining;  // what the channel may still take
   bool elevated = false;  // the level is above the first (the buffer is checked)
+  // The operator has announced a restore of the channel or is carrying one out (it says so
+  // before it scales the channel's workloads up): its pods are neither ChannelInactive nor
+  // checked against the buffer.
+  bool restoring = false;
 };
 
 // The gate thresholds (DESIGN.md "Gate metrics"); Helm values in the webhook.

@@ -128,3 +128,37 @@ TEST_CASE("a status with absurd buffer quantities does not overflow the remainde
   CHECK(*spent.bufferRemaining->cpuMilli == 0);
   CHECK(*spent.bufferRemaining->memoryBytes == 0);
 }
+
+TEST_CASE("restoring: the acting matrix's status.channels entry for the channel") {
+  auto matrix = json::parse(kMatrix);
+  matrix["status"]["channels"] = json::parse(R"([
+    {"channel": {"namespace": "other", "name": "batch"}, "state": "Inactive", "target": "Active",
+     "restoring": false},
+    {"channel": {"namespace": "shop", "name": "batch"}, "state": "Inactive", "target": "Active",
+     "restoring": true},
+    {"channel": {"namespace": "shop", "name": "web"}, "state": "Degraded", "target": "Degraded",
+     "restoring": false},
+    {"channel": {"namespace": "shop", "name": "cache"}, "state": "Inactive",
+     "target": "Inactive"},
+    {"channel": {"namespace": "shop", "name": "odd"}, "restoring": "true"},
+    {"channel": "shop/broken"},
+    7
+  ])");
+  auto info = [&](const std::string& ns, const std::string& name, const json* m) {
+    auto c = json(*channel(ns, name, nullptr));
+    c["status"] = {{"state", "Inactive"}};
+    return channelInfo(c, m);
+  };
+  CHECK(info("shop", "batch", &matrix).restoring);
+  CHECK_FALSE(info("other", "batch", &matrix).restoring);  // same name, other namespace
+  CHECK_FALSE(info("shop", "web", &matrix).restoring);     // false in the entry
+  CHECK_FALSE(info("shop", "cache", &matrix).restoring);   // the field is absent
+  CHECK_FALSE(info("shop", "odd", &matrix).restoring);     // not a boolean
+  CHECK_FALSE(info("shop", "new", &matrix).restoring);     // no entry for the channel
+  CHECK_FALSE(info("shop", "batch", nullptr).restoring);   // no matrix
+  // A matrix whose status has no channels yet (an older operator), or not a list.
+  auto before = json::parse(kMatrix);
+  CHECK_FALSE(info("shop", "batch", &before).restoring);  // no status.channels at all
+  before["status"]["channels"] = "not a list";
+  CHECK_FALSE(info("shop", "batch", &before).restoring);
+}

@@ -816,6 +816,53 @@ TEST_CASE("buffer exhaustion at elevated levels") {
   CHECK(d.message.find("memory 1Mi > 0 remaining (by 1Mi)") != std::string::npos);
 }
 
+TEST_CASE("a restoring channel: not denied as Inactive, no buffer check") {
+  const auto fleet = snapshot({{"n1", {quiet()}}});
+  ChannelInfo c;
+  c.name = "shop/batch";
+  c.state = stability::ChannelState::kInactive;
+  c.level = "high";
+  c.load = 0.82;
+  c.elevated = true;
+  c.bufferRemaining = stability::Resources{200, kGiB};
+  struct Case {
+    const char* name;
+    stability::ChannelState state;
+    bool restoring;
+    const char* cpu;
+    Reason reason;
+  };
+  const Case cases[] = {
+      // The operator has announced the restore: the channel's pods come back through admission
+      // while the channel is still Inactive, and bring back what it had (not growth).
+      {"Inactive, restoring, over the buffer", stability::ChannelState::kInactive, true, "1",
+       Reason::kPassed},
+      {"Inactive, not restoring", stability::ChannelState::kInactive, false, "100m",
+       Reason::kChannelInactive},
+      {"Degraded, restoring, over the buffer", stability::ChannelState::kDegraded, true, "1",
+       Reason::kPassed},
+      {"Degraded, not restoring, over the buffer", stability::ChannelState::kDegraded, false, "1",
+       Reason::kBufferExhausted},
+      {"Active, not restoring, within the buffer", stability::ChannelState::kActive, false, "100m",
+       Reason::kPassed},
+  };
+  for (const auto& tc : cases) {
+    CAPTURE(tc.name);
+    c.state = tc.state;
+    c.restoring = tc.restoring;
+    const Decision d = run(pod(tc.cpu), {node("n1")}, fleet, testPolicy(), c);
+    CHECK(d.reason == tc.reason);
+    CHECK(d.allowed == (tc.reason == Reason::kPassed));
+  }
+  // Restoring skips the channel's checks, not the gates: a node that fails them still denies.
+  Signals busy = quiet();
+  busy["cpu"] = sig(0.1);
+  c.state = stability::ChannelState::kInactive;
+  c.restoring = true;
+  const Decision d = run(pod("1"), {node("n1")}, snapshot({{"n1", {busy}}}), testPolicy(), c);
+  CHECK(d.reason == Reason::kGatesFailed);
+}
+
 // --- Exclusions and modes ----------------------------------------------------------------------
 
 TEST_CASE("exclusions: namespaces and the opt-out label") {
