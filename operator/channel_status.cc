@@ -82,22 +82,35 @@ ChannelOutcome channelStatus(const ChannelInputs& in) {
 
   int64_t desired = 0;
   int64_t ready = 0;
-  int64_t original = 0;
   for (const auto& w : in.workloads) {
     desired += replicasOf(w);
     ready += kube::field<int64_t>(w, "/status/readyReplicas"_json_pointer, 0);
-    original += originalReplicas(w).value_or(static_cast<int32_t>(replicasOf(w)));
   }
   out.ready = in.missingTargets.empty() && ready >= desired;
 
-  auto observation = stability::observe(in.health, in.pods, static_cast<int>(desired), in.now);
+  stability::ObserveOptions observe;
+  observe.pi0Transition = in.pi0Transition;
+  auto observation =
+      stability::observe(in.health, in.pods, static_cast<int>(desired), in.now, observe);
+  if (out.state == ChannelState::kInactive) {
+    // Shut down by Pi0: nothing runs, so nothing is learned; its reliability and recovery keep
+    // the values they had when it went down (a channel held at 0 must not look more reliable
+    // with every look and be restored for it).
+    observation.health.reliability = in.health.reliability;
+    observation.terms.reliability = in.health.reliability;
+  }
   out.health = observation.health;
   stability::Terms terms = observation.terms;
-  // Throughput: the query over its maximum, else ready replicas over what the channel has when
-  // it is fully up (so a degraded channel counts as delivering less).
+  // Throughput: the query over its maximum, else ready replicas over desired. While Pi0 holds the
+  // channel below its original count (Degraded, Inactive) the term keeps the value it had before
+  // (the status's): what Pi0 did to a channel must not lower the priority Pi0 acts on.
+  const double before = kube::field<double>(in.previousStatus, "/terms/throughput"_json_pointer,
+                                            stability::throughputFromReplicas(ready, desired));
   terms.throughput = spec.throughput && in.throughputValue
                          ? stability::throughputFromQuery(*in.throughputValue, spec.throughput->max)
-                         : stability::throughputFromReplicas(ready, original);
+                     : out.state != ChannelState::kActive
+                         ? before
+                         : stability::throughputFromReplicas(ready, desired);
   out.cpo = stability::cpo(in.weights, terms);
 
   const std::string now = rfc3339(in.now, 0);

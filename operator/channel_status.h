@@ -26,6 +26,9 @@ struct ChannelInputs {
   std::optional<std::string> throughputError;
   stability::ChannelHealth health;  // from the stored status (healthFromStatus)
   std::string level;                // the matrix level that put it in its state
+  // Pi0 is changing the channel's replicas now (a step or a restore): pods starting or going
+  // are not the channel's outages (stability::observe).
+  bool pi0Transition = false;
   nlohmann::json previousStatus = nlohmann::json::object();
   stability::WallClock::time_point now;
 };

@@ -255,7 +255,8 @@ int run(const Options& options) {
   reconcilerOptions.matrixPeriod = std::max<std::chrono::milliseconds>(
       std::chrono::seconds(10),
       2 * std::chrono::duration_cast<std::chrono::milliseconds>(interval));
-  Reconcilers reconcilers(**client, caches, view, events, metrics,
+  kube::ClientWriter writer(**client);
+  Reconcilers reconcilers(writer, caches, view, events, metrics,
                           prometheus ? &*prometheus : nullptr, reconcilerOptions);
   std::jthread caching([&caches](std::stop_token stop) { caches.run(stop); });
   // Each round of polls wakes the matrices, so a load crossing a level is acted on within one

@@ -61,6 +61,7 @@ MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMem
   const stability::PlanInput input{&matrix, channels, d.level.index, effective};
 
   const auto shutdown = stability::planShutdown(input);
+  d.stability = shutdown.stability;
   d.waiting = shutdown.waiting;
   if (!shutdown.steps.empty()) {
     d.plan = shutdown.steps;

@@ -49,6 +49,8 @@ struct MatrixDecision {
   // When `anticipated`: why, e.g. "Anticipated: forecast load 0.83 (lead 45 s) is above
   // elevated's bound 0.80; the load 0.74 alone is at level elevated".
   std::string anticipation;
+  // Whether the stability trigger can meet spec.stabilityThreshold, and why (the planner's).
+  stability::StabilityOutlook stability;
 };
 
 // `load` is nullopt when it cannot be measured (no agent answers): the matrix holds and takes

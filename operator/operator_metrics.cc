@@ -78,6 +78,9 @@ OperatorMetrics::OperatorMetrics()
       anticipatedRises_(counter(*registry_, "pi0_operator_anticipated_level_changes_total",
                                 "Rises of a ShutdownMatrix's level made on its anticipated load, "
                                 "before its load earned them (Events with reason Anticipated).")),
+      rollbacks_(counter(*registry_, "pi0_operator_rollbacks_total",
+                         "Degrade and shutdown steps of a ShutdownMatrix undone because they made "
+                         "things worse (Events with reason StepRolledBack).")),
       channelState_(gauge(*registry_, "pi0_operator_channel_state",
                           "State of a Channel: 1 for the state it is in (Active, Degraded, "
                           "Inactive), 0 for the others.")),
@@ -127,7 +130,8 @@ OperatorMetrics::MatrixSeries& OperatorMetrics::matrixSeries(const std::string& 
                         &stabilityThreshold_.Add(labels),
                         &availability_.Add(labels),
                         &anticipatedLoad_.Add(labels),
-                        &anticipatedRises_.Add(labels)};
+                        &anticipatedRises_.Add(labels),
+                        &rollbacks_.Add(labels)};
     series.anticipatedLoad->Set(std::numeric_limits<double>::quiet_NaN());
     it = matrices_.emplace(matrix, series).first;
   }
@@ -151,6 +155,11 @@ void OperatorMetrics::countAnticipatedRise(const std::string& matrix) {
   matrixSeries(matrix).anticipatedRises->Increment();
 }
 
+void OperatorMetrics::countRollback(const std::string& matrix) {
+  std::lock_guard lock(mu_);
+  matrixSeries(matrix).rollbacks->Increment();
+}
+
 void OperatorMetrics::removeMatrix(const std::string& matrix) {
   std::lock_guard lock(mu_);
   auto it = matrices_.find(matrix);
@@ -163,6 +172,7 @@ void OperatorMetrics::removeMatrix(const std::string& matrix) {
   availability_.Remove(it->second.availability);
   anticipatedLoad_.Remove(it->second.anticipatedLoad);
   anticipatedRises_.Remove(it->second.anticipatedRises);
+  rollbacks_.Remove(it->second.rollbacks);
   matrices_.erase(it);
 }
 

@@ -8,6 +8,8 @@
 //   pi0_operator_anticipated_level_changes_total{matrix}
 //                                                  rises of the level that the anticipated load
 //                                                  made before the load did (Event Anticipated)
+//   pi0_operator_rollbacks_total{matrix}         degrade and shutdown steps undone because
+//                                                  they made things worse (Event StepRolledBack)
 //   pi0_operator_level{matrix}                     index of the level the matrix is at
 //   pi0_operator_levels{matrix}                    how many levels the matrix has (the top
 //                                                  one, index levels - 1, is its critical one)
@@ -79,6 +81,8 @@ class OperatorMetrics {
   // The level of `matrix` rose on its anticipated load (before its load earned it). Creates the
   // matrix's series if setMatrix has not.
   void countAnticipatedRise(const std::string& matrix);
+  // A step of `matrix` was rolled back (it made things worse).
+  void countRollback(const std::string& matrix);
 
   // The state of one Channel: its series of `state` is 1 and those of the other states 0.
   // removeChannel (by "namespace/name") drops them when the Channel is deleted.
@@ -107,6 +111,7 @@ class OperatorMetrics {
     prometheus::Gauge* availability;
     prometheus::Gauge* anticipatedLoad;
     prometheus::Counter* anticipatedRises;
+    prometheus::Counter* rollbacks;
   };
   static constexpr std::size_t kChannelStates = 3;  // Active, Degraded, Inactive
   using ChannelSeries = std::array<prometheus::Gauge*, kChannelStates>;
@@ -123,6 +128,7 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Gauge>& availability_;
   prometheus::Family<prometheus::Gauge>& anticipatedLoad_;
   prometheus::Family<prometheus::Counter>& anticipatedRises_;
+  prometheus::Family<prometheus::Counter>& rollbacks_;
   prometheus::Family<prometheus::Gauge>& channelState_;
   prometheus::Family<prometheus::Counter>& actions_;
   prometheus::Family<prometheus::Histogram>& reconcileDuration_;

@@ -6,10 +6,14 @@
 //   Deployments, StatefulSets, HorizontalPodAutoscalers, Pods and Nodes), and the state that
 //   matters across a crash or a change of leader is in the cluster: the undo records on the
 //   workloads (workload_state.h), the channel's health in its status, the matrix's level, calm
-//   time, last action and running restores in its status. A new leader goes on from there.
+//   time, last action, restores, rollback checks and cool-downs in its status. A new leader
+//   goes on from there. A Channel's level and buffer come from the acting matrix's status
+//   (status.channels), never from this replica's memory, so a new leader's first Channel
+//   reconciles write what the matrix says.
 // - A matrix is reconciled after every round of fleet polls (fleetPolled(): the load changes
 //   without any watch event), when a Channel changes, and at least every `matrixPeriod`; a
-//   channel every `channelPeriod` and whenever its workloads or pods change.
+//   channel every `channelPeriod`, whenever its workloads or pods change and whenever a matrix
+//   changes.
 // - Statuses are written only when something other than the numbers' last digits changed, so a
 //   quiet cluster sees no writes.
 // - Of several matrices, the oldest in Enforce mode acts; the others publish their plans only
@@ -20,6 +24,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,11 +38,15 @@
 #include "fleet/fleet_view.h"
 #include "fleet/load.h"
 #include "kube/client.h"
+#include "kube/object_writer.h"
 #include "kube/controller.h"
 #include "kube/events.h"
 #include "kube/reflector.h"
 #include "kube/store.h"
 #include "metrics/prometheus_query.h"
+#include "operator/channel_view.h"
+#include "operator/matrix_reconcile.h"
+#include "operator/matrix_status.h"
 #include "operator/operator_metrics.h"
 #include "operator/workload_scaler.h"
 #include "stability/health.h"
@@ -81,13 +90,22 @@ class Caches {
 struct ReconcilerOptions {
   std::chrono::milliseconds matrixPeriod{1000};
   std::chrono::milliseconds channelPeriod{10000};
+  // Wall-clock time, for statuses and their comparisons (tests set a fake one).
+  std::function<std::chrono::system_clock::time_point()> wallClock = [] {
+    return std::chrono::system_clock::now();
+  };
 };
 
+// The reconcilers' I/O layer: each reconcile gathers what its pure decision needs from the
+// caches and the fleet view (matrix_reconcile.h, channel_status.h), writes the status, takes
+// the steps, records the Events and metrics, and returns an error when a write or a step
+// failed, so that the work queue retries it with backoff (and Pi0OperatorReconcileErrors sees
+// it).
 class Reconcilers {
  public:
   // Every argument must outlive the object; `prometheus` may be null (no --prometheus-url).
-  Reconcilers(kube::Client& client, Caches& caches, const fleet::FleetView& fleet,
-              kube::EventRecorder& events, OperatorMetrics& metrics,
+  Reconcilers(kube::ObjectWriter& writer, Caches& caches, const fleet::FleetView& fleet,
+              kube::EventSink& events, OperatorMetrics& metrics,
               const PrometheusClient* prometheus, ReconcilerOptions options = {});
 
   // Waits for the caches, then runs both controllers until `stop` (the leader's work). Once.
@@ -101,35 +119,24 @@ class Reconcilers {
   Result<kube::ReconcileResult> reconcileMatrix(const std::string& name);
 
  private:
-  struct ChannelView;
-  struct Directive {  // what the acting matrix tells a channel's status
-    std::string level;
-    bool elevated = false;  // the level is above the first (admission checks buffers)
-    std::optional<stability::Resources> buffer;
-    std::optional<stability::Weights> weights;
-    friend bool operator==(const Directive&, const Directive&) = default;
-  };
-
   std::vector<ChannelView> channelViews() const;
-  ChannelView viewOf(const kube::ObjectPtr& object) const;
-  std::vector<stability::PodSample> podsOf(const stability::ChannelSpec& spec) const;
-  // What the channel's pods request (cpu milli, memory bytes); finished and deleting pods not
-  // counted.
-  std::pair<int64_t, int64_t> requestedBy(const stability::ChannelSpec& spec) const;
-  stability::Resources freeAllocatable() const;
-  bool takeStep(const ChannelView& view, const stability::PlanStep& step, bool restore);
+  ViewSources sources() const;
+  LoadReading measure(const stability::MatrixSpec& spec);
+  // Takes one step; false (with a Warning Event and the error counted) when it failed.
+  bool takeStep(const ChannelView& view, const StepAction& step);
   void recordOnWorkloads(const ChannelView& view, const std::vector<TargetOutcome>& outcomes,
                          const std::string& reason, const std::string& why);
   std::string agentsProblems(const fleet::FleetSnapshot& snapshot,
                              const fleet::CapacityMap& capacity);
-  void publish(std::map<std::string, Directive> directives);
-  bool writeStatus(const kube::ResourceType& type, const kube::Json& object,
-                   const kube::Json& status);
+  stability::Resources freeAllocatable() const;
+  // Writes `status` as the object's status subresource (only on the object with this uid).
+  Result<void> writeStatus(const kube::ResourceType& type, const kube::Json& object,
+                           const kube::Json& status);
 
-  kube::Client& client_;
+  kube::ObjectWriter& writer_;
   Caches& caches_;
   const fleet::FleetView& fleet_;
-  kube::EventRecorder& events_;
+  kube::EventSink& events_;
   OperatorMetrics& metrics_;
   const PrometheusClient* prometheus_;
   ReconcilerOptions options_;
@@ -138,11 +145,12 @@ class Reconcilers {
   kube::Controller matrixController_;
 
   std::mutex mu_;
-  std::map<std::string, Directive> directives_;                 // by channel key; guarded by mu_
-  std::map<std::string, std::map<std::string, int>> restarts_;  // by channel key; guarded by mu_
+  // The health baselines (restart counts per pod) this leader saw last, by channel key: a new
+  // leader starts from the pods' counts as they are (ChannelHealth::restartsKnown).
+  std::map<std::string, std::map<std::string, int>> restarts_;  // guarded by mu_
   // The status this leader last wrote per matrix (the cache may lag behind its own writes).
-  std::map<std::string, kube::Json> matrixStatus_;  // by matrix uid; matrix worker only
-  std::set<std::string> failingNodes_;              // matrix worker only
+  std::map<std::string, MatrixStatus> matrixStatus_;  // by matrix uid; matrix worker only
+  std::set<std::string> failingNodes_;                // matrix worker only
 };
 
 }  // namespace pi0::op

@@ -37,7 +37,15 @@ struct ObjectReference {
 
 enum class EventType { kNormal, kWarning };
 
-class EventRecorder {
+// What records Events: a role interface, so that controllers are tested with an in-memory sink.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void record(const ObjectReference& object, EventType type, std::string reason,
+                      std::string message) = 0;
+};
+
+class EventRecorder final : public EventSink {
  public:
   // `component` is the reporting program ("pi0-operator"), `instance` this replica (pod name).
   EventRecorder(Client& client, std::string component, std::string instance,
@@ -49,7 +57,7 @@ class EventRecorder {
   // Queues an Event; `reason` is UpperCamelCase ("ScaledDown"), `message` a sentence for a
   // person. Never blocks on the API; drops (and counts) events when 1000 are already queued.
   void record(const ObjectReference& object, EventType type, std::string reason,
-              std::string message);
+              std::string message) override;
 
   // Blocks until every event queued so far was sent or dropped (for tests and shutdown).
   void flush();

@@ -204,7 +204,13 @@ Decisions decide(const PlanInput& input) {
   }
   std::vector<std::string> shutdowns;
   Decisions result;
-  result.stability = stabilityOutlook(facts, m.stabilityThreshold, shutdowns);
+  // Judged as if every channel were up: a channel the trigger shut down stays down for as long
+  // as bringing it back would put SAO under the threshold again (else it would be restored,
+  // lower SAO, and be shut down again, by turns).
+  std::vector<ChannelFacts> everyUp = facts;
+  for (auto& f : everyUp)
+    f.active = true;
+  result.stability = stabilityOutlook(everyUp, m.stabilityThreshold, shutdowns);
   for (const auto& key : shutdowns) {
     auto& d = out[key];
     d.target = ChannelState::kInactive;

@@ -12,7 +12,9 @@
 //   falls back to the first. Inactive for the least reliable channels when SAO is below the
 //   stability threshold, as many as it takes to reach it — and none when shutting down every
 //   channel it may pick still cannot (the channels that must stay up bound SAO below the
-//   threshold): Plan::stability says which, and why.
+//   threshold): Plan::stability says which, and why. The trigger judges SAO as if every
+//   channel were up, so a channel it shut down stays down while bringing it back would put SAO
+//   under the threshold again.
 // - planShutdown(): the steps that move channels toward a more severe target, in order:
 //   stability shutdowns first, then matrix cells by level and cell order, then GDO by CPO. A
 //   channel is shut down only after every channel that depends on it (they come first in the

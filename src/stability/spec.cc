@@ -704,6 +704,14 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
       m.restore.maxBackoffSeconds =
           r.int32(restore.child("maxBackoffSeconds"), m.restore.maxBackoffSeconds);
     }
+    const Node rollback = spec.child("rollback");
+    if (r.object(rollback)) {
+      m.rollback.settleSeconds =
+          r.int32(rollback.child("settleSeconds"), m.rollback.settleSeconds);
+      m.rollback.margin = r.number(rollback.child("margin"), m.rollback.margin);
+      m.rollback.cooldownSeconds =
+          r.int32(rollback.child("cooldownSeconds"), m.rollback.cooldownSeconds);
+    }
 
     if (!r.ok()) return parseFailure("ShutdownMatrix", "", m.name, r.error());
     return m;
@@ -861,6 +869,12 @@ std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
   }
   checkAtLeast(matrix.restore.backoffSeconds, 1, "restore.backoffSeconds", out);
   checkAtLeast(matrix.restore.maxBackoffSeconds, 1, "restore.maxBackoffSeconds", out);
+  checkAtLeast(matrix.rollback.settleSeconds, 0, "rollback.settleSeconds", out);
+  checkAtLeast(matrix.rollback.cooldownSeconds, 0, "rollback.cooldownSeconds", out);
+  if (!(matrix.rollback.margin >= 0.0 && matrix.rollback.margin < 1.0)) {
+    out.push_back("rollback.margin is " + number(matrix.rollback.margin) +
+                  "; it must be at least 0 and below 1");
+  }
   return out;
 }
 

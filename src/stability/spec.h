@@ -128,6 +128,18 @@ struct RestorePolicy {
   int32_t maxBackoffSeconds = 600;
 };
 
+// Rollback of a step that made things worse (DESIGN.md "Shutdown and recovery"): settleSeconds
+// after a degrade or shutdown step, the operator compares the cluster with what it was just
+// before the step; when the load rose, stability (SAO) or the other channels' availability fell
+// by more than `margin`, or a channel that depends on the one touched lost ready replicas or
+// started restarting, the step is undone through its undo record and not taken again for
+// cooldownSeconds. settleSeconds 0 turns rollback off.
+struct RollbackPolicy {
+  int32_t settleSeconds = 60;
+  double margin = 0.05;
+  int32_t cooldownSeconds = 600;
+};
+
 struct MatrixSpec {
   std::string name;
   int64_t generation = 0;
@@ -146,6 +158,7 @@ struct MatrixSpec {
   int32_t anticipationSeconds = 0;
   Mode mode = Mode::kEnforce;
   RestorePolicy restore;
+  RollbackPolicy rollback;
 };
 
 inline constexpr int32_t kMaxAnticipationSeconds = 3600;

@@ -60,13 +60,16 @@ TEST_CASE("status: terms, priority, replicas, conditions") {
   in.pods = {{"p1", true, 0}, {"p2", true, 0}, {"p3", true, 0}};
   in.level = "elevated";
   in.now = t0;
+  // Before Pi0 degraded it, the channel delivered a throughput of 0.9.
+  in.previousStatus = {{"terms", {{"throughput", 0.9}}}};
   const auto out = channelStatus(in);
   CHECK(out.state == ChannelState::kDegraded);
   CHECK(out.ready);
-  // throughput = ready 3 / original 3 + 2 = 0.6; reliability 1; recovery 1:
-  // CPO = 0.4·0.6 + 0.4·1 + 0.2·1 = 0.84.
-  CHECK(out.cpo == doctest::Approx(0.84));
-  CHECK(out.status["priority"] == 0.84);
+  // Pi0 holds it Degraded, so throughput keeps its value from before (0.9), not ready 3 over
+  // original 3 + 2 = 0.6 (what Pi0 did must not lower the priority it acts on); reliability 1;
+  // recovery 1: CPO = 0.4·0.9 + 0.4·1 + 0.2·1 = 0.96.
+  CHECK(out.cpo == doctest::Approx(0.96));
+  CHECK(out.status["priority"] == 0.96);
   CHECK(out.status["state"] == "Degraded");
   CHECK(out.status["level"] == "elevated");
   CHECK(out.status["replicas"] == json{{"desired", 3}, {"ready", 3}});
