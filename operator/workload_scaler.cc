@@ -1,5 +1,9 @@
 #include "workload_scaler.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 #include "common/timestamp.h"
 #include "kube/json.h"
 #include "workload_state.h"
@@ -10,8 +14,31 @@ namespace {
 using kube::ApiResult;
 using kube::Json;
 
+const kube::ResourceType& kAutoscalers = kube::resources::kHorizontalPodAutoscalers;
+
 int32_t replicasOf(const Json& workload) {
   return static_cast<int32_t>(kube::field<int64_t>(workload, "/spec/replicas"_json_pointer, 1));
+}
+
+// One write of the target's autoscaler through `change`.
+// Sets outcome.autoscaler and autoscalerChanged. An autoscaler gone from the API (the cache
+// lags behind its delete) is no autoscaler: the outcome forgets it and the call succeeds.
+// Returns whether it wrote.
+ApiResult<bool> writeAutoscaler(kube::ObjectWriter& writer, const std::string& ns,
+                                const kube::ObjectPtr& hpa, TargetOutcome& outcome,
+                                const std::function<bool(Json&)>& change) {
+  outcome.autoscaler = kube::stringField(*hpa, "/metadata/name"_json_pointer);
+  bool wrote = false;
+  auto written = writer.modify(kAutoscalers, ns, outcome.autoscaler,
+                               [&](Json& object) { return wrote = change(object); });
+  if (!written) {
+    if (!kube::isNotFound(written.error())) return std::unexpected(written.error());
+    outcome.autoscaler.clear();
+    return false;
+  }
+  outcome.changed |= wrote;
+  outcome.autoscalerChanged |= wrote;
+  return wrote;
 }
 
 }  // namespace
@@ -21,18 +48,33 @@ const kube::ResourceType& resourceOf(stability::WorkloadKind kind) {
                                                        : kube::resources::kDeployments;
 }
 
-ApiResult<std::optional<Json>> WorkloadScaler::autoscalerFor(const std::string& ns,
-                                                             const stability::Target& target) {
-  auto list = client_.list(kube::resources::kHorizontalPodAutoscalers, ns, {});
-  if (!list) return std::unexpected(list.error());
-  for (auto& hpa : list->items) {
-    if (kube::stringField(hpa, "/spec/scaleTargetRef/kind"_json_pointer) ==
-            stability::workloadKindName(target.kind) &&
-        kube::stringField(hpa, "/spec/scaleTargetRef/name"_json_pointer) == target.name) {
-      return std::optional<Json>(std::move(hpa));
+kube::ObjectPtr findAutoscaler(const kube::Store& autoscalers, const std::string& ns,
+                               const stability::Target& target) {
+  kube::ObjectPtr found;
+  const std::string kind(stability::workloadKindName(target.kind));
+  for (const auto& hpa : autoscalers.list()) {
+    if (kube::stringField(*hpa, "/metadata/namespace"_json_pointer) != ns ||
+        kube::stringField(*hpa, "/spec/scaleTargetRef/kind"_json_pointer) != kind ||
+        kube::stringField(*hpa, "/spec/scaleTargetRef/name"_json_pointer) != target.name) {
+      continue;
+    }
+    if (!found || kube::stringField(*hpa, "/metadata/name"_json_pointer) <
+                      kube::stringField(*found, "/metadata/name"_json_pointer)) {
+      found = hpa;
     }
   }
-  return std::optional<Json>();
+  return found;
+}
+
+void crashPoint(std::string_view name) {
+  static const std::string armed = [] {
+    const char* value = std::getenv("PI0_CRASH_POINT");
+    return std::string(value == nullptr ? "" : value);
+  }();
+  if (armed.empty() || armed != name) return;
+  const std::string line = "pi0: crash point " + armed + ": exiting with 137\n";
+  (void)!::write(STDERR_FILENO, line.data(), line.size());
+  ::_exit(137);
 }
 
 ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
@@ -44,24 +86,35 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
-    auto hpa = autoscalerFor(ns, target);
-    if (!hpa) return std::unexpected(hpa.error());
-    if (*hpa) {
-      outcome.autoscaler = kube::stringField(**hpa, "/metadata/name"_json_pointer);
-      bool wrote = false;
-      auto limited = client_.modify(kube::resources::kHorizontalPodAutoscalers, ns,
-                                    outcome.autoscaler, [&](Json& object) {
-                                      wrote = limitAutoscaler(object, replicas, key);
-                                      if (wrote) markAction(object, now);
-                                      return wrote;
-                                    });
-      if (!limited) return std::unexpected(limited.error());
-      outcome.changed |= wrote;
-      outcome.autoscalerChanged = wrote;
+    const auto& type = resourceOf(target.kind);
+    bool read = false;  // replicasBefore is the count as first read
+    if (auto hpa = findAutoscaler(autoscalers_, ns, target)) {
+      // (a) The record alone, before anything can change the count: the autoscaler scales the
+      // workload to its cap as soon as (b) is stored, often before (c) could read it.
+      bool recorded = false;
+      auto first = writer_.modify(type, ns, target.name, [&](Json& object) {
+        outcome.replicasBefore = replicasOf(object);
+        recorded = recordOriginal(object, key);
+        if (recorded) markAction(object, now);
+        return recorded;
+      });
+      if (!first) return std::unexpected(first.error());
+      read = true;
+      outcome.changed |= recorded;
+      if (recorded) crashPoint(crash_point::kScaleDownRecorded);
+      // (b)
+      auto capped = writeAutoscaler(writer_, ns, hpa, outcome, [&](Json& object) {
+        const bool wrote = limitAutoscaler(object, replicas, key);
+        if (wrote) markAction(object, now);
+        return wrote;
+      });
+      if (!capped) return std::unexpected(capped.error());
+      if (*capped) crashPoint(crash_point::kScaleDownHpaCapped);
     }
+    // (c), or the only write of a workload without an autoscaler: never overwrites a record.
     bool wrote = false;
-    auto scaled = client_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
-      outcome.replicasBefore = replicasOf(object);
+    auto scaled = writer_.modify(type, ns, target.name, [&](Json& object) {
+      if (!read) outcome.replicasBefore = replicasOf(object);
       wrote = op::scaleDown(object, replicas, key);
       if (wrote) markAction(object, now);
       return wrote;
@@ -70,6 +123,7 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
     outcome.changed |= wrote;
     outcome.replicasAfter = replicasOf(*scaled);
     outcomes.push_back(std::move(outcome));
+    if (wrote) crashPoint(crash_point::kScaleDownScaled);
   }
   return outcomes;
 }
@@ -77,22 +131,34 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
 ApiResult<std::vector<TargetOutcome>> WorkloadScaler::raise(const stability::ChannelSpec& channel,
                                                             int32_t replicas) {
   std::vector<TargetOutcome> outcomes;
+  const std::string& ns = channel.ref.ns;
   const std::string now = rfc3339Millis(std::chrono::system_clock::now());
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
+    // The cap first: a count raised above the shutdown's cap of 1 would be scaled back to it.
+    // While the workload is still at 0 the autoscaler leaves it alone, whatever its bounds.
+    if (auto hpa = findAutoscaler(autoscalers_, ns, target)) {
+      auto raised = writeAutoscaler(writer_, ns, hpa, outcome, [&](Json& object) {
+        const bool wrote = raiseAutoscaler(object, replicas);
+        if (wrote) markAction(object, now);
+        return wrote;
+      });
+      if (!raised) return std::unexpected(raised.error());
+      if (*raised) crashPoint(crash_point::kRaiseHpaRaised);
+    }
     bool wrote = false;
-    auto raised =
-        client_.modify(resourceOf(target.kind), channel.ref.ns, target.name, [&](Json& object) {
-          outcome.replicasBefore = replicasOf(object);
-          wrote = raiseReplicas(object, replicas);
-          if (wrote) markAction(object, now);
-          return wrote;
-        });
+    auto raised = writer_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
+      outcome.replicasBefore = replicasOf(object);
+      wrote = raiseReplicas(object, replicas);
+      if (wrote) markAction(object, now);
+      return wrote;
+    });
     if (!raised) return std::unexpected(raised.error());
-    outcome.changed = wrote;
+    outcome.changed |= wrote;
     outcome.replicasAfter = replicasOf(*raised);
     outcomes.push_back(std::move(outcome));
+    if (wrote) crashPoint(crash_point::kRaiseRaised);
   }
   return outcomes;
 }
@@ -104,43 +170,30 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::restore(
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
-    // The workload first: an autoscaler restored first could scale it before its own count is
-    // back.
+    // The autoscaler's bounds first, the workload's count last. Cut short after the first
+    // write, the workload still carries its record (the next restore finishes the job) and the
+    // autoscaler, back at its own bounds, can only move the count within them until then. The
+    // other order loses the count: the workload's record gone, the autoscaler still capped
+    // scales the workload to the cap, and the restore that follows puts the bounds back around
+    // whatever count is left.
+    if (auto hpa = findAutoscaler(autoscalers_, ns, target)) {
+      auto back = writeAutoscaler(writer_, ns, hpa, outcome,
+                                  [](Json& object) { return restoreAutoscaler(object); });
+      if (!back) return std::unexpected(back.error());
+      if (*back) crashPoint(crash_point::kRestoreHpaRestored);
+    }
     bool wrote = false;
-    auto restored = client_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
+    auto restored = writer_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
       outcome.replicasBefore = replicasOf(object);
       return wrote = restoreReplicas(object);
     });
     if (!restored) return std::unexpected(restored.error());
     outcome.changed |= wrote;
     outcome.replicasAfter = replicasOf(*restored);
-    auto hpa = autoscalerFor(ns, target);
-    if (!hpa) return std::unexpected(hpa.error());
-    if (*hpa) {
-      outcome.autoscaler = kube::stringField(**hpa, "/metadata/name"_json_pointer);
-      bool hpaWrote = false;
-      auto back =
-          client_.modify(kube::resources::kHorizontalPodAutoscalers, ns, outcome.autoscaler,
-                         [&](Json& object) { return hpaWrote = restoreAutoscaler(object); });
-      if (!back) return std::unexpected(back.error());
-      outcome.changed |= hpaWrote;
-      outcome.autoscalerChanged = hpaWrote;
-    }
     outcomes.push_back(std::move(outcome));
+    if (wrote) crashPoint(crash_point::kRestoreRestored);
   }
   return outcomes;
-}
-
-ApiResult<Readiness> WorkloadScaler::readiness(const stability::ChannelSpec& channel) {
-  Readiness total;
-  for (const auto& target : channel.targets) {
-    auto object = client_.get(resourceOf(target.kind), channel.ref.ns, target.name);
-    if (!object) return std::unexpected(object.error());
-    total.desired += replicasOf(*object);
-    total.ready += static_cast<int32_t>(
-        kube::field<int64_t>(*object, "/status/readyReplicas"_json_pointer, 0));
-  }
-  return total;
 }
 
 }  // namespace pi0::op

@@ -47,14 +47,16 @@ std::optional<int32_t> originalReplicas(const Json& workload) {
   return annotationInt(workload, kOriginalReplicas);
 }
 
+bool recordOriginal(Json& workload, const std::string& channelKey) {
+  if (originalReplicas(workload)) return false;
+  annotate(workload, kOriginalReplicas, std::to_string(replicasOf(workload)));
+  annotate(workload, kManagedBy, channelKey);
+  return true;
+}
+
 bool scaleDown(Json& workload, int32_t replicas, const std::string& channelKey) {
-  bool changed = false;
   const int32_t current = replicasOf(workload);
-  if (!originalReplicas(workload)) {
-    annotate(workload, kOriginalReplicas, std::to_string(current));
-    annotate(workload, kManagedBy, channelKey);
-    changed = true;
-  }
+  bool changed = recordOriginal(workload, channelKey);
   if (current > replicas) {
     workload["spec"]["replicas"] = replicas;
     changed = true;
@@ -113,6 +115,20 @@ bool limitAutoscaler(Json& hpa, int32_t replicas, const std::string& channelKey)
     changed = true;
   }
   return changed;
+}
+
+bool raiseAutoscaler(Json& hpa, int32_t replicas) {
+  const auto original = annotationInt(hpa, kOriginalMaxReplicas);
+  if (!original) return false;
+  const int32_t want = std::max(1, std::min(*original, replicas));
+  if (field<int64_t>(hpa, "/spec/maxReplicas"_json_pointer, 1) >= want) return false;
+  hpa["spec"]["maxReplicas"] = want;
+  return true;
+}
+
+bool restorePending(const Json& workload, const Json* hpa) {
+  return originalReplicas(workload).has_value() ||
+         (hpa != nullptr && annotationInt(*hpa, kOriginalMaxReplicas).has_value());
 }
 
 bool restoreAutoscaler(Json& hpa) {

@@ -32,6 +32,12 @@ void markAction(nlohmann::json& object, const std::string& rfc3339Time);
 // The stamp, if the object carries a valid one.
 std::optional<std::chrono::system_clock::time_point> lastActionTime(const nlohmann::json& object);
 
+// Deployment or StatefulSet: records the current count as the original, changing nothing else,
+// unless a count is recorded already. The first of the writes that degrade a workload an
+// autoscaler drives (workload_scaler.h): once the record is stored, no write by the autoscaler
+// can change it. False when a record exists.
+bool recordOriginal(nlohmann::json& workload, const std::string& channelKey);
+
 // Deployment or StatefulSet: scales to `replicas`, recording the original count first if it is
 // not recorded yet. Never scales up: a workload already at or below `replicas` keeps its count
 // (but is still marked, so a restore brings back the original). Returns false when the object
@@ -48,6 +54,14 @@ bool restoreReplicas(nlohmann::json& workload);
 // HorizontalPodAutoscaler (autoscaling/v1): caps maxReplicas at `replicas` (minReplicas at most
 // that too, and at least 1, which autoscaling/v1 requires), recording the original bounds first.
 bool limitAutoscaler(nlohmann::json& hpa, int32_t replicas, const std::string& channelKey);
+// Part of the way back, as raiseReplicas: maxReplicas up to `replicas` (at least 1, never above
+// the recorded maximum), keeping the record. False when there is no record or nothing to raise.
+bool raiseAutoscaler(nlohmann::json& hpa, int32_t replicas);
 bool restoreAutoscaler(nlohmann::json& hpa);
+
+// True while the workload or its autoscaler (`hpa`, null when it has none) carries a record
+// that restoreReplicas or restoreAutoscaler would restore: a restore of the workload is pending,
+// whatever its count. Malformed records are not restorable and do not count.
+bool restorePending(const nlohmann::json& workload, const nlohmann::json* hpa);
 
 }  // namespace pi0::op

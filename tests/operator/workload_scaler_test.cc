@@ -4,16 +4,24 @@
 // rest relies on.
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
 #include "fakes/fake_cluster.h"
 #include "kube/store.h"
+#include "workload_scaler.h"
+#include "workload_state.h"
 
 using namespace pi0;
+using namespace pi0::op;
 using kube::Json;
 using pi0::testing::FakeCluster;
 
 namespace {
 
 const kube::ResourceType& kDeployments = kube::resources::kDeployments;
+const kube::ResourceType& kStatefulSets = kube::resources::kStatefulSets;
+const kube::ResourceType& kAutoscalers = kube::resources::kHorizontalPodAutoscalers;
 
 Json deployment(const std::string& name, int replicas) {
   return {{"apiVersion", "apps/v1"},
@@ -132,4 +140,380 @@ TEST_CASE("FakeCluster: afterWrite plays another controller; syncTo fills a cach
   CHECK(store.size() == 2);
   REQUIRE(store.get("shop/web"));
   CHECK((*store.get("shop/web"))["spec"]["replicas"] == 5);
+}
+
+// ---------------------------------------------------------------------------------------------
+// WorkloadScaler
+
+namespace {
+
+Json statefulSet(const std::string& name, int replicas) {
+  Json s = deployment(name, replicas);
+  s["kind"] = "StatefulSet";
+  return s;
+}
+
+Json autoscaler(const std::string& name, const std::string& kind, const std::string& target,
+                int min, int max, const std::string& ns = "shop") {
+  return {{"apiVersion", "autoscaling/v1"},
+          {"kind", "HorizontalPodAutoscaler"},
+          {"metadata", {{"name", name}, {"namespace", ns}}},
+          {"spec",
+           {{"scaleTargetRef", {{"apiVersion", "apps/v1"}, {"kind", kind}, {"name", target}}},
+            {"minReplicas", min},
+            {"maxReplicas", max}}}};
+}
+
+// The channel shop/api: the Deployment "api" (3 replicas) driven by the autoscaler "api"
+// (bounds 2..6), and the StatefulSet "db" (2 replicas) without one.
+struct Bed {
+  FakeCluster cluster;
+  kube::Store autoscalers;
+  stability::ChannelSpec channel;
+
+  Bed() {
+    cluster.put(kDeployments, deployment("api", 3));
+    cluster.put(kAutoscalers, autoscaler("api", "Deployment", "api", 2, 6));
+    cluster.put(kStatefulSets, statefulSet("db", 2));
+    cluster.syncTo(kAutoscalers, autoscalers);
+    channel.ref = {"shop", "api"};
+    channel.targets = {{stability::WorkloadKind::kDeployment, "api"},
+                       {stability::WorkloadKind::kStatefulSet, "db"}};
+  }
+
+  Json object(const kube::ResourceType& type, const std::string& name) const {
+    auto o = cluster.get(type, "shop", name);
+    REQUIRE(o);
+    return *o;
+  }
+  int replicas(const kube::ResourceType& type, const std::string& name) const {
+    return object(type, name)["spec"]["replicas"].get<int>();
+  }
+  Json annotations(const kube::ResourceType& type, const std::string& name) const {
+    return kube::field<Json>(object(type, name), "/metadata/annotations"_json_pointer,
+                             Json::object());
+  }
+  std::pair<int, int> bounds() const {
+    const Json h = object(kAutoscalers, "api");
+    return {h["spec"]["minReplicas"].get<int>(), h["spec"]["maxReplicas"].get<int>()};
+  }
+  // True when some target (or its autoscaler) still carries a Pi0 record.
+  bool pending() const {
+    const Json hpa = object(kAutoscalers, "api");
+    return restorePending(object(kDeployments, "api"), &hpa) ||
+           restorePending(object(kStatefulSets, "db"), nullptr);
+  }
+  // Everything as it was before Pi0 touched it, with none of Pi0's annotations left.
+  void checkPristine() const {
+    CHECK(replicas(kDeployments, "api") == 3);
+    CHECK(replicas(kStatefulSets, "db") == 2);
+    CHECK(bounds() == std::pair{2, 6});
+    CHECK(annotations(kDeployments, "api").empty());
+    CHECK(annotations(kStatefulSets, "db").empty());
+    CHECK(annotations(kAutoscalers, "api").empty());
+    CHECK_FALSE(pending());
+  }
+};
+
+// What the HPA controller does without metrics (Kubernetes 1.20, reconcileAutoscaler): a
+// target at 0 replicas is left alone (autoscaling disabled), one above maxReplicas is scaled to
+// it, one below minReplicas to it. As an afterWrite hook it acts right after every write, the
+// tightest interleaving there is.
+void enforceBounds(FakeCluster& cluster) {
+  for (const auto& hpa : cluster.objects(kAutoscalers)) {
+    const auto& type =
+        hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet" ? kStatefulSets : kDeployments;
+    auto workload = cluster.get(type, hpa["metadata"]["namespace"].get<std::string>(),
+                                hpa["spec"]["scaleTargetRef"]["name"].get<std::string>());
+    if (!workload) continue;
+    const int now = (*workload)["spec"]["replicas"].get<int>();
+    const int min = hpa["spec"]["minReplicas"].get<int>();
+    const int max = hpa["spec"]["maxReplicas"].get<int>();
+    const int want = now == 0 ? 0 : std::clamp(now, min, max);
+    if (want == now) continue;
+    (*workload)["spec"]["replicas"] = want;
+    cluster.put(type, *workload);
+  }
+}
+
+void actAsAutoscaler(FakeCluster& cluster) {
+  cluster.afterWrite(
+      [&cluster](const kube::ResourceType&, const Json&) { enforceBounds(cluster); });
+}
+
+std::vector<std::string> writeOrder(const FakeCluster& cluster) {
+  std::vector<std::string> order;
+  for (const auto& w : cluster.writes())
+    order.push_back(w.type.kind + "/" + w.name);
+  return order;
+}
+
+}  // namespace
+
+TEST_CASE("a degrade records the workload's count first, then caps its autoscaler, then scales") {
+  Bed bed;
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  auto down = scaler.scaleDown(bed.channel, 1);
+  REQUIRE(down);
+  REQUIRE(down->size() == 2);
+  CHECK((*down)[0].autoscaler == "api");
+  CHECK((*down)[0].autoscalerChanged);
+  CHECK((*down)[0].replicasBefore == 3);
+  CHECK((*down)[0].replicasAfter == 1);
+  CHECK((*down)[1].autoscaler.empty());
+  CHECK((*down)[1].replicasBefore == 2);
+  CHECK((*down)[1].replicasAfter == 1);
+
+  const auto writes = bed.cluster.writes();
+  REQUIRE(writeOrder(bed.cluster) == std::vector<std::string>{"Deployment/api",
+                                                              "HorizontalPodAutoscaler/api",
+                                                              "Deployment/api", "StatefulSet/db"});
+  // The first write only records: the count is as it was.
+  CHECK(writes[0].object["spec"]["replicas"] == 3);
+  CHECK(originalReplicas(writes[0].object) == 3);
+  CHECK(writes[1].object["spec"]["maxReplicas"] == 1);
+  CHECK(writes[1].object["metadata"]["annotations"][kOriginalMaxReplicas] == "6");
+  CHECK(writes[2].object["spec"]["replicas"] == 1);
+  CHECK(originalReplicas(writes[2].object) == 3);
+  // Without an autoscaler the record travels in the write that scales.
+  CHECK(writes[3].object["spec"]["replicas"] == 1);
+  CHECK(originalReplicas(writes[3].object) == 2);
+
+  // Again: nothing left to do, nothing written.
+  bed.cluster.clearWrites();
+  auto again = scaler.scaleDown(bed.channel, 1);
+  REQUIRE(again);
+  CHECK_FALSE((*again)[0].changed);
+  CHECK_FALSE((*again)[1].changed);
+  CHECK(bed.cluster.writes().empty());
+}
+
+TEST_CASE("the autoscaler scaling the workload right after the cap does not change the record") {
+  // Issue 11: the HPA controller scaled the Deployment 3 -> 1 nine milliseconds after the cap,
+  // and the operator recorded 1 as the original.
+  Bed bed;
+  actAsAutoscaler(bed.cluster);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  auto down = scaler.scaleDown(bed.channel, 1);
+  REQUIRE(down);
+  CHECK((*down)[0].replicasBefore == 3);
+  CHECK(bed.replicas(kDeployments, "api") == 1);
+  CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
+  CHECK(bed.pending());
+
+  REQUIRE(scaler.scaleDown(bed.channel, 0));  // and on to a shutdown
+  CHECK(bed.replicas(kDeployments, "api") == 0);
+  CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
+
+  auto back = scaler.restore(bed.channel);
+  REQUIRE(back);
+  CHECK((*back)[0].replicasAfter == 3);
+  CHECK((*back)[0].autoscalerChanged);
+  bed.checkPristine();
+}
+
+TEST_CASE("a crash after any write of a degrade loses nothing: a new scaler finishes it") {
+  // With the autoscaler acting right after every write, the degrade writes 3 times (the
+  // record, the cap, the StatefulSet: the autoscaler scaled the Deployment to its cap itself)
+  // and the shutdown after it 2 times (both workloads to 0). Crash after each.
+  {
+    Bed bed;
+    actAsAutoscaler(bed.cluster);
+    WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+    REQUIRE(scaler.scaleDown(bed.channel, 1));
+    CHECK(bed.cluster.writes().size() == 3);
+    REQUIRE(scaler.scaleDown(bed.channel, 0));
+    CHECK(bed.cluster.writes().size() == 5);
+  }
+  for (int crashAfter = 0; crashAfter < 5; ++crashAfter) {
+    CAPTURE(crashAfter);
+    Bed bed;
+    actAsAutoscaler(bed.cluster);
+    bed.cluster.beforeWrite(FakeCluster::crashAfter(crashAfter));
+    bool degraded = false;
+    {
+      WorkloadScaler doomed(bed.cluster, bed.autoscalers);
+      degraded = doomed.scaleDown(bed.channel, 1).has_value();
+      CHECK(degraded == (crashAfter >= 3));
+      if (degraded) CHECK_FALSE(doomed.scaleDown(bed.channel, 0));
+    }
+    // A new leader repeats the step that was cut short, then goes on.
+    bed.cluster.beforeWrite({});
+    WorkloadScaler successor(bed.cluster, bed.autoscalers);
+    if (!degraded) {
+      REQUIRE(successor.scaleDown(bed.channel, 1));
+      CHECK(bed.replicas(kDeployments, "api") == 1);
+      CHECK(bed.replicas(kStatefulSets, "db") == 1);
+      CHECK(bed.bounds() == std::pair{1, 1});
+    }
+    REQUIRE(successor.scaleDown(bed.channel, 0));
+    CHECK(bed.replicas(kDeployments, "api") == 0);
+    CHECK(bed.replicas(kStatefulSets, "db") == 0);
+    CHECK(bed.bounds() == std::pair{1, 1});
+    CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
+    CHECK(bed.annotations(kStatefulSets, "db")[kOriginalReplicas] == "2");
+    CHECK(bed.annotations(kAutoscalers, "api")[kOriginalMinReplicas] == "2");
+    CHECK(bed.annotations(kAutoscalers, "api")[kOriginalMaxReplicas] == "6");
+    REQUIRE(successor.restore(bed.channel));
+    bed.checkPristine();
+  }
+}
+
+TEST_CASE("a crash after any write of a restore is finished by the next restore") {
+  // The restore of the shut-down channel writes 3 times: the autoscaler, then the Deployment,
+  // then the StatefulSet. Crash after each, with the autoscaler acting between every two writes.
+  for (const int level : {1, 0}) {  // from a degrade, from a shutdown
+    for (int crashAfter = 0; crashAfter < 3; ++crashAfter) {
+      CAPTURE(level);
+      CAPTURE(crashAfter);
+      Bed bed;
+      actAsAutoscaler(bed.cluster);
+      WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+      REQUIRE(scaler.scaleDown(bed.channel, level));
+      const int done = static_cast<int>(bed.cluster.writes().size());
+      bed.cluster.beforeWrite(FakeCluster::crashAfter(done + crashAfter));
+      {
+        WorkloadScaler doomed(bed.cluster, bed.autoscalers);
+        CHECK_FALSE(doomed.restore(bed.channel));
+      }
+      // The channel still shows a restore pending, whatever is left of it.
+      CHECK(bed.pending());
+      bed.cluster.beforeWrite({});
+      WorkloadScaler successor(bed.cluster, bed.autoscalers);
+      REQUIRE(successor.restore(bed.channel));
+      bed.checkPristine();
+    }
+  }
+}
+
+TEST_CASE("a restore puts the autoscaler's bounds back before the workload's count") {
+  Bed bed;
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  REQUIRE(scaler.scaleDown(bed.channel, 1));
+  bed.cluster.clearWrites();
+  REQUIRE(scaler.restore(bed.channel));
+  CHECK(writeOrder(bed.cluster) == std::vector<std::string>{"HorizontalPodAutoscaler/api",
+                                                            "Deployment/api", "StatefulSet/db"});
+  bed.checkPristine();
+}
+
+TEST_CASE("an autoscaler left capped after its workload was restored is restored too") {
+  // What a crash between the two writes of a restore left behind when the workload went first
+  // (Pi0 before issue 12): the workload's record gone, the autoscaler capped with Pi0's record,
+  // and the autoscaler holding the workload at its cap.
+  Bed bed;
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  REQUIRE(scaler.scaleDown(bed.channel, 1));
+  Json api = bed.object(kDeployments, "api");
+  REQUIRE(restoreReplicas(api));
+  api["spec"]["replicas"] = 1;
+  bed.cluster.put(kDeployments, api);
+  CHECK(bed.pending());
+
+  auto back = scaler.restore(bed.channel);
+  REQUIRE(back);
+  CHECK((*back)[0].autoscalerChanged);
+  CHECK(bed.bounds() == std::pair{2, 6});
+  CHECK(bed.annotations(kAutoscalers, "api").empty());
+  CHECK_FALSE(bed.pending());
+}
+
+TEST_CASE("from a shutdown to a degrade, the autoscaler's cap is raised before the count") {
+  Bed bed;
+  actAsAutoscaler(bed.cluster);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  REQUIRE(scaler.scaleDown(bed.channel, 0));
+  CHECK(bed.replicas(kDeployments, "api") == 0);
+  bed.cluster.clearWrites();
+  auto up = scaler.raise(bed.channel, 2);
+  REQUIRE(up);
+  CHECK(writeOrder(bed.cluster) == std::vector<std::string>{"HorizontalPodAutoscaler/api",
+                                                            "Deployment/api", "StatefulSet/db"});
+  CHECK((*up)[0].autoscalerChanged);
+  // The autoscaler, acting after each write, keeps it at 2: its cap is 2, not the shutdown's 1.
+  CHECK(bed.replicas(kDeployments, "api") == 2);
+  CHECK(bed.bounds() == std::pair{1, 2});
+  CHECK(bed.replicas(kStatefulSets, "db") == 2);
+  CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
+  REQUIRE(scaler.restore(bed.channel));
+  bed.checkPristine();
+}
+
+TEST_CASE("a crash after any write of a raise is finished by the next raise") {
+  // The raise of the shut-down channel to 2 writes 3 times: the cap, the Deployment, the
+  // StatefulSet.
+  for (int crashAfter = 0; crashAfter < 3; ++crashAfter) {
+    CAPTURE(crashAfter);
+    Bed bed;
+    actAsAutoscaler(bed.cluster);
+    WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+    REQUIRE(scaler.scaleDown(bed.channel, 0));
+    const int done = static_cast<int>(bed.cluster.writes().size());
+    bed.cluster.beforeWrite(FakeCluster::crashAfter(done + crashAfter));
+    {
+      WorkloadScaler doomed(bed.cluster, bed.autoscalers);
+      CHECK_FALSE(doomed.raise(bed.channel, 2));
+    }
+    bed.cluster.beforeWrite({});
+    WorkloadScaler successor(bed.cluster, bed.autoscalers);
+    REQUIRE(successor.raise(bed.channel, 2));
+    CHECK(bed.cluster.writes().size() == static_cast<size_t>(done + 3));
+    CHECK(bed.replicas(kDeployments, "api") == 2);
+    CHECK(bed.replicas(kStatefulSets, "db") == 2);
+    CHECK(bed.bounds() == std::pair{1, 2});
+    CHECK(bed.pending());
+    REQUIRE(successor.restore(bed.channel));
+    bed.checkPristine();
+  }
+}
+
+TEST_CASE("the autoscaler is found in the cache, and written from what the API holds") {
+  Bed bed;
+  // An autoscaler of the same name for another kind, and one in another namespace, are not
+  // this target's.
+  bed.cluster.put(kAutoscalers, autoscaler("web", "StatefulSet", "api", 1, 9));
+  bed.cluster.put(kAutoscalers, autoscaler("api2", "Deployment", "api", 1, 9, "other"));
+  bed.cluster.syncTo(kAutoscalers, bed.autoscalers);
+  CHECK(findAutoscaler(bed.autoscalers, "shop", bed.channel.targets[0])->at("metadata")["name"] ==
+        "api");
+  CHECK_FALSE(findAutoscaler(bed.autoscalers, "shop", bed.channel.targets[1]));
+  CHECK_FALSE(
+      findAutoscaler(bed.autoscalers, "other", {stability::WorkloadKind::kStatefulSet, "api"}));
+
+  // The cache is stale: someone raised the maximum to 8 since. The record holds 8.
+  Json hpa = bed.object(kAutoscalers, "api");
+  hpa["spec"]["maxReplicas"] = 8;
+  bed.cluster.put(kAutoscalers, hpa);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  REQUIRE(scaler.scaleDown(bed.channel, 1));
+  CHECK(bed.annotations(kAutoscalers, "api")[kOriginalMaxReplicas] == "8");
+  REQUIRE(scaler.restore(bed.channel));
+  CHECK(bed.object(kAutoscalers, "api")["spec"]["maxReplicas"] == 8);
+}
+
+TEST_CASE("an autoscaler the cache still shows but the API deleted is no autoscaler") {
+  Bed bed;
+  REQUIRE(bed.cluster.remove(kAutoscalers, "shop", "api"));
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  auto down = scaler.scaleDown(bed.channel, 1);
+  REQUIRE(down);
+  CHECK((*down)[0].autoscaler.empty());
+  CHECK_FALSE((*down)[0].autoscalerChanged);
+  CHECK(bed.replicas(kDeployments, "api") == 1);
+  CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
+  auto back = scaler.restore(bed.channel);
+  REQUIRE(back);
+  CHECK(bed.replicas(kDeployments, "api") == 3);
+}
+
+TEST_CASE("a failure stops the step; what was done stays done and restorable") {
+  Bed bed;
+  bed.channel.targets.insert(bed.channel.targets.begin() + 1,
+                             {stability::WorkloadKind::kDeployment, "missing"});
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  auto down = scaler.scaleDown(bed.channel, 0);
+  REQUIRE_FALSE(down);
+  CHECK(kube::isNotFound(down.error()));
+  CHECK(bed.replicas(kDeployments, "api") == 0);
+  CHECK(bed.replicas(kStatefulSets, "db") == 2);  // after the failure: untouched
 }

@@ -116,3 +116,61 @@ TEST_CASE("from a shutdown part of the way back, keeping the record") {
   REQUIRE(raiseReplicas(d, 9));      // never above the original
   CHECK(d["spec"]["replicas"] == 4);
 }
+
+TEST_CASE("the original count is recorded alone, before anything else changes") {
+  json d = deployment(3);
+  REQUIRE(recordOriginal(d, "shop/web"));
+  CHECK(d["spec"]["replicas"] == 3);  // the count itself is untouched
+  CHECK(originalReplicas(d) == 3);
+  CHECK(d["metadata"]["annotations"][kManagedBy] == "shop/web");
+  // Whatever happens to the count afterwards (an autoscaler scaling it to 1), the record stays
+  // and the scale that follows keeps it.
+  d["spec"]["replicas"] = 1;
+  CHECK_FALSE(recordOriginal(d, "shop/web"));
+  CHECK(originalReplicas(d) == 3);
+  CHECK_FALSE(scaleDown(d, 1, "shop/web"));
+  CHECK(originalReplicas(d) == 3);
+  REQUIRE(restoreReplicas(d));
+  CHECK(d["spec"]["replicas"] == 3);
+}
+
+TEST_CASE("from a shutdown part of the way back, the autoscaler's cap is raised with the count") {
+  json h = hpa(2, 6);
+  CHECK_FALSE(raiseAutoscaler(h, 2));  // never capped: nothing to raise
+  REQUIRE(limitAutoscaler(h, 0, "shop/web"));
+  REQUIRE(raiseAutoscaler(h, 2));
+  CHECK(h["spec"]["maxReplicas"] == 2);
+  CHECK(h["spec"]["minReplicas"] == 1);  // the cap's floor, under the new maximum
+  CHECK(h["metadata"]["annotations"][kOriginalMaxReplicas] == "6");
+  CHECK_FALSE(raiseAutoscaler(h, 2));  // idempotent
+  REQUIRE(raiseAutoscaler(h, 9));      // never above the original maximum
+  CHECK(h["spec"]["maxReplicas"] == 6);
+  REQUIRE(restoreAutoscaler(h));
+  CHECK(h["spec"]["minReplicas"] == 2);
+  CHECK(h["spec"]["maxReplicas"] == 6);
+}
+
+TEST_CASE("a restore is pending while the workload or its autoscaler carries a record") {
+  json d = deployment(3);
+  json h = hpa(2, 6);
+  CHECK_FALSE(restorePending(d, nullptr));
+  CHECK_FALSE(restorePending(d, &h));
+
+  REQUIRE(recordOriginal(d, "shop/web"));
+  CHECK(restorePending(d, nullptr));  // recorded, even at the original count
+  CHECK(restorePending(d, &h));
+
+  // The workload restored but not its autoscaler (a crash between the two writes): still
+  // pending, until the autoscaler's bounds are back too.
+  REQUIRE(limitAutoscaler(h, 1, "shop/web"));
+  REQUIRE(restoreReplicas(d));
+  CHECK_FALSE(restorePending(d, nullptr));
+  CHECK(restorePending(d, &h));
+  REQUIRE(restoreAutoscaler(h));
+  CHECK_FALSE(restorePending(d, &h));
+
+  // A malformed record is no record: restoring it is impossible, so it is not pending.
+  d["metadata"]["annotations"][kOriginalReplicas] = "three";
+  h["metadata"]["annotations"][kOriginalMaxReplicas] = "six";
+  CHECK_FALSE(restorePending(d, &h));
+}
