@@ -534,6 +534,13 @@ void settleMatrix(MatrixPass& pass, const std::vector<bool>& succeeded, WallTime
     if (!succeeded[i]) continue;
     const auto& a = pass.actions[i];
     ++taken;
+    for (auto& e : pass.status.channels) {
+      if (e.channel.key() != a.channel) continue;
+      e.state = a.kind == StepKind::kRestore  ? ChannelState::kActive
+                : a.kind == StepKind::kRaise ? ChannelState::kDegraded
+                : a.action == stability::Action::kShutdown ? ChannelState::kInactive
+                                                            : ChannelState::kDegraded;
+    }
     if (a.evaluation) {
       std::erase_if(progress.evaluations,
                     [&](const Evaluation& e) { return e.channel.key() == a.channel; });

@@ -143,7 +143,8 @@ const Json kMatrix = Json::parse(R"({
     "stepIntervalSeconds": 15,
     "anticipationSeconds": 45,
     "mode": "DryRun",
-    "restore": {"backoffSeconds": 5, "maxBackoffSeconds": 300}
+    "restore": {"backoffSeconds": 5, "maxBackoffSeconds": 300},
+    "rollback": {"settleSeconds": 30, "margin": 0.1, "cooldownSeconds": 900}
   }
 })");
 
@@ -720,6 +721,9 @@ TEST_CASE("a matrix with only its levels takes the CRD's defaults") {
   CHECK(m.mode == Mode::kEnforce);
   CHECK(m.restore.backoffSeconds == 10);
   CHECK(m.restore.maxBackoffSeconds == 600);
+  CHECK(m.rollback.settleSeconds == 60);
+  CHECK(m.rollback.margin == 0.05);
+  CHECK(m.rollback.cooldownSeconds == 600);
   CHECK(validateMatrix(m).empty());
 }
 
@@ -758,6 +762,9 @@ TEST_CASE("a matrix with every field set") {
   CHECK(m.mode == Mode::kDryRun);
   CHECK(m.restore.backoffSeconds == 5);
   CHECK(m.restore.maxBackoffSeconds == 300);
+  CHECK(m.rollback.settleSeconds == 30);
+  CHECK(m.rollback.margin == 0.1);
+  CHECK(m.rollback.cooldownSeconds == 900);
   CHECK(validateMatrix(m).empty());
 }
 
@@ -992,6 +999,16 @@ TEST_CASE("each matrix validation rule, one failing case each") {
       {"negative dwell",
        [](MatrixSpec& m) { m.hysteresis.dwellSeconds = -1; },
        {"hysteresis.dwellSeconds is -1; it must be 0 or more"}},
+      {"rollback off", [](MatrixSpec& m) { m.rollback.settleSeconds = 0; }, {}},
+      {"negative settle",
+       [](MatrixSpec& m) { m.rollback.settleSeconds = -1; },
+       {"rollback.settleSeconds is -1; it must be 0 or more"}},
+      {"rollback margin of 1",
+       [](MatrixSpec& m) { m.rollback.margin = 1; },
+       {"rollback.margin is 1; it must be at least 0 and below 1"}},
+      {"negative cool-down",
+       [](MatrixSpec& m) { m.rollback.cooldownSeconds = -5; },
+       {"rollback.cooldownSeconds is -5; it must be 0 or more"}},
       {"zero step interval",
        [](MatrixSpec& m) { m.stepIntervalSeconds = 0; },
        {"stepIntervalSeconds is 0; it must be 1 or more"}},
