@@ -1,6 +1,7 @@
 #include "handlers.h"
 
 #include <chrono>
+#include <limits>
 
 #include "admission/channel_info.h"
 #include "admission/resource_validation.h"
@@ -44,6 +45,13 @@ HttpAnswer badRequest(const std::string& message) {
 // Advances a counter by what a cumulative figure grew since it was last seen.
 void grow(prometheus::Counter& c, std::uint64_t now, std::uint64_t before) {
   if (now > before) c.Increment(static_cast<double>(now - before));
+}
+
+// a − b, saturating (a remainder less what is held may go below 0: decide() reads that as 0).
+std::int64_t subtractSat(std::int64_t a, std::int64_t b) {
+  std::int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) return std::numeric_limits<std::int64_t>::min();
+  return r;
 }
 
 // The pod endpoint's reasons besides admission::Reason's.
@@ -133,6 +141,18 @@ WebhookMetrics::WebhookMetrics()
                              .Help("HTTP requests answered 400, 413 or 431 before routing "
                                    "(malformed framing, a body or headers too large); the "
                                    "connection is closed after the answer")
+                             .Register(*registry_)),
+      reservations_(prometheus::BuildGauge()
+                        .Name("pi0_webhook_buffer_reservations")
+                        .Help("Pods this replica admitted against a channel's buffer that the "
+                              "operator has not counted yet, by channel: the room they hold")
+                        .Register(*registry_)),
+      reservationsEnded_(prometheus::BuildCounter()
+                             .Name("pi0_webhook_buffer_reservations_ended_total")
+                             .Help("Buffer reservations ended, by reason: counted (the "
+                                   "channel's status.buffer.observedAt passed the pod's "
+                                   "admission plus the grace) or timeout (the operator never "
+                                   "counted the pod in time)")
                              .Register(*registry_)) {
   // The counters exist from the start, at 0, so that a rate() sees the first event rather than
   // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
@@ -146,6 +166,8 @@ WebhookMetrics::WebhookMetrics()
   for (const char* reason : {"timeout", "handshake_failed", "refused"})
     connectionsDropped_.Add({{"reason", reason}});
   malformedRequests_.Add({});
+  for (const char* reason : {"counted", "timeout"})
+    reservationsEnded_.Add({{"reason", reason}});
   auto pods = [this](std::string_view reason, std::initializer_list<const char*> results) {
     for (const char* result : results) {
       decisions_.Add({{"endpoint", "pods"}, {"result", result}, {"reason", std::string(reason)}});
@@ -185,6 +207,20 @@ void WebhookMetrics::connections(const ConnectionFigures& f) {
   grow(connectionsDropped_.Add({{"reason", "refused"}}), f.refused, lastConnections_.refused);
   grow(malformedRequests_.Add({}), f.malformed, lastConnections_.malformed);
   lastConnections_ = f;
+}
+
+void WebhookMetrics::reservations(const ReservationBook::Figures& f) {
+  std::lock_guard lock(mu_);
+  for (const auto& channel : reservationChannels_) {
+    if (!f.live.contains(channel)) reservations_.Add({{"channel", channel}}).Set(0);
+  }
+  for (const auto& [channel, n] : f.live) {
+    reservations_.Add({{"channel", channel}}).Set(static_cast<double>(n));
+    reservationChannels_.insert(channel);
+  }
+  grow(reservationsEnded_.Add({{"reason", "counted"}}), f.counted, lastReservationsEnded_[0]);
+  grow(reservationsEnded_.Add({{"reason", "timeout"}}), f.timedOut, lastReservationsEnded_[1]);
+  lastReservationsEnded_ = {f.counted, f.timedOut};
 }
 
 void WebhookMetrics::certificates(const CertificateFigures& f) {
@@ -250,11 +286,12 @@ void WebhookMetrics::duration(std::string_view endpoint, double seconds) {
 }
 
 Handlers::Handlers(ClusterState state, admission::Policy policy, double minimumMargin,
-                   WebhookMetrics& metrics, Clock& clock)
+                   WebhookMetrics& metrics, ReservationBook& reservations, Clock& clock)
     : state_(std::move(state)),
       policy_(std::move(policy)),
       minimumMargin_(minimumMargin),
       metrics_(metrics),
+      reservations_(reservations),
       clock_(clock) {}
 
 HttpAnswer Handlers::answer(std::string_view endpoint, const admission::AdmissionRequest& request,
@@ -298,10 +335,28 @@ HttpAnswer Handlers::pods(std::string_view body) {
     const auto matrix = admission::actingMatrix(state_.matrices());
     channel = admission::channelInfo(*c, matrix.get());
   }
+  // A channel whose buffer is checked: this review takes the channel's turn (the one before it
+  // may have just reserved the room this pod would be checked against) and is judged by what
+  // the status leaves less what this replica holds for pods the operator has not counted yet.
+  std::optional<ReservationBook::Turn> turn;
+  if (channel && admission::checksBuffer(*channel) && reservations_.enabled()) {
+    turn.emplace(reservations_.turn(channel->name));
+    const Held held = turn->held(channel->bufferObservedAt);
+    if (held.pods > 0) {
+      auto& left = *channel->bufferRemaining;
+      if (left.cpuMilli) left.cpuMilli = subtractSat(*left.cpuMilli, held.cpuMilli);
+      if (left.memoryBytes) left.memoryBytes = subtractSat(*left.memoryBytes, held.memoryBytes);
+      channel->reserved = {held.cpuMilli, held.memoryBytes, static_cast<std::int64_t>(held.pods)};
+    }
+  }
   const auto nodes = state_.nodes();
   const auto fleet = state_.fleet();
   const auto d =
       admission::decide(*pod, *nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
+  // Whatever the mode, an admitted pod will exist and take from the buffer: it holds its room.
+  if (turn && d.allowed && d.reason != admission::Reason::kExcluded)
+    turn->reserve(pod->displayName(), request->uid, pod->cpuMilli, pod->memoryBytes);
+  turn.reset();
   response.allowed = d.allowed;
   response.message = d.message;
   response.warnings = d.warnings;
@@ -318,6 +373,19 @@ HttpAnswer Handlers::pods(std::string_view body) {
   metrics_.duration(
       "pods", std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return out;
+}
+
+ReservationBook::Figures Handlers::reservations() {
+  std::map<std::string, std::optional<WallClock::time_point>> observedAt;
+  for (const auto& c : state_.channels()) {
+    if (!c) continue;
+    const auto info = admission::channelInfo(*c, nullptr);
+    observedAt[info.name] = info.bufferObservedAt;
+  }
+  return reservations_.figures([&](const std::string& channel) {
+    auto it = observedAt.find(channel);
+    return it == observedAt.end() ? std::nullopt : it->second;
+  });
 }
 
 HttpAnswer Handlers::channels(std::string_view body) {

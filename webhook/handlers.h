@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,7 @@
 #include "fleet/fleet_view.h"
 #include "fleet/poller.h"
 #include "node_index.h"
+#include "reservations.h"
 
 namespace pi0::webhook {
 
@@ -87,6 +89,9 @@ class WebhookMetrics {
   void polls(const fleet::PollCounters& counters);
   // The server's connections, set before each scrape likewise.
   void connections(const ConnectionFigures& figures);
+  // The buffer reservations (Handlers::reservations()), set before each scrape likewise: live
+  // ones per channel (a channel seen before and holding none now reads 0), ended ones by how.
+  void reservations(const ReservationBook::Figures& figures);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -110,17 +115,29 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& connectionsDropped_;
   prometheus::Family<prometheus::Counter>& malformedRequests_;
   ConnectionFigures lastConnections_;
+  prometheus::Family<prometheus::Gauge>& reservations_;
+  prometheus::Family<prometheus::Counter>& reservationsEnded_;
+  std::set<std::string> reservationChannels_;  // channels with a gauge
+  std::array<std::uint64_t, 2> lastReservationsEnded_{};
   std::mutex mu_;
 };
 
+// The pod endpoint reserves room in a channel's buffer for each pod it admits while decide()
+// checks that buffer (admission::checksBuffer), and gives decide() the remainder less the
+// channel's live reservations (reservations.h); one review of such a channel at a time.
+// Any thread may call any member; `metrics` and `reservations` outlive the Handlers.
 class Handlers {
  public:
   Handlers(ClusterState state, admission::Policy policy, double minimumMargin,
-           WebhookMetrics& metrics, Clock& clock = systemClock());
+           WebhookMetrics& metrics, ReservationBook& reservations, Clock& clock = systemClock());
 
   HttpAnswer pods(std::string_view body);
   HttpAnswer channels(std::string_view body);
   HttpAnswer matrices(std::string_view body);
+
+  // The reservations' figures for /metrics, ending those the operator has counted by each
+  // Channel's status.buffer.observedAt in the cache.
+  ReservationBook::Figures reservations();
 
  private:
   HttpAnswer answer(std::string_view endpoint, const admission::AdmissionRequest& request,
@@ -130,6 +147,7 @@ class Handlers {
   admission::Policy policy_;
   double minimumMargin_;
   WebhookMetrics& metrics_;
+  ReservationBook& reservations_;
   Clock& clock_;
 };
 

@@ -49,6 +49,7 @@ struct Options {
   double agentTimeoutSeconds = 1.0;
   double shutdownDelaySeconds = 5.0;
   double minimumMargin = 0.05;
+  ReservationOptions reservations;
   admission::Policy policy;
   // Self-managed certificates (self_managed.h) when selfManagedSecret is set.
   std::optional<fleet::ServiceRef> selfManagedSecret;
@@ -87,6 +88,12 @@ Flags:
   --trouble-warning-seconds N   warn when an admitted pod's node expects trouble on a resource
                                 the pod uses within N seconds (its forecast's secondsToTrouble),
                                 0 to 3600; 0 is off (default 60)
+  --reservation-timeout DURATION
+                                how long room in a channel's buffer stays reserved for a pod
+                                this replica admitted, when the operator does not count the pod
+                                sooner (the Channel's status.buffer.observedAt 2s after the
+                                admission ends it); up to 1h, 0 turns reservations off
+                                (default 30s)
   --shutdown-delay DURATION     keep serving, not ready, this long after SIGTERM (default 5s)
   --server-threads N            event loops serving the connections, 1 to 256 (default: one
                                 per CPU); idle or slow connections hold none
@@ -249,6 +256,11 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
       ok = seconds(o.agentTimeoutSeconds, false);
     } else if (flag == "--shutdown-delay") {
       ok = seconds(o.shutdownDelaySeconds, true);
+    } else if (flag == "--reservation-timeout") {
+      double timeout = 0;
+      ok = seconds(timeout, true);
+      o.reservations.timeout =
+          std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout));
     } else if (flag == "--mode") {
       std::string v;
       ok = text(v);
@@ -427,7 +439,8 @@ int run(const Options& options) {
   state.channels = [&] { return channels.store.list(); };
   state.matrices = [&] { return matrices.store.list(); };
   state.fleet = [&] { return view.snapshot(); };
-  Handlers handlers(state, options.policy, options.minimumMargin, metrics);
+  ReservationBook reservations(options.reservations, systemClock());
+  Handlers handlers(state, options.policy, options.minimumMargin, metrics, reservations);
 
   std::atomic<bool> stopping{false};
   auto ready = [&]() -> std::string {
@@ -484,6 +497,7 @@ int run(const Options& options) {
       metrics.nodes(nodeIndex, *view.snapshot(), systemClock().now());
       metrics.certificates(certificateFigures(options.certFile, served, selfManaged.get()));
       metrics.polls((*poller)->counters());
+      metrics.reservations(handlers.reservations());
       if (served) {
         const auto& c = served->counters();
         metrics.connections({c.connections.load(), c.open.load(), c.refused.load(),

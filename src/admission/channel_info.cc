@@ -4,6 +4,7 @@
 #include <limits>
 #include <utility>
 
+#include "common/timestamp.h"
 #include "kube/json.h"
 #include "stability/spec.h"
 
@@ -123,6 +124,8 @@ ChannelInfo channelInfo(const json& channel, const json* matrix) {
     }
     info.bufferRemaining = left;
   }
+  if (auto at = parseRfc3339(text(channel, "/status/buffer/observedAt"_json_pointer)))
+    info.bufferObservedAt = *at;
 
   if (matrix == nullptr) return info;
   info.restoring = restoring(*matrix, text(channel, "/metadata/namespace"_json_pointer),

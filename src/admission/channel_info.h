@@ -12,7 +12,8 @@
 //   minus the hysteresis margin (for a channel without such a cell, shut down by the stability
 //   trigger or unlisted, the bound of the level below the current one); the buffer left:
 //   status.buffer.allocated minus status.buffer.used per resource (absent when nothing is
-//   allocated); `restoring` from the acting matrix's status.channels entry whose channel
+//   allocated); bufferObservedAt from status.buffer.observedAt (RFC 3339; absent when missing
+//   or unreadable); `restoring` from the acting matrix's status.channels entry whose channel
 //   (namespace and name) is this one: its boolean `restoring`, false when the entry or the
 //   field is absent or not a boolean.
 #pragma once

@@ -446,7 +446,7 @@ std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& 
                        : std::string("the operator restores it");
     return Verdict{false, Reason::kChannelInactive, std::move(m), {}, {}, {}};
   }
-  if (!c.elevated || !c.bufferRemaining) return std::nullopt;
+  if (!checksBuffer(c)) return std::nullopt;
   std::vector<std::string> over;
   if (c.bufferRemaining->cpuMilli) {
     const std::int64_t left = std::max<std::int64_t>(0, *c.bufferRemaining->cpuMilli);
@@ -469,6 +469,14 @@ std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& 
                   fixed(c.load, 2) + "): ";
   for (std::size_t i = 0; i < over.size(); ++i)
     m += (i ? ", " : "") + over[i];
+  // Without this, a denial would contradict the Channel's status, which shows room left.
+  if (c.reserved.pods > 0) {
+    const bool one = c.reserved.pods == 1;
+    m += "; " + std::to_string(c.reserved.pods) + (one ? " pod" : " pods") +
+         " admitted but not yet counted by the operator " + (one ? "holds" : "hold") + " cpu " +
+         stability::formatCpuMilli(c.reserved.cpuMilli) + ", memory " +
+         stability::formatBytes(c.reserved.memoryBytes);
+  }
   return Verdict{false, Reason::kBufferExhausted, std::move(m), {}, {}, {}};
 }
 
@@ -736,6 +744,11 @@ const char* gateName(Gate gate) {
       return "isolation";
   }
   return "?";
+}
+
+bool checksBuffer(const ChannelInfo& c) {
+  return c.elevated && c.bufferRemaining && !c.restoring &&
+         c.state != stability::ChannelState::kInactive;
 }
 
 double GateFailure::excess() const {

@@ -20,8 +20,10 @@
 //     resource (a resource the buffer does not bound is not checked; a negative remainder
 //     counts as 0). The message names each resource, the request, the remainder and the
 //     excess. The remainder is ChannelInfo::bufferRemaining as the caller gives it (the webhook
-//     subtracts what it has reserved for pods admitted but not yet counted by the operator).
-//     A restoring channel's pods go on to the node checks below like any other pod.
+//     subtracts what it has reserved for pods admitted but not yet counted by the operator);
+//     when ChannelInfo::reserved holds pods, the message ends with "; 5 pods admitted but not
+//     yet counted by the operator hold cpu 500m, memory 0". A restoring channel's pods go on to
+//     the node checks below like any other pod.
 //  4. NoCandidateNode: no node can host the pod (see "Candidate nodes"). The message counts the
 //     nodes each constraint eliminated, naming the first untolerated taint, e.g. "no candidate
 //     node among 5 nodes: 1 unschedulable, 2 not matching the nodeSelector, 2 with an
@@ -104,6 +106,7 @@
 // and ends with "...".
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -235,7 +238,23 @@ struct ChannelInfo {
   // before it scales the channel's workloads up): its pods are neither ChannelInactive nor
   // checked against the buffer.
   bool restoring = false;
+  // When the operator counted the channel's pods into the buffer's `used`
+  // (status.buffer.observedAt). decide() does not read it; the webhook's reservations end by it.
+  std::optional<std::chrono::system_clock::time_point> bufferObservedAt;
+  // What the caller already took off bufferRemaining for pods it admitted and the operator has
+  // not counted yet (the webhook's reservations). decide() subtracts nothing itself; it names
+  // this in BufferExhausted's message when `pods` > 0.
+  struct Reserved {
+    std::int64_t cpuMilli = 0;
+    std::int64_t memoryBytes = 0;
+    std::int64_t pods = 0;
+  };
+  Reserved reserved;
 };
+
+// Whether decide() checks a pod of the channel against its buffer (rule 3): the level is
+// elevated, the remainder known, the channel neither restoring nor Inactive.
+bool checksBuffer(const ChannelInfo& channel);
 
 // The gate thresholds (DESIGN.md "Gate metrics"); Helm values in the webhook.
 struct Thresholds {

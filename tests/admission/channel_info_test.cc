@@ -3,6 +3,7 @@
 
 #include "admission/channel_info.h"
 
+#include <chrono>
 #include <cstdint>
 #include <limits>
 
@@ -161,4 +162,19 @@ TEST_CASE("restoring: the acting matrix's status.channels entry for the channel"
   CHECK_FALSE(info("shop", "batch", &before).restoring);  // no status.channels at all
   before["status"]["channels"] = "not a list";
   CHECK_FALSE(info("shop", "batch", &before).restoring);
+}
+
+TEST_CASE("the buffer's observedAt: when the operator counted the channel's pods") {
+  auto c = json(*channel("shop", "web", nullptr));
+  CHECK_FALSE(channelInfo(c, nullptr).bufferObservedAt);  // an operator that does not write it
+  c["status"] = {{"state", "Active"}, {"buffer", {{"observedAt", "2026-11-22T10:00:01.250Z"}}}};
+  const auto at = channelInfo(c, nullptr).bufferObservedAt;
+  REQUIRE(at);
+  // 2026-11-22T10:00:00Z is 1795341600 s after the epoch.
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(at->time_since_epoch()).count() ==
+        1795341601250);
+  c["status"]["buffer"]["observedAt"] = "yesterday";
+  CHECK_FALSE(channelInfo(c, nullptr).bufferObservedAt);
+  c["status"]["buffer"]["observedAt"] = 7;
+  CHECK_FALSE(channelInfo(c, nullptr).bufferObservedAt);
 }

@@ -49,7 +49,7 @@ struct FleetEntry {
   Signals signals;
   Clock::time_point fetchedAt = kNow - 1s;
   fleet::NodeHealth health = fleet::NodeHealth::kHealthy;
-  std::string lastError;
+  std::string lastError = "";
 };
 
 fleet::FleetSnapshot snapshot(const std::map<std::string, FleetEntry>& entries) {
@@ -808,6 +808,21 @@ TEST_CASE("buffer exhaustion at elevated levels") {
       CHECK(d.message == tc.message);
     }
   }
+  // What the caller reserved for pods it admitted and the operator has not counted yet is named
+  // (the caller took it off bufferRemaining already: decide() does not subtract it again).
+  c.elevated = true;
+  c.bufferRemaining = stability::Resources{0, kGiB};
+  c.reserved = {300, 64LL << 20, 3};
+  CHECK(run(pod("100m", "1Gi"), {node("n1")}, fleet, testPolicy(), c).message ==
+        "channel shop/web's buffer is exhausted at level high (load 0.82): cpu 100m > 0 remaining "
+        "(by 100m); 3 pods admitted but not yet counted by the operator hold cpu 300m, memory "
+        "64Mi");
+  c.reserved = {100, 0, 1};
+  CHECK(run(pod("100m"), {node("n1")}, fleet, testPolicy(), c).message ==
+        "channel shop/web's buffer is exhausted at level high (load 0.82): cpu 100m > 0 remaining "
+        "(by 100m); 1 pod admitted but not yet counted by the operator holds cpu 100m, memory 0");
+  c.reserved = {};
+
   // A buffer that bounds only memory does not limit cpu; a negative remainder counts as 0.
   c.elevated = true;
   c.bufferRemaining = stability::Resources{std::nullopt, -kGiB};
@@ -861,6 +876,27 @@ TEST_CASE("a restoring channel: not denied as Inactive, no buffer check") {
   c.restoring = true;
   const Decision d = run(pod("1"), {node("n1")}, snapshot({{"n1", {busy}}}), testPolicy(), c);
   CHECK(d.reason == Reason::kGatesFailed);
+}
+
+TEST_CASE("checksBuffer: elevated, a known remainder, not restoring, not shut down") {
+  ChannelInfo c;
+  c.elevated = true;
+  c.bufferRemaining = stability::Resources{100, std::nullopt};
+  CHECK(checksBuffer(c));
+  c.state = stability::ChannelState::kDegraded;
+  CHECK(checksBuffer(c));
+  ChannelInfo notElevated = c;
+  notElevated.elevated = false;
+  CHECK_FALSE(checksBuffer(notElevated));
+  ChannelInfo unknown = c;
+  unknown.bufferRemaining.reset();
+  CHECK_FALSE(checksBuffer(unknown));
+  ChannelInfo restoring = c;
+  restoring.restoring = true;
+  CHECK_FALSE(checksBuffer(restoring));
+  ChannelInfo inactive = c;
+  inactive.state = stability::ChannelState::kInactive;
+  CHECK_FALSE(checksBuffer(inactive));
 }
 
 // --- Exclusions and modes ----------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "common/timestamp.h"
 #include "fakes/fake_clock.h"
 #include "metrics/exposition.h"
 #include "node_index.h"
@@ -119,6 +120,12 @@ Json matrixObject(double firstBound) {
 // A webhook's world: nodes in an index, a fleet view, namespaces, channels and matrices.
 struct World {
   testing::FakeClock clock;
+  // Wall time moves with the fake clock, from 2026-11-22T10:00:00Z.
+  WallClock::time_point wall() const {
+    return WallClock::time_point{} + std::chrono::seconds(1795341600) +
+           std::chrono::duration_cast<WallClock::duration>(clock.now() - Clock::time_point{});
+  }
+  ReservationBook reservations{ReservationOptions{}, clock, [this] { return wall(); }};
   NodeIndex index;
   fleet::FleetView view;
   std::map<std::string, ObjectPtr> namespaces;
@@ -144,7 +151,7 @@ struct World {
     state.channels = [this] { return channels; };
     state.matrices = [this] { return matrices; };
     state.fleet = [this] { return view.snapshot(); };
-    return Handlers(state, policy, 0.05, metrics, clock);
+    return Handlers(state, policy, 0.05, metrics, reservations, clock);
   }
 
   std::string metricsText() { return metrics::renderText(*metrics.registry()); }
@@ -238,6 +245,129 @@ TEST_CASE("pods: a shut-down channel denies with its level, load and way back") 
   CHECK(has(message, "channel shop/batch is shut down at level critical (load 0.95)"));
   // A pod of another channel (none) on a quiet node passes.
   CHECK(response(h.pods(podReview("u", "shop", {{"app", "web"}}).dump()))["allowed"] == true);
+}
+
+// The channel shop/web at level high with 500m of its buffer left (allocated 1, used `used`), as
+// the operator counted it at `observedAt`.
+Json bufferedChannel(const std::string& used, WallClock::time_point observedAt) {
+  Json web = channelObject("shop", "web");
+  web["status"] = {{"state", "Active"},
+                   {"buffer",
+                    {{"allocated", {{"cpu", "1"}}},
+                     {"used", {{"cpu", used}}},
+                     {"observedAt", rfc3339Millis(observedAt)}}}};
+  return web;
+}
+
+Json elevatedMatrix() {
+  Json matrix = matrixObject(0.7);
+  matrix["status"] = {{"level", "high"}, {"levelIndex", 1}, {"load", 0.82}};
+  return matrix;
+}
+
+TEST_CASE("pods: a burst against a channel's buffer is admitted up to the remainder") {
+  World w;
+  w.load(0.8);  // node-a quiet: every pod of 100m passes the gates
+  const WallClock::time_point counted = w.wall();
+  w.channels = {ptr(bufferedChannel("500m", counted))};
+  w.matrices = {ptr(elevatedMatrix())};
+  auto h = w.handlers();
+  const Json web = {{"stability.pi0.io/channel", "web"}};
+  int n = 0;
+  auto review = [&] {
+    return response(h.pods(podReview("u" + std::to_string(++n), "shop", web, "100m").dump()));
+  };
+
+  // 20 pods of 100m against 500m: the first 5 reserve it all, the other 15 find nothing left.
+  const WallClock::time_point admittedAt = w.wall();
+  int allowed = 0, denied = 0;
+  std::string message;
+  for (int i = 0; i < 20; ++i) {
+    const Json r = review();
+    if (r["allowed"] == true) {
+      ++allowed;
+      CHECK(denied == 0);  // in order: the first five
+    } else {
+      ++denied;
+      CHECK(r["auditAnnotations"]["reason"] == "BufferExhausted");
+      message = r["status"]["message"];
+    }
+  }
+  CHECK(allowed == 5);
+  CHECK(denied == 15);
+  CHECK(message ==
+        "channel shop/web's buffer is exhausted at level high (load 0.82): cpu 100m > 0 remaining "
+        "(by 100m); 5 pods admitted but not yet counted by the operator hold cpu 500m, memory 0");
+  w.metrics.reservations(h.reservations());
+  std::string text = w.metricsText();
+  CHECK(has(text, R"(pi0_webhook_buffer_reservations{channel="shop/web"} 5)"));
+  CHECK(has(text, R"(pi0_webhook_decisions_total{endpoint="pods",reason="BufferExhausted",)"
+                  R"(result="denied"} 15)"));
+
+  // The operator counts the five pods 2 s after they were admitted (its cache's lag): used rises
+  // by 500m and the reservations end. The buffer is full by the count itself now: still denied,
+  // and the message names no reservation.
+  w.clock.advance(2s);
+  w.load(0.8);
+  w.channels = {ptr(bufferedChannel("1", admittedAt + 2s))};
+  Json r = review();
+  CHECK(r["allowed"] == false);
+  CHECK(r["status"]["message"] ==
+        "channel shop/web's buffer is exhausted at level high (load 0.82): cpu 100m > 0 remaining "
+        "(by 100m)");
+  w.metrics.reservations(h.reservations());
+  text = w.metricsText();
+  CHECK(has(text, R"(pi0_webhook_buffer_reservations{channel="shop/web"} 0)"));
+  CHECK(has(text, R"(pi0_webhook_buffer_reservations_ended_total{reason="counted"} 5)"));
+  CHECK(has(text, R"(pi0_webhook_buffer_reservations_ended_total{reason="timeout"} 0)"));
+}
+
+TEST_CASE("pods: reservations the operator never counts end at the timeout") {
+  World w;
+  w.load(0.8);
+  const WallClock::time_point counted = w.wall();  // the operator's count never moves after this
+  w.channels = {ptr(bufferedChannel("500m", counted))};
+  w.matrices = {ptr(elevatedMatrix())};
+  auto h = w.handlers();
+  const Json web = {{"stability.pi0.io/channel", "web"}};
+  int n = 0;
+  auto review = [&] {
+    return response(h.pods(podReview("u" + std::to_string(++n), "shop", web, "100m").dump()));
+  };
+  for (int i = 0; i < 5; ++i)
+    CHECK(review()["allowed"] == true);
+  CHECK(review()["allowed"] == false);
+
+  w.clock.advance(29s);
+  w.load(0.8);
+  CHECK(review()["allowed"] == false);  // 29 s: still held
+  w.clock.advance(1s);
+  w.load(0.8);
+  // 30 s: released; the status (500m left) is all there is to go by again.
+  CHECK(review()["allowed"] == true);
+  w.metrics.reservations(h.reservations());
+  const std::string text = w.metricsText();
+  CHECK(has(text, R"(pi0_webhook_buffer_reservations_ended_total{reason="timeout"} 5)"));
+  CHECK(has(text, R"(pi0_webhook_buffer_reservations{channel="shop/web"} 1)"));
+}
+
+TEST_CASE("pods: a restoring channel's pods neither check nor take its buffer") {
+  World w;
+  w.load(0.8);
+  w.channels = {ptr(bufferedChannel("1", w.wall()))};  // nothing left
+  Json matrix = elevatedMatrix();
+  matrix["status"]["channels"] =
+      Json::array({{{"channel", {{"namespace", "shop"}, {"name", "web"}}},
+                    {"state", "Inactive"},
+                    {"target", "Active"},
+                    {"restoring", true}}});
+  w.matrices = {ptr(matrix)};
+  auto h = w.handlers();
+  const Json web = {{"stability.pi0.io/channel", "web"}};
+  for (int i = 0; i < 3; ++i)
+    CHECK(response(h.pods(
+              podReview("r" + std::to_string(i), "shop", web, "100m").dump()))["allowed"] == true);
+  CHECK(h.reservations().live.empty());
 }
 
 TEST_CASE("a body that is not an AdmissionReview is a 400 with the parser's message") {
