@@ -344,8 +344,10 @@ expect "the degrade steps: annotations, HPA capped, at least ~one step interval 
   'T(D["search"]["ann"]["last-action-time"]) - T(D["batch"]["ann"]["last-action-time"]) >= 2.9' \
   'D["recommendations"]["replicas"] == 4 and D["checkout"]["replicas"] == 2'
 sleep $((2 * STEP + 1))
+# search's generation may be one higher: its HPA controller can scale it down to the cap between
+# Pi0's capping the HPA and scaling the Deployment (Pi0 records the original count first).
 expect "after the elevated steps: each degraded exactly once, nothing else touched, Events, status" \
-  'D["batch"]["gen"] == 2 and D["search"]["gen"] == 2' \
+  'D["batch"]["gen"] == 2 and D["search"]["gen"] in (2, 3)' \
   'D["recommendations"]["gen"] == 1 and D["recommendations"]["ann"] == {}' \
   'D["checkout"]["gen"] == 1 and D["checkout"]["ann"] == {}' \
   'M["default"].get("level") == "elevated" and M["default"].get("levelIndex") == 1' \
@@ -425,7 +427,7 @@ sleep $((2 * STEP + 1))
 # that the step itself was taken exactly once.
 expect "after the critical steps: each step exactly once, originals kept, checkout untouched" \
   'D["batch"]["replicas"] == 0 and D["batch"]["gen"] == 3 and D["batch"]["ann"].get("original-replicas") == "3"' \
-  'D["search"]["replicas"] == 0 and D["search"]["gen"] == 3 and D["search"]["ann"].get("original-replicas") == "3"' \
+  'D["search"]["replicas"] == 0 and D["search"]["gen"] in (3, 4) and D["search"]["ann"].get("original-replicas") == "3"' \
   'D["recommendations"]["replicas"] == 0 and D["recommendations"]["gen"] == 2' \
   'D["recommendations"]["ann"].get("original-replicas") == "4" and D["recommendations"]["ann"].get("channel") == "shop/recommendations"' \
   'D["checkout"]["replicas"] == 2 and D["checkout"]["gen"] == 1 and D["checkout"]["ann"] == {}' \
@@ -465,7 +467,7 @@ wait_for "everything back at its original replicas, ready" 90 \
   'len(ev("Restored", "Channel")) >= 3'
 sleep $((STEP + 1))
 expect "after recovery: one restore write each, annotations gone, Events in dependency order" \
-  'D["batch"]["gen"] == 4 and D["search"]["gen"] == 4 and D["recommendations"]["gen"] == 3 and D["checkout"]["gen"] == 1' \
+  'D["batch"]["gen"] == 4 and D["search"]["gen"] in (4, 5) and D["recommendations"]["gen"] == 3 and D["checkout"]["gen"] == 1' \
   'all(d["ann"] == {} for d in D.values()) and H["search"]["ann"] == {}' \
   'H["search"]["min"] == 2 and H["search"]["max"] == 6' \
   'all(n("Restored", "Channel", c) == 1 for c in ["batch", "search", "recommendations"])' \
@@ -504,7 +506,7 @@ wait_for "the DryRun matrix at level critical with a plan" 30 \
 e2e_log "the DryRun plan: $(value 'M["default"]["plan"]')"
 sleep $((3 * STEP + 1))
 expect "DryRun touched nothing" \
-  'D["batch"]["gen"] == 4 and D["search"]["gen"] == 4 and D["recommendations"]["gen"] == 3 and D["checkout"]["gen"] == 1' \
+  'D["batch"]["gen"] == 4 and D["search"]["gen"] in (4, 5) and D["recommendations"]["gen"] == 3 and D["checkout"]["gen"] == 1' \
   "$ALL_READY" 'all(d["ann"] == {} for d in D.values()) and H["search"]["ann"] == {}' \
   'H["search"]["min"] == 2 and H["search"]["max"] == 6' \
   'n("ScaledDown") == V["scaled_down"]' \
