@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the operator's WorkloadScaler on the real control plane (tests/e2e): two
-# stand-in Nodes, the fake kubelet marking pods ready, and workload_scaler_e2e_test.
+# stand-in Nodes, the fake kubelet marking pods ready, kube-controller-manager's HPA controller
+# acting on the autoscalers, and workload_scaler_e2e_test, which also runs itself as a driver
+# process killed at each of the scaler's crash points (PI0_CRASH_POINT).
 # Usage: workload_scaler_e2e_test.sh SOURCE_DIR TEST_BINARY
 set -euo pipefail
 source_dir=$1
