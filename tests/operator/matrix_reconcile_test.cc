@@ -6,6 +6,8 @@
 // status at the moment pods are created, and how often a channel flaps.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
@@ -355,4 +357,71 @@ TEST_CASE("the status round-trips through its JSON") {
   CHECK(back.progress.evaluations == sim.status.progress.evaluations);
   CHECK(back.channels == sim.status.channels);
   CHECK(back.level == sim.status.level);
+}
+
+// Every field the operator writes into a matrix's status, as one document: the same file
+// tests/crds/crds_test.sh writes through the status subresource of the real apiserver, which
+// must accept it and prune nothing (the CRD's schema and the operator's JSON agree).
+TEST_CASE("a status with every field matches the fixture the CRD test applies") {
+  MatrixStatus s;
+  s.observedGeneration = 3;
+  s.level = "high";
+  s.levelIndex = 2;
+  s.load = 0.87;
+  s.loadByResource = {{"cpu", 0.87}, {"memory", 0.5}};
+  s.anticipatedLoad = 0.9;
+  s.levelCause = "Anticipated";
+  s.stability = 0.9;
+  s.availability = 0.8;
+  s.systemState = "Degraded";
+  s.plan = {{stability::Action::kShutdown, {"shop", "batch"}, "level high", {"Deployment/batch"}}};
+  auto& p = s.progress;
+  p.phase = "Restoring";
+  p.calmSince = kStart;
+  p.lastActionTime = kStart + std::chrono::milliseconds(1500);
+  p.completedSteps = 2;
+  p.message = "1 restore(s) can start";
+  RestoreRecord announced;
+  announced.channel = {"shop", "web"};
+  announced.announcedAt = kStart;
+  RestoreRecord scaling;
+  scaling.channel = {"shop", "batch"};
+  scaling.target = ChannelState::kDegraded;
+  scaling.phase = RestoreRecord::Phase::kScaling;
+  scaling.rollback = true;
+  scaling.announcedAt = kStart;
+  scaling.startedAt = kStart + seconds(1);
+  scaling.attempts = 2;
+  scaling.stalled = true;
+  scaling.retryAt = kStart + seconds(30);
+  p.restores = {announced, scaling};
+  p.evaluations = {{{"shop", "cache"},
+                    stability::Action::kDegrade,
+                    ChannelState::kActive,
+                    kStart,
+                    0.75,
+                    0.95,
+                    1.0,
+                    {{"shop/web", 1.0, 2}}}};
+  p.cooldowns = {{{"shop", "batch"}, kStart + seconds(600), "dependent shop/web ready share fell"}};
+  s.channels = {{{"shop", "batch"},
+                 ChannelState::kInactive,
+                 ChannelState::kDegraded,
+                 true,
+                 stability::Resources{500, int64_t{256} << 20}},
+                {{"shop", "web"}, ChannelState::kActive, ChannelState::kActive, false, std::nullopt}};
+  setCondition(s.conditions, "RolledBack", true, "StepMadeThingsWorse", "held", 3, kStart);
+  setCondition(s.conditions, "StabilityReachable", false, "BoundByCriticalChannels", "bound", 3,
+               kStart);
+  const Json written = {{"status", toJson(s)}};
+  const std::string path = std::string(PI0_SOURCE_DIR) + "/tests/fixtures/kube/matrix_status.json";
+  if (std::getenv("PI0_UPDATE_FIXTURES")) {
+    std::ofstream(path) << written.dump(2) << "\n";
+  }
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in, path << " is missing: run with PI0_UPDATE_FIXTURES=1 to write it");
+  const Json fixture = Json::parse(in);
+  CHECK(fixture == written);
+  // And it reads back as what was written.
+  CHECK(matrixStatusFromJson(fixture["status"]) == s);
 }
