@@ -24,16 +24,29 @@ double round4(double x) {
 
 }  // namespace
 
-ChannelState stateFromWorkloads(const std::vector<json>& workloads) {
+ChannelState stateFromWorkloads(const std::vector<json>& workloads,
+                                const std::vector<json>& autoscalers) {
   ChannelState state = ChannelState::kActive;
-  for (const auto& w : workloads) {
+  for (std::size_t i = 0; i < workloads.size(); ++i) {
+    const auto& w = workloads[i];
+    const json* hpa = i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
     const auto original = originalReplicas(w);
-    if (!original) continue;
     const int64_t now = replicasOf(w);
-    if (now == 0 && *original > 0) return ChannelState::kInactive;
-    if (now < *original) state = ChannelState::kDegraded;
+    if (original && now == 0 && *original > 0) return ChannelState::kInactive;
+    if (original && now < *original) state = ChannelState::kDegraded;
+    // An autoscaler Pi0 still holds (a restore stopped between the workload and its HPA, or a
+    // degrade between the cap and the scale): the channel is not back.
+    if (hpa && restorePending(json::object(), hpa)) state = ChannelState::kDegraded;
   }
   return state;
+}
+
+bool leftoverRecord(const std::vector<json>& workloads, const std::vector<json>& autoscalers) {
+  for (std::size_t i = 0; i < workloads.size(); ++i) {
+    const json* hpa = i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
+    if (restorePending(workloads[i], hpa)) return true;
+  }
+  return false;
 }
 
 stability::ChannelHealth healthFromStatus(const json& status) {
@@ -78,7 +91,7 @@ void setCondition(json& conditions, const std::string& type, bool status, const 
 ChannelOutcome channelStatus(const ChannelInputs& in) {
   const auto& spec = *in.spec;
   ChannelOutcome out;
-  out.state = stateFromWorkloads(in.workloads);
+  out.state = stateFromWorkloads(in.workloads, in.autoscalers);
 
   int64_t desired = 0;
   int64_t ready = 0;

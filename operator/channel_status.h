@@ -20,6 +20,7 @@ struct ChannelInputs {
   const stability::ChannelSpec* spec = nullptr;
   stability::Weights weights;               // the channel's own, else its matrix's
   std::vector<nlohmann::json> workloads;    // the targets that exist
+  std::vector<nlohmann::json> autoscalers;  // [i]: workloads[i]'s HPA, null when none
   std::vector<std::string> missingTargets;  // "Deployment/web" for targets that do not
   std::vector<stability::PodSample> pods;
   std::optional<double> throughputValue;  // the Prometheus query's value, when there is one
@@ -43,7 +44,14 @@ struct ChannelOutcome {
 
 // The channel's state from its workloads' records: Inactive when a recorded target is at 0
 // replicas, Degraded when a recorded target runs fewer than its original count, else Active.
-stability::ChannelState stateFromWorkloads(const std::vector<nlohmann::json>& workloads);
+// `autoscalers[i]` is workloads[i]'s HorizontalPodAutoscaler (null when it has none; the vector
+// may be shorter): an autoscaler that still carries Pi0's record makes the channel Degraded.
+stability::ChannelState stateFromWorkloads(const std::vector<nlohmann::json>& workloads,
+                                           const std::vector<nlohmann::json>& autoscalers = {});
+// Whether any workload or autoscaler carries a record of Pi0's (restorePending): on an Active
+// channel, the trace of a step interrupted after its first write, which a restore clears.
+bool leftoverRecord(const std::vector<nlohmann::json>& workloads,
+                    const std::vector<nlohmann::json>& autoscalers);
 
 ChannelOutcome channelStatus(const ChannelInputs& in);
 

@@ -5,6 +5,7 @@
 #include "channel_status.h"
 #include "kube/json.h"
 #include "stability/health.h"
+#include "workload_scaler.h"
 #include "workload_state.h"
 
 namespace pi0::op {
@@ -69,7 +70,7 @@ ChannelView viewOf(const kube::ObjectPtr& object, const ViewSources& sources) {
   }
   v.spec = std::move(*spec);
   std::vector<Json> workloads;
-  std::vector<Json> autoscalers;
+  std::vector<Json> autoscalers;  // parallel to workloads; null for none
   for (const auto& t : v.spec->targets) {
     const auto& store = t.kind == stability::WorkloadKind::kStatefulSet ? sources.statefulSets
                                                                         : sources.deployments;
@@ -81,6 +82,9 @@ ChannelView viewOf(const kube::ObjectPtr& object, const ViewSources& sources) {
     }
     v.workloads.push_back(w);
     workloads.push_back(*w);
+    auto hpa = findAutoscaler(sources.autoscalers, v.spec->ref.ns, t);
+    v.autoscalers.push_back(hpa);
+    autoscalers.push_back(hpa ? *hpa : Json());
     v.desired += replicasOf(*w);
     v.readyReplicas += field<int64_t>(*w, "/status/readyReplicas"_json_pointer, 0);
     const bool current = field<int64_t>(*w, "/status/observedGeneration"_json_pointer, 0) >=
@@ -91,7 +95,8 @@ ChannelView viewOf(const kube::ObjectPtr& object, const ViewSources& sources) {
     if (auto at = lastActionTime(*w); at && (!v.lastAction || *at > *v.lastAction))
       v.lastAction = at;
   }
-  v.state = stateFromWorkloads(workloads);
+  v.state = stateFromWorkloads(workloads, autoscalers);
+  v.leftover = v.state == stability::ChannelState::kActive && leftoverRecord(workloads, autoscalers);
   for (const auto& pod : sources.pods.list()) {
     if (stringField(*pod, "/metadata/namespace"_json_pointer) != v.spec->ref.ns) continue;
     if (!v.spec->selector.matches(labelsOf(*pod))) continue;

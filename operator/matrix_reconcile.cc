@@ -394,6 +394,21 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     rr.announcedAt = w.now;
     restores.push_back(rr);
   }
+  // A record left by a step interrupted after its first write (an Active channel whose
+  // workload or HPA still carries Pi0's record), at a level where the channel is to be Active:
+  // a restore clears it (it changes no replica count, so nothing to announce).
+  for (const auto* v : c.valid) {
+    const std::string key = v->key();
+    const bool tracked = std::any_of(restores.begin(), restores.end(),
+                                     [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
+    if (!pass.enforcing || !v->leftover || tracked || cooling.contains(key) ||
+        targetOf(key) != ChannelState::kActive) {
+      continue;
+    }
+    pass.actions.push_back({StepKind::kRestore, key, stability::Action::kRestore, 0,
+                            "clears the record of a step that was interrupted", false,
+                            std::nullopt, false});
+  }
   progress.restores = std::move(restores);
   std::set<std::string> restoring;
   for (const auto& rr : progress.restores)

@@ -432,6 +432,8 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
   in.weights = spec.weights.value_or(matrixWeights);
   for (const auto& w : view.workloads)
     in.workloads.push_back(*w);
+  for (const auto& h : view.autoscalers)
+    in.autoscalers.push_back(h ? *h : Json());
   in.missingTargets = view.missing;
   for (const auto& pod : caches_.pods.list()) {
     if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
@@ -552,7 +554,8 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
 
 void Reconcilers::recordOnWorkloads(const ChannelView& view,
                                     const std::vector<TargetOutcome>& outcomes,
-                                    const std::string& reason, const std::string& why) {
+                                    const std::string& reason, const std::string& why,
+                                    bool raise) {
   const std::string& ns = view.spec->ref.ns;
   for (const auto& o : outcomes) {
     const auto& store = o.target.kind == stability::WorkloadKind::kStatefulSet
@@ -572,7 +575,9 @@ void Reconcilers::recordOnWorkloads(const ChannelView& view,
             reason == "ScaledDown"
                 ? "Pi0 capped the bounds at " + std::to_string(std::max(1, o.replicasAfter)) +
                       " replicas for channel " + view.spec->ref.key() + ": " + why
-                : "Pi0 restored the bounds for channel " + view.spec->ref.key() + ": " + why);
+            : raise ? "Pi0 raised the cap to " + std::to_string(std::max(1, o.replicasAfter)) +
+                          " replicas for channel " + view.spec->ref.key() + ": " + why
+                    : "Pi0 restored the bounds for channel " + view.spec->ref.key() + ": " + why);
       }
     }
   }
@@ -619,7 +624,8 @@ bool Reconcilers::takeStep(const ChannelView& view, const StepAction& step) {
                                                                              : "Degraded";
   events_.record(channelRef, kube::EventType::kNormal, channelReason,
                  changes + " (" + step.reason + ")");
-  recordOnWorkloads(view, *outcomes, up ? "ScaledUp" : "ScaledDown", step.reason);
+  recordOnWorkloads(view, *outcomes, up ? "ScaledUp" : "ScaledDown", step.reason,
+                    step.kind == StepKind::kRaise);
   log::info("step taken", {{"channel", spec.ref.key()},
                            {"action", stability::actionName(step.action)},
                            {"changes", changes},

@@ -125,7 +125,7 @@ class Reconcilers {
   // Takes one step; false (with a Warning Event and the error counted) when it failed.
   bool takeStep(const ChannelView& view, const StepAction& step);
   void recordOnWorkloads(const ChannelView& view, const std::vector<TargetOutcome>& outcomes,
-                         const std::string& reason, const std::string& why);
+                         const std::string& reason, const std::string& why, bool raise);
   std::string agentsProblems(const fleet::FleetSnapshot& snapshot,
                              const fleet::CapacityMap& capacity);
   stability::Resources freeAllocatable() const;

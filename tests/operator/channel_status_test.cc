@@ -52,6 +52,20 @@ TEST_CASE("a channel's state comes from its workloads' undo records") {
   CHECK(stateFromWorkloads({workload("a", 0, 0, 0)}) == ChannelState::kActive);
 }
 
+TEST_CASE("item 12: an HPA that still carries Pi0's record keeps the channel from counting as back") {
+  // A restore stopped after the workload's count came back but before its HPA's bounds did.
+  json hpa = {{"metadata", {{"name", "a"}}}, {"spec", {{"minReplicas", 1}, {"maxReplicas", 1}}}};
+  hpa["metadata"]["annotations"][kOriginalMinReplicas] = "2";
+  hpa["metadata"]["annotations"][kOriginalMaxReplicas] = "6";
+  CHECK(stateFromWorkloads({workload("a", 3, 3)}, {hpa}) == ChannelState::kDegraded);
+  CHECK(stateFromWorkloads({workload("a", 3, 3)}, {json()}) == ChannelState::kActive);
+  // A record on the workload alone at its original count (a degrade stopped after its first
+  // write): Active, and a leftover record a restore clears.
+  CHECK(stateFromWorkloads({workload("a", 3, 3, 3)}, {json()}) == ChannelState::kActive);
+  CHECK(leftoverRecord({workload("a", 3, 3, 3)}, {json()}));
+  CHECK_FALSE(leftoverRecord({workload("a", 3, 3)}, {json()}));
+}
+
 TEST_CASE("status: terms, priority, replicas, conditions") {
   const auto spec = shop();
   ChannelInputs in;

@@ -338,6 +338,21 @@ TEST_CASE("rollback: a degrade that harms nobody is kept") {
   CHECK(sim.status.progress.evaluations.empty());  // judged and dropped
 }
 
+TEST_CASE("a record left by a degrade interrupted after its first write is cleared") {
+  Sim sim({{"batch", 3}}, matrixSpec());
+  // The leader recorded the original count and died before scaling (the HPA crash point
+  // scale-down:recorded); the load then fell.
+  sim.workloads.at("batch")["metadata"]["annotations"][kOriginalReplicas] = "3";
+  sim.workloads.at("batch")["metadata"]["annotations"][kManagedBy] = "shop/batch";
+  REQUIRE(sim.stateOf("batch") == ChannelState::kActive);
+  sim.pass(0.3);
+  CHECK(sim.count("Restore shop/batch") == 1);
+  CHECK_FALSE(originalReplicas(sim.workloads.at("batch")));
+  CHECK(sim.replicas("batch") == 3);
+  sim.pass(0.3);
+  CHECK(sim.count("Restore shop/batch") == 1);  // once
+}
+
 TEST_CASE("a matrix that does not act announces and scales nothing") {
   Sim sim({{"batch", 3}}, matrixSpec());
   sim.acting = "other";
