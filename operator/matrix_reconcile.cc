@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <set>
 
 #include "common/timestamp.h"
@@ -123,40 +124,161 @@ std::string harm(const Context& c, const Evaluation& e, double sao, double avail
   return joined(why);
 }
 
-}  // namespace
+// What a pass has decided by the time it judges its steps and follows its restores.
+struct Decided {
+  const MatrixWorld& w;
+  const Context& c;
+  MatrixPass& pass;
+  std::function<ChannelState(const std::string&)> targetOf;
+  double effectiveLoad = 0;
+  double saoNow = 1;
+  std::set<std::string> touched;  // channels with a restore or a step under evaluation
+  std::set<std::string> cooling;  // channels held after a rollback
+};
 
-MatrixPass planMatrix(const MatrixWorld& w) {
-  MatrixPass pass;
-  MatrixStatus& status = pass.status;
-  status = w.previous;
-  const int64_t generation = kube::field<int64_t>(*w.object, "/metadata/generation"_json_pointer, 0);
-  status.observedGeneration = generation;
-  auto& conditions = status.conditions;
+// Rollback checks: each step whose settle time has passed is kept, or undone (a rollback restore,
+// announced) and its channel held for the cool-down.
+void judgeSteps(Decided& x) {
+  const auto& w = x.w;
+  const auto& c = x.c;
+  const auto& spec = c.spec;
+  auto& pass = x.pass;
+  auto& progress = pass.status.progress;
+  const auto& targetOf = x.targetOf;
+  (void)targetOf;
+  const double effectiveLoad = x.effectiveLoad;
+  const double saoNow = x.saoNow;
+  const auto& touched = x.touched;
+  auto& cooling = x.cooling;
+  std::vector<Evaluation> evaluations;
+  for (const auto& e : w.previous.progress.evaluations) {
+    const std::string key = e.channel.key();
+    const auto* v = c.view(key);
+    // Gone, or restored since (nothing left to undo), or no longer ours to act on.
+    if (!v || severity(v->state) <= severity(e.before) || !pass.enforcing) continue;
+    if (w.now - e.takenAt < std::chrono::seconds(spec.rollback.settleSeconds)) {
+      evaluations.push_back(e);
+      continue;
+    }
+    const std::string why = harm(c, e, saoNow, untouchedAvailability(c.valid, touched));
+    if (why.empty()) continue;  // the step holds
+    const std::string message = std::string(stability::actionName(e.action)) + " of " + key +
+                                " made things worse after " +
+                                std::to_string(spec.rollback.settleSeconds) + " s: " + why +
+                                " (load " + fixed(e.load) + " -> " + fixed(effectiveLoad) +
+                                "); undoing it, and not taking it again for " +
+                                std::to_string(spec.rollback.cooldownSeconds) + " s";
+    pass.events.push_back({key, kube::EventType::kWarning, "StepRolledBack", message});
+    pass.events.push_back({"", kube::EventType::kWarning, "StepRolledBack", message});
+    ++pass.rollbacks;
+    std::erase_if(progress.restores,
+                  [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
+    RestoreRecord rr;
+    rr.channel = e.channel;
+    rr.target = e.before;
+    rr.rollback = true;
+    rr.announcedAt = w.now;
+    progress.restores.push_back(rr);
+    std::erase_if(progress.cooldowns, [&](const Cooldown& cd) { return cd.channel.key() == key; });
+    progress.cooldowns.push_back(
+        {e.channel, w.now + std::chrono::seconds(spec.rollback.cooldownSeconds), why});
+    cooling.insert(key);
+  }
+  progress.evaluations = std::move(evaluations);
+
+}
+
+// Restores under way: an announced one is scaled once the announcement is kAnnounceLead old; a
+// scaling one is verified ready, declared stalled after the channel's restore timeout and retried
+// with backoff, always to the channel's target at the current level. Returns the records kept.
+std::vector<RestoreRecord> followRestores(Decided& x) {
+  const auto& w = x.w;
+  const auto& c = x.c;
+  const auto& spec = c.spec;
+  auto& pass = x.pass;
+  auto& progress = pass.status.progress;
+  const auto& targetOf = x.targetOf;
+  (void)targetOf;
+  std::vector<RestoreRecord> restores;
+  for (auto rr : progress.restores) {
+    const std::string key = rr.channel.key();
+    const auto* v = c.view(key);
+    if (!v || !pass.enforcing) continue;  // gone, or no longer ours to follow
+    if (!rr.rollback) rr.target = targetOf(key);
+    const bool reached = severity(v->state) <= severity(rr.target);
+    if (rr.phase == RestoreRecord::Phase::kAnnounced) {
+      if (reached && rr.attempts == 0) continue;  // nothing left to restore
+      if (w.now - rr.announcedAt >= kAnnounceLead) {
+        pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
+                                                                      : StepKind::kRestore,
+                                key, stability::Action::kRestore, v->spec->degradedReplicas,
+                                rr.rollback ? "rollback of a step that made things worse"
+                                            : "load fell: restore to " +
+                                                  std::string(stability::channelStateName(
+                                                      rr.target)),
+                                rr.rollback, std::nullopt, true});
+      }
+      restores.push_back(rr);
+      continue;
+    }
+    const auto started = rr.startedAt.value_or(w.now);
+    if (reached && v->ready) {
+      pass.events.push_back({key, kube::EventType::kNormal, "Restored",
+                             "every target has its replicas ready again, " +
+                                 std::to_string(seconds(w.now - started)) +
+                                 " s after the restore began"});
+      continue;
+    }
+    if (!reached && !rr.stalled) {
+      // The target moved past what was restored (a raise to Degraded, now Active): scale on.
+      pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
+                                                                    : StepKind::kRestore,
+                              key, stability::Action::kRestore, v->spec->degradedReplicas,
+                              "restore to " +
+                                  std::string(stability::channelStateName(rr.target)),
+                              rr.rollback, std::nullopt, false});
+    } else if (!rr.stalled &&
+               w.now - started > std::chrono::seconds(v->spec->restoreTimeoutSeconds)) {
+      const int64_t backoff =
+          std::min<int64_t>(spec.restore.maxBackoffSeconds,
+                            static_cast<int64_t>(spec.restore.backoffSeconds)
+                                << std::min(std::max(rr.attempts, 1) - 1, 20));
+      rr.stalled = true;
+      rr.retryAt = w.now + std::chrono::seconds(backoff);
+      ++pass.stalledNow;
+      pass.events.push_back(
+          {key, kube::EventType::kWarning, "RestoreStalled",
+           "replicas not ready " + std::to_string(v->spec->restoreTimeoutSeconds) +
+               " s after the restore began (attempt " + std::to_string(rr.attempts) +
+               "); retrying in " + std::to_string(backoff) + " s"});
+    } else if (rr.stalled && rr.retryAt.value_or(w.now) <= w.now) {
+      // A retry restores to the target at the current level, never past it.
+      pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
+                                                                    : StepKind::kRestore,
+                              key, stability::Action::kRestore, v->spec->degradedReplicas,
+                              "retry " + std::to_string(rr.attempts + 1) +
+                                  " of a stalled restore to " +
+                                  stability::channelStateName(rr.target),
+                              rr.rollback, std::nullopt, true});
+    }
+    restores.push_back(rr);
+  }
+  return restores;
+}
+
+// The conditions a pass sets from the spec, the acting matrix and the load reading: Enforcing,
+// LoadMeasured, Anticipating, AgentsHealthy. Returns whether this matrix acts.
+bool readingConditions(const MatrixWorld& w, const stability::MatrixSpec& spec,
+                       std::vector<Condition>& conditions, int64_t generation) {
   auto condition = [&](const char* type, bool value, std::string reason, std::string message) {
     setCondition(conditions, type, value, std::move(reason), std::move(message), generation, w.now);
   };
-
-  if (!w.problems.empty()) {
-    const std::string message = joined(w.problems);
-    if (const auto* valid = findCondition(w.previous.conditions, "Valid"); !valid || valid->status)
-      pass.events.push_back({"", kube::EventType::kWarning, "InvalidSpec", message});
-    condition("Valid", false, "InvalidSpec", message);
-    status.progress.phase = phaseName(Phase::kHolding);
-    status.progress.message = "the spec is invalid: no action until it is fixed";
-    status.plan.clear();
-    pass.requeue = std::chrono::seconds(30);
-    return pass;
-  }
-  const Context c(w);
-  const auto& spec = c.spec;
-  condition("Valid", true, "SpecValid", "the spec is valid");
-
   // Which matrix acts: the oldest in Enforce mode (admission::actingMatrix).
-  pass.enforcing = spec.mode == stability::Mode::kEnforce && w.acting == spec.name;
+  const bool enforcing = spec.mode == stability::Mode::kEnforce && w.acting == spec.name;
   if (spec.mode == stability::Mode::kDryRun) {
     condition("Enforcing", false, "DryRun",
               "mode DryRun: the plan is published and nothing is changed");
-  } else if (!pass.enforcing) {
+  } else if (!enforcing) {
     condition("Enforcing", false, "AnotherMatrixEnforces",
               "ShutdownMatrix " + w.acting + " is older and acts; this one only plans");
   } else {
@@ -186,6 +308,40 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   } else {
     condition("AgentsHealthy", false, "AgentsFailing", r.agentTrouble);
   }
+
+  return enforcing;
+}
+
+}  // namespace
+
+MatrixPass planMatrix(const MatrixWorld& w) {
+  MatrixPass pass;
+  MatrixStatus& status = pass.status;
+  status = w.previous;
+  const int64_t generation = kube::field<int64_t>(*w.object, "/metadata/generation"_json_pointer, 0);
+  status.observedGeneration = generation;
+  auto& conditions = status.conditions;
+  auto condition = [&](const char* type, bool value, std::string reason, std::string message) {
+    setCondition(conditions, type, value, std::move(reason), std::move(message), generation, w.now);
+  };
+
+  if (!w.problems.empty()) {
+    const std::string message = joined(w.problems);
+    if (const auto* valid = findCondition(w.previous.conditions, "Valid"); !valid || valid->status)
+      pass.events.push_back({"", kube::EventType::kWarning, "InvalidSpec", message});
+    condition("Valid", false, "InvalidSpec", message);
+    status.progress.phase = phaseName(Phase::kHolding);
+    status.progress.message = "the spec is invalid: no action until it is fixed";
+    status.plan.clear();
+    pass.requeue = std::chrono::seconds(30);
+    return pass;
+  }
+  const Context c(w);
+  const auto& spec = c.spec;
+  condition("Valid", true, "SpecValid", "the spec is valid");
+
+  pass.enforcing = readingConditions(w, spec, conditions, generation);
+  const auto& r = w.reading;
 
   // Cool-downs still running hold their channels as they are: no step plans them.
   auto& progress = status.progress;
@@ -280,108 +436,12 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   for (const auto& e : w.previous.progress.evaluations)
     touched.insert(e.channel.key());
 
+  Decided x{w, c, pass, targetOf, effectiveLoad, saoNow, touched, cooling};
   // 3. Rollback checks.
-  std::vector<Evaluation> evaluations;
-  for (const auto& e : w.previous.progress.evaluations) {
-    const std::string key = e.channel.key();
-    const auto* v = c.view(key);
-    // Gone, or restored since (nothing left to undo), or no longer ours to act on.
-    if (!v || severity(v->state) <= severity(e.before) || !pass.enforcing) continue;
-    if (w.now - e.takenAt < std::chrono::seconds(spec.rollback.settleSeconds)) {
-      evaluations.push_back(e);
-      continue;
-    }
-    const std::string why = harm(c, e, saoNow, untouchedAvailability(c.valid, touched));
-    if (why.empty()) continue;  // the step holds
-    const std::string message = std::string(stability::actionName(e.action)) + " of " + key +
-                                " made things worse after " +
-                                std::to_string(spec.rollback.settleSeconds) + " s: " + why +
-                                " (load " + fixed(e.load) + " -> " + fixed(effectiveLoad) +
-                                "); undoing it, and not taking it again for " +
-                                std::to_string(spec.rollback.cooldownSeconds) + " s";
-    pass.events.push_back({key, kube::EventType::kWarning, "StepRolledBack", message});
-    pass.events.push_back({"", kube::EventType::kWarning, "StepRolledBack", message});
-    ++pass.rollbacks;
-    std::erase_if(progress.restores,
-                  [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
-    RestoreRecord rr;
-    rr.channel = e.channel;
-    rr.target = e.before;
-    rr.rollback = true;
-    rr.announcedAt = w.now;
-    progress.restores.push_back(rr);
-    std::erase_if(progress.cooldowns, [&](const Cooldown& cd) { return cd.channel.key() == key; });
-    progress.cooldowns.push_back(
-        {e.channel, w.now + std::chrono::seconds(spec.rollback.cooldownSeconds), why});
-    cooling.insert(key);
-  }
-  progress.evaluations = std::move(evaluations);
-
+  judgeSteps(x);
+  cooling = x.cooling;
   // 4. Restores under way.
-  std::vector<RestoreRecord> restores;
-  for (auto rr : progress.restores) {
-    const std::string key = rr.channel.key();
-    const auto* v = c.view(key);
-    if (!v || !pass.enforcing) continue;  // gone, or no longer ours to follow
-    if (!rr.rollback) rr.target = targetOf(key);
-    const bool reached = severity(v->state) <= severity(rr.target);
-    if (rr.phase == RestoreRecord::Phase::kAnnounced) {
-      if (reached && rr.attempts == 0) continue;  // nothing left to restore
-      if (w.now - rr.announcedAt >= kAnnounceLead) {
-        pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
-                                                                      : StepKind::kRestore,
-                                key, stability::Action::kRestore, v->spec->degradedReplicas,
-                                rr.rollback ? "rollback of a step that made things worse"
-                                            : "load fell: restore to " +
-                                                  std::string(stability::channelStateName(
-                                                      rr.target)),
-                                rr.rollback, std::nullopt, true});
-      }
-      restores.push_back(rr);
-      continue;
-    }
-    const auto started = rr.startedAt.value_or(w.now);
-    if (reached && v->ready) {
-      pass.events.push_back({key, kube::EventType::kNormal, "Restored",
-                             "every target has its replicas ready again, " +
-                                 std::to_string(seconds(w.now - started)) +
-                                 " s after the restore began"});
-      continue;
-    }
-    if (!reached && !rr.stalled) {
-      // The target moved past what was restored (a raise to Degraded, now Active): scale on.
-      pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
-                                                                    : StepKind::kRestore,
-                              key, stability::Action::kRestore, v->spec->degradedReplicas,
-                              "restore to " +
-                                  std::string(stability::channelStateName(rr.target)),
-                              rr.rollback, std::nullopt, false});
-    } else if (!rr.stalled &&
-               w.now - started > std::chrono::seconds(v->spec->restoreTimeoutSeconds)) {
-      const int64_t backoff =
-          std::min<int64_t>(spec.restore.maxBackoffSeconds,
-                            static_cast<int64_t>(spec.restore.backoffSeconds)
-                                << std::min(std::max(rr.attempts, 1) - 1, 20));
-      rr.stalled = true;
-      rr.retryAt = w.now + std::chrono::seconds(backoff);
-      ++pass.stalledNow;
-      pass.events.push_back(
-          {key, kube::EventType::kWarning, "RestoreStalled",
-           "replicas not ready " + std::to_string(v->spec->restoreTimeoutSeconds) +
-               " s after the restore began (attempt " + std::to_string(rr.attempts) +
-               "); retrying in " + std::to_string(backoff) + " s"});
-    } else if (rr.stalled && rr.retryAt.value_or(w.now) <= w.now) {
-      // A retry restores to the target at the current level, never past it.
-      pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
-                                                                    : StepKind::kRestore,
-                              key, stability::Action::kRestore, v->spec->degradedReplicas,
-                              "retry " + std::to_string(rr.attempts + 1) +
-                                  " of a stalled restore to " +
-                                  stability::channelStateName(rr.target),
-                              rr.rollback, std::nullopt, true});
-    }
-    restores.push_back(rr);
-  }
+  std::vector<RestoreRecord> restores = followRestores(x);
   // 5. New restores: announced now, scaled on a later pass.
   for (const auto& step : d.restoreNow) {
     const std::string key = step.channel.key();
