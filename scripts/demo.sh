@@ -17,9 +17,9 @@
 # It stops everything it started and removes the cluster when it ends, also on Ctrl-C.
 #
 # Exit status: 0 when everything went as the worked example says (every level reached, each
-# step taken, the admissions as expected, everything restored), 1 when not (the summary says
-# what; logs are kept and their place printed), 2 for bad flags or a missing prerequisite,
-# 130 on Ctrl-C.
+# step taken, the admissions as expected, no pod that a restore brought back denied, everything
+# restored), 1 when not (the summary says what; logs are kept and their place printed), 2 for
+# bad flags or a missing prerequisite, 130 on Ctrl-C.
 #
 # Usage: scripts/demo.sh [--fast] [--keep] [--build-dir DIR] [--summary-json FILE]
 # Needs a build (scripts/build.sh release, or scripts/run.sh, which builds and runs this).
@@ -228,7 +228,7 @@ port_from_log() {
 # programs' /metrics. Modes: watch (the live log), wait, snapshot, peak, summary.
 
 cat >"$work/demo.py" <<'PY'
-import http.client, json, os, re, signal, ssl, sys, time, urllib.parse, urllib.request
+import datetime, http.client, json, os, re, signal, ssl, sys, time, urllib.parse, urllib.request
 
 SERVER = urllib.parse.urlsplit(os.environ["PI0_APISERVER"])
 TOKEN = os.environ["PI0_TOKEN"]
@@ -299,6 +299,31 @@ def channels():
 def matrix():
     m = API.get("/apis/stability.pi0.io/v1alpha1/shutdownmatrices/default") or {}
     return m.get("status") or {}
+
+
+def channel_of_pod():
+    """A function from a pod's name to its Channel's name (None when none), through the
+    Channels' spec.targets: a Deployment's pods are named DEPLOYMENT-HASH-SUFFIX (the
+    ReplicaSet's name and a suffix), a StatefulSet's STATEFULSET-ORDINAL."""
+    patterns = []
+    items = API.get("/apis/stability.pi0.io/v1alpha1/namespaces/%s/channels" % NS) or {}
+    for o in items.get("items", []):
+        for t in (o.get("spec") or {}).get("targets") or []:
+            tail = r"-\d+" if t.get("kind") == "StatefulSet" else r"-[a-z0-9]+-[a-z0-9]+"
+            patterns.append((re.compile(re.escape(t.get("name", "")) + tail),
+                             o["metadata"]["name"]))
+
+    def of(pod):
+        return next((ch for pattern, ch in patterns if pattern.fullmatch(pod)), None)
+    return of
+
+
+def epoch(rfc3339):
+    """Seconds since the epoch of an RFC 3339 time as Pi0 logs it ("...T09:51:46.123Z")."""
+    try:
+        return datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError):
+        return None
 
 
 def operator_events():
@@ -556,6 +581,33 @@ def summary(out_json, operator_url, webhook_url, prometheus_url, ca_file):
                 or r["ready"] != r["original"] or r["annotations"]]
     not_active = sorted(n for n, s in C.items() if s.get("state") != "Active")
     unexpected = [p for p in probes if p["result"] != p["expect"]]
+    # Pods a restore brought back and pi0-webhook denied: a denial as ChannelInactive or
+    # BufferExhausted of a pod of a channel whose restore had begun (its Restoring Event, or
+    # RollingBack for the undoing of a step, at or before the denial) and that was not degraded
+    # or shut down again since. The operator announces a restore in the matrix's status before
+    # it scales up, and the webhook lets a restoring channel's pods through, so there are none.
+    # The Event is recorded right after the scale writes that make the ReplicaSets create the
+    # pods (a channel's first pods can be denied 20 ms before it), so a denial up to 1 s before
+    # it counts too (a channel at rest creates no pods to deny).
+    pod_channel = channel_of_pod()
+    up = ("Restoring", "RollingBack")
+    moves = {}  # {channel: [(t, reason)]}, the operator's steps on each
+    for e in events:
+        if e["kind"] == "Channel" and e["reason"] in up + ("Degraded", "ShutDown"):
+            moves.setdefault(e["name"], []).append((e["t"], e["reason"]))
+    restored_denied = []
+    for rec in facts.get("controllerDenied", []):
+        if rec.get("reason") not in ("ChannelInactive", "BufferExhausted"):
+            continue
+        pod = (rec.get("pod") or "").split("/")[-1]
+        channel, t = pod_channel(pod), epoch(rec.get("ts"))
+        if channel is None or t is None:
+            continue
+        last = [reason for at, reason in sorted(moves.get(channel, []))
+                if at <= t + (1 if reason in up else 0)]
+        if last and last[-1] in up:
+            restored_denied.append({"pod": pod, "channel": channel, "reason": rec.get("reason"),
+                                    "ts": rec.get("ts"), "message": rec.get("message")})
     s = {
         "levels": levels, "highestLevel": highest, "maxLoad": facts.get("maxLoad"),
         "finalLevel": M.get("level"), "finalLoad": M.get("load"),
@@ -570,6 +622,8 @@ def summary(out_json, operator_url, webhook_url, prometheus_url, ca_file):
             "resourcesDenied": sum(1 for p in probes if p["result"] == "denied" and "/" in p["name"]),
             "controllerAdmitted": facts.get("controllerAdmitted", 0),
             "controllerDenied": len(facts.get("controllerDenied", [])),
+            # The pods of restoring channels that were denied (see above): none expected.
+            "restoredDenied": restored_denied,
             "webhookDecisions": decisions,
         },
         "workloads": restored, "notRestored": not_back, "channelsNotActive": not_active,
@@ -591,6 +645,11 @@ def summary(out_json, operator_url, webhook_url, prometheus_url, ca_file):
         problems.append("%d scale steps failed" % s["steps"]["ScaleFailed"])
     for p in unexpected:
         problems.append("%s was %s, expected %s" % (p["name"], p["result"], p["expect"]))
+    if restored_denied:
+        problems.append("%d pods of restoring channels denied: %s" % (
+            len(restored_denied), ", ".join("%s (%s, %s)" % (d["pod"], d["channel"], d["reason"])
+                                            for d in restored_denied[:5]) +
+            (", ..." if len(restored_denied) > 5 else "")))
     if not_back:
         problems.append("not back at their original replicas (or still annotated): " +
                         ", ".join(not_back))
@@ -625,6 +684,11 @@ def summary(out_json, operator_url, webhook_url, prometheus_url, ca_file):
     for endpoint, counts in sorted(decisions.items()):
         line("", "pi0-webhook's decisions on %s: %s" % (endpoint, ", ".join(
             "%s %d" % (k, v) for k, v in sorted(counts.items()))))
+    line("restores", "%d restored pods denied (none expected)" % len(restored_denied)
+         if not restored_denied else paint("31", "%d restored pods denied as ChannelInactive or "
+                                           "BufferExhausted (none expected)" % len(restored_denied)))
+    for d in restored_denied[:10]:
+        line("", "  %s %-26s %-15s %s" % (d["ts"], d["pod"], d["reason"], d["message"]))
     line("restored", "; ".join("%s %d/%d" % (n, r["ready"], r["replicas"])
                                for n, r in restored.items()) +
          ("; every Channel Active, no Pi0 annotation left, level normal" if s["restored"]
