@@ -29,7 +29,8 @@ ChannelState stateFromWorkloads(const std::vector<json>& workloads,
   ChannelState state = ChannelState::kActive;
   for (std::size_t i = 0; i < workloads.size(); ++i) {
     const auto& w = workloads[i];
-    const json* hpa = i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
+    const json* hpa =
+        i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
     const auto original = originalReplicas(w);
     const int64_t now = replicasOf(w);
     if (original && now == 0 && *original > 0) return ChannelState::kInactive;
@@ -43,7 +44,8 @@ ChannelState stateFromWorkloads(const std::vector<json>& workloads,
 
 bool leftoverRecord(const std::vector<json>& workloads, const std::vector<json>& autoscalers) {
   for (std::size_t i = 0; i < workloads.size(); ++i) {
-    const json* hpa = i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
+    const json* hpa =
+        i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
     if (restorePending(workloads[i], hpa)) return true;
   }
   return false;
@@ -171,6 +173,33 @@ ChannelOutcome channelStatus(const ChannelInputs& in) {
   status["conditions"] = conditions;
   out.status = std::move(status);
   return out;
+}
+
+json bufferStatus(const std::optional<stability::Resources>& allocation,
+                  const stability::PodRequests& requested, const json& previousStatus,
+                  stability::WallClock::time_point now) {
+  if (!allocation || (!allocation->cpuMilli && !allocation->memoryBytes)) return json();
+  auto quantities = [](int64_t cpu, int64_t memory) {
+    return json{{"cpu", stability::formatCpuMilli(cpu)},
+                {"memory", stability::formatBytes(memory)}};
+  };
+  json allocated = json::object();
+  if (allocation->cpuMilli) allocated["cpu"] = stability::formatCpuMilli(*allocation->cpuMilli);
+  if (allocation->memoryBytes)
+    allocated["memory"] = stability::formatBytes(*allocation->memoryBytes);
+  const json base =
+      kube::field<json>(previousStatus, "/buffer/baseline"_json_pointer, json::object());
+  const auto baseCpu = stability::parseCpuMilli(kube::stringField(base, "/cpu"_json_pointer));
+  const auto baseMemory = stability::parseBytes(kube::stringField(base, "/memory"_json_pointer));
+  const bool kept = base.contains("cpu") && base.contains("memory") && baseCpu && baseMemory;
+  const int64_t fromCpu = kept ? *baseCpu : requested.cpuMilli;
+  const int64_t fromMemory = kept ? *baseMemory : requested.memoryBytes;
+  return {{"allocated", allocated},
+          {"baseline", quantities(fromCpu, fromMemory)},
+          {"requested", quantities(requested.cpuMilli, requested.memoryBytes)},
+          {"used", quantities(std::max<int64_t>(0, requested.cpuMilli - fromCpu),
+                              std::max<int64_t>(0, requested.memoryBytes - fromMemory))},
+          {"observedAt", rfc3339Millis(now)}};
 }
 
 bool statusChanged(const json& previous, const json& next) {

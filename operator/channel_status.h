@@ -12,6 +12,7 @@
 
 #include "stability/health.h"
 #include "stability/planner.h"
+#include "stability/requests.h"
 #include "stability/spec.h"
 
 namespace pi0::op {
@@ -54,6 +55,17 @@ bool leftoverRecord(const std::vector<nlohmann::json>& workloads,
                     const std::vector<nlohmann::json>& autoscalers);
 
 ChannelOutcome channelStatus(const ChannelInputs& in);
+
+// status.buffer, or null for none. With an allocation (the acting matrix's status.channels[]
+// buffer, at a level above the first, when it names a resource): allocated; baseline, what the
+// channel's pods requested when the level rose (kept from `previousStatus` while the level stays
+// up, else `requested` now); requested; used, what they request beyond the baseline (never below
+// 0); observedAt, `now` with milliseconds (pi0-webhook ends its reservations for pods admitted
+// before it).
+nlohmann::json bufferStatus(const std::optional<stability::Resources>& allocation,
+                            const stability::PodRequests& requested,
+                            const nlohmann::json& previousStatus,
+                            stability::WallClock::time_point now);
 
 // The health state kept in status.health (and the reliability in status.terms).
 stability::ChannelHealth healthFromStatus(const nlohmann::json& status);

@@ -96,7 +96,8 @@ ChannelView viewOf(const kube::ObjectPtr& object, const ViewSources& sources) {
       v.lastAction = at;
   }
   v.state = stateFromWorkloads(workloads, autoscalers);
-  v.leftover = v.state == stability::ChannelState::kActive && leftoverRecord(workloads, autoscalers);
+  v.leftover =
+      v.state == stability::ChannelState::kActive && leftoverRecord(workloads, autoscalers);
   for (const auto& pod : sources.pods.list()) {
     if (stringField(*pod, "/metadata/namespace"_json_pointer) != v.spec->ref.ns) continue;
     if (!v.spec->selector.matches(labelsOf(*pod))) continue;

@@ -20,15 +20,15 @@ struct ChannelView {
   kube::ObjectPtr object;
   std::optional<stability::ChannelSpec> spec;  // nullopt when the object does not parse
   std::string parseError;
-  std::vector<kube::ObjectPtr> workloads;  // the targets that exist, in spec order
-  std::vector<std::string> missing;        // "Deployment/web"
+  std::vector<kube::ObjectPtr> workloads;    // the targets that exist, in spec order
+  std::vector<std::string> missing;          // "Deployment/web"
   std::vector<kube::ObjectPtr> autoscalers;  // [i]: workloads[i]'s HPA, null when none
   stability::ChannelState state = stability::ChannelState::kActive;
   // A workload or HPA carries Pi0's record although the state is Active: a step stopped after
   // its first write; a restore clears it.
   bool leftover = false;
-  bool ready = true;         // every target exists and has its replicas ready
-  int64_t desired = 0;       // spec.replicas summed over the targets
+  bool ready = true;    // every target exists and has its replicas ready
+  int64_t desired = 0;  // spec.replicas summed over the targets
   int64_t readyReplicas = 0;
   int64_t restarts = 0;  // container restarts summed over the channel's pods
   // The latest stability.pi0.io/last-action-time stamp on its workloads.

@@ -162,12 +162,11 @@ void judgeSteps(Decided& x) {
     }
     const std::string why = harm(c, e, saoNow, untouchedAvailability(c.valid, touched));
     if (why.empty()) continue;  // the step holds
-    const std::string message = std::string(stability::actionName(e.action)) + " of " + key +
-                                " made things worse after " +
-                                std::to_string(spec.rollback.settleSeconds) + " s: " + why +
-                                " (load " + fixed(e.load) + " -> " + fixed(effectiveLoad) +
-                                "); undoing it, and not taking it again for " +
-                                std::to_string(spec.rollback.cooldownSeconds) + " s";
+    const std::string message =
+        std::string(stability::actionName(e.action)) + " of " + key + " made things worse after " +
+        std::to_string(spec.rollback.settleSeconds) + " s: " + why + " (load " + fixed(e.load) +
+        " -> " + fixed(effectiveLoad) + "); undoing it, and not taking it again for " +
+        std::to_string(spec.rollback.cooldownSeconds) + " s";
     pass.events.push_back({key, kube::EventType::kWarning, "StepRolledBack", message});
     pass.events.push_back({"", kube::EventType::kWarning, "StepRolledBack", message});
     ++pass.rollbacks;
@@ -185,7 +184,6 @@ void judgeSteps(Decided& x) {
     cooling.insert(key);
   }
   progress.evaluations = std::move(evaluations);
-
 }
 
 // Restores under way: an announced one is scaled once the announcement is kAnnounceLead old; a
@@ -209,14 +207,13 @@ std::vector<RestoreRecord> followRestores(Decided& x) {
     if (rr.phase == RestoreRecord::Phase::kAnnounced) {
       if (reached && rr.attempts == 0) continue;  // nothing left to restore
       if (w.now - rr.announcedAt >= kAnnounceLead) {
-        pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
-                                                                      : StepKind::kRestore,
-                                key, stability::Action::kRestore, v->spec->degradedReplicas,
-                                rr.rollback ? "rollback of a step that made things worse"
-                                            : "load fell: restore to " +
-                                                  std::string(stability::channelStateName(
-                                                      rr.target)),
-                                rr.rollback, std::nullopt, true});
+        pass.actions.push_back(
+            {rr.target == ChannelState::kDegraded ? StepKind::kRaise : StepKind::kRestore, key,
+             stability::Action::kRestore, v->spec->degradedReplicas,
+             rr.rollback
+                 ? "rollback of a step that made things worse"
+                 : "load fell: restore to " + std::string(stability::channelStateName(rr.target)),
+             rr.rollback, std::nullopt, true});
       }
       restores.push_back(rr);
       continue;
@@ -231,18 +228,16 @@ std::vector<RestoreRecord> followRestores(Decided& x) {
     }
     if (!reached && !rr.stalled) {
       // The target moved past what was restored (a raise to Degraded, now Active): scale on.
-      pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
-                                                                    : StepKind::kRestore,
-                              key, stability::Action::kRestore, v->spec->degradedReplicas,
-                              "restore to " +
-                                  std::string(stability::channelStateName(rr.target)),
-                              rr.rollback, std::nullopt, false});
+      pass.actions.push_back(
+          {rr.target == ChannelState::kDegraded ? StepKind::kRaise : StepKind::kRestore, key,
+           stability::Action::kRestore, v->spec->degradedReplicas,
+           "restore to " + std::string(stability::channelStateName(rr.target)), rr.rollback,
+           std::nullopt, false});
     } else if (!rr.stalled &&
                w.now - started > std::chrono::seconds(v->spec->restoreTimeoutSeconds)) {
-      const int64_t backoff =
-          std::min<int64_t>(spec.restore.maxBackoffSeconds,
-                            static_cast<int64_t>(spec.restore.backoffSeconds)
-                                << std::min(std::max(rr.attempts, 1) - 1, 20));
+      const int64_t backoff = std::min<int64_t>(spec.restore.maxBackoffSeconds,
+                                                static_cast<int64_t>(spec.restore.backoffSeconds)
+                                                    << std::min(std::max(rr.attempts, 1) - 1, 20));
       rr.stalled = true;
       rr.retryAt = w.now + std::chrono::seconds(backoff);
       ++pass.stalledNow;
@@ -253,13 +248,12 @@ std::vector<RestoreRecord> followRestores(Decided& x) {
                "); retrying in " + std::to_string(backoff) + " s"});
     } else if (rr.stalled && rr.retryAt.value_or(w.now) <= w.now) {
       // A retry restores to the target at the current level, never past it.
-      pass.actions.push_back({rr.target == ChannelState::kDegraded ? StepKind::kRaise
-                                                                    : StepKind::kRestore,
-                              key, stability::Action::kRestore, v->spec->degradedReplicas,
-                              "retry " + std::to_string(rr.attempts + 1) +
-                                  " of a stalled restore to " +
-                                  stability::channelStateName(rr.target),
-                              rr.rollback, std::nullopt, true});
+      pass.actions.push_back(
+          {rr.target == ChannelState::kDegraded ? StepKind::kRaise : StepKind::kRestore, key,
+           stability::Action::kRestore, v->spec->degradedReplicas,
+           "retry " + std::to_string(rr.attempts + 1) + " of a stalled restore to " +
+               stability::channelStateName(rr.target),
+           rr.rollback, std::nullopt, true});
     }
     restores.push_back(rr);
   }
@@ -318,7 +312,8 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   MatrixPass pass;
   MatrixStatus& status = pass.status;
   status = w.previous;
-  const int64_t generation = kube::field<int64_t>(*w.object, "/metadata/generation"_json_pointer, 0);
+  const int64_t generation =
+      kube::field<int64_t>(*w.object, "/metadata/generation"_json_pointer, 0);
   status.observedGeneration = generation;
   auto& conditions = status.conditions;
   auto condition = [&](const char* type, bool value, std::string reason, std::string message) {
@@ -345,9 +340,8 @@ MatrixPass planMatrix(const MatrixWorld& w) {
 
   // Cool-downs still running hold their channels as they are: no step plans them.
   auto& progress = status.progress;
-  std::erase_if(progress.cooldowns, [&](const Cooldown& cd) {
-    return cd.until <= w.now || !c.view(cd.channel.key());
-  });
+  std::erase_if(progress.cooldowns,
+                [&](const Cooldown& cd) { return cd.until <= w.now || !c.view(cd.channel.key()); });
   std::set<std::string> cooling;
   for (const auto& cd : progress.cooldowns)
     cooling.insert(cd.channel.key());
@@ -398,10 +392,9 @@ MatrixPass planMatrix(const MatrixWorld& w) {
           {"", kube::EventType::kNormal, "LevelChanged", change + " at load " + fixed(*r.load)});
     }
   }
-  const double effectiveLoad =
-      std::max(r.load.value_or(0.0), spec.anticipationSeconds > 0 && r.anticipated
-                                         ? *r.anticipated
-                                         : r.load.value_or(0.0));
+  const double effectiveLoad = std::max(
+      r.load.value_or(0.0),
+      spec.anticipationSeconds > 0 && r.anticipated ? *r.anticipated : r.load.value_or(0.0));
   const auto targets =
       stability::targets(stability::PlanInput{&spec, planned, d.level.index, effectiveLoad});
   auto targetOf = [&](const std::string& key) {
@@ -445,8 +438,9 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   // 5. New restores: announced now, scaled on a later pass.
   for (const auto& step : d.restoreNow) {
     const std::string key = step.channel.key();
-    const bool tracked = std::any_of(restores.begin(), restores.end(),
-                                     [&](const RestoreRecord& rr) { return rr.channel == step.channel; });
+    const bool tracked =
+        std::any_of(restores.begin(), restores.end(),
+                    [&](const RestoreRecord& rr) { return rr.channel == step.channel; });
     if (tracked || cooling.contains(key)) continue;
     RestoreRecord rr;
     rr.channel = step.channel;
@@ -459,15 +453,16 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   // a restore clears it (it changes no replica count, so nothing to announce).
   for (const auto* v : c.valid) {
     const std::string key = v->key();
-    const bool tracked = std::any_of(restores.begin(), restores.end(),
-                                     [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
+    const bool tracked =
+        std::any_of(restores.begin(), restores.end(),
+                    [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
     if (!pass.enforcing || !v->leftover || tracked || cooling.contains(key) ||
         targetOf(key) != ChannelState::kActive) {
       continue;
     }
     pass.actions.push_back({StepKind::kRestore, key, stability::Action::kRestore, 0,
-                            "clears the record of a step that was interrupted", false,
-                            std::nullopt, false});
+                            "clears the record of a step that was interrupted", false, std::nullopt,
+                            false});
   }
   progress.restores = std::move(restores);
   std::set<std::string> restoring;
@@ -488,9 +483,14 @@ MatrixPass planMatrix(const MatrixWorld& w) {
       if (spec.rollback.settleSeconds > 0) {
         std::set<std::string> others = touched;
         others.insert(key);
-        a.evaluation = Evaluation{d.shutdownNow->channel, d.shutdownNow->action, v->state,
-                                  w.now,                  effectiveLoad,          saoNow,
-                                  untouchedAvailability(c.valid, others), c.dependents(key)};
+        a.evaluation = Evaluation{d.shutdownNow->channel,
+                                  d.shutdownNow->action,
+                                  v->state,
+                                  w.now,
+                                  effectiveLoad,
+                                  saoNow,
+                                  untouchedAvailability(c.valid, others),
+                                  c.dependents(key)};
       }
       pass.actions.push_back(std::move(a));
     }
@@ -611,10 +611,10 @@ void settleMatrix(MatrixPass& pass, const std::vector<bool>& succeeded, WallTime
     ++taken;
     for (auto& e : pass.status.channels) {
       if (e.channel.key() != a.channel) continue;
-      e.state = a.kind == StepKind::kRestore  ? ChannelState::kActive
-                : a.kind == StepKind::kRaise ? ChannelState::kDegraded
+      e.state = a.kind == StepKind::kRestore               ? ChannelState::kActive
+                : a.kind == StepKind::kRaise               ? ChannelState::kDegraded
                 : a.action == stability::Action::kShutdown ? ChannelState::kInactive
-                                                            : ChannelState::kDegraded;
+                                                           : ChannelState::kDegraded;
     }
     if (a.evaluation) {
       std::erase_if(progress.evaluations,

@@ -41,8 +41,8 @@ struct LoadReading {
   std::optional<double> anticipated;
   std::map<std::string, double> byResource;
   bool measured = false;
-  std::string measuredReason;   // LoadMeasured's reason
-  std::string measuredMessage;  // and message
+  std::string measuredReason;    // LoadMeasured's reason
+  std::string measuredMessage;   // and message
   std::string forecastCoverage;  // "3 of 3 nodes counted for cpu publish a forecast"
   std::string agentTrouble;      // empty when every agent answers
 };
@@ -66,7 +66,7 @@ enum class StepKind { kScaleDown, kRaise, kRestore };
 // A change to a channel's workloads, to take after the status is written.
 struct StepAction {
   StepKind kind = StepKind::kScaleDown;
-  std::string channel;  // key
+  std::string channel;                                     // key
   stability::Action action = stability::Action::kDegrade;  // for metrics and Events
   int32_t replicas = 0;  // kScaleDown: to this; kRaise: up to this
   std::string reason;
@@ -89,8 +89,8 @@ struct MatrixPass {
   std::vector<EventOut> events;
   bool enforcing = false;
   bool anticipatedRise = false;
-  int rollbacks = 0;      // steps rolled back in this pass
-  int stalledNow = 0;     // restores declared stalled in this pass
+  int rollbacks = 0;                // steps rolled back in this pass
+  int stalledNow = 0;               // restores declared stalled in this pass
   std::chrono::seconds requeue{0};  // 0: the matrix period
 };
 

@@ -176,9 +176,8 @@ Json toJson(const MatrixStatus& s) {
   j["plan"] = plan;
 
   const auto& p = s.progress;
-  Json progress = {{"phase", p.phase},
-                   {"completedSteps", p.completedSteps},
-                   {"message", p.message}};
+  Json progress = {
+      {"phase", p.phase}, {"completedSteps", p.completedSteps}, {"message", p.message}};
   putTime(progress, "calmSince", p.calmSince);
   putTime(progress, "lastActionTime", p.lastActionTime, 3);
   if (!p.restores.empty()) {
@@ -264,7 +263,8 @@ MatrixStatus matrixStatusFromJson(const Json& j) {
   for (const auto& p : array(j, "plan")) {
     auto action = parseAction(stringField(p, "/action"_json_pointer));
     if (!action) continue;
-    PlanStepStatus step{*action, refOf(field<Json>(p, "/channel"_json_pointer, Json::object())),
+    PlanStepStatus step{*action,
+                        refOf(field<Json>(p, "/channel"_json_pointer, Json::object())),
                         stringField(p, "/reason"_json_pointer),
                         {}};
     for (const auto& t : field<Json>(p, "/targets"_json_pointer, Json::array())) {
@@ -284,16 +284,17 @@ MatrixStatus matrixStatusFromJson(const Json& j) {
     RestoreRecord x;
     x.channel = refOf(field<Json>(r, "/channel"_json_pointer, Json::object()));
     if (x.channel.name.empty()) continue;
-    x.target = parseChannelState(stringField(r, "/target"_json_pointer))
-                   .value_or(ChannelState::kActive);
+    x.target =
+        parseChannelState(stringField(r, "/target"_json_pointer)).value_or(ChannelState::kActive);
     x.startedAt = timeOf(r, "startedAt");
     // A record without a phase was written by an operator that scaled at once: Scaling.
-    x.phase = stringField(r, "/phase"_json_pointer) == "Announced" ? RestoreRecord::Phase::kAnnounced
-                                                                    : RestoreRecord::Phase::kScaling;
+    x.phase = stringField(r, "/phase"_json_pointer) == "Announced"
+                  ? RestoreRecord::Phase::kAnnounced
+                  : RestoreRecord::Phase::kScaling;
     x.announcedAt = timeOf(r, "announcedAt").value_or(x.startedAt.value_or(WallTime{}));
     x.rollback = field<bool>(r, "/rollback"_json_pointer, false);
-    x.attempts = static_cast<int>(field<int64_t>(r, "/attempts"_json_pointer,
-                                                 x.phase == RestoreRecord::Phase::kScaling));
+    x.attempts = static_cast<int>(
+        field<int64_t>(r, "/attempts"_json_pointer, x.phase == RestoreRecord::Phase::kScaling));
     x.stalled = field<bool>(r, "/stalled"_json_pointer, false);
     x.retryAt = timeOf(r, "retryAt");
     p.restores.push_back(std::move(x));
@@ -306,8 +307,8 @@ MatrixStatus matrixStatusFromJson(const Json& j) {
     if (x.channel.name.empty() || !action || !taken) continue;
     x.action = *action;
     x.takenAt = *taken;
-    x.before = parseChannelState(stringField(e, "/before"_json_pointer))
-                   .value_or(ChannelState::kActive);
+    x.before =
+        parseChannelState(stringField(e, "/before"_json_pointer)).value_or(ChannelState::kActive);
     x.load = field<double>(e, "/load"_json_pointer, 0.0);
     x.stability = field<double>(e, "/stability"_json_pointer, 1.0);
     x.availability = field<double>(e, "/availability"_json_pointer, 1.0);

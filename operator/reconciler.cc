@@ -109,11 +109,6 @@ op::Action metricAction(stability::Action a) {
   return op::Action::kRestore;
 }
 
-Json resourcesJson(int64_t cpuMilli, int64_t memoryBytes) {
-  return {{"cpu", stability::formatCpuMilli(cpuMilli)},
-          {"memory", stability::formatBytes(memoryBytes)}};
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -178,7 +173,6 @@ fleet::CapacityMap capacitiesOf(const std::vector<ObjectPtr>& nodes) {
   return out;
 }
 
-
 Caches::Caches(kube::Client& client)
     : channels(kube::Store::dropManagedFields),
       matrices(kube::Store::dropManagedFields),
@@ -235,7 +229,6 @@ bool Caches::waitForSync(std::stop_token stop, std::chrono::milliseconds timeout
 }
 
 // ---------------------------------------------------------------------------------------------
-
 
 // ---------------------------------------------------------------------------------------------
 
@@ -471,9 +464,9 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
     }
   }
   in.pi0Transition =
-      !stalled && (restoring || (view.lastAction && now - *view.lastAction <
-                                                         std::chrono::seconds(
-                                                             spec.restoreTimeoutSeconds)));
+      !stalled &&
+      (restoring || (view.lastAction &&
+                     now - *view.lastAction < std::chrono::seconds(spec.restoreTimeoutSeconds)));
   in.level = matrix ? matrix->level : std::string();
   in.previousStatus = previous;
   in.now = now;
@@ -485,45 +478,19 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
   }
 
   Json status = out.status;
-  Json buffer = status.value("buffer", Json::object());
-  if (!buffer.is_object()) buffer = Json::object();
-  if (elevated && entry && entry->buffer &&
-      (entry->buffer->cpuMilli || entry->buffer->memoryBytes)) {
-    Json allocated = Json::object();
-    if (entry->buffer->cpuMilli)
-      allocated["cpu"] = stability::formatCpuMilli(*entry->buffer->cpuMilli);
-    if (entry->buffer->memoryBytes)
-      allocated["memory"] = stability::formatBytes(*entry->buffer->memoryBytes);
-    // What the channel's pods request now, and what they took since the level rose above the
-    // first, measured against what they requested then (baseline, kept while the level stays
-    // up). observedAt: when the pods were counted (pi0-webhook ends its reservations with it).
-    int64_t cpu = 0, memory = 0;
-    for (const auto& pod : caches_.pods.list()) {
-      if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
-      if (!spec.selector.matches(labelsOf(*pod))) continue;
-      if (!stability::podSample(*pod)) continue;  // finished or being deleted
-      const auto r = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
-      cpu += r.cpuMilli;
-      memory += r.memoryBytes;
-    }
-    const auto baseCpu =
-        stability::parseCpuMilli(stringField(previous, "/buffer/baseline/cpu"_json_pointer));
-    const auto baseMemory =
-        stability::parseBytes(stringField(previous, "/buffer/baseline/memory"_json_pointer));
-    const bool haveBaseline = previous.contains("buffer") && previous["buffer"].is_object() &&
-                              previous["buffer"].contains("baseline") && baseCpu && baseMemory;
-    const int64_t fromCpu = haveBaseline ? *baseCpu : cpu;
-    const int64_t fromMemory = haveBaseline ? *baseMemory : memory;
-    buffer["allocated"] = allocated;
-    buffer["baseline"] = resourcesJson(fromCpu, fromMemory);
-    buffer["requested"] = resourcesJson(cpu, memory);
-    buffer["used"] = resourcesJson(std::max<int64_t>(0, cpu - fromCpu),
-                                   std::max<int64_t>(0, memory - fromMemory));
-    buffer["observedAt"] = rfc3339Millis(now);
-  } else {
-    buffer = Json::object();
+  // What the channel's pods request now, for its buffer (observedAt: when they were counted).
+  stability::PodRequests requested;
+  for (const auto& pod : caches_.pods.list()) {
+    if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
+    if (!spec.selector.matches(labelsOf(*pod))) continue;
+    if (!stability::podSample(*pod)) continue;  // finished or being deleted
+    const auto r = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
+    requested.cpuMilli += r.cpuMilli;
+    requested.memoryBytes += r.memoryBytes;
   }
-  if (buffer.empty()) {
+  const Json buffer =
+      bufferStatus(elevated && entry ? entry->buffer : std::nullopt, requested, previous, now);
+  if (buffer.is_null()) {
     status.erase("buffer");
   } else {
     status["buffer"] = buffer;
@@ -554,8 +521,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
 
 void Reconcilers::recordOnWorkloads(const ChannelView& view,
                                     const std::vector<TargetOutcome>& outcomes,
-                                    const std::string& reason, const std::string& why,
-                                    bool raise) {
+                                    const std::string& reason, const std::string& why, bool raise) {
   const std::string& ns = view.spec->ref.ns;
   for (const auto& o : outcomes) {
     const auto& store = o.target.kind == stability::WorkloadKind::kStatefulSet
@@ -618,10 +584,10 @@ bool Reconcilers::takeStep(const ChannelView& view, const StepAction& step) {
   }
   if (!view.missing.empty())
     changes += (changes.empty() ? "" : ", ") + joined(view.missing, ", ") + " not found";
-  const char* channelReason = step.rollback                                  ? "RollingBack"
-                              : up                                           ? "Restoring"
+  const char* channelReason = step.rollback                                 ? "RollingBack"
+                              : up                                          ? "Restoring"
                               : step.action == stability::Action::kShutdown ? "ShutDown"
-                                                                             : "Degraded";
+                                                                            : "Degraded";
   events_.record(channelRef, kube::EventType::kNormal, channelReason,
                  changes + " (" + step.reason + ")");
   recordOnWorkloads(view, *outcomes, up ? "ScaledUp" : "ScaledDown", step.reason,
@@ -734,10 +700,10 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
   world.object = object.get();
   world.now = options_.wallClock();
   world.steadyNow = std::chrono::steady_clock::now();
-  world.previous = matrixStatus_.contains(uid)
-                       ? matrixStatus_.at(uid)
-                       : matrixStatusFromJson(field<Json>(*object, "/status"_json_pointer,
-                                                          Json::object()));
+  world.previous =
+      matrixStatus_.contains(uid)
+          ? matrixStatus_.at(uid)
+          : matrixStatusFromJson(field<Json>(*object, "/status"_json_pointer, Json::object()));
   const MatrixStatus stored = world.previous;
 
   // The spec, and the channels it plans over.
@@ -811,12 +777,11 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
     if (auto w = write(pass.status, announced); !w) return std::unexpected(w.error());
   }
   if (world.spec) {
-    metrics_.setMatrix(name, MatrixFigures{world.reading.load.value_or(std::nan("")),
-                                           pass.status.levelIndex,
-                                           static_cast<int>(world.spec->levels.size()),
-                                           pass.status.stability, world.spec->stabilityThreshold,
-                                           pass.status.availability,
-                                           world.reading.anticipated.value_or(std::nan(""))});
+    metrics_.setMatrix(
+        name, MatrixFigures{world.reading.load.value_or(std::nan("")), pass.status.levelIndex,
+                            static_cast<int>(world.spec->levels.size()), pass.status.stability,
+                            world.spec->stabilityThreshold, pass.status.availability,
+                            world.reading.anticipated.value_or(std::nan(""))});
   }
   if (!failures.empty()) return fail("steps failed: " + joined(failures));
   if (pass.requeue.count() > 0) return kube::ReconcileResult{pass.requeue};

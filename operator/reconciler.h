@@ -38,9 +38,9 @@
 #include "fleet/fleet_view.h"
 #include "fleet/load.h"
 #include "kube/client.h"
-#include "kube/object_writer.h"
 #include "kube/controller.h"
 #include "kube/events.h"
+#include "kube/object_writer.h"
 #include "kube/reflector.h"
 #include "kube/store.h"
 #include "metrics/prometheus_query.h"
@@ -105,8 +105,8 @@ class Reconcilers {
  public:
   // Every argument must outlive the object; `prometheus` may be null (no --prometheus-url).
   Reconcilers(kube::ObjectWriter& writer, Caches& caches, const fleet::FleetView& fleet,
-              kube::EventSink& events, OperatorMetrics& metrics,
-              const PrometheusClient* prometheus, ReconcilerOptions options = {});
+              kube::EventSink& events, OperatorMetrics& metrics, const PrometheusClient* prometheus,
+              ReconcilerOptions options = {});
 
   // Waits for the caches, then runs both controllers until `stop` (the leader's work). Once.
   void run(std::stop_token stop);

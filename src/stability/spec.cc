@@ -706,8 +706,7 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
     }
     const Node rollback = spec.child("rollback");
     if (r.object(rollback)) {
-      m.rollback.settleSeconds =
-          r.int32(rollback.child("settleSeconds"), m.rollback.settleSeconds);
+      m.rollback.settleSeconds = r.int32(rollback.child("settleSeconds"), m.rollback.settleSeconds);
       m.rollback.margin = r.number(rollback.child("margin"), m.rollback.margin);
       m.rollback.cooldownSeconds =
           r.int32(rollback.child("cooldownSeconds"), m.rollback.cooldownSeconds);

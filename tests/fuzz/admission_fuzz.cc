@@ -393,7 +393,13 @@ void checkDecision(const Decision& d, Mode mode) {
     FUZZ_CHECK(d.auditAnnotations.at("decision") == (d.verdict ? "allow" : "deny"), d.message);
     FUZZ_CHECK(d.auditAnnotations.at("reason") == reasonName(d.reason), d.message);
   }
-  if (d.reason == Reason::kGatesFailed) FUZZ_CHECK(!d.failures.empty() && !d.node.empty(), "");
+  // GatesFailed names a node and its failing gates, or, when every candidate's agent failed, the
+  // first such node (a failed agent passes no gate, and has no gates to name).
+  if (d.reason == Reason::kGatesFailed) {
+    FUZZ_CHECK(!d.node.empty(), d.message);
+    FUZZ_CHECK(!d.failures.empty() || d.message.find(" agent failed") != std::string::npos,
+               d.message);
+  }
   for (const auto& f : d.failures)
     FUZZ_CHECK(f.node == d.node, f.node);
 }

@@ -52,7 +52,8 @@ TEST_CASE("a channel's state comes from its workloads' undo records") {
   CHECK(stateFromWorkloads({workload("a", 0, 0, 0)}) == ChannelState::kActive);
 }
 
-TEST_CASE("item 12: an HPA that still carries Pi0's record keeps the channel from counting as back") {
+TEST_CASE(
+    "item 12: an HPA that still carries Pi0's record keeps the channel from counting as back") {
   // A restore stopped after the workload's count came back but before its HPA's bounds did.
   json hpa = {{"metadata", {{"name", "a"}}}, {"spec", {{"minReplicas", 1}, {"maxReplicas", 1}}}};
   hpa["metadata"]["annotations"][kOriginalMinReplicas] = "2";
@@ -168,4 +169,26 @@ TEST_CASE("throughput from the query, and a failing query is a condition") {
   CHECK((*condition(out.status, "ThroughputMeasured"))["status"] == "False");
   CHECK((*condition(out.status, "ThroughputMeasured"))["message"] == *in.throughputError);
   CHECK(out.status["terms"]["throughput"] == 1.0);  // falls back to ready/desired
+}
+
+TEST_CASE("status.buffer: allocated, a baseline kept while the level stays up, used beyond it") {
+  const stability::Resources allocation{500, int64_t{1} << 30};
+  // First look at an elevated level: the baseline is what the pods request now, nothing used.
+  json b = bufferStatus(allocation, {300, int64_t{256} << 20, 0}, json::object(), t0);
+  CHECK(b["allocated"] == json{{"cpu", "500m"}, {"memory", "1Gi"}});
+  CHECK(b["baseline"] == json{{"cpu", "300m"}, {"memory", "256Mi"}});
+  CHECK(b["used"] == json{{"cpu", "0"}, {"memory", "0"}});
+  CHECK(b["observedAt"] == rfc3339Millis(t0));
+  // Two more pods of 100m and 64Mi: used grows by them, the baseline is kept.
+  const json previous = {{"buffer", b}};
+  b = bufferStatus(allocation, {500, int64_t{384} << 20, 0}, previous, t0 + seconds(5));
+  CHECK(b["baseline"] == json{{"cpu", "300m"}, {"memory", "256Mi"}});
+  CHECK(b["requested"] == json{{"cpu", "500m"}, {"memory", "384Mi"}});
+  CHECK(b["used"] == json{{"cpu", "200m"}, {"memory", "128Mi"}});
+  // Fewer pods than at the rise (a shutdown): nothing used, never negative.
+  b = bufferStatus(allocation, {0, 0, 0}, previous, t0 + seconds(9));
+  CHECK(b["used"] == json{{"cpu", "0"}, {"memory", "0"}});
+  // No allocation (the first level): no buffer at all.
+  CHECK(bufferStatus(std::nullopt, {300, 0, 0}, previous, t0).is_null());
+  CHECK(bufferStatus(stability::Resources{}, {300, 0, 0}, previous, t0).is_null());
 }

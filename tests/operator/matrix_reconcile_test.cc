@@ -71,13 +71,14 @@ struct Sim {
       channelObjects[d.name] = {
           {"apiVersion", "stability.pi0.io/v1alpha1"},
           {"kind", "Channel"},
-          {"metadata", {{"namespace", "shop"}, {"name", d.name}, {"uid", "u-" + d.name},
-                        {"generation", 1}}},
-          {"spec", {{"targets", {{{"kind", "Deployment"}, {"name", d.name}}}},
-                    {"degradedReplicas", 1},
-                    {"critical", d.critical},
-                    {"dependsOn", deps},
-                    {"restoreTimeoutSeconds", d.restoreTimeoutSeconds}}},
+          {"metadata",
+           {{"namespace", "shop"}, {"name", d.name}, {"uid", "u-" + d.name}, {"generation", 1}}},
+          {"spec",
+           {{"targets", {{{"kind", "Deployment"}, {"name", d.name}}}},
+            {"degradedReplicas", 1},
+            {"critical", d.critical},
+            {"dependsOn", deps},
+            {"restoreTimeoutSeconds", d.restoreTimeoutSeconds}}},
           {"status", {{"priority", d.cpo}, {"terms", {{"reliability", d.reliability}}}}}};
       workloads[d.name] = deployment(d.name, d.replicas);
     }
@@ -101,9 +102,7 @@ struct Sim {
     deployments.replace(d);
   }
 
-  ChannelState stateOf(const std::string& name) {
-    return stateFromWorkloadsOf(name);
-  }
+  ChannelState stateOf(const std::string& name) { return stateFromWorkloadsOf(name); }
   ChannelState stateFromWorkloadsOf(const std::string& name) {
     const auto views = viewsOf(channels.list(), {deployments, statefulSets, autoscalers, pods});
     for (const auto& v : views) {
@@ -419,12 +418,13 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
                     1.0,
                     {{"shop/web", 1.0, 2}}}};
   p.cooldowns = {{{"shop", "batch"}, kStart + seconds(600), "dependent shop/web ready share fell"}};
-  s.channels = {{{"shop", "batch"},
-                 ChannelState::kInactive,
-                 ChannelState::kDegraded,
-                 true,
-                 stability::Resources{500, int64_t{256} << 20}},
-                {{"shop", "web"}, ChannelState::kActive, ChannelState::kActive, false, std::nullopt}};
+  s.channels = {
+      {{"shop", "batch"},
+       ChannelState::kInactive,
+       ChannelState::kDegraded,
+       true,
+       stability::Resources{500, int64_t{256} << 20}},
+      {{"shop", "web"}, ChannelState::kActive, ChannelState::kActive, false, std::nullopt}};
   setCondition(s.conditions, "RolledBack", true, "StepMadeThingsWorse", "held", 3, kStart);
   setCondition(s.conditions, "StabilityReachable", false, "BoundByCriticalChannels", "bound", 3,
                kStart);

@@ -31,7 +31,7 @@ class EventLog final : public kube::EventSink {
   int count(const std::string& reason) {
     std::lock_guard lock(mu_);
     return static_cast<int>(std::count_if(events.begin(), events.end(),
-                                           [&](const auto& e) { return e.reason == reason; }));
+                                          [&](const auto& e) { return e.reason == reason; }));
   }
   std::vector<RecordedEvent> events;
 
@@ -169,8 +169,8 @@ TEST_CASE("item 1: the announcement reaches the cluster before the restore's sca
   bool announced = false;
   for (const auto& write : w.cluster.writes()) {
     if (write.type.kind == "ShutdownMatrix") {
-      for (const auto& e : kube::field<Json>(write.object, "/status/channels"_json_pointer,
-                                             Json::array())) {
+      for (const auto& e :
+           kube::field<Json>(write.object, "/status/channels"_json_pointer, Json::array())) {
         if (e.value("restoring", false)) announced = true;
       }
     }
