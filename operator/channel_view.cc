@@ -98,6 +98,9 @@ ChannelView viewOf(const kube::ObjectPtr& object, const ViewSources& sources) {
   v.state = stateFromWorkloads(workloads, autoscalers);
   v.leftover =
       v.state == stability::ChannelState::kActive && leftoverRecord(workloads, autoscalers);
+  // Restarts are read only for a channel that depends on another (what a rollback check watches):
+  // a scan of every cached pod per channel and pass would cost the most where pods are many.
+  if (v.spec->dependsOn.empty()) return v;
   for (const auto& pod : sources.pods.list()) {
     if (stringField(*pod, "/metadata/namespace"_json_pointer) != v.spec->ref.ns) continue;
     if (!v.spec->selector.matches(labelsOf(*pod))) continue;

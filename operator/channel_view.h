@@ -30,7 +30,9 @@ struct ChannelView {
   bool ready = true;    // every target exists and has its replicas ready
   int64_t desired = 0;  // spec.replicas summed over the targets
   int64_t readyReplicas = 0;
-  int64_t restarts = 0;  // container restarts summed over the channel's pods
+  // Container restarts summed over the channel's pods; counted only for a channel with
+  // dependsOn (a rollback check watches the dependents of the channel a step touched).
+  int64_t restarts = 0;
   // The latest stability.pi0.io/last-action-time stamp on its workloads.
   std::optional<std::chrono::system_clock::time_point> lastAction;
 
