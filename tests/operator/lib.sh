@@ -190,3 +190,176 @@ wait_for() {
   done
   e2e_log "ok: $desc"
 }
+
+# ---------------------------------------------------------------------------------------------
+# Agents on synthetic load, operator replicas and a log of every change to some objects, for the
+# scripts that drive pi0-operator through its levels (operator_kill_test.sh,
+# operator_rollback_test.sh). They read NODES, operator_bin and agent_bin; the names and meaning
+# match operator_e2e_test.sh's own copies.
+#   write_profile NODE CPU_WAVE    the profile NODE's agent reads (written atomically: the agent
+#                                  reloads on a rename)
+#   start_agent NODE               a pi0-agent for NODE (200 ms samples, a window of 16) on a free
+#                                  port; sets agent_url[NODE]
+#   set_load CPU                   a constant cpu load CPU on every node: the load ℓ is CPU
+#   wait_agents_at CPU             until every agent's projected cpu peak is CPU (20 s at most)
+#   start_operator N [IDENTITY [NAME=VALUE...]]
+#                                  pi0-operator replica N with leader election, identity IDENTITY
+#                                  (default pi0-e2e-N) and NAME=VALUE added to its environment;
+#                                  returns once it serves metrics; sets op_pid, op_log, op_id and
+#                                  metrics_port [N]
+#   leading N                      replica N has logged that it leads
+#   metric N SERIES                the value of SERIES (labels included, as exposed) on replica N
+#   lease_holder                   the holderIdentity of the Lease default/pi0-operator
+#   record_changes FILE PATH...    watches each API collection PATH in the background and appends
+#                                  to FILE one JSON line per object version, in the order of the
+#                                  apiserver's resourceVersions per PATH: {"t": receive time (epoch
+#                                  s), "path": PATH, "type": LISTED|ADDED|MODIFIED|DELETED,
+#                                  "object": the object without managedFields}; returns once every
+#                                  PATH is listed; a dropped watch resumes where it was (relists
+#                                  on 410 Gone). Stopped at exit.
+declare -A agent_url
+profile() { echo "$work/profile-$1.yaml"; }
+write_profile() {
+  printf 'signals:\n  cpu: %s\n  memory: {wave: constant, value: 0.2}\n' "$2" \
+    >"$(profile "$1").new"
+  mv "$(profile "$1").new" "$(profile "$1")"
+}
+set_load() {
+  local node
+  for node in "${NODES[@]}"; do write_profile "$node" "{wave: constant, value: $1}"; done
+  e2e_log "load set to $1"
+}
+agents_at() {
+  local node
+  for node in "${NODES[@]}"; do
+    curl -sS --noproxy '*' --fail --max-time 2 "${agent_url[$node]}/fingerprint" |
+      /usr/bin/python3 -c 'import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if abs(d["signals"]["cpu"]["projectedPeak"] - float(sys.argv[1])) < 0.005 else 1)' \
+        "$1" 2>/dev/null || return 1
+  done
+}
+wait_agents_at() {
+  local deadline=$((SECONDS + 20))
+  until agents_at "$1"; do
+    ((SECONDS < deadline)) || fail "the agents' projected cpu peak did not reach $1 in 20 s"
+    sleep 0.2
+  done
+  e2e_log "ok: every agent's projected cpu peak is $1"
+}
+start_agent() {
+  local node=$1 log=$work/agent-$1.log pid port=""
+  [[ -f $(profile "$node") ]] || write_profile "$node" "{wave: constant, value: 0.3}"
+  # shellcheck disable=SC2154 # agent_bin: the sourcing script's
+  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
+    --node-name "$node" --source "synthetic:$(profile "$node")" --interval 200ms --window 16 \
+    </dev/null 2>"$log" &
+  pid=$!
+  disown "$pid" # no "Killed" job notice when the exit trap kills it
+  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
+  for _ in $(seq 100); do
+    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
+    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
+    sleep 0.1
+  done
+  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start serving"
+  agent_url[$node]=http://127.0.0.1:$port
+}
+agents_flag() {
+  local node out=""
+  for node in "${NODES[@]}"; do out+="${out:+,}$node=${agent_url[$node]}"; done
+  echo "$out"
+}
+start_operator() {
+  local n=$1
+  op_id[$n]=${2:-pi0-e2e-$n}
+  op_log[$n]=$work/operator-$n.log
+  # shellcheck disable=SC2154 # operator_bin: the sourcing script's
+  env "${@:3}" "$operator_bin" --kubeconfig "$KUBECONFIG" --leader-elect --identity "${op_id[$n]}" \
+    --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
+    --agents "$(agents_flag)" --poll-interval 1s --agent-timeout 500ms --log-level info \
+    </dev/null >"${op_log[$n]}" 2>&1 &
+  op_pid[$n]=$!
+  disown "${op_pid[$n]}"
+  e2e_at_exit "kill -KILL ${op_pid[$n]} 2>/dev/null || true"
+  local deadline=$((SECONDS + 30))
+  until metrics_port[$n]=$(e2e_log_field "${op_log[$n]}" "serving metrics" port 2>/dev/null); do
+    e2e_pid_alive "${op_pid[$n]}" || fail "operator $n exited at start"
+    ((SECONDS < deadline)) || fail "operator $n does not serve metrics after 30 s"
+    sleep 0.1
+  done
+  e2e_log "operator $n started: identity ${op_id[$n]}, pid ${op_pid[$n]}, metrics port ${metrics_port[$n]}${3:+, ${*:3}}"
+}
+leading() { grep -q '"msg":"leading"' "${op_log[$1]}"; }
+metric() {
+  local text
+  text=$(curl -sS --noproxy '*' --fail --max-time 5 "http://127.0.0.1:${metrics_port[$1]}/metrics") ||
+    return 1
+  awk -v s="$2" '$1 == s { print $2; f = 1 } END { exit !f }' <<<"$text"
+}
+lease_holder() {
+  e2e_api GET /apis/coordination.k8s.io/v1/namespaces/default/leases/pi0-operator 2>/dev/null |
+    e2e_json 'print(d["spec"].get("holderIdentity") or "")'
+}
+record_changes() {
+  local file=$1 pid
+  shift
+  : >"$file"
+  /usr/bin/python3 - "$file" "$@" <<'PY' &
+import json, os, ssl, sys, threading, time, urllib.error, urllib.request
+
+out_path, paths = sys.argv[1], sys.argv[2:]
+server, token = os.environ["PI0_APISERVER"], os.environ["PI0_TOKEN"]
+context = ssl.create_default_context(cafile=os.environ["PI0_CA_FILE"])
+lock = threading.Lock()
+out = open(out_path, "a", buffering=1)
+
+def emit(path, type_, obj):
+    (obj.get("metadata") or {}).pop("managedFields", None)
+    with lock:
+        out.write(json.dumps({"t": time.time(), "path": path, "type": type_, "object": obj}) + "\n")
+
+def get(url, timeout):
+    req = urllib.request.Request(server + url, headers={"Authorization": "Bearer " + token})
+    return urllib.request.urlopen(req, context=context, timeout=timeout)
+
+def follow(path):
+    rv = None
+    while True:
+        try:
+            if rv is None:
+                with get(path, 30) as r:
+                    body = json.load(r)
+                for o in body.get("items") or []:
+                    emit(path, "LISTED", o)
+                rv = body["metadata"]["resourceVersion"]
+                with lock:
+                    out.write(json.dumps({"t": time.time(), "path": path, "type": "SYNCED"}) + "\n")
+            with get("%s?watch=1&resourceVersion=%s" % (path, rv), 330) as r:
+                for line in r:
+                    ev = json.loads(line)
+                    if ev["type"] == "ERROR":
+                        rv = None if (ev["object"].get("code") == 410) else rv
+                        break
+                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        emit(path, ev["type"], ev["object"])
+                        rv = ev["object"]["metadata"]["resourceVersion"]
+        except (OSError, ValueError, urllib.error.URLError) as e:
+            print("record_changes: %s: %s" % (path, e), file=sys.stderr)
+            time.sleep(0.5)
+
+for p in paths:
+    threading.Thread(target=follow, args=(p,), daemon=True).start()
+while True:
+    time.sleep(3600)
+PY
+  pid=$!
+  disown "$pid"
+  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
+  local deadline=$((SECONDS + 30))
+  until (($(grep -c '"type": "SYNCED"' "$file") >= $#)); do
+    e2e_pid_alive "$pid" || e2e_fail "record_changes exited"
+    ((SECONDS < deadline)) || e2e_fail "record_changes did not list $* within 30 s"
+    sleep 0.1
+  done
+}
