@@ -85,6 +85,12 @@ ChannelView viewOf(const kube::ObjectPtr& object, const ViewSources& sources) {
     auto hpa = findAutoscaler(sources.autoscalers, v.spec->ref.ns, t);
     v.autoscalers.push_back(hpa);
     autoscalers.push_back(hpa ? *hpa : Json());
+    // A step's first write may be its HPA's (a degrade stopped after the cap): its stamp counts
+    // toward the step interval as the workload's does.
+    if (hpa) {
+      if (auto at = lastActionTime(*hpa); at && (!v.lastAction || *at > *v.lastAction))
+        v.lastAction = at;
+    }
     v.desired += replicasOf(*w);
     v.readyReplicas += field<int64_t>(*w, "/status/readyReplicas"_json_pointer, 0);
     const bool current = field<int64_t>(*w, "/status/observedGeneration"_json_pointer, 0) >=

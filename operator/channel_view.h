@@ -33,7 +33,7 @@ struct ChannelView {
   // Container restarts summed over the channel's pods; counted only for a channel with
   // dependsOn (a rollback check watches the dependents of the channel a step touched).
   int64_t restarts = 0;
-  // The latest stability.pi0.io/last-action-time stamp on its workloads.
+  // The latest stability.pi0.io/last-action-time stamp on its workloads and their HPAs.
   std::optional<std::chrono::system_clock::time_point> lastAction;
 
   std::string key() const;

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "channel_view.h"
+#include "common/timestamp.h"
 #include "matrix_reconcile.h"
 #include "workload_state.h"
 
@@ -350,6 +351,29 @@ TEST_CASE("a record left by a degrade interrupted after its first write is clear
   CHECK(sim.replicas("batch") == 3);
   sim.pass(0.3);
   CHECK(sim.count("Restore shop/batch") == 1);  // once
+}
+
+TEST_CASE("an HPA's last-action stamp counts toward the step interval") {
+  Sim sim({{"batch", 3}, {"web", 3, 0.9}}, matrixSpec());
+  // A leader capped batch's HPA (the step's last write) and died; the next leader starts now.
+  Json hpa = {{"apiVersion", "autoscaling/v1"},
+              {"kind", "HorizontalPodAutoscaler"},
+              {"metadata", {{"namespace", "shop"}, {"name", "batch"}}},
+              {"spec",
+               {{"scaleTargetRef", {{"kind", "Deployment"}, {"name", "batch"}}},
+                {"minReplicas", 1},
+                {"maxReplicas", 1}}}};
+  hpa["metadata"]["annotations"][kOriginalMinReplicas] = "2";
+  hpa["metadata"]["annotations"][kOriginalMaxReplicas] = "6";
+  markAction(hpa, rfc3339Millis(sim.now - std::chrono::seconds(1)));
+  sim.autoscalers.replace({hpa});
+  sim.workloads.at("batch")["metadata"]["annotations"][kOriginalReplicas] = "3";
+  // At critical, web is next (GDO), but the step interval (5 s) runs from the HPA's stamp.
+  sim.pass(0.95);
+  CHECK(sim.steps.empty());
+  sim.advance(seconds(4));
+  sim.pass(0.95);
+  CHECK_FALSE(sim.steps.empty());
 }
 
 TEST_CASE("a matrix that does not act announces and scales nothing") {
