@@ -381,10 +381,13 @@ hpas = [l for l in lines if "horizontalpodautoscalers" in l["path"] and l["type"
 # redone after a restore), a skipped step (3 -> 0 where 3 -> 1 -> 0 was planned), a count below
 # the plan, a restore to anything but the original, a raise past the degraded count. search may
 # pass 1 on its way to 0: between Pi0's cap of its HPA at 1 and its own scale to 0 (a kill
-# there), the HPA controller may scale it to the cap.
+# there), the HPA controller may scale it to the cap. A straight cycle may also pass through
+# elevated: on its way from 0.3 to 0.95 one poll can catch the agents' projected peak in the
+# elevated band (0.73 has been seen), and the operator then rightly degrades the first elevated
+# channel (batch, one step) before the level reaches critical.
 per_cycle = {
-    "batch": {"straight": ",0,3", "via": ",1,0,1,3"},
-    "search": {"straight": "(,1)?,0,3", "via": ",2(,1)?,0,2,3"},
+    "batch": {"straight": "(,1)?,0,3", "via": ",1,0,1,3"},
+    "search": {"straight": "(,2)?(,1)?,0,3", "via": ",2(,1)?,0,2,3"},
     "recommendations": {"straight": ",0,4", "via": ",2,0,2,4"},
     "checkout": {"straight": "", "via": ""},
 }
@@ -404,7 +407,7 @@ for name, orig in ORIG.items():
     if not re.match(pattern, seen):
         problems.append("Deployment %s went through %s; the plan is %s" % (name, seen, pattern))
 bounds = counts(hpas, lambda o: "%s-%s" % (o["spec"].get("minReplicas"), o["spec"]["maxReplicas"]))
-hpa_plan = {"straight": ",1-1,2-6", "via": ",2-2,1-1,1-2,2-6"}
+hpa_plan = {"straight": "(,2-2)?,1-1,2-6", "via": ",2-2,1-1,1-2,2-6"}
 pattern = "^2-6%s$" % "".join(hpa_plan[c] for c in cycles)
 seen = ",".join(bounds.get("search", []))
 if not re.match(pattern, seen):
@@ -508,7 +511,8 @@ for reason, down in (("ScaledDown", True), ("ScaledUp", False)):
             problems.append("%s on Deployment %s goes from %d to %d: %s" % (reason, name, a, b, e["message"]))
 # At most one Event per step: a step taken twice that still moved a count would show one more.
 via, straight = cycles.count("via"), cycles.count("straight")
-most = {"Degraded": via, "ShutDown": via + straight, "Restoring": 2 * via + straight}
+# (A straight cycle may take one degrade on its way through elevated, as above.)
+most = {"Degraded": via + straight, "ShutDown": via + straight, "Restoring": 2 * via + straight}
 for reason, limit in most.items():
     for name in DEG:
         got = sum(e.get("count") or 1 for e in of(reason, "Channel") if e["involvedObject"]["name"] == name)
