@@ -137,7 +137,9 @@ int seenByAutoscaler(const std::string& name) {
 // (deployment.kubernetes.io/revision, the HPA's autoscaling.alpha.kubernetes.io/...) not.
 std::vector<std::string> pi0Annotations(const kube::ResourceType& type, const std::string& name) {
   std::vector<std::string> keys;
-  for (const auto& [key, value] : annotationsOf(type, name).items()) {
+  // Held in a variable: a range-for over items() of a temporary would outlive it.
+  const kube::Json annotations = annotationsOf(type, name);
+  for (const auto& [key, value] : annotations.items()) {
     if (key.starts_with("stability.pi0.io/")) keys.push_back(key);
   }
   return keys;
