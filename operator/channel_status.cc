@@ -46,7 +46,9 @@ bool leftoverRecord(const std::vector<json>& workloads, const std::vector<json>&
   for (std::size_t i = 0; i < workloads.size(); ++i) {
     const json* hpa =
         i < autoscalers.size() && !autoscalers[i].is_null() ? &autoscalers[i] : nullptr;
-    if (restorePending(workloads[i], hpa)) return true;
+    // An autoscaler with only the stamp of a restore of its bounds left on it counts too (its
+    // workload had no record to restore after it): a restore removes the stamp once settled.
+    if (restorePending(workloads[i], hpa) || (hpa && lastActionTime(*hpa))) return true;
   }
   return false;
 }

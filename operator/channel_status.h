@@ -49,8 +49,9 @@ struct ChannelOutcome {
 // may be shorter): an autoscaler that still carries Pi0's record makes the channel Degraded.
 stability::ChannelState stateFromWorkloads(const std::vector<nlohmann::json>& workloads,
                                            const std::vector<nlohmann::json>& autoscalers = {});
-// Whether any workload or autoscaler carries a record of Pi0's (restorePending): on an Active
-// channel, the trace of a step interrupted after its first write, which a restore clears.
+// Whether any workload or autoscaler carries a record of Pi0's (restorePending), or an
+// autoscaler the stamp of a restore of its bounds: on an Active channel, the trace of a step
+// interrupted after its first write, which a restore clears.
 bool leftoverRecord(const std::vector<nlohmann::json>& workloads,
                     const std::vector<nlohmann::json>& autoscalers);
 

@@ -602,11 +602,11 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   return pass;
 }
 
-void settleMatrix(MatrixPass& pass, const std::vector<bool>& succeeded, WallTime now) {
+void settleMatrix(MatrixPass& pass, const std::vector<StepResult>& results, WallTime now) {
   auto& progress = pass.status.progress;
   int taken = 0;
-  for (std::size_t i = 0; i < pass.actions.size() && i < succeeded.size(); ++i) {
-    if (!succeeded[i]) continue;
+  for (std::size_t i = 0; i < pass.actions.size() && i < results.size(); ++i) {
+    if (results[i] != StepResult::kTaken) continue;
     const auto& a = pass.actions[i];
     ++taken;
     for (auto& e : pass.status.channels) {

@@ -96,9 +96,17 @@ struct MatrixPass {
 
 MatrixPass planMatrix(const MatrixWorld& world);
 
-// Folds the steps' results into the status: a step that succeeded counts (lastActionTime,
-// completedSteps, its Evaluation, its restore record moving to Scaling); one that failed
-// leaves the status as it was before it (a restore stays announced and is tried again).
-void settleMatrix(MatrixPass& pass, const std::vector<bool>& succeeded, WallTime now);
+// What taking a step came to.
+enum class StepResult {
+  kFailed,     // an API error stopped it
+  kTaken,      // it changed something
+  kUnchanged,  // nothing to change, or what is left waits (an autoscaler's bounds settling)
+};
+
+// Folds the steps' results into the status: a step taken counts (lastActionTime,
+// completedSteps, its Evaluation, its restore record moving to Scaling); one that failed or
+// changed nothing leaves the status as it was before it (a restore stays announced and is
+// tried again).
+void settleMatrix(MatrixPass& pass, const std::vector<StepResult>& results, WallTime now);
 
 }  // namespace pi0::op

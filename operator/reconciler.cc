@@ -242,7 +242,7 @@ Reconcilers::Reconcilers(kube::ObjectWriter& writer, Caches& caches, const fleet
       metrics_(metrics),
       prometheus_(prometheus),
       options_(std::move(options)),
-      scaler_(writer, caches.autoscalers),
+      scaler_(writer, caches.autoscalers, options_.wallClock),
       channelController_(
           {"channel", 2, std::chrono::minutes(5)},
           [this](const std::string& key, std::stop_token) {
@@ -549,7 +549,7 @@ void Reconcilers::recordOnWorkloads(const ChannelView& view,
   }
 }
 
-bool Reconcilers::takeStep(const ChannelView& view, const StepAction& step) {
+StepResult Reconcilers::takeStep(const ChannelView& view, const StepAction& step) {
   const auto spec = view.existing();
   const auto channelRef = kube::ObjectReference::of(*view.object);
   kube::ApiResult<std::vector<TargetOutcome>> outcomes = std::vector<TargetOutcome>{};
@@ -574,29 +574,40 @@ bool Reconcilers::takeStep(const ChannelView& view, const StepAction& step) {
     log::warn("step failed", {{"channel", spec.ref.key()},
                               {"action", stability::actionName(step.action)},
                               {"error", outcomes.error().describe()}});
-    return false;
+    return StepResult::kFailed;
   }
-  metrics_.countAction(kind, ActionResult::kOk);
+  bool changed = false;
+  bool moved = false;
   std::string changes;
   for (const auto& o : *outcomes) {
+    changed |= o.changed;
+    moved |= o.replicasBefore != o.replicasAfter;
     changes += (changes.empty() ? "" : ", ") + targetName(o.target) + " " +
                std::to_string(o.replicasBefore) + " -> " + std::to_string(o.replicasAfter);
+    if (o.waiting) changes += " (waits for HorizontalPodAutoscaler/" + o.autoscaler + ")";
   }
+  if (!changed) return StepResult::kUnchanged;
+  metrics_.countAction(kind, ActionResult::kOk);
   if (!view.missing.empty())
     changes += (changes.empty() ? "" : ", ") + joined(view.missing, ", ") + " not found";
-  const char* channelReason = step.rollback                                 ? "RollingBack"
-                              : up                                          ? "Restoring"
-                              : step.action == stability::Action::kShutdown ? "ShutDown"
-                                                                            : "Degraded";
-  events_.record(channelRef, kube::EventType::kNormal, channelReason,
-                 changes + " (" + step.reason + ")");
+  // The Channel's Event tells of replica counts that moved. A write of only an autoscaler's
+  // bounds (the first half of a raise or restore) or of Pi0's annotations has the autoscaler's
+  // Event, or none.
+  if (moved) {
+    const char* channelReason = step.rollback                                 ? "RollingBack"
+                                : up                                          ? "Restoring"
+                                : step.action == stability::Action::kShutdown ? "ShutDown"
+                                                                              : "Degraded";
+    events_.record(channelRef, kube::EventType::kNormal, channelReason,
+                   changes + " (" + step.reason + ")");
+  }
   recordOnWorkloads(view, *outcomes, up ? "ScaledUp" : "ScaledDown", step.reason,
                     step.kind == StepKind::kRaise);
   log::info("step taken", {{"channel", spec.ref.key()},
                            {"action", stability::actionName(step.action)},
                            {"changes", changes},
                            {"reason", step.reason}});
-  return true;
+  return StepResult::kTaken;
 }
 
 std::string Reconcilers::agentsProblems(const fleet::FleetSnapshot& snapshot,
@@ -763,17 +774,18 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
   };
   if (auto w = write(pass.status, stored); !w) return std::unexpected(w.error());
 
-  std::vector<bool> succeeded;
+  std::vector<StepResult> results;
   std::vector<std::string> failures;
   for (const auto& a : pass.actions) {
     auto it = byKey.find(a.channel);
-    const bool ok = it != byKey.end() && takeStep(*it->second, a);
-    succeeded.push_back(ok);
-    if (!ok) failures.push_back(std::string(stability::actionName(a.action)) + " of " + a.channel);
+    const StepResult r = it == byKey.end() ? StepResult::kFailed : takeStep(*it->second, a);
+    results.push_back(r);
+    if (r == StepResult::kFailed)
+      failures.push_back(std::string(stability::actionName(a.action)) + " of " + a.channel);
   }
   if (!pass.actions.empty()) {
     const MatrixStatus announced = pass.status;
-    settleMatrix(pass, succeeded, options_.wallClock());
+    settleMatrix(pass, results, options_.wallClock());
     if (auto w = write(pass.status, announced); !w) return std::unexpected(w.error());
   }
   if (world.spec) {

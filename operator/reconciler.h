@@ -122,8 +122,9 @@ class Reconcilers {
   std::vector<ChannelView> channelViews() const;
   ViewSources sources() const;
   LoadReading measure(const stability::MatrixSpec& spec);
-  // Takes one step; false (with a Warning Event and the error counted) when it failed.
-  bool takeStep(const ChannelView& view, const StepAction& step);
+  // Takes one step: kFailed with a Warning Event and the error counted; kTaken with the Events
+  // of what it changed (the Channel's only when a replica count moved); kUnchanged quietly.
+  StepResult takeStep(const ChannelView& view, const StepAction& step);
   void recordOnWorkloads(const ChannelView& view, const std::vector<TargetOutcome>& outcomes,
                          const std::string& reason, const std::string& why, bool raise);
   std::string agentsProblems(const fleet::FleetSnapshot& snapshot,

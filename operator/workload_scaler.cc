@@ -21,12 +21,14 @@ int32_t replicasOf(const Json& workload) {
 }
 
 // One write of the target's autoscaler through `change`.
-// Sets outcome.autoscaler and autoscalerChanged. An autoscaler gone from the API (the cache
-// lags behind its delete) is no autoscaler: the outcome forgets it and the call succeeds.
+// Sets outcome.autoscaler and autoscalerChanged, and `stored` (when given) to the autoscaler as
+// the API holds it after the call. An autoscaler gone from the API (the cache lags behind its
+// delete) is no autoscaler: the outcome forgets it, `stored` stays null and the call succeeds.
 // Returns whether it wrote.
 ApiResult<bool> writeAutoscaler(kube::ObjectWriter& writer, const std::string& ns,
                                 const kube::ObjectPtr& hpa, TargetOutcome& outcome,
-                                const std::function<bool(Json&)>& change) {
+                                const std::function<bool(Json&)>& change,
+                                Json* stored = nullptr) {
   outcome.autoscaler = kube::stringField(*hpa, "/metadata/name"_json_pointer);
   bool wrote = false;
   auto written = writer.modify(kAutoscalers, ns, outcome.autoscaler,
@@ -38,6 +40,7 @@ ApiResult<bool> writeAutoscaler(kube::ObjectWriter& writer, const std::string& n
   }
   outcome.changed |= wrote;
   outcome.autoscalerChanged |= wrote;
+  if (stored != nullptr) *stored = std::move(*written);
   return wrote;
 }
 
@@ -82,7 +85,7 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::scaleDown(
   std::vector<TargetOutcome> outcomes;
   const std::string& ns = channel.ref.ns;
   const std::string key = channel.ref.key();
-  const std::string now = rfc3339Millis(std::chrono::system_clock::now());
+  const std::string now = rfc3339Millis(clock_());
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
@@ -132,26 +135,39 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::raise(const stability::Cha
                                                             int32_t replicas) {
   std::vector<TargetOutcome> outcomes;
   const std::string& ns = channel.ref.ns;
-  const std::string now = rfc3339Millis(std::chrono::system_clock::now());
+  const auto now = clock_();
+  const std::string stamp = rfc3339Millis(now);
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
     // The cap first: a count raised above the shutdown's cap of 1 would be scaled back to it.
-    // While the workload is still at 0 the autoscaler leaves it alone, whatever its bounds.
+    // While the workload is still at 0 the autoscaler leaves it alone, whatever its bounds. The
+    // count follows once the HPA controller has seen the new cap (kAutoscalerSettle).
+    bool settled = true;
     if (auto hpa = findAutoscaler(autoscalers_, ns, target)) {
-      auto raised = writeAutoscaler(writer_, ns, hpa, outcome, [&](Json& object) {
-        const bool wrote = raiseAutoscaler(object, replicas);
-        if (wrote) markAction(object, now);
-        return wrote;
-      });
+      Json stored;
+      auto raised = writeAutoscaler(
+          writer_, ns, hpa, outcome,
+          [&](Json& object) {
+            const bool wrote = raiseAutoscaler(object, replicas);
+            if (wrote) markAction(object, stamp);
+            return wrote;
+          },
+          &stored);
       if (!raised) return std::unexpected(raised.error());
       if (*raised) crashPoint(crash_point::kRaiseHpaRaised);
+      settled = stored.is_null() || autoscalerSettled(stored, now);
     }
     bool wrote = false;
     auto raised = writer_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
       outcome.replicasBefore = replicasOf(object);
+      if (!settled) {
+        Json probe = object;
+        outcome.waiting = raiseReplicas(probe, replicas);
+        return false;
+      }
       wrote = raiseReplicas(object, replicas);
-      if (wrote) markAction(object, now);
+      if (wrote) markAction(object, stamp);
       return wrote;
     });
     if (!raised) return std::unexpected(raised.error());
@@ -167,24 +183,43 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::restore(
     const stability::ChannelSpec& channel) {
   std::vector<TargetOutcome> outcomes;
   const std::string& ns = channel.ref.ns;
+  const auto now = clock_();
+  const std::string stamp = rfc3339Millis(now);
   for (const auto& target : channel.targets) {
     TargetOutcome outcome;
     outcome.target = target;
-    // The autoscaler's bounds first, the workload's count last. Cut short after the first
-    // write, the workload still carries its record (the next restore finishes the job) and the
-    // autoscaler, back at its own bounds, can only move the count within them until then. The
-    // other order loses the count: the workload's record gone, the autoscaler still capped
-    // scales the workload to the cap, and the restore that follows puts the bounds back around
-    // whatever count is left.
+    // The autoscaler's bounds first, the workload's count last, on a later call: once the
+    // bounds are kAutoscalerSettle old, the stamp the restore of the bounds left is removed, then
+    // the count restored with its record. Cut short anywhere, the workload still carries its
+    // record (the next restore finishes the job) and the autoscaler, back at its own bounds, can
+    // only move the count within them until then. The other orders lose the count: with the
+    // workload's record gone while the HPA controller still sees the cap (capped, or its cache
+    // a moment behind the restored bounds), it scales the workload to the cap, and the bounds
+    // then come back around whatever count is left.
+    bool settled = true;
     if (auto hpa = findAutoscaler(autoscalers_, ns, target)) {
-      auto back = writeAutoscaler(writer_, ns, hpa, outcome,
-                                  [](Json& object) { return restoreAutoscaler(object); });
+      Json stored;
+      auto back = writeAutoscaler(
+          writer_, ns, hpa, outcome, [&](Json& object) { return restoreAutoscaler(object, stamp); },
+          &stored);
       if (!back) return std::unexpected(back.error());
       if (*back) crashPoint(crash_point::kRestoreHpaRestored);
+      settled = stored.is_null() || autoscalerSettled(stored, now);
+      if (settled && !stored.is_null()) {
+        TargetOutcome scratch = outcome;  // the stamp's removal changes no bounds
+        auto cleared = writeAutoscaler(writer_, ns, hpa, scratch,
+                                       [](Json& object) { return clearAutoscalerStamp(object); });
+        if (!cleared) return std::unexpected(cleared.error());
+        outcome.changed |= *cleared;
+      }
     }
     bool wrote = false;
     auto restored = writer_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
       outcome.replicasBefore = replicasOf(object);
+      if (!settled) {
+        outcome.waiting = originalReplicas(object).has_value();
+        return false;
+      }
       return wrote = restoreReplicas(object);
     });
     if (!restored) return std::unexpected(restored.error());

@@ -11,15 +11,21 @@
 //              bounds); (c) scale the workload, keeping the record. After (b) the autoscaler may
 //              scale the workload to the cap at once; the record is stored already.
 //   raise:     the autoscaler's cap first, then the workload's count (a count above the cap
-//              would be scaled back down by the autoscaler).
-//   restore:   the autoscaler's bounds first, then the workload's count, which removes its
-//              record last (why: restore() in workload_scaler.cc).
+//              would be scaled back down by the autoscaler), on a later call once the new cap
+//              is kAutoscalerSettle old (workload_state.h).
+//   restore:   the autoscaler's bounds first (stamped); once they are kAutoscalerSettle old,
+//              their stamp removed, then the workload's count, which removes its record last
+//              (why: restore() in workload_scaler.cc).
+// So a raise or restore of a target with an autoscaler takes two calls at least
+// kAutoscalerSettle apart; the first reports the target waiting.
 // A workload without an autoscaler takes one write: its record travels with the change.
 //
 // Thread-safety: as thread-safe as the writer and the store it reads.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -38,15 +44,22 @@ struct TargetOutcome {
   int32_t replicasAfter = 0;       // as its last write (or read) left it
   std::string autoscaler;          // the HPA that drives the target, if any
   bool autoscalerChanged = false;  // this call wrote the HPA
+  // The count is still to be raised or restored, once the HPA controller has seen the new
+  // bounds (kAutoscalerSettle after their write): a later call does it.
+  bool waiting = false;
 };
 
 class WorkloadScaler {
  public:
+  using Clock = std::function<std::chrono::system_clock::time_point()>;
+
   // `autoscalers` is a cache of HorizontalPodAutoscalers (autoscaling/v1) of every namespace
   // the channels live in; it decides which autoscaler drives a target, and the autoscaler
-  // itself is then read and written through `writer`. Both must outlive the scaler.
-  WorkloadScaler(kube::ObjectWriter& writer, const kube::Store& autoscalers)
-      : writer_(writer), autoscalers_(autoscalers) {}
+  // itself is then read and written through `writer`. Both must outlive the scaler. `clock`
+  // gives the time of the stamps the scaler writes and reads (workload_state.h).
+  WorkloadScaler(kube::ObjectWriter& writer, const kube::Store& autoscalers,
+                 Clock clock = [] { return std::chrono::system_clock::now(); })
+      : writer_(writer), autoscalers_(autoscalers), clock_(std::move(clock)) {}
 
   // Scales every target of the channel down to `replicas` (degrade: degradedReplicas; shutdown:
   // 0). A target driven by an autoscaler gets its bounds capped too (at least 1, as
@@ -57,17 +70,20 @@ class WorkloadScaler {
                                                         int32_t replicas);
 
   // From a shutdown to a degrade: raises every recorded target to `replicas` (at most its
-  // original count) and its autoscaler's cap with it, keeping the records.
+  // original count) and its autoscaler's cap with it, keeping the records. A target whose
+  // autoscaler's cap is fresh is left waiting, as by restore().
   kube::ApiResult<std::vector<TargetOutcome>> raise(const stability::ChannelSpec& channel,
                                                     int32_t replicas);
 
   // Puts every target and its autoscaler back to what was recorded before the first change,
-  // and removes the records. Finishes a restore cut short at any point.
+  // and removes the records. Finishes a restore cut short at any point. A target whose
+  // autoscaler's bounds are fresh is left waiting (TargetOutcome::waiting) for a later call.
   kube::ApiResult<std::vector<TargetOutcome>> restore(const stability::ChannelSpec& channel);
 
  private:
   kube::ObjectWriter& writer_;
   const kube::Store& autoscalers_;
+  Clock clock_;
 };
 
 const kube::ResourceType& resourceOf(stability::WorkloadKind kind);

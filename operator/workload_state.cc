@@ -131,7 +131,7 @@ bool restorePending(const Json& workload, const Json* hpa) {
          (hpa != nullptr && annotationInt(*hpa, kOriginalMaxReplicas).has_value());
 }
 
-bool restoreAutoscaler(Json& hpa) {
+bool restoreAutoscaler(Json& hpa, const std::string& rfc3339Time) {
   const auto min = annotationInt(hpa, kOriginalMinReplicas);
   const auto max = annotationInt(hpa, kOriginalMaxReplicas);
   if (!max) return false;
@@ -140,6 +140,17 @@ bool restoreAutoscaler(Json& hpa) {
   unannotate(hpa, kOriginalMinReplicas);
   unannotate(hpa, kOriginalMaxReplicas);
   unannotate(hpa, kManagedBy);
+  markAction(hpa, rfc3339Time);
+  return true;
+}
+
+bool autoscalerSettled(const Json& hpa, std::chrono::system_clock::time_point now) {
+  const auto at = lastActionTime(hpa);
+  return !at || now - *at >= kAutoscalerSettle;
+}
+
+bool clearAutoscalerStamp(Json& hpa) {
+  if (annotationInt(hpa, kOriginalMaxReplicas) || !lastActionTime(hpa)) return false;
   unannotate(hpa, kLastActionTime);
   return true;
 }

@@ -57,7 +57,23 @@ bool limitAutoscaler(nlohmann::json& hpa, int32_t replicas, const std::string& c
 // Part of the way back, as raiseReplicas: maxReplicas up to `replicas` (at least 1, never above
 // the recorded maximum), keeping the record. False when there is no record or nothing to raise.
 bool raiseAutoscaler(nlohmann::json& hpa, int32_t replicas);
-bool restoreAutoscaler(nlohmann::json& hpa);
+// Back to the recorded bounds, removing the record, and stamped with `rfc3339Time`: the stamp
+// says when the bounds came back, so that the workload's count waits for the HPA controller to
+// see them (autoscalerSettled). False when there is nothing to restore.
+bool restoreAutoscaler(nlohmann::json& hpa, const std::string& rfc3339Time);
+
+// How long the workload's count waits after a write of its autoscaler's bounds. The HPA
+// controller reads an autoscaler from its informer's cache and the workload's count from the
+// API: a count raised right after the bounds can meet the old bounds in that cache and be
+// scaled back to them (seen: a restored 3 scaled to the shutdown's cap 1, then to the minimum 2,
+// after the restore had removed the record). The cache trails the API by milliseconds; the
+// wait covers that with a wide margin and clock skew between operator replicas.
+inline constexpr std::chrono::seconds kAutoscalerSettle{2};
+// True when the autoscaler carries no stamp, or a stamp kAutoscalerSettle old or older.
+bool autoscalerSettled(const nlohmann::json& hpa, std::chrono::system_clock::time_point now);
+// Removes the stamp from an autoscaler that carries no record (a restore's last mark on it).
+// False when there is nothing to remove.
+bool clearAutoscalerStamp(nlohmann::json& hpa);
 
 // True while the workload or its autoscaler (`hpa`, null when it has none) carries a record
 // that restoreReplicas or restoreAutoscaler would restore: a restore of the workload is pending,

@@ -164,10 +164,10 @@ struct Sim {
     w.steadyNow = steadyNow;
     MatrixPass p = planMatrix(w);
     status = p.status;  // written before any step
-    std::vector<bool> ok;
+    std::vector<StepResult> ok;
     for (const auto& a : p.actions) {
       apply(a);
-      ok.push_back(true);
+      ok.push_back(StepResult::kTaken);
     }
     settleMatrix(p, ok, now);
     status = p.status;

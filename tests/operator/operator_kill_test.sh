@@ -244,14 +244,16 @@ kill_tick() {
 POINTS=(scale-down:scaled scale-down:recorded scale-down:hpa-capped raise:hpa-raised raise:raised
   restore:hpa-restored restore:restored)
 # What the cluster shows when the replica armed at each point has died there, in the "via"
-# cycle (batch is the first channel degraded; search is the one behind the HPA).
+# cycle (batch is the first channel degraded; search is the one behind the HPA). After its bounds
+# are restored the HPA carries only the restore's stamp, which the restore removes, once the
+# bounds have settled, before it restores the Deployment's count.
 declare -A AT_POINT=(
   [scale-down:scaled]='D["batch"]["replicas"] == 1 and D["batch"]["ann"].get("original-replicas") == "3" and D["search"]["ann"] == {}'
   [scale-down:recorded]='D["search"]["replicas"] == 3 and D["search"]["ann"].get("original-replicas") == "3" and H["search"]["max"] == 6 and H["search"]["ann"] == {}'
   [scale-down:hpa-capped]='H["search"]["min"] == 2 and H["search"]["max"] == 2 and H["search"]["ann"].get("original-max-replicas") == "6" and D["search"]["ann"].get("original-replicas") == "3" and D["search"]["replicas"] in (3, 2)'
   [raise:hpa-raised]='H["search"]["min"] == 1 and H["search"]["max"] == 2 and D["search"]["replicas"] == 0 and D["search"]["ann"].get("original-replicas") == "3"'
   [raise:raised]='(D["search"]["replicas"] == 2 and D["search"]["ann"].get("original-replicas") == "3") or (D["batch"]["replicas"] == 1 and D["batch"]["ann"].get("original-replicas") == "3")'
-  [restore:hpa-restored]='H["search"]["min"] == 2 and H["search"]["max"] == 6 and H["search"]["ann"] == {} and D["search"]["replicas"] == 2 and D["search"]["ann"].get("original-replicas") == "3"'
+  [restore:hpa-restored]='H["search"]["min"] == 2 and H["search"]["max"] == 6 and set(H["search"]["ann"]) == {"last-action-time"} and D["search"]["replicas"] == 2 and D["search"]["ann"].get("original-replicas") == "3"'
   [restore:restored]='(D["search"]["replicas"] == 3 and D["search"]["ann"] == {}) or (D["batch"]["replicas"] == 3 and D["batch"]["ann"] == {})'
 )
 point_i=0

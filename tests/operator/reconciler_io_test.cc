@@ -298,7 +298,9 @@ TEST_CASE("leaders killed after any write, with the HPA controller between write
     };
     newLeader();
     const double loads[] = {0.3, 0.7, 0.95};
-    for (int pass = 0; pass < 40; ++pass) {
+    // 28 passes of random load, then 20 calm ones (5 s: the restore's announcement, its
+    // autoscaler's bounds settling, the count).
+    for (int pass = 0; pass < 48; ++pass) {
       const double load = pass >= 28 ? 0.3 : loads[rng() % 3];
       w.setLoad(load);
       // One pass in four dies after a random number of writes; a new leader takes over.

@@ -4,9 +4,12 @@
 // rest relies on.
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "common/timestamp.h"
 #include "fakes/fake_cluster.h"
 #include "kube/store.h"
 #include "workload_scaler.h"
@@ -170,6 +173,7 @@ struct Bed {
   FakeCluster cluster;
   kube::Store autoscalers;
   stability::ChannelSpec channel;
+  std::chrono::system_clock::time_point now = *parseRfc3339("2026-12-06T10:00:00Z");
 
   Bed() {
     cluster.put(kDeployments, deployment("api", 3));
@@ -180,6 +184,13 @@ struct Bed {
     channel.targets = {{stability::WorkloadKind::kDeployment, "api"},
                        {stability::WorkloadKind::kStatefulSet, "db"}};
   }
+
+  // The scalers' clock.
+  WorkloadScaler::Clock clock() {
+    return [this] { return now; };
+  }
+  // The time between the two calls of a raise or restore of a target with an autoscaler.
+  void settle() { now += kAutoscalerSettle; }
 
   Json object(const kube::ResourceType& type, const std::string& name) const {
     auto o = cluster.get(type, "shop", name);
@@ -241,6 +252,56 @@ void actAsAutoscaler(FakeCluster& cluster) {
       [&cluster](const kube::ResourceType&, const Json&) { enforceBounds(cluster); });
 }
 
+using WallTime = std::chrono::system_clock::time_point;
+using namespace std::chrono_literals;
+
+// The HPA controller as it runs: it reads an autoscaler from its informer's cache, which trails
+// the API by a little, and the workload's count from the API. So right after a write of the
+// bounds it may act on the bounds from before that write. This one sees each autoscaler as it
+// was `lag` before the test's clock `now`, and acts as enforceBounds does, right after every
+// write and whenever act() is called.
+class LaggingAutoscaler {
+ public:
+  LaggingAutoscaler(FakeCluster& cluster, const WallTime& now, std::chrono::milliseconds lag)
+      : cluster_(cluster), now_(now), lag_(lag) {
+    for (const auto& hpa : cluster.objects(kAutoscalers))
+      history_[hpa["metadata"]["name"]].push_back({WallTime::min(), hpa});
+    cluster.afterWrite([this](const kube::ResourceType& type, const Json& stored) {
+      if (type.kind == kAutoscalers.kind)
+        history_[stored["metadata"]["name"]].push_back({now_, stored});
+      act();
+    });
+  }
+
+  void act() {
+    for (const auto& [name, versions] : history_) {
+      const Json* seen = &versions.front().second;
+      for (const auto& [at, hpa] : versions) {
+        if (at <= now_ - lag_) seen = &hpa;
+      }
+      const Json& hpa = *seen;
+      const auto& type =
+          hpa["spec"]["scaleTargetRef"]["kind"] == "StatefulSet" ? kStatefulSets : kDeployments;
+      auto workload = cluster_.get(type, hpa["metadata"]["namespace"].get<std::string>(),
+                                   hpa["spec"]["scaleTargetRef"]["name"].get<std::string>());
+      if (!workload) continue;
+      const int now = (*workload)["spec"]["replicas"].get<int>();
+      const int want = now == 0 ? 0
+                                : std::clamp(now, hpa["spec"]["minReplicas"].get<int>(),
+                                             hpa["spec"]["maxReplicas"].get<int>());
+      if (want == now) continue;
+      (*workload)["spec"]["replicas"] = want;
+      cluster_.put(type, *workload);
+    }
+  }
+
+ private:
+  FakeCluster& cluster_;
+  const WallTime& now_;
+  std::chrono::milliseconds lag_;
+  std::map<std::string, std::vector<std::pair<WallTime, Json>>> history_;
+};
+
 std::vector<std::string> writeOrder(const FakeCluster& cluster) {
   std::vector<std::string> order;
   for (const auto& w : cluster.writes())
@@ -248,11 +309,27 @@ std::vector<std::string> writeOrder(const FakeCluster& cluster) {
   return order;
 }
 
+// A restore or raise to its end: the call that writes the autoscalers and the targets without
+// one, then, the new bounds settled, the call that finishes the targets it left waiting.
+kube::ApiResult<std::vector<TargetOutcome>> restoreAll(WorkloadScaler& scaler, Bed& bed) {
+  auto first = scaler.restore(bed.channel);
+  if (!first) return first;
+  bed.settle();
+  return scaler.restore(bed.channel);
+}
+kube::ApiResult<std::vector<TargetOutcome>> raiseAll(WorkloadScaler& scaler, Bed& bed,
+                                                     int replicas) {
+  auto first = scaler.raise(bed.channel, replicas);
+  if (!first) return first;
+  bed.settle();
+  return scaler.raise(bed.channel, replicas);
+}
+
 }  // namespace
 
 TEST_CASE("a degrade records the workload's count first, then caps its autoscaler, then scales") {
   Bed bed;
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   auto down = scaler.scaleDown(bed.channel, 1);
   REQUIRE(down);
   REQUIRE(down->size() == 2);
@@ -293,7 +370,7 @@ TEST_CASE("the autoscaler scaling the workload right after the cap does not chan
   // and the operator recorded 1 as the original.
   Bed bed;
   actAsAutoscaler(bed.cluster);
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   auto down = scaler.scaleDown(bed.channel, 1);
   REQUIRE(down);
   CHECK((*down)[0].replicasBefore == 3);
@@ -305,10 +382,16 @@ TEST_CASE("the autoscaler scaling the workload right after the cap does not chan
   CHECK(bed.replicas(kDeployments, "api") == 0);
   CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
 
+  auto bounds = scaler.restore(bed.channel);
+  REQUIRE(bounds);
+  CHECK((*bounds)[0].autoscalerChanged);
+  CHECK((*bounds)[0].waiting);
+  bed.settle();
   auto back = scaler.restore(bed.channel);
   REQUIRE(back);
   CHECK((*back)[0].replicasAfter == 3);
-  CHECK((*back)[0].autoscalerChanged);
+  CHECK_FALSE((*back)[0].autoscalerChanged);  // only its stamp went: no bounds changed
+  CHECK((*back)[0].changed);
   bed.checkPristine();
 }
 
@@ -319,7 +402,7 @@ TEST_CASE("a crash after any write of a degrade loses nothing: a new scaler fini
   {
     Bed bed;
     actAsAutoscaler(bed.cluster);
-    WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+    WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
     REQUIRE(scaler.scaleDown(bed.channel, 1));
     CHECK(bed.cluster.writes().size() == 3);
     REQUIRE(scaler.scaleDown(bed.channel, 0));
@@ -332,14 +415,14 @@ TEST_CASE("a crash after any write of a degrade loses nothing: a new scaler fini
     bed.cluster.beforeWrite(FakeCluster::crashAfter(crashAfter));
     bool degraded = false;
     {
-      WorkloadScaler doomed(bed.cluster, bed.autoscalers);
+      WorkloadScaler doomed(bed.cluster, bed.autoscalers, bed.clock());
       degraded = doomed.scaleDown(bed.channel, 1).has_value();
       CHECK(degraded == (crashAfter >= 3));
       if (degraded) CHECK_FALSE(doomed.scaleDown(bed.channel, 0));
     }
     // A new leader repeats the step that was cut short, then goes on.
     bed.cluster.beforeWrite({});
-    WorkloadScaler successor(bed.cluster, bed.autoscalers);
+    WorkloadScaler successor(bed.cluster, bed.autoscalers, bed.clock());
     if (!degraded) {
       REQUIRE(successor.scaleDown(bed.channel, 1));
       CHECK(bed.replicas(kDeployments, "api") == 1);
@@ -354,33 +437,35 @@ TEST_CASE("a crash after any write of a degrade loses nothing: a new scaler fini
     CHECK(bed.annotations(kStatefulSets, "db")[kOriginalReplicas] == "2");
     CHECK(bed.annotations(kAutoscalers, "api")[kOriginalMinReplicas] == "2");
     CHECK(bed.annotations(kAutoscalers, "api")[kOriginalMaxReplicas] == "6");
-    REQUIRE(successor.restore(bed.channel));
+    REQUIRE(restoreAll(successor, bed));
     bed.checkPristine();
   }
 }
 
 TEST_CASE("a crash after any write of a restore is finished by the next restore") {
-  // The restore of the shut-down channel writes 3 times: the autoscaler, then the Deployment,
-  // then the StatefulSet. Crash after each, with the autoscaler acting between every two writes.
+  // The restore of the shut-down channel writes 4 times: the autoscaler's bounds and the
+  // StatefulSet, then, the bounds settled, the autoscaler's stamp and the Deployment. Crash
+  // after each, with the autoscaler acting between every two writes.
   for (const int level : {1, 0}) {  // from a degrade, from a shutdown
-    for (int crashAfter = 0; crashAfter < 3; ++crashAfter) {
+    for (int crashAfter = 0; crashAfter < 4; ++crashAfter) {
       CAPTURE(level);
       CAPTURE(crashAfter);
       Bed bed;
       actAsAutoscaler(bed.cluster);
-      WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+      WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
       REQUIRE(scaler.scaleDown(bed.channel, level));
       const int done = static_cast<int>(bed.cluster.writes().size());
       bed.cluster.beforeWrite(FakeCluster::crashAfter(done + crashAfter));
       {
-        WorkloadScaler doomed(bed.cluster, bed.autoscalers);
-        CHECK_FALSE(doomed.restore(bed.channel));
+        WorkloadScaler doomed(bed.cluster, bed.autoscalers, bed.clock());
+        CHECK_FALSE(restoreAll(doomed, bed));
       }
       // The channel still shows a restore pending, whatever is left of it.
       CHECK(bed.pending());
       bed.cluster.beforeWrite({});
-      WorkloadScaler successor(bed.cluster, bed.autoscalers);
-      REQUIRE(successor.restore(bed.channel));
+      WorkloadScaler successor(bed.cluster, bed.autoscalers, bed.clock());
+      REQUIRE(restoreAll(successor, bed));
+      CHECK(bed.cluster.writes().size() == static_cast<size_t>(done + 4));
       bed.checkPristine();
     }
   }
@@ -388,13 +473,65 @@ TEST_CASE("a crash after any write of a restore is finished by the next restore"
 
 TEST_CASE("a restore puts the autoscaler's bounds back before the workload's count") {
   Bed bed;
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   REQUIRE(scaler.scaleDown(bed.channel, 1));
   bed.cluster.clearWrites();
-  REQUIRE(scaler.restore(bed.channel));
-  CHECK(writeOrder(bed.cluster) == std::vector<std::string>{"HorizontalPodAutoscaler/api",
-                                                            "Deployment/api", "StatefulSet/db"});
+  // The first call: the bounds, and the target without an autoscaler. The Deployment waits.
+  auto first = scaler.restore(bed.channel);
+  REQUIRE(first);
+  CHECK(writeOrder(bed.cluster) ==
+        std::vector<std::string>{"HorizontalPodAutoscaler/api", "StatefulSet/db"});
+  CHECK((*first)[0].autoscalerChanged);
+  CHECK((*first)[0].waiting);
+  CHECK((*first)[0].replicasAfter == 1);
+  CHECK_FALSE((*first)[1].waiting);
+  CHECK((*first)[1].replicasAfter == 2);
+  CHECK(bed.bounds() == std::pair{2, 6});
+  CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
+  // Called again too soon, it still waits and writes nothing.
+  bed.now += kAutoscalerSettle - std::chrono::milliseconds(1);
+  bed.cluster.clearWrites();
+  auto early = scaler.restore(bed.channel);
+  REQUIRE(early);
+  CHECK((*early)[0].waiting);
+  CHECK_FALSE((*early)[0].changed);
+  CHECK(bed.cluster.writes().empty());
+  // Settled: the stamp goes, then the count comes back with the record removed.
+  bed.now += std::chrono::milliseconds(1);
+  auto last = scaler.restore(bed.channel);
+  REQUIRE(last);
+  CHECK_FALSE((*last)[0].waiting);
+  CHECK((*last)[0].replicasBefore == 1);
+  CHECK((*last)[0].replicasAfter == 3);
+  CHECK(writeOrder(bed.cluster) ==
+        std::vector<std::string>{"HorizontalPodAutoscaler/api", "Deployment/api"});
   bed.checkPristine();
+}
+
+TEST_CASE("a restore scales the workload only once the autoscaler has seen its bounds back") {
+  // Seen once in operator_kill_test: the HPA controller, its cache a moment behind the restore
+  // of the bounds (still 1..1), read the restored count 3 and scaled it to 1; then, with 2..6 in
+  // its cache, to 2. The restore had removed the record with its write, and 2 stayed for good.
+  for (const int level : {1, 0}) {  // from a degrade, from a shutdown
+    CAPTURE(level);
+    Bed bed;
+    WallTime& now = bed.now;
+    LaggingAutoscaler controller(bed.cluster, now, 500ms);
+    WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
+    REQUIRE(scaler.scaleDown(bed.channel, level));
+    now += 30s;
+    controller.act();
+    REQUIRE(bed.pending());
+    // Passes a second apart, each restoring what is left, until nothing is.
+    for (int pass = 0; pass < 10 && bed.pending(); ++pass) {
+      REQUIRE(scaler.restore(bed.channel));
+      now += 1s;
+      controller.act();
+    }
+    now += 30s;
+    controller.act();
+    bed.checkPristine();
+  }
 }
 
 TEST_CASE("an autoscaler left capped after its workload was restored is restored too") {
@@ -402,7 +539,7 @@ TEST_CASE("an autoscaler left capped after its workload was restored is restored
   // (Pi0 before issue 12): the workload's record gone, the autoscaler capped with Pi0's record,
   // and the autoscaler holding the workload at its cap.
   Bed bed;
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   REQUIRE(scaler.scaleDown(bed.channel, 1));
   Json api = bed.object(kDeployments, "api");
   REQUIRE(restoreReplicas(api));
@@ -413,7 +550,14 @@ TEST_CASE("an autoscaler left capped after its workload was restored is restored
   auto back = scaler.restore(bed.channel);
   REQUIRE(back);
   CHECK((*back)[0].autoscalerChanged);
+  CHECK_FALSE((*back)[0].waiting);  // no record on the workload: nothing waits
   CHECK(bed.bounds() == std::pair{2, 6});
+  CHECK(bed.pending() == false);
+  // The stamp of the restore is left on the autoscaler (the channel reads as a leftover, whose
+  // restore removes it once settled).
+  CHECK_FALSE(bed.annotations(kAutoscalers, "api").empty());
+  bed.settle();
+  REQUIRE(scaler.restore(bed.channel));
   CHECK(bed.annotations(kAutoscalers, "api").empty());
   CHECK_FALSE(bed.pending());
 }
@@ -421,48 +565,56 @@ TEST_CASE("an autoscaler left capped after its workload was restored is restored
 TEST_CASE("from a shutdown to a degrade, the autoscaler's cap is raised before the count") {
   Bed bed;
   actAsAutoscaler(bed.cluster);
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   REQUIRE(scaler.scaleDown(bed.channel, 0));
   CHECK(bed.replicas(kDeployments, "api") == 0);
   bed.cluster.clearWrites();
+  auto first = scaler.raise(bed.channel, 2);
+  REQUIRE(first);
+  CHECK(writeOrder(bed.cluster) ==
+        std::vector<std::string>{"HorizontalPodAutoscaler/api", "StatefulSet/db"});
+  CHECK((*first)[0].autoscalerChanged);
+  CHECK((*first)[0].waiting);
+  CHECK(bed.replicas(kDeployments, "api") == 0);
+  bed.settle();
   auto up = scaler.raise(bed.channel, 2);
   REQUIRE(up);
+  CHECK_FALSE((*up)[0].waiting);
   CHECK(writeOrder(bed.cluster) == std::vector<std::string>{"HorizontalPodAutoscaler/api",
-                                                            "Deployment/api", "StatefulSet/db"});
-  CHECK((*up)[0].autoscalerChanged);
+                                                            "StatefulSet/db", "Deployment/api"});
   // The autoscaler, acting after each write, keeps it at 2: its cap is 2, not the shutdown's 1.
   CHECK(bed.replicas(kDeployments, "api") == 2);
   CHECK(bed.bounds() == std::pair{1, 2});
   CHECK(bed.replicas(kStatefulSets, "db") == 2);
   CHECK(bed.annotations(kDeployments, "api")[kOriginalReplicas] == "3");
-  REQUIRE(scaler.restore(bed.channel));
+  REQUIRE(restoreAll(scaler, bed));
   bed.checkPristine();
 }
 
 TEST_CASE("a crash after any write of a raise is finished by the next raise") {
-  // The raise of the shut-down channel to 2 writes 3 times: the cap, the Deployment, the
-  // StatefulSet.
+  // The raise of the shut-down channel to 2 writes 3 times: the cap and the StatefulSet, then,
+  // the cap settled, the Deployment.
   for (int crashAfter = 0; crashAfter < 3; ++crashAfter) {
     CAPTURE(crashAfter);
     Bed bed;
     actAsAutoscaler(bed.cluster);
-    WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+    WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
     REQUIRE(scaler.scaleDown(bed.channel, 0));
     const int done = static_cast<int>(bed.cluster.writes().size());
     bed.cluster.beforeWrite(FakeCluster::crashAfter(done + crashAfter));
     {
-      WorkloadScaler doomed(bed.cluster, bed.autoscalers);
-      CHECK_FALSE(doomed.raise(bed.channel, 2));
+      WorkloadScaler doomed(bed.cluster, bed.autoscalers, bed.clock());
+      CHECK_FALSE(raiseAll(doomed, bed, 2));
     }
     bed.cluster.beforeWrite({});
-    WorkloadScaler successor(bed.cluster, bed.autoscalers);
-    REQUIRE(successor.raise(bed.channel, 2));
+    WorkloadScaler successor(bed.cluster, bed.autoscalers, bed.clock());
+    REQUIRE(raiseAll(successor, bed, 2));
     CHECK(bed.cluster.writes().size() == static_cast<size_t>(done + 3));
     CHECK(bed.replicas(kDeployments, "api") == 2);
     CHECK(bed.replicas(kStatefulSets, "db") == 2);
     CHECK(bed.bounds() == std::pair{1, 2});
     CHECK(bed.pending());
-    REQUIRE(successor.restore(bed.channel));
+    REQUIRE(restoreAll(successor, bed));
     bed.checkPristine();
   }
 }
@@ -484,17 +636,17 @@ TEST_CASE("the autoscaler is found in the cache, and written from what the API h
   Json hpa = bed.object(kAutoscalers, "api");
   hpa["spec"]["maxReplicas"] = 8;
   bed.cluster.put(kAutoscalers, hpa);
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   REQUIRE(scaler.scaleDown(bed.channel, 1));
   CHECK(bed.annotations(kAutoscalers, "api")[kOriginalMaxReplicas] == "8");
-  REQUIRE(scaler.restore(bed.channel));
+  REQUIRE(restoreAll(scaler, bed));
   CHECK(bed.object(kAutoscalers, "api")["spec"]["maxReplicas"] == 8);
 }
 
 TEST_CASE("an autoscaler the cache still shows but the API deleted is no autoscaler") {
   Bed bed;
   REQUIRE(bed.cluster.remove(kAutoscalers, "shop", "api"));
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   auto down = scaler.scaleDown(bed.channel, 1);
   REQUIRE(down);
   CHECK((*down)[0].autoscaler.empty());
@@ -510,7 +662,7 @@ TEST_CASE("a failure stops the step; what was done stays done and restorable") {
   Bed bed;
   bed.channel.targets.insert(bed.channel.targets.begin() + 1,
                              {stability::WorkloadKind::kDeployment, "missing"});
-  WorkloadScaler scaler(bed.cluster, bed.autoscalers);
+  WorkloadScaler scaler(bed.cluster, bed.autoscalers, bed.clock());
   auto down = scaler.scaleDown(bed.channel, 0);
   REQUIRE_FALSE(down);
   CHECK(kube::isNotFound(down.error()));

@@ -1,6 +1,7 @@
 // The annotations that make every change of the operator restorable from the cluster alone.
 #include <doctest/doctest.h>
 
+#include "common/timestamp.h"
 #include "workload_state.h"
 
 using nlohmann::json;
@@ -77,11 +78,30 @@ TEST_CASE("autoscaler bounds are capped and restored") {
   REQUIRE(limitAutoscaler(h, 0, "shop/web"));  // autoscaling/v1 needs at least 1
   CHECK(h["spec"]["maxReplicas"] == 1);
   CHECK(h["spec"]["minReplicas"] == 1);
-  REQUIRE(restoreAutoscaler(h));
+  REQUIRE(restoreAutoscaler(h, "2026-11-22T10:00:00Z"));
   CHECK(h["spec"]["minReplicas"] == 3);
   CHECK(h["spec"]["maxReplicas"] == 10);
+  // Only the stamp of the restore is left, for the workload's count to wait on.
+  CHECK(h["metadata"]["annotations"] == json{{kLastActionTime, "2026-11-22T10:00:00Z"}});
+  CHECK_FALSE(restoreAutoscaler(h, "2026-11-22T10:00:01Z"));
+  REQUIRE(clearAutoscalerStamp(h));
   CHECK(h["metadata"]["annotations"].empty());
-  CHECK_FALSE(restoreAutoscaler(h));
+  CHECK_FALSE(clearAutoscalerStamp(h));
+}
+
+TEST_CASE("the workload's count waits until the autoscaler's new bounds are settled") {
+  const auto at = [](const char* text) { return *pi0::parseRfc3339(text); };
+  json h = hpa(2, 6);
+  CHECK(autoscalerSettled(h, at("2026-11-22T10:00:00Z")));  // never stamped
+  REQUIRE(limitAutoscaler(h, 1, "shop/web"));
+  markAction(h, "2026-11-22T10:00:00Z");
+  // A stamp with its record is the cap's: clearing it would lose when the step was taken.
+  CHECK_FALSE(clearAutoscalerStamp(h));
+  REQUIRE(restoreAutoscaler(h, "2026-11-22T10:05:00Z"));
+  CHECK_FALSE(autoscalerSettled(h, at("2026-11-22T10:05:00Z")));
+  CHECK_FALSE(autoscalerSettled(h, at("2026-11-22T10:05:01.999Z")));
+  CHECK(autoscalerSettled(h, at("2026-11-22T10:05:02Z")));
+  CHECK(kAutoscalerSettle == std::chrono::seconds(2));
 }
 
 TEST_CASE("the time of the last change travels with the object and goes with the restore") {
@@ -100,7 +120,9 @@ TEST_CASE("the time of the last change travels with the object and goes with the
   json h = hpa(2, 6);
   REQUIRE(limitAutoscaler(h, 1, "shop/web"));
   markAction(h, "2026-11-22T10:00:00Z");
-  REQUIRE(restoreAutoscaler(h));
+  REQUIRE(restoreAutoscaler(h, "2026-11-22T10:01:00Z"));
+  CHECK(lastActionTime(h) == pi0::parseRfc3339("2026-11-22T10:01:00Z"));
+  REQUIRE(clearAutoscalerStamp(h));
   CHECK_FALSE(h["metadata"]["annotations"].contains(kLastActionTime));
 }
 
@@ -145,7 +167,7 @@ TEST_CASE("from a shutdown part of the way back, the autoscaler's cap is raised 
   CHECK_FALSE(raiseAutoscaler(h, 2));  // idempotent
   REQUIRE(raiseAutoscaler(h, 9));      // never above the original maximum
   CHECK(h["spec"]["maxReplicas"] == 6);
-  REQUIRE(restoreAutoscaler(h));
+  REQUIRE(restoreAutoscaler(h, "2026-11-22T10:00:00Z"));
   CHECK(h["spec"]["minReplicas"] == 2);
   CHECK(h["spec"]["maxReplicas"] == 6);
 }
@@ -166,7 +188,7 @@ TEST_CASE("a restore is pending while the workload or its autoscaler carries a r
   REQUIRE(restoreReplicas(d));
   CHECK_FALSE(restorePending(d, nullptr));
   CHECK(restorePending(d, &h));
-  REQUIRE(restoreAutoscaler(h));
+  REQUIRE(restoreAutoscaler(h, "2026-11-22T10:00:00Z"));
   CHECK_FALSE(restorePending(d, &h));
 
   // A malformed record is no record: restoring it is impossible, so it is not pending.
