@@ -556,25 +556,6 @@ ApiResult<Json> Client::modify(const ResourceType& type, std::string_view ns, st
   }
 }
 
-ApiResult<int32_t> Client::getScale(const ResourceType& type, std::string_view ns,
-                                    std::string_view name, std::stop_token stop) {
-  auto scale = get(type, ns, name, Subresource::kScale, stop);
-  if (!scale) return std::unexpected(scale.error());
-  return static_cast<int32_t>(field<int64_t>(*scale, "/spec/replicas"_json_pointer, 0));
-}
-
-ApiResult<Json> Client::setScale(const ResourceType& type, std::string_view ns,
-                                 std::string_view name, int32_t replicas, std::stop_token stop) {
-  return modify(
-      type, ns, name,
-      [replicas](Json& scale) {
-        if (field<int64_t>(scale, "/spec/replicas"_json_pointer, -1) == replicas) return false;
-        scale["spec"]["replicas"] = replicas;
-        return true;
-      },
-      Subresource::kScale, {}, stop);
-}
-
 ApiResult<void> Client::watch(const ResourceType& type, std::string_view ns,
                               const WatchOptions& options,
                               const std::function<bool(WatchEvent&&)>& onEvent,

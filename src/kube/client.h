@@ -131,12 +131,6 @@ class Client {
                          Subresource sub = Subresource::kNone, ConflictRetry retry = {},
                          std::stop_token stop = {});
 
-  // The scale subresource: the replicas a workload asks for, and setting them.
-  ApiResult<int32_t> getScale(const ResourceType& type, std::string_view ns, std::string_view name,
-                              std::stop_token stop = {});
-  ApiResult<Json> setScale(const ResourceType& type, std::string_view ns, std::string_view name,
-                           int32_t replicas, std::stop_token stop = {});
-
   // Watches from options.resourceVersion, calling `onEvent` for each event in order until the
   // server ends the watch (a value), `onEvent` returns false (a value), `stop` fires
   // (kCanceled), or the stream fails (kTransport, or the ERROR event's Status, e.g. Gone).

@@ -493,18 +493,6 @@ const char* workloadKindName(WorkloadKind kind) {
   return "Unknown";
 }
 
-const char* resourceKindName(ResourceKind kind) {
-  switch (kind) {
-    case ResourceKind::kCpu:
-      return "cpu";
-    case ResourceKind::kMemory:
-      return "memory";
-    case ResourceKind::kGpu:
-      return "gpu";
-  }
-  return "unknown";
-}
-
 Result<int64_t> parseCpuMilli(const std::string& text) {
   return parseQuantity(text, 3, "millicores");
 }

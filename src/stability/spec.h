@@ -167,7 +167,6 @@ inline constexpr int32_t kMaxAnticipationSeconds = 3600;
 const char* actionName(Action action);
 const char* modeName(Mode mode);
 const char* workloadKindName(WorkloadKind kind);
-const char* resourceKindName(ResourceKind kind);
 
 // Kubernetes quantities: "500m", "2", "1.5" (cpu, to millicores); "128Mi", "1G", "1e9" (memory,
 // to bytes). Fail with a message quoting the text.

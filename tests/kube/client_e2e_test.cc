@@ -124,14 +124,20 @@ TEST_CASE("Deployments: the scale subresource") {
           {"spec",
            {{"containers", Json::array({{{"name", "web"}, {"image", "nginx:1.25"}}})}}}}}}}};
   REQUIRE_OK(c.create(resources::kDeployments, ns(), deployment));
-  auto replicas = c.getScale(resources::kDeployments, ns(), "web");
-  REQUIRE_OK(replicas);
-  CHECK(*replicas == 3);
-  REQUIRE_OK(c.setScale(resources::kDeployments, ns(), "web", 1));
+  auto scale = c.get(resources::kDeployments, ns(), "web", Subresource::kScale);
+  REQUIRE_OK(scale);
+  CHECK((*scale)["spec"]["replicas"] == 3);
+  REQUIRE_OK(c.modify(
+      resources::kDeployments, ns(), "web",
+      [](Json& s) {
+        s["spec"]["replicas"] = 1;
+        return true;
+      },
+      Subresource::kScale));
   auto after = c.get(resources::kDeployments, ns(), "web");
   REQUIRE_OK(after);
   CHECK((*after)["spec"]["replicas"] == 1);
-  auto missing = c.getScale(resources::kDeployments, ns(), "absent");
+  auto missing = c.get(resources::kDeployments, ns(), "absent", Subresource::kScale);
   REQUIRE_FALSE(missing);
   CHECK(isNotFound(missing.error()));
 }

@@ -269,7 +269,8 @@ TEST_CASE("malformed quantities fail for both kinds, quoting the text") {
   };
   for (const Case& c : cases) {
     CAPTURE(c.text);
-    const std::string prefix = "\"" + std::string(c.text) + "\" is not a quantity: " + c.why;
+    std::string prefix = "\"";  // appended piece by piece: GCC 12 warns (-Wrestrict) otherwise
+    prefix.append(c.text).append("\" is not a quantity: ").append(c.why);
     for (auto parse : {parseCpuMilli, parseBytes}) {
       auto r = parse(c.text);
       REQUIRE_FALSE(r.has_value());
@@ -368,9 +369,6 @@ TEST_CASE("enum names as the API writes them") {
   CHECK(std::string(modeName(Mode::kDryRun)) == "DryRun");
   CHECK(std::string(workloadKindName(WorkloadKind::kDeployment)) == "Deployment");
   CHECK(std::string(workloadKindName(WorkloadKind::kStatefulSet)) == "StatefulSet");
-  CHECK(std::string(resourceKindName(ResourceKind::kCpu)) == "cpu");
-  CHECK(std::string(resourceKindName(ResourceKind::kMemory)) == "memory");
-  CHECK(std::string(resourceKindName(ResourceKind::kGpu)) == "gpu");
 }
 
 // ---------------------------------------------------------------------------------------------
