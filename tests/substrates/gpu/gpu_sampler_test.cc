@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "gpu/cuda_probe_loader.h"
 #include "fake_state.h"
 
 namespace pi0::substrates {
@@ -702,6 +703,10 @@ TEST_CASE("an XID wait that fails again after the rebuild stops XID counting") {
   CHECK(gaugeCount(*sample, GaugeKind::kGpuXidErrorsTotal) == 0);
   REQUIRE((*sampler)->sample(kT0 + 2s));
   CHECK(logs.count("gpu xid events: giving up") == 1);
+}
+
+TEST_CASE("the CUDA probe library is looked for beside the program, under its own name") {
+  CHECK(defaultCudaProbeLibraryPath().filename() == kCudaProbeLibraryName);
 }
 
 }  // namespace
