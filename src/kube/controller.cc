@@ -54,7 +54,6 @@ void Controller::start(std::stop_token stop) {
 
 void Controller::work(std::stop_token stop) {
   while (auto key = queue_.get(stop)) {
-    ++counters_.reconciles;
     Result<ReconcileResult> result = fail("not run");
     try {
       result = reconcile_(*key, stop);
@@ -63,7 +62,6 @@ void Controller::work(std::stop_token stop) {
       result = fail(std::string("reconcile threw: ") + e.what());
     }
     if (!result) {
-      ++counters_.errors;
       log::warn("reconcile failed", {{"controller", options_.name},
                                      {"key", *key},
                                      {"error", result.error().message},

@@ -53,12 +53,6 @@ class Controller {
 
   WorkQueue& queue() { return queue_; }
 
-  struct Counters {
-    std::atomic<uint64_t> reconciles{0};
-    std::atomic<uint64_t> errors{0};
-  };
-  const Counters& counters() const { return counters_; }
-
  private:
   void work(std::stop_token stop);
 
@@ -67,7 +61,6 @@ class Controller {
   Clock& clock_;
   WorkQueue queue_;
   Store* primary_ = nullptr;
-  Counters counters_;
 };
 
 }  // namespace pi0::kube
