@@ -45,8 +45,9 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
       !(at(10, 'T') || at(10, 't')) || !at(13, ':') || !at(16, ':')) {
     return std::nullopt;
   }
+  // A leap second (":60") is refused: neither Kubernetes nor Pi0's agents write one.
   if (*month < 1 || *month > 12 || *day < 1 || *day > 31 || *hour > 23 || *minute > 59 ||
-      *second > 60) {
+      *second > 59) {
     return std::nullopt;
   }
   std::size_t i = 19;
@@ -68,7 +69,7 @@ std::optional<std::chrono::system_clock::time_point> parseRfc3339(std::string_vi
     ++i;
   } else if (at(i, '+') || at(i, '-')) {
     const auto oh = digits(i + 1, 2), om = digits(i + 4, 2);
-    if (!oh || !om || !at(i + 3, ':')) return std::nullopt;
+    if (!oh || !om || !at(i + 3, ':') || *oh > 23 || *om > 59) return std::nullopt;
     offset = hours(*oh) + minutes(*om);
     if (text[i] == '-') offset = -offset;
     i += 6;

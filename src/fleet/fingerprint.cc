@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_parse.h"
+#include "common/timestamp.h"
 
 namespace pi0::fleet {
 namespace {
@@ -261,17 +262,6 @@ Result<SignalFingerprint> parseSignal(const Json& v, std::string path, bool* has
   return s;
 }
 
-// Digits of a fixed width at text[pos..pos+width), or -1.
-int digits(std::string_view text, std::size_t pos, std::size_t width) {
-  if (pos + width > text.size()) return -1;
-  int v = 0;
-  for (std::size_t i = pos; i < pos + width; ++i) {
-    if (text[i] < '0' || text[i] > '9') return -1;
-    v = v * 10 + (text[i] - '0');
-  }
-  return v;
-}
-
 // The first bytes of a body, printable, for an error message.
 std::string excerpt(std::string_view body) {
   constexpr std::size_t kMax = 40;
@@ -295,48 +285,6 @@ double SignalForecast::at(double seconds) const {
 const SignalFingerprint* NodeFingerprint::signal(std::string_view name) const {
   auto it = signals.find(name);
   return it == signals.end() ? nullptr : &it->second;
-}
-
-Result<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text) {
-  using namespace std::chrono;
-  auto bad = [&] { return fail("\"" + excerpt(text) + "\" is not an RFC 3339 date-time"); };
-  const int y = digits(text, 0, 4), mo = digits(text, 5, 2), d = digits(text, 8, 2);
-  const int h = digits(text, 11, 2), mi = digits(text, 14, 2), s = digits(text, 17, 2);
-  if (y < 0 || mo < 0 || d < 0 || h < 0 || mi < 0 || s < 0 || text[4] != '-' || text[7] != '-' ||
-      (text[10] != 'T' && text[10] != 't') || text[13] != ':' || text[16] != ':')
-    return bad();
-  const year_month_day ymd{year(y), month(static_cast<unsigned>(mo)),
-                           day(static_cast<unsigned>(d))};
-  // A leap second (":60") is refused: no agent's clock reports one.
-  if (!ymd.ok() || h > 23 || mi > 59 || s > 59) return bad();
-  std::size_t pos = 19;
-  nanoseconds frac{0};
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    const std::size_t start = pos;
-    long long scale = 100'000'000;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      frac += nanoseconds((text[pos] - '0') * scale);
-      scale /= 10;
-      ++pos;
-    }
-    if (pos == start) return bad();
-  }
-  minutes offset{0};
-  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
-    ++pos;
-  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    const int oh = digits(text, pos + 1, 2), om = digits(text, pos + 4, 2);
-    if (oh < 0 || om < 0 || text[pos + 3] != ':' || oh > 23 || om > 59) return bad();
-    offset = hours(oh) + minutes(om);
-    if (text[pos] == '-') offset = -offset;
-    pos += 6;
-  } else {
-    return bad();
-  }
-  if (pos != text.size()) return bad();
-  const auto local = sys_days(ymd) + hours(h) + minutes(mi) + seconds(s) + frac;
-  return time_point_cast<system_clock::duration>(local - offset);
 }
 
 Result<NodeFingerprint> parseFingerprint(std::string_view body) {
@@ -364,8 +312,8 @@ Result<NodeFingerprint> parseFingerprint(std::string_view body) {
 
   auto timestamp = r.string("timestamp");
   if (!timestamp) return std::unexpected(timestamp.error());
-  auto t = parseRfc3339(*timestamp);
-  if (!t) return fail("timestamp: " + t.error().message);
+  auto t = pi0::parseRfc3339(*timestamp);
+  if (!t) return fail("timestamp: \"" + excerpt(*timestamp) + "\" is not an RFC 3339 date-time");
   fp.timestamp = *t;
 
   auto interval = r.number("intervalSeconds", 0, HUGE_VAL, /*loExclusive=*/true);

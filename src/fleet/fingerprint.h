@@ -96,7 +96,4 @@ struct NodeFingerprint {
 // fit_error".
 Result<NodeFingerprint> parseFingerprint(std::string_view body);
 
-// "2026-11-22T09:51:46.123Z" or with an offset ("+02:00"); fractions to nanoseconds.
-Result<std::chrono::system_clock::time_point> parseRfc3339(std::string_view text);
-
 }  // namespace pi0::fleet

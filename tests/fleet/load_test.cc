@@ -275,7 +275,8 @@ NodeFingerprint withForecast(NodeFingerprint fp, const std::string& signal, doub
   SignalFingerprint& s = fp.signals.at(signal);
   const double peak = *s.projectedPeak;
   s.forecast = SignalForecast{
-      30, peak, peak - 30 * trendPerSecond, trendPerSecond, 0.01, 1.0, secondsToTrouble};
+      30, peak, peak - 30 * trendPerSecond, trendPerSecond, 0.01, 1.0, secondsToTrouble,
+      std::nullopt, 0};
   return fp;
 }
 
