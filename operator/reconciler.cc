@@ -664,12 +664,7 @@ LoadReading Reconcilers::measure(const stability::MatrixSpec& spec) {
   const auto snapshot = fleet_.snapshot();
   const auto capacity = capacitiesOf(caches_.nodes.list());
   if (spec.loadSignal.source == stability::LoadSource::kFleet) {
-    std::vector<fleet::Resource> resources;
-    for (auto k : spec.loadSignal.resources) {
-      resources.push_back(k == stability::ResourceKind::kCpu      ? fleet::Resource::kCpu
-                          : k == stability::ResourceKind::kMemory ? fleet::Resource::kMemory
-                                                                  : fleet::Resource::kGpu);
-    }
+    const auto& resources = spec.loadSignal.resources;
     const std::optional<double> lead =
         spec.anticipationSeconds > 0
             ? std::optional<double>(static_cast<double>(spec.anticipationSeconds))

@@ -28,18 +28,6 @@ ResourceLoad& slot(ClusterLoad& load, Resource resource) {
 
 }  // namespace
 
-std::string_view resourceName(Resource resource) {
-  switch (resource) {
-    case Resource::kCpu:
-      return "cpu";
-    case Resource::kMemory:
-      return "memory";
-    case Resource::kGpu:
-      return "gpu";
-  }
-  return "unknown";
-}
-
 double Capacity::of(Resource resource) const {
   std::int64_t v = 0;
   switch (resource) {

@@ -35,17 +35,15 @@
 #include <string_view>
 
 #include "common/clock.h"
+#include "common/resource.h"
 #include "fleet/fingerprint.h"
 #include "fleet/fleet_view.h"
 
 namespace pi0::fleet {
 
-enum class Resource { kCpu, kMemory, kGpu };
-
-inline constexpr std::array<Resource, 3> kAllResources = {Resource::kCpu, Resource::kMemory,
-                                                          Resource::kGpu};
-
-std::string_view resourceName(Resource resource);  // "cpu", "memory", "gpu"
+using pi0::kAllResources;
+using pi0::Resource;
+using pi0::resourceName;
 
 // A node's allocatable capacity (from its Node object's status.allocatable). Negative values
 // are read as 0.

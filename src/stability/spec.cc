@@ -666,10 +666,10 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
             r.problem(k, "must be a string, not null");
             continue;
           }
-          m.loadSignal.resources.push_back(r.enumeration(k, ResourceKind::kCpu, "resource",
-                                                         {{"cpu", ResourceKind::kCpu},
-                                                          {"memory", ResourceKind::kMemory},
-                                                          {"gpu", ResourceKind::kGpu}}));
+          m.loadSignal.resources.push_back(r.enumeration(k, Resource::kCpu, "resource",
+                                                         {{"cpu", Resource::kCpu},
+                                                          {"memory", Resource::kMemory},
+                                                          {"gpu", Resource::kGpu}}));
         }
       }
     }

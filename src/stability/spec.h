@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/resource.h"
 #include "common/result.h"
 
 namespace pi0::stability {
@@ -107,13 +108,11 @@ struct Row {
 };
 
 enum class LoadSource { kFleet, kPrometheus };
-enum class ResourceKind { kCpu, kMemory, kGpu };
 
 struct LoadSignal {
   LoadSource source = LoadSource::kFleet;
   std::string prometheusQuery;
-  std::vector<ResourceKind> resources{ResourceKind::kCpu, ResourceKind::kMemory,
-                                      ResourceKind::kGpu};
+  std::vector<Resource> resources{kAllResources.begin(), kAllResources.end()};
 };
 
 struct Hysteresis {

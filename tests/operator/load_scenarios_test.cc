@@ -60,7 +60,7 @@ stability::MatrixSpec scenarioMatrix(int anticipationSeconds = 0) {
                       {{"elevated", stability::Action::kDegrade, i},
                        {"high", stability::Action::kShutdown, i}}});
   }
-  m.loadSignal.resources = {stability::ResourceKind::kCpu};
+  m.loadSignal.resources = {Resource::kCpu};
   m.stepIntervalSeconds = 10;
   m.hysteresis = {0.05, 20};
   m.anticipationSeconds = anticipationSeconds;
@@ -89,7 +89,9 @@ fleet::SignalFingerprint published(const gate::SignalAnalysis& a, PeakModel mode
                               f.trendPerSample / kInterval,
                               f.noise,
                               1.0,
-                              samples ? std::optional<double>(*samples * kInterval) : std::nullopt};
+                              samples ? std::optional<double>(*samples * kInterval) : std::nullopt,
+                              std::nullopt,
+                              0};
   }
   s.gates->isolation = 1.0 - peak;
   s.projectedPeak = peak;

@@ -708,7 +708,8 @@ TEST_CASE("a matrix with only its levels takes the CRD's defaults") {
   CHECK(m.loadSignal.source == LoadSource::kFleet);
   CHECK(m.loadSignal.prometheusQuery.empty());
   CHECK(m.loadSignal.resources ==
-        std::vector<ResourceKind>{ResourceKind::kCpu, ResourceKind::kMemory, ResourceKind::kGpu});
+        std::vector<pi0::Resource>{pi0::Resource::kCpu, pi0::Resource::kMemory,
+                                   pi0::Resource::kGpu});
   CHECK(m.stabilityThreshold == 0.5);
   CHECK(m.weights == Weights{0.4, 0.4, 0.2});
   CHECK_FALSE(m.totalBuffer.has_value());
@@ -749,7 +750,7 @@ TEST_CASE("a matrix with every field set") {
   CHECK(m.rows[2].cells.empty());
   CHECK(m.loadSignal.source == LoadSource::kPrometheus);
   CHECK(m.loadSignal.prometheusQuery == "pi0:load");
-  CHECK(m.loadSignal.resources == std::vector<ResourceKind>{ResourceKind::kCpu});
+  CHECK(m.loadSignal.resources == std::vector<pi0::Resource>{pi0::Resource::kCpu});
   CHECK(m.stabilityThreshold == 0.6);
   CHECK(m.weights == Weights{0.4, 0.4, 0.3});
   CHECK(m.totalBuffer == Resources{8000, 17179869184});
