@@ -17,6 +17,7 @@
 
 #include "common/json_parse.h"
 #include "common/log.h"
+#include "common/url.h"
 #include "kube/rate_limit.h"
 
 namespace pi0::kube {
@@ -684,23 +685,6 @@ ApiResult<WatchEvent> parseWatchEvent(std::string_view line) {
   }
   event.object = std::move(*object);
   return event;
-}
-
-std::string urlEncode(std::string_view value) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(value.size());
-  for (unsigned char c : value) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
 }
 
 std::string objectKey(const Json& object) {

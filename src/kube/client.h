@@ -171,9 +171,6 @@ class LineSplitter {
 // Gone after a compaction); an unknown type or malformed JSON is kBadResponse.
 ApiResult<WatchEvent> parseWatchEvent(std::string_view line);
 
-// Percent-encodes a query value (label selectors hold '=', ',', '!').
-std::string urlEncode(std::string_view value);
-
 // "namespace/name" or "name": the key objects are stored and queued under.
 std::string objectKey(const Json& object);
 

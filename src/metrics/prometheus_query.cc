@@ -7,24 +7,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "common/url.h"
+
 namespace pi0 {
 namespace {
-
-std::string encode(std::string_view value) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : value) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 15]);
-    }
-  }
-  return out;
-}
 
 // A sample's value is a [time, "string"] pair.
 Result<double> sampleValue(const nlohmann::json& pair) {
@@ -71,7 +57,7 @@ Result<double> PrometheusClient::query(std::string_view promql) const {
   client.set_connection_timeout(timeout_);
   client.set_read_timeout(timeout_);
   client.set_url_encode(false);
-  auto res = client.Get((prefix_ + "/api/v1/query?query=" + encode(promql)).c_str());
+  auto res = client.Get((prefix_ + "/api/v1/query?query=" + urlEncode(promql)).c_str());
   if (!res)
     return fail(where + ": " + httplib::to_string(res.error()) + " (is it running and reachable?)");
   auto body = nlohmann::json::parse(res->body, nullptr, /*allow_exceptions=*/false);

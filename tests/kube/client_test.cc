@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "common/base64.h"
+#include "common/url.h"
 #include "kube/client.h"
 #include "kube/errors.h"
 #include "kube/store.h"
@@ -25,9 +26,9 @@ TEST_CASE("paths of core, grouped, cluster-scoped resources and subresources") {
 }
 
 TEST_CASE("query values are percent-encoded") {
-  CHECK(urlEncode("app=web,tier!=db") == "app%3Dweb%2Ctier%21%3Ddb");
-  CHECK(urlEncode("a b/c") == "a%20b%2Fc");
-  CHECK(urlEncode("plain-name_1.2~") == "plain-name_1.2~");
+  CHECK(pi0::urlEncode("app=web,tier!=db") == "app%3Dweb%2Ctier%21%3Ddb");
+  CHECK(pi0::urlEncode("a b/c") == "a%20b%2Fc");
+  CHECK(pi0::urlEncode("plain-name_1.2~") == "plain-name_1.2~");
 }
 
 TEST_CASE("object keys") {
