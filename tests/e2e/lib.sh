@@ -40,15 +40,61 @@
 #   e2e_api METHOD PATH [BODY]          curl the apiserver with the admin token; prints the body
 #                                       (BODY: JSON; PATCH sends it as a merge patch)
 #   e2e_json PROGRAM [ARGS...]          run Python PROGRAM on the JSON on stdin (as `d`)
+#   e2e_run_at_exit                     run (and forget) what e2e_at_exit registered, the last
+#                                       first: for a script whose EXIT trap is its own
+#   e2e_stop_pid PID [TIMEOUT_S]        SIGTERM, SIGKILL after TIMEOUT_S (default 10); reaps PID;
+#                                       drops an e2e_at_exit "e2e_stop_pid PID"
+#   e2e_port_from_log LOG MSG PID WHAT  print the "port" field of LOG's JSON line MSG once it is
+#                                       there; fail (with LOG's last lines) when PID, which WHAT
+#                                       names, exits first, or after 30 s
+#
+# pi0-agents (E2E_WORK: a directory the sourcing script sets, for profiles and logs):
+#   e2e_start_agent BIN LOG [ARGS...]   BIN (a pi0-agent) --listen 127.0.0.1:0 ARGS... in the
+#                                       background, stdin closed, output to LOG, stopped at exit
+#                                       (e2e_stop_pid); returns once it serves; sets
+#                                       E2E_AGENT_PID and E2E_AGENT_URL (http://127.0.0.1:PORT)
+#   e2e_start_node_agent BIN NODE [ARGS...]
+#                                       e2e_start_agent for NODE: --node-name NODE ARGS..., log
+#                                       E2E_WORK/agent-NODE.log; also sets E2E_AGENT_URLS[NODE]
+#   e2e_start_synthetic_agent BIN NODE [ARGS...]
+#                                       e2e_start_node_agent replaying NODE's profile, no GPUs
+#                                       (--source synthetic:PROFILE --nvml-library none
+#                                       --gpu-probe-interval 0 ARGS...)
+#   e2e_agents_flag NODE...             NODE=URL,... of their agents: the --agents of
+#                                       pi0-operator and pi0-webhook
+#   e2e_profile NODE                    print NODE's load profile: E2E_WORK/profile-NODE.yaml
+#   e2e_write_profile NODE CPU_WAVE     write it: cpu CPU_WAVE (a wave, e.g. "{wave: constant,
+#                                       value: 0.3}"), memory a constant 0.2; atomically (the
+#                                       agent re-reads it, within a second, on a rename)
+#   e2e_install_profile NODE FILE       FILE (- for stdin) as NODE's profile, atomically
+#
+# pi0-webhook:
+#   e2e_register_webhook CONFIG URL [OPTION...] [--hook NAME RESOURCE [OPTION...]]...
+#                                       kubectl apply the ValidatingWebhookConfiguration CONFIG:
+#                                       for each --hook, the webhook NAME for RESOURCE (pods:
+#                                       CREATE; nodes, channels, shutdownmatrices: CREATE and
+#                                       UPDATE) at URL/validate-RESOURCE, sideEffects None. An
+#                                       OPTION before the first --hook sets every hook's, after
+#                                       one that hook's: --ca-bundle FILE (the caBundle; default
+#                                       none), --failure-policy Fail|Ignore (default Fail),
+#                                       --namespace NS (a namespaceSelector on the label
+#                                       kubernetes.io/metadata.name), --timeout SECONDS (default
+#                                       the apiserver's, 10), --review-versions V[,V...] (default
+#                                       v1), --path PATH (default /validate-RESOURCE)
 #
 # Variables: E2E_DIR (this directory), E2E_CLUSTER (cluster.sh), E2E_PIDS (array),
-# E2E_FAKE_KUBELET_PID, E2E_AT_EXIT (array).
+# E2E_FAKE_KUBELET_PID, E2E_AT_EXIT (array), E2E_WORK, E2E_AGENT_PID, E2E_AGENT_URL,
+# E2E_AGENT_URLS (NODE -> URL).
 
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_CLUSTER=$E2E_DIR/cluster.sh
 E2E_PIDS=()
 E2E_FAKE_KUBELET_PID=""
 E2E_AT_EXIT=()
+E2E_WORK=${E2E_WORK:-}
+E2E_AGENT_PID=""
+E2E_AGENT_URL=""
+declare -gA E2E_AGENT_URLS=()
 e2e_cleaned_up=0
 e2e_made_dir=""
 
@@ -112,13 +158,17 @@ e2e_on_exit() {
       tail -n 15 "$log" | sed 's/^/    /' >&2
     done
   fi
-  local i
-  for ((i = ${#E2E_AT_EXIT[@]} - 1; i >= 0; i--)); do
-    eval "${E2E_AT_EXIT[i]}" || e2e_log "at exit: '${E2E_AT_EXIT[i]}' failed"
-  done
-  E2E_AT_EXIT=()
+  e2e_run_at_exit
   e2e_cluster_down
   exit "$status"
+}
+
+e2e_run_at_exit() {
+  local commands=("${E2E_AT_EXIT[@]}") i
+  E2E_AT_EXIT=()
+  for ((i = ${#commands[@]} - 1; i >= 0; i--)); do
+    eval "${commands[i]}" || e2e_log "at exit: '${commands[i]}' failed"
+  done
 }
 
 e2e_cluster_down() {
@@ -357,4 +407,151 @@ e2e_stop_fake_kubelet() {
   fi
   wait "$pid" 2>/dev/null || true
   rm -f "${PI0_CLUSTER_DIR:-/nonexistent}/pids/fake-kubelet.pid"
+}
+
+e2e_stop_pid() {
+  local pid=$1 deadline=$((SECONDS + ${2:-10})) kept=() command
+  # Stopped now, it is not stopped again at exit, when its pid may be another process's.
+  for command in "${E2E_AT_EXIT[@]}"; do
+    [[ $command == "e2e_stop_pid $pid" ]] || kept+=("$command")
+  done
+  E2E_AT_EXIT=("${kept[@]}")
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while e2e_pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+e2e_port_from_log() {
+  local log=$1 msg=$2 pid=$3 what=$4 port deadline=$((SECONDS + 30))
+  until port=$(e2e_log_field "$log" "$msg" port 2>/dev/null); do
+    e2e_pid_alive "$pid" || {
+      tail -n 20 "$log" >&2
+      e2e_fail "$what exited at start (log: $log)"
+    }
+    ((SECONDS < deadline)) || e2e_fail "$what did not start serving in 30 s (log: $log)"
+    sleep 0.1
+  done
+  echo "$port"
+}
+
+# ---------------------------------------------------------------------------------------------
+# pi0-agents
+
+e2e_start_agent() {
+  local bin=$1 log=$2 port
+  shift 2
+  "$bin" --listen 127.0.0.1:0 "$@" </dev/null >"$log" 2>&1 &
+  E2E_AGENT_PID=$!
+  e2e_at_exit "e2e_stop_pid $E2E_AGENT_PID"
+  # In $(...) e2e_fail ends only the subshell.
+  port=$(e2e_port_from_log "$log" "pi0-agent started" "$E2E_AGENT_PID" "pi0-agent") || exit 1
+  E2E_AGENT_URL=http://127.0.0.1:$port
+}
+
+e2e_start_node_agent() {
+  local bin=$1 node=$2
+  shift 2
+  [[ -n $E2E_WORK ]] || e2e_fail "e2e_start_node_agent: set E2E_WORK first"
+  e2e_start_agent "$bin" "$E2E_WORK/agent-$node.log" --node-name "$node" "$@"
+  E2E_AGENT_URLS[$node]=$E2E_AGENT_URL
+}
+
+e2e_start_synthetic_agent() {
+  local bin=$1 node=$2 profile
+  shift 2
+  profile=$(e2e_profile "$node") || exit 1
+  e2e_start_node_agent "$bin" "$node" --source "synthetic:$profile" --nvml-library none \
+    --gpu-probe-interval 0 "$@"
+}
+
+e2e_agents_flag() {
+  local node out=""
+  for node in "$@"; do out+="${out:+,}$node=${E2E_AGENT_URLS[$node]}"; done
+  echo "$out"
+}
+
+e2e_profile() {
+  [[ -n $E2E_WORK ]] || e2e_fail "e2e_profile: set E2E_WORK first"
+  echo "$E2E_WORK/profile-$1.yaml"
+}
+
+e2e_write_profile() {
+  printf 'signals:\n  cpu: %s\n  memory: {wave: constant, value: 0.2}\n' "$2" |
+    e2e_install_profile "$1" -
+}
+
+e2e_install_profile() {
+  local profile
+  profile=$(e2e_profile "$1") || exit 1
+  if [[ $2 == - ]]; then cat; else cat -- "$2"; fi >"$profile.new" ||
+    e2e_fail "cannot write the profile of $1"
+  mv "$profile.new" "$profile"
+}
+
+# ---------------------------------------------------------------------------------------------
+# pi0-webhook
+
+e2e_register_webhook() {
+  local config=$1 yaml
+  yaml=$(e2e_webhook_configuration "$@") || exit 1
+  kubectl --request-timeout=30s apply -f - <<<"$yaml" >/dev/null ||
+    e2e_fail "cannot apply the ValidatingWebhookConfiguration $config"
+}
+
+# e2e_webhook_configuration CONFIG URL [OPTION...] [--hook NAME RESOURCE [OPTION...]]...: the
+# YAML that e2e_register_webhook applies.
+e2e_webhook_configuration() {
+  local config=$1 url=$2 n=-1 i key rule ca
+  shift 2
+  local -A defaults=([failure-policy]=Fail [review-versions]=v1) own=()
+  local names=() resources=()
+  while (($#)); do
+    case $1 in
+      --hook)
+        (($# >= 3)) || e2e_fail "e2e_register_webhook: --hook takes NAME RESOURCE"
+        n=$((n + 1))
+        names[n]=$2 resources[n]=$3
+        shift 3
+        ;;
+      --ca-bundle | --failure-policy | --namespace | --timeout | --review-versions | --path)
+        (($# >= 2)) || e2e_fail "e2e_register_webhook: $1 needs a value"
+        if ((n < 0)); then defaults[${1#--}]=$2; else own["$n ${1#--}"]=$2; fi
+        shift 2
+        ;;
+      *) e2e_fail "e2e_register_webhook: unknown argument '$1'" ;;
+    esac
+  done
+  ((n >= 0)) || e2e_fail "e2e_register_webhook: no --hook"
+  printf 'apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\n'
+  printf 'metadata: {name: %s}\nwebhooks:\n' "$config"
+  for ((i = 0; i <= n; i++)); do
+    local -A o=()
+    for key in ca-bundle failure-policy namespace timeout review-versions path; do
+      o[$key]=${own["$i $key"]-${defaults[$key]-}}
+    done
+    case ${resources[i]} in
+      pods) rule='apiGroups: [""], apiVersions: [v1], operations: [CREATE]' ;;
+      nodes) rule='apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE]' ;;
+      channels | shutdownmatrices)
+        rule='apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE]'
+        ;;
+      *) e2e_fail "e2e_register_webhook: no rule for resource '${resources[i]}'" ;;
+    esac
+    printf '  - name: %s\n' "${names[i]}"
+    printf '    clientConfig:\n      url: "%s%s"\n' "$url" "${o[path]:-/validate-${resources[i]}}"
+    if [[ -n ${o[ca-bundle]} ]]; then
+      ca=$(base64 -w0 <"${o[ca-bundle]}") ||
+        e2e_fail "e2e_register_webhook: cannot read ${o[ca-bundle]}"
+      printf '      caBundle: "%s"\n' "$ca"
+    fi
+    printf '    rules: [{%s, resources: [%s]}]\n' "$rule" "${resources[i]}"
+    if [[ -n ${o[namespace]} ]]; then
+      printf '    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: %s}}\n' \
+        "${o[namespace]}"
+    fi
+    printf '    failurePolicy: %s\n    sideEffects: None\n' "${o[failure-policy]}"
+    printf '    admissionReviewVersions: [%s]\n' "${o[review-versions]//,/, }"
+    if [[ -n ${o[timeout]} ]]; then printf '    timeoutSeconds: %s\n' "${o[timeout]}"; fi
+  done
 }

@@ -5,6 +5,7 @@
 # Usage: agent_prometheus_test.sh PI0_AGENT_BINARY SCHEMA_FILE
 AGENT=$1
 SCHEMA=$2
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 require prometheus prometheus
@@ -18,7 +19,7 @@ start_agent agent --interval 100ms --window 16
 wait_for 20 ready || die "agent not ready within 20 s"
 
 # /metrics: content type and promtool's lint.
-ctype=$(curl -s -o "$WORK/metrics.txt" -w '%{content_type}' "$AGENT_URL/metrics")
+ctype=$(curl -s -o "$WORK/metrics.txt" -w '%{content_type}' "$E2E_AGENT_URL/metrics")
 [ "$ctype" = "text/plain; version=0.0.4; charset=utf-8" ] || die "wrong Content-Type: $ctype"
 promtool check metrics <"$WORK/metrics.txt" >"$WORK/promtool.log" 2>&1 ||
   die "promtool check metrics: $(cat "$WORK/promtool.log")"
@@ -31,7 +32,7 @@ grep -q '^pi0_agent_source_up{source="gpu"} 0' "$WORK/metrics.txt" ||
   die "the disabled GPU source is not reported as missing"
 
 # /fingerprint against the schema, and sanity of this machine's values.
-curl -sf "$AGENT_URL/fingerprint" >"$WORK/fingerprint.json" || die "GET /fingerprint failed"
+curl -sf "$E2E_AGENT_URL/fingerprint" >"$WORK/fingerprint.json" || die "GET /fingerprint failed"
 /usr/bin/python3 - "$SCHEMA" "$WORK/fingerprint.json" <<'PY' || die "fingerprint check failed"
 import json, sys, jsonschema
 schema = json.load(open(sys.argv[1]))
@@ -49,7 +50,7 @@ assert any(m["source"] == "gpu" for m in doc["missingSources"])
 PY
 
 # A real Prometheus scraping the agent every second.
-prom_port=$(free_port)
+prom_port=$(e2e_free_port)
 cat >"$WORK/prometheus.yml" <<YML
 global:
   scrape_interval: 1s
@@ -57,7 +58,7 @@ global:
 scrape_configs:
   - job_name: pi0-agent
     static_configs:
-      - targets: ['${AGENT_URL#http://}']
+      - targets: ['${E2E_AGENT_URL#http://}']
 YML
 prometheus --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port" 2>"$WORK/prometheus.log" &

@@ -5,6 +5,7 @@
 # start, not a silent fallback.
 # Usage: agent_synthetic_test.sh PI0_AGENT_BINARY
 AGENT=$1
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 require curl curl
 require /usr/bin/python3 python3
@@ -22,7 +23,7 @@ wait_for 20 ready || die "agent not ready within 20 s"
 
 # check_fingerprint PYTHON_EXPR...: every expression over `d` (the fingerprint) must be true.
 check_fingerprint() {
-  curl -sf "$AGENT_URL/fingerprint" | /usr/bin/python3 -c '
+  curl -sf "$E2E_AGENT_URL/fingerprint" | /usr/bin/python3 -c '
 import json, sys
 d = json.load(sys.stdin)
 s = d["signals"]

@@ -1,7 +1,20 @@
-# Shared helpers of Pi0's integration tests (sourced, not run).
-# Every process a test starts is recorded and stopped on exit; temporary files live in $WORK.
+# shellcheck shell=bash
+# What Pi0's integration tests (the real pi0-agent, Prometheus and promtool; no cluster) add to
+# tests/e2e/lib.sh, which this sources (sourced, not run). Temporary files live in $WORK; at exit
+# the processes in PIDS and the agents started with e2e_start_agent are stopped and $WORK removed.
+#   die MSG...            print FAIL: MSG and the last lines of $WORK/*.log, exit 1
+#   require CMD PACKAGE   fail unless CMD is on PATH (or an executable path), naming PACKAGE
+#   start_agent NAME ARGS...
+#                         e2e_start_agent $AGENT (no GPUs) with ARGS, its log in $WORK/NAME.log
+#   wait_for SECONDS CMD...
+#                         retry CMD (its output discarded) every 0.2 s until it succeeds; 1 after
+#                         SECONDS
+#   http_code URL         the HTTP status of a GET of URL
+#   ready                 the agent last started answers /readyz with 200
 
 set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/lib.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pi0-it.XXXXXX")
 PIDS=()
@@ -12,7 +25,8 @@ cleanup() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
-trap cleanup EXIT
+e2e_at_exit cleanup # the first registered runs last
+trap e2e_on_exit EXIT
 
 die() {
   echo "FAIL: $*" >&2
@@ -29,32 +43,12 @@ require() {
     die "'$cmd' not found: install the Debian package '$pkg' (scripts/setup.sh does)"
 }
 
-free_port() {
-  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_agent NAME ARGS...: starts pi0-agent on a free port, logging to $WORK/NAME.log; sets
-# AGENT_PID and AGENT_URL once it is serving.
 start_agent() {
   local name=$1
   shift
-  "$AGENT" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 "$@" \
-    2>"$WORK/$name.log" &
-  AGENT_PID=$!
-  PIDS+=("$AGENT_PID")
-  local port="" i
-  for i in $(seq 100); do
-    port=$(grep -o '"msg":"pi0-agent started".*"port":[0-9]*' "$WORK/$name.log" 2>/dev/null |
-      grep -o '"port":[0-9]*' | cut -d: -f2 || true)
-    [ -n "$port" ] && break
-    kill -0 "$AGENT_PID" 2>/dev/null || die "pi0-agent exited at start"
-    sleep 0.1
-  done
-  [ -n "$port" ] || die "pi0-agent did not start serving"
-  AGENT_URL="http://127.0.0.1:$port"
+  e2e_start_agent "$AGENT" "$WORK/$name.log" --nvml-library none --gpu-probe-interval 0 "$@"
 }
 
-# wait_for SECONDS CMD...: retries CMD every 0.2 s until it succeeds.
 wait_for() {
   local deadline=$((SECONDS + $1))
   shift
@@ -65,4 +59,4 @@ wait_for() {
 }
 
 http_code() { curl -s -o /dev/null -w '%{http_code}' "$1"; }
-ready() { [ "$(http_code "$AGENT_URL/readyz")" = 200 ]; }
+ready() { [ "$(http_code "$E2E_AGENT_URL/readyz")" = 200 ]; }

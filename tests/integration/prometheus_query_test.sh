@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # PrometheusClient (src/metrics/prometheus_query.h) against a real Prometheus.
 # Usage: prometheus_query_test.sh TEST_BINARY
+# shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 binary=$1
 require prometheus prometheus
 
-port=$(free_port)
+port=$(e2e_free_port)
 cat >"$WORK/prometheus.yml" <<YML
 global:
   evaluation_interval: 1s
