@@ -1,207 +1,30 @@
 #!/usr/bin/env bash
-# What pi0-operator's end-to-end scripts share (operator_e2e_test.sh, operator_bad_input_test.sh):
-# a cluster with $work and the snapshot of the cluster's state (state.py) with
-# expect/wait_for over Python expressions. Source it after tests/e2e/lib.sh, with NS and NODES
-# set.
-
-now() { date +%s.%N; }
-k() { kubectl --request-timeout=30s "$@"; }
-
-e2e_cluster_up
-work=$PI0_CLUSTER_DIR/operator-e2e
-mkdir -p "$work"
-
-# state.py reads the snapshot that `snapshot` saves and evaluates Python expressions over it:
-#   D[name]  Deployment: replicas (spec), ready, gen (metadata.generation), ann (the
-#            stability.pi0.io/ annotations, prefix removed)
-#   H[name]  HPA: min, max, ann
-#   C[name]  Channel status ({} before the operator writes one); M[name] ShutdownMatrix status,
-#            MG[name] its metadata.generation
-#   E        pi0-operator's Events: reason, type, kind, name, ns, instance, component, t (epoch
-#            seconds of the first occurrence), count, message; sorted by t
-#   ev(reason, kind=None, name=None) -> matching Events; n(...) -> the sum of their counts
-#   cond(status, type) -> the condition of that type ({} when absent); T(rfc3339) -> epoch
-#   V[name]  values given with --var NAME=VALUE (numbers when they parse)
-cat >"$work/state.py" <<'PY'
-import datetime, json, sys
-
-work, mode = sys.argv[1], sys.argv[2]
-args = sys.argv[3:]
-V = {}
-while len(args) >= 2 and args[0] == "--var":
-    name, value = args[1].split("=", 1)
-    try:
-        value = float(value)
-    except ValueError:
-        pass
-    V[name] = value
-    args = args[2:]
-
-def items(name):
-    try:
-        return json.load(open("%s/%s.json" % (work, name))).get("items") or []
-    except (OSError, ValueError):
-        return []
-
-def T(ts):
-    if not ts:
-        return None
-    ts = ts.replace("Z", "+00:00")
-    return datetime.datetime.fromisoformat(ts).timestamp()
-
-PREFIX = "stability.pi0.io/"
-def ann(o):
-    a = o["metadata"].get("annotations") or {}
-    return {k[len(PREFIX):]: v for k, v in a.items() if k.startswith(PREFIX)}
-
-D = {o["metadata"]["name"]: {"replicas": o["spec"].get("replicas"),
-                             "ready": (o.get("status") or {}).get("readyReplicas", 0),
-                             "gen": o["metadata"].get("generation"), "ann": ann(o)}
-     for o in items("deployments")}
-H = {o["metadata"]["name"]: {"min": o["spec"].get("minReplicas"),
-                             "max": o["spec"].get("maxReplicas"), "ann": ann(o)}
-     for o in items("hpas")}
-C = {o["metadata"]["name"]: o.get("status") or {} for o in items("channels")}
-MS = {o["metadata"]["name"]: o.get("spec") or {} for o in items("matrices")}
-M = {o["metadata"]["name"]: o.get("status") or {} for o in items("matrices")}
-MG = {o["metadata"]["name"]: o["metadata"].get("generation") for o in items("matrices")}
-E = []
-for e in items("events"):
-    src = (e.get("source") or {}).get("component") or ""
-    if src != "pi0-operator" and e.get("reportingComponent") != "pi0-operator":
-        continue
-    first = e.get("eventTime") or e.get("firstTimestamp") or e.get("lastTimestamp")
-    io = e.get("involvedObject") or {}
-    E.append({"reason": e.get("reason"), "type": e.get("type"), "kind": io.get("kind"),
-              "name": io.get("name"), "ns": io.get("namespace"),
-              "instance": e.get("reportingInstance"), "component": src, "t": T(first),
-              "count": e.get("count") or 1, "message": e.get("message"), "ref": io})
-E.sort(key=lambda e: (e["t"] or 0))
-
-def ev(reason, kind=None, name=None):
-    return [e for e in E if e["reason"] == reason and (kind is None or e["kind"] == kind)
-            and (name is None or e["name"] == name)]
-
-def n(reason, kind=None, name=None):
-    return sum(e["count"] for e in ev(reason, kind, name))
-
-def cond(status, type_):
-    for c in (status or {}).get("conditions") or []:
-        if c.get("type") == type_:
-            return c
-    return {}
-
-def show():
-    out = sys.stderr
-    print("  Deployments (replicas ready generation annotations):", file=out)
-    for name, d in sorted(D.items()):
-        print("    %-16s %s %s gen=%s %s" % (name, d["replicas"], d["ready"], d["gen"], d["ann"]),
-              file=out)
-    for name, h in sorted(H.items()):
-        print("  HPA %s: min=%s max=%s %s" % (name, h["min"], h["max"], h["ann"]), file=out)
-    for name, c in sorted(C.items()):
-        conds = ["%s=%s(%s: %s)" % (x.get("type"), x.get("status"), x.get("reason"),
-                                    x.get("message")) for x in c.get("conditions") or []]
-        print("  Channel %s: state=%s level=%s replicas=%s %s" % (
-            name, c.get("state"), c.get("level"), c.get("replicas"), "; ".join(conds)), file=out)
-    for name, m in sorted(M.items()):
-        print("  ShutdownMatrix %s (mode %s): %s" % (name, MS[name].get("mode"),
-                                                     json.dumps(m, sort_keys=True)), file=out)
-    print("  pi0-operator Events (time reason type object instance count: message):", file=out)
-    for e in E:
-        t = datetime.datetime.utcfromtimestamp(e["t"]).strftime("%H:%M:%S") if e["t"] else "?"
-        print("    %s %-15s %-7s %s/%s %s x%s: %s" % (
-            t, e["reason"], e["type"], e["kind"], e["name"], e["instance"], e["count"],
-            e["message"]), file=out)
-        if not e["kind"]:
-            print("      ^ involvedObject without a kind: %s" % json.dumps(e["ref"]), file=out)
-
-if mode == "show":
-    show()
-    sys.exit(0)
-if mode == "value":
-    print(eval(args[0]))
-    sys.exit(0)
-failed = []
-for x in args:
-    try:
-        if not eval(x):
-            failed.append("not true: " + x)
-    except Exception as e:  # e.g. an Event or annotation that is not there
-        failed.append("%s: %r in: %s" % (type(e).__name__, e, x))
-if failed:
-    if mode == "explain":
-        for x in failed:
-            print("  " + x, file=sys.stderr)
-    sys.exit(1)
-PY
-
-snapshot() {
-  e2e_api GET "/apis/apps/v1/namespaces/$NS/deployments" >"$work/deployments.json" &&
-    e2e_api GET "/apis/autoscaling/v1/namespaces/$NS/horizontalpodautoscalers" >"$work/hpas.json" &&
-    e2e_api GET "/apis/stability.pi0.io/v1alpha1/namespaces/$NS/channels" >"$work/channels.json" &&
-    e2e_api GET /apis/stability.pi0.io/v1alpha1/shutdownmatrices >"$work/matrices.json" &&
-    e2e_api GET /api/v1/events >"$work/events.json"
-}
-VARS=() # --var NAME=VALUE pairs handed to every evaluation
-setvar() { VARS+=(--var "$1=$2"); }
-# value EXPR: the value of EXPR over the last snapshot.
-value() { /usr/bin/python3 "$work/state.py" "$work" value "${VARS[@]}" "$1"; }
-# holds EXPR...: a fresh snapshot, and every expression true.
-holds() { snapshot 2>/dev/null && /usr/bin/python3 "$work/state.py" "$work" check "${VARS[@]}" "$@"; }
-
-# shellcheck disable=SC2034 # the sourcing scripts read metrics_port
-declare -A op_pid op_log op_id metrics_port
-dump() {
-  e2e_log "what the test saw:"
-  snapshot || true
-  /usr/bin/python3 "$work/state.py" "$work" show || true
-  local n
-  for n in "${!op_log[@]}"; do
-    e2e_log "last lines of operator $n (${op_id[$n]}, pid ${op_pid[$n]}):"
-    tail -n 40 "${op_log[$n]}" | sed 's/^/    /' >&2
-  done
-}
-fail() {
-  dump
-  e2e_fail "$@"
-}
-# expect DESC EXPR...: fails, showing the state and which expressions are false, unless all hold.
-expect() {
-  local desc=$1
-  shift
-  if ! holds "$@"; then
-    /usr/bin/python3 "$work/state.py" "$work" explain "${VARS[@]}" "$@" || true
-    fail "$desc"
-  fi
-  e2e_log "ok: $desc"
-}
-# wait_for DESC TIMEOUT_S EXPR...: until every expression holds.
-wait_for() {
-  local desc=$1 timeout=$2
-  shift 2
-  local deadline=$((SECONDS + timeout))
-  until holds "$@"; do
-    if ((SECONDS >= deadline)); then
-      /usr/bin/python3 "$work/state.py" "$work" explain "${VARS[@]}" "$@" || true
-      fail "timed out after ${timeout}s waiting for $desc"
-    fi
-    sleep 0.3
-  done
-  e2e_log "ok: $desc"
-}
-
-# ---------------------------------------------------------------------------------------------
-# Agents on synthetic load, operator replicas and a log of every change to some objects, for the
-# scripts that drive pi0-operator through its levels (operator_kill_test.sh,
-# operator_rollback_test.sh). They read NODES, operator_bin and agent_bin; the names and meaning
-# match operator_e2e_test.sh's own copies.
-#   write_profile NODE CPU_WAVE    the profile NODE's agent reads (written atomically: the agent
-#                                  reloads on a rename)
-#   start_agent NODE               a pi0-agent for NODE (200 ms samples, a window of 16) on a free
-#                                  port; sets agent_url[NODE]
+# What pi0-operator's end-to-end scripts share: a cluster with $work (E2E_WORK too), the snapshot
+# of the cluster's state with expect/wait_for over Python expressions (state.py, which names what
+# an expression can read), and agents on synthetic load, operator replicas and a log of every
+# change to some objects for the scripts that drive pi0-operator through its levels. Source it
+# after tests/e2e/lib.sh, with NS and NODES set; the functions below read operator_bin and
+# agent_bin.
+#   snapshot                       save what state.py reads (Deployments and HPAs of NS, Channels,
+#                                  ShutdownMatrices, Events)
+#   setvar NAME VALUE              V[NAME] in every expression from now on
+#   value EXPR                     the value of EXPR over the last snapshot
+#   holds EXPR...                  a fresh snapshot, and every expression true
+#   expect DESC EXPR...            fail, showing the state and which expressions are false,
+#                                  unless all hold
+#   wait_for DESC TIMEOUT_S EXPR...
+#                                  until every expression holds
+#   fail MSG...                    show the state and the operators' last log lines, then fail
+#   install_crds                   e2e_install_crds, and until kubectl serves both kinds
+#   deployment NAME REPLICAS [CPU] a Deployment of NS (YAML, ending in ---) whose pods carry the
+#                                  channel label NAME and request cpu CPU (default 10m) and
+#                                  memory 16Mi
 #   set_load CPU                   a constant cpu load CPU on every node: the load ℓ is CPU
-#   wait_agents_at CPU             until every agent's projected cpu peak is CPU (20 s at most)
+#   start_agents                   a pi0-agent for each of NODES (200 ms samples, a window of
+#                                  16) on its profile (e2e_profile; cpu 0.3 when none is
+#                                  written yet)
+#   agents_at CPU                  every agent's projected cpu peak is CPU
+#   wait_agents_at CPU             until it is (20 s at most)
 #   start_operator N [IDENTITY [NAME=VALUE...]]
 #                                  pi0-operator replica N with leader election, identity IDENTITY
 #                                  (default pi0-e2e-N) and NAME=VALUE added to its environment;
@@ -217,22 +40,112 @@ wait_for() {
 #                                  "object": the object without managedFields}; returns once every
 #                                  PATH is listed; a dropped watch resumes where it was (relists
 #                                  on 410 Gone). Stopped at exit.
-declare -A agent_url
-profile() { echo "$work/profile-$1.yaml"; }
-write_profile() {
-  printf 'signals:\n  cpu: %s\n  memory: {wave: constant, value: 0.2}\n' "$2" \
-    >"$(profile "$1").new"
-  mv "$(profile "$1").new" "$(profile "$1")"
+
+operator_lib_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+now() { date +%s.%N; }
+k() { kubectl --request-timeout=30s "$@"; }
+
+e2e_cluster_up
+work=$PI0_CLUSTER_DIR/operator-e2e
+mkdir -p "$work"
+# shellcheck disable=SC2034 # read by tests/e2e/lib.sh's agent helpers
+E2E_WORK=$work
+state() { /usr/bin/python3 "$operator_lib_dir/state.py" "$work" "$@"; }
+
+snapshot() {
+  e2e_api GET "/apis/apps/v1/namespaces/$NS/deployments" >"$work/deployments.json" &&
+    e2e_api GET "/apis/autoscaling/v1/namespaces/$NS/horizontalpodautoscalers" >"$work/hpas.json" &&
+    e2e_api GET "/apis/stability.pi0.io/v1alpha1/namespaces/$NS/channels" >"$work/channels.json" &&
+    e2e_api GET /apis/stability.pi0.io/v1alpha1/shutdownmatrices >"$work/matrices.json" &&
+    e2e_api GET /api/v1/events >"$work/events.json"
 }
+VARS=() # --var NAME=VALUE pairs handed to every evaluation (setvar)
+setvar() { VARS+=(--var "$1=$2"); }
+value() { state value "${VARS[@]}" "$1"; }
+holds() { snapshot 2>/dev/null && state check "${VARS[@]}" "$@"; }
+
+# shellcheck disable=SC2034 # the sourcing scripts read metrics_port
+declare -A op_pid op_log op_id metrics_port
+dump() {
+  e2e_log "what the test saw:"
+  snapshot || true
+  state show || true
+  local n
+  for n in "${!op_log[@]}"; do
+    e2e_log "last lines of operator $n (${op_id[$n]}, pid ${op_pid[$n]}):"
+    tail -n 40 "${op_log[$n]}" | sed 's/^/    /' >&2
+  done
+}
+fail() {
+  dump
+  e2e_fail "$@"
+}
+expect() {
+  local desc=$1
+  shift
+  if ! holds "$@"; then
+    state explain "${VARS[@]}" "$@" || true
+    fail "$desc"
+  fi
+  e2e_log "ok: $desc"
+}
+wait_for() {
+  local desc=$1 timeout=$2
+  shift 2
+  local deadline=$((SECONDS + timeout))
+  until holds "$@"; do
+    if ((SECONDS >= deadline)); then
+      state explain "${VARS[@]}" "$@" || true
+      fail "timed out after ${timeout}s waiting for $desc"
+    fi
+    sleep 0.3
+  done
+  e2e_log "ok: $desc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The cluster's objects.
+crds_served() { k get channels -A >/dev/null 2>&1 && k get shutdownmatrices >/dev/null 2>&1; }
+install_crds() {
+  e2e_install_crds
+  e2e_wait_for "both kinds served" 60 crds_served
+}
+deployment() {
+  cat <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: $1, namespace: $NS}
+spec:
+  replicas: $2
+  selector: {matchLabels: {app: $1}}
+  template:
+    metadata: {labels: {app: $1, stability.pi0.io/channel: $1}}
+    spec:
+      containers:
+        - {name: main, image: placeholder:1, resources: {requests: {cpu: ${3:-10m}, memory: 16Mi}}}
+---
+YAML
+}
+
+# ---------------------------------------------------------------------------------------------
+# Agents and operators.
 set_load() {
   local node
-  for node in "${NODES[@]}"; do write_profile "$node" "{wave: constant, value: $1}"; done
+  for node in "${NODES[@]}"; do e2e_write_profile "$node" "{wave: constant, value: $1}"; done
   e2e_log "load set to $1"
+}
+start_agents() {
+  local node
+  for node in "${NODES[@]}"; do
+    [[ -f $(e2e_profile "$node") ]] || e2e_write_profile "$node" "{wave: constant, value: 0.3}"
+    # shellcheck disable=SC2154 # agent_bin: the sourcing script's
+    e2e_start_synthetic_agent "$agent_bin" "$node" --interval 200ms --window 16
+  done
 }
 agents_at() {
   local node
   for node in "${NODES[@]}"; do
-    curl -sS --noproxy '*' --fail --max-time 2 "${agent_url[$node]}/fingerprint" |
+    curl -sS --noproxy '*' --fail --max-time 2 "${E2E_AGENT_URLS[$node]}/fingerprint" |
       /usr/bin/python3 -c 'import json, sys
 d = json.load(sys.stdin)
 sys.exit(0 if abs(d["signals"]["cpu"]["projectedPeak"] - float(sys.argv[1])) < 0.005 else 1)' \
@@ -247,29 +160,6 @@ wait_agents_at() {
   done
   e2e_log "ok: every agent's projected cpu peak is $1"
 }
-start_agent() {
-  local node=$1 log=$work/agent-$1.log pid port=""
-  [[ -f $(profile "$node") ]] || write_profile "$node" "{wave: constant, value: 0.3}"
-  # shellcheck disable=SC2154 # agent_bin: the sourcing script's
-  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
-    --node-name "$node" --source "synthetic:$(profile "$node")" --interval 200ms --window 16 \
-    </dev/null 2>"$log" &
-  pid=$!
-  disown "$pid" # no "Killed" job notice when the exit trap kills it
-  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
-  for _ in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start serving"
-  agent_url[$node]=http://127.0.0.1:$port
-}
-agents_flag() {
-  local node out=""
-  for node in "${NODES[@]}"; do out+="${out:+,}$node=${agent_url[$node]}"; done
-  echo "$out"
-}
 start_operator() {
   local n=$1
   op_id[$n]=${2:-pi0-e2e-$n}
@@ -277,7 +167,8 @@ start_operator() {
   # shellcheck disable=SC2154 # operator_bin: the sourcing script's
   env "${@:3}" "$operator_bin" --kubeconfig "$KUBECONFIG" --leader-elect --identity "${op_id[$n]}" \
     --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
-    --agents "$(agents_flag)" --poll-interval 1s --agent-timeout 500ms --log-level info \
+    --agents "$(e2e_agents_flag "${NODES[@]}")" --poll-interval 1s --agent-timeout 500ms \
+    --log-level info \
     </dev/null >"${op_log[$n]}" 2>&1 &
   op_pid[$n]=$!
   disown "${op_pid[$n]}"
@@ -305,54 +196,7 @@ record_changes() {
   local file=$1 pid
   shift
   : >"$file"
-  /usr/bin/python3 - "$file" "$@" <<'PY' &
-import json, os, ssl, sys, threading, time, urllib.error, urllib.request
-
-out_path, paths = sys.argv[1], sys.argv[2:]
-server, token = os.environ["PI0_APISERVER"], os.environ["PI0_TOKEN"]
-context = ssl.create_default_context(cafile=os.environ["PI0_CA_FILE"])
-lock = threading.Lock()
-out = open(out_path, "a", buffering=1)
-
-def emit(path, type_, obj):
-    (obj.get("metadata") or {}).pop("managedFields", None)
-    with lock:
-        out.write(json.dumps({"t": time.time(), "path": path, "type": type_, "object": obj}) + "\n")
-
-def get(url, timeout):
-    req = urllib.request.Request(server + url, headers={"Authorization": "Bearer " + token})
-    return urllib.request.urlopen(req, context=context, timeout=timeout)
-
-def follow(path):
-    rv = None
-    while True:
-        try:
-            if rv is None:
-                with get(path, 30) as r:
-                    body = json.load(r)
-                for o in body.get("items") or []:
-                    emit(path, "LISTED", o)
-                rv = body["metadata"]["resourceVersion"]
-                with lock:
-                    out.write(json.dumps({"t": time.time(), "path": path, "type": "SYNCED"}) + "\n")
-            with get("%s?watch=1&resourceVersion=%s" % (path, rv), 330) as r:
-                for line in r:
-                    ev = json.loads(line)
-                    if ev["type"] == "ERROR":
-                        rv = None if (ev["object"].get("code") == 410) else rv
-                        break
-                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
-                        emit(path, ev["type"], ev["object"])
-                        rv = ev["object"]["metadata"]["resourceVersion"]
-        except (OSError, ValueError, urllib.error.URLError) as e:
-            print("record_changes: %s: %s" % (path, e), file=sys.stderr)
-            time.sleep(0.5)
-
-for p in paths:
-    threading.Thread(target=follow, args=(p,), daemon=True).start()
-while True:
-    time.sleep(3600)
-PY
+  /usr/bin/python3 "$operator_lib_dir/record_changes.py" "$file" "$@" &
   pid=$!
   disown "$pid"
   e2e_at_exit "kill -KILL $pid 2>/dev/null || true"

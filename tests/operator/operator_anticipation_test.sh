@@ -30,54 +30,23 @@ NODES=(node-a)
 # shellcheck source=tests/operator/lib.sh
 source "$source_dir/tests/operator/lib.sh"
 
-profile=$work/profile-node-a.yaml
-set_cpu() { # set_cpu WAVE: atomically (the agent reloads on a rename)
-  printf 'signals:\n  cpu: %s\n  memory: {wave: constant, value: 0.2}\n' "$1" >"$profile.new"
-  mv "$profile.new" "$profile"
+set_cpu() { # set_cpu WAVE: node-a's cpu
+  e2e_write_profile node-a "$1"
   e2e_log "cpu: $1"
 }
 
 e2e_log "set-up: CRDs, the Node, its agent, the workload"
-e2e_install_crds
-discovered() { k get channels -A >/dev/null 2>&1 && k get shutdownmatrices >/dev/null 2>&1; }
-e2e_wait_for "both kinds served" 60 discovered
+install_crds
 e2e_create_node node-a 4 8Gi
 e2e_start_fake_kubelet
 e2e_create_namespace "$NS"
 
 set_cpu "{wave: constant, value: 0.3}"
-agent_log=$work/agent-node-a.log
-"$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 --node-name node-a \
-  --source "synthetic:$profile" --interval 200ms --window 64 </dev/null 2>"$agent_log" &
-agent_pid=$!
-disown "$agent_pid"
-e2e_at_exit "kill -KILL $agent_pid 2>/dev/null || true"
-agent_port=""
-for _ in $(seq 100); do
-  agent_port=$(e2e_log_field "$agent_log" "pi0-agent started" port 2>/dev/null) && break
-  e2e_pid_alive "$agent_pid" || { tail -n 20 "$agent_log" >&2; e2e_fail "pi0-agent exited"; }
-  sleep 0.1
-done
-[[ -n $agent_port ]] || e2e_fail "pi0-agent did not start serving"
+e2e_start_synthetic_agent "$agent_bin" node-a --interval 200ms --window 64
 
-k apply -f - >/dev/null <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: batch, namespace: $NS}
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {app: batch}
-  template:
-    metadata:
-      labels: {app: batch, stability.pi0.io/channel: batch}
-    spec:
-      containers:
-        - name: main
-          image: placeholder:1
-          resources:
-            requests: {cpu: 10m, memory: 16Mi}
----
+{
+  deployment batch 3
+  cat <<YAML
 apiVersion: stability.pi0.io/v1alpha1
 kind: Channel
 metadata: {name: batch, namespace: $NS}
@@ -107,13 +76,14 @@ spec:
   anticipationSeconds: 20
   mode: Enforce
 YAML
+} | k apply -f - >/dev/null
 wait_for "batch ready" 90 'D["batch"]["ready"] == 3'
 
 op_id[1]=pi0-anticipation
 op_log[1]=$work/operator-1.log
 "$operator_bin" --kubeconfig "$KUBECONFIG" --identity "${op_id[1]}" \
   --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
-  --agents "node-a=http://127.0.0.1:$agent_port" --poll-interval 1s --agent-timeout 500ms \
+  --agents "$(e2e_agents_flag node-a)" --poll-interval 1s --agent-timeout 500ms \
   --log-level info </dev/null >"${op_log[1]}" 2>&1 &
 op_pid[1]=$!
 disown "${op_pid[1]}"

@@ -34,27 +34,8 @@ NODES=(node-a node-b node-c)
 source "$source_dir/tests/operator/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
-# Agents: one per Node, a constant synthetic load (ℓ = LOAD).
+# Agents: one per Node (lib.sh's), a constant synthetic load (ℓ = LOAD).
 LOAD=0.95
-declare -A agent_url
-start_agent() {
-  local node=$1 log=$work/agent-$1.log profile=$work/profile-$1.yaml pid port="" i
-  printf 'signals:\n  cpu: {wave: constant, value: %s}\n  memory: {wave: constant, value: 0.2}\n' \
-    "$LOAD" >"$profile"
-  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
-    --node-name "$node" --source "synthetic:$profile" --interval 200ms --window 16 \
-    </dev/null 2>"$log" &
-  pid=$!
-  disown "$pid" # no "Killed" job notice when the exit trap kills it
-  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
-  for i in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start serving"
-  agent_url[$node]=http://127.0.0.1:$port
-}
 
 # bad_agent garbage|hang: a stand-in agent on a free port (its URL in bad_url[MODE]). garbage
 # answers every GET with 200 and a body that is not a fingerprint; hang accepts connections
@@ -131,12 +112,6 @@ start_operator() { # start_operator N AGENTS: identity pi0-bad-N, --agents AGENT
   e2e_log "operator $n leads: identity ${op_id[$n]}, pid ${op_pid[$n]}, metrics port ${metrics_port[$n]}"
 }
 declare -A probe_port
-metric() { # metric N SERIES: the value of SERIES (as exposed, labels included) on operator N
-  local text
-  text=$(curl -sS --noproxy '*' --fail --max-time 5 "http://127.0.0.1:${metrics_port[$1]}/metrics") ||
-    return 1
-  awk -v s="$2" '$1 == s { print $2; f = 1 } END { exit !f }' <<<"$text"
-}
 # metric_at_least N SERIES MIN: the series is there and at least MIN.
 metric_at_least() {
   local v
@@ -183,13 +158,12 @@ WEB_ROW="    - channel: {name: web, namespace: $NS}
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "set-up: CRDs, Nodes, agents, workloads"
-e2e_install_crds
-discovered() { k get channels -A >/dev/null 2>&1 && k get shutdownmatrices >/dev/null 2>&1; }
-e2e_wait_for "both kinds served" 60 discovered
+install_crds
 for node in "${NODES[@]}"; do e2e_create_node "$node" 4 8Gi; done
 e2e_start_fake_kubelet
 e2e_create_namespace "$NS"
-for node in "${NODES[@]}"; do start_agent "$node"; done
+set_load "$LOAD"
+start_agents
 bad_agent garbage
 bad_agent hang
 
@@ -246,8 +220,7 @@ spec:
 YAML
 UNTOUCHED='all(d["gen"] == 1 and d["ann"] == {} for d in D.values()) and D["web"]["replicas"] == 2 and D["batch"]["replicas"] == 3'
 NO_ACTIONS='[e for e in E if e["reason"] in ("ScaledDown", "Degraded", "ShutDown")] == []'
-HEALTHY=""
-for node in "${NODES[@]}"; do HEALTHY+="${HEALTHY:+,}$node=${agent_url[$node]}"; done
+HEALTHY=$(e2e_agents_flag "${NODES[@]}")
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "(a) a cell names the level 'nope'"
@@ -319,7 +292,7 @@ while e2e_pid_alive "${op_pid[1]}"; do
   sleep 0.1
 done
 good="node-a"
-start_operator 2 "$good=${agent_url[$good]},node-b=${bad_url[garbage]},node-c=${bad_url[hang]}"
+start_operator 2 "$good=${E2E_AGENT_URLS[$good]},node-b=${bad_url[garbage]},node-c=${bad_url[hang]}"
 wait_metric_at_least 2 'pi0_operator_fleet_polls_total{result="error"}' 3 20
 wait_metric_at_least 2 'pi0_operator_fleet_polls_total{result="timeout"}' 3 20
 wait_metric_at_least 2 'pi0_operator_fleet_polls_total{result="ok"}' 3 20

@@ -48,97 +48,13 @@ NODES=(node-a node-b node-c)
 source "$source_dir/tests/operator/lib.sh"
 
 # ---------------------------------------------------------------------------------------------
-# Agents: one per Node, each reading its own synthetic profile.
-declare -A agent_url
-profile() { echo "$work/profile-$1.yaml"; }
-write_profile() { # write_profile NODE CPU_WAVE: atomically (the agent reloads on a rename)
-  printf 'signals:\n  cpu: %s\n  memory: {wave: constant, value: 0.2}\n' "$2" \
-    >"$(profile "$1").new"
-  mv "$(profile "$1").new" "$(profile "$1")"
-}
-# set_load CPU: a constant cpu load on every node; ℓ is CPU. The agents' projected peak is a
-# forecast: it follows a step up at once and a step down within a few samples, without the
-# overshoot of the first definition (μ + 2σ read 0.3 -> 0.7 as ~0.95 for a window). A ramp is
-# not a gentler way up any more: the forecast extrapolates its trend to the horizon (a ramp of
-# 0.05/s reads 0.3 above the load), so the load moves in steps here.
-set_load() {
-  local node
-  for node in "${NODES[@]}"; do write_profile "$node" "{wave: constant, value: $1}"; done
-  e2e_log "load set to $1"
-}
-# agents_at CPU: every agent's projected cpu peak is CPU (what ℓ is made of).
-agents_at() {
-  local node
-  for node in "${NODES[@]}"; do
-    curl -sS --noproxy '*' --fail --max-time 2 "${agent_url[$node]}/fingerprint" |
-      /usr/bin/python3 -c 'import json, sys
-d = json.load(sys.stdin)
-sys.exit(0 if abs(d["signals"]["cpu"]["projectedPeak"] - float(sys.argv[1])) < 0.005 else 1)' \
-        "$1" 2>/dev/null || return 1
-  done
-}
-wait_agents_at() {
-  local deadline=$((SECONDS + 20))
-  until agents_at "$1"; do
-    ((SECONDS < deadline)) || fail "the agents' projected cpu peak did not reach $1 in 20 s"
-    sleep 0.2
-  done
-  e2e_log "ok: every agent's projected cpu peak is $1"
-}
-start_agent() {
-  local node=$1 log=$work/agent-$1.log pid port="" i
-  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
-    --node-name "$node" --source "synthetic:$(profile "$node")" --interval 200ms --window 16 \
-    </dev/null 2>"$log" &
-  pid=$!
-  disown "$pid" # no "Killed" job notice when the exit trap kills it
-  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
-  for i in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start serving"
-  agent_url[$node]=http://127.0.0.1:$port
-}
+# Agents (one per Node, each reading its own synthetic profile) and operators: lib.sh's. The
+# agents' projected peak is a forecast: it follows a step up at once and a step down within a
+# few samples, without the overshoot of the first definition (μ + 2σ read 0.3 -> 0.7 as ~0.95
+# for a window). A ramp is not a gentler way up any more: the forecast extrapolates its trend to
+# the horizon (a ramp of 0.05/s reads 0.3 above the load), so the load moves in steps here
+# (set_load).
 
-# ---------------------------------------------------------------------------------------------
-# Operators.
-agents_flag() {
-  local node out=""
-  for node in "${NODES[@]}"; do out+="${out:+,}$node=${agent_url[$node]}"; done
-  echo "$out"
-}
-start_operator() { # start_operator N: identity pi0-e2e-N
-  local n=$1
-  op_id[$n]=pi0-e2e-$n
-  op_log[$n]=$work/operator-$n.log
-  "$operator_bin" --kubeconfig "$KUBECONFIG" --leader-elect --identity "${op_id[$n]}" \
-    --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
-    --agents "$(agents_flag)" --poll-interval 1s --agent-timeout 500ms --log-level info \
-    </dev/null >"${op_log[$n]}" 2>&1 &
-  op_pid[$n]=$!
-  disown "${op_pid[$n]}"
-  e2e_at_exit "kill -KILL ${op_pid[$n]} 2>/dev/null || true"
-  local deadline=$((SECONDS + 30))
-  until metrics_port[$n]=$(e2e_log_field "${op_log[$n]}" "serving metrics" port 2>/dev/null); do
-    e2e_pid_alive "${op_pid[$n]}" || fail "operator $n exited at start"
-    ((SECONDS < deadline)) || fail "operator $n does not serve metrics after 30 s"
-    sleep 0.2
-  done
-  e2e_log "operator $n started: identity ${op_id[$n]}, pid ${op_pid[$n]}, metrics port ${metrics_port[$n]}"
-}
-leading() { grep -q '"msg":"leading"' "${op_log[$1]}"; }
-metric() { # metric N SERIES: the value of SERIES (as exposed, labels included) on operator N
-  local text
-  text=$(curl -sS --noproxy '*' --fail --max-time 5 "http://127.0.0.1:${metrics_port[$1]}/metrics") ||
-    return 1
-  awk -v s="$2" '$1 == s { print $2; f = 1 } END { exit !f }' <<<"$text"
-}
-lease_holder() {
-  e2e_api GET /apis/coordination.k8s.io/v1/namespaces/default/leases/pi0-operator 2>/dev/null |
-    e2e_json 'print(d["spec"].get("holderIdentity") or "")'
-}
 # one_leader N...: among operators N..., exactly one says pi0_operator_leader 1, and the Lease
 # names it; sets `leader`.
 one_leader() {
@@ -173,42 +89,14 @@ metric_is() { # metric_is N SERIES PYTHON_CONDITION_ON_v
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "set-up: CRDs, Nodes, agents, workloads"
-e2e_install_crds
-discovered() { k get channels -A >/dev/null 2>&1 && k get shutdownmatrices >/dev/null 2>&1; }
-e2e_wait_for "both kinds served" 60 discovered
+install_crds
 
 for node in "${NODES[@]}"; do e2e_create_node "$node" 4 8Gi; done
 e2e_start_fake_kubelet --ready-delay 2
 e2e_create_namespace "$NS"
-for node in "${NODES[@]}"; do
-  write_profile "$node" "{wave: constant, value: 0.3}"
-  start_agent "$node"
-done
+start_agents
 wait_agents_at 0.3
 
-deployment() { # deployment NAME REPLICAS: its pods carry the channel label of the same name
-  cat <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: $1
-  namespace: $NS
-spec:
-  replicas: $2
-  selector:
-    matchLabels: {app: $1}
-  template:
-    metadata:
-      labels: {app: $1, stability.pi0.io/channel: $1}
-    spec:
-      containers:
-        - name: main
-          image: placeholder:1
-          resources:
-            requests: {cpu: 10m, memory: 16Mi}
----
-YAML
-}
 {
   deployment checkout 2
   deployment search 3

@@ -26,13 +26,11 @@ NODES=(node-a)
 source "$source_dir/tests/operator/lib.sh"
 
 e2e_log "set-up: CRDs, the Node, its agent, workloads, one operator"
-e2e_install_crds
-discovered() { k get channels -A >/dev/null 2>&1 && k get shutdownmatrices >/dev/null 2>&1; }
-e2e_wait_for "both kinds served" 60 discovered
+install_crds
 e2e_create_node node-a 8 16Gi
 e2e_start_fake_kubelet
 e2e_create_namespace "$NS"
-start_agent node-a
+start_agents
 wait_agents_at 0.3
 
 for name in batch web; do

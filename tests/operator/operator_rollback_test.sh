@@ -58,36 +58,13 @@ NODES=(node-a)
 source "$source_dir/tests/operator/lib.sh"
 
 e2e_log "set-up: CRDs, the Node, its agent, workloads, one operator"
-e2e_install_crds
-discovered() { k get channels -A >/dev/null 2>&1 && k get shutdownmatrices >/dev/null 2>&1; }
-e2e_wait_for "both kinds served" 60 discovered
+install_crds
 e2e_create_node node-a 8 16Gi
 e2e_start_fake_kubelet --ready-delay 1
 e2e_create_namespace "$NS"
-start_agent node-a
+start_agents
 wait_agents_at 0.3
 
-deployment() { # deployment NAME REPLICAS: its pods carry the channel label of the same name
-  cat <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $1, namespace: $NS}
-spec:
-  replicas: $2
-  selector:
-    matchLabels: {app: $1}
-  template:
-    metadata:
-      labels: {app: $1, stability.pi0.io/channel: $1}
-    spec:
-      containers:
-        - name: main
-          image: placeholder:1
-          resources:
-            requests: {cpu: 10m, memory: 16Mi}
----
-YAML
-}
 channel() { # channel NAME [SPEC_LINE...]: a Channel on Deployment NAME
   printf 'apiVersion: stability.pi0.io/v1alpha1\nkind: Channel\n'
   printf 'metadata: {name: %s, namespace: %s}\nspec:\n  targets: [{kind: Deployment, name: %s}]\n' \
