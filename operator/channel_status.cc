@@ -1,20 +1,24 @@
 #include "channel_status.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "common/timestamp.h"
 #include "kube/json.h"
+#include "matrix_status.h"
 #include "workload_state.h"
 
 namespace pi0::op {
 namespace {
 
+using kube::field;
+using kube::stringField;
 using nlohmann::json;
 using stability::ChannelState;
 
+constexpr double kTolerance = 0.01;
+
 int64_t replicasOf(const json& w) {
-  return kube::field<int64_t>(w, "/spec/replicas"_json_pointer, 1);
+  return field<int64_t>(w, "/spec/replicas"_json_pointer, 1);
 }
 
 // Rounded so that a status does not change with the last bits of a double.
@@ -22,7 +26,181 @@ double round4(double x) {
   return std::round(x * 1e4) / 1e4;
 }
 
+json quantities(const Quantities& q) {
+  return {{"cpu", stability::formatCpuMilli(q.cpuMilli)},
+          {"memory", stability::formatBytes(q.memoryBytes)}};
+}
+
+// Both quantities of {"cpu", "memory"}, or nullopt when either is absent or does not parse.
+std::optional<Quantities> quantitiesOf(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_object() || !it->contains("cpu") || !it->contains("memory"))
+    return std::nullopt;
+  const auto cpu = stability::parseCpuMilli(stringField(*it, "/cpu"_json_pointer));
+  const auto memory = stability::parseBytes(stringField(*it, "/memory"_json_pointer));
+  if (!cpu || !memory) return std::nullopt;
+  return Quantities{*cpu, *memory};
+}
+
+std::optional<WallTime> timeOf(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return parseRfc3339(it->get<std::string>());
+}
+
+std::optional<double> numberOf(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+std::optional<ChannelBuffer> bufferOf(const json& b) {
+  if (!b.is_object()) return std::nullopt;
+  ChannelBuffer out;
+  const json allocated = field<json>(b, "/allocated"_json_pointer, json::object());
+  if (allocated.contains("cpu")) {
+    auto cpu = stability::parseCpuMilli(stringField(allocated, "/cpu"_json_pointer));
+    if (!cpu) return std::nullopt;
+    out.allocated.cpuMilli = *cpu;
+  }
+  if (allocated.contains("memory")) {
+    auto memory = stability::parseBytes(stringField(allocated, "/memory"_json_pointer));
+    if (!memory) return std::nullopt;
+    out.allocated.memoryBytes = *memory;
+  }
+  auto baseline = quantitiesOf(b, "baseline");
+  auto requested = quantitiesOf(b, "requested");
+  auto used = quantitiesOf(b, "used");
+  auto observedAt = timeOf(b, "observedAt");
+  if (!baseline || !requested || !used || !observedAt) return std::nullopt;
+  out.baseline = *baseline;
+  out.requested = *requested;
+  out.used = *used;
+  out.observedAt = *observedAt;
+  return out;
+}
+
+// Whether `j` has every number a measuring pass writes besides the state (planChannel).
+bool measuredFields(const json& j) {
+  for (const auto& p : {"/priority"_json_pointer, "/terms/throughput"_json_pointer,
+                        "/terms/reliability"_json_pointer, "/terms/recovery"_json_pointer,
+                        "/failureProbability"_json_pointer, "/replicas/desired"_json_pointer,
+                        "/replicas/ready"_json_pointer, "/health/outages"_json_pointer}) {
+    if (!j.contains(p) || !j.at(p).is_number()) return false;
+  }
+  return true;
+}
+
+// Compared as written (round4): the stored number against the next one's JSON.
+bool near(double a, double b) {
+  return std::abs(round4(a) - round4(b)) <= kTolerance;
+}
+
+bool near(const std::optional<double>& a, const std::optional<double>& b) {
+  return a.has_value() == b.has_value() && (!a || near(*a, *b));
+}
+
+std::optional<WallTime> wholeSeconds(const std::optional<WallTime>& t) {
+  if (!t) return t;
+  return std::chrono::floor<std::chrono::seconds>(*t);
+}
+
 }  // namespace
+
+json toJson(const ChannelStatus& s) {
+  json j = json::object();
+  j["observedGeneration"] = s.observedGeneration;
+  if (s.measured) {
+    j["state"] = stability::channelStateName(s.state);
+    j["priority"] = round4(s.priority);
+    j["terms"] = {{"throughput", round4(s.terms.throughput)},
+                  {"reliability", round4(s.terms.reliability)},
+                  {"recovery", round4(s.terms.recovery)}};
+    j["failureProbability"] = round4(s.failureProbability);
+    j["replicas"] = {{"desired", s.replicas.desired}, {"ready", s.replicas.ready}};
+    if (s.level) j["level"] = *s.level;
+    json health = {{"outages", s.health.outages}};
+    if (s.health.observedAt) health["observedAt"] = rfc3339(*s.health.observedAt, 0);
+    if (s.health.meanTimeToRecoverSeconds)
+      health["meanTimeToRecoverSeconds"] = round4(*s.health.meanTimeToRecoverSeconds);
+    if (s.health.notReadySince) health["notReadySince"] = rfc3339(*s.health.notReadySince, 0);
+    j["health"] = std::move(health);
+    if (const auto& b = s.buffer) {
+      json allocated = json::object();
+      if (b->allocated.cpuMilli)
+        allocated["cpu"] = stability::formatCpuMilli(*b->allocated.cpuMilli);
+      if (b->allocated.memoryBytes)
+        allocated["memory"] = stability::formatBytes(*b->allocated.memoryBytes);
+      j["buffer"] = {{"allocated", std::move(allocated)},
+                     {"baseline", quantities(b->baseline)},
+                     {"requested", quantities(b->requested)},
+                     {"used", quantities(b->used)},
+                     {"observedAt", rfc3339Millis(b->observedAt)}};
+    }
+  }
+  j["conditions"] = toJson(s.conditions);
+  return j;
+}
+
+ChannelStatus channelStatusFromJson(const json& j) {
+  ChannelStatus s;
+  if (!j.is_object()) return s;
+  s.observedGeneration = field<int64_t>(j, "/observedGeneration"_json_pointer, 0);
+  const auto state = parseChannelState(stringField(j, "/state"_json_pointer));
+  s.measured = state && measuredFields(j);
+  s.state = state.value_or(ChannelState::kActive);
+  s.priority = field<double>(j, "/priority"_json_pointer, 0.0);
+  s.terms.throughput = field<double>(j, "/terms/throughput"_json_pointer, 1.0);
+  s.terms.reliability = field<double>(j, "/terms/reliability"_json_pointer, 1.0);
+  s.terms.recovery = field<double>(j, "/terms/recovery"_json_pointer, 1.0);
+  s.failureProbability = field<double>(j, "/failureProbability"_json_pointer, 0.0);
+  s.replicas.desired = field<int64_t>(j, "/replicas/desired"_json_pointer, 0);
+  s.replicas.ready = field<int64_t>(j, "/replicas/ready"_json_pointer, 0);
+  if (auto it = j.find("level"); it != j.end() && it->is_string()) s.level = it->get<std::string>();
+  if (auto it = j.find("health"); it != j.end() && it->is_object()) {
+    s.health.observedAt = timeOf(*it, "observedAt");
+    s.health.outages = static_cast<int>(field<int64_t>(*it, "/outages"_json_pointer, 0));
+    s.health.meanTimeToRecoverSeconds = numberOf(*it, "meanTimeToRecoverSeconds");
+    s.health.notReadySince = timeOf(*it, "notReadySince");
+  }
+  if (auto it = j.find("buffer"); it != j.end()) s.buffer = bufferOf(*it);
+  s.conditions = conditionsFromJson(field<json>(j, "/conditions"_json_pointer, json::array()));
+  return s;
+}
+
+bool worthWriting(const ChannelStatus& previous, const ChannelStatus& next) {
+  // Everything compared exactly but the numbers (near) and the times that move with every look
+  // (not at all); the other times as they are written.
+  auto stripped = [](ChannelStatus s) {
+    s.priority = s.failureProbability = 0;
+    s.terms = {};
+    s.health.observedAt.reset();
+    if (s.health.meanTimeToRecoverSeconds) s.health.meanTimeToRecoverSeconds = 0;  // near, below
+    s.health.notReadySince = wholeSeconds(s.health.notReadySince);
+    if (s.buffer) s.buffer->observedAt = {};
+    for (auto& c : s.conditions)
+      c.lastTransitionTime = wholeSeconds(c.lastTransitionTime);
+    return s;
+  };
+  if (!(stripped(previous) == stripped(next))) return true;
+  if (!previous.measured) return false;
+  return !near(previous.priority, next.priority) ||
+         !near(previous.failureProbability, next.failureProbability) ||
+         !near(previous.terms.throughput, next.terms.throughput) ||
+         !near(previous.terms.reliability, next.terms.reliability) ||
+         !near(previous.terms.recovery, next.terms.recovery) ||
+         !near(previous.health.meanTimeToRecoverSeconds, next.health.meanTimeToRecoverSeconds);
+}
+
+stability::ChannelHealth healthOf(const ChannelStatus& status) {
+  stability::ChannelHealth h;
+  h.reliability = status.terms.reliability;
+  h.meanTimeToRecoverSeconds = status.health.meanTimeToRecoverSeconds;
+  h.outages = status.health.outages;
+  h.notReadySince = status.health.notReadySince;
+  h.lastObserved = status.health.observedAt;
+  return h;
+}
 
 ChannelState stateFromWorkloads(const std::vector<json>& workloads,
                                 const std::vector<json>& autoscalers) {
@@ -51,166 +229,6 @@ bool leftoverRecord(const std::vector<json>& workloads, const std::vector<json>&
     if (restorePending(workloads[i], hpa) || (hpa && lastActionTime(*hpa))) return true;
   }
   return false;
-}
-
-stability::ChannelHealth healthFromStatus(const json& status) {
-  stability::ChannelHealth h;
-  h.reliability = kube::field<double>(status, "/terms/reliability"_json_pointer, 1.0);
-  if (status.contains("health") && status["health"].is_object()) {
-    const auto& health = status["health"];
-    if (auto m = health.find("meanTimeToRecoverSeconds"); m != health.end() && m->is_number()) {
-      h.meanTimeToRecoverSeconds = m->get<double>();
-    }
-    h.outages = static_cast<int>(kube::field<int64_t>(health, "/outages"_json_pointer, 0));
-    if (auto t = parseRfc3339(kube::stringField(health, "/notReadySince"_json_pointer)))
-      h.notReadySince = t;
-    if (auto t = parseRfc3339(kube::stringField(health, "/observedAt"_json_pointer)))
-      h.lastObserved = t;
-  }
-  return h;
-}
-
-void setCondition(json& conditions, const std::string& type, bool status, const std::string& reason,
-                  const std::string& message, int64_t observedGeneration, const std::string& now) {
-  if (!conditions.is_array()) conditions = json::array();
-  const std::string value = status ? "True" : "False";
-  for (auto& c : conditions) {
-    if (c.is_object() && c.value("type", "") == type) {
-      if (c.value("status", "") != value) c["lastTransitionTime"] = now;
-      c["status"] = value;
-      c["reason"] = reason;
-      c["message"] = message;
-      c["observedGeneration"] = observedGeneration;
-      return;
-    }
-  }
-  conditions.push_back({{"type", type},
-                        {"status", value},
-                        {"reason", reason},
-                        {"message", message},
-                        {"observedGeneration", observedGeneration},
-                        {"lastTransitionTime", now}});
-}
-
-ChannelOutcome channelStatus(const ChannelInputs& in) {
-  const auto& spec = *in.spec;
-  ChannelOutcome out;
-  out.state = stateFromWorkloads(in.workloads, in.autoscalers);
-
-  int64_t desired = 0;
-  int64_t ready = 0;
-  for (const auto& w : in.workloads) {
-    desired += replicasOf(w);
-    ready += kube::field<int64_t>(w, "/status/readyReplicas"_json_pointer, 0);
-  }
-  out.ready = in.missingTargets.empty() && ready >= desired;
-
-  stability::ObserveOptions observe;
-  observe.pi0Transition = in.pi0Transition;
-  auto observation =
-      stability::observe(in.health, in.pods, static_cast<int>(desired), in.now, observe);
-  if (out.state == ChannelState::kInactive) {
-    // Shut down by Pi0: nothing runs, so nothing is learned; its reliability and recovery keep
-    // the values they had when it went down (a channel held at 0 must not look more reliable
-    // with every look and be restored for it).
-    observation.health.reliability = in.health.reliability;
-    observation.terms.reliability = in.health.reliability;
-  }
-  out.health = observation.health;
-  stability::Terms terms = observation.terms;
-  // Throughput: the query over its maximum, else ready replicas over desired. While Pi0 holds the
-  // channel below its original count (Degraded, Inactive) the term keeps the value it had before
-  // (the status's): what Pi0 did to a channel must not lower the priority Pi0 acts on.
-  const double before = kube::field<double>(in.previousStatus, "/terms/throughput"_json_pointer,
-                                            stability::throughputFromReplicas(ready, desired));
-  terms.throughput = spec.throughput && in.throughputValue
-                         ? stability::throughputFromQuery(*in.throughputValue, spec.throughput->max)
-                     : out.state != ChannelState::kActive
-                         ? before
-                         : stability::throughputFromReplicas(ready, desired);
-  out.cpo = stability::cpo(in.weights, terms);
-
-  const std::string now = rfc3339(in.now, 0);
-  json status = in.previousStatus.is_object() ? in.previousStatus : json::object();
-  status["observedGeneration"] = spec.generation;
-  status["state"] = stability::channelStateName(out.state);
-  status["priority"] = round4(out.cpo);
-  status["terms"] = {{"throughput", round4(terms.throughput)},
-                     {"reliability", round4(terms.reliability)},
-                     {"recovery", round4(terms.recovery)}};
-  status["failureProbability"] = round4(stability::failureProbability(terms.reliability));
-  status["replicas"] = {{"desired", desired}, {"ready", ready}};
-  if (out.state == ChannelState::kActive || in.level.empty()) {
-    status.erase("level");
-  } else {
-    status["level"] = in.level;
-  }
-  json health = {{"observedAt", now}, {"outages", out.health.outages}};
-  if (out.health.meanTimeToRecoverSeconds)
-    health["meanTimeToRecoverSeconds"] = round4(*out.health.meanTimeToRecoverSeconds);
-  if (out.health.notReadySince) health["notReadySince"] = rfc3339(*out.health.notReadySince, 0);
-  status["health"] = health;
-
-  json conditions = status.value("conditions", json::array());
-  if (in.missingTargets.empty()) {
-    setCondition(conditions, "TargetsFound", true, "Found", "every target exists", spec.generation,
-                 now);
-  } else {
-    std::string names;
-    for (const auto& n : in.missingTargets)
-      names += (names.empty() ? "" : ", ") + n;
-    setCondition(conditions, "TargetsFound", false, "TargetMissing",
-                 "not found in namespace " + spec.ref.ns + ": " + names, spec.generation, now);
-  }
-  setCondition(conditions, "Ready", out.ready, out.ready ? "ReplicasReady" : "ReplicasNotReady",
-               std::to_string(ready) + " of " + std::to_string(desired) + " replicas ready",
-               spec.generation, now);
-  if (in.throughputError) {
-    setCondition(conditions, "ThroughputMeasured", false, "QueryFailed", *in.throughputError,
-                 spec.generation, now);
-  } else if (spec.throughput) {
-    setCondition(conditions, "ThroughputMeasured", true, "QueryAnswered",
-                 "the Prometheus query answered", spec.generation, now);
-  }
-  status["conditions"] = conditions;
-  out.status = std::move(status);
-  return out;
-}
-
-json bufferStatus(const std::optional<stability::Resources>& allocation,
-                  const stability::PodRequests& requested, const json& previousStatus,
-                  stability::WallClock::time_point now) {
-  if (!allocation || (!allocation->cpuMilli && !allocation->memoryBytes)) return json();
-  auto quantities = [](int64_t cpu, int64_t memory) {
-    return json{{"cpu", stability::formatCpuMilli(cpu)},
-                {"memory", stability::formatBytes(memory)}};
-  };
-  json allocated = json::object();
-  if (allocation->cpuMilli) allocated["cpu"] = stability::formatCpuMilli(*allocation->cpuMilli);
-  if (allocation->memoryBytes)
-    allocated["memory"] = stability::formatBytes(*allocation->memoryBytes);
-  const json base =
-      kube::field<json>(previousStatus, "/buffer/baseline"_json_pointer, json::object());
-  const auto baseCpu = stability::parseCpuMilli(kube::stringField(base, "/cpu"_json_pointer));
-  const auto baseMemory = stability::parseBytes(kube::stringField(base, "/memory"_json_pointer));
-  const bool kept = base.contains("cpu") && base.contains("memory") && baseCpu && baseMemory;
-  const int64_t fromCpu = kept ? *baseCpu : requested.cpuMilli;
-  const int64_t fromMemory = kept ? *baseMemory : requested.memoryBytes;
-  return {{"allocated", allocated},
-          {"baseline", quantities(fromCpu, fromMemory)},
-          {"requested", quantities(requested.cpuMilli, requested.memoryBytes)},
-          {"used", quantities(std::max<int64_t>(0, requested.cpuMilli - fromCpu),
-                              std::max<int64_t>(0, requested.memoryBytes - fromMemory))},
-          {"observedAt", rfc3339Millis(now)}};
-}
-
-bool statusChanged(const json& previous, const json& next) {
-  auto strip = [](json s) {
-    if (s.is_object() && s.contains("health") && s["health"].is_object())
-      s["health"].erase("observedAt");
-    return s;
-  };
-  return strip(previous) != strip(next);
 }
 
 }  // namespace pi0::op

@@ -86,60 +86,6 @@ std::optional<ChannelState> parseChannelState(std::string_view name) {
   return std::nullopt;
 }
 
-void setCondition(std::vector<Condition>& conditions, std::string_view type, bool status,
-                  std::string reason, std::string message, int64_t observedGeneration,
-                  WallTime now) {
-  for (auto& c : conditions) {
-    if (c.type != type) continue;
-    if (c.status != status || !c.lastTransitionTime) c.lastTransitionTime = now;
-    c.status = status;
-    c.reason = std::move(reason);
-    c.message = std::move(message);
-    c.observedGeneration = observedGeneration;
-    return;
-  }
-  conditions.push_back(Condition{std::string(type), status, std::move(reason), std::move(message),
-                                 observedGeneration, now});
-}
-
-const Condition* findCondition(const std::vector<Condition>& conditions, std::string_view type) {
-  for (const auto& c : conditions) {
-    if (c.type == type) return &c;
-  }
-  return nullptr;
-}
-
-Json toJson(const std::vector<Condition>& conditions) {
-  Json out = Json::array();
-  for (const auto& c : conditions) {
-    Json j = {{"type", c.type},
-              {"status", c.status ? "True" : "False"},
-              {"reason", c.reason},
-              {"message", c.message},
-              {"observedGeneration", c.observedGeneration}};
-    putTime(j, "lastTransitionTime", c.lastTransitionTime);
-    out.push_back(std::move(j));
-  }
-  return out;
-}
-
-std::vector<Condition> conditionsFromJson(const Json& array) {
-  std::vector<Condition> out;
-  if (!array.is_array()) return out;
-  for (const auto& j : array) {
-    if (!j.is_object() || !j.contains("type")) continue;
-    Condition c;
-    c.type = stringField(j, "/type"_json_pointer);
-    c.status = stringField(j, "/status"_json_pointer) == "True";
-    c.reason = stringField(j, "/reason"_json_pointer);
-    c.message = stringField(j, "/message"_json_pointer);
-    c.observedGeneration = field<int64_t>(j, "/observedGeneration"_json_pointer, 0);
-    c.lastTransitionTime = timeOf(j, "lastTransitionTime");
-    out.push_back(std::move(c));
-  }
-  return out;
-}
-
 const ChannelEntry* MatrixStatus::entry(const std::string& channelKey) const {
   for (const auto& e : channels) {
     if (e.channel.key() == channelKey) return &e;

@@ -16,32 +16,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "operator/condition.h"
 #include "stability/planner.h"
 #include "stability/spec.h"
 
 namespace pi0::op {
-
-using WallTime = std::chrono::system_clock::time_point;
-
-// metav1.Condition.
-struct Condition {
-  std::string type;
-  bool status = false;
-  std::string reason;
-  std::string message;
-  int64_t observedGeneration = 0;
-  std::optional<WallTime> lastTransitionTime;
-  friend bool operator==(const Condition&, const Condition&) = default;
-};
-
-// Sets the condition of `type`, keeping its lastTransitionTime unless the status flips.
-void setCondition(std::vector<Condition>& conditions, std::string_view type, bool status,
-                  std::string reason, std::string message, int64_t observedGeneration,
-                  WallTime now);
-const Condition* findCondition(const std::vector<Condition>& conditions, std::string_view type);
-
-nlohmann::json toJson(const std::vector<Condition>& conditions);
-std::vector<Condition> conditionsFromJson(const nlohmann::json& array);
 
 // A restore under way (progress.restores). Announced first: the status that says a channel is
 // restoring is written before its workloads are scaled up, so that pi0-webhook admits the pods

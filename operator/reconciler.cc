@@ -6,10 +6,9 @@
 #include <thread>
 
 #include "admission/channel_info.h"
-#include "channel_status.h"
+#include "channel_reconcile.h"
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/timestamp.h"
 #include "kube/json.h"
 #include "kube/resource.h"
 #include "stability/requests.h"
@@ -25,8 +24,6 @@ using stability::ChannelState;
 
 namespace {
 
-constexpr double kStatusTolerance = 0.01;
-
 std::map<std::string, std::string> labelsOf(const Json& object) {
   std::map<std::string, std::string> labels;
   // Held in a variable: a range-for over items() of a temporary would outlive it.
@@ -41,53 +38,6 @@ std::map<std::string, std::string> labelsOf(const Json& object) {
 // nothing (the apiserver validated it, so that is a pod from a newer API).
 stability::PodRequests requestsOf(const Json& spec) {
   return stability::podRequests(spec).value_or(stability::PodRequests{});
-}
-
-// Numbers equal within `tolerance` when either is not an integer; objects and arrays compared
-// member by member.
-bool sameWithin(const Json& a, const Json& b, double tolerance) {
-  if (a.is_number() && b.is_number()) {
-    if (a.is_number_float() || b.is_number_float())
-      return std::abs(a.get<double>() - b.get<double>()) <= tolerance;
-    return a == b;
-  }
-  if (a.type() != b.type()) return false;
-  if (a.is_object()) {
-    if (a.size() != b.size()) return false;
-    for (const auto& [k, v] : a.items()) {
-      auto it = b.find(k);
-      if (it == b.end() || !sameWithin(v, *it, tolerance)) return false;
-    }
-    return true;
-  }
-  if (a.is_array()) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-      if (!sameWithin(a[i], b[i], tolerance)) return false;
-    }
-    return true;
-  }
-  return a == b;
-}
-
-// What decides whether a Channel's status is written: everything but the times that move with
-// every look.
-Json comparable(Json status) {
-  if (!status.is_object()) return status;
-  if (auto h = status.find("health"); h != status.end() && h->is_object()) h->erase("observedAt");
-  if (auto b = status.find("buffer"); b != status.end() && b->is_object()) b->erase("observedAt");
-  return status;
-}
-
-bool worthWriting(const Json& previous, const Json& next) {
-  return !sameWithin(comparable(previous), comparable(next), kStatusTolerance);
-}
-
-std::string conditionStatus(const Json& status, const std::string& type) {
-  for (const auto& c : field<Json>(status, "/conditions"_json_pointer, Json::array())) {
-    if (c.is_object() && c.value("type", "") == type) return c.value("status", "");
-  }
-  return "";
 }
 
 std::string joined(const std::vector<std::string>& parts, const char* separator = "; ") {
@@ -381,140 +331,64 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
     restarts_.erase(key);
     return kube::ReconcileResult{};
   }
-  const WallTime now = options_.wallClock();
-  const std::string nowText = rfc3339(now, 0);
-  const Json previous = field<Json>(*object, "/status"_json_pointer, Json::object());
-  const int64_t generation = field<int64_t>(*object, "/metadata/generation"_json_pointer, 0);
-  const auto ref = kube::ObjectReference::of(*object);
-
   const ChannelView view = viewOf(object, sources());
-  std::vector<std::string> problems;
-  if (!view.spec) {
-    problems.push_back(view.parseError);
-  } else {
-    problems = stability::validateChannel(*view.spec);
-  }
-  if (!view.spec) {
-    Json status = previous;
-    Json conditions = status.value("conditions", Json::array());
-    setCondition(conditions, "Valid", false, "InvalidSpec", joined(problems), generation, nowText);
-    status["conditions"] = conditions;
-    status["observedGeneration"] = generation;
-    if (conditionStatus(previous, "Valid") != "False")
-      events_.record(ref, kube::EventType::kWarning, "InvalidSpec", joined(problems));
-    if (worthWriting(previous, status)) {
-      if (auto w = writeStatus(kube::resources::kChannels, *object, status); !w)
-        return std::unexpected(w.error());
-    }
-    return kube::ReconcileResult{};
-  }
-  const auto& spec = *view.spec;
-
-  // What the acting matrix says of this channel: its status, in the cluster.
+  ChannelWorld world;
+  world.view = &view;
+  world.previous =
+      channelStatusFromJson(field<Json>(*object, "/status"_json_pointer, Json::object()));
+  world.period = options_.channelPeriod;
+  world.now = options_.wallClock();
   std::optional<MatrixStatus> matrix;
-  stability::Weights matrixWeights;
-  if (auto acting = admission::actingMatrix(caches_.matrices.list())) {
-    matrix = matrixStatusFromJson(field<Json>(*acting, "/status"_json_pointer, Json::object()));
-    if (auto parsed = stability::parseMatrix(*acting)) matrixWeights = parsed->weights;
-  }
-  const ChannelEntry* entry = matrix ? matrix->entry(key) : nullptr;
-  const bool elevated = matrix && matrix->levelIndex > 0;
-
-  ChannelInputs in;
-  in.spec = &spec;
-  in.weights = spec.weights.value_or(matrixWeights);
-  for (const auto& w : view.workloads)
-    in.workloads.push_back(*w);
-  for (const auto& h : view.autoscalers)
-    in.autoscalers.push_back(h ? *h : Json());
-  in.missingTargets = view.missing;
-  for (const auto& pod : caches_.pods.list()) {
-    if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
-    if (!spec.selector.matches(labelsOf(*pod))) continue;
-    if (auto sample = stability::podSample(*pod)) in.pods.push_back(*sample);
-  }
-  if (spec.throughput && !spec.throughput->prometheusQuery.empty()) {
-    if (prometheus_ == nullptr) {
-      in.throughputError =
-          "spec.throughput.prometheusQuery is set, but pi0-operator runs without "
-          "--prometheus-url: throughput counts ready replicas instead";
-    } else if (auto value = prometheus_->query(spec.throughput->prometheusQuery)) {
-      in.throughputValue = *value;
-    } else {
-      in.throughputError = value.error().message;
-    }
-  }
-  in.health = healthFromStatus(previous);
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = restarts_.find(key); it != restarts_.end()) {
-      in.health.restartsByPod = it->second;
-      in.health.restartsKnown = true;
-    }
-  }
-  // Pi0 is changing the channel's replicas (a restore under way, or a step within the
-  // channel's restore timeout): pods starting or going are not the channel's outages.
-  // A stalled restore is the channel's own trouble again.
-  bool restoring = false, stalled = false;
-  if (matrix) {
-    for (const auto& rr : matrix->progress.restores) {
-      if (rr.channel.key() != key) continue;
-      restoring = true;
-      stalled = rr.stalled;
-    }
-  }
-  in.pi0Transition =
-      !stalled &&
-      (restoring || (view.lastAction &&
-                     now - *view.lastAction < std::chrono::seconds(spec.restoreTimeoutSeconds)));
-  in.level = matrix ? matrix->level : std::string();
-  in.previousStatus = previous;
-  in.now = now;
-  ChannelOutcome out = channelStatus(in);
-  metrics_.setChannelState(spec.ref, out.state);
-  {
-    std::lock_guard lock(mu_);
-    restarts_[key] = out.health.restartsByPod;
-  }
-
-  Json status = out.status;
-  // What the channel's pods request now, for its buffer (observedAt: when they were counted).
-  stability::PodRequests requested;
-  for (const auto& pod : caches_.pods.list()) {
-    if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
-    if (!spec.selector.matches(labelsOf(*pod))) continue;
-    if (!stability::podSample(*pod)) continue;  // finished or being deleted
-    const auto r = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
-    requested.cpuMilli += r.cpuMilli;
-    requested.memoryBytes += r.memoryBytes;
-  }
-  const Json buffer =
-      bufferStatus(elevated && entry ? entry->buffer : std::nullopt, requested, previous, now);
-  if (buffer.is_null()) {
-    status.erase("buffer");
+  if (!view.spec) {
+    world.problems.push_back(view.parseError);
   } else {
-    status["buffer"] = buffer;
+    const auto& spec = *view.spec;
+    world.problems = stability::validateChannel(spec);
+    // What the acting matrix says of this channel: its status, in the cluster.
+    if (auto acting = admission::actingMatrix(caches_.matrices.list())) {
+      matrix = matrixStatusFromJson(field<Json>(*acting, "/status"_json_pointer, Json::object()));
+      world.matrix = &*matrix;
+      if (auto parsed = stability::parseMatrix(*acting)) world.matrixWeights = parsed->weights;
+    }
+    for (const auto& pod : caches_.pods.list()) {
+      if (stringField(*pod, "/metadata/namespace"_json_pointer) != spec.ref.ns) continue;
+      if (!spec.selector.matches(labelsOf(*pod))) continue;
+      auto sample = stability::podSample(*pod);
+      if (!sample) continue;  // finished or being deleted
+      world.pods.push_back(*sample);
+      const auto r = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
+      world.requested.cpuMilli += r.cpuMilli;
+      world.requested.memoryBytes += r.memoryBytes;
+    }
+    if (spec.throughput && !spec.throughput->prometheusQuery.empty()) {
+      if (prometheus_ == nullptr) {
+        world.throughputError =
+            "spec.throughput.prometheusQuery is set, but pi0-operator runs without "
+            "--prometheus-url: throughput counts ready replicas instead";
+      } else if (auto value = prometheus_->query(spec.throughput->prometheusQuery)) {
+        world.throughputValue = *value;
+      } else {
+        world.throughputError = value.error().message;
+      }
+    }
+    std::lock_guard lock(mu_);
+    if (auto it = restarts_.find(key); it != restarts_.end()) world.restartsByPod = it->second;
   }
-  Json conditions = status.value("conditions", Json::array());
-  setCondition(conditions, "Valid", problems.empty(),
-               problems.empty() ? "SpecValid" : "InvalidSpec",
-               problems.empty() ? "the spec is valid" : joined(problems), generation, nowText);
-  status["conditions"] = conditions;
 
-  if (!problems.empty() && conditionStatus(previous, "Valid") != "False")
-    events_.record(ref, kube::EventType::kWarning, "InvalidSpec", joined(problems));
-  if (!view.missing.empty() && conditionStatus(previous, "TargetsFound") != "False") {
-    events_.record(ref, kube::EventType::kWarning, "TargetMissing",
-                   "not found in namespace " + spec.ref.ns + ": " + joined(view.missing, ", "));
+  ChannelPass pass = planChannel(world);
+  if (pass.state) metrics_.setChannelState(view.spec->ref, *pass.state);
+  if (pass.restartsByPod) {
+    std::lock_guard lock(mu_);
+    restarts_[key] = std::move(*pass.restartsByPod);
   }
-  if (worthWriting(previous, status)) {
-    if (auto w = writeStatus(kube::resources::kChannels, *object, status); !w)
+  const auto ref = kube::ObjectReference::of(*object);
+  for (const auto& e : pass.events)
+    events_.record(ref, e.type, e.reason, e.message);
+  if (worthWriting(world.previous, pass.status)) {
+    if (auto w = writeStatus(kube::resources::kChannels, *object, toJson(pass.status)); !w)
       return std::unexpected(w.error());
   }
-  // Not ready: look again soon, to time the recovery; else at the channel period.
-  return kube::ReconcileResult{out.ready ? options_.channelPeriod
-                                         : std::min<std::chrono::nanoseconds>(
-                                               options_.channelPeriod, std::chrono::seconds(2))};
+  return kube::ReconcileResult{pass.requeue};
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ struct ReconcilerOptions {
 };
 
 // The reconcilers' I/O layer: each reconcile gathers what its pure decision needs from the
-// caches and the fleet view (matrix_reconcile.h, channel_status.h), writes the status, takes
+// caches and the fleet view (matrix_reconcile.h, channel_reconcile.h), writes the status, takes
 // the steps, records the Events and metrics, and returns an error when a write or a step
 // failed, so that the work queue retries it with backoff (and Pi0OperatorReconcileErrors sees
 // it).
