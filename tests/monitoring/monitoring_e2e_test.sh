@@ -58,14 +58,6 @@ work=$PI0_CLUSTER_DIR/monitoring-e2e
 mkdir -p "$work"
 NS=pi0-demo
 k() { kubectl --request-timeout=30s "$@"; }
-stop() { # PID: SIGTERM, SIGKILL after 5 s; returns once it is gone
-  kill -TERM "$1" 2>/dev/null || return 0
-  for _ in $(seq 50); do
-    e2e_pid_alive "$1" || return 0
-    sleep 0.1
-  done
-  kill -KILL "$1" 2>/dev/null || true
-}
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "set-up: Nodes, the fake kubelet, agents"
@@ -75,11 +67,7 @@ e2e_create_node node-gpu 1 2Gi 1 pool=gpu
 e2e_start_fake_kubelet --ready-delay 3
 e2e_create_namespace pi0-system
 
-profile() { echo "$work/profile-$1.yaml"; }
-install_profile() { # NODE FILE: atomically (the agent reloads the file within a second)
-  cp "$2" "$(profile "$1").new"
-  mv "$(profile "$1").new" "$(profile "$1")"
-}
+E2E_WORK=$work
 # node-c: steady cpu, memory leaking from 45 % at about 0.18 % a second (exhaustion in about
 # 5 minutes, which the agent projects and Pi0NodeMemoryExhaustionImminent sees).
 cat >"$work/leaking-node.yaml" <<'YAML'
@@ -97,9 +85,9 @@ YAML
 sed 's/atSeconds: 64/atSeconds: 1/' "$source_dir/examples/profiles/overload-step.yaml" \
   >"$work/overload.yaml"
 grep -q 'atSeconds: 1}' "$work/overload.yaml" || e2e_fail "examples/profiles/overload-step.yaml changed: no 'atSeconds: 64' to move"
-install_profile node-a "$source_dir/examples/profiles/steady-node.yaml"
-install_profile node-b "$source_dir/examples/profiles/steady-node.yaml"
-install_profile node-c "$work/leaking-node.yaml"
+e2e_install_profile node-a "$source_dir/examples/profiles/steady-node.yaml"
+e2e_install_profile node-b "$source_dir/examples/profiles/steady-node.yaml"
+e2e_install_profile node-c "$work/leaking-node.yaml"
 
 # The FAKE GPU of node-gpu (see tests/substrates/gpu/fake_nvml.c and fake_cuda_probe.c).
 nvml_state=$work/nvml.state
@@ -111,37 +99,20 @@ mkdir -p "$work/gpu-agent"
 cp "$agent_bin" "$work/gpu-agent/pi0-agent"
 cp "$fake_probe" "$work/gpu-agent/libpi0_cuda_probe.so"
 
-declare -A agent_url
-start_agent() { # NODE ARGS...
-  local node=$1 log=$work/agent-$1.log pid port="" bin=$agent_bin
-  shift
-  [[ $node == node-gpu ]] && bin=$work/gpu-agent/pi0-agent
-  PI0_FAKE_NVML_STATE=$nvml_state "$bin" --listen 127.0.0.1:0 --node-name "$node" \
-    --interval 200ms --window 16 "$@" </dev/null 2>"$log" &
-  pid=$!
-  disown "$pid"
-  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
-  for _ in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start serving"
-  agent_url[$node]=http://127.0.0.1:$port
-}
-synthetic=(--nvml-library none --gpu-probe-interval 0)
-start_agent node-a --source "synthetic:$(profile node-a)" "${synthetic[@]}" \
-  --state-dir "$work/state-a" --state-interval 1s
-start_agent node-b --source "synthetic:$(profile node-b)" "${synthetic[@]}"
-start_agent node-c --source "synthetic:$(profile node-c)" "${synthetic[@]}"
-start_agent node-gpu --nvml-library "$fake_nvml" --gpu-probe-interval 1m
+# Each with a sample every 200 ms and a window of 16; node-gpu's loads the FAKE NVML library.
+agent=(--interval 200ms --window 16)
+e2e_start_synthetic_agent "$agent_bin" node-a "${agent[@]}" --state-dir "$work/state-a" \
+  --state-interval 1s
+e2e_start_synthetic_agent "$agent_bin" node-b "${agent[@]}"
+e2e_start_synthetic_agent "$agent_bin" node-c "${agent[@]}"
+PI0_FAKE_NVML_STATE=$nvml_state e2e_start_node_agent "$work/gpu-agent/pi0-agent" node-gpu \
+  "${agent[@]}" --nvml-library "$fake_nvml" --gpu-probe-interval 1m
 NODES=(node-a node-b node-c node-gpu)
-agents=""
-for node in "${NODES[@]}"; do agents+="${agents:+,}$node=${agent_url[$node]}"; done
+agents=$(e2e_agents_flag "${NODES[@]}")
 agents_ready() {
   local node
   for node in "${NODES[@]}"; do
-    curl -sf --noproxy '*' --max-time 2 "${agent_url[$node]}/fingerprint" | grep -q '"ready":true' ||
+    curl -sf --noproxy '*' --max-time 2 "${E2E_AGENT_URLS[$node]}/fingerprint" | grep -q '"ready":true' ||
       return 1
   done
 }
@@ -154,36 +125,10 @@ e2e_wait_for "the default ServiceAccount token in $NS" 60 e2e_namespace_has_toke
 # 1.20 does not label namespaces with their name by itself.
 k label namespace "$NS" "kubernetes.io/metadata.name=$NS" --overwrite >/dev/null
 webhook_port=$(e2e_free_port)
-k apply -f - >/dev/null <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: pi0-monitoring}
-webhooks:
-  - name: pods.stability.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$webhook_port/validate-pods"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $NS}}
-    failurePolicy: Ignore
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    timeoutSeconds: 5
-  - name: channels.stability.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$webhook_port/validate-channels"}
-    rules:
-      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
-         resources: [channels]}
-    failurePolicy: Ignore
-    sideEffects: None
-    admissionReviewVersions: [v1]
-  - name: shutdownmatrices.stability.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$webhook_port/validate-shutdownmatrices"}
-    rules:
-      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
-         resources: [shutdownmatrices]}
-    failurePolicy: Ignore
-    sideEffects: None
-    admissionReviewVersions: [v1]
-YAML
+e2e_register_webhook pi0-monitoring "https://127.0.0.1:$webhook_port" --failure-policy Ignore \
+  --hook pods.stability.pi0.io pods --namespace "$NS" --timeout 5 \
+  --hook channels.stability.pi0.io channels \
+  --hook shutdownmatrices.stability.pi0.io shutdownmatrices
 mkdir -p "$work/webhook"
 "$webhook_bin" --kubeconfig "$KUBECONFIG" --bind-address "127.0.0.1:$webhook_port" \
   --tls-cert-file "$work/webhook/tls.crt" --tls-private-key-file "$work/webhook/tls.key" \
@@ -233,7 +178,7 @@ scrape_configs:
 YAML
   # The node label, as the chart's PodMonitor sets it from __meta_kubernetes_pod_node_name.
   for node in "${NODES[@]}"; do
-    printf "      - targets: ['%s']\n        labels: {node: %s}\n" "${agent_url[$node]#http://}" "$node"
+    printf "      - targets: ['%s']\n        labels: {node: %s}\n" "${E2E_AGENT_URLS[$node]#http://}" "$node"
   done
   cat <<YAML
   - job_name: pi0-operator
@@ -251,7 +196,7 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb"
   --web.listen-address="127.0.0.1:$prom_port" </dev/null >"$work/prometheus.log" 2>&1 &
 prom_pid=$!
 disown "$prom_pid"
-e2e_at_exit "stop $prom_pid"
+e2e_at_exit "e2e_stop_pid $prom_pid 5"
 e2e_at_exit "[[ -e $work/passed ]] || { echo '--- prometheus.log'; tail -n 20 $work/prometheus.log; } >&2"
 # promql EXPR: the JSON result of an instant query.
 promql() {
@@ -331,7 +276,7 @@ e2e_wait_for "pi0-operator leading, matrix default measured at level normal (of 
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "overload: examples/profiles/overload-step.yaml on node-a, node-b, node-c"
-for node in node-a node-b node-c; do install_profile "$node" "$work/overload.yaml"; done
+for node in node-a node-b node-c; do e2e_install_profile "$node" "$work/overload.yaml"; done
 acted() {
   at_least operator 'pi0_operator_actions_total{action="shutdown",result="ok"}' 2 &&
     at_least operator 'pi0_operator_actions_total{action="degrade",result="ok"}' 1
@@ -409,9 +354,9 @@ e2e_wait_for "alert Pi0ClusterAtCriticalLevel active for matrix default" 20 \
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "calm: steady profiles again; the operator restores, batch-reports' restore stalls once"
-install_profile node-a "$source_dir/examples/profiles/steady-node.yaml"
-install_profile node-b "$source_dir/examples/profiles/steady-node.yaml"
-install_profile node-c "$work/leaking-node.yaml"
+e2e_install_profile node-a "$source_dir/examples/profiles/steady-node.yaml"
+e2e_install_profile node-b "$source_dir/examples/profiles/steady-node.yaml"
+e2e_install_profile node-c "$work/leaking-node.yaml"
 e2e_wait_for "everything restored to its original replicas, ready" 150 workloads "${ORIGINAL[@]}"
 restored() {
   at_least operator 'pi0_operator_actions_total{action="restore",result="ok"}' 2 &&
@@ -446,7 +391,7 @@ e2e_log "ok: alerts follow the real series"
 # ---------------------------------------------------------------------------------------------
 e2e_log "every metric of every panel and alert exists; every panel query returns data"
 for node in "${NODES[@]}"; do
-  curl -sf --noproxy '*' --max-time 5 "${agent_url[$node]}/metrics" >"$work/metrics-$node.txt" ||
+  curl -sf --noproxy '*' --max-time 5 "${E2E_AGENT_URLS[$node]}/metrics" >"$work/metrics-$node.txt" ||
     e2e_fail "GET /metrics of the agent on $node failed"
 done
 curl -sf --noproxy '*' --max-time 5 "http://127.0.0.1:$operator_port/metrics" >"$work/metrics-operator.txt" ||

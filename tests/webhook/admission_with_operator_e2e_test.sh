@@ -50,14 +50,7 @@ source "$source_dir/tests/operator/lib.sh"
 e2e_at_exit "[[ -e $work/passed ]] || { echo '--- last lines of webhook.log:' >&2; tail -n 30 $work/webhook.log >&2; } || true"
 
 # ---------------------------------------------------------------------------------------------
-# Agents: one per Node, each replaying its own synthetic profile.
-declare -A agent_url
-profile() { echo "$work/profile-$1.yaml"; }
-write_profile() { # write_profile NODE CPU: atomically (the agent reloads on a rename)
-  printf 'signals:\n  cpu: {wave: constant, value: %s}\n  memory: {wave: constant, value: 0.2}\n' \
-    "$2" >"$(profile "$1").new"
-  mv "$(profile "$1").new" "$(profile "$1")"
-}
+# Agents: one per Node (lib.sh's), each replaying its own synthetic profile.
 # set_load TARGET: ℓ is the capacity-weighted mean of the nodes' projected cpu peaks (memory
 # stays at 0.2): node-calm's 2 CPUs at 0.1 and node-a's and node-b's 126 at what makes it TARGET.
 # The load moves in steps: the agents' forecast follows a step at once (a ramp would read
@@ -65,30 +58,14 @@ write_profile() { # write_profile NODE CPU: atomically (the agent reloads on a r
 set_load() {
   local cpu
   cpu=$(/usr/bin/python3 -c 'import sys; print("%.4f" % min(1.0, (128 * float(sys.argv[1]) - 2 * 0.1) / 126))' "$1")
-  write_profile node-a "$cpu"
-  write_profile node-b "$cpu"
+  e2e_write_profile node-a "{wave: constant, value: $cpu}"
+  e2e_write_profile node-b "{wave: constant, value: $cpu}"
   e2e_log "load set to $1 (node-a and node-b at cpu $cpu)"
-}
-start_agent() {
-  local node=$1 log=$work/agent-$1.log pid port="" i
-  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
-    --node-name "$node" --source "synthetic:$(profile "$node")" --interval 200ms --window 16 \
-    </dev/null 2>"$log" &
-  pid=$!
-  disown "$pid"
-  e2e_at_exit "kill -KILL $pid 2>/dev/null || true"
-  for i in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent for $node exited"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start serving"
-  agent_url[$node]=http://127.0.0.1:$port
 }
 fingerprints_ready() {
   local node
   for node in "${NODES[@]}"; do
-    curl -sf --noproxy '*' --max-time 2 "${agent_url[$node]}/fingerprint" | grep -q '"ready":true' ||
+    curl -sf --noproxy '*' --max-time 2 "${E2E_AGENT_URLS[$node]}/fingerprint" | grep -q '"ready":true' ||
       return 1
   done
 }
@@ -103,12 +80,11 @@ e2e_start_fake_kubelet --ready-delay 1
 e2e_create_namespace "$NS"
 # 1.20 does not label namespaces with their name; the registration selects by that label.
 k label namespace "$NS" "kubernetes.io/metadata.name=$NS" --overwrite >/dev/null
-write_profile node-calm 0.1
+e2e_write_profile node-calm "{wave: constant, value: 0.1}"
 set_load 0.3
-for node in "${NODES[@]}"; do start_agent "$node"; done
+start_agents
 e2e_wait_for "the agents' windows to fill" 30 fingerprints_ready
-agents=""
-for node in "${NODES[@]}"; do agents+="${agents:+,}$node=${agent_url[$node]}"; done
+agents=$(e2e_agents_flag "${NODES[@]}")
 
 e2e_make_certificates "$work"
 webhook_port=$(e2e_free_port)
@@ -130,21 +106,9 @@ webhook_metric() {
   https "https://127.0.0.1:$webhook_port/metrics" | awk -v s="$1" '$1 == s { v = $2 } END { print v + 0 }'
 }
 
-ca_bundle=$(base64 -w0 <"$work/ca.crt")
-k apply -f - >/dev/null <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: pi0-admission-e2e}
-webhooks:
-  - name: pods.stability.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$webhook_port/validate-pods", caBundle: "$ca_bundle"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $NS}}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    timeoutSeconds: 5
-YAML
+e2e_register_webhook pi0-admission-e2e "https://127.0.0.1:$webhook_port" \
+  --ca-bundle "$work/ca.crt" --failure-policy Fail \
+  --hook pods.stability.pi0.io pods --namespace "$NS" --timeout 5
 
 op_id[1]=pi0-operator
 op_log[1]=$work/operator.log
@@ -155,22 +119,6 @@ op_pid[1]=$!
 disown "${op_pid[1]}"
 e2e_at_exit "kill -KILL ${op_pid[1]} 2>/dev/null || true"
 
-deployment() { # deployment NAME REPLICAS: its pods carry the channel label of the same name
-  cat <<YAML
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: $1, namespace: $NS}
-spec:
-  replicas: $2
-  selector: {matchLabels: {app: $1}}
-  template:
-    metadata: {labels: {app: $1, stability.pi0.io/channel: $1}}
-    spec:
-      containers:
-        - {name: main, image: placeholder:1, resources: {requests: {cpu: 100m, memory: 16Mi}}}
----
-YAML
-}
 channel() { # channel NAME BUFFER_CPU BUFFER_MEMORY
   cat <<YAML
 apiVersion: stability.pi0.io/v1alpha1
@@ -184,9 +132,9 @@ spec:
 YAML
 }
 {
-  deployment batch 3
-  deployment reports 2
-  deployment web 2
+  deployment batch 3 100m
+  deployment reports 2 100m
+  deployment web 2 100m
   channel batch 50m 8Mi
   channel reports 50m 8Mi
   channel web 500m 1Gi
@@ -341,7 +289,7 @@ deadline=$((SECONDS + 60))
 until holds "${RESTORED[@]}"; do
   restored_denials # a denied pod is retried with a back-off: fail now, saying why
   if ((SECONDS >= deadline)); then
-    /usr/bin/python3 "$work/state.py" "$work" explain "${VARS[@]}" "${RESTORED[@]}" || true
+    state explain "${VARS[@]}" "${RESTORED[@]}" || true
     fail "timed out after 60 s waiting for the restores"
   fi
   sleep 0.3

@@ -33,18 +33,11 @@ e2e_create_namespace pi0-system
 kubectl label namespace certs kubernetes.io/metadata.name=certs --overwrite >/dev/null
 
 # One quiet agent, found through the EndpointSlice of Service pi0-system/pi0-agent.
-printf 'signals:\n  cpu: {wave: constant, value: 0.1}\n  memory: {wave: constant, value: 0.1}\n' \
-  >"$work/quiet.yaml"
-"$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 --node-name node-a \
-  --source "synthetic:$work/quiet.yaml" --interval 100ms --window 16 2>"$work/agent.log" &
-e2e_at_exit "kill $! 2>/dev/null || true"
-agent_port=""
-for _ in $(seq 100); do
-  agent_port=$(grep -o '"port":[0-9]*' "$work/agent.log" 2>/dev/null | head -1 | cut -d: -f2) || true
-  [[ -n $agent_port ]] && break
-  sleep 0.1
-done
-[[ -n $agent_port ]] || e2e_fail "pi0-agent did not start"
+E2E_WORK=$work
+printf 'signals:\n  cpu: {wave: constant, value: 0.1}\n  memory: {wave: constant, value: 0.1}\n' |
+  e2e_install_profile node-a -
+e2e_start_synthetic_agent "$agent_bin" node-a --interval 100ms --window 16
+agent_port=${E2E_AGENT_URL##*:}
 e2e_api POST /apis/discovery.k8s.io/v1beta1/namespaces/pi0-system/endpointslices "{
   \"apiVersion\": \"discovery.k8s.io/v1beta1\", \"kind\": \"EndpointSlice\",
   \"metadata\": {\"name\": \"pi0-agent-1\",
@@ -55,20 +48,8 @@ e2e_api POST /apis/discovery.k8s.io/v1beta1/namespaces/pi0-system/endpointslices
                   \"topology\": {\"kubernetes.io/hostname\": \"node-a\"}}]}" >/dev/null
 
 port=$(e2e_free_port)
-kubectl apply -f - >/dev/null <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: pi0-certs-e2e}
-webhooks:
-  - name: pods.stability.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$port/validate-pods"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: certs}}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    timeoutSeconds: 5
-YAML
+e2e_register_webhook pi0-certs-e2e "https://127.0.0.1:$port" --failure-policy Fail \
+  --hook pods.stability.pi0.io pods --namespace certs --timeout 5
 
 # Two replicas on one Secret: the first is registered, the second only races it.
 start_replica() { # N PORT

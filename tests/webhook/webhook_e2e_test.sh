@@ -62,24 +62,12 @@ e2e_create_node node-c 4 8Gi
 e2e_start_fake_kubelet
 e2e_create_namespace shop
 
-agents=""
+E2E_WORK=$work
 for spec in node-a:0.2 node-b:0.9 node-c:0.2; do
-  node=${spec%%:*}
-  printf 'signals:\n  cpu: {wave: constant, value: %s}\n  memory: {wave: constant, value: 0.2}\n' \
-    "${spec##*:}" >"$work/$node.yaml"
-  "$agent_bin" --listen 127.0.0.1:0 --nvml-library none --gpu-probe-interval 0 \
-    --node-name "$node" --source "synthetic:$work/$node.yaml" --interval 100ms --window 16 \
-    2>"$work/agent-$node.log" &
-  e2e_at_exit "kill $! 2>/dev/null || true"
-  port=""
-  for _ in $(seq 100); do
-    port=$(grep -o '"port":[0-9]*' "$work/agent-$node.log" 2>/dev/null | head -1 | cut -d: -f2) || true
-    [[ -n $port ]] && break
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent for $node did not start"
-  agents+="${agents:+,}$node=http://127.0.0.1:$port"
+  e2e_write_profile "${spec%%:*}" "{wave: constant, value: ${spec##*:}}"
+  e2e_start_synthetic_agent "$agent_bin" "${spec%%:*}" --interval 100ms --window 16
 done
+agents=$(e2e_agents_flag node-a node-b node-c)
 
 webhook_port=$(e2e_free_port)
 start_webhook() {
@@ -103,42 +91,12 @@ fingerprints_ready() {
 }
 e2e_wait_for "the agents' windows to fill" 30 fingerprints_ready
 
-ca_bundle=$(base64 -w0 <"$work/ca.crt")
 register() { # FAILURE_POLICY
-  kubectl apply -f - >/dev/null <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: pi0-e2e}
-webhooks:
-  - name: pods.stability.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$webhook_port/validate-pods", caBundle: "$ca_bundle"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: shop}}
-    failurePolicy: $1
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    timeoutSeconds: 5
-  - name: resources.stability.pi0.io
-    clientConfig:
-      url: "https://127.0.0.1:$webhook_port/validate-channels"
-      caBundle: "$ca_bundle"
-    rules:
-      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
-         resources: [channels]}
-    failurePolicy: $1
-    sideEffects: None
-    admissionReviewVersions: [v1]
-  - name: matrices.stability.pi0.io
-    clientConfig:
-      url: "https://127.0.0.1:$webhook_port/validate-shutdownmatrices"
-      caBundle: "$ca_bundle"
-    rules:
-      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
-         resources: [shutdownmatrices]}
-    failurePolicy: $1
-    sideEffects: None
-    admissionReviewVersions: [v1]
-YAML
+  e2e_register_webhook pi0-e2e "https://127.0.0.1:$webhook_port" --ca-bundle "$work/ca.crt" \
+    --failure-policy "$1" \
+    --hook pods.stability.pi0.io pods --namespace shop --timeout 5 \
+    --hook resources.stability.pi0.io channels \
+    --hook matrices.stability.pi0.io shutdownmatrices
 }
 # 1.20 does not label namespaces with their name by itself.
 kubectl label namespace shop kubernetes.io/metadata.name=shop --overwrite >/dev/null
@@ -180,11 +138,12 @@ expect_refused "a pod pinned to node-b" "$out" "denied the request" "node-b" "is
 # node-c's memory starts to leak (a new profile restarts its time): 0.2 -> 1.0 over 40 s. Once
 # its agent's forecast sees the trend (seconds to memory trouble under the webhook's default
 # 60), a pod pinned there still passes the gates and is admitted with a warning naming it.
-printf 'signals:\n  cpu: {wave: constant, value: 0.2}\n  memory: {wave: ramp, from: 0.2, to: 1.0, overSeconds: 40}\n' \
-  >"$work/node-c.yaml.new"
-mv "$work/node-c.yaml.new" "$work/node-c.yaml"
-node_c_url=${agents##*node-c=}
-node_c_url=${node_c_url%%,*}
+e2e_install_profile node-c - <<'YAML'
+signals:
+  cpu: {wave: constant, value: 0.2}
+  memory: {wave: ramp, from: 0.2, to: 1.0, overSeconds: 40}
+YAML
+node_c_url=${E2E_AGENT_URLS[node-c]}
 leaking() {
   curl -sf --noproxy '*' "$node_c_url/fingerprint" | /usr/bin/python3 -c '
 import json, sys
