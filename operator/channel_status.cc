@@ -17,10 +17,6 @@ using stability::ChannelState;
 
 constexpr double kTolerance = 0.01;
 
-int64_t replicasOf(const json& w) {
-  return field<int64_t>(w, "/spec/replicas"_json_pointer, 1);
-}
-
 // Rounded so that a status does not change with the last bits of a double.
 double round4(double x) {
   return std::round(x * 1e4) / 1e4;

@@ -15,10 +15,6 @@ using kube::field;
 using kube::Json;
 using kube::stringField;
 
-int64_t replicasOf(const Json& w) {
-  return field<int64_t>(w, "/spec/replicas"_json_pointer, 1);
-}
-
 std::map<std::string, std::string> labelsOf(const Json& object) {
   std::map<std::string, std::string> labels;
   // Held in a variable: a range-for over items() of a temporary would outlive it.

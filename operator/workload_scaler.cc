@@ -16,10 +16,6 @@ using kube::Json;
 
 const kube::ResourceType& kAutoscalers = kube::resources::kHorizontalPodAutoscalers;
 
-int32_t replicasOf(const Json& workload) {
-  return static_cast<int32_t>(kube::field<int64_t>(workload, "/spec/replicas"_json_pointer, 1));
-}
-
 // One write of the target's autoscaler through `change`.
 // Sets outcome.autoscaler and autoscalerChanged, and `stored` (when given) to the autoscaler as
 // the API holds it after the call. An autoscaler gone from the API (the cache lags behind its

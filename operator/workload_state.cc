@@ -36,12 +36,11 @@ void unannotate(Json& object, const char* key) {
   annotations->erase(key);
 }
 
+}  // namespace
+
 int32_t replicasOf(const Json& workload) {
-  // An absent spec.replicas means 1, as the apiserver defaults it.
   return static_cast<int32_t>(field<int64_t>(workload, "/spec/replicas"_json_pointer, 1));
 }
-
-}  // namespace
 
 std::optional<int32_t> originalReplicas(const Json& workload) {
   return annotationInt(workload, kOriginalReplicas);

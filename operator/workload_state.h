@@ -24,6 +24,9 @@ inline constexpr char kManagedBy[] = "stability.pi0.io/channel";  // the channel
 // full step interval from here before the next step, even if the matrix's status missed it.
 inline constexpr char kLastActionTime[] = "stability.pi0.io/last-action-time";
 
+// A Deployment's or StatefulSet's spec.replicas; absent means 1, as the apiserver defaults it.
+int32_t replicasOf(const nlohmann::json& workload);
+
 // The replica count recorded before the first change, if the operator changed this workload.
 std::optional<int32_t> originalReplicas(const nlohmann::json& workload);
 
