@@ -369,12 +369,16 @@ status_patch sm default '' '{"spec": {"mode": "Enforce"}, "status": {"level": "h
 expect_eq "$(jp sm default -o jsonpath='{.spec.mode}/{.status.level}')" "DryRun/high" \
   "a matrix status write (mode/level)"
 
-# Every field pi0-operator writes into a matrix's status (the fixture operator_test checks
-# against the operator's own JSON): accepted, and read back whole (nothing pruned).
-status_patch sm default '' "$(cat "$SRC/tests/fixtures/kube/matrix_status.json")" >/dev/null ||
-  fail "the apiserver refused the operator's full matrix status (tests/fixtures/kube/matrix_status.json)"
-k get sm default -o json >"$PI0_CLUSTER_DIR/sm-full.json"
-python3 - "$SRC/tests/fixtures/kube/matrix_status.json" "$PI0_CLUSTER_DIR/sm-full.json" <<'PY' ||
+# Every field pi0-operator writes into a matrix's and a Channel's status (the fixtures
+# operator_test checks against the operator's own JSON): accepted, and read back whole (nothing
+# pruned by the schema).
+full_status() { # KIND NAME NAMESPACE FIXTURE
+  local fixture=$SRC/tests/fixtures/kube/$4
+  status_patch "$1" "$2" "$3" "$(cat "$fixture")" >/dev/null ||
+    fail "the apiserver refused the operator's full $1 status ($fixture)"
+  if [[ -n $3 ]]; then k get "$1" "$2" -n "$3" -o json; else k get "$1" "$2" -o json; fi \
+    >"$PI0_CLUSTER_DIR/$1-full.json"
+  python3 - "$fixture" "$PI0_CLUSTER_DIR/$1-full.json" <<'PY' ||
 import json, sys
 want = json.load(open(sys.argv[1]))["status"]
 got = json.load(open(sys.argv[2]))["status"]
@@ -384,7 +388,10 @@ if lost:
         print("status.%s: wrote %s, read back %s" % (k, json.dumps(want[k]), json.dumps(got.get(k))))
     sys.exit(1)
 PY
-  fail "the operator's full matrix status did not read back as written (pruned by the schema?)"
-e2e_log "ok: the operator's full matrix status is accepted and kept"
+    fail "the operator's full $1 status did not read back as written (pruned by the schema?)"
+  e2e_log "ok: the operator's full $1 status is accepted and kept"
+}
+full_status sm default '' matrix_status.json
+full_status ch batch-reports "$NS" channel_status.json
 
 e2e_log "PASS: crds_test"
