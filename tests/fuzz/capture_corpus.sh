@@ -37,46 +37,8 @@ e2e_make_certificates "$work"
 
 # The recorder: saves each body as reviews/NNNN-PATH.json and allows the request.
 port=$(e2e_free_port)
-cat >"$work/recorder.py" <<'PY'
-import http.server, json, os, ssl, sys
-
-port, directory, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
-count = 0
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def do_POST(self):
-        global count
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        count += 1
-        name = "%04d-%s.json" % (count, self.path.split("?")[0].strip("/").replace("/", "-") or "root")
-        with open(os.path.join(directory, name), "wb") as f:
-            f.write(body)
-        review = json.loads(body)
-        answer = json.dumps({"apiVersion": review["apiVersion"], "kind": "AdmissionReview",
-                             "response": {"uid": review["request"]["uid"], "allowed": True}})
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer.encode())
-
-    def log_message(self, fmt, *args):
-        sys.stderr.write("recorder: " + (fmt % args) + "\n")
-
-server = http.server.HTTPServer(("127.0.0.1", port), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
-print("recorder: listening", flush=True)
-server.serve_forever()
-PY
-/usr/bin/python3 "$work/recorder.py" "$port" "$work/reviews" "$work/tls.crt" "$work/tls.key" \
-  </dev/null >>"$work/recorder.log" 2>&1 &
+/usr/bin/python3 "$source_dir/tests/fuzz/capture_recorder.py" "$port" "$work/reviews" \
+  "$work/tls.crt" "$work/tls.key" </dev/null >>"$work/recorder.log" 2>&1 &
 recorder_pid=$!
 e2e_at_exit "kill $recorder_pid 2>/dev/null || true"
 e2e_at_exit "[[ -e $work/done ]] || tail -n 20 $work/recorder.log >&2 || true"
@@ -92,50 +54,14 @@ kubectl label namespace legacy kubernetes.io/metadata.name=legacy --overwrite >/
 kubectl label namespace warned stability.pi0.io/admission-mode=Warn --overwrite >/dev/null
 kubectl label namespace audit stability.pi0.io/admission-mode=DryRun --overwrite >/dev/null
 
-ca_bundle=$(base64 -w0 <"$work/ca.crt")
-kubectl apply -f - >/dev/null <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: pi0-capture}
-webhooks:
-  - name: pods.capture.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$port/validate-pods", caBundle: "$ca_bundle"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-  - name: legacy-pods.capture.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$port/validate-pods-v1beta1", caBundle: "$ca_bundle"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: legacy}}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1beta1]
-  - name: nodes.capture.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$port/validate-nodes", caBundle: "$ca_bundle"}
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [nodes]}]
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-  - name: channels.capture.pi0.io
-    clientConfig: {url: "https://127.0.0.1:$port/validate-channels", caBundle: "$ca_bundle"}
-    rules:
-      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
-         resources: [channels]}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-  - name: matrices.capture.pi0.io
-    clientConfig:
-      url: "https://127.0.0.1:$port/validate-shutdownmatrices"
-      caBundle: "$ca_bundle"
-    rules:
-      - {apiGroups: [stability.pi0.io], apiVersions: [v1alpha1], operations: [CREATE, UPDATE],
-         resources: [shutdownmatrices]}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-YAML
+e2e_register_webhook pi0-capture "https://127.0.0.1:$port" --ca-bundle "$work/ca.crt" \
+  --failure-policy Fail \
+  --hook pods.capture.pi0.io pods \
+  --hook legacy-pods.capture.pi0.io pods --path /validate-pods-v1beta1 --namespace legacy \
+  --review-versions v1beta1 \
+  --hook nodes.capture.pi0.io nodes \
+  --hook channels.capture.pi0.io channels \
+  --hook matrices.capture.pi0.io shutdownmatrices
 # The configuration takes effect within a second or so: wait until a node's creation is seen.
 e2e_create_node node-a 8 32Gi disk=ssd cores=8 zone=zone-a
 node_seen() { compgen -G "$work/reviews/*-validate-nodes.json" >/dev/null; }
