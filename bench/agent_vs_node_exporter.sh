@@ -17,6 +17,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=tests/e2e/lib.sh
+source "$root/tests/e2e/lib.sh"
 
 collections=1000
 rounds=2000
@@ -101,6 +103,7 @@ nap_pid=""
 cleanup() {
   local pid
   [[ -n $nap_pid ]] && kill "$nap_pid" 2>/dev/null
+  e2e_run_at_exit # the agents (e2e_start_agent)
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
@@ -163,23 +166,6 @@ scrape() {
   curl -sf -m 5 "$1"
 }
 
-# Starts pi0-agent on 127.0.0.1 (any free port) and sets agent_pid / agent_port.
-start_agent() {
-  local log=$1
-  shift
-  "$agent" --listen 127.0.0.1:0 "${nvml_flags[@]}" "$@" >"$log" 2>&1 &
-  agent_pid=$!
-  pids+=("$agent_pid")
-  agent_port=""
-  local give_up=$((SECONDS + 15))
-  while [[ -z $agent_port ]]; do
-    alive "$agent_pid" || fail "pi0-agent exited at start: $(tail -3 "$log")"
-    ((SECONDS < give_up)) || fail "pi0-agent did not report its port in 15 s"
-    agent_port=$(grep -o '"port":[0-9]*' "$log" | head -1 | cut -d: -f2 || true)
-    [[ -n $agent_port ]] || nap 0.1
-  done
-}
-
 # Waits until the agent at $1 has taken at least $2 rounds; prints the count.
 wait_rounds() {
   local url=$1 want=$2 got
@@ -208,16 +194,14 @@ wait_ready() {
 # --- the realistic agent (default interval), started first so its window fills meanwhile ---
 if ((realistic)); then
   echo "starting pi0-agent at --interval 1s for the RSS run (its window fills in about 65 s)"
-  start_agent "$work/agent-1s.log" --interval 1s
-  real_pid=$agent_pid
-  real_url="http://127.0.0.1:$agent_port"
+  e2e_start_agent "$agent" "$work/agent-1s.log" "${nvml_flags[@]}" --interval 1s
+  real_pid=$E2E_AGENT_PID real_url=$E2E_AGENT_URL
 fi
 
 # --- pi0-agent: CPU per sampling round -----------------------------------------------------
 echo "measuring pi0-agent: $rounds sampling rounds at --interval $interval"
-start_agent "$work/agent.log" --interval "$interval"
-fast_pid=$agent_pid
-fast_url="http://127.0.0.1:$agent_port"
+e2e_start_agent "$agent" "$work/agent.log" "${nvml_flags[@]}" --interval "$interval"
+fast_pid=$E2E_AGENT_PID fast_url=$E2E_AGENT_URL
 # Warm-up: every window full (FFTs on every signal from then on), then 50 rounds more.
 wait_ready "$fast_url"
 warm=$(wait_rounds "$fast_url" 0)
@@ -250,7 +234,7 @@ sources() {
 }
 sources_up=$(sources 1 <<<"$after")
 sources_down=$(sources 0 <<<"$after")
-stop "$fast_pid"
+e2e_stop_pid "$fast_pid"
 
 # --- node_exporter: CPU per scrape ---------------------------------------------------------
 echo "measuring prometheus-node-exporter: $collections scrapes of /metrics"

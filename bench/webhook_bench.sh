@@ -234,10 +234,10 @@ YAML
 } >"$work/gpu.yaml"
 farm_agents=()
 for profile in light heavy gpu; do
-  bench_start_agent "$agent" "$work/agent-$profile.log" --nvml-library none \
+  e2e_start_agent "$agent" "$work/agent-$profile.log" --nvml-library none \
     --gpu-probe-interval 0 --node-name "farm-$profile" --source "synthetic:$work/$profile.yaml" \
     --interval 100ms --window 64
-  farm_agents+=("$profile=$BENCH_AGENT_URL")
+  farm_agents+=("$profile=$E2E_AGENT_URL")
 done
 agents_ready() {
   local a
@@ -251,7 +251,7 @@ farm_port=$(e2e_free_port)
 /usr/bin/python3 "$root/bench/webhook_bench.py" farm "$work/nodes.json" "$farm_port" "${farm_agents[@]}" \
   </dev/null >"$work/farm.log" 2>&1 &
 farm_pid=$!
-e2e_at_exit "bench_stop_pid $farm_pid"
+e2e_at_exit "e2e_stop_pid $farm_pid"
 farm_stats() { curl -sf --noproxy '*' --max-time 5 "http://127.0.0.1:$farm_port/farm-stats?within=$1"; }
 farm_up() {
   e2e_pid_alive "$farm_pid" || { cat "$work/farm.log" >&2; e2e_fail "the agent farm exited"; }
@@ -273,7 +273,7 @@ started=$(date +%s.%N)
   --agent-service pi0-system/pi0-agent --poll-interval "$poll_interval" --shutdown-delay 0s \
   --excluded-namespaces kube-system,bench-control </dev/null >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
-e2e_at_exit "bench_stop_pid $webhook_pid"
+e2e_at_exit "e2e_stop_pid $webhook_pid"
 https() { curl -sS --noproxy '*' --cacert "$work/ca.crt" --max-time 5 "$@"; }
 ready() {
   e2e_pid_alive "$webhook_pid" || { tail -n 20 "$work/webhook.log" >&2; e2e_fail "pi0-webhook exited"; }
@@ -374,7 +374,7 @@ if [[ $peer == go ]]; then
   BENCH_URL[go]=$BENCH_GO_PEER_URL BENCH_PID[go]=$BENCH_GO_PEER_PID
   BENCH_URL[pi0]=$url BENCH_PID[pi0]=$webhook_pid
   bench_side_by_side "$work/side" 32 "$duration" "$rounds" 3s "${bodies[@]}"
-  bench_stop_pid "$BENCH_GO_PEER_PID"
+  e2e_stop_pid "$BENCH_GO_PEER_PID"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -384,28 +384,10 @@ if ((api_requests > 0)); then
   # Two registrations of the same webhook: the one measured, for namespace bench, and a control
   # for namespace bench-control, which the webhook excludes (it parses the review and answers
   # Excluded, deciding nothing): the same apiserver, TLS and HTTP, without Pi0's decision.
-  hook() {
-    cat <<YAML
-  - name: $1
-    clientConfig:
-      url: "$url/validate-pods"
-      caBundle: "$(base64 -w0 <"$work/ca.crt")"
-    rules: [{apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: $2}}
-    failurePolicy: Fail
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    timeoutSeconds: 5
-YAML
-  }
-  k apply -f - >/dev/null <<YAML
-apiVersion: admissionregistration.k8s.io/v1
-kind: ValidatingWebhookConfiguration
-metadata: {name: pi0-bench}
-webhooks:
-$(hook "$hook_name" bench)
-$(hook "$control_name" bench-control)
-YAML
+  e2e_register_webhook pi0-bench "$url" --ca-bundle "$work/ca.crt" --failure-policy Fail \
+    --timeout 5 \
+    --hook "$hook_name" pods --namespace bench \
+    --hook "$control_name" pods --namespace bench-control
   # The registration reaches the apiserver's admission plugin through its informer: wait until
   # a pod that must be denied is.
   denied() {

@@ -1,14 +1,11 @@
 # shellcheck shell=bash
 # Pieces shared by bench/webhook_bench.sh (5,000 Nodes) and bench/webhook_vs_go.sh (a small
-# fleet): processes, the agents, wrk, the Go peer (bench/go_peer) and the side-by-side runs.
-# Sourced after tests/e2e/lib.sh, whose e2e_* helpers they use; every process started here is
-# stopped at exit through e2e_at_exit.
+# fleet): wrk, the Go peer (bench/go_peer) and the side-by-side runs. Sourced after
+# tests/e2e/lib.sh, whose e2e_* helpers they use (e2e_start_agent for the agents, e2e_stop_pid);
+# every process started here is stopped at exit through e2e_at_exit.
 #
-#   bench_stop_pid PID                  SIGTERM, then SIGKILL after 10 s
 #   bench_cpu_ticks PID                 utime + stime of PID, in clock ticks
 #   bench_vm PID FIELD                  VmHWM or VmRSS of PID, in KiB
-#   bench_start_agent AGENT LOG ARGS... pi0-agent AGENT on 127.0.0.1:0 with ARGS (its log in LOG);
-#                                       sets BENCH_AGENT_URL (http://127.0.0.1:PORT)
 #   bench_go_peer_build OUT             go build bench/go_peer into the binary OUT, offline (Go's
 #                                       caches under ${XDG_CACHE_HOME:-~/.cache}/pi0/go-peer);
 #                                       exits 2 when Go is missing or the build fails
@@ -30,14 +27,6 @@ bench_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 declare -a BENCH_SERVERS=()
 declare -A BENCH_URL=() BENCH_PID=()
 
-bench_stop_pid() {
-  local pid=$1 deadline=$((SECONDS + 10))
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while e2e_pid_alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
 bench_vm() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 
 bench_cpu_ticks() {
@@ -45,22 +34,6 @@ bench_cpu_ticks() {
   stat=$(<"/proc/$1/stat")
   read -ra fields <<<"${stat##*) }"
   echo $((fields[11] + fields[12]))
-}
-
-bench_start_agent() {
-  local agent=$1 log=$2 pid port=""
-  shift 2
-  "$agent" --listen 127.0.0.1:0 "$@" </dev/null 2>"$log" &
-  pid=$!
-  e2e_at_exit "bench_stop_pid $pid"
-  for _ in $(seq 100); do
-    port=$(e2e_log_field "$log" "pi0-agent started" port 2>/dev/null) && break
-    e2e_pid_alive "$pid" || { tail -n 20 "$log" >&2; e2e_fail "pi0-agent exited (log $log)"; }
-    sleep 0.1
-  done
-  [[ -n $port ]] || e2e_fail "pi0-agent did not start serving (log $log)"
-  # shellcheck disable=SC2034 # for the script that sources this
-  BENCH_AGENT_URL=http://127.0.0.1:$port
 }
 
 bench_go_peer_build() {
@@ -85,7 +58,7 @@ bench_go_peer_start() {
   "$bin" --listen "127.0.0.1:$port" --cert "$cert" --key "$key" </dev/null >"$log" 2>&1 &
   BENCH_GO_PEER_PID=$!
   BENCH_GO_PEER_URL=https://127.0.0.1:$port
-  e2e_at_exit "bench_stop_pid $BENCH_GO_PEER_PID"
+  e2e_at_exit "e2e_stop_pid $BENCH_GO_PEER_PID"
   e2e_wait_for "the Go peer serving on port $port" 30 bench_go_peer_up "$log"
 }
 bench_go_peer_up() { # LOG

@@ -135,10 +135,10 @@ e2e_create_node node-c 16 128Gi node.pi0.io/pool=highmem topology.kubernetes.io/
 agents=""
 for spec in node-a:daily-rhythm node-b:steady-node; do
   node=${spec%%:*}
-  bench_start_agent "$agent" "$work/agent-$node.log" --nvml-library none --gpu-probe-interval 0 \
+  e2e_start_agent "$agent" "$work/agent-$node.log" --nvml-library none --gpu-probe-interval 0 \
     --node-name "$node" --source "synthetic:$root/examples/profiles/${spec#*:}.yaml" \
     --interval 100ms --window 64
-  agents+="${agents:+,}$node=$BENCH_AGENT_URL"
+  agents+="${agents:+,}$node=$E2E_AGENT_URL"
 done
 
 bench reviews bench "$work/reviews" checkout-api || e2e_fail "making the AdmissionReview body failed"
@@ -151,7 +151,7 @@ webhook_port=$(e2e_free_port)
   --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --agents "$agents" \
   --shutdown-delay 0s </dev/null >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
-e2e_at_exit "bench_stop_pid $webhook_pid"
+e2e_at_exit "e2e_stop_pid $webhook_pid"
 BENCH_URL[pi0]=https://127.0.0.1:$webhook_port BENCH_PID[pi0]=$webhook_pid
 https() { curl -sS --noproxy '*' --cacert "$work/ca.crt" --max-time 5 "$@"; }
 pi0_ready() {
