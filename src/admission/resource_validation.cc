@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -49,33 +48,6 @@ void addEdges(DependencyGraph& graph, const ChannelSpec& c) {
   auto& deps = graph[c.ref.key()];
   for (const auto& d : c.dependsOn)
     deps.push_back(d.key());
-}
-
-// The shortest cycle through `key` ("key", ..., "key"), or nullopt when `key` is on none.
-// Breadth first from key's dependencies, so the message names the fewest channels; ties go to
-// the dependency listed first.
-std::optional<std::vector<std::string>> cycleThrough(const DependencyGraph& graph,
-                                                     const std::string& key) {
-  std::map<std::string, std::string> parent;  // reached → reached from
-  std::deque<std::string> todo{key};
-  while (!todo.empty()) {
-    const std::string at = todo.front();
-    todo.pop_front();
-    auto it = graph.find(at);
-    if (it == graph.end()) continue;
-    for (const auto& next : it->second) {
-      if (next == key) {
-        std::vector<std::string> path{key};
-        for (std::string k = at; k != key; k = parent.at(k))
-          path.push_back(k);
-        path.push_back(key);
-        std::reverse(path.begin() + 1, path.end() - 1);
-        return path;
-      }
-      if (parent.emplace(next, at).second) todo.push_back(next);
-    }
-  }
-  return std::nullopt;
 }
 
 // The gate-margin rule (resource_validation.h): the first level's upperBound must leave the
@@ -125,7 +97,7 @@ std::vector<std::string> validateChannelObject(const nlohmann::json& channel,
   // A self-dependency is validateChannel's message already; a longer cycle is ours. The edge to
   // itself is dropped so that the search names a cycle through other channels, if one exists.
   std::erase(graph[c.ref.key()], c.ref.key());
-  if (auto cycle = cycleThrough(graph, c.ref.key())) {
+  if (auto cycle = stability::cycleThrough(graph, c.ref.key())) {
     out.push_back("dependsOn would close a dependency cycle: " + stability::describeCycle(*cycle) +
                   "; a channel cannot depend, directly or through others, on a channel that "
                   "depends on it");

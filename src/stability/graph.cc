@@ -1,37 +1,37 @@
 #include "stability/graph.h"
 
 #include <algorithm>
-#include <functional>
+#include <deque>
 
 namespace pi0::stability {
 
-std::optional<std::vector<std::string>> findCycle(const DependencyGraph& graph) {
-  enum class Mark { kNone, kOnPath, kDone };
-  std::map<std::string, Mark> marks;
-  std::vector<std::string> path;
-  std::optional<std::vector<std::string>> cycle;
-  std::function<bool(const std::string&)> visit = [&](const std::string& key) {
-    auto& mark = marks[key];
-    if (mark == Mark::kDone) return false;
-    if (mark == Mark::kOnPath) {
-      auto start = std::find(path.begin(), path.end(), key);
-      cycle = std::vector<std::string>(start, path.end());
-      cycle->push_back(key);
-      return true;
-    }
-    mark = Mark::kOnPath;
-    path.push_back(key);
-    if (auto it = graph.find(key); it != graph.end()) {
-      for (const auto& next : it->second) {
-        if (visit(next)) return true;
+std::optional<std::vector<std::string>> cycleThrough(const DependencyGraph& graph,
+                                                     const std::string& key) {
+  std::map<std::string, std::string> parent;  // reached → reached from
+  std::deque<std::string> todo{key};
+  while (!todo.empty()) {
+    const std::string at = todo.front();
+    todo.pop_front();
+    auto it = graph.find(at);
+    if (it == graph.end()) continue;
+    for (const auto& next : it->second) {
+      if (next == key) {
+        std::vector<std::string> path{key};
+        for (std::string k = at; k != key; k = parent.at(k))
+          path.push_back(k);
+        path.push_back(key);
+        std::reverse(path.begin() + 1, path.end() - 1);
+        return path;
       }
+      if (parent.emplace(next, at).second) todo.push_back(next);
     }
-    path.pop_back();
-    marks[key] = Mark::kDone;
-    return false;
-  };
+  }
+  return std::nullopt;
+}
+
+std::optional<std::vector<std::string>> findCycle(const DependencyGraph& graph) {
   for (const auto& [key, deps] : graph) {
-    if (visit(key)) return cycle;
+    if (auto cycle = cycleThrough(graph, key)) return cycle;
   }
   return std::nullopt;
 }

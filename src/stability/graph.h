@@ -12,8 +12,14 @@ namespace pi0::stability {
 // key → the keys it depends on. A key that appears only as a dependency has no entry.
 using DependencyGraph = std::map<std::string, std::vector<std::string>>;
 
-// A dependency cycle as the path that closes it ("a", "b", "a"), or nullopt when there is none.
-// Deterministic: the first cycle found walking the keys in order.
+// The shortest cycle through `key` as the path that closes it ("key", ..., "key"), or nullopt
+// when `key` is on none. Breadth first from key's dependencies, so a message names the fewest
+// channels; ties go to the dependency listed first.
+std::optional<std::vector<std::string>> cycleThrough(const DependencyGraph& graph,
+                                                     const std::string& key);
+
+// A dependency cycle, or nullopt when there is none: the shortest through the first key (in
+// order) that is on one.
 std::optional<std::vector<std::string>> findCycle(const DependencyGraph& graph);
 
 // "a -> b -> a": a cycle for a message.

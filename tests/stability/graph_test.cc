@@ -19,4 +19,11 @@ TEST_CASE("dependency graph: cycles, closure, dependents") {
   REQUIRE(cycle);
   CHECK(describeCycle(*cycle) == "a -> b -> c -> a");
   CHECK(describeCycle(*findCycle({{"self", {"self"}}})) == "self -> self");
+  // The shortest cycle through a key, and none through a key that only leads into one.
+  const DependencyGraph two = {
+      {"a", {"b", "d"}}, {"b", {"c"}}, {"c", {"a"}}, {"d", {"a"}}, {"e", {"a"}}};
+  CHECK(describeCycle(*cycleThrough(two, "a")) == "a -> d -> a");
+  CHECK(describeCycle(*cycleThrough(two, "c")) == "c -> a -> b -> c");
+  CHECK_FALSE(cycleThrough(two, "e"));
+  CHECK(describeCycle(*findCycle(two)) == "a -> d -> a");
 }
