@@ -23,8 +23,7 @@ const kube::ResourceType& kAutoscalers = kube::resources::kHorizontalPodAutoscal
 // Returns whether it wrote.
 ApiResult<bool> writeAutoscaler(kube::ObjectWriter& writer, const std::string& ns,
                                 const kube::ObjectPtr& hpa, TargetOutcome& outcome,
-                                const std::function<bool(Json&)>& change,
-                                Json* stored = nullptr) {
+                                const std::function<bool(Json&)>& change, Json* stored = nullptr) {
   outcome.autoscaler = kube::stringField(*hpa, "/metadata/name"_json_pointer);
   bool wrote = false;
   auto written = writer.modify(kAutoscalers, ns, outcome.autoscaler,

@@ -57,8 +57,9 @@ class WorkloadScaler {
   // the channels live in; it decides which autoscaler drives a target, and the autoscaler
   // itself is then read and written through `writer`. Both must outlive the scaler. `clock`
   // gives the time of the stamps the scaler writes and reads (workload_state.h).
-  WorkloadScaler(kube::ObjectWriter& writer, const kube::Store& autoscalers,
-                 Clock clock = [] { return std::chrono::system_clock::now(); })
+  WorkloadScaler(
+      kube::ObjectWriter& writer, const kube::Store& autoscalers,
+      Clock clock = [] { return std::chrono::system_clock::now(); })
       : writer_(writer), autoscalers_(autoscalers), clock_(std::move(clock)) {}
 
   // Scales every target of the channel down to `replicas` (degrade: degradedReplicas; shutdown:

@@ -666,10 +666,9 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
             r.problem(k, "must be a string, not null");
             continue;
           }
-          m.loadSignal.resources.push_back(r.enumeration(k, Resource::kCpu, "resource",
-                                                         {{"cpu", Resource::kCpu},
-                                                          {"memory", Resource::kMemory},
-                                                          {"gpu", Resource::kGpu}}));
+          m.loadSignal.resources.push_back(r.enumeration(
+              k, Resource::kCpu, "resource",
+              {{"cpu", Resource::kCpu}, {"memory", Resource::kMemory}, {"gpu", Resource::kGpu}}));
         }
       }
     }

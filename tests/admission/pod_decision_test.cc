@@ -1088,9 +1088,8 @@ namespace {
 
 // `s` with a forecast that expects trouble in `seconds` (nullopt: none expected).
 fleet::SignalFingerprint troubleIn(fleet::SignalFingerprint s, std::optional<double> seconds) {
-  s.forecast =
-      fleet::SignalForecast{30,   *s.projectedPeak, *s.projectedPeak, 0.0, 0.01, 1.0, seconds,
-                            std::nullopt, 0};
+  s.forecast = fleet::SignalForecast{30,  *s.projectedPeak, *s.projectedPeak, 0.0, 0.01,
+                                     1.0, seconds,          std::nullopt,     0};
   return s;
 }
 

@@ -312,4 +312,3 @@ TEST_CASE("garbage is an error that names what is wrong") {
     CHECK(fp.error().message.starts_with(c.error));
   }
 }
-

@@ -274,9 +274,9 @@ NodeFingerprint withForecast(NodeFingerprint fp, const std::string& signal, doub
                              std::optional<double> secondsToTrouble = std::nullopt) {
   SignalFingerprint& s = fp.signals.at(signal);
   const double peak = *s.projectedPeak;
-  s.forecast = SignalForecast{
-      30, peak, peak - 30 * trendPerSecond, trendPerSecond, 0.01, 1.0, secondsToTrouble,
-      std::nullopt, 0};
+  s.forecast = SignalForecast{30,   peak, peak - 30 * trendPerSecond, trendPerSecond,
+                              0.01, 1.0,  secondsToTrouble,           std::nullopt,
+                              0};
   return fp;
 }
 

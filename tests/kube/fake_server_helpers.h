@@ -28,7 +28,7 @@ inline Json configMap(const std::string& name, const std::string& rv) {
 }
 
 inline std::string listBody(const std::vector<Json>& items, const std::string& rv,
-                     const std::string& next = "") {
+                            const std::string& next = "") {
   Json list = {{"kind", "ConfigMapList"},
                {"apiVersion", "v1"},
                {"metadata", {{"resourceVersion", rv}}},
@@ -38,7 +38,7 @@ inline std::string listBody(const std::vector<Json>& items, const std::string& r
 }
 
 inline void status(httplib::Response& res, int code, const std::string& reason,
-            const std::string& message) {
+                   const std::string& message) {
   res.status = code;
   res.set_content(Json{{"kind", "Status"},
                        {"apiVersion", "v1"},

@@ -85,7 +85,8 @@ TEST_CASE("a replaced pod brings its restarts; nothing desired is no outage") {
 
 TEST_CASE("a state read back from the status counts no old restarts as new") {
   ChannelHealth h;
-  h.lastObserved = t0;  // what the operator reads back from a Channel's status (healthOf): a time, no per-pod baseline
+  h.lastObserved = t0;  // what the operator reads back from a Channel's status (healthOf): a time,
+                        // no per-pod baseline
   auto o = observe(h, {pod("a", true, 7)}, 1, t0 + seconds(5));
   CHECK(o.newRestarts == 0);
   o = observe(o.health, {pod("a", true, 8)}, 1, t0 + seconds(10));

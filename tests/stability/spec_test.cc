@@ -707,9 +707,9 @@ TEST_CASE("a matrix with only its levels takes the CRD's defaults") {
   CHECK(m.rows.empty());
   CHECK(m.loadSignal.source == LoadSource::kFleet);
   CHECK(m.loadSignal.prometheusQuery.empty());
-  CHECK(m.loadSignal.resources ==
-        std::vector<pi0::Resource>{pi0::Resource::kCpu, pi0::Resource::kMemory,
-                                   pi0::Resource::kGpu});
+  CHECK(m.loadSignal.resources == std::vector<pi0::Resource>{pi0::Resource::kCpu,
+                                                             pi0::Resource::kMemory,
+                                                             pi0::Resource::kGpu});
   CHECK(m.stabilityThreshold == 0.5);
   CHECK(m.weights == Weights{0.4, 0.4, 0.2});
   CHECK_FALSE(m.totalBuffer.has_value());

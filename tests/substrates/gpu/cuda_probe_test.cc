@@ -1,6 +1,6 @@
 // The real libpi0_cuda_probe.so, when it was built (else Skipped): loaded with dlopen and called
-// through its C ABI. On a machine without a GPU this checks the real CUDA runtime's answer (an error with a
-// message, no crash); on one with a GPU it also checks the properties and a probe.
+// through its C ABI. On a machine without a GPU this checks the real CUDA runtime's answer (an
+// error with a message, no crash); on one with a GPU it also checks the properties and a probe.
 #include <dlfcn.h>
 
 #include <doctest/doctest.h>

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "common/log.h"
-#include "gpu/cuda_probe_loader.h"
 #include "fake_state.h"
+#include "gpu/cuda_probe_loader.h"
 
 namespace pi0::substrates {
 namespace {
