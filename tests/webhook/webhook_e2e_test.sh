@@ -73,7 +73,7 @@ webhook_port=$(e2e_free_port)
 start_webhook() {
   "$webhook_bin" --kubeconfig "$KUBECONFIG" --bind-address "127.0.0.1:$webhook_port" \
     --tls-cert-file "$work/tls.crt" --tls-private-key-file "$work/tls.key" --agents "$agents" \
-    --poll-interval 500ms --agent-timeout 300ms --shutdown-delay 3s \
+    --poll-interval 500ms --agent-timeout 300ms --shutdown-delay 8s \
     </dev/null >>"$work/webhook.log" 2>&1 &
   webhook_pid=$!
   e2e_at_exit "kill -KILL $webhook_pid 2>/dev/null || true"
@@ -240,6 +240,8 @@ ready || e2e_fail "the webhook stopped serving after bad input"
 e2e_log "ok: bad input answered 400/400/413, still serving"
 
 # SIGTERM: not ready, still answering, then gone; with failurePolicy Ignore pods are created.
+# The shutdown delay (8 s) leaves room for a slow kubectl on a loaded machine: with 3 s, a
+# kubectl that took 3 s to start met a webhook already gone.
 kill -TERM "$webhook_pid"
 sleep 0.5
 code=$(https -o /dev/null -w '%{http_code}' "https://127.0.0.1:$webhook_port/readyz" || true)
@@ -248,7 +250,7 @@ pod during-shutdown | kubectl create -f - >/dev/null ||
   e2e_fail "a pod was refused while the webhook was shutting down"
 e2e_log "ok: during the shutdown delay /readyz is 503 and requests are answered"
 gone() { ! e2e_pid_alive "$webhook_pid"; }
-e2e_wait_for "the webhook to exit" 20 gone
+e2e_wait_for "the webhook to exit" 30 gone
 register Ignore
 pod after-webhook | kubectl create -f - >/dev/null ||
   e2e_fail "with the webhook stopped and failurePolicy Ignore a pod was refused"
