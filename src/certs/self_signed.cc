@@ -16,61 +16,13 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "certs/openssl.h"
+
 namespace pi0::certs {
 namespace {
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct ExtensionFree {
-  void operator()(X509_EXTENSION* e) const { X509_EXTENSION_free(e); }
-};
-struct GeneralNamesFree {
-  void operator()(GENERAL_NAMES* g) const { GENERAL_NAMES_free(g); }
-};
-struct BasicConstraintsFree {
-  void operator()(BASIC_CONSTRAINTS* b) const { BASIC_CONSTRAINTS_free(b); }
-};
-struct BignumFree {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-using ExtensionPtr = std::unique_ptr<X509_EXTENSION, ExtensionFree>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesFree>;
-using BasicConstraintsPtr = std::unique_ptr<BASIC_CONSTRAINTS, BasicConstraintsFree>;
-using BignumPtr = std::unique_ptr<BIGNUM, BignumFree>;
-
 constexpr std::string_view kBeginCert = "-----BEGIN CERTIFICATE-----";
 constexpr std::string_view kEndCert = "-----END CERTIFICATE-----";
-
-// What OpenSSL's error queue of this thread says (then empties it), for messages.
-std::string takeOpensslErrors() {
-  std::string out;
-  while (unsigned long code = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(code, buf, sizeof buf);
-    out += out.empty() ? "" : "; ";
-    out += buf;
-  }
-  return out.empty() ? "" : " (" + out + ")";
-}
-
-// An encrypted key would make OpenSSL prompt on the terminal; refuse it instead.
-int noPassword(char*, int, int, void*) {
-  return -1;
-}
-
-BioPtr memoryBio(std::string_view data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
 
 X509Ptr readCert(std::string_view pem) {
   BioPtr bio = memoryBio(pem);

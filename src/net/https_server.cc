@@ -28,6 +28,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "certs/openssl.h"
 #include "common/digest.h"
 #include "common/files.h"
 #include "common/log.h"
@@ -42,28 +43,19 @@ using ErrorCode = boost::system::error_code;
 
 namespace {
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct ChainFree {
-  void operator()(STACK_OF(X509) * s) const { sk_X509_pop_free(s, X509_free); }
-};
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using ChainPtr = std::unique_ptr<STACK_OF(X509), ChainFree>;
-using BioPtr = std::unique_ptr<BIO, BioFree>;
+using certs::BioPtr;
+using certs::memoryBio;
+using certs::noPassword;
+using certs::PkeyPtr;
+using certs::takeOpensslErrors;
+using certs::X509Ptr;
+using certs::X509StackPtr;
 
 // A certificate (with the rest of its chain) and its key, immutable once loaded; shared between
 // the handshakes that use it and the server, which may replace it at any time.
 struct KeyPair {
   X509Ptr cert;
-  ChainPtr chain;  // intermediates after the serving certificate; may be empty
+  X509StackPtr chain;  // intermediates after the serving certificate; may be empty
   PkeyPtr key;
   std::string sha256;    // of the serving certificate's DER
   std::string notAfter;  // for logs
@@ -76,27 +68,6 @@ struct Snapshot {
   Result<std::string> cert = fail("");
   Result<std::string> key = fail("");
 };
-
-// What OpenSSL's error queue of this thread says (then empties it), for messages.
-std::string takeOpensslErrors() {
-  std::string out;
-  while (unsigned long code = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(code, buf, sizeof buf);
-    out += out.empty() ? "" : "; ";
-    out += buf;
-  }
-  return out.empty() ? "" : " (" + out + ")";
-}
-
-BioPtr memoryBio(const std::string& data) {
-  return BioPtr(BIO_new_mem_buf(data.data(), static_cast<int>(data.size())));
-}
-
-// An encrypted key would make OpenSSL prompt on the terminal; refuse it instead.
-int noPassword(char*, int, int, void*) {
-  return -1;
-}
 
 Result<std::shared_ptr<const KeyPair>> parseKeyPair(const std::string& certPem,
                                                     const std::filesystem::path& certFile,

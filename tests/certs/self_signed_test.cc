@@ -13,6 +13,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "certs/openssl.h"
 #include "certs/rotation.h"
 #include "common/base64.h"
 #include "common/digest.h"
@@ -41,14 +42,8 @@ Pem serving(const Pem& issuer, TimePoint now = kT0,
   return *made;
 }
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-
 X509Ptr parse(const std::string& pem) {
-  std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-      BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  BioPtr bio = memoryBio(pem);
   return X509Ptr(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 

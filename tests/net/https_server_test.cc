@@ -23,6 +23,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "certs/openssl.h"
 #include "common/digest.h"
 #include "common/log.h"
 #include "temp_dir.h"
@@ -34,14 +35,8 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using certs::PkeyPtr;
+using certs::X509Ptr;
 
 PkeyPtr newKey() {
   PkeyPtr key(EVP_EC_gen("P-256"));
