@@ -135,31 +135,6 @@ std::string_view view(beast::string_view s) {
   return {s.data(), s.size()};
 }
 
-}  // namespace
-
-void Routes::get(std::string path, HttpHandler handler) {
-  byPath_[std::move(path)]["GET"] = std::move(handler);
-}
-
-void Routes::post(std::string path, HttpHandler handler) {
-  byPath_[std::move(path)]["POST"] = std::move(handler);
-}
-
-const HttpHandler* Routes::find(std::string_view method, std::string_view path,
-                                std::string* allow) const {
-  auto it = byPath_.find(path);
-  if (it == byPath_.end()) return nullptr;
-  if (auto m = it->second.find(method); m != it->second.end()) return &m->second;
-  if (allow != nullptr) {
-    allow->clear();
-    for (const auto& [name, unused] : it->second)
-      *allow += (allow->empty() ? "" : ", ") + name;
-  }
-  return nullptr;
-}
-
-namespace {
-
 class Worker;
 
 // How long, and how many bytes, a connection closed after an error answer is read and dropped.

@@ -32,12 +32,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "common/result.h"
+#include "net/routes.h"
 
 namespace pi0::net {
 
@@ -62,37 +62,6 @@ struct HttpsServerOptions {
   std::chrono::milliseconds reloadCheckInterval{2000};
   // Event loops (threads) serving the connections; 0: one per CPU.
   int threads = 0;
-};
-
-// What a handler sees of a request. The views are valid during the handler's call only.
-struct HttpRequest {
-  std::string_view method;  // "GET", "POST", ...
-  std::string_view path;    // the target without its query
-  std::string_view body;
-  int remotePort = 0;
-};
-
-struct HttpResponse {
-  int status = 200;
-  std::string body;
-  std::string contentType = "text/plain";
-};
-
-using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
-
-// The server's routes: a path answers the methods registered for it (others: 405 with Allow);
-// an unknown path answers 404. HEAD is not routed (405).
-class Routes {
- public:
-  void get(std::string path, HttpHandler handler);
-  void post(std::string path, HttpHandler handler);
-
-  // The handler for `method` on `path`, or null; `allow` receives the path's methods (", "-
-  // separated) when the path is known.
-  const HttpHandler* find(std::string_view method, std::string_view path, std::string* allow) const;
-
- private:
-  std::map<std::string, std::map<std::string, HttpHandler, std::less<>>, std::less<>> byPath_;
 };
 
 // Thread safety: create(), start(), stop() and the destructor from one owner thread;
