@@ -1,14 +1,8 @@
 // pi0-agent: the node agent. See `pi0-agent --help` and README.md.
 #include <atomic>
 #include <condition_variable>
-#include <csignal>
-#include <cstdio>
-#include <iostream>
 #include <mutex>
 #include <optional>
-#include <thread>
-
-#include <unistd.h>
 
 #include "agent/agent_metrics.h"
 #include "agent/collector.h"
@@ -18,6 +12,7 @@
 #include "agent/state_store.h"
 #include "common/log.h"
 #include "common/program.h"
+#include "common/runner.h"
 
 #ifndef PI0_VERSION
 #define PI0_VERSION "dev"
@@ -89,17 +84,13 @@ void samplingLoop(std::stop_token stop, const Options& options, Collector& colle
 
 int run(const Options& options) {
   log::setLevel(options.logLevel);
-
-  // SIGTERM and SIGINT are taken by sigwait below; block them before any thread starts so
-  // every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  Runner runner("pi0-agent");
 
   AgentMetrics metrics(PI0_VERSION);
-  CollectorConfig config{options.nodeName, options.window, options.intervalSeconds};
+  CollectorConfig config;
+  config.node = options.nodeName;
+  config.window = options.window;
+  config.intervalSeconds = options.intervalSeconds;
   config.forecast.horizon = options.horizon;
   config.troubleLines.pressure = options.pressureLine;
   auto collector = Collector::create(std::move(config), metrics);
@@ -138,32 +129,16 @@ int run(const Options& options) {
                                   {"intervalSeconds", options.intervalSeconds},
                                   {"window", options.window}});
 
-  // A server that stops on its own leaves the node unobserved: stop the agent (exit 1) so
+  // Shutdown runs these backwards: the sampler stops, then the server, then the window is
+  // saved. A server that stops on its own leaves the node unobserved: the agent exits 1 so
   // that it is restarted, rather than sample for nobody.
-  std::atomic<bool> httpFailed{false};
-  std::thread http([&] {
-    if (!(*server)->run()) {
-      httpFailed = true;
-      log::error("the HTTP server stopped unexpectedly; shutting down");
-      ::kill(::getpid(), SIGTERM);
-    }
-  });
-  std::jthread sampler([&](std::stop_token stop) {
+  if (store) runner.atStop([&] { saveState(*store, options, **collector, metrics); });
+  runner.addServer(
+      "HTTP", [&] { return (*server)->run(); }, [&] { (*server)->stop(); });
+  runner.add([&](std::stop_token stop) {
     samplingLoop(stop, options, **collector, metrics, store ? &*store : nullptr);
   });
-
-  int received = 0;
-  sigwait(&signals, &received);
-  if (!httpFailed) {
-    log::info("shutting down", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  }
-  sampler.request_stop();
-  sampler.join();
-  (*server)->stop();
-  http.join();
-  if (store) saveState(*store, options, **collector, metrics);
-  log::info("pi0-agent stopped");
-  return httpFailed ? 1 : 0;
+  return runner.run();
 }
 
 }  // namespace

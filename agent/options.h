@@ -8,18 +8,17 @@
 #include <string>
 #include <vector>
 
+#include "common/flags.h"
 #include "common/log.h"
 #include "common/result.h"
 
 namespace pi0::agent {
 
-struct ListenAddress {
-  std::string host = "0.0.0.0";
-  int port = 9560;  // 0 = any free port
-};
+// Where the agent serves (port 0: any free port).
+using ListenAddress = HostPort;
 
 struct Options {
-  ListenAddress listen;
+  ListenAddress listen{"0.0.0.0", 9560};
   double intervalSeconds = 1.0;
   std::size_t window = 64;
   std::size_t horizon = 30;   // samples the projected peak looks ahead
@@ -36,8 +35,11 @@ struct Options {
   bool version = false;
 };
 
+// "HOST:PORT" as --listen takes it (parseHostPort).
 Result<ListenAddress> parseListenAddress(std::string_view text);
+// The flags (and, for --node-name, $NODE_NAME, else the host name).
 Result<Options> parseOptions(const std::vector<std::string>& args);
+// The --help text, from the same table of flags.
 std::string usage();
 
 }  // namespace pi0::agent
