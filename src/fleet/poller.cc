@@ -309,4 +309,35 @@ void FleetPoller::run(std::stop_token st, Clock::duration interval,
   }
 }
 
+PollMetrics::PollMetrics(prometheus::Registry& registry, std::string_view prefix) {
+  const std::string name(prefix);
+  auto& polls = prometheus::BuildCounter()
+                    .Name(name + "_fleet_polls_total")
+                    .Help(
+                        "Polls of the agents' fingerprints, by result: ok, error, timeout, "
+                        "skipped_open (the node's circuit breaker is open)")
+                    .Register(registry);
+  std::size_t i = 0;
+  for (const char* result : {"ok", "error", "timeout", "skipped_open"})
+    polls_[i++] = &polls.Add({{"result", result}});
+  roundSeconds_ = &prometheus::BuildGauge()
+                       .Name(name + "_fleet_poll_round_seconds")
+                       .Help("How long the last round of polls over every agent took")
+                       .Register(registry)
+                       .Add({});
+}
+
+void PollMetrics::sync(const PollCounters& counters) {
+  const std::array<std::uint64_t, kResults> now{counters.ok.load(), counters.error.load(),
+                                                counters.timeout.load(),
+                                                counters.skippedOpen.load()};
+  std::lock_guard lock(mu_);
+  for (std::size_t i = 0; i < kResults; ++i) {
+    const auto added = now[i] >= synced_[i] ? now[i] - synced_[i] : now[i];
+    if (added > 0) polls_[i]->Increment(static_cast<double>(added));
+    synced_[i] = now[i];
+  }
+  roundSeconds_->Set(counters.lastRoundSeconds.load());
+}
+
 }  // namespace pi0::fleet

@@ -4,14 +4,21 @@
 // does not answer within the timeout, has missed the poll.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <stop_token>
 #include <string>
+#include <string_view>
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
 
 #include "common/clock.h"
 #include "common/result.h"
@@ -29,10 +36,8 @@ struct PollerOptions {
   std::string path = "/fingerprint";
 };
 
-// The poller's counters, for the operator's and the webhook's /metrics:
-//   pi0_fleet_polls_total{result="ok|error|timeout|skipped_open"}
-//   pi0_fleet_poll_rounds_total, pi0_fleet_poll_round_duration_seconds (last round)
-// Written by the poller's thread, read from any thread.
+// The poller's counters (exported by PollMetrics, below). Written by the poller's thread, read
+// from any thread.
 struct PollCounters {
   std::atomic<std::uint64_t> ok{0};
   std::atomic<std::uint64_t> error{0};        // refused, non-200, not a valid fingerprint
@@ -49,6 +54,27 @@ struct PollRound {
   int timeout = 0;
   int skippedOpen = 0;
   std::chrono::steady_clock::duration took{};  // real time
+};
+
+// The poller's counters as Prometheus metrics: one set, for every program that polls the agents
+// (pi0-operator, pi0-webhook), under the program's prefix ("pi0_operator", "pi0_webhook"):
+//   PREFIX_fleet_polls_total{result}    ok, error, timeout, skipped_open (all at 0 from the start)
+//   PREFIX_fleet_poll_round_seconds     how long the last round of polls over every agent took
+// Thread-safe.
+class PollMetrics {
+ public:
+  PollMetrics(prometheus::Registry& registry, std::string_view prefix);
+
+  // Brings the metrics up to `counters` (before each scrape): adds what the counters gained
+  // since the last call (all of them, when they went down: a new poller).
+  void sync(const PollCounters& counters);
+
+ private:
+  static constexpr std::size_t kResults = 4;  // ok, error, timeout, skipped_open
+  std::array<prometheus::Counter*, kResults> polls_{};
+  prometheus::Gauge* roundSeconds_;
+  std::mutex mu_;
+  std::array<std::uint64_t, kResults> synced_{};  // guarded by mu_
 };
 
 class FleetPoller {
