@@ -1,30 +1,21 @@
 // pi0-operator: the operator's process. See `pi0-operator --help` and README.md. It connects to
 // the API server, serves /metrics and the probes, keeps the fleet view and the caches current,
 // and, when leader election is on, campaigns for the Lease; the reconcilers run while this
-// replica leads (runLeader).
+// replica leads (runLeader). The Runner owns the signals, the threads and the shutdown.
 #include <atomic>
-#include <csignal>
-#include <cstdio>
-#include <iostream>
 #include <memory>
 #include <optional>
-#include <thread>
 
-#include <httplib.h>
-#include <unistd.h>
-
-#include "common/clock.h"
 #include "common/log.h"
 #include "common/program.h"
-#include "fleet/agent_source.h"
-#include "fleet/endpoint_slices.h"
-#include "fleet/fleet_view.h"
-#include "fleet/poller.h"
+#include "common/runner.h"
+#include "fleet/polling.h"
 #include "kube/client.h"
 #include "kube/config.h"
 #include "kube/leader_election.h"
 #include "metrics/exposition.h"
 #include "metrics/prometheus_query.h"
+#include "net/http_server.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 #include "operator/reconciler.h"
@@ -36,109 +27,69 @@
 namespace pi0::op {
 namespace {
 
-// The process's state the probes read.
-struct Health {
-  // The reconcilers' caches (every replica keeps them, so a standby takes over warm).
-  std::atomic<const Caches*> caches{nullptr};
-  // The elector is campaigning or leading (or leader election is off). Like controller-
-  // runtime, a standby that campaigns is ready: readiness says "can serve", and a standby
-  // takes over without a restart.
-  std::atomic<bool> electorRunning{false};
-};
-
-// One cpp-httplib server on its own thread, bound at create() so that a busy port is an error
-// at start.
-class Server {
- public:
-  static Result<std::unique_ptr<Server>> create(std::string_view what, const BindAddress& address,
-                                                std::unique_ptr<httplib::Server> server) {
-    std::unique_ptr<Server> self(new Server());
-    // One response per connection: probes and scrapes must not pin worker threads.
-    server->new_task_queue = [] { return new httplib::ThreadPool(2); };
-    server->set_read_timeout(5, 0);
-    server->set_write_timeout(5, 0);
-    server->set_keep_alive_max_count(1);
-    // cpp-httplib's default also sets SO_REUSEPORT, which would let two operators share a port
-    // silently; a busy port must be an error.
-    server->set_socket_options([](int sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    int port = address.port == 0
-                   ? server->bind_to_any_port(address.host)
-                   : (server->bind_to_port(address.host, address.port) ? address.port : -1);
-    if (port <= 0) {
-      return fail("cannot serve " + std::string(what) + " on " + address.host + ":" +
-                  std::to_string(address.port) +
-                  " (address in use, or not an address of this host)");
-    }
-    self->port_ = port;
-    self->server_ = std::move(server);
-    return self;
+// A client for the API server of the configuration the flags name, checked by asking the
+// server's version; null (logged) when there is none to be had.
+std::unique_ptr<kube::Client> connect(const Options& options) {
+  auto config = kube::resolveConfig(options.kubeconfig);
+  if (!config) {
+    log::error("cannot load the Kubernetes configuration", {{"error", config.error().message}});
+    return nullptr;
   }
-
-  int port() const { return port_; }
-
-  // `onFailure` runs when serving ends without stop() (the listening socket failed).
-  void start(std::function<void()> onFailure) {
-    thread_ = std::thread([this, onFailure = std::move(onFailure)] {
-      if (!server_->listen_after_bind() && !stopping_) onFailure();
-    });
+  config->qps = options.qps;
+  config->burst = options.burst;
+  config->userAgent = std::string("pi0-operator/") + PI0_VERSION;
+  const std::string source = config->source;
+  const std::string apiServer = config->server;
+  auto client = kube::Client::create(std::move(*config));
+  if (!client) {
+    log::error("invalid Kubernetes configuration", {{"error", client.error().message}});
+    return nullptr;
   }
-
-  void stop() {
-    stopping_ = true;
-    server_->stop();
-    if (thread_.joinable()) thread_.join();
+  auto version = (*client)->serverVersion();
+  if (!version) {
+    log::error("cannot reach the API server",
+               {{"server", apiServer}, {"config", source}, {"error", version.error().describe()}});
+    return nullptr;
   }
-
-  ~Server() { stop(); }
-
- private:
-  Server() = default;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
-  std::atomic<bool> stopping_{false};
-  int port_ = 0;
-};
-
-std::unique_ptr<httplib::Server> metricsServer(OperatorMetrics& metrics,
-                                               const fleet::FleetPoller& poller) {
-  auto server = std::make_unique<httplib::Server>();
-  server->Get("/metrics", [&metrics, &poller](const httplib::Request&, httplib::Response& res) {
-    metrics.syncFleet(poller.counters());
-    res.set_content(metrics.render(), std::string(metrics::kTextContentType));
-  });
-  return server;
+  log::info(
+      "connected to the API server",
+      {{"server", apiServer}, {"config", source}, {"version", version->value("gitVersion", "")}});
+  return std::move(*client);
 }
 
-std::unique_ptr<httplib::Server> probeServer(const Health& health) {
-  auto server = std::make_unique<httplib::Server>();
-  // Alive as long as the process serves: every loop that could stall has its own deadline
-  // (the poller's timeout, the elector's renew deadline).
-  server->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
+// Serves `routes` on `address` on the runner, unless the address is off ("0"). False (logged)
+// when it cannot bind; `server` holds it, and must outlive runner.run().
+bool serve(Runner& runner, const std::string& what, const BindAddress& address,
+           const std::function<void(net::Routes&)>& routes,
+           std::unique_ptr<net::HttpServer>& server) {
+  if (!address.enabled) return true;
+  auto created = net::HttpServer::create({what, {address.host, address.port}, 2}, routes);
+  if (!created) {
+    log::error("cannot serve " + what, {{"error", created.error().message}});
+    return false;
+  }
+  server = std::move(*created);
+  log::info("serving " + what, {{"host", address.host}, {"port", server->port()}});
+  runner.addServer(
+      what, [s = server.get()] { return s->run(); }, [s = server.get()] { s->stop(); });
+  return true;
+}
+
+// Ready once every cache has synced and the elector runs. Like controller-runtime, a standby
+// that campaigns is ready: readiness says "can serve", and a standby takes over without a
+// restart.
+void addReadiness(Probes& probes, const Caches& caches, const std::atomic<bool>& electorRunning) {
+  probes.addReadiness([&caches]() -> std::string {
+    if (caches.synced()) return "";
+    std::string missing;
+    for (const auto& name : caches.unsynced())
+      missing += (missing.empty() ? "" : ", ") + name;
+    return "caches not synced: " + missing +
+           " (for channels and shutdownmatrices: are Pi0's CRDs installed?)";
   });
-  server->Get("/readyz", [&health](const httplib::Request&, httplib::Response& res) {
-    const Caches* caches = health.caches;
-    if (caches == nullptr || !caches->synced()) {
-      std::string missing;
-      if (caches != nullptr) {
-        for (const auto& name : caches->unsynced())
-          missing += (missing.empty() ? "" : ", ") + name;
-      }
-      res.status = 503;
-      res.set_content("caches not synced: " + missing +
-                          " (for channels and shutdownmatrices: are Pi0's CRDs installed?)\n",
-                      "text/plain");
-    } else if (!health.electorRunning) {
-      res.status = 503;
-      res.set_content("leader election not running\n", "text/plain");
-    } else {
-      res.set_content("ok\n", "text/plain");
-    }
+  probes.addReadiness([&electorRunning]() -> std::string {
+    return electorRunning ? "" : "leader election not running";
   });
-  return server;
 }
 
 // What the leader does: runs the reconcilers until `stop` fires (leadership lost or shutdown).
@@ -150,95 +101,53 @@ void runLeader(std::stop_token stop, OperatorMetrics& metrics, Reconcilers& reco
   log::info("stopped leading");
 }
 
+// Leads, or campaigns with `elector` (null: leader election is off) and leads while elected.
+// As controller-runtime does, a replica that loses its Lease exits (1), and starts again as a
+// standby with nothing left over from leading.
+void addLeading(Runner& runner, const Options& options, kube::LeaderElector* elector,
+                OperatorMetrics& metrics, Reconcilers& reconcilers,
+                std::atomic<bool>& electorRunning) {
+  runner.add([&, elector](std::stop_token stop) {
+    electorRunning = true;
+    if (elector == nullptr) {
+      runLeader(stop, metrics, reconcilers);
+      return;
+    }
+    if (!elector->run(stop, [&](std::stop_token st) { runLeader(st, metrics, reconcilers); })) {
+      electorRunning = false;
+      runner.fail("leadership lost; exiting",
+                  {{"lease", options.leaderElectionNamespace + "/" + options.leaderElectionId}});
+    }
+  });
+}
+
+std::unique_ptr<kube::LeaderElector> makeElector(kube::Client& client, const Options& options) {
+  kube::LeaderElectionConfig le;
+  le.leaseNamespace = options.leaderElectionNamespace;
+  le.leaseName = options.leaderElectionId;
+  le.identity = options.identity;
+  auto created = kube::LeaderElector::create(client, le);
+  if (!created) {
+    log::error("cannot start leader election", {{"error", created.error().message}});
+    return nullptr;
+  }
+  return std::move(*created);
+}
+
 int run(const Options& options) {
   log::setLevel(options.logLevel);
+  Runner runner("pi0-operator");
+  auto client = connect(options);
+  if (!client) return 1;
 
-  // SIGTERM and SIGINT are taken by sigwait below; block them before any thread starts so
-  // every thread inherits the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-  auto config = kube::resolveConfig(options.kubeconfig);
-  if (!config) {
-    log::error("cannot load the Kubernetes configuration", {{"error", config.error().message}});
-    return 1;
-  }
-  config->qps = options.qps;
-  config->burst = options.burst;
-  config->userAgent = std::string("pi0-operator/") + PI0_VERSION;
-  const std::string source = config->source;
-  const std::string apiServer = config->server;
-  auto client = kube::Client::create(std::move(*config));
-  if (!client) {
-    log::error("invalid Kubernetes configuration", {{"error", client.error().message}});
-    return 1;
-  }
-  auto version = (*client)->serverVersion();
-  if (!version) {
-    log::error("cannot reach the API server",
-               {{"server", apiServer}, {"config", source}, {"error", version.error().describe()}});
-    return 1;
-  }
-  log::info(
-      "connected to the API server",
-      {{"server", apiServer}, {"config", source}, {"version", version->value("gitVersion", "")}});
-
+  // The fleet view is polled whether or not this replica leads, so that a standby that takes
+  // over starts with a current view.
   OperatorMetrics metrics;
-  Health health;
-
-  // The fleet view: polled on its own thread whether or not this replica leads, so that a
-  // standby that takes over starts with a current view.
-  auto agents = fleet::startAgentSource(**client, options.agents, options.agentService);
-  const auto interval = std::chrono::duration_cast<Clock::duration>(
-      std::chrono::duration<double>(options.pollIntervalSeconds));
-  fleet::FleetViewOptions viewOptions;
-  viewOptions.staleAfter = 3 * interval;
-  fleet::FleetView view(viewOptions);
-  fleet::PollerOptions pollerOptions;
-  pollerOptions.timeout = std::chrono::milliseconds(
-      std::max<long long>(1, std::llround(options.agentTimeoutSeconds * 1000)));
-  auto poller = fleet::FleetPoller::create(*agents.source, view, systemClock(), pollerOptions);
-  if (!poller) {
-    log::error("invalid poller options", {{"error", poller.error().message}});
+  auto polling = fleet::startPolling(runner, *client, options);
+  if (!polling) {
+    log::error("cannot poll the agents", {{"error", polling.error().message}});
     return 2;
   }
-
-  // A server that stops on its own leaves the operator unobservable: stop (exit 1) so that it
-  // is restarted.
-  std::atomic<bool> failed{false};
-  auto failNow = [&failed](std::string_view why) {
-    failed = true;
-    log::error(why);
-    ::kill(::getpid(), SIGTERM);
-  };
-  std::unique_ptr<Server> metricsHttp, probeHttp;
-  if (options.metricsBindAddress.enabled) {
-    auto s =
-        Server::create("metrics", options.metricsBindAddress, metricsServer(metrics, **poller));
-    if (!s) {
-      log::error("cannot serve metrics", {{"error", s.error().message}});
-      return 1;
-    }
-    metricsHttp = std::move(*s);
-    log::info("serving metrics",
-              {{"host", options.metricsBindAddress.host}, {"port", metricsHttp->port()}});
-  }
-  if (options.healthProbeBindAddress.enabled) {
-    auto s = Server::create("probes", options.healthProbeBindAddress, probeServer(health));
-    if (!s) {
-      log::error("cannot serve probes", {{"error", s.error().message}});
-      return 1;
-    }
-    probeHttp = std::move(*s);
-    log::info("serving probes",
-              {{"host", options.healthProbeBindAddress.host}, {"port", probeHttp->port()}});
-  }
-  if (metricsHttp) metricsHttp->start([&] { failNow("the metrics server stopped unexpectedly"); });
-  if (probeHttp) probeHttp->start([&] { failNow("the probe server stopped unexpectedly"); });
-
   std::optional<PrometheusClient> prometheus;
   if (!options.prometheusUrl.empty()) {
     auto created = PrometheusClient::create(options.prometheusUrl);
@@ -248,90 +157,49 @@ int run(const Options& options) {
     }
     prometheus = std::move(*created);
   }
-  kube::EventRecorder events(**client, "pi0-operator", options.identity);
-  Caches caches(**client);
+  kube::EventRecorder events(*client, "pi0-operator", options.identity);
+  Caches caches(*client);
   ReconcilerOptions reconcilerOptions;
-  // Every poll round wakes the matrices (below); the period is the fallback should rounds stop.
+  // Every poll round wakes the matrices, so a load crossing a level is acted on within one poll
+  // interval; the period is the fallback should rounds stop.
   reconcilerOptions.matrixPeriod = std::max<std::chrono::milliseconds>(
       std::chrono::seconds(10),
-      2 * std::chrono::duration_cast<std::chrono::milliseconds>(interval));
-  kube::ClientWriter writer(**client);
-  Reconcilers reconcilers(writer, caches, view, events, metrics,
+      2 * std::chrono::duration_cast<std::chrono::milliseconds>((*polling)->interval()));
+  kube::ClientWriter writer(*client);
+  Reconcilers reconcilers(writer, caches, (*polling)->view(), events, metrics,
                           prometheus ? &*prometheus : nullptr, reconcilerOptions);
-  std::jthread caching([&caches](std::stop_token stop) { caches.run(stop); });
-  // Each round of polls wakes the matrices, so a load crossing a level is acted on within one
-  // poll interval.
-  std::jthread polling([&](std::stop_token stop) {
-    (*poller)->run(stop, interval, [&](const fleet::PollRound&) { reconcilers.fleetPolled(); });
-  });
-  health.caches = &caches;
-  // The probes stop reading the caches before they go, on every way out of run().
-  struct Unpublish {
-    Health& health;
-    ~Unpublish() { health.caches = nullptr; }
-  } unpublish{health};
+  (*polling)->onRound([&](const fleet::PollRound&) { reconcilers.fleetPolled(); });
 
-  std::unique_ptr<kube::LeaderElector> elector;
-  if (options.leaderElect) {
-    kube::LeaderElectionConfig le;
-    le.leaseNamespace = options.leaderElectionNamespace;
-    le.leaseName = options.leaderElectionId;
-    le.identity = options.identity;
-    auto created = kube::LeaderElector::create(**client, le);
-    if (!created) {
-      log::error("cannot start leader election", {{"error", created.error().message}});
-      return 1;
-    }
-    elector = std::move(*created);
+  std::atomic<bool> electorRunning{false};
+  addReadiness(runner.probes(), caches, electorRunning);
+  std::unique_ptr<net::HttpServer> metricsHttp, probeHttp;
+  auto metricsRoutes = [&](net::Routes& r) {
+    r.get("/metrics", [&](const net::HttpRequest&) {
+      metrics.syncFleet((*polling)->counters());
+      return net::HttpResponse{200, metrics.render(), std::string(metrics::kTextContentType)};
+    });
+  };
+  auto probeRoutes = [&](net::Routes& r) { net::addProbes(r, runner.probes()); };
+  if (!serve(runner, "metrics", options.metricsBindAddress, metricsRoutes, metricsHttp) ||
+      !serve(runner, "probes", options.healthProbeBindAddress, probeRoutes, probeHttp)) {
+    return 1;
   }
-  std::atomic<bool> lostLease{false};
-  std::jthread leading([&](std::stop_token stop) {
-    health.electorRunning = true;
-    if (!elector) {
-      runLeader(stop, metrics, reconcilers);
-      return;
-    }
-    const bool clean =
-        elector->run(stop, [&](std::stop_token st) { runLeader(st, metrics, reconcilers); });
-    if (!clean) {
-      // As controller-runtime does: a replica that lost its Lease exits, and starts again as
-      // a standby with nothing left over from leading.
-      health.electorRunning = false;
-      lostLease = true;
-      log::error("leadership lost; exiting",
-                 {{"lease", options.leaderElectionNamespace + "/" + options.leaderElectionId}});
-      ::kill(::getpid(), SIGTERM);
-    }
-  });
+  std::unique_ptr<kube::LeaderElector> elector;
+  if (options.leaderElect && !(elector = makeElector(*client, options))) return 1;
+
+  // Shutdown runs these backwards: leading stops first (the elector releases the Lease so that
+  // a standby takes over at once), then the Events are flushed, the caches, the servers and the
+  // polls stop.
+  runner.add([&caches](std::stop_token stop) { caches.run(stop); });
+  runner.atStop([&events] { events.flush(); });
+  addLeading(runner, options, elector.get(), metrics, reconcilers, electorRunning);
   log::info("pi0-operator started",
             {{"version", PI0_VERSION},
              {"identity", options.identity},
              {"leaderElect", options.leaderElect},
              {"lease", options.leaderElectionNamespace + "/" + options.leaderElectionId},
              {"pollIntervalSeconds", options.pollIntervalSeconds}});
-
-  int received = 0;
-  sigwait(&signals, &received);
-  if (!failed && !lostLease) {
-    log::info("shutting down", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  }
-  // Leading stops first (the elector releases the Lease so a standby takes over at once), then
-  // the poller, then the servers.
-  leading.request_stop();
-  leading.join();
-  polling.request_stop();
-  polling.join();
-  caching.request_stop();
-  caching.join();
-  events.flush();
-  if (agents.discovery.joinable()) {
-    agents.discovery.request_stop();
-    agents.discovery.join();
-  }
-  if (probeHttp) probeHttp->stop();
-  if (metricsHttp) metricsHttp->stop();
-  log::info("pi0-operator stopped");
-  return failed || lostLease ? 1 : 0;
+  return runner.run();
 }
 
 }  // namespace

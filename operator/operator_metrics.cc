@@ -19,9 +19,6 @@ prometheus::Family<prometheus::Counter>& counter(prometheus::Registry& r, const 
   return BuildCounter().Name(name).Help(help).Register(r);
 }
 
-constexpr std::array<std::string_view, 4> kPollResultNames = {"ok", "error", "timeout",
-                                                              "skipped_open"};
-
 // Every state a Channel can be in, in the order of OperatorMetrics::ChannelSeries.
 constexpr std::array<stability::ChannelState, 3> kChannelStateOrder = {
     stability::ChannelState::kActive, stability::ChannelState::kDegraded,
@@ -92,8 +89,7 @@ OperatorMetrics::OperatorMetrics()
                              .Register(*registry_)),
       reconcileErrors_(counter(*registry_, "pi0_operator_reconcile_errors_total",
                                "Reconciles that ended in an error, by controller.")),
-      fleetPolls_(counter(*registry_, "pi0_operator_fleet_polls_total",
-                          "Polls of the agents' /fingerprint, by result.")),
+      polls_(*registry_, "pi0_operator"),
       leader_(
           gauge(*registry_, "pi0_operator_leader", "1 while this replica is the leader.").Add({})),
       workqueueDepth_(gauge(*registry_, "pi0_operator_workqueue_depth",
@@ -113,9 +109,6 @@ OperatorMetrics::OperatorMetrics()
     reconcileSeries_[i] = &reconcileDuration_.Add(labels, buckets);
     errorSeries_[i] = &reconcileErrors_.Add(labels);
     depthSeries_[i] = &workqueueDepth_.Add(labels);
-  }
-  for (std::size_t i = 0; i < kPollResults; ++i) {
-    pollSeries_[i] = &fleetPolls_.Add({{"result", std::string(kPollResultNames[i])}});
   }
 }
 
@@ -225,17 +218,7 @@ void OperatorMetrics::setLeader(bool leader) {
 }
 
 void OperatorMetrics::syncFleet(const fleet::PollCounters& counters) {
-  const std::array<std::uint64_t, kPollResults> now{counters.ok.load(), counters.error.load(),
-                                                    counters.timeout.load(),
-                                                    counters.skippedOpen.load()};
-  std::lock_guard lock(mu_);
-  for (std::size_t i = 0; i < kPollResults; ++i) {
-    // Counters that went down belong to a new poller that started from zero: all of its
-    // counts are new.
-    const auto added = now[i] >= pollsSynced_[i] ? now[i] - pollsSynced_[i] : now[i];
-    if (added > 0) pollSeries_[i]->Increment(static_cast<double>(added));
-    pollsSynced_[i] = now[i];
-  }
+  polls_.sync(counters);
 }
 
 std::string OperatorMetrics::render() const {

@@ -24,6 +24,8 @@
 //   pi0_operator_reconcile_errors_total{controller}
 //   pi0_operator_workqueue_depth{controller}
 //   pi0_operator_fleet_polls_total{result}         ok|error|timeout|skipped_open
+//   pi0_operator_fleet_poll_round_seconds          how long the last round of polls took
+//                                                  (both fleet::PollMetrics, as the webhook's)
 //   pi0_operator_leader                            1 while this replica leads
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -94,8 +96,7 @@ class OperatorMetrics {
   void observeReconcile(Controller controller, double seconds, bool failed);
   void setWorkqueueDepth(Controller controller, std::size_t depth);
   void setLeader(bool leader);
-  // Brings pi0_operator_fleet_polls_total up to the poller's counters: adds what they gained
-  // since the last call (all of them, when they went down: a new poller).
+  // Brings the poll metrics up to the poller's counters (fleet::PollMetrics::sync).
   void syncFleet(const fleet::PollCounters& counters);
 
   // The Prometheus text exposition of every metric.
@@ -117,7 +118,6 @@ class OperatorMetrics {
   using ChannelSeries = std::array<prometheus::Gauge*, kChannelStates>;
   static constexpr std::size_t kControllers = 2;
   static constexpr std::size_t kActions = 3;
-  static constexpr std::size_t kPollResults = 4;  // ok, error, timeout, skipped_open
 
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Gauge>& load_;
@@ -133,7 +133,7 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Counter>& actions_;
   prometheus::Family<prometheus::Histogram>& reconcileDuration_;
   prometheus::Family<prometheus::Counter>& reconcileErrors_;
-  prometheus::Family<prometheus::Counter>& fleetPolls_;
+  fleet::PollMetrics polls_;
   prometheus::Gauge& leader_;
   prometheus::Family<prometheus::Gauge>& workqueueDepth_;
 
@@ -142,14 +142,12 @@ class OperatorMetrics {
   std::array<prometheus::Histogram*, kControllers> reconcileSeries_{};
   std::array<prometheus::Counter*, kControllers> errorSeries_{};
   std::array<prometheus::Gauge*, kControllers> depthSeries_{};
-  std::array<prometheus::Counter*, kPollResults> pollSeries_{};
 
   MatrixSeries& matrixSeries(const std::string& matrix);  // mu_ held
 
   mutable std::mutex mu_;
   std::map<std::string, MatrixSeries, std::less<>> matrices_;   // guarded by mu_
   std::map<std::string, ChannelSeries, std::less<>> channels_;  // by key; guarded by mu_
-  std::array<std::uint64_t, kPollResults> pollsSynced_{};       // guarded by mu_
 };
 
 }  // namespace pi0::op

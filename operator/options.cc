@@ -2,13 +2,10 @@
 
 #include <unistd.h>
 
-#include <charconv>
 #include <climits>
-#include <cmath>
-#include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <random>
-#include <system_error>
 
 #include "common/files.h"
 #include "common/flags.h"
@@ -38,36 +35,19 @@ std::string randomHex(int digits) {
   return out;
 }
 
-// Go's strconv.ParseBool, as pflag's bool flags accept.
-std::optional<bool> parseBool(std::string_view v) {
-  if (v == "1" || v == "t" || v == "T" || v == "true" || v == "TRUE" || v == "True") return true;
-  if (v == "0" || v == "f" || v == "F" || v == "false" || v == "FALSE" || v == "False") {
-    return false;
-  }
-  return std::nullopt;
+Result<BindAddress> parseBind(std::string_view text) {
+  if (text == "0") return BindAddress{false, "", 0};
+  auto address = parseHostPort(text, "e.g. :8080, 127.0.0.1:8080; 0 turns it off");
+  if (!address) return fail(address.error().message);
+  return BindAddress{true, address->host, address->port};
 }
 
 }  // namespace
 
 Result<BindAddress> parseBindAddress(std::string_view flag, std::string_view text) {
-  if (text == "0") return BindAddress{false, "", 0};
-  const auto colon = text.rfind(':');
-  if (colon == std::string_view::npos) {
-    return fail(std::string(flag) + ": '" + std::string(text) +
-                "' is not HOST:PORT (e.g. :8080, 127.0.0.1:8080; 0 turns it off)");
-  }
-  BindAddress out;
-  std::string_view host = text.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);  // [::1]:8080
-  }
-  if (!host.empty()) out.host = std::string(host);
-  auto port = parseUint(text.substr(colon + 1));
-  if (!port || *port > 65535) {
-    return fail(std::string(flag) + ": invalid port in '" + std::string(text) + "' (want 0-65535)");
-  }
-  out.port = static_cast<int>(*port);
-  return out;
+  auto address = parseBind(text);
+  if (!address) return fail(std::string(flag) + ": " + address.error().message);
+  return address;
 }
 
 Environment currentEnvironment() {
@@ -78,173 +58,95 @@ Environment currentEnvironment() {
   return env;
 }
 
+namespace {
+
+flags::Value bindAddress(BindAddress& into) {
+  auto parse = [](const std::string& text) { return parseBind(text); };
+  const std::string host = into.host == "0.0.0.0" ? "" : into.host;
+  return flags::custom(into, parse, into.enabled ? host + ":" + std::to_string(into.port) : "0");
+}
+
+// Text that `valid` accepts, else "'TEXT' is not " + `what`.
+flags::Value checkedText(std::string& into, bool (*valid)(std::string_view), std::string what) {
+  auto parse = [valid, what](const std::string& text) -> Result<std::string> {
+    if (!valid(text)) return fail("'" + text + "' is not " + what);
+    return text;
+  };
+  return flags::nonEmpty(flags::custom(into, parse, into));
+}
+
+// A URL PrometheusClient takes.
+Result<std::string> parsePrometheusUrl(const std::string& text) {
+  if (auto client = PrometheusClient::create(text); !client) return fail(client.error().message);
+  return text;
+}
+
+// Every flag, bound to `o`.
+FlagTable flagTable(Options& o) {
+  FlagTable t("pi0-operator [flags]",
+              "Reconciles Channel and ShutdownMatrix resources from the fleet of pi0-agents: "
+              "degrades, shuts down and restores workloads. Run two replicas with --leader-elect; "
+              "one leads at a time.");
+  t.add("--kubeconfig PATH", flags::nonEmpty(flags::text(o.kubeconfig)), "kubeconfig file")
+      .defaultText("$KUBECONFIG, else in-cluster, else ~/.kube/config");
+  t.add("--leader-elect[=true|false]", flags::boolean(o.leaderElect),
+        "elect a leader on a Lease so that one replica acts");
+  t.add("--leader-election-namespace NS",
+        checkedText(o.leaderElectionNamespace, kube::isDnsLabel, "a namespace name"),
+        "namespace of the Lease")
+      .defaultText("the pod's namespace, else \"default\"");
+  t.add("--leader-election-id NAME",
+        checkedText(o.leaderElectionId, kube::isDnsSubdomain,
+                    "a valid Lease name (lower case letters, digits, '-' and '.')"),
+        "name of the Lease");
+  t.add("--identity NAME", flags::nonEmpty(flags::text(o.identity)),
+        "this candidate's name in the Lease")
+      .defaultText("$POD_NAME or the host name, plus \"_\" and 6 random hex digits");
+  t.add("--metrics-bind-address HOST:PORT", bindAddress(o.metricsBindAddress),
+        "where to serve /metrics; port 0 = any free port, \"0\" = off");
+  t.add("--health-probe-bind-address HOST:PORT", bindAddress(o.healthProbeBindAddress),
+        "where to serve /healthz and /readyz; port 0 = any free port, \"0\" = off");
+  fleet::addPollingFlags(t, o);
+  t.add("--prometheus-url URL", flags::nonEmpty(flags::custom(o.prometheusUrl, parsePrometheusUrl)),
+        "Prometheus for Channels' throughput queries and ShutdownMatrices' Prometheus load "
+        "signals, e.g. http://prometheus.monitoring:9090")
+      .defaultText("none");
+  t.add("--qps N",
+        flags::number(o.qps, {.min = 0, .max = std::numeric_limits<double>::max(), .minOpen = true},
+                      "a number greater than 0"),
+        "Kubernetes client rate limit, requests/s");
+  t.add("--burst N", flags::whole(o.burst, 1, 100000, "a whole number in 1..100000"),
+        "Kubernetes client burst");
+  t.add("--log-level LEVEL", flags::logLevel(o.logLevel), "debug, info, warn or error");
+  t.addStandard(o.version, o.help);
+  t.epilogue("Endpoints: /metrics (Prometheus); /healthz, /readyz (probes).");
+  return t;
+}
+
+}  // namespace
+
 std::string usage() {
-  return R"(Usage: pi0-operator [flags]
-
-Reconciles Channel and ShutdownMatrix resources from the fleet of pi0-agents: degrades, shuts
-down and restores workloads. Run two replicas with --leader-elect; one leads at a time.
-
-Flags:
-  --kubeconfig PATH                  kubeconfig file (default: $KUBECONFIG, else in-cluster,
-                                     else ~/.kube/config)
-  --leader-elect[=true|false]        elect a leader on a Lease so that one replica acts
-                                     (default false)
-  --leader-election-namespace NS     namespace of the Lease (default: the pod's namespace,
-                                     else "default")
-  --leader-election-id NAME          name of the Lease (default pi0-operator)
-  --identity NAME                    this candidate's name in the Lease (default: $POD_NAME or
-                                     the host name, plus "_" and 6 random hex digits)
-  --metrics-bind-address HOST:PORT   where to serve /metrics (default :8080; port 0 = any
-                                     free port; "0" = off)
-  --health-probe-bind-address H:P    where to serve /healthz and /readyz (default :8081;
-                                     port 0 = any free port; "0" = off)
-  --agents NODE=URL,...              a fixed list of agents to poll, e.g.
-                                     node-a=http://10.0.0.7:9560
-  --agent-service NS/NAME            find the agents from this Service's EndpointSlices
-                                     (exactly one of --agents and --agent-service)
-  --poll-interval DURATION           how often to poll every agent (default 1s)
-  --agent-timeout DURATION           how long one agent may take to answer (default 2s)
-  --prometheus-url URL               Prometheus for Channels' throughput queries and
-                                     ShutdownMatrices' Prometheus load signals, e.g.
-                                     http://prometheus.monitoring:9090 (default: none)
-  --qps N                            Kubernetes client rate limit, requests/s (default 20)
-  --burst N                          Kubernetes client burst (default 30)
-  --log-level LEVEL                  debug, info, warn or error (default info)
-  --version                          print the version and exit
-  --help                             print this help and exit
-
-Endpoints: /metrics (Prometheus); /healthz, /readyz (probes).
-)";
+  return usageOf(flagTable);
 }
 
 Result<Options> parseOptions(const std::vector<std::string>& args, const Environment& env) {
-  Options o;
-  FlagReader reader(args);
-  while (reader.next()) {
-    const std::string flag = reader.flag();
-    auto next = [&] { return reader.value(); };
-    // At most an hour: far from where converting to clock ticks could overflow, and longer
-    // than any sensible poll.
-    auto duration = [&](double& out) -> Result<void> {
-      auto d = reader.durationSeconds(/*allowZero=*/false, 3600, "1h");
-      if (!d) return fail(d.error().message);
-      out = *d;
-      return {};
-    };
-    auto string = [&](std::string& out) -> Result<void> {
-      auto v = reader.nonEmptyValue();
-      if (!v) return fail(v.error().message);
-      out = *v;
-      return {};
-    };
-    Result<void> ok;
-    if (flag == "--help" || flag == "-h") {
-      o.help = true;
-    } else if (flag == "--version") {
-      o.version = true;
-    } else if (flag == "--kubeconfig") {
-      ok = string(o.kubeconfig);
-    } else if (flag == "--leader-elect") {
-      // A bool flag: a value only with '=', as pflag reads it.
-      if (!reader.hasInlineValue()) {
-        o.leaderElect = true;
-      } else if (auto b = parseBool(reader.inlineValue())) {
-        o.leaderElect = *b;
-      } else {
-        return fail("--leader-elect: '" + reader.inlineValue() + "' is not true or false");
-      }
-    } else if (flag == "--leader-election-namespace") {
-      ok = string(o.leaderElectionNamespace);
-      if (ok && !kube::isDnsLabel(o.leaderElectionNamespace)) {
-        return fail("--leader-election-namespace: '" + o.leaderElectionNamespace +
-                    "' is not a namespace name");
-      }
-    } else if (flag == "--leader-election-id") {
-      ok = string(o.leaderElectionId);
-      if (ok && !kube::isDnsSubdomain(o.leaderElectionId)) {
-        return fail("--leader-election-id: '" + o.leaderElectionId +
-                    "' is not a valid Lease name (lower case letters, digits, '-' and '.')");
-      }
-    } else if (flag == "--identity") {
-      ok = string(o.identity);
-    } else if (flag == "--metrics-bind-address" || flag == "--health-probe-bind-address") {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto addr = parseBindAddress(flag, *v);
-      if (!addr) return fail(addr.error().message);
-      (flag == "--metrics-bind-address" ? o.metricsBindAddress : o.healthProbeBindAddress) = *addr;
-    } else if (flag == "--agents") {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto agents = fleet::StaticAgents::parse(*v);
-      if (!agents) return fail("--agents: " + agents.error().message);
-      o.agents = agents->agents();
-    } else if (flag == "--agent-service") {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto ref = fleet::parseServiceRef(*v);
-      if (!ref) return fail("--agent-service: " + ref.error().message);
-      o.agentService = *ref;
-    } else if (flag == "--poll-interval") {
-      ok = duration(o.pollIntervalSeconds);
-    } else if (flag == "--agent-timeout") {
-      ok = duration(o.agentTimeoutSeconds);
-    } else if (flag == "--prometheus-url") {
-      ok = string(o.prometheusUrl);
-      if (ok && !PrometheusClient::create(o.prometheusUrl)) {
-        return fail("--prometheus-url: " +
-                    PrometheusClient::create(o.prometheusUrl).error().message);
-      }
-    } else if (flag == "--qps") {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      double qps = 0;
-      const auto* end = v->data() + v->size();
-      auto [ptr, ec] = std::from_chars(v->data(), end, qps);
-      if (v->empty() || ec != std::errc() || ptr != end || !std::isfinite(qps) || qps <= 0) {
-        return fail("--qps: '" + *v + "' is not a number greater than 0");
-      }
-      o.qps = qps;
-    } else if (flag == "--burst") {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto n = parseUint(*v);
-      if (!n || *n < 1 || *n > 100000) {
-        return fail("--burst: '" + *v + "' is not a whole number in 1..100000");
-      }
-      o.burst = static_cast<int>(*n);
-    } else if (flag == "--log-level") {
-      auto v = next();
-      if (!v) return fail(v.error().message);
-      auto level = log::parseLevel(*v);
-      if (!level) return fail("--log-level: " + level.error().message);
-      o.logLevel = *level;
-    } else {
-      return fail("unknown flag '" + reader.raw() + "'");
-    }
-    if (!ok) return fail(ok.error().message);
-  }
-  if (o.help || o.version) return o;
+  auto o = parseFlags(flagTable, args);
+  if (!o || o->help || o->version) return o;
 
-  if (o.agents && o.agentService) {
-    return fail("--agents and --agent-service exclude each other: give one");
-  }
-  if (!o.agents && !o.agentService) {
-    return fail("where are the agents? give --agents NODE=URL,... or --agent-service NS/NAME");
-  }
-  if (o.leaderElectionNamespace.empty()) {
+  if (auto polling = fleet::checkPollingOptions(*o); !polling) return fail(polling.error().message);
+  if (o->leaderElectionNamespace.empty()) {
     // In a pod, the Lease lives beside the operator, as controller-runtime places it.
     auto ns = readFile(env.namespaceFile);
-    o.leaderElectionNamespace = ns ? trim(*ns) : "";
-    if (o.leaderElectionNamespace.empty()) o.leaderElectionNamespace = "default";
+    o->leaderElectionNamespace = ns ? trim(*ns) : "";
+    if (o->leaderElectionNamespace.empty()) o->leaderElectionNamespace = "default";
   }
-  if (o.identity.empty()) {
+  if (o->identity.empty()) {
     // client-go's leader election identity: the pod (or host) name, made unique per process
     // so that a restarted replica does not mistake its predecessor's Lease for its own.
     const std::string base = !env.podName.empty()    ? env.podName
                              : !env.hostname.empty() ? env.hostname
                                                      : "pi0-operator";
-    o.identity = base + "_" + (env.identitySuffix.empty() ? randomHex(6) : env.identitySuffix);
+    o->identity = base + "_" + (env.identitySuffix.empty() ? randomHex(6) : env.identitySuffix);
   }
   return o;
 }

@@ -12,7 +12,7 @@
 
 #include "common/log.h"
 #include "common/result.h"
-#include "fleet/agent_source.h"
+#include "fleet/polling.h"
 
 namespace pi0::op {
 
@@ -29,18 +29,15 @@ struct BindAddress {
 // `flag` names the flag in error messages.
 Result<BindAddress> parseBindAddress(std::string_view flag, std::string_view text);
 
-struct Options {
+// The fleet polling's flags (--agents or --agent-service, --poll-interval, --agent-timeout) are
+// fleet::PollingOptions'.
+struct Options : fleet::PollingOptions {
   std::string kubeconfig;  // empty: $KUBECONFIG, in-cluster, ~/.kube/config (resolveConfig)
   bool leaderElect = false;
   std::string leaderElectionNamespace;  // after parsing: never empty
   std::string leaderElectionId = "pi0-operator";
   BindAddress metricsBindAddress{true, "0.0.0.0", 8080};
   BindAddress healthProbeBindAddress{true, "0.0.0.0", 8081};
-  // Exactly one of the two is set after parsing.
-  std::optional<std::vector<fleet::Agent>> agents;  // --agents node=url,...
-  std::optional<fleet::ServiceRef> agentService;    // --agent-service NS/NAME
-  double pollIntervalSeconds = 1.0;
-  double agentTimeoutSeconds = 2.0;
   log::Level logLevel = log::Level::kInfo;
   std::string prometheusUrl;  // empty: no Prometheus (throughput from replicas, fleet load only)
   double qps = 20;
@@ -65,6 +62,7 @@ Environment currentEnvironment();
 // With --help or --version, the other checks (a required flag missing) are skipped.
 Result<Options> parseOptions(const std::vector<std::string>& args,
                              const Environment& env = currentEnvironment());
+// The --help text, from the same table of flags.
 std::string usage();
 
 }  // namespace pi0::op
