@@ -1,0 +1,222 @@
+#include "metrics.h"
+
+#include "admission/pod_decision.h"
+
+namespace pi0::webhook {
+namespace {
+
+// Advances a counter by what a cumulative figure grew since it was last seen.
+void grow(prometheus::Counter& c, std::uint64_t now, std::uint64_t before) {
+  if (now > before) c.Increment(static_cast<double>(now - before));
+}
+
+}  // namespace
+
+WebhookMetrics::WebhookMetrics()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      decisions_(prometheus::BuildCounter()
+                     .Name("pi0_webhook_decisions_total")
+                     .Help("Admission decisions by endpoint, result (allowed, denied, warned) "
+                           "and reason")
+                     .Register(*registry_)),
+      badRequests_(prometheus::BuildCounter()
+                       .Name("pi0_webhook_bad_requests_total")
+                       .Help("Requests that were not a valid AdmissionReview, by endpoint")
+                       .Register(*registry_)),
+      durations_(prometheus::BuildHistogram()
+                     .Name("pi0_webhook_request_duration_seconds")
+                     .Help("Time to answer an admission request, by endpoint")
+                     .Register(*registry_)),
+      clusterNodes_(prometheus::BuildGauge()
+                        .Name("pi0_webhook_cluster_nodes")
+                        .Help("Node objects in the webhook's cache, by state: indexed (judged "
+                              "by admission) or unreadable (left out)")
+                        .Register(*registry_)),
+      nodeUpdates_(prometheus::BuildCounter()
+                       .Name("pi0_webhook_node_updates_total")
+                       .Help("Node updates from the watch, by effect: changed (what admission "
+                             "reads of the Node changed: the node table is rebuilt) or unchanged "
+                             "(a status heartbeat, a condition)")
+                       .Register(*registry_)),
+      fleetNodes_(prometheus::BuildGauge()
+                      .Name("pi0_webhook_fleet_nodes")
+                      .Help("Nodes in the webhook's fleet view, by state: usable (fresh data "
+                            "from a node that has not failed) or unusable")
+                      .Register(*registry_)),
+      certificateExpiry_(prometheus::BuildGauge()
+                             .Name("pi0_webhook_certificate_expiry_timestamp_seconds")
+                             .Help("When the served certificate expires (notAfter), in Unix "
+                                   "seconds")
+                             .Register(*registry_)),
+      certificateReloads_(prometheus::BuildCounter()
+                              .Name("pi0_webhook_certificate_reloads_total")
+                              .Help("Changes of the certificate and key files, by result: "
+                                    "loaded, or failed (the previous pair is still served)")
+                              .Register(*registry_)),
+      certificateReconciles_(prometheus::BuildCounter()
+                                 .Name("pi0_webhook_certificate_reconciles_total")
+                                 .Help("Self-managed certificates: reconciles of the Secret and "
+                                       "the caBundle, by result (ok, error)")
+                                 .Register(*registry_)),
+      certificateSteps_(prometheus::BuildCounter()
+                            .Name("pi0_webhook_certificate_steps_total")
+                            .Help("Self-managed certificates: writes to the Secret or the "
+                                  "caBundle (creation, renewal, CA rotation steps)")
+                            .Register(*registry_)),
+      polls_(*registry_, "pi0_webhook"),
+      connectionsAccepted_(prometheus::BuildCounter()
+                               .Name("pi0_webhook_connections_total")
+                               .Help("TCP connections accepted by the HTTPS server")
+                               .Register(*registry_)),
+      connectionsOpen_(prometheus::BuildGauge()
+                           .Name("pi0_webhook_connections_open")
+                           .Help("Connections open now (idle keep-alive ones included)")
+                           .Register(*registry_)
+                           .Add({})),
+      connectionsDropped_(prometheus::BuildCounter()
+                              .Name("pi0_webhook_connections_dropped_total")
+                              .Help("Connections closed by the server before an answer, by "
+                                    "reason: timeout (the TLS handshake or a request passed its "
+                                    "deadline), handshake_failed, refused (too many open)")
+                              .Register(*registry_)),
+      malformedRequests_(prometheus::BuildCounter()
+                             .Name("pi0_webhook_malformed_requests_total")
+                             .Help("HTTP requests answered 400, 413 or 431 before routing "
+                                   "(malformed framing, a body or headers too large); the "
+                                   "connection is closed after the answer")
+                             .Register(*registry_)),
+      reservations_(prometheus::BuildGauge()
+                        .Name("pi0_webhook_buffer_reservations")
+                        .Help("Pods this replica admitted against a channel's buffer that the "
+                              "operator has not counted yet, by channel: the room they hold")
+                        .Register(*registry_)),
+      reservationsEnded_(prometheus::BuildCounter()
+                             .Name("pi0_webhook_buffer_reservations_ended_total")
+                             .Help("Buffer reservations ended, by reason: counted (the "
+                                   "channel's status.buffer.observedAt passed the pod's "
+                                   "admission plus the grace) or timeout (the operator never "
+                                   "counted the pod in time)")
+                             .Register(*registry_)) {
+  // The counters exist from the start, at 0, so that a rate() sees the first event rather than
+  // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
+  // every result each reason can have: a reason that denies in Enforce mode warns in Warn mode
+  // and allows in DryRun (StaleData also warns in Enforce mode under the allow policy); Passed
+  // and Excluded never carry a warning; a pod that is not a CREATE is allowed, one that cannot
+  // be read allowed with a warning. The resource endpoints' few decisions appear when made.
+  for (const char* endpoint : {"pods", "channels", "shutdownmatrices"})
+    badRequests_.Add({{"endpoint", endpoint}});
+  connectionsAccepted_.Add({});
+  for (const char* reason : {"timeout", "handshake_failed", "refused"})
+    connectionsDropped_.Add({{"reason", reason}});
+  malformedRequests_.Add({});
+  for (const char* reason : {"counted", "timeout"})
+    reservationsEnded_.Add({{"reason", reason}});
+  auto pods = [this](std::string_view reason, std::initializer_list<const char*> results) {
+    for (const char* result : results) {
+      decisions_.Add({{"endpoint", "pods"}, {"result", result}, {"reason", std::string(reason)}});
+    }
+  };
+  using admission::Reason;
+  for (auto reason : {Reason::kChannelInactive, Reason::kBufferExhausted, Reason::kNoCandidateNode,
+                      Reason::kStaleData, Reason::kGatesFailed}) {
+    pods(admission::reasonName(reason), {"allowed", "warned", "denied"});
+  }
+  pods(admission::reasonName(Reason::kPassed), {"allowed"});
+  pods(admission::reasonName(Reason::kExcluded), {"allowed"});
+  pods(kNotAPodCreate, {"allowed"});
+  pods(kUnreadable, {"warned"});
+}
+
+void WebhookMetrics::polls(const fleet::PollCounters& counters) {
+  polls_.sync(counters);
+}
+
+void WebhookMetrics::connections(const ConnectionFigures& f) {
+  std::lock_guard lock(mu_);
+  grow(connectionsAccepted_.Add({}), f.accepted, lastConnections_.accepted);
+  connectionsOpen_.Set(static_cast<double>(f.open));
+  grow(connectionsDropped_.Add({{"reason", "timeout"}}), f.timeouts, lastConnections_.timeouts);
+  grow(connectionsDropped_.Add({{"reason", "handshake_failed"}}), f.handshakeFailures,
+       lastConnections_.handshakeFailures);
+  grow(connectionsDropped_.Add({{"reason", "refused"}}), f.refused, lastConnections_.refused);
+  grow(malformedRequests_.Add({}), f.malformed, lastConnections_.malformed);
+  lastConnections_ = f;
+}
+
+void WebhookMetrics::reservations(const ReservationBook::Figures& f) {
+  std::lock_guard lock(mu_);
+  for (const auto& channel : reservationChannels_) {
+    if (!f.live.contains(channel)) reservations_.Add({{"channel", channel}}).Set(0);
+  }
+  for (const auto& [channel, n] : f.live) {
+    reservations_.Add({{"channel", channel}}).Set(static_cast<double>(n));
+    reservationChannels_.insert(channel);
+  }
+  grow(reservationsEnded_.Add({{"reason", "counted"}}), f.counted, lastReservationsEnded_[0]);
+  grow(reservationsEnded_.Add({{"reason", "timeout"}}), f.timedOut, lastReservationsEnded_[1]);
+  lastReservationsEnded_ = {f.counted, f.timedOut};
+}
+
+void WebhookMetrics::certificates(const CertificateFigures& f) {
+  std::lock_guard lock(mu_);
+  if (f.expiresAt) certificateExpiry_.Add({}).Set(*f.expiresAt);
+  grow(certificateReloads_.Add({{"result", "loaded"}}), f.reloads, lastCertificates_.reloads);
+  grow(certificateReloads_.Add({{"result", "failed"}}), f.reloadFailures,
+       lastCertificates_.reloadFailures);
+  if (f.reconcilesOk) {
+    grow(certificateReconciles_.Add({{"result", "ok"}}), *f.reconcilesOk,
+         lastCertificates_.reconcilesOk.value_or(0));
+    grow(certificateReconciles_.Add({{"result", "error"}}), f.reconcileErrors.value_or(0),
+         lastCertificates_.reconcileErrors.value_or(0));
+    grow(certificateSteps_.Add({}), f.steps.value_or(0), lastCertificates_.steps.value_or(0));
+  }
+  lastCertificates_ = f;
+}
+
+void WebhookMetrics::nodes(const NodeIndex& index, const fleet::FleetSnapshot& fleet,
+                           Clock::time_point now) {
+  const std::size_t indexed = index.size(), unreadable = index.unreadable();
+  const std::array<std::uint64_t, 2> updates{index.changes(), index.unchanged()};
+  std::size_t usable = 0;
+  for (const auto& [name, status] : fleet.nodes()) {
+    if (fleet.isUsable(*status, now)) ++usable;
+  }
+  std::lock_guard lock(mu_);
+  clusterNodes_.Add({{"state", "indexed"}}).Set(static_cast<double>(indexed));
+  clusterNodes_.Add({{"state", "unreadable"}}).Set(static_cast<double>(unreadable));
+  static constexpr const char* kEffects[] = {"changed", "unchanged"};
+  for (std::size_t i = 0; i < updates.size(); ++i) {
+    auto& c = nodeUpdates_.Add({{"effect", kEffects[i]}});
+    if (updates[i] > lastNodeUpdates_[i])
+      c.Increment(static_cast<double>(updates[i] - lastNodeUpdates_[i]));
+    lastNodeUpdates_[i] = updates[i];
+  }
+  fleetNodes_.Add({{"state", "usable"}}).Set(static_cast<double>(usable));
+  fleetNodes_.Add({{"state", "unusable"}}).Set(static_cast<double>(fleet.size() - usable));
+}
+
+void WebhookMetrics::decision(std::string_view endpoint, std::string_view result,
+                              std::string_view reason) {
+  std::lock_guard lock(mu_);
+  decisions_
+      .Add({{"endpoint", std::string(endpoint)},
+            {"result", std::string(result)},
+            {"reason", std::string(reason)}})
+      .Increment();
+}
+
+void WebhookMetrics::badRequest(std::string_view endpoint) {
+  std::lock_guard lock(mu_);
+  badRequests_.Add({{"endpoint", std::string(endpoint)}}).Increment();
+}
+
+void WebhookMetrics::duration(std::string_view endpoint, double seconds) {
+  std::lock_guard lock(mu_);
+  durations_
+      .Add({{"endpoint", std::string(endpoint)}},
+           prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05,
+                                                   0.1, 0.25, 0.5, 1, 2})
+      .Observe(seconds);
+}
+
+}  // namespace pi0::webhook

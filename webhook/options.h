@@ -1,0 +1,45 @@
+// Command-line options of pi0-webhook. parseOptions never exits the process: it returns the
+// options, or an error for the caller to print with the usage hint (and exit 2).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "admission/pod_decision.h"
+#include "common/flags.h"
+#include "common/log.h"
+#include "common/result.h"
+#include "fleet/polling.h"
+#include "reservations.h"
+#include "self_managed.h"
+
+namespace pi0::webhook {
+
+// The fleet polling's flags (--agents or --agent-service, --poll-interval, --agent-timeout) are
+// fleet::PollingOptions'.
+struct Options : fleet::PollingOptions {
+  Options() { agentTimeoutSeconds = 1.0; }  // a review cannot wait for a slow agent
+
+  std::string kubeconfig;
+  HostPort bindAddress{"0.0.0.0", 8443};
+  int serverThreads = 0;  // 0: one per CPU
+  std::string certFile, keyFile;
+  double shutdownDelaySeconds = 5.0;
+  double minimumMargin = 0.05;
+  ReservationOptions reservations;
+  admission::Policy policy;
+  // Self-managed certificates (self_managed.h) when selfManagedSecret is set.
+  std::optional<fleet::ServiceRef> selfManagedSecret;
+  SelfManagedOptions selfManaged;
+  log::Level logLevel = log::Level::kInfo;
+  bool help = false;
+  bool version = false;
+};
+
+// With --help or --version, the other checks (a required flag missing) are skipped.
+Result<Options> parseOptions(const std::vector<std::string>& args);
+// The --help text, from the same table of flags.
+std::string usage();
+
+}  // namespace pi0::webhook
