@@ -26,9 +26,9 @@
 #     everything is back at its original count.
 #  b. At elevated again, with web's Channel status saying allocated cpu 500m and used 0,
 #     Deployment web is scaled from 2 to 22 at once: exactly 5 new pods are admitted (the pods
-#     that exist once the burst has settled), the others denied BufferExhausted; the webhook's
-#     5 reservations end because the operator counted the pods (none timed out), and web's
-#     status then says used cpu 500m.
+#     that exist once the burst has settled, never more at any moment), the others denied
+#     BufferExhausted; the webhook's 5 reservations end because the operator counted the pods
+#     (none timed out), and web's status then says used cpu 500m.
 #
 # Usage: admission_with_operator_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT
 set -euo pipefail
@@ -329,27 +329,47 @@ sleep 1 # the webhook's cache of the Channel
 k scale deployment -n "$NS" web --replicas 22 >/dev/null
 t_burst=$SECONDS
 e2e_log "Deployment web scaled from 2 to 22"
-# Exactly 5 new pods: the ReplicaSet creates them in quick batches (1, 2, 4, 8, ...), all within
-# the 2 s before the operator counts the first into status.buffer.used. The webhook checks the
-# reviews of one channel in turn, each against the remainder less what it reserved for the pods
-# it admitted: the sixth finds 0 left. Without the reservations every pod of the burst would be
-# checked against the same 500m and all 20 admitted. Once the operator has counted the 5
-# (used 500m) their reservations end and the ReplicaSet's retries are still denied. This holds
-# for one webhook replica; with N replicas each reserves only what it admitted, so the burst
-# could take up to N-1 more remainders (README, "Buffer reservations").
+# At most 5 new pods: the ReplicaSet creates them in quick batches (1, 2, 4, 8, ...). The webhook
+# checks the reviews of one channel in turn, each against the remainder less what it reserved
+# for the pods it admitted: the sixth finds 0 left. Without the reservations every pod of the
+# burst would be checked against the same 500m and all 20 admitted. Once the operator has counted
+# the pods (used 500m) their reservations end and the ReplicaSet's retries are still denied.
+# This holds for one webhook replica; with N replicas each reserves only what it admitted, so the
+# burst could take up to N-1 more remainders (README, "Buffer reservations").
 settled() {
   local live n
   live=$(webhook_metric 'pi0_webhook_buffer_reservations{channel="shop/web"}')
   n=$(pods_of web)
+  ((n > most)) && most=$n
   if [[ $live == 0 && $n == "${last_count:-}" ]] && ((SECONDS - t_burst >= 10)); then return 0; fi
   last_count=$n
   return 1
 }
-last_count=""
+last_count="" most=0
 e2e_wait_for "the burst to settle (no live reservation, the pod count unchanged)" 60 settled
+((most <= 7)) || fail "web had $most pods during the burst: more than its 2 and the 5 its buffer has room for"
+n=$(pods_of web)
+if ((n < 7)); then
+  # Fewer than 5 at once is the conservative side of the reservations: a pod the operator counted
+  # less than the grace (2 s) after its admission is held twice, in used and in its reservation,
+  # until the operator's next count (README, "Buffer reservations"). It happens when the burst
+  # spans the operator's first count, as on a loaded machine. The room is then free again, but
+  # the ReplicaSet's next try waits out its backoff after the refusals (seconds to minutes): an
+  # update of the ReplicaSet makes it sync now, as an event of one of its pods would.
+  e2e_log "web has $n pods once the burst settled: $((n - 2)) admitted at once, the rest of the room held twice for a while; the ReplicaSet is nudged to try again"
+  k annotate -n "$NS" "$(k get rs -n "$NS" -l app=web -o name)" pi0.io/e2e-retry="$SECONDS" --overwrite >/dev/null
+  more() {
+    local m
+    m=$(pods_of web)
+    ((m > most)) && most=$m
+    ((m >= 7))
+  }
+  e2e_wait_for "the ReplicaSet's retry to take the rest of web's room" 60 more
+fi
 sleep 3
 n=$(pods_of web)
-((n == 7)) || fail "web has $n pods after the burst, not 7 (2 before it and 5 admitted)"
+((n == 7 && most <= 7)) ||
+  fail "web has $n pods after the burst (at most $most), not 7 (2 before it and 5 admitted)"
 e2e_log "ok: 5 of the 20 new pods admitted: web has $n pods"
 expect "web's status counts the 5 new pods: used cpu 500m of 500m" \
   'C["web"]["buffer"]["used"]["cpu"] == "500m" and C["web"]["buffer"]["allocated"]["cpu"] == "500m"' \
