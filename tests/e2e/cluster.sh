@@ -75,77 +75,7 @@ derive_apt_sources() {
   # shellcheck source=/dev/null
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
   [[ -n $codename ]] || die "cannot read VERSION_CODENAME from /etc/os-release (this wants Debian 12)"
-  "$PYTHON" - "$codename" "$GO_SUITE" <<'PY'
-import glob, os, re, sys
-
-codename, go_suite = sys.argv[1], sys.argv[2]
-entries = []  # (uris, suites, components, signed_by)
-
-def add(types, uris, suites, comps, signed_by):
-    if "deb" in types and uris and suites:
-        entries.append((uris, suites, comps, signed_by))
-
-for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
-    with open(path) as f:
-        text = f.read()
-    for para in re.split(r"\n[ \t]*\n", text):
-        fields, key = {}, None
-        for line in para.splitlines():
-            if not line.strip() or line.startswith("#"):
-                continue
-            if line[0] in " \t" and key:
-                fields[key] += "\n" + line
-                continue
-            key, _, value = line.partition(":")
-            key = key.strip().lower()
-            fields[key] = value.strip()
-        if not fields or fields.get("enabled", "yes").strip().lower() == "no":
-            continue
-        add(fields.get("types", "").split(), fields.get("uris", "").split(),
-            fields.get("suites", "").split(), fields.get("components", "").split(),
-            fields.get("signed-by"))
-
-for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
-    if not os.path.exists(path):
-        continue
-    with open(path) as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            signed_by = None
-            m = re.match(r"(\S+)\s+\[([^\]]*)\]\s*(.*)", line)
-            if m:
-                typ, opts, rest = m.groups()
-                for opt in opts.split():
-                    k, _, v = opt.partition("=")
-                    if k.lower() == "signed-by":
-                        signed_by = v
-            else:
-                typ, _, rest = line.partition(" ")
-            words = rest.split()
-            if len(words) >= 2:
-                add([typ], [words[0]], [words[1]], words[2:], signed_by)
-
-if not entries:
-    sys.exit("no 'deb' entries in /etc/apt/sources.list or /etc/apt/sources.list.d")
-
-def paragraph(types, uris, suites, comps, signed_by):
-    lines = ["Types: " + types, "URIs: " + " ".join(uris), "Suites: " + " ".join(suites),
-             "Components: " + " ".join(comps or ["main"])]
-    if signed_by:
-        lines.append("Signed-By: " + signed_by)
-    return "\n".join(lines) + "\n"
-
-out = [paragraph("deb-src", *e) for e in entries]
-archives = [e for e in entries if codename in e[1]]
-if not archives:
-    sys.exit("no apt entry serves suite %r, so there is no Debian archive to take %s from"
-             % (codename, go_suite))
-for uris, _, _, signed_by in archives:
-    out.append(paragraph("deb", uris, [go_suite], ["main"], signed_by))
-print("\n".join(out), end="")
-PY
+  "$PYTHON" "$(dirname "$self")/apt_sources.py" "$codename" "$GO_SUITE"
 }
 
 # build_into WORK: fetches the sources and Go, builds the binaries into WORK/out/bin.
@@ -302,33 +232,7 @@ load_state() {
 # kernel's ephemeral range (ip_local_port_range): outgoing connections never take those, so a
 # port stays free while `stop apiserver` / `start apiserver` restarts on it.
 free_ports() {
-  "$PYTHON" - "$1" <<'PY'
-import random, socket, sys
-
-try:
-    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-        low, high = (int(x) for x in f.read().split())
-except (OSError, ValueError):
-    low, high = 32768, 60999
-candidates = [(10000, low - 1)] if low > 11000 else [(high + 1, 65535)]
-socks = []
-for lo, hi in candidates:
-    for _ in range(1000):
-        if len(socks) == int(sys.argv[1]):
-            break
-        s = socket.socket()
-        try:
-            s.bind(("127.0.0.1", random.randint(lo, hi)))
-            socks.append(s)
-        except OSError:
-            s.close()
-while len(socks) < int(sys.argv[1]):  # fall back on the kernel's choice
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-for s in socks:
-    print(s.getsockname()[1])
-PY
+  "$PYTHON" "$(dirname "$self")/free_ports.py" "$1"
 }
 
 write_state() {
