@@ -74,29 +74,6 @@ current-context: test
 EOF
 }
 
-# Starts a program in the background; its pid in $started_pid, stopped at exit.
-started_pid=""
-start() { # LOG PROGRAM ARGS...
-  local log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  started_pid=$!
-  e2e_at_exit "kill $started_pid 2>/dev/null; wait $started_pid 2>/dev/null || true"
-}
-port_in_log() { # LOG MSG: the "port" of that log line
-  local p=""
-  p=$(e2e_log_field "$1" "$2" port 2>/dev/null) || return 1
-  echo "$p"
-}
-wait_for_port() { # LOG MSG PID -> prints the port
-  local deadline=$((SECONDS + 30)) p
-  while ! p=$(port_in_log "$1" "$2"); do
-    e2e_pid_alive "$3" || { tail -n 20 "$1" >&2; e2e_fail "$(basename "$1" .log) exited"; }
-    ((SECONDS < deadline)) || e2e_fail "no '$2' in $1 within 30 s"
-    sleep 0.2
-  done
-  echo "$p"
-}
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
 
 # --- 1. Install ----------------------------------------------------------------------------------
@@ -174,9 +151,9 @@ mkdir -p "$work/tls" "$work/agent-state"
 
 mapfile -t args < <(rendered_args webhook-deployment.yaml | sed \
   -e 's|^--bind-address=.*|--bind-address=127.0.0.1:0|' -e "s|/var/run/pi0-webhook/tls|$work/tls|")
-start "$work/webhook.log" "$build/webhook/pi0-webhook" "${args[@]}" --kubeconfig "$work/webhook.kubeconfig"
-webhook_pid=$started_pid
-webhook_port=$(wait_for_port "$work/webhook.log" "pi0-webhook started" "$webhook_pid")
+e2e_start "$work/webhook.log" "$build/webhook/pi0-webhook" "${args[@]}" --kubeconfig "$work/webhook.kubeconfig"
+webhook_pid=$E2E_STARTED_PID
+webhook_port=$(e2e_port_from_log "$work/webhook.log" "pi0-webhook started" "$webhook_pid" pi0-webhook) || exit 1
 
 cat >"$work/profile.yaml" <<'EOF'
 signals:
@@ -186,9 +163,9 @@ EOF
 mapfile -t args < <(rendered_args agent-daemonset.yaml | sed \
   -e 's|^--listen=.*|--listen=127.0.0.1:0|' -e 's|^--interval=.*|--interval=250ms|' -e 's|^--window=.*|--window=8|' \
   -e 's|^--host-root=.*|--host-root=/|' -e "s|^--state-dir=.*|--state-dir=$work/agent-state|")
-NODE_NAME=node-a start "$work/agent.log" "$build/agent/pi0-agent" "${args[@]}" "--source=synthetic:$work/profile.yaml"
-agent_pid=$started_pid
-agent_port=$(wait_for_port "$work/agent.log" "pi0-agent started" "$agent_pid")
+NODE_NAME=node-a e2e_start "$work/agent.log" "$build/agent/pi0-agent" "${args[@]}" "--source=synthetic:$work/profile.yaml"
+agent_pid=$E2E_STARTED_PID
+agent_port=$(e2e_port_from_log "$work/agent.log" "pi0-agent started" "$agent_pid" pi0-agent) || exit 1
 # The agent, as the EndpointSlice controller would list it for the chart's Service. The
 # controller's own slice lists the DaemonSet's pod on node-a too, at an address nothing answers;
 # the programs keep a node's first endpoint in the order of the slices' names, and this name
@@ -213,10 +190,10 @@ EOF
 mapfile -t args < <(rendered_args operator-deployment.yaml | sed \
   -e 's|^--metrics-bind-address=.*|--metrics-bind-address=127.0.0.1:0|' \
   -e 's|^--health-probe-bind-address=.*|--health-probe-bind-address=127.0.0.1:0|')
-POD_NAME=pi0-operator-test start "$work/operator.log" "$build/operator/pi0-operator" "${args[@]}" \
+POD_NAME=pi0-operator-test e2e_start "$work/operator.log" "$build/operator/pi0-operator" "${args[@]}" \
   --kubeconfig "$work/operator.kubeconfig"
-operator_pid=$started_pid
-operator_port=$(wait_for_port "$work/operator.log" "serving probes" "$operator_pid")
+operator_pid=$E2E_STARTED_PID
+operator_port=$(e2e_port_from_log "$work/operator.log" "serving probes" "$operator_pid" pi0-operator) || exit 1
 
 webhook_ready() { [[ $(http_code -k "https://127.0.0.1:$webhook_port/readyz") == 200 ]]; }
 e2e_wait_for "pi0-webhook /readyz (its ServiceAccount's RBAC, the chart's Secret and registration)" 60 webhook_ready

@@ -422,6 +422,18 @@ e2e_stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# e2e_start LOG PROGRAM ARGS...: runs PROGRAM in the background with its output in LOG, its pid
+# in E2E_STARTED_PID; stopped (e2e_stop_pid) at exit.
+e2e_start() {
+  local log=$1
+  shift
+  "$@" </dev/null >"$log" 2>&1 &
+  E2E_STARTED_PID=$!
+  e2e_at_exit "e2e_stop_pid $E2E_STARTED_PID"
+}
+
+# e2e_port_from_log LOG MSG PID WHAT: the "port" of the first LOG line whose msg is MSG, waited
+# for up to 30 s; fails when PID exits first.
 e2e_port_from_log() {
   local log=$1 msg=$2 pid=$3 what=$4 port deadline=$((SECONDS + 30))
   until port=$(e2e_log_field "$log" "$msg" port 2>/dev/null); do
@@ -441,9 +453,8 @@ e2e_port_from_log() {
 e2e_start_agent() {
   local bin=$1 log=$2 port
   shift 2
-  "$bin" --listen 127.0.0.1:0 "$@" </dev/null >"$log" 2>&1 &
-  E2E_AGENT_PID=$!
-  e2e_at_exit "e2e_stop_pid $E2E_AGENT_PID"
+  e2e_start "$log" "$bin" --listen 127.0.0.1:0 "$@"
+  E2E_AGENT_PID=$E2E_STARTED_PID
   # In $(...) e2e_fail ends only the subshell.
   port=$(e2e_port_from_log "$log" "pi0-agent started" "$E2E_AGENT_PID" "pi0-agent") || exit 1
   E2E_AGENT_URL=http://127.0.0.1:$port
