@@ -146,7 +146,7 @@ ChannelPass planChannel(const ChannelWorld& w) {
 }
 
 std::optional<ChannelBuffer> bufferStatus(const std::optional<stability::Resources>& allocation,
-                                          const stability::PodRequests& requested,
+                                          const kube::ResourceList& requested,
                                           const std::optional<ChannelBuffer>& previous,
                                           WallTime now) {
   if (!allocation || (!allocation->cpuMilli && !allocation->memoryBytes)) return std::nullopt;

@@ -26,10 +26,10 @@
 
 #include "channel_status.h"
 #include "channel_view.h"
+#include "kube/resource_list.h"
 #include "matrix_reconcile.h"
 #include "matrix_status.h"
 #include "stability/health.h"
-#include "stability/requests.h"
 #include "stability/spec.h"
 
 namespace pi0::op {
@@ -45,7 +45,7 @@ struct ChannelWorld {
   const MatrixStatus* matrix = nullptr;
   stability::Weights matrixWeights;        // the acting matrix's, for a channel without its own
   std::vector<stability::PodSample> pods;  // the channel's pods that count (podSample)
-  stability::PodRequests requested;        // what those pods request, summed
+  kube::ResourceList requested;            // what those pods request, summed
   std::optional<double> throughputValue;   // the Prometheus query's value, when it answered
   std::optional<std::string> throughputError;
   // The restart count per pod this leader saw at its last look; nullopt before its first (a
@@ -77,7 +77,7 @@ ChannelPass planChannel(const ChannelWorld& world);
 // observedAt, `now` (written with milliseconds: pi0-webhook ends its reservations for pods
 // admitted before it).
 std::optional<ChannelBuffer> bufferStatus(const std::optional<stability::Resources>& allocation,
-                                          const stability::PodRequests& requested,
+                                          const kube::ResourceList& requested,
                                           const std::optional<ChannelBuffer>& previous,
                                           WallTime now);
 

@@ -4,6 +4,7 @@
 
 #include "common/timestamp.h"
 #include "kube/json.h"
+#include "kube/quantity.h"
 #include "matrix_status.h"
 #include "workload_state.h"
 
@@ -23,8 +24,7 @@ double round4(double x) {
 }
 
 json quantities(const Quantities& q) {
-  return {{"cpu", stability::formatCpuMilli(q.cpuMilli)},
-          {"memory", stability::formatBytes(q.memoryBytes)}};
+  return {{"cpu", kube::formatCpuMilli(q.cpuMilli)}, {"memory", kube::formatBytes(q.memoryBytes)}};
 }
 
 // Both quantities of {"cpu", "memory"}, or nullopt when either is absent or does not parse.
@@ -32,8 +32,8 @@ std::optional<Quantities> quantitiesOf(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_object() || !it->contains("cpu") || !it->contains("memory"))
     return std::nullopt;
-  const auto cpu = stability::parseCpuMilli(stringField(*it, "/cpu"_json_pointer));
-  const auto memory = stability::parseBytes(stringField(*it, "/memory"_json_pointer));
+  const auto cpu = kube::parseCpuMilli(stringField(*it, "/cpu"_json_pointer));
+  const auto memory = kube::parseBytes(stringField(*it, "/memory"_json_pointer));
   if (!cpu || !memory) return std::nullopt;
   return Quantities{*cpu, *memory};
 }
@@ -55,12 +55,12 @@ std::optional<ChannelBuffer> bufferOf(const json& b) {
   ChannelBuffer out;
   const json allocated = field<json>(b, "/allocated"_json_pointer, json::object());
   if (allocated.contains("cpu")) {
-    auto cpu = stability::parseCpuMilli(stringField(allocated, "/cpu"_json_pointer));
+    auto cpu = kube::parseCpuMilli(stringField(allocated, "/cpu"_json_pointer));
     if (!cpu) return std::nullopt;
     out.allocated.cpuMilli = *cpu;
   }
   if (allocated.contains("memory")) {
-    auto memory = stability::parseBytes(stringField(allocated, "/memory"_json_pointer));
+    auto memory = kube::parseBytes(stringField(allocated, "/memory"_json_pointer));
     if (!memory) return std::nullopt;
     out.allocated.memoryBytes = *memory;
   }
@@ -123,10 +123,9 @@ json toJson(const ChannelStatus& s) {
     j["health"] = std::move(health);
     if (const auto& b = s.buffer) {
       json allocated = json::object();
-      if (b->allocated.cpuMilli)
-        allocated["cpu"] = stability::formatCpuMilli(*b->allocated.cpuMilli);
+      if (b->allocated.cpuMilli) allocated["cpu"] = kube::formatCpuMilli(*b->allocated.cpuMilli);
       if (b->allocated.memoryBytes)
-        allocated["memory"] = stability::formatBytes(*b->allocated.memoryBytes);
+        allocated["memory"] = kube::formatBytes(*b->allocated.memoryBytes);
       j["buffer"] = {{"allocated", std::move(allocated)},
                      {"baseline", quantities(b->baseline)},
                      {"requested", quantities(b->requested)},

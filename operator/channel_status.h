@@ -13,10 +13,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kube/resource_list.h"
 #include "operator/condition.h"
 #include "stability/health.h"
 #include "stability/planner.h"
-#include "stability/requests.h"
 #include "stability/spec.h"
 
 namespace pi0::op {

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/timestamp.h"
+#include "kube/quantity.h"
 #include "stability/graph.h"
 #include "stability/levels.h"
 #include "stability/operators.h"
@@ -528,10 +529,10 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     for (const auto* v : c.valid) {
       const auto used = kube::field<kube::Json>(*v->object, "/status/buffer/used"_json_pointer,
                                                 kube::Json::object());
-      if (auto cpu = stability::parseCpuMilli(kube::stringField(used, "/cpu"_json_pointer));
+      if (auto cpu = kube::parseCpuMilli(kube::stringField(used, "/cpu"_json_pointer));
           cpu && used.contains("cpu") && total.cpuMilli)
         *total.cpuMilli += *cpu;
-      if (auto m = stability::parseBytes(kube::stringField(used, "/memory"_json_pointer));
+      if (auto m = kube::parseBytes(kube::stringField(used, "/memory"_json_pointer));
           m && used.contains("memory") && total.memoryBytes)
         *total.memoryBytes += *m;
     }

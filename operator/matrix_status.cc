@@ -4,6 +4,7 @@
 
 #include "common/timestamp.h"
 #include "kube/json.h"
+#include "kube/quantity.h"
 
 namespace pi0::op {
 namespace {
@@ -47,19 +48,17 @@ std::optional<stability::Action> parseAction(std::string_view name) {
 
 Json resourcesJson(const stability::Resources& r) {
   Json j = Json::object();
-  if (r.cpuMilli) j["cpu"] = stability::formatCpuMilli(*r.cpuMilli);
-  if (r.memoryBytes) j["memory"] = stability::formatBytes(*r.memoryBytes);
+  if (r.cpuMilli) j["cpu"] = kube::formatCpuMilli(*r.cpuMilli);
+  if (r.memoryBytes) j["memory"] = kube::formatBytes(*r.memoryBytes);
   return j;
 }
 
 std::optional<stability::Resources> resourcesOf(const Json& j) {
   if (!j.is_object()) return std::nullopt;
   stability::Resources r;
-  if (auto v = stability::parseCpuMilli(stringField(j, "/cpu"_json_pointer));
-      v && j.contains("cpu"))
+  if (auto v = kube::parseCpuMilli(stringField(j, "/cpu"_json_pointer)); v && j.contains("cpu"))
     r.cpuMilli = *v;
-  if (auto v = stability::parseBytes(stringField(j, "/memory"_json_pointer));
-      v && j.contains("memory"))
+  if (auto v = kube::parseBytes(stringField(j, "/memory"_json_pointer)); v && j.contains("memory"))
     r.memoryBytes = *v;
   return r;
 }

@@ -10,8 +10,9 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "kube/json.h"
+#include "kube/quantity.h"
 #include "kube/resource.h"
-#include "stability/requests.h"
+#include "kube/resource_list.h"
 #include "workload_state.h"
 
 namespace pi0::op {
@@ -34,10 +35,10 @@ std::map<std::string, std::string> labelsOf(const Json& object) {
   return labels;
 }
 
-// A pod's effective requests (stability/requests.h); a spec that does not parse requests
+// A pod's effective requests (kube/resource_list.h); a spec that does not parse requests
 // nothing (the apiserver validated it, so that is a pod from a newer API).
-stability::PodRequests requestsOf(const Json& spec) {
-  return stability::podRequests(spec).value_or(stability::PodRequests{});
+kube::ResourceList requestsOf(const Json& spec) {
+  return kube::podRequests(spec).value_or(kube::ResourceList{});
 }
 
 std::string joined(const std::vector<std::string>& parts, const char* separator = "; ") {
@@ -80,8 +81,8 @@ void trimPod(Json& pod) {
       spec["nodeName"] = std::move(*n);
     const auto r = requestsOf(*node);
     Json requests = Json::object();
-    if (r.cpuMilli > 0) requests["cpu"] = stability::formatCpuMilli(r.cpuMilli);
-    if (r.memoryBytes > 0) requests["memory"] = stability::formatBytes(r.memoryBytes);
+    if (r.cpuMilli > 0) requests["cpu"] = kube::formatCpuMilli(r.cpuMilli);
+    if (r.memoryBytes > 0) requests["memory"] = kube::formatBytes(r.memoryBytes);
     if (!requests.empty())
       spec["containers"] = Json::array({{{"resources", {{"requests", std::move(requests)}}}}});
     if (!spec.empty()) out["spec"] = std::move(spec);
@@ -105,20 +106,10 @@ void trimPod(Json& pod) {
 fleet::CapacityMap capacitiesOf(const std::vector<ObjectPtr>& nodes) {
   fleet::CapacityMap out;
   for (const auto& node : nodes) {
-    fleet::Capacity c;
-    const Json alloc = field<Json>(*node, "/status/allocatable"_json_pointer, Json::object());
-    auto text = [&](const char* key) {
-      auto it = alloc.find(key);
-      return it != alloc.end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
-    if (auto v = stability::parseCpuMilli(text("cpu")); v && !text("cpu").empty()) c.cpuMilli = *v;
-    if (auto v = stability::parseBytes(text("memory")); v && !text("memory").empty())
-      c.memoryBytes = *v;
-    if (auto v = stability::parseCpuMilli(text("nvidia.com/gpu"));
-        v && !text("nvidia.com/gpu").empty()) {
-      c.gpus = *v / 1000;
-    }
-    out[stringField(*node, "/metadata/name"_json_pointer)] = c;
+    // A node whose allocatable does not parse (never one the apiserver serves) counts nothing.
+    const kube::ResourceList alloc = kube::nodeAllocatable(*node).value_or(kube::ResourceList{});
+    out[stringField(*node, "/metadata/name"_json_pointer)] =
+        fleet::Capacity{alloc.cpuMilli, alloc.memoryBytes, alloc.gpus};
   }
   return out;
 }

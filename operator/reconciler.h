@@ -59,7 +59,8 @@ namespace pi0::op {
 // counts), so that 10,000 cached pods stay small.
 void trimPod(kube::Json& pod);
 
-// The node capacities (status.allocatable: cpu, memory, nvidia.com/gpu) of Node objects.
+// The node capacities (status.allocatable: cpu, memory, nvidia.com/gpu, read by
+// kube::nodeAllocatable) of Node objects; a node whose allocatable does not parse counts nothing.
 fleet::CapacityMap capacitiesOf(const std::vector<kube::ObjectPtr>& nodes);
 
 // The caches every reconciler reads. Thread-safety: run() on one thread; the stores from any.

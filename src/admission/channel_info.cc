@@ -6,6 +6,7 @@
 
 #include "common/timestamp.h"
 #include "kube/json.h"
+#include "kube/quantity.h"
 #include "stability/spec.h"
 
 namespace pi0::admission {
@@ -107,19 +108,19 @@ ChannelInfo channelInfo(const json& channel, const json* matrix) {
 
   // The buffer left: allocated minus used, per resource the allocation names.
   const auto allocCpu =
-      quantity(channel, "/status/buffer/allocated/cpu"_json_pointer, stability::parseCpuMilli);
+      quantity(channel, "/status/buffer/allocated/cpu"_json_pointer, kube::parseCpuMilli);
   const auto allocMemory =
-      quantity(channel, "/status/buffer/allocated/memory"_json_pointer, stability::parseBytes);
+      quantity(channel, "/status/buffer/allocated/memory"_json_pointer, kube::parseBytes);
   if (allocCpu || allocMemory) {
     stability::Resources left;
     if (allocCpu) {
       const auto used =
-          quantity(channel, "/status/buffer/used/cpu"_json_pointer, stability::parseCpuMilli);
+          quantity(channel, "/status/buffer/used/cpu"_json_pointer, kube::parseCpuMilli);
       left.cpuMilli = remaining(*allocCpu, used.value_or(0));
     }
     if (allocMemory) {
       const auto used =
-          quantity(channel, "/status/buffer/used/memory"_json_pointer, stability::parseBytes);
+          quantity(channel, "/status/buffer/used/memory"_json_pointer, kube::parseBytes);
       left.memoryBytes = remaining(*allocMemory, used.value_or(0));
     }
     info.bufferRemaining = left;

@@ -8,7 +8,8 @@
 #include <utility>
 
 #include "admission/node_table.h"
-#include "stability/requests.h"
+#include "kube/quantity.h"
+#include "kube/resource_list.h"
 
 namespace pi0::admission {
 
@@ -402,8 +403,8 @@ std::string describe(const GateFailure& f) {
 }
 
 std::string describeRequests(const PodRequest& pod) {
-  std::string s = "cpu " + stability::formatCpuMilli(pod.cpuMilli) + ", memory " +
-                  stability::formatBytes(pod.memoryBytes);
+  std::string s = "cpu " + kube::formatCpuMilli(pod.cpuMilli) + ", memory " +
+                  kube::formatBytes(pod.memoryBytes);
   if (pod.gpus > 0) s += ", nvidia.com/gpu " + std::to_string(pod.gpus);
   return s;
 }
@@ -451,17 +452,17 @@ std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& 
   if (c.bufferRemaining->cpuMilli) {
     const std::int64_t left = std::max<std::int64_t>(0, *c.bufferRemaining->cpuMilli);
     if (pod.cpuMilli > left) {
-      over.push_back("cpu " + stability::formatCpuMilli(pod.cpuMilli) + " > " +
-                     stability::formatCpuMilli(left) + " remaining (by " +
-                     stability::formatCpuMilli(pod.cpuMilli - left) + ")");
+      over.push_back("cpu " + kube::formatCpuMilli(pod.cpuMilli) + " > " +
+                     kube::formatCpuMilli(left) + " remaining (by " +
+                     kube::formatCpuMilli(pod.cpuMilli - left) + ")");
     }
   }
   if (c.bufferRemaining->memoryBytes) {
     const std::int64_t left = std::max<std::int64_t>(0, *c.bufferRemaining->memoryBytes);
     if (pod.memoryBytes > left) {
-      over.push_back("memory " + stability::formatBytes(pod.memoryBytes) + " > " +
-                     stability::formatBytes(left) + " remaining (by " +
-                     stability::formatBytes(pod.memoryBytes - left) + ")");
+      over.push_back("memory " + kube::formatBytes(pod.memoryBytes) + " > " +
+                     kube::formatBytes(left) + " remaining (by " +
+                     kube::formatBytes(pod.memoryBytes - left) + ")");
     }
   }
   if (over.empty()) return std::nullopt;
@@ -474,8 +475,8 @@ std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& 
     const bool one = c.reserved.pods == 1;
     m += "; " + std::to_string(c.reserved.pods) + (one ? " pod" : " pods") +
          " admitted but not yet counted by the operator " + (one ? "holds" : "hold") + " cpu " +
-         stability::formatCpuMilli(c.reserved.cpuMilli) + ", memory " +
-         stability::formatBytes(c.reserved.memoryBytes);
+         kube::formatCpuMilli(c.reserved.cpuMilli) + ", memory " +
+         kube::formatBytes(c.reserved.memoryBytes);
   }
   return Verdict{false, Reason::kBufferExhausted, std::move(m), {}, {}, {}};
 }
@@ -806,7 +807,7 @@ Result<PodRequest> parsePod(const nlohmann::json& pod) {
     out.tolerations.push_back(std::move(*t));
   }
 
-  auto requests = stability::podRequests(*spec);
+  auto requests = kube::podRequests(*spec);
   if (!requests) return std::unexpected(requests.error());
   out.cpuMilli = requests->cpuMilli;
   out.memoryBytes = requests->memoryBytes;
@@ -884,16 +885,11 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
     }
   }
 
-  if (const Json* status = member(node, "status")) {
-    if (!status->is_object()) return fail(typeError("status", "an object"));
-    Result<stability::PodRequests> alloc = stability::PodRequests{};
-    if (const Json* list = member(*status, "allocatable"))
-      alloc = stability::parseResourceList(*list, "status.allocatable");
-    if (!alloc) return std::unexpected(alloc.error());
-    out.cpuMilli = alloc->cpuMilli;
-    out.memoryBytes = alloc->memoryBytes;
-    out.gpus = alloc->gpus;
-  }
+  auto alloc = kube::nodeAllocatable(node);
+  if (!alloc) return std::unexpected(alloc.error());
+  out.cpuMilli = alloc->cpuMilli;
+  out.memoryBytes = alloc->memoryBytes;
+  out.gpus = alloc->gpus;
   return out;
 }
 

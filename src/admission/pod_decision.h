@@ -122,14 +122,13 @@
 #include "common/result.h"
 #include "fleet/fleet_view.h"
 #include "fleet/load.h"
+#include "kube/resource_list.h"
 #include "stability/planner.h"
-#include "stability/requests.h"
 #include "stability/spec.h"
 
 namespace pi0::admission {
 
 inline constexpr std::string_view kUnschedulableTaintKey = "node.kubernetes.io/unschedulable";
-inline constexpr std::string_view kGpuResourceName = stability::kGpuResourceName;
 
 // --- The pod -----------------------------------------------------------------------------------
 
@@ -163,7 +162,7 @@ struct Toleration {
 };
 
 // What admission needs of a Pod. Requests are the pod's effective requests, as the scheduler
-// computes them (stability::podRequests(), the formula the operator counts buffers with).
+// computes them (kube::podRequests(), the formula the operator counts buffers with).
 struct PodRequest {
   std::string ns;  // metadata.namespace; empty in a CREATE's object: the caller sets it
   std::string name;

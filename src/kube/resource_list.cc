@@ -1,12 +1,12 @@
-#include "stability/requests.h"
+#include "kube/resource_list.h"
 
 #include <algorithm>
 #include <cstddef>
 #include <limits>
 
-#include "stability/spec.h"
+#include "kube/quantity.h"
 
-namespace pi0::stability {
+namespace pi0::kube {
 
 namespace {
 
@@ -35,12 +35,12 @@ int64_t addSat(int64_t a, int64_t b) {
   return r;
 }
 
-PodRequests plus(const PodRequests& a, const PodRequests& b) {
+ResourceList plus(const ResourceList& a, const ResourceList& b) {
   return {addSat(a.cpuMilli, b.cpuMilli), addSat(a.memoryBytes, b.memoryBytes),
           addSat(a.gpus, b.gpus)};
 }
 
-PodRequests maxOf(const PodRequests& a, const PodRequests& b) {
+ResourceList maxOf(const ResourceList& a, const ResourceList& b) {
   return {std::max(a.cpuMilli, b.cpuMilli), std::max(a.memoryBytes, b.memoryBytes),
           std::max(a.gpus, b.gpus)};
 }
@@ -54,33 +54,28 @@ Result<const Json*> array(const Json& spec, const char* key) {
   return v;
 }
 
-Result<PodRequests> containerRequests(const Json& container, const std::string& path) {
+Result<ResourceList> containerRequests(const Json& container, const std::string& path) {
   if (!container.is_object()) return std::unexpected(typeError(path, "an object"));
   const Json* resources = member(container, "resources");
-  if (!resources) return PodRequests{};
+  if (!resources) return ResourceList{};
   if (!resources->is_object()) return std::unexpected(typeError(path + ".resources", "an object"));
   const Json* requests = member(*resources, "requests");
-  if (!requests) return PodRequests{};
+  if (!requests) return ResourceList{};
   return parseResourceList(*requests, path + ".resources.requests");
 }
 
 }  // namespace
 
-Result<PodRequests> parseResourceList(const nlohmann::json& list, const std::string& path) {
-  PodRequests r;
+Result<ResourceList> parseResourceList(const nlohmann::json& list, const std::string& path) {
+  ResourceList r;
   if (!list.is_object()) return std::unexpected(typeError(path, "an object"));
   for (const auto& [key, value] : list.items()) {
     const bool cpu = key == "cpu", memory = key == "memory", gpu = key == kGpuResourceName;
     if (!cpu && !memory && !gpu) continue;
     const std::string here = path + "." + key;
-    std::string text;
-    if (value.is_string()) {
-      text = value.get<std::string>();
-    } else if (value.is_number()) {
-      text = value.dump();
-    } else {
-      return std::unexpected(typeError(here, "a quantity"));
-    }
+    const std::optional<std::string> quantity = quantityText(value);
+    if (!quantity) return std::unexpected(typeError(here, "a quantity"));
+    const std::string& text = *quantity;
     auto q = memory ? parseBytes(text) : parseCpuMilli(text);
     if (!q) return fail(here + ": " + q.error().message);
     if (*q < 0) return fail(here + ": \"" + text + "\" is negative");
@@ -95,11 +90,11 @@ Result<PodRequests> parseResourceList(const nlohmann::json& list, const std::str
   return r;
 }
 
-Result<PodRequests> podRequests(const nlohmann::json& podSpec) {
+Result<ResourceList> podRequests(const nlohmann::json& podSpec) {
   if (!podSpec.is_object()) return std::unexpected(typeError("spec", "an object"));
   auto containers = array(podSpec, "containers");
   if (!containers) return std::unexpected(containers.error());
-  PodRequests sum;
+  ResourceList sum;
   for (std::size_t i = 0; i < (*containers)->size(); ++i) {
     auto r = containerRequests((**containers)[i], indexed("spec.containers", i));
     if (!r) return r;
@@ -107,8 +102,8 @@ Result<PodRequests> podRequests(const nlohmann::json& podSpec) {
   }
   auto inits = array(podSpec, "initContainers");
   if (!inits) return std::unexpected(inits.error());
-  PodRequests sidecars;  // restartable init containers started so far: they keep running
-  PodRequests initPeak;
+  ResourceList sidecars;  // restartable init containers started so far: they keep running
+  ResourceList initPeak;
   for (std::size_t i = 0; i < (*inits)->size(); ++i) {
     const Json& c = (**inits)[i];
     const std::string path = indexed("spec.initContainers", i);
@@ -127,7 +122,7 @@ Result<PodRequests> podRequests(const nlohmann::json& podSpec) {
       initPeak = maxOf(initPeak, plus(*r, sidecars));
     }
   }
-  const PodRequests total = maxOf(plus(sum, sidecars), initPeak);
+  const ResourceList total = maxOf(plus(sum, sidecars), initPeak);
   const Json* overhead = member(podSpec, "overhead");
   if (!overhead) return total;
   auto o = parseResourceList(*overhead, "spec.overhead");
@@ -135,4 +130,14 @@ Result<PodRequests> podRequests(const nlohmann::json& podSpec) {
   return plus(total, *o);
 }
 
-}  // namespace pi0::stability
+Result<ResourceList> nodeAllocatable(const nlohmann::json& node) {
+  if (!node.is_object()) return ResourceList{};
+  const Json* status = member(node, "status");
+  if (!status) return ResourceList{};
+  if (!status->is_object()) return std::unexpected(typeError("status", "an object"));
+  const Json* list = member(*status, "allocatable");
+  if (!list) return ResourceList{};
+  return parseResourceList(*list, "status.allocatable");
+}
+
+}  // namespace pi0::kube

@@ -167,16 +167,6 @@ const char* actionName(Action action);
 const char* modeName(Mode mode);
 const char* workloadKindName(WorkloadKind kind);
 
-// Kubernetes quantities: "500m", "2", "1.5" (cpu, to millicores); "128Mi", "1G", "1e9" (memory,
-// to bytes). Fail with a message quoting the text.
-Result<int64_t> parseCpuMilli(const std::string& text);
-Result<int64_t> parseBytes(const std::string& text);
-
-// The inverse, for status fields and messages: whole cores as "2", else "1500m"; bytes with the
-// largest binary suffix that divides them exactly ("512Mi", "1Gi"), else plain ("1000").
-std::string formatCpuMilli(int64_t milli);
-std::string formatBytes(int64_t bytes);
-
 // From the objects the apiserver serves (defaults applied by the CRD schema, but missing
 // fields default here too, so objects written before a default existed still parse). Fail
 // with a message naming the field ("spec.targets[1].kind: unknown kind \"Job\"").

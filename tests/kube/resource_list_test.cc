@@ -1,6 +1,6 @@
-// The scheduler's effective requests (stability/requests.h), each case computed by hand in its
-// comment.
-#include "stability/requests.h"
+// The scheduler's effective requests and a node's allocatable (kube/resource_list.h), each case
+// computed by hand in its comment.
+#include "kube/resource_list.h"
 
 #include <doctest/doctest.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 
 using namespace pi0;
-using namespace pi0::stability;
+using namespace pi0::kube;
 using Json = nlohmann::json;
 
 namespace {
@@ -31,7 +31,7 @@ Json sidecar(const char* cpu, const char* memory) {
   return s;
 }
 
-PodRequests requestsOf(const Json& spec) {
+ResourceList requestsOf(const Json& spec) {
   auto r = podRequests(spec);
   REQUIRE_MESSAGE(r.has_value(), (r ? std::string() : r.error().message));
   return *r;
@@ -43,7 +43,7 @@ TEST_CASE("podRequests: containers, init containers, sidecars and overhead, per 
   struct Case {
     const char* name;
     Json spec;
-    PodRequests want;
+    ResourceList want;
   };
   const Case cases[] = {
       // Nothing asked for: zero everywhere.
@@ -106,7 +106,7 @@ TEST_CASE("podRequests: containers, init containers, sidecars and overhead, per 
   };
   for (const auto& tc : cases) {
     CAPTURE(tc.name);
-    const PodRequests got = requestsOf(tc.spec);
+    const ResourceList got = requestsOf(tc.spec);
     CHECK(got.cpuMilli == tc.want.cpuMilli);
     CHECK(got.memoryBytes == tc.want.memoryBytes);
     CHECK(got.gpus == tc.want.gpus);
@@ -160,11 +160,31 @@ TEST_CASE("parseResourceList reads cpu, memory and whole GPUs, naming the list i
       Json{{"cpu", "3500m"}, {"memory", "2Gi"}, {"nvidia.com/gpu", 4}, {"pods", "110"}},
       "status.allocatable");
   REQUIRE(r.has_value());
-  CHECK(*r == PodRequests{3500, 2 * kGi, 4});
+  CHECK(*r == ResourceList{3500, 2 * kGi, 4});
   auto bad = parseResourceList(Json{{"cpu", "x"}}, "status.allocatable");
   REQUIRE_FALSE(bad.has_value());
   CHECK(bad.error().message.find("status.allocatable.cpu: \"x\"") == 0);
   auto notObject = parseResourceList(Json::array(), "status.allocatable");
   REQUIRE_FALSE(notObject.has_value());
   CHECK(notObject.error().message == "status.allocatable: not an object");
+}
+
+TEST_CASE("nodeAllocatable reads status.allocatable; absent parts are 0") {
+  auto r = nodeAllocatable(Json::parse(R"({"metadata": {"name": "n"},
+      "status": {"allocatable": {"cpu": "3900m", "memory": "15Gi", "nvidia.com/gpu": "2"}}})"));
+  REQUIRE(r.has_value());
+  CHECK(*r == ResourceList{3900, 15 * kGi, 2});
+  for (const char* text : {R"({})", R"({"status": null})", R"({"status": {}})",
+                           R"({"status": {"allocatable": null}})"}) {
+    CAPTURE(text);
+    auto empty = nodeAllocatable(Json::parse(text));
+    REQUIRE(empty.has_value());
+    CHECK(*empty == ResourceList{});
+  }
+  auto notObject = nodeAllocatable(Json::parse(R"({"status": []})"));
+  REQUIRE_FALSE(notObject.has_value());
+  CHECK(notObject.error().message == "status: not an object");
+  auto bad = nodeAllocatable(Json::parse(R"({"status": {"allocatable": {"memory": "lots"}}})"));
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message.find("status.allocatable.memory: \"lots\" is not a quantity") == 0);
 }
