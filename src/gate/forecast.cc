@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "common/signal_id.h"
+
 namespace pi0::gate {
 namespace {
 
@@ -129,7 +131,8 @@ Result<void> validate(const ForecastOptions& o, std::size_t n) {
 }
 
 SignalKind signalKind(std::string_view signal) {
-  return signal.starts_with("psi_") ? SignalKind::kPressure : SignalKind::kUtilization;
+  const std::optional<SignalId> id = SignalId::parse(signal);
+  return id && id->isPressure() ? SignalKind::kPressure : SignalKind::kUtilization;
 }
 
 double troubleLine(std::string_view signal, const TroubleLines& lines) {

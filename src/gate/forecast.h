@@ -26,7 +26,7 @@ struct ForecastOptions {
 // What a signal measures: a utilization ratio, or a PSI `some avg10` ratio (a pressure: the
 // kernel's 10 s exponential average of the share of time tasks stalled, updated every 2 s).
 enum class SignalKind { kUtilization, kPressure };
-SignalKind signalKind(std::string_view signal);  // psi_* is a pressure
+SignalKind signalKind(std::string_view signal);  // psi_* (SignalId::isPressure) is a pressure
 
 // Checks the options against a window of n samples.
 Result<void> validate(const ForecastOptions& options, std::size_t n);

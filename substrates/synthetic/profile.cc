@@ -11,6 +11,8 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/signal_id.h"
+
 namespace pi0::substrates {
 namespace {
 
@@ -363,26 +365,12 @@ struct WaveValue {
   }
 };
 
-bool isGpuIndex(std::string_view digits) {
-  if (digits.empty() || digits.size() > 4) return false;
-  if (digits.size() > 1 && digits.front() == '0') return false;
-  return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
 }  // namespace
 
 bool isKnownSignal(std::string_view name) {
-  for (std::string_view fixed :
-       {"cpu", "memory", "psi_cpu", "psi_memory", "psi_io", "disk", "network"}) {
-    if (name == fixed) return true;
-  }
-  if (!name.starts_with("gpu")) return false;
-  for (std::string_view suffix : {"_sm", "_memory"}) {
-    if (name.ends_with(suffix) && name.size() > 3 + suffix.size()) {
-      return isGpuIndex(name.substr(3, name.size() - 3 - suffix.size()));
-    }
-  }
-  return false;
+  // A profile of more than 10,000 GPUs is a typo.
+  const std::optional<SignalId> id = SignalId::parse(name);
+  return id && id->gpu < 10000;
 }
 
 Result<Profile> parseProfile(std::string_view yamlText, std::string_view fileName) {

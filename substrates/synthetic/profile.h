@@ -102,8 +102,8 @@ struct Profile {
   std::vector<ProfileSignal> signals;                  // in file order; names unique; non-empty
 };
 
-// True for the signal names the agent windows: "cpu", "memory", "psi_cpu", "psi_memory",
-// "psi_io", "disk", "network", "gpu<N>_sm", "gpu<N>_memory".
+// True for the signal names the agent windows (SignalId::parse): "cpu", "memory", "psi_cpu",
+// "psi_memory", "psi_io", "disk", "network", "gpu<N>_sm", "gpu<N>_memory", N below 10,000.
 bool isKnownSignal(std::string_view name);
 
 // Parses and validates a profile. `fileName` only labels error messages. Never throws: YAML
