@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
+#include <span>
 
 #include "common/log.h"
 
@@ -22,13 +24,12 @@ Collector::Collector(CollectorConfig config, AgentMetrics& metrics, gate::Spectr
       metrics_(metrics),
       analyzer_(std::move(analyzer)),
       scratch_(config_.window) {
-  auto first = std::make_shared<Snapshot>();
-  first->node = config_.node;
-  first->intervalSeconds = config_.intervalSeconds;
-  first->windowSize = config_.window;
-  first->horizonSeconds = static_cast<double>(config_.forecast.horizon) * config_.intervalSeconds;
-  first->timestamp = std::chrono::system_clock::now();
-  snapshot_ = std::move(first);
+  fleet::NodeFingerprint first;
+  first.node = config_.node;
+  first.intervalSeconds = config_.intervalSeconds;
+  first.windowSize = static_cast<std::int64_t>(config_.window);
+  first.timestamp = std::chrono::system_clock::now();
+  snapshot_ = std::make_shared<const Snapshot>(std::move(first));
 }
 
 void Collector::addSource(substrates::SamplerPtr sampler) {
@@ -40,7 +41,7 @@ void Collector::addMissing(std::string source, std::string reason) {
   log::warn("measurement source missing; its signals are not reported",
             {{"source", source}, {"reason", reason}});
   metrics_.setSourceUp(source, false);
-  missing_.push_back(MissingSource{std::move(source), std::move(reason)});
+  missing_.push_back(fleet::MissingSource{std::move(source), std::move(reason)});
 }
 
 Collector::SignalSlot& Collector::slot(const std::string& signal) {
@@ -93,54 +94,86 @@ void Collector::step(substrates::Clock::time_point now,
   metrics_.observeSample(std::chrono::duration<double>(substrates::Clock::now() - started).count());
 }
 
-void Collector::publish(std::chrono::system_clock::time_point wallNow) {
-  auto snap = std::make_shared<Snapshot>();
-  snap->node = config_.node;
-  snap->timestamp = wallNow;
-  snap->intervalSeconds = config_.intervalSeconds;
-  snap->windowSize = config_.window;
-  snap->horizonSeconds = static_cast<double>(config_.forecast.horizon) * config_.intervalSeconds;
-  snap->missing = missing_;
-  snap->windowFill = signals_.empty() ? 0.0 : 1.0;
-  snap->ready = !signals_.empty();
-  snap->signals.reserve(signals_.size());
+namespace {
 
-  for (auto& [name, s] : signals_) {
-    SignalState state;
-    state.name = name;
-    state.samples = s.window.size();
-    if (state.samples == 0) continue;
-    state.current = s.window.latest();
-    std::span<double> values(scratch_.data(), state.samples);
-    s.window.copyTo(values);
-    if (s.window.full()) {
-      state.analysis = analyzer_.analyze(values, gate::signalKind(name));
-      state.mean = state.analysis->mean;
-      state.stddev = state.analysis->stddev;
-      state.troubleLine = gate::troubleLine(name, config_.troubleLines);
-      if (auto samples = state.analysis->forecast.samplesUntil(state.troubleLine))
-        state.secondsToTrouble = *samples * config_.intervalSeconds;
-    } else {
-      double sum = 0, ss = 0;
-      for (double v : values)
-        sum += v;
-      state.mean = sum / static_cast<double>(values.size());
-      for (double v : values)
-        ss += (v - state.mean) * (v - state.mean);
-      state.stddev = std::sqrt(ss / static_cast<double>(values.size()));
-    }
-    const double period = state.analysis ? state.analysis->dominantPeriodSeconds(
-                                               config_.window, config_.intervalSeconds)
-                                         : 0.0;
-    metrics_.setSignal(name, state.current, state.analysis ? &*state.analysis : nullptr, period,
-                       state.secondsToTrouble, config_.intervalSeconds);
-    snap->windowFill = std::min(snap->windowFill, s.window.fill());
-    snap->ready = snap->ready && s.window.full();
-    snap->signals.push_back(std::move(state));
+double clip01(double v) {
+  return std::clamp(v, 0.0, 1.0);
+}
+
+// The forecast path of an analyzed window, in seconds (fingerprint.h, SignalForecast).
+fleet::SignalForecast forecastOf(const gate::SignalAnalysis& a, double current, double troubleLine,
+                                 const CollectorConfig& config) {
+  const gate::Forecast& f = a.forecast;
+  fleet::SignalForecast out;
+  out.horizonSeconds = static_cast<double>(config.forecast.horizon) * config.intervalSeconds;
+  out.base = clip01(f.base);
+  out.trendStart = clip01(f.trendStart);
+  out.trendPerSecond = f.trendPerSample / config.intervalSeconds;
+  out.noise = f.noise;
+  out.troubleLine = troubleLine;
+  if (auto samples = f.samplesUntil(troubleLine))
+    out.secondsToTrouble = *samples * config.intervalSeconds;
+  out.stallRate = f.stallRate;
+  out.pressureNow = current;
+  return out;
+}
+
+}  // namespace
+
+fleet::SignalFingerprint Collector::fingerprintOf(const std::string& name,
+                                                  const gate::RollingWindow& window) {
+  fleet::SignalFingerprint out;
+  out.samples = static_cast<std::int64_t>(window.size());
+  out.current = window.latest();
+  std::span<double> values(scratch_.data(), window.size());
+  window.copyTo(values);
+  std::optional<gate::SignalAnalysis> analysis;
+  if (window.full()) {
+    analysis = analyzer_.analyze(values, gate::signalKind(name));
+    out.mean = analysis->mean;
+    out.stddev = analysis->stddev;
+    out.gates = analysis->gates;
+    out.projectedPeak = analysis->projectedPeak;
+    out.forecast =
+        forecastOf(*analysis, out.current, gate::troubleLine(name, config_.troubleLines), config_);
+    const double period = analysis->dominantPeriodSeconds(config_.window, config_.intervalSeconds);
+    if (period > 0) out.dominantPeriodSeconds = period;
+    out.spectrum = analysis->spectrum;
+    out.entropy = analysis->entropy;
+  } else {
+    double sum = 0, ss = 0;
+    for (double v : values)
+      sum += v;
+    out.mean = sum / static_cast<double>(values.size());
+    for (double v : values)
+      ss += (v - out.mean) * (v - out.mean);
+    out.stddev = std::sqrt(ss / static_cast<double>(values.size()));
   }
-  if (gpuInfo_) snap->gpus = gpuInfo_();
-  metrics_.setWindow(snap->windowFill, snap->ready);
+  metrics_.setSignal(
+      name, out.current, analysis ? &*analysis : nullptr, out.dominantPeriodSeconds.value_or(0.0),
+      out.forecast ? out.forecast->secondsToTrouble : std::nullopt, config_.intervalSeconds);
+  return out;
+}
 
+void Collector::publish(std::chrono::system_clock::time_point wallNow) {
+  fleet::NodeFingerprint fp;
+  fp.node = config_.node;
+  fp.timestamp = wallNow;
+  fp.intervalSeconds = config_.intervalSeconds;
+  fp.windowSize = static_cast<std::int64_t>(config_.window);
+  fp.missingSources = missing_;
+  fp.windowFill = signals_.empty() ? 0.0 : 1.0;
+  fp.ready = !signals_.empty();
+  for (auto& [name, s] : signals_) {
+    if (s.window.size() == 0) continue;
+    fp.signals.emplace(name, fingerprintOf(name, s.window));
+    fp.windowFill = std::min(fp.windowFill, s.window.fill());
+    fp.ready = fp.ready && s.window.full();
+  }
+  if (gpuInfo_) fp.gpus = gpuInfo_();
+  metrics_.setWindow(fp.windowFill, fp.ready);
+
+  auto snap = std::make_shared<const Snapshot>(std::move(fp));
   std::lock_guard lock(snapshotMutex_);
   snapshot_ = std::move(snap);
 }

@@ -39,8 +39,10 @@ class Collector {
   // A source that is not (no PSI, no GPU, no NVML): logged once, exported as
   // pi0_agent_source_up{source} 0 and listed in the fingerprint.
   void addMissing(std::string source, std::string reason);
-  // Static GPU facts for the fingerprint (a JSON array), called on the sampling thread.
-  void setGpuInfo(std::function<nlohmann::json()> gpuInfo) { gpuInfo_ = std::move(gpuInfo); }
+  // Static GPU facts for the fingerprint, called on the sampling thread.
+  void setGpuInfo(std::function<std::vector<fleet::GpuInfo>()> gpuInfo) {
+    gpuInfo_ = std::move(gpuInfo);
+  }
 
   std::size_t sourceCount() const { return sources_.size(); }
 
@@ -67,13 +69,16 @@ class Collector {
   Collector(CollectorConfig config, AgentMetrics& metrics, gate::SpectrumAnalyzer analyzer);
   SignalSlot& slot(const std::string& signal);
   void publish(std::chrono::system_clock::time_point wallNow);
+  // The fingerprint of one signal from its window; updates its metrics.
+  fleet::SignalFingerprint fingerprintOf(const std::string& name,
+                                         const gate::RollingWindow& window);
 
   CollectorConfig config_;
   AgentMetrics& metrics_;
   gate::SpectrumAnalyzer analyzer_;
   std::vector<SourceSlot> sources_;
-  std::vector<MissingSource> missing_;
-  std::function<nlohmann::json()> gpuInfo_;
+  std::vector<fleet::MissingSource> missing_;
+  std::function<std::vector<fleet::GpuInfo>()> gpuInfo_;
   std::map<std::string, SignalSlot, std::less<>> signals_;
   std::vector<double> scratch_;
   std::uint64_t round_ = 0;

@@ -1,8 +1,32 @@
 #include "agent/http_server.h"
 
+#include <optional>
+#include <string_view>
+
 #include "metrics/exposition.h"
 
 namespace pi0::agent {
+namespace {
+
+// GET /fingerprint's query: "detail=spectra" asks for the spectra too; no detail, the summary.
+// nullopt for a detail of another value.
+std::optional<fleet::FingerprintDetail> detailOf(std::string_view query) {
+  std::optional<fleet::FingerprintDetail> detail = fleet::FingerprintDetail::kSummary;
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view param = query.substr(0, amp);
+    query = amp == query.npos ? std::string_view() : query.substr(amp + 1);
+    if (!param.starts_with("detail=")) continue;
+    if (param == "detail=spectra") {
+      detail = fleet::FingerprintDetail::kSpectra;
+    } else {
+      return std::nullopt;
+    }
+  }
+  return detail;
+}
+
+}  // namespace
 
 Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& address,
                                                        const Collector& collector,
@@ -13,8 +37,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
       [alive = std::move(alive)] { return alive() ? "" : "sampling loop stalled"; });
   self->probes_.addReadiness([&collector]() -> std::string {
     auto snapshot = collector.snapshot();
-    if (snapshot->ready) return "";
-    return "window " + std::to_string(static_cast<int>(snapshot->windowFill * 100)) + "% full";
+    const fleet::NodeFingerprint& fp = snapshot->fingerprint();
+    if (fp.ready) return "";
+    return "window " + std::to_string(static_cast<int>(fp.windowFill * 100)) + "% full";
   });
 
   auto registry = metrics.sharedRegistry();
@@ -23,9 +48,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
       return net::HttpResponse{200, metrics::renderText(*registry),
                                std::string(metrics::kTextContentType)};
     });
-    r.get("/fingerprint", [&collector](const net::HttpRequest&) {
+    r.get("/fingerprint", [&collector](const net::HttpRequest& request) {
+      const auto detail = detailOf(request.query);
+      if (!detail) return net::HttpResponse{400, "detail: only 'spectra' is known\n"};
       auto snapshot = collector.snapshot();
-      return net::HttpResponse{200, toFingerprintJson(*snapshot).dump(), "application/json"};
+      return net::HttpResponse{200, snapshot->body(*detail), "application/json"};
     });
     net::addProbes(r, self->probes_);
   };

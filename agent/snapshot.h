@@ -1,49 +1,36 @@
-// Snapshot: what the agent knows after one sampling round, immutable once published. The HTTP
-// thread renders /fingerprint from it; the sampling thread publishes a new one every round.
+// Snapshot: what the agent knows after one sampling round, immutable once published: the node's
+// fingerprint, in the types of the one fingerprint contract (fleet/fingerprint.h), and its
+// /fingerprint bodies. Each body is serialized once per snapshot, by the first request that
+// asks for it, however many pollers read it.
+// Thread-safety: every member may be called from any thread at once.
 #pragma once
 
-#include <chrono>
-#include <cstddef>
-#include <optional>
+#include <array>
+#include <mutex>
 #include <string>
-#include <vector>
+#include <utility>
 
-#include <nlohmann/json.hpp>
-
-#include "gate/spectrum.h"
+#include "fleet/fingerprint.h"
 
 namespace pi0::agent {
 
-struct SignalState {
-  std::string name;
-  std::size_t samples = 0;  // in the window
-  double current = 0;
-  double mean = 0;  // over the samples held, even before the window is full
-  double stddev = 0;
-  std::optional<gate::SignalAnalysis> analysis;  // only once the window is full
-  double troubleLine = 1;                        // saturation, or the pressure line for psi_*
-  std::optional<double> secondsToTrouble;        // until the forecast crosses it; none: never
-};
+class Snapshot {
+ public:
+  explicit Snapshot(fleet::NodeFingerprint fingerprint) : fingerprint_(std::move(fingerprint)) {}
 
-struct MissingSource {
-  std::string source;
-  std::string reason;
-};
+  const fleet::NodeFingerprint& fingerprint() const { return fingerprint_; }
 
-struct Snapshot {
-  std::string node;
-  std::chrono::system_clock::time_point timestamp;
-  double intervalSeconds = 1;
-  std::size_t windowSize = 64;
-  double horizonSeconds = 30;        // how far the projected peak looks ahead
-  double windowFill = 0;             // the least filled signal's fill
-  bool ready = false;                // every signal's window is full
-  std::vector<SignalState> signals;  // sorted by name
-  std::vector<MissingSource> missing;
-  nlohmann::json gpus = nlohmann::json::array();  // static GPU facts, when there are GPUs
-};
+  // The /fingerprint body (fleet::toJson) at `detail`; valid while the snapshot lives.
+  const std::string& body(fleet::FingerprintDetail detail) const;
 
-// The /fingerprint document (schema: docs/fingerprint.schema.json).
-nlohmann::json toFingerprintJson(const Snapshot& snapshot);
+ private:
+  struct Body {
+    std::once_flag once;
+    std::string text;
+  };
+
+  fleet::NodeFingerprint fingerprint_;
+  mutable std::array<Body, 2> bodies_;  // by FingerprintDetail
+};
 
 }  // namespace pi0::agent

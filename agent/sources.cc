@@ -13,22 +13,23 @@
 namespace pi0::agent {
 namespace {
 
-nlohmann::json gpuJson(const std::vector<substrates::GpuDeviceInfo>& devices) {
-  auto orNull = [](double v) { return std::isfinite(v) && v > 0 ? nlohmann::json(v) : nullptr; };
-  nlohmann::json out = nlohmann::json::array();
+std::vector<fleet::GpuInfo> gpuFacts(const std::vector<substrates::GpuDeviceInfo>& devices) {
+  auto known = [](double v) { return std::isfinite(v) && v > 0 ? std::optional(v) : std::nullopt; };
+  std::vector<fleet::GpuInfo> out;
   for (const auto& d : devices) {
-    out.push_back({{"index", d.index},
-                   {"name", d.name},
-                   {"uuid", d.uuid},
-                   {"memoryTotalBytes", d.memoryTotalBytes},
-                   {"smCount", d.smCount},
-                   {"smClockMHz", d.smClockMHz},
-                   {"memoryClockMHz", d.memoryClockMHz},
-                   {"memoryBusWidthBits", d.memoryBusWidthBits},
-                   {"nominalBandwidthBytesPerSecond", orNull(d.nominalBandwidthBytesPerSecond)},
-                   {"probe",
-                    {{"achievedBytesPerSecond", orNull(d.lastProbeAchievedBytesPerSecond)},
-                     {"ratio", orNull(d.lastProbeRatio)}}}});
+    fleet::GpuInfo g;
+    g.index = d.index;
+    g.name = d.name;
+    g.uuid = d.uuid;
+    g.memoryTotalBytes = static_cast<std::int64_t>(d.memoryTotalBytes);
+    g.smCount = d.smCount;
+    g.smClockMHz = d.smClockMHz;
+    g.memoryClockMHz = d.memoryClockMHz;
+    g.memoryBusWidthBits = d.memoryBusWidthBits;
+    g.nominalBandwidthBytesPerSecond = known(d.nominalBandwidthBytesPerSecond);
+    g.probeAchievedBytesPerSecond = known(d.lastProbeAchievedBytesPerSecond);
+    g.probeRatio = known(d.lastProbeRatio);
+    out.push_back(std::move(g));
   }
   return out;
 }
@@ -87,7 +88,7 @@ Result<void> addSources(const Options& options, Collector& collector) {
     return {};
   }
   const substrates::GpuSampler* gpuSampler = gpu->get();
-  collector.setGpuInfo([gpuSampler] { return gpuJson(gpuSampler->devices()); });
+  collector.setGpuInfo([gpuSampler] { return gpuFacts(gpuSampler->devices()); });
   collector.addSource(std::move(*gpu));
   return {};
 }

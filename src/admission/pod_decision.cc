@@ -894,15 +894,27 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
 }
 
 void trimFingerprint(fleet::NodeFingerprint& fingerprint) {
+  using Kind = SignalId::Kind;
   std::erase_if(fingerprint.signals, [](const auto& entry) {
-    const std::string_view name = entry.first;
-    return name != "cpu" && name != "memory" && name != "psi_cpu" && name != "psi_memory" &&
-           !isGpuSmSignal(name);
+    const std::optional<SignalId> id = SignalId::parse(entry.first);
+    if (!id) return true;
+    switch (id->kind) {
+      case Kind::kCpu:
+      case Kind::kMemory:
+      case Kind::kPsiCpu:
+      case Kind::kPsiMemory:
+      case Kind::kGpuSm:
+        return false;
+      default:
+        return true;
+    }
   });
   for (auto& [name, signal] : fingerprint.signals) {
     signal.spectrum.clear();
     signal.spectrum.shrink_to_fit();
+    signal.entropy.reset();
   }
+  fingerprint.gpus.clear();
 }
 
 std::optional<std::int64_t> labelInteger(std::string_view text) {

@@ -346,8 +346,9 @@ Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);
 
 // Drops what decide() never reads from a fingerprint: signals other than cpu, memory, psi_cpu,
-// psi_memory and gpuN_sm, and every spectrum. The webhook's fleet view keeps fingerprints
-// trimmed so (FleetViewOptions::trim): thousands of nodes in a few MiB.
+// psi_memory and gpuN_sm, every spectrum and entropy (an agent asked for them), and the GPU
+// facts. The webhook's fleet view keeps fingerprints trimmed so (FleetViewOptions::trim):
+// thousands of nodes in a few MiB.
 void trimFingerprint(fleet::NodeFingerprint& fingerprint);
 
 // Whether `toleration` tolerates `taint` (Kubernetes' semantics, above).

@@ -245,12 +245,17 @@ Result<SignalFingerprint> parseSignal(const Json& v, std::string path, bool* has
   auto period = r->nullable("dominantPeriodSeconds", parsePeriod);
   if (!period) return std::unexpected(period.error());
   s.dominantPeriodSeconds = *period;
-  auto spectrum = r->nullable("spectrum", parseSpectrum);
-  if (!spectrum) return std::unexpected(spectrum.error());
-  if (*spectrum) s.spectrum = std::move(**spectrum);
-  auto entropy = r->nullable("entropy", parseRatioValue);
-  if (!entropy) return std::unexpected(entropy.error());
-  s.entropy = *entropy;
+  // Absent: a body of FingerprintDetail::kSummary.
+  if (v.contains("spectrum")) {
+    auto spectrum = r->nullable("spectrum", parseSpectrum);
+    if (!spectrum) return std::unexpected(spectrum.error());
+    if (*spectrum) s.spectrum = std::move(**spectrum);
+  }
+  if (v.contains("entropy")) {
+    auto entropy = r->nullable("entropy", parseRatioValue);
+    if (!entropy) return std::unexpected(entropy.error());
+    s.entropy = *entropy;
+  }
   // No member at all: an agent older than the forecast (see fingerprint.h).
   if (v.contains("forecast")) {
     auto forecast = r->nullable("forecast", parseForecast);
@@ -262,6 +267,38 @@ Result<SignalFingerprint> parseSignal(const Json& v, std::string path, bool* has
   return s;
 }
 
+// GPU facts are informational: a field of another type than the schema's reads as absent.
+GpuInfo parseGpu(const Json& v) {
+  auto integer = [&v](const char* key) -> std::int64_t {
+    auto it = v.find(key);
+    return it != v.end() && it->is_number_integer() ? it->get<std::int64_t>() : 0;
+  };
+  auto text = [&v](const char* key) -> std::string {
+    auto it = v.find(key);
+    return it != v.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto number = [](const Json& object, const char* key) -> std::optional<double> {
+    auto it = object.find(key);
+    if (it == object.end() || !it->is_number()) return std::nullopt;
+    return it->get<double>();
+  };
+  GpuInfo g;
+  g.index = integer("index");
+  g.name = text("name");
+  g.uuid = text("uuid");
+  g.memoryTotalBytes = integer("memoryTotalBytes");
+  g.smCount = integer("smCount");
+  g.smClockMHz = integer("smClockMHz");
+  g.memoryClockMHz = integer("memoryClockMHz");
+  g.memoryBusWidthBits = integer("memoryBusWidthBits");
+  g.nominalBandwidthBytesPerSecond = number(v, "nominalBandwidthBytesPerSecond");
+  if (auto probe = v.find("probe"); probe != v.end() && probe->is_object()) {
+    g.probeAchievedBytesPerSecond = number(*probe, "achievedBytesPerSecond");
+    g.probeRatio = number(*probe, "ratio");
+  }
+  return g;
+}
+
 // The first bytes of a body, printable, for an error message.
 std::string excerpt(std::string_view body) {
   constexpr std::size_t kMax = 40;
@@ -270,6 +307,50 @@ std::string excerpt(std::string_view body) {
     out += (c >= 0x20 && c < 0x7f) ? c : '?';
   if (body.size() > kMax) out += "...";
   return out;
+}
+
+// The fingerprint's signals, missingSources and gpus into `fp` (whose `ready` is read).
+Result<void> parseLists(const ObjectReader& r, NodeFingerprint& fp) {
+  auto signalsJson = r.member("signals");
+  if (!signalsJson) return std::unexpected(signalsJson.error());
+  if (!(*signalsJson)->is_object())
+    return fail("signals: " + typeName(**signalsJson) + " where an object belongs");
+  for (const auto& [name, value] : (*signalsJson)->items()) {
+    if (name.empty()) return fail("signals: a signal with an empty name");
+    bool nullForecast = false;
+    auto s = parseSignal(value, "signals." + name, &nullForecast);
+    if (!s) return std::unexpected(s.error());
+    if (fp.ready && !s->gates)
+      return fail("signals." + name + ".gates: null in a fingerprint that is ready");
+    if (fp.ready && nullForecast)
+      return fail("signals." + name + ".forecast: null in a fingerprint that is ready");
+    fp.signals.emplace(name, std::move(*s));
+  }
+
+  auto missing = r.member("missingSources");
+  if (!missing) return std::unexpected(missing.error());
+  if (!(*missing)->is_array())
+    return fail("missingSources: " + typeName(**missing) + " where an array belongs");
+  for (std::size_t i = 0; i < (*missing)->size(); ++i) {
+    auto m = objectAt((**missing)[i], "missingSources[" + std::to_string(i) + "]");
+    if (!m) return std::unexpected(m.error());
+    auto source = m->string("source");
+    if (!source) return std::unexpected(source.error());
+    auto reason = m->string("reason");
+    if (!reason) return std::unexpected(reason.error());
+    fp.missingSources.push_back({std::move(*source), std::move(*reason)});
+  }
+
+  auto gpus = r.member("gpus");
+  if (!gpus) return std::unexpected(gpus.error());
+  if (!(*gpus)->is_array()) return fail("gpus: " + typeName(**gpus) + " where an array belongs");
+  for (std::size_t i = 0; i < (*gpus)->size(); ++i) {
+    if (!(**gpus)[i].is_object())
+      return fail("gpus[" + std::to_string(i) + "]: " + typeName((**gpus)[i]) +
+                  " where an object belongs");
+    fp.gpus.push_back(parseGpu((**gpus)[i]));
+  }
+  return {};
 }
 
 }  // namespace
@@ -329,46 +410,93 @@ Result<NodeFingerprint> parseFingerprint(std::string_view body) {
   if (!ready) return std::unexpected(ready.error());
   fp.ready = *ready;
 
-  auto signalsJson = r.member("signals");
-  if (!signalsJson) return std::unexpected(signalsJson.error());
-  if (!(*signalsJson)->is_object())
-    return fail("signals: " + typeName(**signalsJson) + " where an object belongs");
-  for (const auto& [name, value] : (*signalsJson)->items()) {
-    if (name.empty()) return fail("signals: a signal with an empty name");
-    bool nullForecast = false;
-    auto s = parseSignal(value, "signals." + name, &nullForecast);
-    if (!s) return std::unexpected(s.error());
-    if (fp.ready && !s->gates)
-      return fail("signals." + name + ".gates: null in a fingerprint that is ready");
-    if (fp.ready && nullForecast)
-      return fail("signals." + name + ".forecast: null in a fingerprint that is ready");
-    fp.signals.emplace(name, std::move(*s));
-  }
-
-  auto missing = r.member("missingSources");
-  if (!missing) return std::unexpected(missing.error());
-  if (!(*missing)->is_array())
-    return fail("missingSources: " + typeName(**missing) + " where an array belongs");
-  for (std::size_t i = 0; i < (*missing)->size(); ++i) {
-    auto m = objectAt((**missing)[i], "missingSources[" + std::to_string(i) + "]");
-    if (!m) return std::unexpected(m.error());
-    auto source = m->string("source");
-    if (!source) return std::unexpected(source.error());
-    auto reason = m->string("reason");
-    if (!reason) return std::unexpected(reason.error());
-    fp.missingSources.push_back({std::move(*source), std::move(*reason)});
-  }
-
-  auto gpus = r.member("gpus");
-  if (!gpus) return std::unexpected(gpus.error());
-  if (!(*gpus)->is_array()) return fail("gpus: " + typeName(**gpus) + " where an array belongs");
-  for (std::size_t i = 0; i < (*gpus)->size(); ++i) {
-    if (!(**gpus)[i].is_object())
-      return fail("gpus[" + std::to_string(i) + "]: " + typeName((**gpus)[i]) +
-                  " where an object belongs");
-  }
-  fp.gpuCount = (*gpus)->size();
+  auto lists = parseLists(r, fp);
+  if (!lists) return std::unexpected(lists.error());
   return fp;
+}
+
+// --- Writing ------------------------------------------------------------------------------------
+
+namespace {
+
+Json orNull(const std::optional<double>& v) {
+  return v ? Json(*v) : Json(nullptr);
+}
+
+Json gatesJson(const SignalGates& g) {
+  return {{"lambda_int", g.lambdaInt},
+          {"lambda1", g.lambda1},
+          {"fit_error", g.fitError},
+          {"gluing_delta", g.gluingDelta},
+          {"isolation", g.isolation}};
+}
+
+Json forecastJson(const SignalForecast& f) {
+  return {{"horizonSeconds", f.horizonSeconds},
+          {"base", f.base},
+          {"trendStart", f.trendStart},
+          {"trendPerSecond", f.trendPerSecond},
+          {"noise", f.noise},
+          {"troubleLine", f.troubleLine},
+          {"stallRate", orNull(f.stallRate)},
+          {"secondsToTrouble", orNull(f.secondsToTrouble)}};
+}
+
+Json signalJson(const SignalFingerprint& s, FingerprintDetail detail) {
+  Json j{{"samples", s.samples},
+         {"current", s.current},
+         {"mean", s.mean},
+         {"std", s.stddev},
+         {"gates", s.gates ? gatesJson(*s.gates) : Json(nullptr)},
+         {"projectedPeak", orNull(s.projectedPeak)},
+         {"forecast", s.forecast ? forecastJson(*s.forecast) : Json(nullptr)},
+         {"dominantPeriodSeconds", orNull(s.dominantPeriodSeconds)}};
+  if (detail == FingerprintDetail::kSpectra) {
+    j["spectrum"] = s.spectrum.empty() ? Json(nullptr) : Json(s.spectrum);
+    j["entropy"] = orNull(s.entropy);
+  }
+  return j;
+}
+
+Json gpuJson(const GpuInfo& g) {
+  return {{"index", g.index},
+          {"name", g.name},
+          {"uuid", g.uuid},
+          {"memoryTotalBytes", g.memoryTotalBytes},
+          {"smCount", g.smCount},
+          {"smClockMHz", g.smClockMHz},
+          {"memoryClockMHz", g.memoryClockMHz},
+          {"memoryBusWidthBits", g.memoryBusWidthBits},
+          {"nominalBandwidthBytesPerSecond", orNull(g.nominalBandwidthBytesPerSecond)},
+          {"probe",
+           {{"achievedBytesPerSecond", orNull(g.probeAchievedBytesPerSecond)},
+            {"ratio", orNull(g.probeRatio)}}}};
+}
+
+}  // namespace
+
+std::string toJson(const NodeFingerprint& fp, FingerprintDetail detail) {
+  Json signals = Json::object();
+  for (const auto& [name, s] : fp.signals)
+    signals[name] = signalJson(s, detail);
+  Json missing = Json::array();
+  for (const auto& m : fp.missingSources)
+    missing.push_back({{"source", m.source}, {"reason", m.reason}});
+  Json gpus = Json::array();
+  for (const auto& g : fp.gpus)
+    gpus.push_back(gpuJson(g));
+  const Json doc{{"apiVersion", "stability.pi0.io/v1alpha1"},
+                 {"kind", "Fingerprint"},
+                 {"node", fp.node},
+                 {"timestamp", rfc3339Millis(fp.timestamp)},
+                 {"intervalSeconds", fp.intervalSeconds},
+                 {"windowSize", fp.windowSize},
+                 {"windowFill", fp.windowFill},
+                 {"ready", fp.ready},
+                 {"signals", std::move(signals)},
+                 {"missingSources", std::move(missing)},
+                 {"gpus", std::move(gpus)}};
+  return doc.dump();
 }
 
 }  // namespace pi0::fleet

@@ -1,5 +1,7 @@
 // NodeFingerprint: what one pi0-agent serves at GET /fingerprint (docs/fingerprint.schema.json),
-// parsed into types. The operator and the webhook read agents' fingerprints only through this.
+// in types, and the one contract for it: the agent builds a NodeFingerprint from its sampling
+// round and writes it with toJson(); the operator and the webhook read agents' fingerprints only
+// through parseFingerprint(). parseFingerprint(toJson(x)) == x (fingerprint_test.cc).
 #pragma once
 
 #include <chrono>
@@ -12,17 +14,13 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/signal_id.h"
+#include "gate/spectrum.h"
 
 namespace pi0::fleet {
 
-// The five gate metrics of one signal (DESIGN.md, "Gate metrics").
-struct SignalGates {
-  double lambdaInt = 0;    // mean of the window
-  double lambda1 = 0;      // share of the variation in the strongest rhythm
-  double fitError = 0;     // RMS residual of DC + the 4 strongest rhythms
-  double gluingDelta = 0;  // disagreement between the two halves of the window
-  double isolation = 0;    // 1 - projected peak, in [0,1]
-};
+// The five gate metrics of one signal (DESIGN.md, "Gate metrics"), as the agent computes them.
+using SignalGates = gate::GateMetrics;
 
 // The forecast path of one signal (docs/forecast.md), τ seconds ahead of its newest sample:
 //   F(τ) = min(1, max(base, trendStart + trendPerSecond · τ)),
@@ -43,6 +41,8 @@ struct SignalForecast {
 
   // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1].
   double at(double seconds) const;
+
+  friend bool operator==(const SignalForecast&, const SignalForecast&) = default;
 };
 
 // One signal of a node (a utilization ratio in [0,1]).
@@ -57,13 +57,39 @@ struct SignalFingerprint {
   // nullopt before the window is full, and from an agent that predates the forecast.
   std::optional<SignalForecast> forecast;
   std::optional<double> dominantPeriodSeconds;  // also absent when the window is flat
-  std::vector<double> spectrum;                 // normalized magnitude spectrum; empty if unknown
+  // Normalized magnitude spectrum, and its entropy: only in FingerprintDetail::kSpectra, and
+  // once the window is full. Empty and nullopt otherwise.
+  std::vector<double> spectrum;
   std::optional<double> entropy;
+
+  friend bool operator==(const SignalFingerprint&, const SignalFingerprint&) = default;
 };
 
 struct MissingSource {
   std::string source;  // "cpu", "memory", "psi", "disk", "network", "gpu", "synthetic"
   std::string reason;
+
+  friend bool operator==(const MissingSource&, const MissingSource&) = default;
+};
+
+// Static facts of one GPU the agent saw through NVML. Fields an agent leaves out read as 0 (or
+// nullopt); none of them takes part in a decision.
+struct GpuInfo {
+  std::int64_t index = 0;  // NVML index: the <i> of gpu<i>_*
+  std::string name;
+  std::string uuid;  // "GPU-..."
+  std::int64_t memoryTotalBytes = 0;
+  // From the CUDA probe library when it matched this GPU, else 0.
+  std::int64_t smCount = 0;
+  std::int64_t smClockMHz = 0;
+  std::int64_t memoryClockMHz = 0;
+  std::int64_t memoryBusWidthBits = 0;
+  std::optional<double> nominalBandwidthBytesPerSecond;
+  // The last bandwidth probe; nullopt when none ran yet or it failed.
+  std::optional<double> probeAchievedBytesPerSecond;
+  std::optional<double> probeRatio;  // achieved / nominal
+
+  friend bool operator==(const GpuInfo&, const GpuInfo&) = default;
 };
 
 struct NodeFingerprint {
@@ -75,15 +101,32 @@ struct NodeFingerprint {
   bool ready = false;     // every signal's window is full (then every signal has gates)
   std::map<std::string, SignalFingerprint, std::less<>> signals;  // "cpu", "gpu0_sm", ...
   std::vector<MissingSource> missingSources;
-  std::size_t gpuCount = 0;  // GPUs the agent saw through NVML
+  std::vector<GpuInfo> gpus;  // the GPUs the agent saw through NVML
 
   // The signal named `name`, or nullptr.
   const SignalFingerprint* signal(std::string_view name) const;
+  const SignalFingerprint* signal(const SignalId& id) const { return signal(id.name()); }
+
+  friend bool operator==(const NodeFingerprint&, const NodeFingerprint&) = default;
 };
+
+// How much of each signal a /fingerprint body carries. No Pi0 consumer reads spectra or
+// entropy, so the agent serves them only when asked (GET /fingerprint?detail=spectra).
+enum class FingerprintDetail {
+  kSummary,  // no `spectrum`, no `entropy`
+  kSpectra,  // also each signal's `spectrum` and `entropy`
+};
+
+// The /fingerprint body of `fingerprint`: compact JSON, signals in name order. The timestamp is
+// written to the millisecond; every number reads back as the same double. A signal without
+// gates is written with null gates, projectedPeak, forecast and dominantPeriodSeconds (and, in
+// kSpectra, null spectrum and entropy).
+std::string toJson(const NodeFingerprint& fingerprint, FingerprintDetail detail);
 
 // Parses a /fingerprint body. Checks what the schema requires: the document is a JSON object
 // of apiVersion stability.pi0.io/v1alpha1 and kind Fingerprint, every required field is present
-// with its type, numbers are finite and in their ranges, a signal's gates are either null or all
+// with its type (`spectrum` and `entropy` may be absent: FingerprintDetail::kSummary), numbers are
+// finite and in their ranges, a signal's gates are either null or all
 // five, and a ready fingerprint has gates for every signal. A signal's `forecast` is null or
 // complete and in range (horizonSeconds > 0; base, trendStart in [0,1]; trendPerSecond, noise
 // and secondsToTrouble >= 0; troubleLine in (0,1]), and not null in a ready fingerprint; a

@@ -18,6 +18,8 @@ struct GateMetrics {
   double fitError = 0;     // RMS residual of DC + the K strongest bins
   double gluingDelta = 0;  // disagreement between the two halves of the window
   double isolation = 0;    // 1 - projectedPeak
+
+  friend bool operator==(const GateMetrics&, const GateMetrics&) = default;
 };
 
 struct SignalAnalysis {

@@ -29,7 +29,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options
   self->routes_.forEach(
       [&](std::string_view method, const std::string& path, const HttpHandler& handler) {
         auto serve = [&handler](const httplib::Request& req, httplib::Response& res) {
-          const HttpRequest request{req.method, req.path, req.body, req.remote_port};
+          const std::string_view target = req.target;
+          const auto mark = target.find('?');
+          const HttpRequest request{req.method, req.path, req.body, req.remote_port,
+                                    mark == target.npos ? "" : target.substr(mark + 1)};
           HttpResponse response = handler(request);
           res.status = response.status;
           res.set_content(std::move(response.body), response.contentType);

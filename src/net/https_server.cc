@@ -530,6 +530,7 @@ void Connection::respond() {
     r.path = path;
     r.body = request.body();
     r.remotePort = remotePort_;
+    if (const auto mark = target.find('?'); mark != target.npos) r.query = target.substr(mark + 1);
     try {
       answer = (*handler)(r);
     } catch (const std::exception& e) {

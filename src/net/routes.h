@@ -19,6 +19,7 @@ struct HttpRequest {
   std::string_view path;    // the target without its query
   std::string_view body;
   int remotePort = 0;
+  std::string_view query;  // the target after its '?', e.g. "detail=spectra"; empty when none
 };
 
 struct HttpResponse {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <numbers>
 
+#include <nlohmann/json.hpp>
+
 #include "agent/collector.h"
 #include "common/log.h"
 #include "fakes/fake_sampler.h"
@@ -36,11 +38,13 @@ struct Fixture {
   std::string text() { return metrics::renderText(metrics.registry()); }
 };
 
-const agent::SignalState* find(const agent::Snapshot& s, std::string_view name) {
-  for (const auto& sig : s.signals) {
-    if (sig.name == name) return &sig;
-  }
-  return nullptr;
+const fleet::SignalFingerprint* find(const agent::Snapshot& s, std::string_view name) {
+  return s.fingerprint().signal(name);
+}
+
+// The /fingerprint body of a snapshot, with its spectra, as JSON.
+nlohmann::json json(const agent::Snapshot& s) {
+  return nlohmann::json::parse(s.body(fleet::FingerprintDetail::kSpectra));
 }
 
 }  // namespace
@@ -50,20 +54,20 @@ TEST_CASE("the window fills, then the gates appear and the agent is ready") {
   for (int i = 0; i < 7; ++i)
     f.step({{"cpu", 0.25}});
   auto partial = f.collector->snapshot();
-  CHECK_FALSE(partial->ready);
-  CHECK(partial->windowFill == doctest::Approx(7.0 / 8));
+  CHECK_FALSE(partial->fingerprint().ready);
+  CHECK(partial->fingerprint().windowFill == doctest::Approx(7.0 / 8));
   REQUIRE(find(*partial, "cpu"));
-  CHECK_FALSE(find(*partial, "cpu")->analysis.has_value());
+  CHECK_FALSE(find(*partial, "cpu")->gates.has_value());
 
   f.step({{"cpu", 0.25}});
   auto full = f.collector->snapshot();
-  CHECK(full->ready);
-  CHECK(full->node == "node-1");
+  CHECK(full->fingerprint().ready);
+  CHECK(full->fingerprint().node == "node-1");
   const auto* cpu = find(*full, "cpu");
   REQUIRE(cpu);
-  REQUIRE(cpu->analysis);
-  CHECK(cpu->analysis->gates.lambdaInt == doctest::Approx(0.25));
-  CHECK(cpu->analysis->gates.isolation == doctest::Approx(0.75));
+  REQUIRE(cpu->gates);
+  CHECK(cpu->gates->lambdaInt == doctest::Approx(0.25));
+  CHECK(cpu->gates->isolation == doctest::Approx(0.75));
   auto text = f.text();
   CHECK(text.find("pi0_agent_ready 1") != std::string::npos);
   CHECK(text.find("pi0_node_gate_isolation{signal=\"cpu\"} 0.75") != std::string::npos);
@@ -108,14 +112,13 @@ TEST_CASE("a missing source is reported in the fingerprint and as a metric") {
   log::setSink({});
   f.step({{"cpu", 0.5}});
   auto s = f.collector->snapshot();
-  REQUIRE(s->missing.size() == 1);
-  CHECK(s->missing[0].source == "psi");
+  REQUIRE(s->fingerprint().missingSources.size() == 1);
+  CHECK(s->fingerprint().missingSources[0].source == "psi");
   CHECK(f.text().find("pi0_agent_source_up{source=\"psi\"} 0") != std::string::npos);
   CHECK(f.text().find("pi0_agent_source_up{source=\"fake\"} 1") != std::string::npos);
   // A missing source is never sampled: no error counter for it.
   CHECK(f.text().find("pi0_agent_sample_errors_total{source=\"psi\"}") == std::string::npos);
-  auto json = agent::toFingerprintJson(*s);
-  CHECK(json["missingSources"][0]["source"] == "psi");
+  CHECK(json(*s)["missingSources"][0]["source"] == "psi");
 }
 
 TEST_CASE("a signal that stops being reported is dropped after a whole window") {
@@ -136,14 +139,14 @@ TEST_CASE("the fingerprint of a sine: dominant period in seconds, spectrum, entr
   for (int i = 0; i < 64; ++i) {
     f.step({{"cpu", 0.5 + 0.1 * std::sin(2 * std::numbers::pi * i / 8.0)}});
   }
-  auto json = agent::toFingerprintJson(*f.collector->snapshot());
-  const auto& cpu = json["signals"]["cpu"];
+  const auto doc = json(*f.collector->snapshot());
+  const auto& cpu = doc["signals"]["cpu"];
   // Period 8 samples at 0.5 s.
   CHECK(cpu["dominantPeriodSeconds"].get<double>() == doctest::Approx(4.0));
   CHECK(cpu["gates"]["lambda1"].get<double>() == doctest::Approx(1.0));
   CHECK(cpu["spectrum"].size() == 32);
-  CHECK(json["ready"] == true);
-  CHECK(json["windowSize"] == 64);
+  CHECK(doc["ready"] == true);
+  CHECK(doc["windowSize"] == 64);
 }
 
 TEST_CASE("early warning: a steady memory leak is projected to exhaustion") {
@@ -155,21 +158,22 @@ TEST_CASE("early warning: a steady memory leak is projected to exhaustion") {
   auto s = f.collector->snapshot();
   const auto* memory = find(*s, "memory");
   REQUIRE(memory);
-  CHECK(memory->troubleLine == 1.0);
-  REQUIRE(memory->secondsToTrouble);
-  CHECK(*memory->secondsToTrouble == doctest::Approx(21.5));
-  CHECK_FALSE(find(*s, "cpu")->secondsToTrouble);
+  REQUIRE(memory->forecast);
+  CHECK(memory->forecast->troubleLine == 1.0);
+  REQUIRE(memory->forecast->secondsToTrouble);
+  CHECK(*memory->forecast->secondsToTrouble == doctest::Approx(21.5));
+  CHECK_FALSE(find(*s, "cpu")->forecast->secondsToTrouble);
 
-  auto json = agent::toFingerprintJson(*s);
-  const auto& forecast = json["signals"]["memory"]["forecast"];
+  const auto doc = json(*s);
+  const auto& forecast = doc["signals"]["memory"]["forecast"];
   CHECK(forecast["secondsToTrouble"].get<double>() == doctest::Approx(21.5));
   CHECK(forecast["trendPerSecond"].get<double>() == doctest::Approx(0.02));
   CHECK(forecast["trendStart"].get<double>() == doctest::Approx(0.57));
   CHECK(forecast["horizonSeconds"].get<double>() == doctest::Approx(15.0));  // 30 × 0.5 s
   // The projected peak is where the leak will be at the horizon: 0.57 + 15 s × 0.02/s.
-  CHECK(json["signals"]["memory"]["projectedPeak"].get<double>() == doctest::Approx(0.87));
-  CHECK(json["signals"]["cpu"]["forecast"]["secondsToTrouble"].is_null());
-  CHECK(json.contains("memoryTrend") == false);
+  CHECK(doc["signals"]["memory"]["projectedPeak"].get<double>() == doctest::Approx(0.87));
+  CHECK(doc["signals"]["cpu"]["forecast"]["secondsToTrouble"].is_null());
+  CHECK(doc.contains("memoryTrend") == false);
 
   const auto text = f.text();
   const std::string memoryTtt = "pi0_node_seconds_to_trouble{signal=\"memory\"} ";
@@ -198,9 +202,10 @@ TEST_CASE("early warning: a PSI signal warns at the pressure line, not at satura
   }
   const auto* io = find(*collector->snapshot(), "psi_io");
   REQUIRE(io);
-  CHECK(io->troubleLine == 0.25);
-  REQUIRE(io->secondsToTrouble);
-  CHECK(*io->secondsToTrouble == doctest::Approx(3.0));
+  REQUIRE(io->forecast);
+  CHECK(io->forecast->troubleLine == 0.25);
+  REQUIRE(io->forecast->secondsToTrouble);
+  CHECK(*io->forecast->secondsToTrouble == doctest::Approx(3.0));
 }
 
 TEST_CASE("restored windows make the agent ready at once") {
@@ -208,7 +213,7 @@ TEST_CASE("restored windows make the agent ready at once") {
   f.collector->restore({{"cpu", std::vector<double>(10, 0.3)}, {"memory", {0.4, 0.4}}});
   auto s = f.collector->snapshot();
   CHECK(find(*s, "cpu")->samples == 8);  // the newest 8 of the 10 saved
-  CHECK_FALSE(s->ready);                 // memory has only 2
+  CHECK_FALSE(s->fingerprint().ready);   // memory has only 2
   auto windows = f.collector->windows();
   CHECK(windows.at("cpu") == std::vector<double>(8, 0.3));
 }
@@ -238,4 +243,36 @@ TEST_CASE("raw values: a series not reported in a round is removed, XID counts m
   // No raw values at all this round: nothing stale is left.
   round({});
   CHECK(f.text().find("pi0_node_gpu_") == std::string::npos);
+}
+
+TEST_CASE("the agent's /fingerprint bodies parse back into the fingerprint it published") {
+  Fixture f(8);
+  log::setSink([](std::string_view) {});
+  f.collector->addMissing("psi", "no PSI");
+  log::setSink({});
+  for (int i = 0; i < 8; ++i)
+    f.step({{"cpu", 0.5 + 0.1 * std::sin(i)}, {"memory", 0.3 + 0.01 * i}, {"gpu0_sm", 0.9}});
+  f.step({{"cpu", 0.5}, {"disk", 0.1}});  // disk's window has one sample: not ready
+  auto s = f.collector->snapshot();
+  const fleet::NodeFingerprint& published = s->fingerprint();
+  REQUIRE(published.signals.size() == 4);
+  for (auto detail : {fleet::FingerprintDetail::kSpectra, fleet::FingerprintDetail::kSummary}) {
+    auto parsed = fleet::parseFingerprint(s->body(detail));
+    REQUIRE_MESSAGE(parsed, (parsed ? "" : parsed.error().message));
+    fleet::NodeFingerprint expected = published;
+    // The wire carries the timestamp to the millisecond, and the summary no spectra.
+    expected.timestamp = std::chrono::floor<std::chrono::milliseconds>(published.timestamp);
+    if (detail == fleet::FingerprintDetail::kSummary) {
+      for (auto& [name, signal] : expected.signals) {
+        signal.spectrum.clear();
+        signal.entropy.reset();
+      }
+    }
+    CHECK(*parsed == expected);
+  }
+  // The body is built once per snapshot: the same string every time.
+  CHECK(&s->body(fleet::FingerprintDetail::kSummary) ==
+        &s->body(fleet::FingerprintDetail::kSummary));
+  CHECK(s->body(fleet::FingerprintDetail::kSummary).find("spectrum") == std::string::npos);
+  CHECK(s->body(fleet::FingerprintDetail::kSpectra).find("spectrum") != std::string::npos);
 }

@@ -59,6 +59,16 @@ TEST_CASE("the endpoints answer with the right status and content type") {
   auto json = nlohmann::json::parse(fp->body);
   CHECK(json["node"] == "node-h");
   CHECK(json["signals"]["cpu"]["gates"]["isolation"].get<double>() == doctest::Approx(0.5));
+  // Spectra and entropy only when asked for.
+  CHECK_FALSE(json["signals"]["cpu"].contains("spectrum"));
+  CHECK_FALSE(json["signals"]["cpu"].contains("entropy"));
+  auto spectra = client.Get("/fingerprint?detail=spectra");
+  REQUIRE(spectra);
+  CHECK(spectra->status == 200);
+  auto withSpectra = nlohmann::json::parse(spectra->body);
+  CHECK(withSpectra["signals"]["cpu"]["spectrum"].size() == 4);
+  CHECK(withSpectra["signals"]["cpu"].contains("entropy"));
+  CHECK(client.Get("/fingerprint?detail=everything")->status == 400);
 
   CHECK(client.Get("/healthz")->status == 200);
 

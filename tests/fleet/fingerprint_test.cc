@@ -43,7 +43,7 @@ TEST_CASE("a fingerprint recorded from the real agent parses into its values") {
   CHECK(fp->windowFill == 1.0);
   CHECK(fp->ready);
   CHECK(fp->signals.size() == 5);
-  CHECK(fp->gpuCount == 0);  // the profile has GPU signals, but no NVML saw GPUs
+  CHECK(fp->gpus.size() == 0);  // the profile has GPU signals, but no NVML saw GPUs
   CHECK(fp->missingSources.empty());
 
   // cpu: a sine of mean 0.5, amplitude 0.2, period 4 s = 16 samples at 250 ms.
@@ -182,7 +182,7 @@ TEST_CASE("tolerated variations: floating-point noise, unknown fields, GPUs, off
   REQUIRE_MESSAGE(fp, (fp ? "" : fp.error().message));
   CHECK(fp->signal("memory")->gates->isolation == 1.0);
   CHECK(fp->signal("cpu")->mean == 0.0);
-  CHECK(fp->gpuCount == 2);
+  CHECK(fp->gpus.size() == 2);
   CHECK(fp->timestamp == utc(2026, 12, 5, 18, 52, 36, 600));
   CHECK(fp->windowSize == 64);
 }
@@ -311,4 +311,151 @@ TEST_CASE("garbage is an error that names what is wrong") {
     CAPTURE(fp.error().message);
     CHECK(fp.error().message.starts_with(c.error));
   }
+}
+
+// --- Writing: toJson, and the round trip parseFingerprint(toJson(x)) == x -----------------------
+
+namespace {
+
+// A signal whose window is full, with every optional member set; values that no decimal of few
+// digits holds (0.1 + 0.2), so that the round trip must keep every bit.
+SignalFingerprint analyzed(double level, std::optional<double> period) {
+  SignalFingerprint s;
+  s.samples = 64;
+  s.current = level + 0.1 + 0.2 - 0.3;
+  s.mean = level;
+  s.stddev = 0.1 + 0.2 - 0.25;
+  s.gates = SignalGates{level, 0.7, 0.012345678901234567, 1.0 / 3, (1 - level) / 3};
+  s.projectedPeak = level + 0.1;
+  SignalForecast f;
+  f.horizonSeconds = 30;
+  f.base = level + 0.1;
+  f.trendStart = level + 0.05;
+  f.trendPerSecond = 1e-7;
+  f.noise = 0.003;
+  f.troubleLine = 1;
+  f.secondsToTrouble = 123.456;
+  f.pressureNow = s.current;  // parseFingerprint sets it from `current`
+  s.forecast = f;
+  s.dominantPeriodSeconds = period;
+  s.spectrum = {0.5, 0.5, 0.5, 0.5, 1e-300, 0};
+  s.entropy = 0.25;
+  return s;
+}
+
+NodeFingerprint base(bool ready) {
+  NodeFingerprint fp;
+  fp.node = "worker-3";
+  // Milliseconds: the wire's precision.
+  fp.timestamp = utc(2026, 12, 6, 5, 4, 3, 21);
+  fp.intervalSeconds = 0.25;
+  fp.windowSize = 64;
+  fp.windowFill = ready ? 1.0 : 0.125;
+  fp.ready = ready;
+  return fp;
+}
+
+NodeFingerprint withoutSpectra(NodeFingerprint fp) {
+  for (auto& [name, s] : fp.signals) {
+    s.spectrum.clear();
+    s.entropy.reset();
+  }
+  return fp;
+}
+
+void checkRoundTrip(const NodeFingerprint& fp) {
+  const std::string body = toJson(fp, FingerprintDetail::kSpectra);
+  auto full = parseFingerprint(body);
+  REQUIRE_MESSAGE(full, (full ? "" : full.error().message));
+  CHECK_MESSAGE(*full == fp, body);
+  CHECK_MESSAGE(toJson(*full, FingerprintDetail::kSpectra) == body, body);
+  auto summary = parseFingerprint(toJson(fp, FingerprintDetail::kSummary));
+  REQUIRE_MESSAGE(summary, (summary ? "" : summary.error().message));
+  CHECK(*summary == withoutSpectra(fp));
+}
+
+}  // namespace
+
+TEST_CASE("round trip: a fingerprint before any window is full") {
+  NodeFingerprint fp = base(false);
+  SignalFingerprint cpu;
+  cpu.samples = 8;
+  cpu.current = 0.3;
+  cpu.mean = 0.1 + 0.2;
+  cpu.stddev = 0.01;
+  fp.signals.emplace("cpu", cpu);
+  fp.signals.emplace("memory", cpu);
+  checkRoundTrip(fp);
+  // Everything the window does not know yet is null on the wire.
+  const Json doc = Json::parse(toJson(fp, FingerprintDetail::kSpectra));
+  for (const char* key :
+       {"gates", "projectedPeak", "forecast", "dominantPeriodSeconds", "spectrum", "entropy"})
+    CHECK_MESSAGE(doc["signals"]["cpu"][key].is_null(), key);
+}
+
+TEST_CASE("round trip: a ready fingerprint with forecasts, pressure, a flat signal, sources") {
+  NodeFingerprint fp = base(true);
+  fp.signals.emplace("cpu", analyzed(0.4, 4.0));
+  fp.signals.emplace("memory", analyzed(0.6, std::nullopt));  // flat: no dominant period
+  SignalFingerprint psi = analyzed(0.05, 8.0);
+  psi.forecast->troubleLine = 0.2;
+  psi.forecast->stallRate = 0.3;
+  psi.forecast->secondsToTrouble.reset();
+  fp.signals.emplace("psi_cpu", psi);
+  fp.missingSources = {{"disk", "no block devices"}, {"gpu", "disabled by --nvml-library none"}};
+  checkRoundTrip(fp);
+}
+
+TEST_CASE("round trip: GPUs, their signals and their facts") {
+  NodeFingerprint fp = base(true);
+  fp.signals.emplace("cpu", analyzed(0.4, 4.0));
+  fp.signals.emplace("gpu0_sm", analyzed(0.9, 2.0));
+  fp.signals.emplace("gpu1_sm", analyzed(0.1, std::nullopt));
+  fp.signals.emplace("gpu0_memory", analyzed(0.5, 16.0));
+  GpuInfo a;
+  a.index = 0;
+  a.name = "NVIDIA H100 80GB HBM3";
+  a.uuid = "GPU-0a1b";
+  a.memoryTotalBytes = 85899345920;
+  a.smCount = 132;
+  a.smClockMHz = 1980;
+  a.memoryClockMHz = 2619;
+  a.memoryBusWidthBits = 5120;
+  a.nominalBandwidthBytesPerSecond = 3.35e12;
+  a.probeAchievedBytesPerSecond = 2.9e12;
+  a.probeRatio = 2.9 / 3.35;
+  GpuInfo b = a;  // no probe library: its facts are 0, and no probe ran
+  b.index = 1;
+  b.uuid = "GPU-2c3d";
+  b.smCount = b.smClockMHz = b.memoryClockMHz = b.memoryBusWidthBits = 0;
+  b.nominalBandwidthBytesPerSecond = b.probeAchievedBytesPerSecond = b.probeRatio = std::nullopt;
+  fp.gpus = {a, b};
+  checkRoundTrip(fp);
+}
+
+TEST_CASE("the recorded fingerprint reads back the same through toJson") {
+  auto fp = parseFingerprint(fixture());
+  REQUIRE(fp);
+  checkRoundTrip(*fp);
+}
+
+TEST_CASE("the summary leaves spectra and entropy out; the parser takes both forms") {
+  NodeFingerprint fp = base(true);
+  fp.signals.emplace("cpu", analyzed(0.4, 4.0));
+  const std::string summary = toJson(fp, FingerprintDetail::kSummary);
+  const std::string spectra = toJson(fp, FingerprintDetail::kSpectra);
+  CHECK(summary.find("spectrum") == std::string::npos);
+  CHECK(summary.find("entropy") == std::string::npos);
+  CHECK(spectra.find("\"spectrum\":[0.5,0.5,0.5,0.5,1e-300,0.0]") != std::string::npos);
+  CHECK(spectra.find("\"entropy\":0.25") != std::string::npos);
+  // What the schema names, in the summary: the same document less the two members.
+  Json withSpectra = Json::parse(spectra);
+  withSpectra["signals"]["cpu"].erase("spectrum");
+  withSpectra["signals"]["cpu"].erase("entropy");
+  CHECK(Json::parse(summary) == withSpectra);
+  // A spectrum present is still checked.
+  withSpectra["signals"]["cpu"]["spectrum"] = Json::array({0.5, 0.5, 2.0, 0.5});
+  auto bad = parseFingerprint(withSpectra.dump());
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message == "signals.cpu.spectrum[2]: 2 is out of range");
 }

@@ -32,12 +32,19 @@ grep -q '^pi0_agent_source_up{source="gpu"} 0' "$WORK/metrics.txt" ||
   die "the disabled GPU source is not reported as missing"
 
 # /fingerprint against the schema, and sanity of this machine's values.
-curl -sf "$E2E_AGENT_URL/fingerprint" >"$WORK/fingerprint.json" || die "GET /fingerprint failed"
-/usr/bin/python3 - "$SCHEMA" "$WORK/fingerprint.json" <<'PY' || die "fingerprint check failed"
+# The default body leaves spectra and entropy out; ?detail=spectra has them.
+curl -sf "$E2E_AGENT_URL/fingerprint?detail=spectra" >"$WORK/fingerprint.json" ||
+  die "GET /fingerprint?detail=spectra failed"
+curl -sf "$E2E_AGENT_URL/fingerprint" >"$WORK/summary.json" || die "GET /fingerprint failed"
+/usr/bin/python3 - "$SCHEMA" "$WORK/fingerprint.json" "$WORK/summary.json" <<'PY' || die "fingerprint check failed"
 import json, sys, jsonschema
 schema = json.load(open(sys.argv[1]))
 doc = json.load(open(sys.argv[2]))
-jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker()).validate(doc)
+summary = json.load(open(sys.argv[3]))
+validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+validator.validate(doc)
+validator.validate(summary)
+assert all("spectrum" not in s and "entropy" not in s for s in summary["signals"].values())
 assert doc["ready"] is True, doc["ready"]
 assert doc["windowSize"] == 16
 for name in ("cpu", "memory"):
