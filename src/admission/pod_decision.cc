@@ -257,49 +257,6 @@ std::optional<Elimination> eliminate(const PodRequest& pod, const NodeInfo& node
 
 // --- Gates -------------------------------------------------------------------------------------
 
-// The gate metrics of one resource of one node, and its PSI when the node has it.
-struct ResourceMetrics {
-  fleet::SignalGates gates;
-  std::optional<double> psi;
-};
-
-bool isGpuSmSignal(std::string_view name) {
-  if (name.size() < 7 || name.substr(0, 3) != "gpu" || name.substr(name.size() - 3) != "_sm")
-    return false;
-  const std::string_view digits = name.substr(3, name.size() - 6);
-  return !digits.empty() &&
-         std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-// nullopt when the fingerprint lacks gate metrics the resource needs (no data).
-std::optional<ResourceMetrics> metricsOf(const fleet::NodeFingerprint& fp,
-                                         fleet::Resource resource) {
-  if (resource == fleet::Resource::kGpu) {
-    ResourceMetrics m;
-    int n = 0;
-    for (const auto& [name, signal] : fp.signals) {
-      if (!isGpuSmSignal(name)) continue;
-      if (!signal.gates) return std::nullopt;
-      m.gates.fitError += signal.gates->fitError;
-      m.gates.gluingDelta += signal.gates->gluingDelta;
-      m.gates.isolation += signal.gates->isolation;
-      ++n;
-    }
-    if (n == 0) return std::nullopt;
-    m.gates.fitError /= n;
-    m.gates.gluingDelta /= n;
-    m.gates.isolation /= n;
-    return m;
-  }
-  const bool cpu = resource == fleet::Resource::kCpu;
-  const fleet::SignalFingerprint* s = fp.signal(cpu ? "cpu" : "memory");
-  if (!s || !s->gates) return std::nullopt;
-  ResourceMetrics m{*s->gates, std::nullopt};
-  if (const fleet::SignalFingerprint* psi = fp.signal(cpu ? "psi_cpu" : "psi_memory"))
-    m.psi = psi->current;
-  return m;
-}
-
 std::int64_t requestOf(const PodRequest& pod, fleet::Resource r) {
   switch (r) {
     case fleet::Resource::kCpu:
@@ -337,27 +294,29 @@ bool evaluate(const PodRequest& pod, const NodeInfo& node, const fleet::NodeFing
               const std::vector<fleet::Resource>& used, const Thresholds& th,
               std::vector<GateFailure>& failures) {
   failures.clear();
-  std::optional<ResourceMetrics> metrics[3];
+  // No data for one resource the pod uses: no data for the pod.
+  fleet::ResourceView views[3];
   for (std::size_t i = 0; i < used.size(); ++i) {
-    metrics[i] = metricsOf(fp, used[i]);
-    if (!metrics[i]) return false;
+    views[i] = fleet::resourceView(fp, used[i]);
+    if (!views[i].gates) return false;
   }
   for (std::size_t i = 0; i < used.size(); ++i) {
     const fleet::Resource r = used[i];
-    const ResourceMetrics& m = *metrics[i];
+    const fleet::SignalGates& gates = *views[i].gates;
+    const std::optional<double>& psi = views[i].pressure;
     auto add = [&](Gate gate, double value, double threshold, double share = 0) {
       failures.push_back(GateFailure{{}, r, gate, value, threshold, share});
     };
-    if (m.gates.fitError > th.fitError) add(Gate::kFitError, m.gates.fitError, th.fitError);
-    if (m.gates.gluingDelta > th.gluingDelta)
-      add(Gate::kGluingDelta, m.gates.gluingDelta, th.gluingDelta);
-    if (m.psi && *m.psi > th.psi) add(Gate::kPsi, *m.psi, th.psi);
+    if (gates.fitError > th.fitError) add(Gate::kFitError, gates.fitError, th.fitError);
+    if (gates.gluingDelta > th.gluingDelta)
+      add(Gate::kGluingDelta, gates.gluingDelta, th.gluingDelta);
+    if (psi && *psi > th.psi) add(Gate::kPsi, *psi, th.psi);
     const std::int64_t alloc = allocatableOf(node, r);
     // A request larger than allocatable was eliminated before; alloc 0 here means request 0.
     const double share =
         alloc > 0 ? static_cast<double>(requestOf(pod, r)) / static_cast<double>(alloc) : 0.0;
-    if (m.gates.isolation < share + th.isolation)
-      add(Gate::kIsolation, m.gates.isolation, share + th.isolation, share);
+    if (gates.isolation < share + th.isolation)
+      add(Gate::kIsolation, gates.isolation, share + th.isolation, share);
   }
   return true;
 }
@@ -497,7 +456,7 @@ std::optional<std::string> troubleWarning(const std::string& node,
   if (!(withinSeconds > 0)) return std::nullopt;
   std::vector<std::pair<double, fleet::Resource>> soon;
   for (fleet::Resource r : used) {
-    const std::optional<double> seconds = fleet::secondsToTrouble(fingerprint, r);
+    const std::optional<double> seconds = fleet::resourceView(fingerprint, r).secondsToTrouble;
     if (seconds && *seconds < withinSeconds) soon.emplace_back(*seconds, r);
   }
   if (soon.empty()) return std::nullopt;

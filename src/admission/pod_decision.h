@@ -30,8 +30,8 @@
 //     untolerated taint (dedicated=gpu:NoSchedule)".
 //  5. Passed: some candidate with data passes every gate for the pod (see "Gates"); `node` is
 //     the first such candidate in the order of `nodes` (the scan stops there). When that node's
-//     forecast expects trouble soon on a resource the pod uses (fleet::secondsToTrouble below
-//     Policy::troubleWarningSeconds: cpu from "cpu" and "psi_cpu", memory from "memory" and
+//     forecast expects trouble soon on a resource the pod uses (ResourceView::secondsToTrouble
+//     below Policy::troubleWarningSeconds: cpu from "cpu" and "psi_cpu", memory from "memory" and
 //     "psi_memory", gpu from the "gpuN_sm" signals), the pod is admitted with the warning
 //     "pi0: node worker-3 expects cpu trouble in 12 s" (several resources in one warning,
 //     soonest first; "now" when the forecast is at its trouble line already).
@@ -86,11 +86,12 @@
 // pod uses, fit_error ≤ θ_fit, gluing_delta ≤ θ_glue, PSI ≤ θ_psi (where there is PSI) and
 // isolation ≥ request/allocatable + θ_iso. cpu and memory are always used (a pod with no
 // requests uses them with request 0: only the margin θ_iso is asked for); the GPU only when
-// nvidia.com/gpu is requested.
+// nvidia.com/gpu is requested. A resource's gate metrics and PSI are its fleet::ResourceView's
+// (fleet/resource_view.h), the same view the cluster load reads:
 //  - cpu: the "cpu" signal's gate metrics; PSI is the "psi_cpu" signal's current value.
 //  - memory: the "memory" signal; PSI "psi_memory".
 //  - gpu: the node's GPUs form one pool, as its CPUs do: each gate metric of the pool is the
-//    MEAN over the node's "gpuN_sm" signals (as fleet/load.h takes the mean projected peak),
+//    MEAN over the node's "gpuN_sm" signals (as the cluster load takes the mean projected peak),
 //    request/allocatable is the requested GPUs over the node's allocatable nvidia.com/gpu, and
 //    there is no PSI gate. So a pod asking for g GPUs passes the isolation gate when the
 //    projected free GPU capacity Σ isolation_i covers g plus the margin θ_iso per GPU. (A

@@ -3,11 +3,8 @@
 // Pure functions: no I/O, no clock (the time to judge freshness is an argument).
 //
 // Decisions:
-// - A node's projected peak of a resource is 1 − isolation of its signal: "cpu" for cpu,
-//   "memory" for memory, and for gpu the MEAN of 1 − isolation over the node's "gpuN_sm"
-//   signals. With the mean, weighting a node by its GPU count makes the cluster's gpu load the
-//   mean over all GPUs, as the cpu signal is the mean over all of a node's CPUs. (The max would
-//   let one busy GPU make a node of eight look full, though seven could take work.)
+// - A node's projected peak of a resource is its ResourceView's (fleet/resource_view.h):
+//   1 − isolation of "cpu" or "memory", and for gpu the mean over the node's GPUs.
 // - A node counts for a resource when its data is usable (FleetSnapshot::isUsable: a
 //   fingerprint fetched within staleAfter, node not Failed) and the resource's signal has gate
 //   metrics (the agent's window is full). Otherwise it is missing: left out of the mean (which
@@ -20,10 +17,10 @@
 //   capacity anywhere (gpu on a cluster without GPUs) is left out of ℓ. No resource left, or
 //   none asked for: ℓ unknown.
 // - The anticipated load at a lead A (a ShutdownMatrix's spec.anticipationSeconds) is the same
-//   mean of each node's forecast A seconds past its horizon, F(horizon + A) (fingerprint.h,
-//   SignalForecast), over the same nodes: a node whose agent publishes no forecast (one older
-//   than the forecast) contributes its projected peak, as it does to ℓ. Since F never falls
-//   with τ, the anticipated load is at least ℓ.
+//   mean of each node's forecast A seconds past its horizon, F(horizon + A)
+//   (ResourceView::anticipatedPeak), over the same nodes: a node whose agent publishes no forecast
+//   (one older than the forecast) contributes its projected peak, as it does to ℓ. Since F never
+//   falls with τ, the anticipated load is at least ℓ.
 #pragma once
 
 #include <array>
@@ -38,6 +35,7 @@
 #include "common/resource.h"
 #include "fleet/fingerprint.h"
 #include "fleet/fleet_view.h"
+#include "fleet/resource_view.h"
 
 namespace pi0::fleet {
 
@@ -56,25 +54,6 @@ struct Capacity {
 };
 
 using CapacityMap = std::map<std::string, Capacity, std::less<>>;
-
-// The projected peak of `resource` on the node, in [0,1]; nullopt when the fingerprint has no
-// gate metrics for it (no such signal, or its window is not full yet).
-std::optional<double> projectedPeak(const NodeFingerprint& fingerprint, Resource resource);
-
-// The forecast of `resource` on the node `seconds` ahead (F(τ); for gpu the mean over the
-// node's GPUs), in [0,1]; nullopt when a signal it needs has no forecast.
-std::optional<double> forecastAt(const NodeFingerprint& fingerprint, Resource resource,
-                                 double seconds);
-
-// The node's peak of `resource` expected within its horizon plus `leadSeconds`: F(horizon +
-// lead) per signal (the gpu mean as above), or the projected peak where a signal has no
-// forecast; nullopt when projectedPeak() is.
-std::optional<double> anticipatedPeak(const NodeFingerprint& fingerprint, Resource resource,
-                                      double leadSeconds);
-
-// The soonest secondsToTrouble among the node's signals of `resource` (cpu: "cpu", "psi_cpu";
-// memory: "memory", "psi_memory"; gpu: every "gpuN_sm"); nullopt when none expects trouble.
-std::optional<double> secondsToTrouble(const NodeFingerprint& fingerprint, Resource resource);
 
 struct ResourceLoad {
   std::optional<double> peak;  // capacity-weighted mean projected peak; nullopt when unknown

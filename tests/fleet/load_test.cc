@@ -48,17 +48,17 @@ const NodeFingerprint kFpC = fingerprint("node-c", {{"cpu", 0.8},
 }  // namespace
 
 TEST_CASE("projected peak of a node per resource") {
-  CHECK(*projectedPeak(kFpA, Resource::kCpu) == doctest::Approx(0.6));
-  CHECK(*projectedPeak(kFpA, Resource::kMemory) == doctest::Approx(0.5));
-  CHECK_FALSE(projectedPeak(kFpA, Resource::kGpu));  // no gpu<i>_sm signal
-  CHECK(*projectedPeak(kFpB, Resource::kGpu) == doctest::Approx(0.7));
-  CHECK(*projectedPeak(kFpC, Resource::kGpu) == doctest::Approx(0.25));
+  CHECK(*resourceView(kFpA, Resource::kCpu).projectedPeak == doctest::Approx(0.6));
+  CHECK(*resourceView(kFpA, Resource::kMemory).projectedPeak == doctest::Approx(0.5));
+  CHECK_FALSE(resourceView(kFpA, Resource::kGpu).projectedPeak);  // no gpu<i>_sm signal
+  CHECK(*resourceView(kFpB, Resource::kGpu).projectedPeak == doctest::Approx(0.7));
+  CHECK(*resourceView(kFpC, Resource::kGpu).projectedPeak == doctest::Approx(0.25));
   // One GPU without gates leaves the node's gpu peak unknown.
   const auto partial = fingerprint("node-d", {{"gpu0_sm", 0.5}, {"gpu1_sm", std::nullopt}});
-  CHECK_FALSE(projectedPeak(partial, Resource::kGpu));
+  CHECK_FALSE(resourceView(partial, Resource::kGpu).projectedPeak);
   // Names that only look like GPU signals do not count.
   const auto odd = fingerprint("node-e", {{"gpu_sm", 0.5}, {"gpux_sm", 0.5}, {"gpu0_smx", 0.5}});
-  CHECK_FALSE(projectedPeak(odd, Resource::kGpu));
+  CHECK_FALSE(resourceView(odd, Resource::kGpu).projectedPeak);
 }
 
 TEST_CASE("cluster load of three nodes of different capacities, computed by hand") {
@@ -285,40 +285,41 @@ NodeFingerprint withForecast(NodeFingerprint fp, const std::string& signal, doub
 TEST_CASE("a node's forecast at τ and its anticipated peak at a lead") {
   // node-a's cpu (peak 0.6) rises 0.01/s: F(30) = 0.6, F(75) = 0.6 + 0.45 = 1.05 → 1.
   const auto a = withForecast(kFpA, "cpu", 0.01);
-  CHECK(*forecastAt(a, Resource::kCpu, 30) == doctest::Approx(0.6));
-  CHECK(*forecastAt(a, Resource::kCpu, 45) == doctest::Approx(0.75));
-  CHECK(*forecastAt(a, Resource::kCpu, 75) == 1.0);
+  CHECK(*resourceView(a, Resource::kCpu).forecastAt(30) == doctest::Approx(0.6));
+  CHECK(*resourceView(a, Resource::kCpu).forecastAt(45) == doctest::Approx(0.75));
+  CHECK(*resourceView(a, Resource::kCpu).forecastAt(75) == 1.0);
   // A lead of 15 s looks to the horizon plus 15 s: τ = 45.
-  CHECK(*anticipatedPeak(a, Resource::kCpu, 15) == doctest::Approx(0.75));
-  CHECK(*anticipatedPeak(a, Resource::kCpu, 0) == doctest::Approx(0.6));
+  CHECK(*resourceView(a, Resource::kCpu).anticipatedPeak(15) == doctest::Approx(0.75));
+  CHECK(*resourceView(a, Resource::kCpu).anticipatedPeak(0) == doctest::Approx(0.6));
   // No forecast for memory: forecastAt says so, anticipatedPeak falls back to the peak.
-  CHECK_FALSE(forecastAt(a, Resource::kMemory, 45));
-  CHECK(*anticipatedPeak(a, Resource::kMemory, 15) == doctest::Approx(0.5));
+  CHECK_FALSE(resourceView(a, Resource::kMemory).forecastAt(45));
+  CHECK(*resourceView(a, Resource::kMemory).anticipatedPeak(15) == doctest::Approx(0.5));
   // No gates at all: nothing.
-  CHECK_FALSE(anticipatedPeak(a, Resource::kGpu, 15));
+  CHECK_FALSE(resourceView(a, Resource::kGpu).anticipatedPeak(15));
 
   // gpu: the mean over the node's GPUs of F(horizon + lead); node-b's GPUs 0.9 and 0.5, the
   // first rising 0.002/s: at lead 20 s, (0.9 + 0.04 + 0.5) / 2 = 0.72.
   auto b = withForecast(withForecast(kFpB, "gpu0_sm", 0.002), "gpu1_sm", 0);
-  CHECK(*anticipatedPeak(b, Resource::kGpu, 20) == doctest::Approx(0.72));
-  CHECK(*forecastAt(b, Resource::kGpu, 50) == doctest::Approx(0.72));
+  CHECK(*resourceView(b, Resource::kGpu).anticipatedPeak(20) == doctest::Approx(0.72));
+  CHECK(*resourceView(b, Resource::kGpu).forecastAt(50) == doctest::Approx(0.72));
   // One GPU without a forecast: forecastAt is unknown, anticipatedPeak takes that GPU's peak.
   b.signals.at("gpu1_sm").forecast.reset();
-  CHECK_FALSE(forecastAt(b, Resource::kGpu, 50));
-  CHECK(*anticipatedPeak(b, Resource::kGpu, 20) == doctest::Approx(0.72));
+  CHECK_FALSE(resourceView(b, Resource::kGpu).forecastAt(50));
+  CHECK(*resourceView(b, Resource::kGpu).anticipatedPeak(20) == doctest::Approx(0.72));
 }
 
 TEST_CASE("the soonest time to trouble of a resource's signals") {
   auto fp = fingerprint("node-a", {{"cpu", 0.4}, {"psi_cpu", 0.9}, {"memory", 0.5}});
-  CHECK_FALSE(secondsToTrouble(fp, Resource::kCpu));  // no forecast
+  CHECK_FALSE(resourceView(fp, Resource::kCpu).secondsToTrouble);  // no forecast
   fp = withForecast(fp, "cpu", 0.01, 70.0);
-  CHECK(*secondsToTrouble(fp, Resource::kCpu) == 70.0);
+  CHECK(*resourceView(fp, Resource::kCpu).secondsToTrouble == 70.0);
   fp = withForecast(fp, "psi_cpu", 0.0, 12.0);  // the pressure line comes first
-  CHECK(*secondsToTrouble(fp, Resource::kCpu) == 12.0);
+  CHECK(*resourceView(fp, Resource::kCpu).secondsToTrouble == 12.0);
   fp = withForecast(fp, "memory", 0.0);
-  CHECK_FALSE(secondsToTrouble(fp, Resource::kMemory));  // a forecast, but no trouble expected
+  CHECK_FALSE(
+      resourceView(fp, Resource::kMemory).secondsToTrouble);  // a forecast, but no trouble expected
   const auto b = withForecast(withForecast(kFpB, "gpu0_sm", 0.01, 40.0), "gpu1_sm", 0.0, 5.0);
-  CHECK(*secondsToTrouble(b, Resource::kGpu) == 5.0);
+  CHECK(*resourceView(b, Resource::kGpu).secondsToTrouble == 5.0);
 }
 
 TEST_CASE("anticipated cluster load at a lead, capacity-weighted, computed by hand") {

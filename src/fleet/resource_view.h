@@ -1,0 +1,51 @@
+// ResourceView: what a consumer needs of one resource (cpu, memory, gpu) on one node, read from
+// the node's fingerprint. The one place that knows which signals make up a resource: the cluster
+// load (fleet/load.h) and admission (admission/pod_decision.h) both read nodes through it.
+// Pure: no I/O.
+//
+// The signals of a resource:
+//  - cpu: utilization "cpu", pressure "psi_cpu"; memory: "memory" and "psi_memory".
+//  - gpu: the node's GPUs form one pool, as its CPUs do: every gate metric, the projected peak
+//    and the forecast are the MEAN over the node's "gpu<i>_sm" signals (gpu<i>_memory takes no
+//    part), and there is no pressure signal. With the mean, weighting a node by its GPU count
+//    makes the cluster's gpu load the mean over all GPUs (the max would let one busy GPU make a
+//    node of eight look full, though seven could take work). One GPU without data leaves the
+//    pool's value unknown rather than biased.
+#pragma once
+
+#include <optional>
+
+#include "common/resource.h"
+#include "fleet/fingerprint.h"
+
+namespace pi0::fleet {
+
+struct ResourceView {
+  // The utilization signal's gate metrics (gpu: each the mean over the GPUs); nullopt when the
+  // node has no such signal or its window is not full (no data for the resource).
+  std::optional<SignalGates> gates;
+  // 1 − isolation (gpu: the mean of it over the GPUs), in [0,1]; nullopt exactly when gates is.
+  std::optional<double> projectedPeak;
+  // The pressure signal's current value (PSI `some avg10`); nullopt for gpu and on a node
+  // whose kernel has no PSI. Known even before the window is full.
+  std::optional<double> pressure;
+  // The soonest secondsToTrouble among the resource's signals, utilization and pressure (gpu:
+  // every GPU); nullopt when none expects trouble.
+  std::optional<double> secondsToTrouble;
+
+  // F(τ) of the utilization signal `seconds` ahead (gpu: the mean over the GPUs), in [0,1];
+  // nullopt when a signal it needs has no forecast.
+  std::optional<double> forecastAt(double seconds) const;
+  // The peak expected within the horizon plus `leadSeconds`: max(projected peak,
+  // F(horizon + lead)) per signal (the gpu mean as above), or the projected peak where a signal
+  // has no forecast (an agent older than the forecast); nullopt when projectedPeak is.
+  std::optional<double> anticipatedPeak(double leadSeconds) const;
+
+  Resource resource = Resource::kCpu;
+  const NodeFingerprint* node = nullptr;  // not owned; the view is valid while it lives
+};
+
+// The view of `resource` on the node of `fingerprint`, which must outlive the view.
+ResourceView resourceView(const NodeFingerprint& fingerprint, Resource resource);
+
+}  // namespace pi0::fleet

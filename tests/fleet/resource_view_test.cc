@@ -1,0 +1,51 @@
+#include <doctest/doctest.h>
+
+#include <optional>
+
+#include "fleet/fingerprints.h"
+#include "fleet/resource_view.h"
+
+using namespace pi0;
+using namespace pi0::fleet;
+using fleet::testing::fingerprint;
+
+TEST_CASE("cpu and memory: their signal's gates and peak, and PSI's current value") {
+  auto fp = fingerprint("node-a", {{"cpu", 0.25}, {"psi_cpu", 0.9}, {"memory", std::nullopt}});
+  fp.signals.at("cpu").gates->fitError = 0.04;
+  fp.signals.at("psi_cpu").current = 0.15;
+  fp.signals.at("memory").current = 0.5;  // no gates yet: no data for memory
+
+  const ResourceView cpu = resourceView(fp, Resource::kCpu);
+  REQUIRE(cpu.gates);
+  CHECK(cpu.gates->isolation == 0.25);
+  CHECK(cpu.gates->fitError == 0.04);
+  CHECK(*cpu.projectedPeak == 0.75);
+  CHECK(*cpu.pressure == 0.15);
+
+  const ResourceView memory = resourceView(fp, Resource::kMemory);
+  CHECK_FALSE(memory.gates);
+  CHECK_FALSE(memory.projectedPeak);
+  CHECK_FALSE(memory.pressure);  // no psi_memory signal: a kernel without PSI
+}
+
+TEST_CASE("gpu: every gate and the peak are the mean over the gpu<i>_sm signals") {
+  // isolation 0.1, 0.5 and 0.6; fit_error 0.02, 0.04 and 0.09 (gpu0_memory takes no part):
+  // isolation (0.1 + 0.5 + 0.6) / 3 = 0.4, fit_error 0.15 / 3 = 0.05, peak 1 − 0.4 = 0.6.
+  auto fp = fingerprint("node-b",
+                        {{"gpu0_sm", 0.1}, {"gpu1_sm", 0.5}, {"gpu2_sm", 0.6}, {"gpu0_memory", 0}});
+  fp.signals.at("gpu0_sm").gates->fitError = 0.02;
+  fp.signals.at("gpu1_sm").gates->fitError = 0.04;
+  fp.signals.at("gpu2_sm").gates->fitError = 0.09;
+  fp.signals.at("gpu0_memory").gates->fitError = 1;
+  const ResourceView gpu = resourceView(fp, Resource::kGpu);
+  REQUIRE(gpu.gates);
+  CHECK(gpu.gates->isolation == doctest::Approx(0.4));
+  CHECK(gpu.gates->fitError == doctest::Approx(0.05));
+  CHECK(*gpu.projectedPeak == doctest::Approx(0.6));
+  CHECK_FALSE(gpu.pressure);
+
+  // One GPU without gates: the pool is unknown, not the mean of the other two.
+  fp.signals.at("gpu1_sm").gates.reset();
+  CHECK_FALSE(resourceView(fp, Resource::kGpu).gates);
+  CHECK_FALSE(resourceView(fp, Resource::kGpu).projectedPeak);
+}
