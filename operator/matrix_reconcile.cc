@@ -145,8 +145,6 @@ void judgeSteps(Decided& x) {
   const auto& spec = c.spec;
   auto& pass = x.pass;
   auto& progress = pass.status.progress;
-  const auto& targetOf = x.targetOf;
-  (void)targetOf;
   const double effectiveLoad = x.effectiveLoad;
   const double saoNow = x.saoNow;
   const auto& touched = x.touched;
@@ -197,7 +195,6 @@ std::vector<RestoreRecord> followRestores(Decided& x) {
   auto& pass = x.pass;
   auto& progress = pass.status.progress;
   const auto& targetOf = x.targetOf;
-  (void)targetOf;
   std::vector<RestoreRecord> restores;
   for (auto rr : progress.restores) {
     const std::string key = rr.channel.key();
@@ -307,50 +304,16 @@ bool readingConditions(const MatrixWorld& w, const stability::MatrixSpec& spec,
   return enforcing;
 }
 
-}  // namespace
+// Sets one condition of the status at the pass's generation and time.
+using SetCondition = std::function<void(const char*, bool, std::string, std::string)>;
 
-MatrixPass planMatrix(const MatrixWorld& w) {
-  MatrixPass pass;
-  MatrixStatus& status = pass.status;
-  status = w.previous;
-  const int64_t generation =
-      kube::field<int64_t>(*w.object, "/metadata/generation"_json_pointer, 0);
-  status.observedGeneration = generation;
-  auto& conditions = status.conditions;
-  auto condition = [&](const char* type, bool value, std::string reason, std::string message) {
-    setCondition(conditions, type, value, std::move(reason), std::move(message), generation, w.now);
-  };
-
-  if (!w.problems.empty()) {
-    const std::string message = joined(w.problems);
-    if (const auto* valid = findCondition(w.previous.conditions, "Valid"); !valid || valid->status)
-      pass.events.push_back({"", kube::EventType::kWarning, "InvalidSpec", message});
-    condition("Valid", false, "InvalidSpec", message);
-    status.progress.phase = phaseName(Phase::kHolding);
-    status.progress.message = "the spec is invalid: no action until it is fixed";
-    status.plan.clear();
-    pass.requeue = std::chrono::seconds(30);
-    return pass;
-  }
-  const Context c(w);
-  const auto& spec = c.spec;
-  condition("Valid", true, "SpecValid", "the spec is valid");
-
-  pass.enforcing = readingConditions(w, spec, conditions, generation);
-  const auto& r = w.reading;
-
-  // Cool-downs still running hold their channels as they are: no step plans them.
-  auto& progress = status.progress;
-  std::erase_if(progress.cooldowns,
-                [&](const Cooldown& cd) { return cd.until <= w.now || !c.view(cd.channel.key()); });
-  std::set<std::string> cooling;
-  for (const auto& cd : progress.cooldowns)
-    cooling.insert(cd.channel.key());
-
-  // What the status remembers, as steady-clock times.
+// What the status remembers, as steady-clock times: the level, since when it is calm, and the
+// latest action (the matrix's or any of its channels').
+MatrixMemory memoryOf(const Context& c) {
+  const auto& w = c.w;
   MatrixMemory memory;
-  for (std::size_t i = 0; i < spec.levels.size(); ++i) {
-    if (spec.levels[i].name == w.previous.level) memory.level.index = static_cast<int>(i);
+  for (std::size_t i = 0; i < c.spec.levels.size(); ++i) {
+    if (c.spec.levels[i].name == w.previous.level) memory.level.index = static_cast<int>(i);
   }
   if (w.previous.progress.calmSince)
     memory.level.calmSince = toSteady(*w.previous.progress.calmSince, w.now, w.steadyNow);
@@ -359,7 +322,13 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     if (v->lastAction && (!last || *v->lastAction > *last)) last = v->lastAction;
   }
   if (last) memory.lastActionAt = toSteady(*last, w.now, w.steadyNow);
+  return memory;
+}
 
+// The channels as the planner sees them. One with nothing to act on, or held after a rollback
+// (`cooling`), plans no step either way.
+std::vector<stability::PlannedChannel> plannedChannels(const Context& c,
+                                                       const std::set<std::string>& cooling) {
   std::vector<stability::PlannedChannel> planned;
   for (const auto* v : c.valid) {
     stability::PlannedChannel p;
@@ -370,140 +339,142 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     p.cpo = v->cpo();
     p.reliability = v->reliability();
     p.ready = v->ready;
-    // Nothing to act on, or held after a rollback: no step either way.
     p.absent = v->workloads.empty() || cooling.contains(v->key());
     planned.push_back(p);
   }
-  const int previousLevel = memory.level.index;
-  MatrixDecision d = decideMatrix(spec, memory, r.load, planned, w.steadyNow, r.anticipated);
-  if (!pass.enforcing) {
-    d.shutdownNow.reset();
-    d.restoreNow.clear();
-  }
-  if (d.level.index != previousLevel && r.load) {
-    const std::string change = "level " +
-                               spec.levels[static_cast<std::size_t>(previousLevel)].name + " -> " +
-                               spec.levels[static_cast<std::size_t>(d.level.index)].name;
-    if (d.anticipatedRise) {
-      pass.events.push_back(
-          {"", kube::EventType::kNormal, "Anticipated", change + " early: " + d.anticipation});
-      pass.anticipatedRise = true;
-    } else {
-      pass.events.push_back(
-          {"", kube::EventType::kNormal, "LevelChanged", change + " at load " + fixed(*r.load)});
-    }
-  }
-  const double effectiveLoad = std::max(
-      r.load.value_or(0.0),
-      spec.anticipationSeconds > 0 && r.anticipated ? *r.anticipated : r.load.value_or(0.0));
-  const auto targets =
-      stability::targets(stability::PlanInput{&spec, planned, d.level.index, effectiveLoad});
-  auto targetOf = [&](const std::string& key) {
-    auto it = targets.find(key);
-    return it == targets.end() ? ChannelState::kActive : it->second;
-  };
+  return planned;
+}
 
-  // SAO and availability now, for the rollback checks and the status.
+// The Event of a change of level: LevelChanged, or Anticipated when the forecast raised it.
+void levelEvent(const Context& c, const MatrixDecision& d, int previousLevel, MatrixPass& pass) {
+  const auto& r = c.w.reading;
+  if (d.level.index == previousLevel || !r.load) return;
+  const auto& levels = c.spec.levels;
+  const std::string change = "level " + levels[static_cast<std::size_t>(previousLevel)].name +
+                             " -> " + levels[static_cast<std::size_t>(d.level.index)].name;
+  if (d.anticipatedRise) {
+    pass.events.push_back(
+        {"", kube::EventType::kNormal, "Anticipated", change + " early: " + d.anticipation});
+    pass.anticipatedRise = true;
+  } else {
+    pass.events.push_back(
+        {"", kube::EventType::kNormal, "LevelChanged", change + " at load " + fixed(*r.load)});
+  }
+}
+
+// The channels' facts for SAO and availability; a channel being restored counts as active.
+std::vector<stability::ChannelFacts> channelFacts(const Context& c,
+                                                  const std::set<std::string>& restoring) {
   std::set<std::string> listed;
-  for (const auto& row : spec.rows)
+  for (const auto& row : c.spec.rows)
     listed.insert(row.channel.key());
-  auto factsNow = [&](const std::set<std::string>& restoring) {
-    std::vector<stability::ChannelFacts> facts;
-    for (const auto* v : c.valid) {
-      stability::ChannelFacts f;
-      f.key = v->key();
-      f.critical = v->spec->critical;
-      f.active = v->state != ChannelState::kInactive || restoring.contains(f.key);
-      f.listed = listed.contains(f.key);
-      f.cpo = v->cpo();
-      f.reliability = v->reliability();
-      f.readyShare = v->desired > 0 ? v->readyShare() : (f.active ? 1.0 : 0.0);
-      f.bufferMax = v->spec->bufferMax;
-      facts.push_back(f);
-    }
-    return facts;
-  };
-  const double saoNow = stability::sao(factsNow({}));
-  std::set<std::string> touched;
-  for (const auto& rr : w.previous.progress.restores)
-    touched.insert(rr.channel.key());
-  for (const auto& e : w.previous.progress.evaluations)
-    touched.insert(e.channel.key());
+  std::vector<stability::ChannelFacts> facts;
+  for (const auto* v : c.valid) {
+    stability::ChannelFacts f;
+    f.key = v->key();
+    f.critical = v->spec->critical;
+    f.active = v->state != ChannelState::kInactive || restoring.contains(f.key);
+    f.listed = listed.contains(f.key);
+    f.cpo = v->cpo();
+    f.reliability = v->reliability();
+    f.readyShare = v->desired > 0 ? v->readyShare() : (f.active ? 1.0 : 0.0);
+    f.bufferMax = v->spec->bufferMax;
+    facts.push_back(f);
+  }
+  return facts;
+}
 
-  Decided x{w, c, pass, targetOf, effectiveLoad, saoNow, touched, cooling};
-  // 3. Rollback checks.
-  judgeSteps(x);
-  cooling = x.cooling;
-  // 4. Restores under way.
+bool tracks(const std::vector<RestoreRecord>& restores, const std::string& key) {
+  return std::any_of(restores.begin(), restores.end(),
+                     [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
+}
+
+// The restores the pass keeps: those under way (followRestores), the decision's new ones
+// (announced now, scaled on a later pass), and a restore step for each record left by a step
+// interrupted after its first write (an Active channel whose workload or HPA still carries Pi0's
+// record) at a level where the channel is to be Active: it clears the record and changes no
+// replica count, so there is nothing to announce.
+std::vector<RestoreRecord> planRestores(Decided& x, const MatrixDecision& d) {
   std::vector<RestoreRecord> restores = followRestores(x);
-  // 5. New restores: announced now, scaled on a later pass.
   for (const auto& step : d.restoreNow) {
-    const std::string key = step.channel.key();
-    const bool tracked =
-        std::any_of(restores.begin(), restores.end(),
-                    [&](const RestoreRecord& rr) { return rr.channel == step.channel; });
-    if (tracked || cooling.contains(key)) continue;
+    if (tracks(restores, step.channel.key()) || x.cooling.contains(step.channel.key())) continue;
     RestoreRecord rr;
     rr.channel = step.channel;
     rr.target = step.target;
-    rr.announcedAt = w.now;
+    rr.announcedAt = x.w.now;
     restores.push_back(rr);
   }
-  // A record left by a step interrupted after its first write (an Active channel whose
-  // workload or HPA still carries Pi0's record), at a level where the channel is to be Active:
-  // a restore clears it (it changes no replica count, so nothing to announce).
-  for (const auto* v : c.valid) {
+  for (const auto* v : x.c.valid) {
     const std::string key = v->key();
-    const bool tracked =
-        std::any_of(restores.begin(), restores.end(),
-                    [&](const RestoreRecord& rr) { return rr.channel.key() == key; });
-    if (!pass.enforcing || !v->leftover || tracked || cooling.contains(key) ||
-        targetOf(key) != ChannelState::kActive) {
+    if (!x.pass.enforcing || !v->leftover || tracks(restores, key) || x.cooling.contains(key) ||
+        x.targetOf(key) != ChannelState::kActive) {
       continue;
     }
-    pass.actions.push_back({StepKind::kRestore, key, stability::Action::kRestore, 0,
-                            "clears the record of a step that was interrupted", false, std::nullopt,
-                            false});
+    x.pass.actions.push_back({StepKind::kRestore, key, stability::Action::kRestore, 0,
+                              "clears the record of a step that was interrupted", false,
+                              std::nullopt, false});
   }
-  progress.restores = std::move(restores);
-  std::set<std::string> restoring;
-  for (const auto& rr : progress.restores)
-    restoring.insert(rr.channel.key());
+  return restores;
+}
 
-  // 6. The shutdown step due now.
-  if (d.shutdownNow && !restoring.contains(d.shutdownNow->channel.key())) {
-    const std::string key = d.shutdownNow->channel.key();
-    if (const auto* v = c.view(key)) {
-      StepAction a;
-      a.kind = StepKind::kScaleDown;
-      a.channel = key;
-      a.action = d.shutdownNow->action;
-      a.replicas =
-          d.shutdownNow->action == stability::Action::kShutdown ? 0 : v->spec->degradedReplicas;
-      a.reason = d.shutdownNow->reason;
-      if (spec.rollback.settleSeconds > 0) {
-        std::set<std::string> others = touched;
-        others.insert(key);
-        a.evaluation = Evaluation{d.shutdownNow->channel,
-                                  d.shutdownNow->action,
-                                  v->state,
-                                  w.now,
-                                  effectiveLoad,
-                                  saoNow,
-                                  untouchedAvailability(c.valid, others),
-                                  c.dependents(key)};
-      }
-      pass.actions.push_back(std::move(a));
-    }
+// The decision's shutdown step due now, with what its rollback check will compare against.
+void planShutdown(Decided& x, const MatrixDecision& d, const std::set<std::string>& restoring) {
+  if (!d.shutdownNow || restoring.contains(d.shutdownNow->channel.key())) return;
+  const auto& now = *d.shutdownNow;
+  const std::string key = now.channel.key();
+  const auto* v = x.c.view(key);
+  if (!v) return;
+  StepAction a;
+  a.kind = StepKind::kScaleDown;
+  a.channel = key;
+  a.action = now.action;
+  a.replicas = now.action == stability::Action::kShutdown ? 0 : v->spec->degradedReplicas;
+  a.reason = now.reason;
+  if (x.c.spec.rollback.settleSeconds > 0) {
+    std::set<std::string> others = x.touched;
+    others.insert(key);
+    a.evaluation = Evaluation{now.channel,
+                              now.action,
+                              v->state,
+                              x.w.now,
+                              x.effectiveLoad,
+                              x.saoNow,
+                              untouchedAvailability(x.c.valid, others),
+                              x.c.dependents(key)};
   }
+  x.pass.actions.push_back(std::move(a));
+}
 
-  // 7. SAO, availability, BAO, status.channels.
-  const auto facts = factsNow(restoring);
+// BAO's B: spec.totalBuffer, else the free allocatable plus what the buffers hold now (a pod
+// admitted on a buffer raises its channel's use and lowers the free allocatable alike).
+stability::Resources baoTotal(const Context& c) {
+  if (c.spec.totalBuffer) return *c.spec.totalBuffer;
+  stability::Resources total = c.w.freeAllocatable;
+  for (const auto* v : c.valid) {
+    const auto used = kube::field<kube::Json>(*v->object, "/status/buffer/used"_json_pointer,
+                                              kube::Json::object());
+    if (auto cpu = kube::parseCpuMilli(kube::stringField(used, "/cpu"_json_pointer));
+        cpu && used.contains("cpu") && total.cpuMilli)
+      *total.cpuMilli += *cpu;
+    if (auto m = kube::parseBytes(kube::stringField(used, "/memory"_json_pointer));
+        m && used.contains("memory") && total.memoryBytes)
+      *total.memoryBytes += *m;
+  }
+  return total;
+}
+
+// The status's figures: SAO, availability, the level, the plan, and status.channels with each
+// channel's BAO share above the first level.
+void writeFigures(const Decided& x, const MatrixDecision& d,
+                  const std::set<std::string>& restoring) {
+  const auto& c = x.c;
+  const auto& r = c.w.reading;
+  auto& status = x.pass.status;
+  const auto facts = channelFacts(c, restoring);
   status.stability = stability::sao(facts);
   status.availability = stability::availability(facts);
   status.systemState = stability::systemStateName(stability::systemState(status.availability));
-  const auto& level = spec.levels[static_cast<std::size_t>(d.level.index)];
-  status.level = level.name;
+  status.level = c.spec.levels[static_cast<std::size_t>(d.level.index)].name;
   status.levelIndex = d.level.index;
   status.load = r.load;
   status.loadByResource = r.byResource;
@@ -519,32 +490,14 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     }
     status.plan.push_back(std::move(p));
   }
-  // BAO: B is spec.totalBuffer, else the free allocatable plus what the buffers hold now (a pod
-  // admitted on a buffer raises its channel's use and lowers the free allocatable alike).
-  stability::Resources total;
-  if (spec.totalBuffer) {
-    total = *spec.totalBuffer;
-  } else {
-    total = w.freeAllocatable;
-    for (const auto* v : c.valid) {
-      const auto used = kube::field<kube::Json>(*v->object, "/status/buffer/used"_json_pointer,
-                                                kube::Json::object());
-      if (auto cpu = kube::parseCpuMilli(kube::stringField(used, "/cpu"_json_pointer));
-          cpu && used.contains("cpu") && total.cpuMilli)
-        *total.cpuMilli += *cpu;
-      if (auto m = kube::parseBytes(kube::stringField(used, "/memory"_json_pointer));
-          m && used.contains("memory") && total.memoryBytes)
-        *total.memoryBytes += *m;
-    }
-  }
-  const auto shares = stability::bao(facts, total);
+  const auto shares = stability::bao(facts, baoTotal(c));
   status.channels.clear();
   for (std::size_t i = 0; i < c.valid.size(); ++i) {
     const auto* v = c.valid[i];
     ChannelEntry e;
     e.channel = v->spec->ref;
     e.state = v->state;
-    e.target = targetOf(v->key());
+    e.target = x.targetOf(v->key());
     e.restoring = restoring.contains(v->key());
     if (d.level.index > 0) {
       e.buffer = shares[i];
@@ -553,8 +506,12 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     }
     status.channels.push_back(std::move(e));
   }
+}
 
-  // Progress.
+// status.progress: its phase (a new sequence starts its count again) and message.
+void writeProgress(const Decided& x, const MatrixDecision& d) {
+  const auto& w = x.w;
+  auto& progress = x.pass.status.progress;
   Phase phase = d.phase;
   if (!progress.restores.empty() && phase == Phase::kIdle) phase = Phase::kRestoring;
   if (progress.phase == phaseName(Phase::kIdle) && phase != Phase::kIdle)
@@ -564,27 +521,31 @@ MatrixPass planMatrix(const MatrixWorld& w) {
   if (d.level.calmSince) progress.calmSince = toWall(*d.level.calmSince, w.now, w.steadyNow);
   std::string message = d.message;
   if (!d.waiting.empty()) message += "; " + joined(d.waiting);
-  if (!pass.enforcing && spec.mode == stability::Mode::kEnforce)
+  if (!x.pass.enforcing && x.c.spec.mode == stability::Mode::kEnforce)
     message += " (another matrix enforces)";
   for (const auto& cd : progress.cooldowns) {
     message += "; " + cd.channel.key() + " is held after a rollback until " + rfc3339(cd.until, 0);
   }
   progress.message = message;
+}
 
-  std::vector<std::string> stalledNames;
+// The conditions a pass sets from its decision: Stalled, StabilityReachable, RolledBack.
+void decisionConditions(const Decided& x, const MatrixDecision& d, const SetCondition& condition) {
+  const auto& progress = x.pass.status.progress;
+  std::vector<std::string> stalled;
   for (const auto& rr : progress.restores) {
-    if (rr.stalled) stalledNames.push_back(rr.channel.key());
+    if (rr.stalled) stalled.push_back(rr.channel.key());
   }
-  if (!stalledNames.empty()) {
+  if (!stalled.empty()) {
     condition("Stalled", true, "RestoreStalled",
-              "restores not ready within their timeout: " + joined(stalledNames, ", "));
+              "restores not ready within their timeout: " + joined(stalled, ", "));
   } else {
     condition("Stalled", false, "NotStalled", "no restore is stalled");
   }
-  if (spec.stabilityThreshold <= 0) {
+  if (x.c.spec.stabilityThreshold <= 0) {
     condition("StabilityReachable", true, "TriggerOff",
               "spec.stabilityThreshold is 0: no channel is shut down for stability");
-  } else if (!r.load) {
+  } else if (!x.w.reading.load) {
     // decideMatrix holds without a load and plans nothing: keep what was known.
   } else if (d.stability.reachable) {
     condition("StabilityReachable", true, "Reachable", d.stability.explanation);
@@ -600,6 +561,85 @@ MatrixPass planMatrix(const MatrixWorld& w) {
     condition("RolledBack", true, "StepMadeThingsWorse",
               "steps undone and held: " + joined(held, "; "));
   }
+}
+
+}  // namespace
+
+MatrixPass planMatrix(const MatrixWorld& w) {
+  MatrixPass pass;
+  MatrixStatus& status = pass.status;
+  status = w.previous;
+  const int64_t generation =
+      kube::field<int64_t>(*w.object, "/metadata/generation"_json_pointer, 0);
+  status.observedGeneration = generation;
+  const SetCondition condition = [&](const char* type, bool value, std::string reason,
+                                     std::string message) {
+    setCondition(status.conditions, type, value, std::move(reason), std::move(message), generation,
+                 w.now);
+  };
+  if (!w.problems.empty()) {
+    const std::string message = joined(w.problems);
+    if (const auto* valid = findCondition(w.previous.conditions, "Valid"); !valid || valid->status)
+      pass.events.push_back({"", kube::EventType::kWarning, "InvalidSpec", message});
+    condition("Valid", false, "InvalidSpec", message);
+    status.progress.phase = phaseName(Phase::kHolding);
+    status.progress.message = "the spec is invalid: no action until it is fixed";
+    status.plan.clear();
+    pass.requeue = std::chrono::seconds(30);
+    return pass;
+  }
+  const Context c(w);
+  const auto& spec = c.spec;
+  const auto& r = w.reading;
+  condition("Valid", true, "SpecValid", "the spec is valid");
+  pass.enforcing = readingConditions(w, spec, status.conditions, generation);
+
+  // 1. Cool-downs still running hold their channels as they are: no step plans them.
+  auto& progress = status.progress;
+  std::erase_if(progress.cooldowns,
+                [&](const Cooldown& cd) { return cd.until <= w.now || !c.view(cd.channel.key()); });
+  std::set<std::string> cooling;
+  for (const auto& cd : progress.cooldowns)
+    cooling.insert(cd.channel.key());
+
+  // 2. The decision: the level, the plan, the step due now and the restores due.
+  const MatrixMemory memory = memoryOf(c);
+  const auto planned = plannedChannels(c, cooling);
+  MatrixDecision d = decideMatrix(spec, memory, r.load, planned, w.steadyNow, r.anticipated);
+  if (!pass.enforcing) {
+    d.shutdownNow.reset();
+    d.restoreNow.clear();
+  }
+  levelEvent(c, d, memory.level.index, pass);
+  const double effectiveLoad = std::max(
+      r.load.value_or(0.0),
+      spec.anticipationSeconds > 0 && r.anticipated ? *r.anticipated : r.load.value_or(0.0));
+  const auto targets =
+      stability::targets(stability::PlanInput{&spec, planned, d.level.index, effectiveLoad});
+  auto targetOf = [&](const std::string& key) {
+    auto it = targets.find(key);
+    return it == targets.end() ? ChannelState::kActive : it->second;
+  };
+  std::set<std::string> touched;
+  for (const auto& rr : w.previous.progress.restores)
+    touched.insert(rr.channel.key());
+  for (const auto& e : w.previous.progress.evaluations)
+    touched.insert(e.channel.key());
+  Decided x{w,       c,      pass, targetOf, effectiveLoad, stability::sao(channelFacts(c, {})),
+            touched, cooling};
+
+  // 3. Rollback checks; 4. restores under way and new ones; 5. the shutdown step due now.
+  judgeSteps(x);
+  progress.restores = planRestores(x, d);
+  std::set<std::string> restoring;
+  for (const auto& rr : progress.restores)
+    restoring.insert(rr.channel.key());
+  planShutdown(x, d, restoring);
+
+  // 6. The status: figures, progress, conditions.
+  writeFigures(x, d, restoring);
+  writeProgress(x, d);
+  decisionConditions(x, d, condition);
   return pass;
 }
 
