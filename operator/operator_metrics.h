@@ -52,7 +52,8 @@
 namespace pi0::op {
 
 enum class Controller { kChannel, kMatrix };
-enum class Action { kDegrade, kShutdown, kRestore };
+// A step's action: the matrix's own (a cell's action), labelled in lower case.
+using stability::Action;
 enum class ActionResult { kOk, kError };
 
 std::string_view toString(Controller controller);

@@ -121,7 +121,9 @@ Result<ServiceRef> parseServiceRef(std::string_view text) {
     ref = ServiceRef{std::string(text.substr(0, slash)), std::string(text.substr(slash + 1))};
   }
   if (slash == std::string_view::npos || !kube::isDnsLabel(ref.ns) || !kube::isDnsLabel(ref.name)) {
-    return fail("'" + std::string(text) + "' is not NAMESPACE/NAME (e.g. pi0/pi0-agent)");
+    std::string message = "'";  // appended, not "'" + ...: GCC 12 warns -Wrestrict on that
+    message.append(text).append("' is not NAMESPACE/NAME (e.g. pi0/pi0-agent)");
+    return fail(message);
   }
   return ref;
 }

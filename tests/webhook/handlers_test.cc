@@ -24,6 +24,13 @@ using Json = nlohmann::json;
 
 namespace {
 
+// PREFIX followed by N, built by appending: GCC 12 warns (-Wrestrict, falsely) on "u" + ....
+std::string numbered(const char* prefix, int n) {
+  std::string out = prefix;
+  out += std::to_string(n);
+  return out;
+}
+
 ObjectPtr ptr(Json j) {
   return std::make_shared<const Json>(std::move(j));
 }
@@ -275,7 +282,7 @@ TEST_CASE("pods: a burst against a channel's buffer is admitted up to the remain
   const Json web = {{"stability.pi0.io/channel", "web"}};
   int n = 0;
   auto review = [&] {
-    return response(h.pods(podReview("u" + std::to_string(++n), "shop", web, "100m").dump()));
+    return response(h.pods(podReview(numbered("u", ++n), "shop", web, "100m").dump()));
   };
 
   // 20 pods of 100m against 500m: the first 5 reserve it all, the other 15 find nothing left.
@@ -332,7 +339,7 @@ TEST_CASE("pods: reservations the operator never counts end at the timeout") {
   const Json web = {{"stability.pi0.io/channel", "web"}};
   int n = 0;
   auto review = [&] {
-    return response(h.pods(podReview("u" + std::to_string(++n), "shop", web, "100m").dump()));
+    return response(h.pods(podReview(numbered("u", ++n), "shop", web, "100m").dump()));
   };
   for (int i = 0; i < 5; ++i)
     CHECK(review()["allowed"] == true);
@@ -365,8 +372,8 @@ TEST_CASE("pods: a restoring channel's pods neither check nor take its buffer") 
   auto h = w.handlers();
   const Json web = {{"stability.pi0.io/channel", "web"}};
   for (int i = 0; i < 3; ++i)
-    CHECK(response(h.pods(
-              podReview("r" + std::to_string(i), "shop", web, "100m").dump()))["allowed"] == true);
+    CHECK(response(h.pods(podReview(numbered("r", i), "shop", web, "100m").dump()))["allowed"] ==
+          true);
   CHECK(h.reservations().live.empty());
 }
 
@@ -393,7 +400,8 @@ TEST_CASE("a body that is not an AdmissionReview is a 400 with the parser's mess
 // The label sets of a counter's series in an exposition, e.g. {endpoint="pods",reason=...}.
 std::set<std::string> seriesOf(const std::string& text, const std::string& name) {
   std::set<std::string> out;
-  const std::string start = "\n" + name + "{";
+  std::string start = "\n";  // appended: GCC 12 warns (-Wrestrict) on "\n" + name
+  start.append(name).append("{");
   for (auto at = text.find(start); at != std::string::npos; at = text.find(start, at + 1)) {
     const auto begin = at + start.size() - 1;
     out.insert(text.substr(begin, text.find('}', begin) - begin + 1));
@@ -440,7 +448,7 @@ TEST_CASE("bad requests and the pods endpoint's decisions are counted from 0 at 
   int n = 0;
   auto review = [&](const std::string& ns, Json labels, const std::string& cpu = "500m",
                     const std::string& operation = "CREATE") {
-    CHECK(h.pods(podReview("u" + std::to_string(++n), ns, std::move(labels), cpu, operation).dump())
+    CHECK(h.pods(podReview(numbered("u", ++n), ns, std::move(labels), cpu, operation).dump())
               .status == 200);
   };
   for (const char* ns : {"shop", "lab", "try"}) {
