@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "admission/buffer_count.h"
 #include "channel_status.h"
 #include "channel_view.h"
 #include "kube/resource_list.h"
@@ -46,6 +47,7 @@ struct ChannelWorld {
   stability::Weights matrixWeights;        // the acting matrix's, for a channel without its own
   std::vector<stability::PodSample> pods;  // the channel's pods that count (podSample)
   kube::ResourceList requested;            // what those pods request, summed
+  std::optional<WallTime> newestPod;       // the newest of those pods' creationTimestamp
   std::optional<double> throughputValue;   // the Prometheus query's value, when it answered
   std::optional<std::string> throughputError;
   // The restart count per pod this leader saw at its last look; nullopt before its first (a
@@ -63,12 +65,22 @@ struct ChannelPass {
   std::optional<stability::ChannelState> state;
   std::optional<std::map<std::string, int>> restartsByPod;
   bool ready = false;  // every target exists and has its replicas ready
+  // The status must be written although nothing but status.buffer.observedAt moved: the last
+  // count written is older than kCountedAfter past the newest pod, so pi0-webhook may still
+  // hold a reservation for a pod that `used` already counts (held twice until the timeout).
+  bool recount = false;
   // Not ready: soon (2 s, to time the recovery); ready: the channel period; a spec that does not
   // parse: nullopt (the next change of the Channel brings it back).
   std::optional<std::chrono::nanoseconds> requeue;
 };
 
 ChannelPass planChannel(const ChannelWorld& world);
+
+// How long after a pod's creationTimestamp a count of the channel's pods ends pi0-webhook's
+// reservation for it: the webhook's grace, plus 1 s for the timestamp's whole seconds and 1 s
+// for the time from creation to the admission's end.
+inline constexpr std::chrono::seconds kCountedAfter =
+    admission::kReservationGrace + std::chrono::seconds(2);
 
 // status.buffer, or none. With an allocation (the acting matrix's status.channels[] buffer, at
 // a level above the first, when it names a resource): allocated; baseline, what the channel's

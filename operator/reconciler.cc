@@ -9,6 +9,7 @@
 #include "channel_reconcile.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/timestamp.h"
 #include "kube/json.h"
 #include "kube/quantity.h"
 #include "kube/resource.h"
@@ -48,18 +49,6 @@ std::string joined(const std::vector<std::string>& parts, const char* separator 
   return out;
 }
 
-op::Action metricAction(stability::Action a) {
-  switch (a) {
-    case stability::Action::kDegrade:
-      return op::Action::kDegrade;
-    case stability::Action::kShutdown:
-      return op::Action::kShutdown;
-    case stability::Action::kRestore:
-      return op::Action::kRestore;
-  }
-  return op::Action::kRestore;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -71,7 +60,8 @@ void trimPod(Json& pod) {
   Json out = Json::object();
   Json& m = out["metadata"] = Json::object();
   if (auto meta = pod.find("metadata"); meta != pod.end() && meta->is_object()) {
-    for (const char* key : {"name", "namespace", "uid", "labels", "deletionTimestamp"}) {
+    for (const char* key :
+         {"name", "namespace", "uid", "labels", "creationTimestamp", "deletionTimestamp"}) {
       if (auto it = meta->find(key); it != meta->end() && !it->is_null()) m[key] = std::move(*it);
     }
   }
@@ -350,6 +340,9 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
       const auto r = requestsOf(field<Json>(*pod, "/spec"_json_pointer, Json::object()));
       world.requested.cpuMilli += r.cpuMilli;
       world.requested.memoryBytes += r.memoryBytes;
+      const auto created =
+          parseRfc3339(stringField(*pod, "/metadata/creationTimestamp"_json_pointer));
+      if (created && (!world.newestPod || *created > *world.newestPod)) world.newestPod = *created;
     }
     if (spec.throughput && !spec.throughput->prometheusQuery.empty()) {
       if (prometheus_ == nullptr) {
@@ -375,7 +368,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileChannel(const std::string& k
   const auto ref = kube::ObjectReference::of(*object);
   for (const auto& e : pass.events)
     events_.record(ref, e.type, e.reason, e.message);
-  if (worthWriting(world.previous, pass.status)) {
+  if (pass.recount || worthWriting(world.previous, pass.status)) {
     if (auto w = writeStatus(kube::resources::kChannels, *object, toJson(pass.status)); !w)
       return std::unexpected(w.error());
   }
@@ -430,7 +423,7 @@ StepResult Reconcilers::takeStep(const ChannelView& view, const StepAction& step
       break;
   }
   const bool up = step.kind != StepKind::kScaleDown;
-  const auto kind = metricAction(step.action);
+  const auto kind = step.action;
   if (!outcomes) {
     metrics_.countAction(kind, ActionResult::kError);
     events_.record(channelRef, kube::EventType::kWarning, "ScaleFailed",

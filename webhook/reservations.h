@@ -29,6 +29,7 @@
 #include <string>
 #include <vector>
 
+#include "admission/buffer_count.h"
 #include "common/clock.h"
 
 namespace pi0::webhook {
@@ -37,7 +38,7 @@ using WallClock = std::chrono::system_clock;
 
 struct ReservationOptions {
   // A pod admitted at t is in every count the operator observed at t + grace or later.
-  Clock::duration grace = std::chrono::seconds(2);
+  Clock::duration grace = admission::kReservationGrace;
   // A reservation ends this long after it was made, counted or not; zero turns reservations off.
   Clock::duration timeout = std::chrono::seconds(30);
 };

@@ -239,7 +239,9 @@ struct ChannelInfo {
   // checked against the buffer.
   bool restoring = false;
   // When the operator counted the channel's pods into the buffer's `used`
-  // (status.buffer.observedAt). decide() does not read it; the webhook's reservations end by it.
+  // (status.buffer.observedAt). decide() does not read it; the webhook's reservations end by it:
+  // a pod admitted at t is in every count observed at t + kReservationGrace
+  // (buffer_count.h) or later.
   std::optional<std::chrono::system_clock::time_point> bufferObservedAt;
   // What the caller already took off bufferRemaining for pods it admitted and the operator has
   // not counted yet (the webhook's reservations). decide() subtracts nothing itself; it names

@@ -467,3 +467,69 @@ TEST_CASE("the restart baseline: carried from the leader's last look, handed bac
   pass = planChannel(w);
   CHECK(pass.status.terms.reliability == doctest::Approx(0.95));
 }
+
+TEST_CASE("a count after the newest pod ends its reservation: written though nothing else moved") {
+  // Found by the burst of webhook_admission_with_operator_e2e_test: a pod the operator counted
+  // within the webhook's grace after its admission was held twice (in `used` and in its
+  // reservation), and with `used` unchanged no later status moved observedAt, so the webhook
+  // held it until the reservation's timeout (30 s of denials for room that was free).
+  const stability::Resources allocation{500, 512 * kMi};
+  MatrixStatus matrix = matrixAt("high", 1);
+  matrix.channels.push_back(entryFor("batch", allocation));
+  const auto v = view(ChannelState::kActive, 2, 2);
+  const WallTime newest = t0 + seconds(100);  // the newest pod's creationTimestamp
+  struct Row {
+    const char* name;
+    WallTime now;
+    std::optional<WallTime> countedAt;  // the previous status's observedAt; nullopt: no buffer
+    bool matrixElevated;
+    bool wantRecount;
+    std::optional<std::chrono::nanoseconds> wantRequeue;  // nullopt: the period (ready)
+  };
+  const Row rows[] = {
+      {"counted 0.5 s after the pod: a pass due when the count ends it", newest + seconds(1),
+       newest + std::chrono::milliseconds(500), true, false, seconds(3)},
+      {"that pass: the count is written",
+       newest + kCountedAfter,
+       newest + std::chrono::milliseconds(500),
+       true,
+       true,
+       {}},
+      {"later, the count written: nothing more",
+       newest + seconds(9),
+       newest + kCountedAfter,
+       true,
+       false,
+       {}},
+      {"no buffer before: written anyway", newest + seconds(9), std::nullopt, true, true, {}},
+      {"at the first level no buffer, no count",
+       newest + seconds(9),
+       newest + std::chrono::milliseconds(500),
+       false,
+       false,
+       {}},
+  };
+  for (const auto& row : rows) {
+    CAPTURE(row.name);
+    MatrixStatus m = matrix;
+    if (!row.matrixElevated) m = matrixAt("normal", 0);
+    ChannelWorld w;
+    w.view = &v;
+    w.matrix = &m;
+    w.previous = written(ChannelState::kActive);
+    w.pods = pods(2, 2);
+    w.requested = {300, 256 * kMi, 0};
+    w.newestPod = newest;
+    // The status the pass before wrote, at countedAt (with no buffer when there is none).
+    w.now = row.countedAt.value_or(newest + std::chrono::milliseconds(500));
+    w.previous = planChannel(w).status;
+    if (!row.countedAt) w.previous.buffer.reset();
+    w.now = row.now;
+    const auto pass = planChannel(w);
+    CHECK(pass.recount == row.wantRecount);
+    REQUIRE(pass.requeue);
+    CHECK(*pass.requeue == row.wantRequeue.value_or(seconds(10)));
+    // The case this is for: the status is the same but for the count's time.
+    if (row.countedAt && row.matrixElevated) CHECK_FALSE(worthWriting(w.previous, pass.status));
+  }
+}

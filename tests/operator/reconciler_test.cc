@@ -30,7 +30,8 @@ TEST_CASE("a cached Pod keeps what the operator reads, and nothing else") {
   const json original = pod;
   trimPod(pod);
   CHECK(pod == json::parse(R"({
-    "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web"}},
+    "metadata": {"name": "web-1", "namespace": "shop", "uid": "u1", "labels": {"app": "web"},
+                 "creationTimestamp": "2026-11-22T10:00:00Z"},
     "spec": {"nodeName": "node-a",
              "containers": [{"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}]},
     "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}],
