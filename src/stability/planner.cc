@@ -103,6 +103,72 @@ StabilityOutlook stabilityOutlook(const std::vector<ChannelFacts>& facts, double
   return st;
 }
 
+// The decision of a channel's matrix row at level `level`: the cell of the highest level at or
+// below it decides (a Restore cell, or none, leaves the channel Active).
+Decision cellDecision(const Row& row, const MatrixSpec& m, int level,
+                      const std::string& levelName) {
+  Decision d;
+  const Cell* deciding = nullptr;
+  int decidingLevel = -1;
+  for (const auto& cell : row.cells) {
+    const int li = levelIndex(m, cell.level);
+    if (li >= 0 && li <= level && li >= decidingLevel) {
+      deciding = &cell;
+      decidingLevel = li;
+    }
+  }
+  if (deciding != nullptr && deciding->action != Action::kRestore) {
+    d.target =
+        deciding->action == Action::kShutdown ? ChannelState::kInactive : ChannelState::kDegraded;
+    d.group = 1;
+    d.cellLevel = decidingLevel;
+    d.cellOrder = deciding->order;
+    d.reason = "level " + levelName + ": matrix cell at level " + deciding->level + " (order " +
+               std::to_string(deciding->order) + ")";
+  }
+  return d;
+}
+
+// Above the first level: GDO degrades the channels outside the matrix whose priority is below
+// the load, and keeps degraded those it degraded before.
+void degradeByPriority(const PlanInput& input, const std::vector<ChannelFacts>& facts,
+                       const std::set<std::string>& untouchable,
+                       const std::map<std::string, const Row*>& rows, const std::string& levelName,
+                       std::map<std::string, Decision>& out) {
+  const MatrixSpec& m = *input.matrix;
+  char load[32];
+  std::snprintf(load, sizeof load, "%.2f", input.load);
+  for (const auto& key : gdo(facts, input.load)) {
+    auto& d = out[key];
+    if (d.group == 3) {
+      d.target = ChannelState::kDegraded;
+      d.group = 2;
+      d.reason =
+          "level " + levelName + ": not in the matrix and its priority is below the load " + load;
+    }
+  }
+  // GDO's decisions have the level's hysteresis: a channel it degraded stays degraded while
+  // the level is above the first, whatever its CPO and ℓ do now. Recomputing from the live
+  // load would restore and degrade it again each time ℓ crosses its CPO; the level falls to
+  // the first only after the matrix's dwell, and then the channel is restored.
+  const std::string first = m.levels.empty() ? "?" : m.levels.front().name;
+  for (const auto& c : input.channels) {
+    const std::string key = c.ref.key();
+    if (c.state != ChannelState::kDegraded || c.absent || untouchable.contains(key) ||
+        rows.contains(key))
+      continue;
+    auto& d = out[key];
+    if (d.group == 3) {
+      d.target = ChannelState::kDegraded;
+      d.group = 2;
+      d.reason = "level " + levelName +
+                 ": not in the matrix and degraded by priority; it stays degraded until the "
+                 "level falls back to " +
+                 first;
+    }
+  }
+}
+
 Decisions decide(const PlanInput& input) {
   const MatrixSpec& m = *input.matrix;
   const auto graph = graphOf(input);
@@ -147,61 +213,11 @@ Decisions decide(const PlanInput& input) {
       out[key] = d;
       continue;
     }
-    if (auto r = rows.find(key); r != rows.end()) {
-      const Cell* deciding = nullptr;
-      int decidingLevel = -1;
-      for (const auto& cell : r->second->cells) {
-        const int li = levelIndex(m, cell.level);
-        if (li >= 0 && li <= input.level && li >= decidingLevel) {
-          deciding = &cell;
-          decidingLevel = li;
-        }
-      }
-      if (deciding != nullptr && deciding->action != Action::kRestore) {
-        d.target = deciding->action == Action::kShutdown ? ChannelState::kInactive
-                                                         : ChannelState::kDegraded;
-        d.group = 1;
-        d.cellLevel = decidingLevel;
-        d.cellOrder = deciding->order;
-        d.reason = "level " + levelName + ": matrix cell at level " + deciding->level + " (order " +
-                   std::to_string(deciding->order) + ")";
-      }
-    }
+    if (auto r = rows.find(key); r != rows.end())
+      d = cellDecision(*r->second, m, input.level, levelName);
     out[key] = d;
   }
-  if (input.level >= 1) {
-    char load[32];
-    std::snprintf(load, sizeof load, "%.2f", input.load);
-    for (const auto& key : gdo(facts, input.load)) {
-      auto& d = out[key];
-      if (d.group == 3) {
-        d.target = ChannelState::kDegraded;
-        d.group = 2;
-        d.reason =
-            "level " + levelName + ": not in the matrix and its priority is below the load " + load;
-      }
-    }
-    // GDO's decisions have the level's hysteresis: a channel it degraded stays degraded while
-    // the level is above the first, whatever its CPO and ℓ do now. Recomputing from the live
-    // load would restore and degrade it again each time ℓ crosses its CPO; the level falls to
-    // the first only after the matrix's dwell, and then the channel is restored.
-    const std::string first = m.levels.empty() ? "?" : m.levels.front().name;
-    for (const auto& c : input.channels) {
-      const std::string key = c.ref.key();
-      if (c.state != ChannelState::kDegraded || c.absent || untouchable.contains(key) ||
-          rows.contains(key))
-        continue;
-      auto& d = out[key];
-      if (d.group == 3) {
-        d.target = ChannelState::kDegraded;
-        d.group = 2;
-        d.reason = "level " + levelName +
-                   ": not in the matrix and degraded by priority; it stays degraded until the "
-                   "level falls back to " +
-                   first;
-      }
-    }
-  }
+  if (input.level >= 1) degradeByPriority(input, facts, untouchable, rows, levelName, out);
   std::vector<std::string> shutdowns;
   Decisions result;
   // Judged as if every channel were up: a channel the trigger shut down stays down for as long
