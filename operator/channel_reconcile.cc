@@ -40,6 +40,19 @@ bool pi0Transition(const ChannelWorld& w, const stability::ChannelSpec& spec) {
          (restoring || (last && w.now - *last < std::chrono::seconds(spec.restoreTimeoutSeconds)));
 }
 
+// A count that ends pi0-webhook's reservations of the newest pods: written once it is
+// kCountedAfter past the newest pod's creation, and a pass is due then.
+void countAfterNewestPod(const ChannelWorld& w, ChannelPass& pass) {
+  if (!pass.status.buffer || !w.newestPod) return;
+  const WallTime countedBy = *w.newestPod + kCountedAfter;
+  const auto& counted = w.previous.buffer;
+  if (w.now < countedBy) {
+    pass.requeue = std::min<std::chrono::nanoseconds>(*pass.requeue, countedBy - w.now);
+  } else if (!counted || counted->observedAt < countedBy) {
+    pass.recount = true;
+  }
+}
+
 void measure(const ChannelWorld& w, ChannelPass& pass) {
   const ChannelView& view = *w.view;
   const auto& spec = *view.spec;
@@ -116,17 +129,7 @@ void measure(const ChannelWorld& w, ChannelPass& pass) {
   pass.restartsByPod = std::move(observation.health.restartsByPod);
   pass.requeue = pass.ready ? std::chrono::nanoseconds(w.period)
                             : std::min<std::chrono::nanoseconds>(w.period, std::chrono::seconds(2));
-  // A count that ends the reservations of the newest pods: written once it is kCountedAfter
-  // past the newest pod's creation, and a pass is due then.
-  if (status.buffer && w.newestPod) {
-    const WallTime countedBy = *w.newestPod + kCountedAfter;
-    const auto& counted = w.previous.buffer;
-    if (w.now < countedBy) {
-      pass.requeue = std::min<std::chrono::nanoseconds>(*pass.requeue, countedBy - w.now);
-    } else if (!counted || counted->observedAt < countedBy) {
-      pass.recount = true;
-    }
-  }
+  countAfterNewestPod(w, pass);
 }
 
 }  // namespace

@@ -49,6 +49,42 @@ std::string joined(const std::vector<std::string>& parts, const char* separator 
   return out;
 }
 
+// Why the matrix cannot be planned: its parse error, else the spec's problems, else the plan's
+// over the channels whose spec parses (a dependency cycle, ...). Empty when it can.
+std::vector<std::string> matrixProblems(const Result<stability::MatrixSpec>& parsed,
+                                        const std::vector<ChannelView>& views) {
+  if (!parsed) return {parsed.error().message};
+  auto problems = stability::validateMatrix(*parsed);
+  if (!problems.empty()) return problems;
+  std::vector<stability::PlannedChannel> planned;
+  for (const auto& v : views) {
+    if (!v.spec) continue;
+    stability::PlannedChannel p;
+    p.ref = v.spec->ref;
+    p.dependsOn = v.spec->dependsOn;
+    planned.push_back(p);
+  }
+  return stability::planProblems(stability::PlanInput{&*parsed, planned, 0, 0});
+}
+
+// A matrix pass's Events (on the matrix, or on the channel an Event names) and its counts.
+void recordPass(const MatrixPass& pass, const std::string& name, const kube::ObjectReference& ref,
+                const std::map<std::string, const ChannelView*>& byKey, kube::EventSink& events,
+                OperatorMetrics& metrics) {
+  for (const auto& e : pass.events) {
+    if (e.channel.empty()) {
+      events.record(ref, e.type, e.reason, e.message);
+    } else if (auto it = byKey.find(e.channel); it != byKey.end()) {
+      events.record(kube::ObjectReference::of(*it->second->object), e.type, e.reason, e.message);
+    }
+  }
+  if (pass.anticipatedRise) metrics.countAnticipatedRise(name);
+  for (int i = 0; i < pass.rollbacks; ++i)
+    metrics.countRollback(name);
+  for (int i = 0; i < pass.stalledNow; ++i)
+    metrics.countAction(op::Action::kRestore, ActionResult::kError);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -573,22 +609,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
   // The spec, and the channels it plans over.
   auto parsed = stability::parseMatrix(*object);
   const auto views = channelViews();
-  if (!parsed) {
-    world.problems.push_back(parsed.error().message);
-  } else {
-    world.problems = stability::validateMatrix(*parsed);
-    if (world.problems.empty()) {
-      std::vector<stability::PlannedChannel> planned;
-      for (const auto& v : views) {
-        if (!v.spec) continue;
-        stability::PlannedChannel p;
-        p.ref = v.spec->ref;
-        p.dependsOn = v.spec->dependsOn;
-        planned.push_back(p);
-      }
-      world.problems = stability::planProblems(stability::PlanInput{&*parsed, planned, 0, 0});
-    }
-  }
+  world.problems = matrixProblems(parsed, views);
   world.channels = &views;
   if (world.problems.empty()) {
     world.spec = &*parsed;
@@ -603,18 +624,7 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
   std::map<std::string, const ChannelView*> byKey;
   for (const auto& v : views)
     byKey[v.key()] = &v;
-  for (const auto& e : pass.events) {
-    if (e.channel.empty()) {
-      events_.record(ref, e.type, e.reason, e.message);
-    } else if (auto it = byKey.find(e.channel); it != byKey.end()) {
-      events_.record(kube::ObjectReference::of(*it->second->object), e.type, e.reason, e.message);
-    }
-  }
-  if (pass.anticipatedRise) metrics_.countAnticipatedRise(name);
-  for (int i = 0; i < pass.rollbacks; ++i)
-    metrics_.countRollback(name);
-  for (int i = 0; i < pass.stalledNow; ++i)
-    metrics_.countAction(op::Action::kRestore, ActionResult::kError);
+  recordPass(pass, name, ref, byKey, events_, metrics_);
 
   // The status first: a restore is announced in the cluster before any workload is scaled up
   // (and a failed write takes no step at all).
