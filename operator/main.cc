@@ -11,7 +11,7 @@
 #include "common/runner.h"
 #include "fleet/polling.h"
 #include "kube/client.h"
-#include "kube/config.h"
+#include "kube/connect.h"
 #include "kube/leader_election.h"
 #include "metrics/exposition.h"
 #include "metrics/prometheus_query.h"
@@ -26,36 +26,6 @@
 
 namespace pi0::op {
 namespace {
-
-// A client for the API server of the configuration the flags name, checked by asking the
-// server's version; null (logged) when there is none to be had.
-std::unique_ptr<kube::Client> connect(const Options& options) {
-  auto config = kube::resolveConfig(options.kubeconfig);
-  if (!config) {
-    log::error("cannot load the Kubernetes configuration", {{"error", config.error().message}});
-    return nullptr;
-  }
-  config->qps = options.qps;
-  config->burst = options.burst;
-  config->userAgent = std::string("pi0-operator/") + PI0_VERSION;
-  const std::string source = config->source;
-  const std::string apiServer = config->server;
-  auto client = kube::Client::create(std::move(*config));
-  if (!client) {
-    log::error("invalid Kubernetes configuration", {{"error", client.error().message}});
-    return nullptr;
-  }
-  auto version = (*client)->serverVersion();
-  if (!version) {
-    log::error("cannot reach the API server",
-               {{"server", apiServer}, {"config", source}, {"error", version.error().describe()}});
-    return nullptr;
-  }
-  log::info(
-      "connected to the API server",
-      {{"server", apiServer}, {"config", source}, {"version", version->value("gitVersion", "")}});
-  return std::move(*client);
-}
 
 // Serves `routes` on `address` on the runner, unless the address is off ("0"). False (logged)
 // when it cannot bind; `server` holds it, and must outlive runner.run().
@@ -137,7 +107,11 @@ std::unique_ptr<kube::LeaderElector> makeElector(kube::Client& client, const Opt
 int run(const Options& options) {
   log::setLevel(options.logLevel);
   Runner runner("pi0-operator");
-  auto client = connect(options);
+  auto client = kube::connect({.kubeconfig = options.kubeconfig,
+                               .userAgent = std::string("pi0-operator/") + PI0_VERSION,
+                               .qps = options.qps,
+                               .burst = options.burst,
+                               .checkServer = true});
   if (!client) return 1;
 
   // The fleet view is polled whether or not this replica leads, so that a standby that takes

@@ -17,7 +17,7 @@
 #include "fleet/polling.h"
 #include "handlers.h"
 #include "kube/client.h"
-#include "kube/config.h"
+#include "kube/connect.h"
 #include "kube/reflector.h"
 #include "kube/resource.h"
 #include "kube/store.h"
@@ -172,25 +172,11 @@ void addRoutes(net::Routes& routes, Handlers& handlers, const Probes& probes, Sc
   net::addProbes(routes, probes);
 }
 
-std::unique_ptr<kube::Client> connect(const Options& options) {
-  auto config = kube::resolveConfig(options.kubeconfig);
-  if (!config) {
-    log::error("cannot load the Kubernetes configuration", {{"error", config.error().message}});
-    return nullptr;
-  }
-  config->userAgent = std::string("pi0-webhook/") + PI0_VERSION;
-  auto client = kube::Client::create(std::move(*config));
-  if (!client) {
-    log::error("invalid Kubernetes configuration", {{"error", client.error().message}});
-    return nullptr;
-  }
-  return std::move(*client);
-}
-
 int run(const Options& options) {
   log::setLevel(options.logLevel);
   Runner runner("pi0-webhook");
-  auto client = connect(options);
+  auto client = kube::connect(
+      {.kubeconfig = options.kubeconfig, .userAgent = std::string("pi0-webhook/") + PI0_VERSION});
   if (!client) return 1;
 
   ClusterCaches caches(*client);

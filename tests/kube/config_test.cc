@@ -8,6 +8,7 @@
 #include "common/files.h"
 #include "kube/client.h"
 #include "kube/config.h"
+#include "kube/connect.h"
 #include "temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -183,4 +184,19 @@ TEST_CASE("in-cluster configuration from the service account files") {
   CHECK(errorOf(inClusterConfig(dir.path())).find("token") != std::string::npos);
   ::unsetenv("KUBERNETES_SERVICE_HOST");
   CHECK(errorOf(inClusterConfig(dir.path())).find("KUBERNETES_SERVICE_HOST") != std::string::npos);
+}
+
+TEST_CASE("connect: a client from the configuration, or null when there is none to be had") {
+  TempDir dir;
+  // Nothing listens on port 1: the configuration loads, the server does not answer.
+  auto file = dir.write("config", kubeconfig("    server: https://127.0.0.1:1\n"
+                                             "    insecure-skip-tls-verify: true\n",
+                                             "    token: t\n"));
+  CHECK(connect({.kubeconfig = file.string(), .userAgent = "pi0-test/1"}) != nullptr);
+  CHECK(connect({.kubeconfig = file.string(), .userAgent = "pi0-test/1", .checkServer = true}) ==
+        nullptr);
+  CHECK(connect({.kubeconfig = (dir.path() / "missing").string(), .userAgent = "pi0-test/1"}) ==
+        nullptr);
+  auto broken = dir.write("broken", kubeconfig("    server: 127.0.0.1:6443\n", "    token: t\n"));
+  CHECK(connect({.kubeconfig = broken.string(), .userAgent = "pi0-test/1"}) == nullptr);
 }
