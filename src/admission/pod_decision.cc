@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "admission/node_table.h"
+#include "common/json_reader.h"
 #include "kube/quantity.h"
 #include "kube/resource_list.h"
 
@@ -19,14 +20,8 @@ using Json = nlohmann::json;
 
 // --- Reading JSON: every access checks the type first, so nothing here can throw. ---------------
 
-// The member `key` of `object`, or nullptr when `object` is not an object, the member is absent
-// or it is null (Kubernetes treats a null field as an absent one).
-const Json* member(const Json& object, const char* key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return nullptr;
-  return &*it;
-}
+using json::itemPath;
+using json::member;
 
 std::string typeError(const std::string& path, const char* expected) {
   return path + ": not " + expected;
@@ -63,10 +58,6 @@ Result<const Json*> array(const Json& object, const char* key, const std::string
   return v;
 }
 
-std::string indexed(const std::string& path, std::size_t i) {
-  return path + "[" + std::to_string(i) + "]";
-}
-
 Result<SelectorOperator> selectorOperator(const std::string& text, const std::string& path) {
   static const std::pair<const char*, SelectorOperator> kOps[] = {
       {"In", SelectorOperator::kIn},         {"NotIn", SelectorOperator::kNotIn},
@@ -96,7 +87,7 @@ Result<NodeSelectorRequirement> requirement(const Json& r, const std::string& pa
   if (!values) return std::unexpected(values.error());
   for (std::size_t i = 0; i < (*values)->size(); ++i) {
     const Json& v = (**values)[i];
-    if (!v.is_string()) return fail(typeError(indexed(path + ".values", i), "a string"));
+    if (!v.is_string()) return fail(typeError(itemPath(path + ".values", i), "a string"));
     out.values.push_back(v.get<std::string>());
   }
   if (out.op == SelectorOperator::kGt || out.op == SelectorOperator::kLt) {
@@ -116,7 +107,7 @@ Result<std::vector<NodeSelectorTerm>> nodeSelectorTerms(const Json& required,
   std::vector<NodeSelectorTerm> out;
   for (std::size_t i = 0; i < (*terms)->size(); ++i) {
     const Json& t = (**terms)[i];
-    const std::string here = indexed(path + ".nodeSelectorTerms", i);
+    const std::string here = itemPath(path + ".nodeSelectorTerms", i);
     if (!t.is_object()) return fail(typeError(here, "an object"));
     NodeSelectorTerm term;
     for (const bool field : {false, true}) {
@@ -124,7 +115,7 @@ Result<std::vector<NodeSelectorTerm>> nodeSelectorTerms(const Json& required,
       auto list = array(t, key, here);
       if (!list) return std::unexpected(list.error());
       for (std::size_t j = 0; j < (*list)->size(); ++j) {
-        auto r = requirement((**list)[j], indexed(here + "." + key, j), field);
+        auto r = requirement((**list)[j], itemPath(here + "." + key, j), field);
         if (!r) return std::unexpected(r.error());
         (field ? term.matchFields : term.matchExpressions).push_back(std::move(*r));
       }
@@ -761,7 +752,7 @@ Result<PodRequest> parsePod(const nlohmann::json& pod) {
   auto tolerations = array(*spec, "tolerations", "spec");
   if (!tolerations) return std::unexpected(tolerations.error());
   for (std::size_t i = 0; i < (*tolerations)->size(); ++i) {
-    auto t = toleration((**tolerations)[i], indexed("spec.tolerations", i));
+    auto t = toleration((**tolerations)[i], itemPath("spec.tolerations", i));
     if (!t) return std::unexpected(t.error());
     out.tolerations.push_back(std::move(*t));
   }
@@ -825,7 +816,7 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
     if (!taints) return std::unexpected(taints.error());
     for (std::size_t i = 0; i < (*taints)->size(); ++i) {
       const Json& t = (**taints)[i];
-      const std::string path = indexed("spec.taints", i);
+      const std::string path = itemPath("spec.taints", i);
       if (!t.is_object()) return fail(typeError(path, "an object"));
       Taint taint;
       auto key = optionalString(t, "key", path);

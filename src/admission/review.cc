@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "common/json_parse.h"
+#include "common/json_reader.h"
 
 namespace pi0::admission {
 namespace {
@@ -38,76 +39,37 @@ std::optional<std::size_t> tooDeep(std::string_view body, int limit) {
   return std::nullopt;
 }
 
-// A member of `object`, or nullptr when absent or null (the apiserver writes omitted optional
-// fields either way).
-const Json* member(const Json& object, std::string_view key) {
-  if (!object.is_object()) return nullptr;
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return nullptr;
-  return &*it;
-}
+using json::member;
+using json::Node;
 
-// The checks on one request, each failing with the field's path. First failure wins.
-class Check {
+// The checks on one request, each failing with the field's path ("request.uid is missing"). First
+// failure wins.
+class Check : public json::Reader {
  public:
-  bool ok() const { return !error_; }
-  Error error() const { return Error{*error_}; }
+  Check() : json::Reader(" ") {}
 
-  void problem(std::string message) {
-    if (!error_) error_ = std::move(message);
-  }
+  Error failure() const { return Error{error()}; }
 
   // A string that must be present; `nonEmpty` also refuses "".
-  std::string required(const Json& object, std::string_view key, const std::string& path,
-                       bool nonEmpty, const char* why = nullptr) {
-    const Json* v = member(object, key);
-    const std::string where = path + "." + std::string(key);
-    if (v == nullptr) {
-      problem(where + " is missing" + (why ? std::string("; ") + why : std::string()));
+  std::string required(const Node& node, bool nonEmpty, const char* why = nullptr) {
+    const std::string because = why ? std::string("; ") + why : std::string();
+    if (!node.present()) {
+      problem(node, "is missing" + because);
       return {};
     }
-    if (!v->is_string()) {
-      problem(where + " must be a string, not " + v->type_name());
-      return {};
-    }
-    std::string s = v->get<std::string>();
-    if (nonEmpty && s.empty()) {
-      problem(where + " is empty" + (why ? std::string("; ") + why : std::string()));
-    }
+    std::string s = string(node);
+    if (ok() && nonEmpty && s.empty()) problem(node, "is empty" + because);
     return s;
   }
 
-  // A string that may be absent ("" then).
-  std::string optional(const Json& object, std::string_view key, const std::string& path) {
-    const Json* v = member(object, key);
-    if (v == nullptr) return {};
-    if (!v->is_string()) {
-      problem(path + "." + std::string(key) + " must be a string, not " + v->type_name());
-      return {};
-    }
-    return v->get<std::string>();
-  }
-
-  // An object that must be present.
-  const Json* object(const Json& parent, std::string_view key, const std::string& path,
-                     bool required, const char* why = nullptr) {
-    const Json* v = member(parent, key);
-    const std::string where = path.empty() ? std::string(key) : path + "." + std::string(key);
-    if (v == nullptr) {
-      if (required) {
-        problem(where + " is missing" + (why ? std::string("; ") + why : std::string()));
-      }
+  // An object, present or not; `required` makes its absence a problem.
+  const Json* object(const Node& node, bool required, const char* why = nullptr) {
+    if (!node.present()) {
+      if (required) problem(node, "is missing" + (why ? std::string("; ") + why : std::string()));
       return nullptr;
     }
-    if (!v->is_object()) {
-      problem(where + " must be an object, not " + v->type_name());
-      return nullptr;
-    }
-    return v;
+    return json::Reader::object(node) ? node.value : nullptr;
   }
-
- private:
-  std::optional<std::string> error_;
 };
 
 // Reads `review`, moving the object and oldObject out of it rather than copying them.
@@ -136,28 +98,29 @@ Result<AdmissionRequest> readReview(Json& review) {
     return fail("kind is " + kind->dump() + "; expected AdmissionReview");
   }
 
-  const Json* request = c.object(review, "request", "", true,
-                                 "an AdmissionReview sent to a webhook carries a request");
-  if (request == nullptr) return std::unexpected(c.error());
-  const Json& r = *request;
-  const std::string p = "request";
-
-  out.uid = c.required(r, "uid", p, true, "the response must echo it");
-
-  if (const Json* k = c.object(r, "kind", p, true, "expected {group, version, kind}")) {
-    out.kind.group = c.optional(*k, "group", p + ".kind");
-    out.kind.version = c.required(*k, "version", p + ".kind", true);
-    out.kind.kind = c.required(*k, "kind", p + ".kind", true);
+  const Node request = Node::root(review).child("request");
+  if (!c.object(request, true, "an AdmissionReview sent to a webhook carries a request")) {
+    return std::unexpected(c.failure());
   }
-  if (const Json* res = c.object(r, "resource", p, true, "expected {group, version, resource}")) {
-    out.resource.group = c.optional(*res, "group", p + ".resource");
-    out.resource.version = c.required(*res, "version", p + ".resource", true);
-    out.resource.resource = c.required(*res, "resource", p + ".resource", true);
+
+  out.uid = c.required(request.child("uid"), true, "the response must echo it");
+
+  const Node k = request.child("kind");
+  if (c.object(k, true, "expected {group, version, kind}")) {
+    out.kind.group = c.string(k.child("group"));
+    out.kind.version = c.required(k.child("version"), true);
+    out.kind.kind = c.required(k.child("kind"), true);
   }
-  out.subResource = c.optional(r, "subResource", p);
+  const Node res = request.child("resource");
+  if (c.object(res, true, "expected {group, version, resource}")) {
+    out.resource.group = c.string(res.child("group"));
+    out.resource.version = c.required(res.child("version"), true);
+    out.resource.resource = c.required(res.child("resource"), true);
+  }
+  out.subResource = c.string(request.child("subResource"));
 
   const std::string operation =
-      c.required(r, "operation", p, false, "expected CREATE, UPDATE, DELETE or CONNECT");
+      c.required(request.child("operation"), false, "expected CREATE, UPDATE, DELETE or CONNECT");
   if (c.ok()) {
     if (operation == "CREATE") {
       out.operation = Operation::kCreate;
@@ -174,48 +137,37 @@ Result<AdmissionRequest> readReview(Json& review) {
     }
   }
 
-  out.ns = c.optional(r, "namespace", p);
-  out.name = c.optional(r, "name", p);
+  out.ns = c.string(request.child("namespace"));
+  out.name = c.string(request.child("name"));
 
-  if (const Json* user = c.object(r, "userInfo", p, false)) {
-    out.userInfo.username = c.optional(*user, "username", p + ".userInfo");
-    out.userInfo.uid = c.optional(*user, "uid", p + ".userInfo");
-    if (const Json* groups = member(*user, "groups")) {
-      if (!groups->is_array()) {
-        c.problem(std::string("request.userInfo.groups must be an array, not ") +
-                  groups->type_name());
-      } else {
-        for (const Json& g : *groups) {
-          if (!g.is_string()) {
-            c.problem(std::string("request.userInfo.groups must hold strings, not ") +
-                      g.type_name());
-            break;
-          }
-          out.userInfo.groups.push_back(g.get<std::string>());
+  const Node user = request.child("userInfo");
+  if (c.object(user, false)) {
+    out.userInfo.username = c.string(user.child("username"));
+    out.userInfo.uid = c.string(user.child("uid"));
+    const Node groups = user.child("groups");
+    if (groups.present() && c.expect(groups, groups.value->is_array(), "an array")) {
+      for (const Json& g : *groups.value) {
+        if (!g.is_string()) {
+          c.problem(groups, std::string("must hold strings, not ") + g.type_name());
+          break;
         }
+        out.userInfo.groups.push_back(g.get<std::string>());
       }
     }
   }
-
-  if (const Json* dryRun = member(r, "dryRun")) {
-    if (dryRun->is_boolean()) {
-      out.dryRun = dryRun->get<bool>();
-    } else {
-      c.problem(std::string("request.dryRun must be a boolean, not ") + dryRun->type_name());
-    }
-  }
-
-  if (!c.ok()) return std::unexpected(c.error());
+  out.dryRun = c.boolean(request.child("dryRun"), out.dryRun);
+  if (!c.ok()) return std::unexpected(c.failure());
 
   const bool writes = out.operation == Operation::kCreate || out.operation == Operation::kUpdate;
-  if (c.object(r, "object", p, writes, "CREATE and UPDATE requests carry the object to admit")) {
+  if (c.object(request.child("object"), writes,
+               "CREATE and UPDATE requests carry the object to admit")) {
     out.object = std::move(review["request"]["object"]);
   }
-  if (c.object(r, "oldObject", p, out.operation == Operation::kUpdate,
+  if (c.object(request.child("oldObject"), out.operation == Operation::kUpdate,
                "UPDATE requests carry the object as it was")) {
     out.oldObject = std::move(review["request"]["oldObject"]);
   }
-  if (!c.ok()) return std::unexpected(c.error());
+  if (!c.ok()) return std::unexpected(c.failure());
   return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <limits>
 
+#include "common/json_reader.h"
 #include "kube/quantity.h"
 
 namespace pi0::kube {
@@ -12,20 +13,11 @@ namespace {
 
 using Json = nlohmann::json;
 
-// The member `key` of `object`, or nullptr when absent or null (Kubernetes treats a null field as
-// an absent one). `object` is an object.
-const Json* member(const Json& object, const char* key) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return nullptr;
-  return &*it;
-}
+using json::itemPath;
+using json::member;
 
 Error typeError(const std::string& path, const char* expected) {
   return Error{path + ": not " + expected};
-}
-
-std::string indexed(const std::string& path, std::size_t i) {
-  return path + "[" + std::to_string(i) + "]";
 }
 
 // Saturating: absurd requests must not overflow into small ones.
@@ -96,7 +88,7 @@ Result<ResourceList> podRequests(const nlohmann::json& podSpec) {
   if (!containers) return std::unexpected(containers.error());
   ResourceList sum;
   for (std::size_t i = 0; i < (*containers)->size(); ++i) {
-    auto r = containerRequests((**containers)[i], indexed("spec.containers", i));
+    auto r = containerRequests((**containers)[i], itemPath("spec.containers", i));
     if (!r) return r;
     sum = plus(sum, *r);
   }
@@ -106,7 +98,7 @@ Result<ResourceList> podRequests(const nlohmann::json& podSpec) {
   ResourceList initPeak;
   for (std::size_t i = 0; i < (*inits)->size(); ++i) {
     const Json& c = (**inits)[i];
-    const std::string path = indexed("spec.initContainers", i);
+    const std::string path = itemPath("spec.initContainers", i);
     auto r = containerRequests(c, path);
     if (!r) return r;
     bool restartable = false;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <utility>
 
+#include "common/json_reader.h"
 #include "kube/quantity.h"
 
 namespace pi0::stability {
@@ -22,70 +23,13 @@ using Json = nlohmann::json;
 // ---------------------------------------------------------------------------------------------
 // Reading API objects
 
-// A value inside the object being parsed, with its path for messages ("spec.targets[1].kind").
-// `value` is nullptr when the field is absent or null: a default applies.
-struct Node {
-  const Json* value = nullptr;
-  std::string path;
+using json::Node;
+using json::quote;
 
-  bool present() const { return value != nullptr; }
-
-  Node child(std::string_view key) const {
-    Node n{nullptr, path.empty() ? std::string(key) : path + "." + std::string(key)};
-    if (value != nullptr && value->is_object()) {
-      auto it = value->find(key);
-      if (it != value->end() && !it->is_null()) n.value = &*it;
-    }
-    return n;
-  }
-};
-
-std::string quote(std::string_view s) {
-  // Built by appending: GCC 12 warns (-Wrestrict, a false positive) on "\"" + std::string(s).
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  out += s;
-  out += '"';
-  return out;
-}
-
-// Walks an object without throwing: each read checks the JSON type first, and the first
-// problem is kept (with its path) while the walk goes on with defaults, so a parser reads
-// straight through and checks ok() once at the end.
-class Reader {
+// The generic reads are json::Reader's; these add the CRDs' rules: required fields, quantities,
+// and the parts that Channel and ShutdownMatrix share.
+class Reader : public json::Reader {
  public:
-  bool ok() const { return !error_.has_value(); }
-  const std::string& error() const { return *error_; }
-
-  void problem(const Node& node, const std::string& what) {
-    if (!error_) error_ = node.path + ": " + what;
-  }
-
-  bool expect(const Node& node, bool good, const char* type) {
-    if (!good) {
-      problem(node, std::string("must be ") + type + ", not " + node.value->type_name());
-    }
-    return good;
-  }
-
-  // True when the node is a present object; an error when it is present and something else.
-  bool object(const Node& node) {
-    return node.present() && expect(node, node.value->is_object(), "an object");
-  }
-
-  // The items of an array (none when absent).
-  std::vector<Node> items(const Node& node) {
-    std::vector<Node> out;
-    if (!node.present() || !expect(node, node.value->is_array(), "an array")) return out;
-    for (std::size_t i = 0; i < node.value->size(); ++i) {
-      const Json& item = (*node.value)[i];
-      out.push_back(
-          Node{item.is_null() ? nullptr : &item, node.path + "[" + std::to_string(i) + "]"});
-    }
-    return out;
-  }
-
   // An item of a list that must be an object (a missing one is reported).
   bool itemObject(const Node& node) {
     if (!node.present()) {
@@ -93,11 +37,6 @@ class Reader {
       return false;
     }
     return object(node);
-  }
-
-  std::string string(const Node& node, std::string fallback = {}) {
-    if (!node.present() || !expect(node, node.value->is_string(), "a string")) return fallback;
-    return node.value->get<std::string>();
   }
 
   // A string the CRD requires, and requires non-empty.
@@ -109,69 +48,6 @@ class Reader {
     std::string s = string(node);
     if (ok() && s.empty()) problem(node, "must not be empty");
     return s;
-  }
-
-  bool boolean(const Node& node, bool fallback) {
-    if (!node.present() || !expect(node, node.value->is_boolean(), "a boolean")) return fallback;
-    return node.value->get<bool>();
-  }
-
-  double number(const Node& node, double fallback) {
-    if (!node.present() || !expect(node, node.value->is_number(), "a number")) return fallback;
-    return node.value->get<double>();
-  }
-
-  // An integer within [lo, hi]; a float with an integral value counts (1.0 is 1).
-  int64_t integer(const Node& node, int64_t fallback, int64_t lo, int64_t hi) {
-    if (!node.present() || !expect(node, node.value->is_number(), "an integer")) return fallback;
-    const Json& v = *node.value;
-    bool inRange = false;
-    int64_t out = 0;
-    if (v.is_number_unsigned()) {
-      const auto u = v.get<uint64_t>();
-      inRange = u <= static_cast<uint64_t>(hi);
-      out = inRange ? static_cast<int64_t>(u) : 0;
-    } else if (v.is_number_integer()) {
-      out = v.get<int64_t>();
-      inRange = out >= lo && out <= hi;
-    } else {
-      const double d = v.get<double>();
-      if (d != std::floor(d)) {
-        problem(node, "must be an integer, not " + v.dump());
-        return fallback;
-      }
-      inRange = d >= static_cast<double>(lo) && d <= static_cast<double>(hi);
-      out = inRange ? static_cast<int64_t>(d) : 0;
-    }
-    if (!inRange) {
-      problem(node, v.dump() + " is out of range [" + std::to_string(lo) + ", " +
-                        std::to_string(hi) + "]");
-      return fallback;
-    }
-    return out;
-  }
-
-  int32_t int32(const Node& node, int32_t fallback) {
-    return static_cast<int32_t>(integer(node, fallback, std::numeric_limits<int32_t>::min(),
-                                        std::numeric_limits<int32_t>::max()));
-  }
-
-  // One of an enum's API names; `what` names the field's kind in the message ("kind").
-  template <class E>
-  E enumeration(const Node& node, E fallback, const char* what,
-                std::initializer_list<std::pair<const char*, E>> names) {
-    if (!node.present()) return fallback;
-    const std::string s = string(node);
-    if (!ok()) return fallback;
-    std::string expected;
-    std::size_t i = 0;
-    for (const auto& [name, e] : names) {
-      if (s == name) return e;
-      expected += (i == 0 ? "" : (i + 1 == names.size() ? " or " : ", ")) + std::string(name);
-      ++i;
-    }
-    problem(node, std::string("unknown ") + what + " " + quote(s) + "; expected " + expected);
-    return fallback;
   }
 
   // A Kubernetes quantity, as the CRDs' int-or-string: a string, or a JSON number.
@@ -216,9 +92,6 @@ class Reader {
     generation = integer(meta.child("generation"), 0, 0, std::numeric_limits<int64_t>::max());
     uid = string(meta.child("uid"));
   }
-
- private:
-  std::optional<std::string> error_;
 };
 
 // Parse failures name the object too: the field path alone does not say which Channel it is.
@@ -360,7 +233,7 @@ Result<ChannelSpec> parseChannel(const nlohmann::json& object) {
   try {
     Reader r;
     ChannelSpec c;
-    const Node root{&object, ""};
+    const Node root = Node::root(object);
     if (!object.is_object()) return fail("Channel: not a JSON object");
     r.metadata(root, c.ref.name, c.generation, c.uid);
     c.ref.ns = r.requiredString(root.child("metadata").child("namespace"));
@@ -448,7 +321,7 @@ Result<MatrixSpec> parseMatrix(const nlohmann::json& object) {
   try {
     Reader r;
     MatrixSpec m;
-    const Node root{&object, ""};
+    const Node root = Node::root(object);
     if (!object.is_object()) return fail("ShutdownMatrix: not a JSON object");
     r.metadata(root, m.name, m.generation, m.uid);
 
