@@ -25,7 +25,7 @@ struct Fixture {
   Clock::time_point t{};
 
   explicit Fixture(std::size_t window = 8) {
-    collector = std::move(*agent::Collector::create({"node-1", window, 0.5}, metrics));
+    collector = std::move(*agent::Collector::create({"node-1", window, 0.5, {}, {}}, metrics));
     auto owned = std::make_unique<FakeSampler>("fake");
     fake = owned.get();
     collector->addSource(std::move(owned));
@@ -187,7 +187,7 @@ TEST_CASE("early warning: a steady memory leak is projected to exhaustion") {
 
 TEST_CASE("early warning: a PSI signal warns at the pressure line, not at saturation") {
   agent::AgentMetrics metrics{"test"};
-  agent::CollectorConfig config{"node-1", 8, 1.0};
+  agent::CollectorConfig config{"node-1", 8, 1.0, {}, {}};
   config.troubleLines.pressure = 0.25;
   auto collector = std::move(*agent::Collector::create(config, metrics));
   auto owned = std::make_unique<FakeSampler>("fake");

@@ -15,7 +15,7 @@ using namespace pi0;
 
 TEST_CASE("the endpoints answer with the right status and content type") {
   agent::AgentMetrics metrics("test");
-  auto collector = std::move(*agent::Collector::create({"node-h", 8, 1.0}, metrics));
+  auto collector = std::move(*agent::Collector::create({"node-h", 8, 1.0, {}, {}}, metrics));
   auto fake = std::make_unique<testing::FakeSampler>("fake");
   auto* fakePtr = fake.get();
   collector->addSource(std::move(fake));
