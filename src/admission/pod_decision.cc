@@ -20,45 +20,34 @@ using Json = nlohmann::json;
 
 // --- Reading JSON: every access checks the type first, so nothing here can throw. ---------------
 
-using json::itemPath;
-using json::member;
+using json::Node;
+using json::quote;
+using json::Reader;
 
-std::string typeError(const std::string& path, const char* expected) {
-  return path + ": not " + expected;
+// The pod and node readers' wording: "spec.nodeSelector: not an object", "metadata: missing".
+Reader terseReader() {
+  return Reader(": ", Reader::Wording::kNot);
 }
 
-Result<std::string> optionalString(const Json& object, const char* key, const std::string& path) {
-  const Json* v = member(object, key);
-  if (!v) return std::string();
-  if (!v->is_string()) return fail(typeError(path + "." + key, "a string"));
-  return v->get<std::string>();
+// An item of a list, which must be there: a null item is not `type` either.
+bool listItem(Reader& r, const Node& node, const char* type) {
+  if (!node.present()) r.problem(node, std::string("not ") + type);
+  return node.present();
 }
 
-// A map of strings (labels, nodeSelector).
-Result<std::map<std::string, std::string>> stringMap(const Json& object, const char* key,
-                                                     const std::string& path) {
+// A map of strings (labels, nodeSelector); empty when absent.
+std::map<std::string, std::string> stringMap(Reader& r, const Node& node) {
   std::map<std::string, std::string> out;
-  const Json* v = member(object, key);
-  if (!v) return out;
-  const std::string here = path.empty() ? key : path + "." + key;
-  if (!v->is_object()) return fail(typeError(here, "an object"));
-  for (const auto& [k, value] : v->items()) {
-    if (!value.is_string()) return fail(typeError(here + "." + k, "a string"));
-    out.emplace(k, value.get<std::string>());
+  if (!r.object(node)) return out;
+  for (const auto& [key, value] : node.value->items()) {
+    if (!r.expect(Node{&value, json::childPath(node.path, key)}, value.is_string(), "a string"))
+      return out;
+    out.emplace(key, value.get<std::string>());
   }
   return out;
 }
 
-// The array `key` of `object` (empty when absent), or an error when it is something else.
-Result<const Json*> array(const Json& object, const char* key, const std::string& path) {
-  static const Json kEmpty = Json::array();
-  const Json* v = member(object, key);
-  if (!v) return &kEmpty;
-  if (!v->is_array()) return fail(typeError(path + "." + key, "an array"));
-  return v;
-}
-
-Result<SelectorOperator> selectorOperator(const std::string& text, const std::string& path) {
+std::optional<SelectorOperator> selectorOperator(const std::string& text) {
   static const std::pair<const char*, SelectorOperator> kOps[] = {
       {"In", SelectorOperator::kIn},         {"NotIn", SelectorOperator::kNotIn},
       {"Exists", SelectorOperator::kExists}, {"DoesNotExist", SelectorOperator::kDoesNotExist},
@@ -66,58 +55,52 @@ Result<SelectorOperator> selectorOperator(const std::string& text, const std::st
   for (const auto& [name, op] : kOps) {
     if (text == name) return op;
   }
-  return fail(path + ": unknown operator \"" + text + "\"");
+  return std::nullopt;
 }
 
-Result<NodeSelectorRequirement> requirement(const Json& r, const std::string& path, bool field) {
-  if (!r.is_object()) return fail(typeError(path, "an object"));
+// One requirement of a node selector term; `field` for matchFields (metadata.name only).
+NodeSelectorRequirement requirement(Reader& r, const Node& node, bool field) {
   NodeSelectorRequirement out;
-  auto key = optionalString(r, "key", path);
-  if (!key) return std::unexpected(key.error());
-  if (key->empty()) return fail(path + ".key: missing");
-  if (field && *key != "metadata.name")
-    return fail(path + ".key: unsupported field \"" + *key + "\" (only metadata.name)");
-  out.key = *key;
-  auto op = optionalString(r, "operator", path);
-  if (!op) return std::unexpected(op.error());
-  auto parsed = selectorOperator(*op, path + ".operator");
-  if (!parsed) return std::unexpected(parsed.error());
-  out.op = *parsed;
-  auto values = array(r, "values", path);
-  if (!values) return std::unexpected(values.error());
-  for (std::size_t i = 0; i < (*values)->size(); ++i) {
-    const Json& v = (**values)[i];
-    if (!v.is_string()) return fail(typeError(itemPath(path + ".values", i), "a string"));
-    out.values.push_back(v.get<std::string>());
+  if (!listItem(r, node, "an object") || !r.object(node)) return out;
+  const Node key = node.child("key");
+  out.key = r.string(key);
+  if (r.ok() && out.key.empty()) r.problem(key, "missing");
+  if (r.ok() && field && out.key != "metadata.name")
+    r.problem(key, "unsupported field " + quote(out.key) + " (only metadata.name)");
+  const Node op = node.child("operator");
+  const std::string opText = r.string(op);
+  if (!r.ok()) return out;
+  const auto parsed = selectorOperator(opText);
+  if (!parsed) {
+    r.problem(op, "unknown operator " + quote(opText));
+    return out;
   }
-  if (out.op == SelectorOperator::kGt || out.op == SelectorOperator::kLt) {
+  out.op = *parsed;
+  const Node values = node.child("values");
+  for (const Node& v : r.items(values)) {
+    if (!listItem(r, v, "a string")) break;
+    out.values.push_back(r.string(v));
+  }
+  if (r.ok() && (out.op == SelectorOperator::kGt || out.op == SelectorOperator::kLt)) {
     std::optional<std::int64_t> n;
     if (out.values.size() == 1) n = labelInteger(out.values[0]);
-    if (!n) return fail(path + ".values: " + *op + " needs exactly one integer value");
-    out.number = *n;
+    if (!n) r.problem(values, opText + " needs exactly one integer value");
+    out.number = n.value_or(0);
   }
   return out;
 }
 
-Result<std::vector<NodeSelectorTerm>> nodeSelectorTerms(const Json& required,
-                                                        const std::string& path) {
-  if (!required.is_object()) return fail(typeError(path, "an object"));
-  auto terms = array(required, "nodeSelectorTerms", path);
-  if (!terms) return std::unexpected(terms.error());
+std::vector<NodeSelectorTerm> nodeSelectorTerms(Reader& r, const Node& required) {
   std::vector<NodeSelectorTerm> out;
-  for (std::size_t i = 0; i < (*terms)->size(); ++i) {
-    const Json& t = (**terms)[i];
-    const std::string here = itemPath(path + ".nodeSelectorTerms", i);
-    if (!t.is_object()) return fail(typeError(here, "an object"));
+  if (!r.object(required)) return out;
+  for (const Node& t : r.items(required.child("nodeSelectorTerms"))) {
+    if (!listItem(r, t, "an object") || !r.object(t)) return out;
     NodeSelectorTerm term;
     for (const bool field : {false, true}) {
-      const char* key = field ? "matchFields" : "matchExpressions";
-      auto list = array(t, key, here);
-      if (!list) return std::unexpected(list.error());
-      for (std::size_t j = 0; j < (*list)->size(); ++j) {
-        auto r = requirement((**list)[j], itemPath(here + "." + key, j), field);
-        if (!r) return std::unexpected(r.error());
-        (field ? term.matchFields : term.matchExpressions).push_back(std::move(*r));
+      for (const Node& q : r.items(t.child(field ? "matchFields" : "matchExpressions"))) {
+        NodeSelectorRequirement req = requirement(r, q, field);
+        if (!r.ok()) return out;
+        (field ? term.matchFields : term.matchExpressions).push_back(std::move(req));
       }
     }
     out.push_back(std::move(term));
@@ -125,34 +108,46 @@ Result<std::vector<NodeSelectorTerm>> nodeSelectorTerms(const Json& required,
   return out;
 }
 
-Result<std::optional<TaintEffect>> taintEffect(const std::string& text, const std::string& path) {
-  if (text.empty()) return std::optional<TaintEffect>();
+// A taint's or toleration's effect; nullopt when empty (or unknown: a problem).
+std::optional<TaintEffect> taintEffect(Reader& r, const Node& node) {
+  const std::string text = r.string(node);
+  if (text.empty()) return std::nullopt;
   if (text == "NoSchedule") return TaintEffect::kNoSchedule;
   if (text == "PreferNoSchedule") return TaintEffect::kPreferNoSchedule;
   if (text == "NoExecute") return TaintEffect::kNoExecute;
-  return fail(path + ": unknown effect \"" + text + "\"");
+  r.problem(node, "unknown effect " + quote(text));
+  return std::nullopt;
 }
 
-Result<Toleration> toleration(const Json& t, const std::string& path) {
-  if (!t.is_object()) return fail(typeError(path, "an object"));
+Toleration toleration(Reader& r, const Node& t) {
   Toleration out;
-  auto key = optionalString(t, "key", path);
-  auto op = optionalString(t, "operator", path);
-  auto value = optionalString(t, "value", path);
-  auto effect = optionalString(t, "effect", path);
-  for (auto* r : {&key, &op, &value, &effect}) {
-    if (!*r) return std::unexpected(r->error());
-  }
-  out.key = *key;
-  out.value = *value;
-  if (*op == "Exists") {
+  if (!listItem(r, t, "an object") || !r.object(t)) return out;
+  out.key = r.string(t.child("key"));
+  const std::string op = r.string(t.child("operator"));
+  out.value = r.string(t.child("value"));
+  r.string(t.child("effect"));  // its type is checked with the others, its value below
+  if (!r.ok()) return out;
+  if (op == "Exists") {
     out.exists = true;
-  } else if (!op->empty() && *op != "Equal") {
-    return fail(path + ".operator: unknown operator \"" + *op + "\"");
+  } else if (!op.empty() && op != "Equal") {
+    r.problem(t.child("operator"), "unknown operator " + quote(op));
+    return out;
   }
-  auto e = taintEffect(*effect, path + ".effect");
-  if (!e) return std::unexpected(e.error());
-  out.effect = *e;
+  out.effect = taintEffect(r, t.child("effect"));
+  return out;
+}
+
+Taint taint(Reader& r, const Node& t) {
+  Taint out;
+  if (!listItem(r, t, "an object") || !r.object(t)) return out;
+  out.key = r.string(t.child("key"));
+  out.value = r.string(t.child("value"));
+  const Node effect = t.child("effect");
+  r.string(effect);  // its type is checked with the others, its value below
+  if (!r.ok()) return out;
+  const auto e = taintEffect(r, effect);
+  if (r.ok() && !e) r.problem(effect, "missing");
+  out.effect = e.value_or(TaintEffect::kNoSchedule);
   return out;
 }
 
@@ -712,52 +707,38 @@ std::string PodRequest::displayName() const {
 
 Result<PodRequest> parsePod(const nlohmann::json& pod) {
   if (!pod.is_object()) return fail("pod: not a JSON object");
+  Reader r = terseReader();
   PodRequest out;
-  const Json* meta = member(pod, "metadata");
-  if (!meta) return fail("metadata: missing");
-  if (!meta->is_object()) return fail(typeError("metadata", "an object"));
-  for (auto [key, target] : {std::pair{"namespace", &out.ns}, std::pair{"name", &out.name},
-                             std::pair{"generateName", &out.generateName}}) {
-    auto v = optionalString(*meta, key, "metadata");
-    if (!v) return std::unexpected(v.error());
-    *target = std::move(*v);
-  }
-  auto labels = stringMap(*meta, "labels", "metadata");
-  if (!labels) return std::unexpected(labels.error());
-  out.labels = std::move(*labels);
+  const Node root = Node::root(pod);
+  const Node meta = root.child("metadata");
+  if (!meta.present()) return fail("metadata: missing");
+  if (!r.object(meta)) return fail(r.error());
+  out.ns = r.string(meta.child("namespace"));
+  out.name = r.string(meta.child("name"));
+  out.generateName = r.string(meta.child("generateName"));
+  out.labels = stringMap(r, meta.child("labels"));
 
-  const Json* spec = member(pod, "spec");
-  if (!spec) return fail("spec: missing");
-  if (!spec->is_object()) return fail(typeError("spec", "an object"));
-  auto nodeName = optionalString(*spec, "nodeName", "spec");
-  if (!nodeName) return std::unexpected(nodeName.error());
-  out.nodeName = std::move(*nodeName);
-  auto selector = stringMap(*spec, "nodeSelector", "spec");
-  if (!selector) return std::unexpected(selector.error());
-  out.nodeSelector = std::move(*selector);
-
-  if (const Json* affinity = member(*spec, "affinity")) {
-    if (!affinity->is_object()) return fail(typeError("spec.affinity", "an object"));
-    if (const Json* na = member(*affinity, "nodeAffinity")) {
-      if (!na->is_object()) return fail(typeError("spec.affinity.nodeAffinity", "an object"));
-      if (const Json* req = member(*na, "requiredDuringSchedulingIgnoredDuringExecution")) {
-        auto terms = nodeSelectorTerms(
-            *req, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution");
-        if (!terms) return std::unexpected(terms.error());
-        out.requiredAffinity = std::move(*terms);
-      }
+  const Node spec = root.child("spec");
+  if (!spec.present()) r.problem(spec, "missing");
+  if (!r.ok() || !r.object(spec)) return fail(r.error());
+  out.nodeName = r.string(spec.child("nodeName"));
+  out.nodeSelector = stringMap(r, spec.child("nodeSelector"));
+  const Node affinity = spec.child("affinity");
+  if (r.object(affinity)) {
+    const Node na = affinity.child("nodeAffinity");
+    if (r.object(na)) {
+      const Node required = na.child("requiredDuringSchedulingIgnoredDuringExecution");
+      if (required.present()) out.requiredAffinity = nodeSelectorTerms(r, required);
     }
   }
-
-  auto tolerations = array(*spec, "tolerations", "spec");
-  if (!tolerations) return std::unexpected(tolerations.error());
-  for (std::size_t i = 0; i < (*tolerations)->size(); ++i) {
-    auto t = toleration((**tolerations)[i], itemPath("spec.tolerations", i));
-    if (!t) return std::unexpected(t.error());
-    out.tolerations.push_back(std::move(*t));
+  for (const Node& t : r.items(spec.child("tolerations"))) {
+    Toleration toler = toleration(r, t);
+    if (!r.ok()) break;
+    out.tolerations.push_back(std::move(toler));
   }
+  if (!r.ok()) return fail(r.error());
 
-  auto requests = kube::podRequests(*spec);
+  auto requests = kube::podRequests(*spec.value);
   if (!requests) return std::unexpected(requests.error());
   out.cpuMilli = requests->cpuMilli;
   out.memoryBytes = requests->memoryBytes;
@@ -795,45 +776,25 @@ const json::Selection& podReviewFields() {
 
 Result<NodeInfo> parseNode(const nlohmann::json& node) {
   if (!node.is_object()) return fail("node: not a JSON object");
+  Reader r = terseReader();
   NodeInfo out;
-  const Json* meta = member(node, "metadata");
-  if (!meta || !meta->is_object()) return fail("metadata: missing");
-  auto name = optionalString(*meta, "name", "metadata");
-  if (!name) return std::unexpected(name.error());
-  if (name->empty()) return fail("metadata.name: missing");
-  out.name = std::move(*name);
-  auto labels = stringMap(*meta, "labels", "metadata");
-  if (!labels) return std::unexpected(labels.error());
-  out.labels = std::move(*labels);
+  const Node meta = Node::root(node).child("metadata");
+  if (!meta.present() || !meta.value->is_object()) return fail("metadata: missing");
+  const Node name = meta.child("name");
+  out.name = r.string(name);
+  if (r.ok() && out.name.empty()) r.problem(name, "missing");
+  out.labels = stringMap(r, meta.child("labels"));
 
-  if (const Json* spec = member(node, "spec")) {
-    if (!spec->is_object()) return fail(typeError("spec", "an object"));
-    if (const Json* u = member(*spec, "unschedulable")) {
-      if (!u->is_boolean()) return fail(typeError("spec.unschedulable", "a boolean"));
-      out.unschedulable = u->get<bool>();
-    }
-    auto taints = array(*spec, "taints", "spec");
-    if (!taints) return std::unexpected(taints.error());
-    for (std::size_t i = 0; i < (*taints)->size(); ++i) {
-      const Json& t = (**taints)[i];
-      const std::string path = itemPath("spec.taints", i);
-      if (!t.is_object()) return fail(typeError(path, "an object"));
-      Taint taint;
-      auto key = optionalString(t, "key", path);
-      auto value = optionalString(t, "value", path);
-      auto effect = optionalString(t, "effect", path);
-      for (auto* r : {&key, &value, &effect}) {
-        if (!*r) return std::unexpected(r->error());
-      }
-      auto e = taintEffect(*effect, path + ".effect");
-      if (!e) return std::unexpected(e.error());
-      if (!*e) return fail(path + ".effect: missing");
-      taint.key = std::move(*key);
-      taint.value = std::move(*value);
-      taint.effect = **e;
-      out.taints.push_back(std::move(taint));
+  const Node spec = Node::root(node).child("spec");
+  if (r.ok() && r.object(spec)) {
+    out.unschedulable = r.boolean(spec.child("unschedulable"), false);
+    for (const Node& t : r.items(spec.child("taints"))) {
+      Taint parsed = taint(r, t);
+      if (!r.ok()) break;
+      out.taints.push_back(std::move(parsed));
     }
   }
+  if (!r.ok()) return fail(r.error());
 
   auto alloc = kube::nodeAllocatable(node);
   if (!alloc) return std::unexpected(alloc.error());

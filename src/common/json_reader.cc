@@ -75,8 +75,13 @@ void Reader::problem(std::string message) {
 }
 
 bool Reader::expect(const Node& node, bool good, const char* type) {
-  if (!good) problem(node, std::string("must be ") + type + ", not " + node.value->type_name());
-  return good;
+  if (good) return true;
+  if (wording_ == Wording::kNot) {
+    problem(node, std::string("not ") + type);
+  } else {
+    problem(node, std::string("must be ") + type + ", not " + node.value->type_name());
+  }
+  return false;
 }
 
 bool Reader::object(const Node& node) {

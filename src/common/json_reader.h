@@ -53,9 +53,14 @@ struct Node {
 
 class Reader {
  public:
+  // How a value of the wrong type is reported: "must be a string, not number", or the terse
+  // "not a string" of the pod and node readers.
+  enum class Wording { kMustBe, kNot };
+
   // `separator` goes between a path and what is wrong there: ": " reads "spec.x: must be a
   // string, not number", " " reads "request.uid must be a string, not number".
-  explicit Reader(std::string separator = ": ") : separator_(std::move(separator)) {}
+  explicit Reader(std::string separator = ": ", Wording wording = Wording::kMustBe)
+      : separator_(std::move(separator)), wording_(wording) {}
 
   bool ok() const { return !error_.has_value(); }
   // The first problem; only when !ok().
@@ -66,8 +71,8 @@ class Reader {
   // Records `message` as it is (for problems that name their fields themselves).
   void problem(std::string message);
 
-  // When `good` is false, records "must be <type>, not <the JSON type>"; returns `good`.
-  // `node` must be present.
+  // When `good` is false, records "must be <type>, not <the JSON type>" (or "not <type>");
+  // returns `good`. `node` must be present.
   bool expect(const Node& node, bool good, const char* type);
 
   // True when the node is a present object; a problem when it is present and something else.
@@ -105,6 +110,7 @@ class Reader {
 
  private:
   std::string separator_;
+  Wording wording_;
   std::optional<std::string> error_;
 };
 

@@ -11,13 +11,12 @@ namespace pi0::kube {
 
 namespace {
 
-using Json = nlohmann::json;
+using json::Node;
+using json::Reader;
 
-using json::itemPath;
-using json::member;
-
-Error typeError(const std::string& path, const char* expected) {
-  return Error{path + ": not " + expected};
+// The pod and node readers' wording: "spec.containers: not an array".
+Reader terseReader() {
+  return Reader(": ", Reader::Wording::kNot);
 }
 
 // Saturating: absurd requests must not overflow into small ones.
@@ -37,99 +36,96 @@ ResourceList maxOf(const ResourceList& a, const ResourceList& b) {
           std::max(a.gpus, b.gpus)};
 }
 
-// The array `key` of `spec` (empty when absent), or an error when it is something else.
-Result<const Json*> array(const Json& spec, const char* key) {
-  static const Json kEmpty = Json::array();
-  const Json* v = member(spec, key);
-  if (!v) return &kEmpty;
-  if (!v->is_array()) return std::unexpected(typeError(std::string("spec.") + key, "an array"));
-  return v;
+// One resource list: cpu, memory and nvidia.com/gpu, others ignored.
+ResourceList readList(Reader& r, const Node& list) {
+  ResourceList out;
+  if (!r.object(list)) return out;
+  for (const auto& [key, value] : list.value->items()) {
+    const bool cpu = key == "cpu", memory = key == "memory", gpu = key == kGpuResourceName;
+    if (!cpu && !memory && !gpu) continue;
+    const Node here{&value, json::childPath(list.path, key)};
+    const std::optional<std::string> text = quantityText(value);
+    if (!text) {
+      r.problem(here, "not a quantity");
+      continue;
+    }
+    auto q = memory ? parseBytes(*text) : parseCpuMilli(*text);
+    if (!q) {
+      r.problem(here, q.error().message);
+    } else if (*q < 0) {
+      r.problem(here, json::quote(*text) + " is negative");
+    } else if (cpu) {
+      out.cpuMilli = *q;
+    } else if (memory) {
+      out.memoryBytes = *q;
+    } else if (*q % 1000 != 0) {
+      // A GPU quantity is read as cpu is (to thousandths) so that "500m" is seen and refused.
+      r.problem(here, json::quote(*text) + " is not a whole number of GPUs");
+    } else {
+      out.gpus = *q / 1000;
+    }
+  }
+  return out;
 }
 
-Result<ResourceList> containerRequests(const Json& container, const std::string& path) {
-  if (!container.is_object()) return std::unexpected(typeError(path, "an object"));
-  const Json* resources = member(container, "resources");
-  if (!resources) return ResourceList{};
-  if (!resources->is_object()) return std::unexpected(typeError(path + ".resources", "an object"));
-  const Json* requests = member(*resources, "requests");
-  if (!requests) return ResourceList{};
-  return parseResourceList(*requests, path + ".resources.requests");
+// A container's requests; a container that is not an object (null included) is a problem.
+ResourceList containerRequests(Reader& r, const Node& container) {
+  if (!container.present()) {
+    r.problem(container, "not an object");
+    return {};
+  }
+  if (!r.object(container)) return {};
+  const Node resources = container.child("resources");
+  if (!r.object(resources)) return {};
+  const Node requests = resources.child("requests");
+  return requests.present() ? readList(r, requests) : ResourceList{};
 }
 
 }  // namespace
 
 Result<ResourceList> parseResourceList(const nlohmann::json& list, const std::string& path) {
-  ResourceList r;
-  if (!list.is_object()) return std::unexpected(typeError(path, "an object"));
-  for (const auto& [key, value] : list.items()) {
-    const bool cpu = key == "cpu", memory = key == "memory", gpu = key == kGpuResourceName;
-    if (!cpu && !memory && !gpu) continue;
-    const std::string here = path + "." + key;
-    const std::optional<std::string> quantity = quantityText(value);
-    if (!quantity) return std::unexpected(typeError(here, "a quantity"));
-    const std::string& text = *quantity;
-    auto q = memory ? parseBytes(text) : parseCpuMilli(text);
-    if (!q) return fail(here + ": " + q.error().message);
-    if (*q < 0) return fail(here + ": \"" + text + "\" is negative");
-    if (cpu) r.cpuMilli = *q;
-    if (memory) r.memoryBytes = *q;
-    if (gpu) {
-      // A GPU quantity is read as cpu is (to thousandths) so that "500m" is seen and refused.
-      if (*q % 1000 != 0) return fail(here + ": \"" + text + "\" is not a whole number of GPUs");
-      r.gpus = *q / 1000;
-    }
-  }
-  return r;
+  Reader r = terseReader();
+  const ResourceList out = readList(r, Node{&list, path});
+  if (!r.ok()) return fail(r.error());
+  return out;
 }
 
 Result<ResourceList> podRequests(const nlohmann::json& podSpec) {
-  if (!podSpec.is_object()) return std::unexpected(typeError("spec", "an object"));
-  auto containers = array(podSpec, "containers");
-  if (!containers) return std::unexpected(containers.error());
+  if (!podSpec.is_object()) return fail("spec: not an object");
+  Reader r = terseReader();
+  const Node spec = Node::root(podSpec, "spec");
   ResourceList sum;
-  for (std::size_t i = 0; i < (*containers)->size(); ++i) {
-    auto r = containerRequests((**containers)[i], itemPath("spec.containers", i));
-    if (!r) return r;
-    sum = plus(sum, *r);
-  }
-  auto inits = array(podSpec, "initContainers");
-  if (!inits) return std::unexpected(inits.error());
+  for (const Node& c : r.items(spec.child("containers")))
+    sum = plus(sum, containerRequests(r, c));
   ResourceList sidecars;  // restartable init containers started so far: they keep running
   ResourceList initPeak;
-  for (std::size_t i = 0; i < (*inits)->size(); ++i) {
-    const Json& c = (**inits)[i];
-    const std::string path = itemPath("spec.initContainers", i);
-    auto r = containerRequests(c, path);
-    if (!r) return r;
-    bool restartable = false;
-    if (const Json* policy = member(c, "restartPolicy")) {
-      if (!policy->is_string())
-        return std::unexpected(typeError(path + ".restartPolicy", "a string"));
-      restartable = policy->get<std::string>() == "Always";
-    }
-    if (restartable) {
-      sidecars = plus(sidecars, *r);
+  for (const Node& c : r.items(spec.child("initContainers"))) {
+    const ResourceList requests = containerRequests(r, c);
+    if (r.string(c.child("restartPolicy")) == "Always") {
+      sidecars = plus(sidecars, requests);
       initPeak = maxOf(initPeak, sidecars);
     } else {
-      initPeak = maxOf(initPeak, plus(*r, sidecars));
+      initPeak = maxOf(initPeak, plus(requests, sidecars));
     }
   }
-  const ResourceList total = maxOf(plus(sum, sidecars), initPeak);
-  const Json* overhead = member(podSpec, "overhead");
-  if (!overhead) return total;
-  auto o = parseResourceList(*overhead, "spec.overhead");
-  if (!o) return o;
-  return plus(total, *o);
+  ResourceList total = maxOf(plus(sum, sidecars), initPeak);
+  const Node overhead = spec.child("overhead");
+  if (overhead.present()) total = plus(total, readList(r, overhead));
+  if (!r.ok()) return fail(r.error());
+  return total;
 }
 
 Result<ResourceList> nodeAllocatable(const nlohmann::json& node) {
-  if (!node.is_object()) return ResourceList{};
-  const Json* status = member(node, "status");
-  if (!status) return ResourceList{};
-  if (!status->is_object()) return std::unexpected(typeError("status", "an object"));
-  const Json* list = member(*status, "allocatable");
-  if (!list) return ResourceList{};
-  return parseResourceList(*list, "status.allocatable");
+  Reader r = terseReader();
+  const Node status = Node::root(node).child("status");
+  if (!status.present() || !r.object(status)) {
+    if (!r.ok()) return fail(r.error());
+    return ResourceList{};
+  }
+  const Node list = status.child("allocatable");
+  const ResourceList out = list.present() ? readList(r, list) : ResourceList{};
+  if (!r.ok()) return fail(r.error());
+  return out;
 }
 
 }  // namespace pi0::kube

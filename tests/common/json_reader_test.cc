@@ -122,6 +122,22 @@ TEST_CASE("each kind of problem, in both separators") {
   }
 }
 
+TEST_CASE("the terse wording names the type expected only") {
+  const Json doc = Json::parse(R"({"s": 1, "o": [], "a": "x"})");
+  const Node root = Node::root(doc, "spec");
+  const std::pair<void (*)(Reader&, const Node&), const char*> cases[] = {
+      {[](Reader& r, const Node& n) { r.string(n.child("s")); }, "spec.s: not a string"},
+      {[](Reader& r, const Node& n) { r.object(n.child("o")); }, "spec.o: not an object"},
+      {[](Reader& r, const Node& n) { r.items(n.child("a")); }, "spec.a: not an array"},
+  };
+  for (const auto& [read, message] : cases) {
+    Reader r(": ", Reader::Wording::kNot);
+    read(r, root);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == message);
+  }
+}
+
 TEST_CASE("the first problem is kept; the walk goes on with the fallbacks") {
   const Json doc = Json::parse(R"({"a": 1, "b": 2, "c": "three"})");
   const Node root = Node::root(doc);
