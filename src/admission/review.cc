@@ -72,6 +72,36 @@ class Check : public json::Reader {
   }
 };
 
+// request.operation; CREATE when it is missing or unknown (then a problem).
+Operation readOperation(Check& c, const Node& node) {
+  const std::string operation =
+      c.required(node, false, "expected CREATE, UPDATE, DELETE or CONNECT");
+  if (!c.ok() || operation == "CREATE") return Operation::kCreate;
+  if (operation == "UPDATE") return Operation::kUpdate;
+  if (operation == "DELETE") return Operation::kDelete;
+  if (operation == "CONNECT") return Operation::kConnect;
+  c.problem("request.operation is " +
+            Json(operation).dump(-1, ' ', false, Json::error_handler_t::replace) +
+            "; expected CREATE, UPDATE, DELETE or CONNECT");
+  return Operation::kCreate;
+}
+
+// request.userInfo, which may be absent.
+void readUserInfo(Check& c, const Node& user, UserInfo& out) {
+  if (!c.object(user, false)) return;
+  out.username = c.string(user.child("username"));
+  out.uid = c.string(user.child("uid"));
+  const Node groups = user.child("groups");
+  if (!groups.present() || !c.expect(groups, groups.value->is_array(), "an array")) return;
+  for (const Json& g : *groups.value) {
+    if (!g.is_string()) {
+      c.problem(groups, std::string("must hold strings, not ") + g.type_name());
+      return;
+    }
+    out.groups.push_back(g.get<std::string>());
+  }
+}
+
 // Reads `review`, moving the object and oldObject out of it rather than copying them.
 Result<AdmissionRequest> readReview(Json& review) {
   if (!review.is_object()) {
@@ -119,42 +149,12 @@ Result<AdmissionRequest> readReview(Json& review) {
   }
   out.subResource = c.string(request.child("subResource"));
 
-  const std::string operation =
-      c.required(request.child("operation"), false, "expected CREATE, UPDATE, DELETE or CONNECT");
-  if (c.ok()) {
-    if (operation == "CREATE") {
-      out.operation = Operation::kCreate;
-    } else if (operation == "UPDATE") {
-      out.operation = Operation::kUpdate;
-    } else if (operation == "DELETE") {
-      out.operation = Operation::kDelete;
-    } else if (operation == "CONNECT") {
-      out.operation = Operation::kConnect;
-    } else {
-      c.problem("request.operation is " +
-                Json(operation).dump(-1, ' ', false, Json::error_handler_t::replace) +
-                "; expected CREATE, UPDATE, DELETE or CONNECT");
-    }
-  }
+  out.operation = readOperation(c, request.child("operation"));
 
   out.ns = c.string(request.child("namespace"));
   out.name = c.string(request.child("name"));
 
-  const Node user = request.child("userInfo");
-  if (c.object(user, false)) {
-    out.userInfo.username = c.string(user.child("username"));
-    out.userInfo.uid = c.string(user.child("uid"));
-    const Node groups = user.child("groups");
-    if (groups.present() && c.expect(groups, groups.value->is_array(), "an array")) {
-      for (const Json& g : *groups.value) {
-        if (!g.is_string()) {
-          c.problem(groups, std::string("must hold strings, not ") + g.type_name());
-          break;
-        }
-        out.userInfo.groups.push_back(g.get<std::string>());
-      }
-    }
-  }
+  readUserInfo(c, request.child("userInfo"), out.userInfo);
   out.dryRun = c.boolean(request.child("dryRun"), out.dryRun);
   if (!c.ok()) return std::unexpected(c.failure());
 
