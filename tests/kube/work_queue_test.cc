@@ -143,7 +143,9 @@ TEST_CASE("work queue: concurrent adders and workers never share a key and lose 
         for (int i = 0; i < kAddsPerAdder; ++i) {
           const int k = (i * 7 + a) % kKeys;
           version[k].fetch_add(1);
-          queue.add("k" + std::to_string(k));
+          std::string key = "k";  // appended: GCC 12 warns (-Wrestrict, falsely) on "k" + ...
+          key += std::to_string(k);
+          queue.add(key);
         }
       });
     }
