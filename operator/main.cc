@@ -150,6 +150,10 @@ int run(const Options& options) {
   auto metricsRoutes = [&](net::Routes& r) {
     r.get("/metrics", [&](const net::HttpRequest&) {
       metrics.syncFleet((*polling)->counters());
+      metrics.syncEvents(events.counters());
+      caches.forEachCounters([&](const std::string& resource, const auto& counters) {
+        metrics.syncCache(resource, counters);
+      });
       return net::HttpResponse{200, metrics.render(), std::string(metrics::kTextContentType)};
     });
   };

@@ -1,5 +1,6 @@
 #include "operator/operator_metrics.h"
 
+#include "metrics/counter.h"
 #include "metrics/exposition.h"
 
 namespace pi0::op {
@@ -93,7 +94,18 @@ OperatorMetrics::OperatorMetrics()
       leader_(
           gauge(*registry_, "pi0_operator_leader", "1 while this replica is the leader.").Add({})),
       workqueueDepth_(gauge(*registry_, "pi0_operator_workqueue_depth",
-                            "Keys waiting in a controller's work queue.")) {
+                            "Keys waiting in a controller's work queue.")),
+      events_(counter(*registry_, "pi0_operator_events_total",
+                      "Kubernetes Events by result: created, aggregated (a repeat folded into "
+                      "an existing Event), dropped (queue full or spam filter), failed (the API "
+                      "refused or was unreachable).")),
+      cacheLists_(counter(*registry_, "pi0_operator_cache_lists_total",
+                          "Full lists of a cache's resource: the first, and one each time its "
+                          "watch expired (410 Gone).")),
+      cacheFailures_(counter(*registry_, "pi0_operator_cache_failures_total",
+                             "Lists and watches of a cache's resource that failed.")) {
+  for (const char* result : {"created", "aggregated", "dropped", "failed"})
+    events_.Add({{"result", result}});
   for (auto a : {Action::kDegrade, Action::kShutdown, Action::kRestore}) {
     for (auto r : {ActionResult::kOk, ActionResult::kError}) {
       actionSeries_[static_cast<std::size_t>(a)][static_cast<std::size_t>(r)] = &actions_.Add(
@@ -219,6 +231,20 @@ void OperatorMetrics::setLeader(bool leader) {
 
 void OperatorMetrics::syncFleet(const fleet::PollCounters& counters) {
   polls_.sync(counters);
+}
+
+void OperatorMetrics::syncEvents(const kube::EventRecorder::Counters& counters) {
+  metrics::raiseTo(events_.Add({{"result", "created"}}), counters.created.load());
+  metrics::raiseTo(events_.Add({{"result", "aggregated"}}), counters.aggregated.load());
+  metrics::raiseTo(events_.Add({{"result", "dropped"}}), counters.dropped.load());
+  metrics::raiseTo(events_.Add({{"result", "failed"}}), counters.failed.load());
+}
+
+void OperatorMetrics::syncCache(const std::string& resource,
+                                const kube::Reflector::Counters& counters) {
+  const std::map<std::string, std::string> labels{{"resource", resource}};
+  metrics::raiseTo(cacheLists_.Add(labels), counters.lists.load());
+  metrics::raiseTo(cacheFailures_.Add(labels), counters.failures.load());
 }
 
 std::string OperatorMetrics::render() const {

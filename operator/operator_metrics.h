@@ -27,6 +27,12 @@
 //   pi0_operator_fleet_poll_round_seconds          how long the last round of polls took
 //                                                  (both fleet::PollMetrics, as the webhook's)
 //   pi0_operator_leader                            1 while this replica leads
+//   pi0_operator_events_total{result}              Events: created, aggregated (a repeat folded
+//                                                  into an existing Event), dropped (queue full
+//                                                  or spam filter), failed (the API refused)
+//   pi0_operator_cache_lists_total{resource}       full lists of a cache (the first, and each
+//                                                  after its watch expired: 410 Gone)
+//   pi0_operator_cache_failures_total{resource}    lists and watches of a cache that failed
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
@@ -46,6 +52,8 @@
 #include <prometheus/registry.h>
 
 #include "fleet/poller.h"
+#include "kube/events.h"
+#include "kube/reflector.h"
 #include "stability/planner.h"
 #include "stability/spec.h"
 
@@ -99,6 +107,9 @@ class OperatorMetrics {
   void setLeader(bool leader);
   // Brings the poll metrics up to the poller's counters (fleet::PollMetrics::sync).
   void syncFleet(const fleet::PollCounters& counters);
+  // Brings the Event and cache metrics up to the recorder's and a cache's own counts.
+  void syncEvents(const kube::EventRecorder::Counters& counters);
+  void syncCache(const std::string& resource, const kube::Reflector::Counters& counters);
 
   // The Prometheus text exposition of every metric.
   std::string render() const;
@@ -137,6 +148,9 @@ class OperatorMetrics {
   fleet::PollMetrics polls_;
   prometheus::Gauge& leader_;
   prometheus::Family<prometheus::Gauge>& workqueueDepth_;
+  prometheus::Family<prometheus::Counter>& events_;
+  prometheus::Family<prometheus::Counter>& cacheLists_;
+  prometheus::Family<prometheus::Counter>& cacheFailures_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};

@@ -184,6 +184,12 @@ std::vector<std::string> Caches::unsynced() const {
   return out;
 }
 
+void Caches::forEachCounters(
+    const std::function<void(const std::string&, const kube::Reflector::Counters&)>& fn) const {
+  for (const auto& r : reflectors_)
+    fn(r->type().qualifiedName(), r->counters());
+}
+
 bool Caches::waitForSync(std::stop_token stop, std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (const auto* s :

@@ -73,6 +73,9 @@ class Caches {
   bool synced() const;
   // The resources whose first list is not in yet ("channels.stability.pi0.io"), for /readyz.
   std::vector<std::string> unsynced() const;
+  // Each cache's resource ("pods") and its reflector's counts, for the metrics.
+  void forEachCounters(
+      const std::function<void(const std::string&, const kube::Reflector::Counters&)>& fn) const;
   bool waitForSync(std::stop_token stop, std::chrono::milliseconds timeout) const;
 
   kube::Store channels;

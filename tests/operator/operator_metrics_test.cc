@@ -48,7 +48,8 @@ TEST_CASE("every family is declared with HELP and TYPE") {
         Family{"pi0_operator_reconcile_duration_seconds", "histogram"},
         Family{"pi0_operator_reconcile_errors_total", "counter"},
         Family{"pi0_operator_fleet_polls_total", "counter"}, Family{"pi0_operator_leader", "gauge"},
-        Family{"pi0_operator_workqueue_depth", "gauge"}}) {
+        Family{"pi0_operator_workqueue_depth", "gauge"},
+        Family{"pi0_operator_events_total", "counter"}}) {
     const std::string name = f.name;
     CAPTURE(name);
     CHECK(contains(text, std::string("# HELP ") + f.name + " "));
@@ -174,6 +175,32 @@ TEST_CASE("a restarted poller's counters are followed from where they start agai
   second.error = 3;
   m.syncFleet(second);
   CHECK(contains(m.render(), "pi0_operator_fleet_polls_total{result=\"error\"} 13\n"));
+}
+
+TEST_CASE("the Event recorder's and the caches' own counts, as they were at the scrape") {
+  OperatorMetrics m;
+  CHECK(contains(m.render(), "pi0_operator_events_total{result=\"failed\"} 0\n"));
+  pi0::kube::EventRecorder::Counters events;
+  events.created = 7;
+  events.aggregated = 2;
+  events.failed = 1;
+  pi0::kube::Reflector::Counters pods;
+  pods.lists = 2;
+  pods.failures = 4;
+  m.syncEvents(events);
+  m.syncCache("pods", pods);
+  m.syncEvents(events);  // a scrape that saw nothing new adds nothing
+  m.syncCache("pods", pods);
+  const auto text = m.render();
+  CHECK(contains(text, "pi0_operator_events_total{result=\"created\"} 7\n"));
+  CHECK(contains(text, "pi0_operator_events_total{result=\"aggregated\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_events_total{result=\"dropped\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_events_total{result=\"failed\"} 1\n"));
+  CHECK(contains(text, "pi0_operator_cache_lists_total{resource=\"pods\"} 2\n"));
+  CHECK(contains(text, "pi0_operator_cache_failures_total{resource=\"pods\"} 4\n"));
+  events.failed = 3;
+  m.syncEvents(events);
+  CHECK(contains(m.render(), "pi0_operator_events_total{result=\"failed\"} 3\n"));
 }
 
 TEST_CASE("promtool accepts the exposition") {
