@@ -13,17 +13,8 @@ namespace {
 
 using kube::field;
 using kube::Json;
+using kube::labelsOf;
 using kube::stringField;
-
-std::map<std::string, std::string> labelsOf(const Json& object) {
-  std::map<std::string, std::string> labels;
-  // Held in a variable: a range-for over items() of a temporary would outlive it.
-  const Json l = field<Json>(object, "/metadata/labels"_json_pointer, Json::object());
-  for (const auto& [k, v] : l.items()) {
-    if (v.is_string()) labels[k] = v.get<std::string>();
-  }
-  return labels;
-}
 
 }  // namespace
 

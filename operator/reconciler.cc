@@ -20,21 +20,12 @@ namespace pi0::op {
 
 using kube::field;
 using kube::Json;
+using kube::labelsOf;
 using kube::ObjectPtr;
 using kube::stringField;
 using stability::ChannelState;
 
 namespace {
-
-std::map<std::string, std::string> labelsOf(const Json& object) {
-  std::map<std::string, std::string> labels;
-  // Held in a variable: a range-for over items() of a temporary would outlive it.
-  const Json l = field<Json>(object, "/metadata/labels"_json_pointer, Json::object());
-  for (const auto& [k, v] : l.items()) {
-    if (v.is_string()) labels[k] = v.get<std::string>();
-  }
-  return labels;
-}
 
 // A pod's effective requests (kube/resource_list.h); a spec that does not parse requests
 // nothing (the apiserver validated it, so that is a pod from a newer API).

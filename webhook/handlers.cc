@@ -14,16 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-std::map<std::string, std::string> labelsOf(const json& object) {
-  std::map<std::string, std::string> out;
-  const json labels = kube::field<json>(object, "/metadata/labels"_json_pointer, json::object());
-  if (!labels.is_object()) return out;
-  for (auto it = labels.begin(); it != labels.end(); ++it) {
-    if (it->is_string()) out[it.key()] = it->get<std::string>();
-  }
-  return out;
-}
-
 std::string joined(const std::vector<std::string>& parts) {
   std::string out;
   for (const auto& p : parts)
@@ -93,7 +83,7 @@ HttpAnswer Handlers::pods(std::string_view body) {
 
   std::optional<admission::Mode> namespaceMode;
   if (const auto n = state_.namespaceNamed(pod->ns)) {
-    const auto labels = labelsOf(*n);
+    const auto labels = kube::labelsOf(*n);
     if (auto it = labels.find(kModeLabel); it != labels.end())
       namespaceMode = admission::parseMode(it->second);
   }

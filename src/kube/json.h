@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <type_traits>
 
@@ -37,6 +38,18 @@ T field(const Json& object, const JsonPointer& pointer, T fallback) noexcept {
 
 inline std::string stringField(const Json& object, const JsonPointer& pointer) {
   return field<std::string>(object, pointer, std::string());
+}
+
+// An object's metadata.labels (values that are not strings left out); empty when it has none.
+inline std::map<std::string, std::string> labelsOf(const Json& object) {
+  std::map<std::string, std::string> out;
+  // Held in a variable: a range-for over items() of a temporary would outlive it.
+  const Json labels = field<Json>(object, "/metadata/labels"_json_pointer, Json::object());
+  if (!labels.is_object()) return out;
+  for (auto it = labels.begin(); it != labels.end(); ++it) {
+    if (it->is_string()) out[it.key()] = it->get<std::string>();
+  }
+  return out;
 }
 
 }  // namespace pi0::kube
