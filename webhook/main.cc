@@ -175,8 +175,10 @@ void addRoutes(net::Routes& routes, Handlers& handlers, const Probes& probes, Sc
 int run(const Options& options) {
   log::setLevel(options.logLevel);
   Runner runner("pi0-webhook");
-  auto client = kube::connect(
-      {.kubeconfig = options.kubeconfig, .userAgent = std::string("pi0-webhook/") + PI0_VERSION});
+  kube::ConnectOptions connection;  // set member by member: GCC 12 warns on designated ones
+  connection.kubeconfig = options.kubeconfig;
+  connection.userAgent = std::string("pi0-webhook/") + PI0_VERSION;
+  auto client = kube::connect(connection);
   if (!client) return 1;
 
   ClusterCaches caches(*client);
