@@ -35,6 +35,13 @@ std::optional<int> gpuIndex(std::string_view digits) {
 
 }  // namespace
 
+std::string_view SignalId::fixedName() const {
+  for (const auto& [k, text] : kFixed) {
+    if (k == kind) return text;
+  }
+  return {};
+}
+
 std::string SignalId::name() const {
   switch (kind) {
     case Kind::kGpuSm:
@@ -42,9 +49,7 @@ std::string SignalId::name() const {
     case Kind::kGpuMemory:
       return "gpu" + std::to_string(gpu) + "_memory";
     default:
-      for (const auto& [k, text] : kFixed) {
-        if (k == kind) return std::string(text);
-      }
+      if (const auto fixed = fixedName(); !fixed.empty()) return std::string(fixed);
   }
   return "unknown";
 }

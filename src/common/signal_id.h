@@ -31,6 +31,9 @@ struct SignalId {
 
   // The name, e.g. "gpu3_sm". parse(name()) gives the same id back.
   std::string name() const;
+  // The name of a signal with a fixed one (every kind but the GPUs'), without building a
+  // string: for lookups on admission's hot path. Empty for a GPU signal.
+  std::string_view fixedName() const;
   // The id a name spells; nullopt for any other text. A GPU index is a decimal of at most 9
   // digits without leading zeros ("gpu01_sm" is not a signal), so that name() spells it back.
   static std::optional<SignalId> parse(std::string_view name);

@@ -105,7 +105,9 @@ struct NodeFingerprint {
 
   // The signal named `name`, or nullptr.
   const SignalFingerprint* signal(std::string_view name) const;
-  const SignalFingerprint* signal(const SignalId& id) const { return signal(id.name()); }
+  const SignalFingerprint* signal(const SignalId& id) const {
+    return id.isGpu() ? signal(id.name()) : signal(id.fixedName());
+  }
 
   friend bool operator==(const NodeFingerprint&, const NodeFingerprint&) = default;
 };

@@ -31,6 +31,8 @@ TEST_CASE("every signal name reads as its id and the id spells it back") {
     REQUIRE(id);
     CHECK(*id == c.id);
     CHECK(id->name() == c.name);
+    // A fixed name reads the same without a string built; a GPU signal has none.
+    CHECK(id->fixedName() == (id->isGpu() ? std::string_view() : std::string_view(c.name)));
   }
 }
 
