@@ -365,6 +365,10 @@ if ((n < 7)); then
     ((m >= 7))
   }
   e2e_wait_for "the ReplicaSet's retry to take the rest of web's room" 60 more
+  # The pod of the retry is counted, and its reservation ended, within kCountedAfter (4 s) of
+  # its creation, well before the reservation's timeout (30 s).
+  no_reservation() { [[ $(webhook_metric 'pi0_webhook_buffer_reservations{channel="shop/web"}') == 0 ]]; }
+  e2e_wait_for "the operator to count the pod of the retry (no live reservation)" 15 no_reservation
 fi
 sleep 3
 n=$(pods_of web)
