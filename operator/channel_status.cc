@@ -6,6 +6,7 @@
 #include "kube/json.h"
 #include "kube/quantity.h"
 #include "matrix_status.h"
+#include "operator/status_numbers.h"
 #include "workload_state.h"
 
 namespace pi0::op {
@@ -15,13 +16,6 @@ using kube::field;
 using kube::stringField;
 using nlohmann::json;
 using stability::ChannelState;
-
-constexpr double kTolerance = 0.01;
-
-// Rounded so that a status does not change with the last bits of a double.
-double round4(double x) {
-  return std::round(x * 1e4) / 1e4;
-}
 
 json quantities(const Quantities& q) {
   return {{"cpu", kube::formatCpuMilli(q.cpuMilli)}, {"memory", kube::formatBytes(q.memoryBytes)}};
@@ -85,15 +79,6 @@ bool measuredFields(const json& j) {
     if (!j.contains(p) || !j.at(p).is_number()) return false;
   }
   return true;
-}
-
-// Compared as written (round4): the stored number against the next one's JSON.
-bool near(double a, double b) {
-  return std::abs(round4(a) - round4(b)) <= kTolerance;
-}
-
-bool near(const std::optional<double>& a, const std::optional<double>& b) {
-  return a.has_value() == b.has_value() && (!a || near(*a, *b));
 }
 
 std::optional<WallTime> wholeSeconds(const std::optional<WallTime>& t) {

@@ -5,6 +5,7 @@
 #include "common/timestamp.h"
 #include "kube/json.h"
 #include "kube/quantity.h"
+#include "operator/status_numbers.h"
 
 namespace pi0::op {
 namespace {
@@ -14,12 +15,6 @@ using kube::field;
 using kube::stringField;
 using stability::ChannelRef;
 using stability::ChannelState;
-
-constexpr double kTolerance = 0.01;
-
-double round4(double x) {
-  return std::round(x * 1e4) / 1e4;
-}
 
 Json refJson(const ChannelRef& ref) {
   return {{"namespace", ref.ns}, {"name", ref.name}};
@@ -66,14 +61,6 @@ std::optional<stability::Resources> resourcesOf(const Json& j) {
 Json array(const Json& j, const char* key) {
   auto it = j.find(key);
   return it != j.end() && it->is_array() ? *it : Json::array();
-}
-
-bool near(double a, double b) {
-  return std::abs(a - b) <= kTolerance;
-}
-
-bool near(const std::optional<double>& a, const std::optional<double>& b) {
-  return a.has_value() == b.has_value() && (!a || near(*a, *b));
 }
 
 }  // namespace
