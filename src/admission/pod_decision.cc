@@ -40,8 +40,7 @@ std::map<std::string, std::string> stringMap(Reader& r, const Node& node) {
   std::map<std::string, std::string> out;
   if (!r.object(node)) return out;
   for (const auto& [key, value] : node.value->items()) {
-    if (!r.expect(Node{&value, json::childPath(node.path, key)}, value.is_string(), "a string"))
-      return out;
+    if (!r.expect(node.raw(key), value.is_string(), "a string")) return out;
     out.emplace(key, value.get<std::string>());
   }
   return out;

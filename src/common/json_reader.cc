@@ -12,21 +12,6 @@ const Json* member(const Json& object, std::string_view key) {
   return &*it;
 }
 
-std::string childPath(std::string_view path, std::string_view key) {
-  std::string out(path);
-  if (!out.empty()) out += '.';
-  out += key;
-  return out;
-}
-
-std::string itemPath(std::string_view path, std::size_t i) {
-  std::string out(path);
-  out += '[';
-  out += std::to_string(i);
-  out += ']';
-  return out;
-}
-
 std::string quote(std::string_view s) {
   // Built by appending: GCC 12 warns (-Wrestrict, a false positive) on "\"" + std::string(s).
   std::string out;
@@ -39,35 +24,127 @@ std::string quote(std::string_view s) {
 
 namespace {
 
-// `v` as a Node: null (or no value) is absent, a present null marked as such.
-Node nodeOf(const Json* v, std::string path) {
-  if (v && v->is_null()) return Node{nullptr, std::move(path), true};
-  return Node{v, std::move(path), false};
+void appendMember(std::string& path, std::string_view key) {
+  if (!path.empty()) path += '.';
+  path += key;
+}
+
+void appendItem(std::string& path, std::size_t i) {
+  path += '[';
+  path += std::to_string(i);
+  path += ']';
+}
+
+// Appends to `path` the steps from `at` down to `target`, looking at most `depth` steps down;
+// false (and `path` as it was) when `target` is not there.
+bool spellPath(const Json& at, const Json* target, std::size_t depth, std::string& path) {
+  if (&at == target) return true;
+  if (depth == 0) return false;
+  const std::size_t mark = path.size();
+  if (at.is_object()) {
+    for (auto it = at.begin(); it != at.end(); ++it) {
+      appendMember(path, it.key());
+      if (spellPath(*it, target, depth - 1, path)) return true;
+      path.resize(mark);
+    }
+  } else if (at.is_array()) {
+    for (std::size_t i = 0; i < at.size(); ++i) {
+      appendItem(path, i);
+      if (spellPath(at[i], target, depth - 1, path)) return true;
+      path.resize(mark);
+    }
+  }
+  return false;
 }
 
 }  // namespace
 
-Node Node::root(const Json& document, std::string path) {
-  return nodeOf(&document, std::move(path));
+Node Node::root(const Json& document, std::string_view path) {
+  Node n;
+  n.document_ = &document;
+  n.rootPath_ = path;
+  n.value = document.is_null() ? nullptr : &document;
+  n.null = document.is_null();
+  return n;
+}
+
+Node Node::below(const Json* v, Step step, std::string_view key, std::size_t index) const {
+  Node n;
+  n.document_ = document_;
+  n.rootPath_ = rootPath_;
+  if (value != nullptr || step_ == Step::kRoot) {
+    n.parent_ = value;  // a null root's members are named from the root's path alone
+  } else {
+    n.parentPath_ = path();
+  }
+  n.step_ = step;
+  n.key_ = key;
+  n.index_ = index;
+  n.depth_ = depth_ + 1;
+  n.null = v && v->is_null();
+  n.value = n.null ? nullptr : v;
+  return n;
 }
 
 Node Node::child(std::string_view key) const {
-  const Json* v = nullptr;
   if (value && value->is_object()) {
-    auto it = value->find(key);
-    if (it != value->end()) v = &*it;
+    // The document's own key, which lives as long as the document.
+    if (auto it = value->find(key); it != value->end())
+      return below(&*it, Step::kMember, it.key(), 0);
   }
-  return nodeOf(v, childPath(path, key));
+  return below(nullptr, Step::kMember, key, 0);
+}
+
+Node Node::entry(std::string_view key) const {
+  Node n = child(key);
+  n.step_ = Step::kEntry;
+  return n;
+}
+
+Node Node::raw(std::string_view key, bool bracketed) const {
+  Node n = bracketed ? entry(key) : child(key);
+  if (n.null) {
+    n.value = &*value->find(key);  // null: so it is there
+    n.null = false;
+  }
+  return n;
 }
 
 Node Node::item(std::size_t i) const {
   const Json* v = nullptr;
   if (value && value->is_array() && i < value->size()) v = &(*value)[i];
-  return nodeOf(v, itemPath(path, i));
+  return below(v, Step::kItem, {}, i);
+}
+
+std::string Node::path() const {
+  if (step_ == Step::kRoot) return std::string(rootPath_);
+  std::string out;
+  if (parentPath_) {
+    out = *parentPath_;
+  } else {
+    out = rootPath_;
+    if (parent_ != nullptr && document_ != nullptr) spellPath(*document_, parent_, depth_ - 1, out);
+  }
+  switch (step_) {
+    case Step::kRoot:
+      break;
+    case Step::kMember:
+      appendMember(out, key_);
+      break;
+    case Step::kEntry:
+      out += '[';
+      out += quote(key_);
+      out += ']';
+      break;
+    case Step::kItem:
+      appendItem(out, index_);
+      break;
+  }
+  return out;
 }
 
 void Reader::problem(const Node& node, const std::string& what) {
-  if (!error_) error_ = node.path + separator_ + what;
+  if (!error_) error_ = node.path() + separator_ + what;
 }
 
 void Reader::problem(std::string message) {

@@ -26,29 +26,54 @@ using Json = nlohmann::json;
 // or null (Kubernetes treats a null field as an absent one).
 const Json* member(const Json& object, std::string_view key);
 
-// `path` with `key` below it: "spec.targets", or "spec" at the root (an empty path).
-std::string childPath(std::string_view path, std::string_view key);
-// `path` with index `i`: "spec.targets[1]".
-std::string itemPath(std::string_view path, std::size_t i);
 // `s` between double quotes, as messages quote what they were given.
 std::string quote(std::string_view s);
 
-// A value inside a document, with its path. `value` is nullptr when the field is absent or null:
-// a default applies. `null` tells the two apart, for documents where a null says something (a
-// fingerprint's "no forecast yet") and a missing member is an error.
+// A value inside a document, and where it is. `value` is nullptr when the field is absent or
+// null: a default applies. `null` tells the two apart, for documents where a null says something
+// (a fingerprint's "no forecast yet") and a missing member is an error.
+//
+// A Node is three pointers and a key: its path ("spec.targets[1].kind") is spelled only when a
+// problem names it, by finding the node's parent in the document, so a parser that meets no
+// problem builds no path (below an absent node, where there is no parent to find, the parent's
+// path is spelled at once). Keys and the root's path are views: pass literals, or keys of the
+// document itself (as an iteration over an object gives them).
 struct Node {
   const Json* value = nullptr;
-  std::string path;
   bool null = false;  // present as null (value is nullptr)
 
   // The document itself; its path is `path` (empty: members are named from the top).
-  static Node root(const Json& document, std::string path = {});
+  static Node root(const Json& document, std::string_view path = {});
 
   bool present() const { return value != nullptr; }
   // The member `key` (absent unless this is an object with a non-null `key`).
   Node child(std::string_view key) const;
+  // The same, named in brackets: `matchLabels["app.kubernetes.io/name"]`, for keys that hold
+  // dots. Only a leaf's path shows the brackets: a node below an entry names it with a dot.
+  Node entry(std::string_view key) const;
+  // The member `key` as it is, a null one present (of type null), named in brackets when
+  // `bracketed`: for maps whose every value must be of one type (labels, resource lists), read
+  // member by member. Absent unless this is an object with `key`.
+  Node raw(std::string_view key, bool bracketed = false) const;
   // Item `i` of an array (absent unless this is an array with a non-null item there).
   Node item(std::size_t i) const;
+
+  // "spec.targets[1].kind" (at the root: the root's path).
+  std::string path() const;
+
+ private:
+  enum class Step : std::uint8_t { kRoot, kMember, kEntry, kItem };
+  Node below(const Json* v, Step step, std::string_view key, std::size_t index) const;
+
+  const Json* document_ = nullptr;  // the root's value
+  std::string_view rootPath_;
+  const Json* parent_ = nullptr;  // the value this node is a member or item of (kRoot: none)
+  // Below an absent node there is no parent in the document to find: its path, spelled then.
+  std::optional<std::string> parentPath_;
+  Step step_ = Step::kRoot;
+  std::string_view key_;   // kMember, kEntry
+  std::size_t index_ = 0;  // kItem
+  std::size_t depth_ = 0;  // steps below the root
 };
 
 class Reader {

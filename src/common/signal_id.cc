@@ -72,28 +72,4 @@ bool SignalId::isPressure() const {
   return kind == Kind::kPsiCpu || kind == Kind::kPsiMemory || kind == Kind::kPsiIo;
 }
 
-SignalId utilizationSignal(Resource resource, int gpu) {
-  switch (resource) {
-    case Resource::kCpu:
-      return {Kind::kCpu};
-    case Resource::kMemory:
-      return {Kind::kMemory};
-    case Resource::kGpu:
-      return SignalId::gpuSm(gpu);
-  }
-  return {Kind::kCpu};
-}
-
-std::optional<SignalId> pressureSignal(Resource resource) {
-  switch (resource) {
-    case Resource::kCpu:
-      return SignalId{Kind::kPsiCpu};
-    case Resource::kMemory:
-      return SignalId{Kind::kPsiMemory};
-    case Resource::kGpu:
-      return std::nullopt;
-  }
-  return std::nullopt;
-}
-
 }  // namespace pi0

@@ -46,9 +46,30 @@ struct SignalId {
 };
 
 // The signal whose utilization is a resource's (cpu: "cpu", memory: "memory"); for gpu, the SM
-// signal of GPU `gpu`.
-SignalId utilizationSignal(Resource resource, int gpu = 0);
+// signal of GPU `gpu`. Inline, as the next one: admission asks for every candidate node.
+constexpr SignalId utilizationSignal(Resource resource, int gpu = 0) {
+  switch (resource) {
+    case Resource::kCpu:
+      return {SignalId::Kind::kCpu};
+    case Resource::kMemory:
+      return {SignalId::Kind::kMemory};
+    case Resource::kGpu:
+      return SignalId::gpuSm(gpu);
+  }
+  return {SignalId::Kind::kCpu};
+}
+
 // The PSI signal of a resource (cpu: "psi_cpu", memory: "psi_memory"); nullopt for gpu.
-std::optional<SignalId> pressureSignal(Resource resource);
+constexpr std::optional<SignalId> pressureSignal(Resource resource) {
+  switch (resource) {
+    case Resource::kCpu:
+      return SignalId{SignalId::Kind::kPsiCpu};
+    case Resource::kMemory:
+      return SignalId{SignalId::Kind::kPsiMemory};
+    case Resource::kGpu:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
 
 }  // namespace pi0

@@ -363,11 +363,6 @@ double SignalForecast::at(double seconds) const {
   return std::clamp(peak, 0.0, 1.0);
 }
 
-const SignalFingerprint* NodeFingerprint::signal(std::string_view name) const {
-  auto it = signals.find(name);
-  return it == signals.end() ? nullptr : &it->second;
-}
-
 Result<NodeFingerprint> parseFingerprint(std::string_view body) {
   const auto parsed = json::parse(body);
   if (!parsed) return fail("not JSON: \"" + excerpt(body) + "\"");

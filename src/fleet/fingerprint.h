@@ -104,7 +104,10 @@ struct NodeFingerprint {
   std::vector<GpuInfo> gpus;  // the GPUs the agent saw through NVML
 
   // The signal named `name`, or nullptr.
-  const SignalFingerprint* signal(std::string_view name) const;
+  const SignalFingerprint* signal(std::string_view name) const {
+    auto it = signals.find(name);
+    return it == signals.end() ? nullptr : &it->second;
+  }
   const SignalFingerprint* signal(const SignalId& id) const {
     return id.isGpu() ? signal(id.name()) : signal(id.fixedName());
   }

@@ -43,7 +43,7 @@ ResourceList readList(Reader& r, const Node& list) {
   for (const auto& [key, value] : list.value->items()) {
     const bool cpu = key == "cpu", memory = key == "memory", gpu = key == kGpuResourceName;
     if (!cpu && !memory && !gpu) continue;
-    const Node here{&value, json::childPath(list.path, key)};
+    const Node here = list.child(key);
     const std::optional<std::string> text = quantityText(value);
     if (!text) {
       r.problem(here, "not a quantity");
@@ -85,7 +85,7 @@ ResourceList containerRequests(Reader& r, const Node& container) {
 
 Result<ResourceList> parseResourceList(const nlohmann::json& list, const std::string& path) {
   Reader r = terseReader();
-  const ResourceList out = readList(r, Node{&list, path});
+  const ResourceList out = readList(r, Node::root(list, path));
   if (!r.ok()) return fail(r.error());
   return out;
 }

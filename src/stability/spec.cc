@@ -256,10 +256,8 @@ Result<ChannelSpec> parseChannel(const nlohmann::json& object) {
     } else if (r.object(selector)) {
       const Node labels = selector.child("matchLabels");
       if (r.object(labels)) {
-        for (const auto& [key, value] : labels.value->items()) {
-          const Node v{&value, labels.path + "[" + quote(key) + "]"};
-          c.selector.matchLabels.emplace_back(key, r.string(v));
-        }
+        for (const auto& [key, value] : labels.value->items())
+          c.selector.matchLabels.emplace_back(key, r.string(labels.raw(key, true)));
       }
       for (const Node& e : r.items(selector.child("matchExpressions"))) {
         if (!r.itemObject(e)) continue;

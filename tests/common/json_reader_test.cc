@@ -30,7 +30,7 @@ TEST_CASE("nodes carry their paths; null members and items are absent") {
   const Json doc = Json::parse(R"({"spec": {"targets": [{"kind": "Job"}, null]}, "n": null})");
   const Node root = Node::root(doc);
   const Node kind = root.child("spec").child("targets").item(0).child("kind");
-  CHECK(kind.path == "spec.targets[0].kind");
+  CHECK(kind.path() == "spec.targets[0].kind");
   REQUIRE(kind.present());
   CHECK(*kind.value == "Job");
   CHECK_FALSE(root.child("spec").child("targets").item(1).present());
@@ -40,13 +40,46 @@ TEST_CASE("nodes carry their paths; null members and items are absent") {
   CHECK_FALSE(root.child("missing").null);
   CHECK(root.child("spec").child("targets").item(1).null);
   CHECK_FALSE(root.child("spec").child("targets").item(7).null);
-  CHECK(root.child("n").child("deeper").path == "n.deeper");
-  CHECK(Node::root(doc, "request").child("uid").path == "request.uid");
+  CHECK(root.child("n").child("deeper").path() == "n.deeper");
+  CHECK(Node::root(doc, "request").child("uid").path() == "request.uid");
   CHECK_FALSE(Node::root(Json()).present());
-  CHECK(childPath("", "a") == "a");
-  CHECK(childPath("a", "b") == "a.b");
-  CHECK(itemPath("a", 3) == "a[3]");
   CHECK(quote("x") == "\"x\"");
+}
+
+TEST_CASE("paths are spelled when asked, through present, absent and null nodes alike") {
+  const Json doc = Json::parse(
+      R"({"a": {"b": [{"c": 1}, {"c": 2, "d": {"e": "x"}}], "n": null, "l": {"k.io/x": null}},
+          "z": [[1, [2]]]})");
+  const Node root = Node::root(doc);
+  const Node b1 = root.child("a").child("b").item(1);
+  CHECK(b1.child("d").child("e").path() == "a.b[1].d.e");
+  CHECK(b1.child("c").path() == "a.b[1].c");
+  CHECK(root.child("z").item(0).item(1).item(0).path() == "z[0][1][0]");
+  // Below absent and null nodes, where the document has no parent to find.
+  CHECK(root.child("missing").child("x").item(2).child("y").path() == "missing.x[2].y");
+  CHECK(root.child("a").child("n").child("x").path() == "a.n.x");
+  CHECK(b1.child("c").child("below").path() == "a.b[1].c.below");  // below a number
+  CHECK(root.child("a").item(4).path() == "a[4]");
+  // The root's own path; a null document's members.
+  CHECK(Node::root(doc, "spec").child("a").item(0).path() == "spec.a[0]");
+  CHECK(Node::root(doc, "spec").path() == "spec");
+  CHECK(Node::root(Json(), "spec").child("x").path() == "spec.x");
+  CHECK(Node::root(doc).item(0).path() == "[0]");
+  // Entries name keys with dots in brackets; raw() keeps a null member present.
+  const Node labels = root.child("a").child("l");
+  CHECK(labels.entry("k.io/x").path() == "a.l[\"k.io/x\"]");
+  CHECK_FALSE(labels.entry("k.io/x").present());
+  const Node raw = labels.raw("k.io/x", true);
+  REQUIRE(raw.present());
+  CHECK(raw.value->is_null());
+  CHECK(raw.path() == "a.l[\"k.io/x\"]");
+  CHECK_FALSE(labels.raw("other").present());
+  CHECK(labels.raw("other").path() == "a.l.other");
+  // Two equal values in different places are told apart by where they are.
+  const Json twins = Json::parse(R"({"p": {"v": 1}, "q": {"v": 1}})");
+  Reader r;
+  r.string(Node::root(twins).child("q").child("v"));
+  CHECK(r.error() == "q.v: must be a string, not number");
 }
 
 TEST_CASE("typed reads: the value, the fallback when absent, a problem when of another type") {
@@ -66,7 +99,7 @@ TEST_CASE("typed reads: the value, the fallback when absent, a problem when of a
   CHECK_FALSE(r.object(root.child("none")));
   const auto items = r.items(root.child("a"));
   REQUIRE(items.size() == 2);
-  CHECK(items[0].path == "a[0]");
+  CHECK(items[0].path() == "a[0]");
   CHECK_FALSE(items[1].present());
   CHECK(r.items(root.child("none")).empty());
   CHECK(r.enumeration(root.child("none"), Color::kBlue, "color", {{"Red", Color::kRed}}) ==
