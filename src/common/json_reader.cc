@@ -22,6 +22,16 @@ std::string quote(std::string_view s) {
   return out;
 }
 
+std::string typeName(const Json& v) {
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_null()) return "null";
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return "something else";
+}
+
 namespace {
 
 void appendMember(std::string& path, std::string_view key) {
@@ -110,6 +120,15 @@ Node Node::raw(std::string_view key, bool bracketed) const {
   return n;
 }
 
+Node Node::raw(std::size_t i) const {
+  Node n = item(i);
+  if (n.null) {
+    n.value = &(*value)[i];
+    n.null = false;
+  }
+  return n;
+}
+
 Node Node::item(std::size_t i) const {
   const Json* v = nullptr;
   if (value && value->is_array() && i < value->size()) v = &(*value)[i];
@@ -155,6 +174,8 @@ bool Reader::expect(const Node& node, bool good, const char* type) {
   if (good) return true;
   if (wording_ == Wording::kNot) {
     problem(node, std::string("not ") + type);
+  } else if (wording_ == Wording::kWhereBelongs) {
+    problem(node, typeName(*node.value) + " where " + type + " belongs");
   } else {
     problem(node, std::string("must be ") + type + ", not " + node.value->type_name());
   }

@@ -28,6 +28,8 @@ const Json* member(const Json& object, std::string_view key);
 
 // `s` between double quotes, as messages quote what they were given.
 std::string quote(std::string_view s);
+// A value's type as a message names it: "a number", "an object", "null".
+std::string typeName(const Json& v);
 
 // A value inside a document, and where it is. `value` is nullptr when the field is absent or
 // null: a default applies. `null` tells the two apart, for documents where a null says something
@@ -55,6 +57,8 @@ struct Node {
   // `bracketed`: for maps whose every value must be of one type (labels, resource lists), read
   // member by member. Absent unless this is an object with `key`.
   Node raw(std::string_view key, bool bracketed = false) const;
+  // Item `i` as it is, a null one present.
+  Node raw(std::size_t i) const;
   // Item `i` of an array (absent unless this is an array with a non-null item there).
   Node item(std::size_t i) const;
 
@@ -78,9 +82,10 @@ struct Node {
 
 class Reader {
  public:
-  // How a value of the wrong type is reported: "must be a string, not number", or the terse
-  // "not a string" of the pod and node readers.
-  enum class Wording { kMustBe, kNot };
+  // How a value of the wrong type is reported: "must be a string, not number", the terse
+  // "not a string" of the pod and node readers, or the fingerprint's "a number where a string
+  // belongs".
+  enum class Wording { kMustBe, kNot, kWhereBelongs };
 
   // `separator` goes between a path and what is wrong there: ": " reads "spec.x: must be a
   // string, not number", " " reads "request.uid must be a string, not number".

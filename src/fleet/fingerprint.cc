@@ -8,12 +8,14 @@
 #include <nlohmann/json.hpp>
 
 #include "common/json_parse.h"
+#include "common/json_reader.h"
 #include "common/timestamp.h"
 
 namespace pi0::fleet {
 namespace {
 
 using Json = nlohmann::json;
+using json::Node;
 
 // Floating-point noise in the agent's arithmetic (a mean of ones that sums to 1 + 2e-16) must
 // not cost a node its data; anything further out of range is a defect.
@@ -26,242 +28,172 @@ std::string numberText(double v) {
   return ec == std::errc() ? std::string(buf, end) : std::string("?");
 }
 
-std::string join(std::string_view path, std::string_view key) {
-  return path.empty() ? std::string(key) : std::string(path) + "." + std::string(key);
-}
-
-std::string typeName(const Json& v) {
-  if (v.is_number()) return "a number";
-  if (v.is_string()) return "a string";
-  if (v.is_boolean()) return "a boolean";
-  if (v.is_null()) return "null";
-  if (v.is_array()) return "an array";
-  if (v.is_object()) return "an object";
-  return "something else";
-}
-
-// Reads the members of one JSON object; every error names the member's dotted path.
-class ObjectReader {
+// A fingerprint's fields on json::Reader. Every member is required unless the parser says
+// otherwise (a missing one is "<object>: missing <key>", the top object named "fingerprint"); a
+// null is a value of its own, which only a nullable field takes ("null where a number belongs"
+// elsewhere); numbers have ranges. The first problem is kept.
+class Fields {
  public:
-  ObjectReader(const Json& object, std::string path) : object_(object), path_(std::move(path)) {}
+  bool ok() const { return r_.ok(); }
+  const std::string& error() const { return r_.error(); }
+  void problem(const Node& node, const std::string& what) { r_.problem(node, what); }
 
-  const std::string& path() const { return path_; }
+  // True when `node` (present) is an object; a problem otherwise.
+  bool object(const Node& node) { return r_.expect(node, node.value->is_object(), "an object"); }
+  bool array(const Node& node) { return r_.expect(node, node.value->is_array(), "an array"); }
 
-  Result<const Json*> member(std::string_view key) const {
-    auto it = object_.find(key);
-    if (it == object_.end()) return fail(where() + ": missing " + std::string(key));
-    return &*it;
+  // The member `key` of `object`, null included; absent, with a problem, when missing.
+  Node member(const Node& object, std::string_view key) {
+    Node m = object.raw(key);
+    if (!m.present() && r_.ok()) {
+      const std::string at = object.path();
+      r_.problem((at.empty() ? std::string("fingerprint") : at) + ": missing " + std::string(key));
+    }
+    return m;
   }
 
-  Result<std::string> string(std::string_view key) const {
-    auto v = member(key);
-    if (!v) return std::unexpected(v.error());
-    if (!(*v)->is_string()) return wrongType(key, **v, "a string");
-    return (*v)->get<std::string>();
+  std::string string(const Node& object, std::string_view key) {
+    const Node m = member(object, key);
+    if (!m.present() || !r_.expect(m, m.value->is_string(), "a string")) return {};
+    return m.value->get<std::string>();
   }
 
-  Result<bool> boolean(std::string_view key) const {
-    auto v = member(key);
-    if (!v) return std::unexpected(v.error());
-    if (!(*v)->is_boolean()) return wrongType(key, **v, "a boolean");
-    return (*v)->get<bool>();
+  bool boolean(const Node& object, std::string_view key) {
+    const Node m = member(object, key);
+    if (!m.present() || !r_.expect(m, m.value->is_boolean(), "a boolean")) return false;
+    return m.value->get<bool>();
   }
 
-  // A finite number in [lo, hi]; `loExclusive` makes lo itself invalid.
-  Result<double> number(std::string_view key, double lo, double hi,
-                        bool loExclusive = false) const {
-    auto v = member(key);
-    if (!v) return std::unexpected(v.error());
-    return checkNumber(**v, join(path_, key), lo, hi, loExclusive);
+  // A finite number in [lo, hi]; `loExclusive` makes lo itself invalid. 0 after a problem.
+  double number(const Node& node, double lo, double hi, bool loExclusive = false) {
+    if (!node.present() || !r_.expect(node, node.value->is_number(), "a number")) return 0;
+    const double d = node.value->get<double>();
+    if (!std::isfinite(d)) {
+      r_.problem(node, "not a finite number");
+      return 0;
+    }
+    if (d < lo || (loExclusive && d == lo) || d > hi) {
+      r_.problem(node, numberText(d) + " is out of range");
+      return 0;
+    }
+    return d;
+  }
+  double number(const Node& object, std::string_view key, double lo, double hi,
+                bool loExclusive = false) {
+    return number(member(object, key), lo, hi, loExclusive);
   }
 
-  Result<double> ratio(std::string_view key) const {
-    auto v = member(key);
-    if (!v) return std::unexpected(v.error());
-    return checkRatio(**v, join(path_, key));
+  // A number in [0,1], within the agent's arithmetic noise of it, clamped.
+  double ratio(const Node& node) {
+    return std::clamp(number(node, -kRatioSlack, 1 + kRatioSlack), 0.0, 1.0);
   }
+  double ratio(const Node& object, std::string_view key) { return ratio(member(object, key)); }
 
-  // null, or what `read` makes of the value.
-  template <class F>
-  auto nullable(std::string_view key, F read) const -> Result<
-      std::optional<typename std::invoke_result_t<F, const Json&, std::string>::value_type>> {
-    using T = typename std::invoke_result_t<F, const Json&, std::string>::value_type;
-    auto v = member(key);
-    if (!v) return std::unexpected(v.error());
-    if ((*v)->is_null()) return std::optional<T>();
-    auto r = read(**v, join(path_, key));
-    if (!r) return std::unexpected(r.error());
-    return std::optional<T>(std::move(*r));
-  }
-
-  Result<std::int64_t> integer(std::string_view key, std::int64_t lo) const {
-    auto v = member(key);
-    if (!v) return std::unexpected(v.error());
-    const std::string at = join(path_, key);
-    if (!(*v)->is_number()) return wrongType(key, **v, "an integer");
-    const double d = (*v)->get<double>();
+  std::int64_t integer(const Node& object, std::string_view key, std::int64_t lo) {
+    const Node m = member(object, key);
+    if (!m.present() || !r_.expect(m, m.value->is_number(), "an integer")) return lo;
+    const double d = m.value->get<double>();
     // 2^53: beyond it a double no longer holds every integer, and no window is that long.
-    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740992.0)
-      return fail(at + ": " + (*v)->dump() + " is not an integer");
+    if (!std::isfinite(d) || d != std::floor(d) || std::fabs(d) > 9007199254740992.0) {
+      r_.problem(m, m.value->dump() + " is not an integer");
+      return lo;
+    }
     const auto i = static_cast<std::int64_t>(d);
-    if (i < lo)
-      return fail(at + ": " + std::to_string(i) + " is below the minimum " + std::to_string(lo));
+    if (i < lo) {
+      r_.problem(m, std::to_string(i) + " is below the minimum " + std::to_string(lo));
+      return lo;
+    }
     return i;
   }
 
-  static Result<double> checkNumber(const Json& v, const std::string& at, double lo, double hi,
-                                    bool loExclusive = false) {
-    if (!v.is_number()) return fail(at + ": " + typeName(v) + " where a number belongs");
-    const double d = v.get<double>();
-    if (!std::isfinite(d)) return fail(at + ": not a finite number");
-    if (d < lo || (loExclusive && d == lo) || d > hi)
-      return fail(at + ": " + numberText(d) + " is out of range");
-    return d;
-  }
-
-  static Result<double> checkRatio(const Json& v, const std::string& at) {
-    auto d = checkNumber(v, at, -kRatioSlack, 1 + kRatioSlack);
-    if (!d) return d;
-    return std::clamp(*d, 0.0, 1.0);
+  // nullopt when the member is null, else what `read` makes of it.
+  template <class F>
+  auto nullable(const Node& object, std::string_view key, F read)
+      -> std::optional<std::invoke_result_t<F, const Node&>> {
+    const Node m = member(object, key);
+    if (!m.present() || m.value->is_null()) return std::nullopt;
+    return read(m);
   }
 
  private:
-  std::string where() const { return path_.empty() ? std::string("fingerprint") : path_; }
-
-  std::unexpected<Error> wrongType(std::string_view key, const Json& v,
-                                   std::string_view wanted) const {
-    return fail(join(path_, key) + ": " + typeName(v) + " where " + std::string(wanted) +
-                " belongs");
-  }
-
-  const Json& object_;
-  std::string path_;
+  json::Reader r_{": ", json::Reader::Wording::kWhereBelongs};
 };
 
-Result<ObjectReader> objectAt(const Json& v, std::string path) {
-  if (!v.is_object()) return fail(path + ": " + typeName(v) + " where an object belongs");
-  return ObjectReader(v, std::move(path));
-}
-
-Result<SignalGates> parseGates(const Json& v, std::string path) {
-  auto r = objectAt(v, std::move(path));
-  if (!r) return std::unexpected(r.error());
+SignalGates parseGates(Fields& f, const Node& node) {
   SignalGates g;
+  if (!f.object(node)) return g;
   // Listed in the schema's order so that the first missing gate is the one reported.
   const std::pair<const char*, double*> fields[] = {{"lambda_int", &g.lambdaInt},
                                                     {"lambda1", &g.lambda1},
                                                     {"fit_error", &g.fitError},
                                                     {"gluing_delta", &g.gluingDelta},
                                                     {"isolation", &g.isolation}};
-  for (const auto& [key, out] : fields) {
-    auto d = r->ratio(key);  // fit_error's range is [0,1] too
-    if (!d) return std::unexpected(d.error());
-    *out = *d;
-  }
+  for (const auto& [key, out] : fields)
+    *out = f.ratio(node, key);  // fit_error's range is [0,1] too
   return g;
 }
 
-Result<double> parseRatioValue(const Json& v, std::string path) {
-  return ObjectReader::checkRatio(v, path);
-}
-
-Result<double> parsePeriod(const Json& v, std::string path) {
-  return ObjectReader::checkNumber(v, path, 0, HUGE_VAL, /*loExclusive=*/true);
-}
-
-Result<std::vector<double>> parseSpectrum(const Json& v, std::string path) {
-  if (!v.is_array()) return fail(path + ": " + typeName(v) + " where an array belongs");
-  if (v.size() < 4) return fail(path + ": " + std::to_string(v.size()) + " bins, fewer than 4");
+std::vector<double> parseSpectrum(Fields& f, const Node& node) {
   std::vector<double> bins;
-  bins.reserve(v.size());
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    auto d = ObjectReader::checkRatio(v[i], path + "[" + std::to_string(i) + "]");
-    if (!d) return std::unexpected(d.error());
-    bins.push_back(*d);
+  if (!f.array(node)) return bins;
+  const std::size_t n = node.value->size();
+  if (n < 4) {
+    f.problem(node, std::to_string(n) + " bins, fewer than 4");
+    return bins;
   }
+  bins.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    bins.push_back(f.ratio(node.raw(i)));
   return bins;
 }
 
-Result<SignalForecast> parseForecast(const Json& v, std::string path) {
-  auto r = objectAt(v, std::move(path));
-  if (!r) return std::unexpected(r.error());
-  SignalForecast f;
-  auto horizon = r->number("horizonSeconds", 0, HUGE_VAL, /*loExclusive=*/true);
-  if (!horizon) return std::unexpected(horizon.error());
-  f.horizonSeconds = *horizon;
-  auto base = r->ratio("base");
-  if (!base) return std::unexpected(base.error());
-  f.base = *base;
-  auto trendStart = r->ratio("trendStart");
-  if (!trendStart) return std::unexpected(trendStart.error());
-  f.trendStart = *trendStart;
-  auto trend = r->number("trendPerSecond", 0, HUGE_VAL);
-  if (!trend) return std::unexpected(trend.error());
-  f.trendPerSecond = *trend;
-  auto noise = r->number("noise", 0, HUGE_VAL);
-  if (!noise) return std::unexpected(noise.error());
-  f.noise = *noise;
-  auto line = r->number("troubleLine", 0, 1 + kRatioSlack, /*loExclusive=*/true);
-  if (!line) return std::unexpected(line.error());
-  f.troubleLine = std::min(*line, 1.0);
-  auto seconds = r->nullable("secondsToTrouble", [](const Json& x, std::string at) {
-    return ObjectReader::checkNumber(x, at, 0, HUGE_VAL);
-  });
-  if (!seconds) return std::unexpected(seconds.error());
-  f.secondsToTrouble = *seconds;
-  if (v.contains("stallRate")) {  // absent from agents older than the pressure model
-    auto stall = r->nullable("stallRate", [](const Json& x, std::string at) {
-      return ObjectReader::checkNumber(x, at, 0, 1 + kRatioSlack);
+SignalForecast parseForecast(Fields& f, const Node& node) {
+  SignalForecast out;
+  if (!f.object(node)) return out;
+  out.horizonSeconds = f.number(node, "horizonSeconds", 0, HUGE_VAL, /*loExclusive=*/true);
+  out.base = f.ratio(node, "base");
+  out.trendStart = f.ratio(node, "trendStart");
+  out.trendPerSecond = f.number(node, "trendPerSecond", 0, HUGE_VAL);
+  out.noise = f.number(node, "noise", 0, HUGE_VAL);
+  out.troubleLine =
+      std::min(f.number(node, "troubleLine", 0, 1 + kRatioSlack, /*loExclusive=*/true), 1.0);
+  out.secondsToTrouble = f.nullable(node, "secondsToTrouble",
+                                    [&f](const Node& x) { return f.number(x, 0, HUGE_VAL); });
+  if (node.value->contains("stallRate")) {  // absent from agents older than the pressure model
+    const auto stall = f.nullable(node, "stallRate", [&f](const Node& x) {
+      return std::min(f.number(x, 0, 1 + kRatioSlack), 1.0);
     });
-    if (!stall) return std::unexpected(stall.error());
-    if (*stall) f.stallRate = std::min(**stall, 1.0);
+    if (stall) out.stallRate = *stall;
   }
-  return f;
+  return out;
 }
 
 // `hasNullForecast` is set when the signal's forecast is given as null.
-Result<SignalFingerprint> parseSignal(const Json& v, std::string path, bool* hasNullForecast) {
-  auto r = objectAt(v, std::move(path));
-  if (!r) return std::unexpected(r.error());
+SignalFingerprint parseSignal(Fields& f, const Node& node, bool* hasNullForecast) {
   SignalFingerprint s;
-  auto samples = r->integer("samples", 1);
-  if (!samples) return std::unexpected(samples.error());
-  s.samples = *samples;
-  auto current = r->ratio("current");
-  if (!current) return std::unexpected(current.error());
-  s.current = *current;
-  auto mean = r->ratio("mean");
-  if (!mean) return std::unexpected(mean.error());
-  s.mean = *mean;
-  auto stddev = r->number("std", 0, 0.5 + kRatioSlack);
-  if (!stddev) return std::unexpected(stddev.error());
-  s.stddev = std::min(*stddev, 0.5);
-  auto gates = r->nullable("gates", parseGates);
-  if (!gates) return std::unexpected(gates.error());
-  s.gates = *gates;
-  auto peak = r->nullable("projectedPeak", parseRatioValue);
-  if (!peak) return std::unexpected(peak.error());
-  s.projectedPeak = *peak;
-  auto period = r->nullable("dominantPeriodSeconds", parsePeriod);
-  if (!period) return std::unexpected(period.error());
-  s.dominantPeriodSeconds = *period;
+  if (!f.object(node)) return s;
+  const Json& v = *node.value;
+  s.samples = f.integer(node, "samples", 1);
+  s.current = f.ratio(node, "current");
+  s.mean = f.ratio(node, "mean");
+  s.stddev = std::min(f.number(node, "std", 0, 0.5 + kRatioSlack), 0.5);
+  s.gates = f.nullable(node, "gates", [&f](const Node& x) { return parseGates(f, x); });
+  s.projectedPeak = f.nullable(node, "projectedPeak", [&f](const Node& x) { return f.ratio(x); });
+  s.dominantPeriodSeconds = f.nullable(node, "dominantPeriodSeconds", [&f](const Node& x) {
+    return f.number(x, 0, HUGE_VAL, /*loExclusive=*/true);
+  });
   // Absent: a body of FingerprintDetail::kSummary.
   if (v.contains("spectrum")) {
-    auto spectrum = r->nullable("spectrum", parseSpectrum);
-    if (!spectrum) return std::unexpected(spectrum.error());
-    if (*spectrum) s.spectrum = std::move(**spectrum);
+    auto spectrum =
+        f.nullable(node, "spectrum", [&f](const Node& x) { return parseSpectrum(f, x); });
+    if (spectrum) s.spectrum = std::move(*spectrum);
   }
-  if (v.contains("entropy")) {
-    auto entropy = r->nullable("entropy", parseRatioValue);
-    if (!entropy) return std::unexpected(entropy.error());
-    s.entropy = *entropy;
-  }
+  if (v.contains("entropy"))
+    s.entropy = f.nullable(node, "entropy", [&f](const Node& x) { return f.ratio(x); });
   // No member at all: an agent older than the forecast (see fingerprint.h).
   if (v.contains("forecast")) {
-    auto forecast = r->nullable("forecast", parseForecast);
-    if (!forecast) return std::unexpected(forecast.error());
-    if (!*forecast) *hasNullForecast = true;
-    s.forecast = *forecast;
+    s.forecast = f.nullable(node, "forecast", [&f](const Node& x) { return parseForecast(f, x); });
+    if (!s.forecast) *hasNullForecast = true;
     if (s.forecast) s.forecast->pressureNow = s.current;
   }
   return s;
@@ -310,47 +242,45 @@ std::string excerpt(std::string_view body) {
 }
 
 // The fingerprint's signals, missingSources and gpus into `fp` (whose `ready` is read).
-Result<void> parseLists(const ObjectReader& r, NodeFingerprint& fp) {
-  auto signalsJson = r.member("signals");
-  if (!signalsJson) return std::unexpected(signalsJson.error());
-  if (!(*signalsJson)->is_object())
-    return fail("signals: " + typeName(**signalsJson) + " where an object belongs");
-  for (const auto& [name, value] : (*signalsJson)->items()) {
-    if (name.empty()) return fail("signals: a signal with an empty name");
-    bool nullForecast = false;
-    auto s = parseSignal(value, "signals." + name, &nullForecast);
-    if (!s) return std::unexpected(s.error());
-    if (fp.ready && !s->gates)
-      return fail("signals." + name + ".gates: null in a fingerprint that is ready");
-    if (fp.ready && nullForecast)
-      return fail("signals." + name + ".forecast: null in a fingerprint that is ready");
-    fp.signals.emplace(name, std::move(*s));
+void parseLists(Fields& f, const Node& top, NodeFingerprint& fp) {
+  const Node signals = f.member(top, "signals");
+  if (signals.present() && f.object(signals)) {
+    for (const auto& [name, unused] : signals.value->items()) {
+      if (name.empty()) {
+        f.problem(signals, "a signal with an empty name");
+        break;
+      }
+      bool nullForecast = false;
+      const Node node = signals.raw(name);
+      SignalFingerprint s = parseSignal(f, node, &nullForecast);
+      if (!f.ok()) return;
+      if (fp.ready && !s.gates)
+        f.problem(node.child("gates"), "null in a fingerprint that is ready");
+      if (fp.ready && nullForecast)
+        f.problem(node.child("forecast"), "null in a fingerprint that is ready");
+      fp.signals.emplace(name, std::move(s));
+    }
   }
 
-  auto missing = r.member("missingSources");
-  if (!missing) return std::unexpected(missing.error());
-  if (!(*missing)->is_array())
-    return fail("missingSources: " + typeName(**missing) + " where an array belongs");
-  for (std::size_t i = 0; i < (*missing)->size(); ++i) {
-    auto m = objectAt((**missing)[i], "missingSources[" + std::to_string(i) + "]");
-    if (!m) return std::unexpected(m.error());
-    auto source = m->string("source");
-    if (!source) return std::unexpected(source.error());
-    auto reason = m->string("reason");
-    if (!reason) return std::unexpected(reason.error());
-    fp.missingSources.push_back({std::move(*source), std::move(*reason)});
+  const Node missing = f.member(top, "missingSources");
+  if (missing.present() && f.array(missing)) {
+    for (std::size_t i = 0; i < missing.value->size(); ++i) {
+      const Node m = missing.raw(i);
+      if (!f.object(m)) break;
+      std::string source = f.string(m, "source");
+      std::string reason = f.string(m, "reason");
+      fp.missingSources.push_back({std::move(source), std::move(reason)});
+    }
   }
 
-  auto gpus = r.member("gpus");
-  if (!gpus) return std::unexpected(gpus.error());
-  if (!(*gpus)->is_array()) return fail("gpus: " + typeName(**gpus) + " where an array belongs");
-  for (std::size_t i = 0; i < (*gpus)->size(); ++i) {
-    if (!(**gpus)[i].is_object())
-      return fail("gpus[" + std::to_string(i) + "]: " + typeName((**gpus)[i]) +
-                  " where an object belongs");
-    fp.gpus.push_back(parseGpu((**gpus)[i]));
+  const Node gpus = f.member(top, "gpus");
+  if (gpus.present() && f.array(gpus)) {
+    for (std::size_t i = 0; i < gpus.value->size(); ++i) {
+      const Node g = gpus.raw(i);
+      if (!f.object(g)) break;
+      fp.gpus.push_back(parseGpu(*g.value));
+    }
   }
-  return {};
 }
 
 }  // namespace
@@ -367,46 +297,39 @@ Result<NodeFingerprint> parseFingerprint(std::string_view body) {
   const auto parsed = json::parse(body);
   if (!parsed) return fail("not JSON: \"" + excerpt(body) + "\"");
   const Json& doc = *parsed;
-  auto top = objectAt(doc, "fingerprint");
-  if (!top) return std::unexpected(top.error());
-  // The error paths below start at the document's top level ("signals.cpu.gates").
-  const ObjectReader r(doc, "");
+  if (!doc.is_object())
+    return fail("fingerprint: " + json::typeName(doc) + " where an object belongs");
+  // The paths below start at the document's top level ("signals.cpu.gates").
+  const Node top = Node::root(doc);
+  Fields f;
 
-  auto apiVersion = r.string("apiVersion");
-  if (!apiVersion) return std::unexpected(apiVersion.error());
-  if (*apiVersion != "stability.pi0.io/v1alpha1")
-    return fail("apiVersion: \"" + excerpt(*apiVersion) + "\", not stability.pi0.io/v1alpha1");
-  auto kind = r.string("kind");
-  if (!kind) return std::unexpected(kind.error());
-  if (*kind != "Fingerprint") return fail("kind: \"" + excerpt(*kind) + "\", not Fingerprint");
+  const std::string apiVersion = f.string(top, "apiVersion");
+  if (!f.ok()) return fail(f.error());
+  if (apiVersion != "stability.pi0.io/v1alpha1")
+    return fail("apiVersion: \"" + excerpt(apiVersion) + "\", not stability.pi0.io/v1alpha1");
+  const std::string kind = f.string(top, "kind");
+  if (!f.ok()) return fail(f.error());
+  if (kind != "Fingerprint") return fail("kind: \"" + excerpt(kind) + "\", not Fingerprint");
 
   NodeFingerprint fp;
-  auto node = r.string("node");
-  if (!node) return std::unexpected(node.error());
-  if (node->empty()) return fail("node: empty");
-  fp.node = std::move(*node);
+  fp.node = f.string(top, "node");
+  if (!f.ok()) return fail(f.error());
+  if (fp.node.empty()) return fail("node: empty");
 
-  auto timestamp = r.string("timestamp");
-  if (!timestamp) return std::unexpected(timestamp.error());
-  auto t = pi0::parseRfc3339(*timestamp);
-  if (!t) return fail("timestamp: \"" + excerpt(*timestamp) + "\" is not an RFC 3339 date-time");
+  const std::string timestamp = f.string(top, "timestamp");
+  if (!f.ok()) return fail(f.error());
+  const auto t = pi0::parseRfc3339(timestamp);
+  if (!t) return fail("timestamp: \"" + excerpt(timestamp) + "\" is not an RFC 3339 date-time");
   fp.timestamp = *t;
 
-  auto interval = r.number("intervalSeconds", 0, HUGE_VAL, /*loExclusive=*/true);
-  if (!interval) return std::unexpected(interval.error());
-  fp.intervalSeconds = *interval;
-  auto windowSize = r.integer("windowSize", 8);
-  if (!windowSize) return std::unexpected(windowSize.error());
-  fp.windowSize = *windowSize;
-  auto fill = r.ratio("windowFill");
-  if (!fill) return std::unexpected(fill.error());
-  fp.windowFill = *fill;
-  auto ready = r.boolean("ready");
-  if (!ready) return std::unexpected(ready.error());
-  fp.ready = *ready;
+  fp.intervalSeconds = f.number(top, "intervalSeconds", 0, HUGE_VAL, /*loExclusive=*/true);
+  fp.windowSize = f.integer(top, "windowSize", 8);
+  fp.windowFill = f.ratio(top, "windowFill");
+  fp.ready = f.boolean(top, "ready");
+  if (!f.ok()) return fail(f.error());
 
-  auto lists = parseLists(r, fp);
-  if (!lists) return std::unexpected(lists.error());
+  parseLists(f, top, fp);
+  if (!f.ok()) return fail(f.error());
   return fp;
 }
 
