@@ -171,6 +171,32 @@ TEST_CASE("the terse wording names the type expected only") {
   }
 }
 
+TEST_CASE("the fingerprint's wording names the type found and the type expected") {
+  const Json doc = Json::parse(R"({"s": 1, "o": [], "a": "x", "n": null, "l": [null]})");
+  const Node root = Node::root(doc, "signals");
+  const std::pair<void (*)(Reader&, const Node&), const char*> cases[] = {
+      {[](Reader& r, const Node& n) { r.string(n.child("s")); },
+       "signals.s: a number where a string belongs"},
+      {[](Reader& r, const Node& n) { r.object(n.child("o")); },
+       "signals.o: an array where an object belongs"},
+      {[](Reader& r, const Node& n) { r.items(n.child("a")); },
+       "signals.a: a string where an array belongs"},
+      // raw() keeps a null member or item present, so that it is named as a value of its own.
+      {[](Reader& r, const Node& n) { r.number(n.raw("n"), 0); },
+       "signals.n: null where a number belongs"},
+      {[](Reader& r, const Node& n) { r.object(n.child("l").raw(std::size_t{0})); },
+       "signals.l[0]: null where an object belongs"},
+  };
+  for (const auto& [read, message] : cases) {
+    Reader r(": ", Reader::Wording::kWhereBelongs);
+    read(r, root);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error() == message);
+  }
+  CHECK(typeName(Json(true)) == "a boolean");
+  CHECK(typeName(Json::object()) == "an object");
+}
+
 TEST_CASE("the first problem is kept; the walk goes on with the fallbacks") {
   const Json doc = Json::parse(R"({"a": 1, "b": 2, "c": "three"})");
   const Node root = Node::root(doc);
