@@ -10,6 +10,7 @@
 
 #include <sys/stat.h>
 
+#include "common/signal_id.h"
 #include "host/proc_text.h"
 
 namespace pi0::substrates {
@@ -97,7 +98,7 @@ Result<Sample> DiskSampler::sample(Clock::time_point now) {
     double ratio = std::clamp(static_cast<double>(current - before->second) / elapsedMs, 0.0, 1.0);
     busiest = std::max(busiest.value_or(0.0), ratio);
   }
-  if (busiest) out.readings.push_back(Reading{"disk", *busiest});
+  if (busiest) out.readings.push_back(Reading{SignalId{SignalId::Kind::kDisk}.name(), *busiest});
   return out;
 }
 

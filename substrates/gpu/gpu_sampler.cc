@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "common/log.h"
+#include "common/signal_id.h"
 #include "cuda_probe_loader.h"
 
 namespace pi0::substrates {
@@ -311,7 +312,7 @@ void GpuSampler::dropEventSet() {
 Result<void> GpuSampler::readDevice(const DeviceState& device, Sample& out) {
   const nvml::Api& api = nvml_->api();
   const std::string label = std::to_string(device.index);
-  const std::string prefix = gpuName(device.index);
+  const int gpu = static_cast<int>(device.index);
   Sample part;
   nvml::Return result = nvml::kSuccess;
   auto failed = [&](const char* function) {
@@ -321,8 +322,8 @@ Result<void> GpuSampler::readDevice(const DeviceState& device, Sample& out) {
   nvml::Utilization utilization{};
   switch (readValue(api.deviceGetUtilizationRates, result, device.handle, &utilization)) {
     case Read::kValue:
-      part.readings.push_back(
-          {prefix + "_sm", std::clamp(static_cast<double>(utilization.gpu) / 100.0, 0.0, 1.0)});
+      part.readings.push_back({SignalId::gpuSm(gpu).name(),
+                               std::clamp(static_cast<double>(utilization.gpu) / 100.0, 0.0, 1.0)});
       break;
     case Read::kOmitted:
       break;
@@ -335,7 +336,7 @@ Result<void> GpuSampler::readDevice(const DeviceState& device, Sample& out) {
     case Read::kValue:
       if (memory.total > 0) {
         part.readings.push_back(
-            {prefix + "_memory",
+            {SignalId{SignalId::Kind::kGpuMemory, gpu}.name(),
              std::clamp(static_cast<double>(memory.used) / static_cast<double>(memory.total), 0.0,
                         1.0)});
       }

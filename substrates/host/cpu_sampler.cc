@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "common/signal_id.h"
 #include "host/proc_text.h"
 
 namespace pi0::substrates {
@@ -81,7 +82,8 @@ Result<Sample> CpuSampler::sample(Clock::time_point now) {
   if (deltaTotal == 0) return out;  // no tick elapsed: nothing to say about the interval
   double idleShare =
       static_cast<double>(ticks->idle - previous->idle) / static_cast<double>(deltaTotal);
-  out.readings.push_back(Reading{"cpu", std::clamp(1.0 - idleShare, 0.0, 1.0)});
+  out.readings.push_back(
+      Reading{SignalId{SignalId::Kind::kCpu}.name(), std::clamp(1.0 - idleShare, 0.0, 1.0)});
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "common/signal_id.h"
 #include "host/proc_text.h"
 
 namespace pi0::substrates {
@@ -84,7 +85,8 @@ Result<Sample> MemorySampler::sample(Clock::time_point /*now*/) {
   if (!memory) return fail(memory.error().message);
   Sample out;
   double used = (memory->totalBytes - memory->availableBytes) / memory->totalBytes;
-  out.readings.push_back(Reading{"memory", std::clamp(used, 0.0, 1.0)});
+  out.readings.push_back(
+      Reading{SignalId{SignalId::Kind::kMemory}.name(), std::clamp(used, 0.0, 1.0)});
   out.gauges.push_back(Gauge{GaugeKind::kMemoryTotalBytes, "", memory->totalBytes});
   out.gauges.push_back(Gauge{GaugeKind::kMemoryAvailableBytes, "", memory->availableBytes});
   return out;

@@ -4,12 +4,18 @@
 #include <system_error>
 #include <utility>
 
+#include "common/signal_id.h"
 #include "host/proc_text.h"
 
 namespace pi0::substrates {
 namespace {
 
-constexpr std::array<std::string_view, 3> kResources = {"cpu", "memory", "io"};
+// The files under /proc/pressure and the signals they feed.
+constexpr std::array<std::pair<std::string_view, SignalId::Kind>, 3> kResources = {{
+    {"cpu", SignalId::Kind::kPsiCpu},
+    {"memory", SignalId::Kind::kPsiMemory},
+    {"io", SignalId::Kind::kPsiIo},
+}};
 
 // The `some` line reads "some avg10=1.23 avg60=... avg300=... total=..."; the ratio is avg10.
 Result<double> readSomeAvg10(KernelFile& file) {
@@ -44,7 +50,7 @@ Result<double> readSomeAvg10(KernelFile& file) {
 Result<SamplerPtr> PressureSampler::create(const HostPaths& paths) {
   auto dir = paths.proc() / "pressure";
   std::vector<Source> sources;
-  for (auto resource : kResources) {
+  for (const auto& [resource, signal] : kResources) {
     auto path = dir / resource;
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) continue;
@@ -53,7 +59,7 @@ Result<SamplerPtr> PressureSampler::create(const HostPaths& paths) {
     KernelFile file(std::move(path));
     auto ratio = readSomeAvg10(file);
     if (!ratio) return fail(ratio.error().message);
-    sources.push_back(Source{"psi_" + std::string(resource), std::move(file)});
+    sources.push_back(Source{SignalId{signal}.name(), std::move(file)});
   }
   if (sources.empty()) {
     return fail("no PSI: none of cpu, memory, io exists in " + dir.string() +

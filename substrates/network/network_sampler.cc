@@ -9,6 +9,7 @@
 
 #include <sys/stat.h>
 
+#include "common/signal_id.h"
 #include "host/proc_text.h"
 
 namespace pi0::substrates {
@@ -140,7 +141,7 @@ Result<Sample> NetworkSampler::sample(Clock::time_point now) {
     }
     busiest = std::max(busiest.value_or(0.0), std::clamp(ratio, 0.0, 1.0));
   }
-  if (busiest) out.readings.push_back(Reading{"network", *busiest});
+  if (busiest) out.readings.push_back(Reading{SignalId{SignalId::Kind::kNetwork}.name(), *busiest});
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "common/files.h"
 #include "common/log.h"
+#include "common/signal_id.h"
 
 namespace pi0::substrates {
 namespace {
@@ -69,7 +70,7 @@ Result<Sample> SyntheticSampler::sample(Clock::time_point now) {
   Sample out;
   out.readings = evaluate(profile_, t);
   for (const Reading& reading : out.readings) {
-    if (reading.signal != "memory") continue;
+    if (SignalId::parse(reading.signal) != SignalId{SignalId::Kind::kMemory}) continue;
     out.gauges.push_back(Gauge{GaugeKind::kMemoryTotalBytes, "", profile_.memoryTotalBytes});
     out.gauges.push_back(Gauge{GaugeKind::kMemoryAvailableBytes, "",
                                profile_.memoryTotalBytes * (1.0 - reading.ratio)});
