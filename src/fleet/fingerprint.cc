@@ -10,6 +10,7 @@
 #include "common/json_parse.h"
 #include "common/json_reader.h"
 #include "common/timestamp.h"
+#include "gate/forecast.h"
 
 namespace pi0::fleet {
 namespace {
@@ -286,11 +287,15 @@ void parseLists(Fields& f, const Node& top, NodeFingerprint& fp) {
 }  // namespace
 
 double SignalForecast::at(double seconds) const {
-  const double tau = std::max(seconds, 0.0);
-  double peak = std::max(base, trendStart + trendPerSecond * tau);
-  if (stallRate && *stallRate > pressureNow)
-    peak = std::max(peak, *stallRate + (pressureNow - *stallRate) * std::exp(-tau / 10.0));
-  return std::clamp(peak, 0.0, 1.0);
+  // gate::Forecast holds the formula, in samples: here a sample is a second.
+  gate::Forecast f;
+  f.base = base;
+  f.trendStart = trendStart;
+  f.trendPerSample = trendPerSecond;
+  f.stallRate = stallRate;
+  f.pressureNow = pressureNow;
+  f.decayPerSample = std::exp(-1.0 / 10.0);  // the kernel's 10 s average, per second
+  return f.peakWithin(seconds);
 }
 
 Result<NodeFingerprint> parseFingerprint(std::string_view body) {

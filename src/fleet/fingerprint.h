@@ -39,7 +39,8 @@ struct SignalForecast {
   std::optional<double> stallRate;
   double pressureNow = 0;
 
-  // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1].
+  // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1]: gate::Forecast's formula,
+  // the one home of F, with a sample a second.
   double at(double seconds) const;
 
   friend bool operator==(const SignalForecast&, const SignalForecast&) = default;
