@@ -1,17 +1,9 @@
 #include "metrics.h"
 
 #include "admission/pod_decision.h"
+#include "metrics/counter.h"
 
 namespace pi0::webhook {
-namespace {
-
-// Advances a counter by what a cumulative figure grew since it was last seen.
-void grow(prometheus::Counter& c, std::uint64_t now, std::uint64_t before) {
-  if (now > before) c.Increment(static_cast<double>(now - before));
-}
-
-}  // namespace
-
 WebhookMetrics::WebhookMetrics()
     : registry_(std::make_shared<prometheus::Registry>()),
       decisions_(prometheus::BuildCounter()
@@ -133,14 +125,12 @@ void WebhookMetrics::polls(const fleet::PollCounters& counters) {
 
 void WebhookMetrics::connections(const ConnectionFigures& f) {
   std::lock_guard lock(mu_);
-  grow(connectionsAccepted_.Add({}), f.accepted, lastConnections_.accepted);
+  metrics::raiseTo(connectionsAccepted_.Add({}), f.accepted);
   connectionsOpen_.Set(static_cast<double>(f.open));
-  grow(connectionsDropped_.Add({{"reason", "timeout"}}), f.timeouts, lastConnections_.timeouts);
-  grow(connectionsDropped_.Add({{"reason", "handshake_failed"}}), f.handshakeFailures,
-       lastConnections_.handshakeFailures);
-  grow(connectionsDropped_.Add({{"reason", "refused"}}), f.refused, lastConnections_.refused);
-  grow(malformedRequests_.Add({}), f.malformed, lastConnections_.malformed);
-  lastConnections_ = f;
+  metrics::raiseTo(connectionsDropped_.Add({{"reason", "timeout"}}), f.timeouts);
+  metrics::raiseTo(connectionsDropped_.Add({{"reason", "handshake_failed"}}), f.handshakeFailures);
+  metrics::raiseTo(connectionsDropped_.Add({{"reason", "refused"}}), f.refused);
+  metrics::raiseTo(malformedRequests_.Add({}), f.malformed);
 }
 
 void WebhookMetrics::reservations(const ReservationBook::Figures& f) {
@@ -152,25 +142,21 @@ void WebhookMetrics::reservations(const ReservationBook::Figures& f) {
     reservations_.Add({{"channel", channel}}).Set(static_cast<double>(n));
     reservationChannels_.insert(channel);
   }
-  grow(reservationsEnded_.Add({{"reason", "counted"}}), f.counted, lastReservationsEnded_[0]);
-  grow(reservationsEnded_.Add({{"reason", "timeout"}}), f.timedOut, lastReservationsEnded_[1]);
-  lastReservationsEnded_ = {f.counted, f.timedOut};
+  metrics::raiseTo(reservationsEnded_.Add({{"reason", "counted"}}), f.counted);
+  metrics::raiseTo(reservationsEnded_.Add({{"reason", "timeout"}}), f.timedOut);
 }
 
 void WebhookMetrics::certificates(const CertificateFigures& f) {
   std::lock_guard lock(mu_);
   if (f.expiresAt) certificateExpiry_.Add({}).Set(*f.expiresAt);
-  grow(certificateReloads_.Add({{"result", "loaded"}}), f.reloads, lastCertificates_.reloads);
-  grow(certificateReloads_.Add({{"result", "failed"}}), f.reloadFailures,
-       lastCertificates_.reloadFailures);
+  metrics::raiseTo(certificateReloads_.Add({{"result", "loaded"}}), f.reloads);
+  metrics::raiseTo(certificateReloads_.Add({{"result", "failed"}}), f.reloadFailures);
   if (f.reconcilesOk) {
-    grow(certificateReconciles_.Add({{"result", "ok"}}), *f.reconcilesOk,
-         lastCertificates_.reconcilesOk.value_or(0));
-    grow(certificateReconciles_.Add({{"result", "error"}}), f.reconcileErrors.value_or(0),
-         lastCertificates_.reconcileErrors.value_or(0));
-    grow(certificateSteps_.Add({}), f.steps.value_or(0), lastCertificates_.steps.value_or(0));
+    metrics::raiseTo(certificateReconciles_.Add({{"result", "ok"}}), *f.reconcilesOk);
+    metrics::raiseTo(certificateReconciles_.Add({{"result", "error"}}),
+                     f.reconcileErrors.value_or(0));
+    metrics::raiseTo(certificateSteps_.Add({}), f.steps.value_or(0));
   }
-  lastCertificates_ = f;
 }
 
 void WebhookMetrics::nodes(const NodeIndex& index, const fleet::FleetSnapshot& fleet,
@@ -186,10 +172,7 @@ void WebhookMetrics::nodes(const NodeIndex& index, const fleet::FleetSnapshot& f
   clusterNodes_.Add({{"state", "unreadable"}}).Set(static_cast<double>(unreadable));
   static constexpr const char* kEffects[] = {"changed", "unchanged"};
   for (std::size_t i = 0; i < updates.size(); ++i) {
-    auto& c = nodeUpdates_.Add({{"effect", kEffects[i]}});
-    if (updates[i] > lastNodeUpdates_[i])
-      c.Increment(static_cast<double>(updates[i] - lastNodeUpdates_[i]));
-    lastNodeUpdates_[i] = updates[i];
+    metrics::raiseTo(nodeUpdates_.Add({{"effect", kEffects[i]}}), updates[i]);
   }
   fleetNodes_.Add({{"state", "usable"}}).Set(static_cast<double>(usable));
   fleetNodes_.Add({{"state", "unusable"}}).Set(static_cast<double>(fleet.size() - usable));

@@ -60,7 +60,7 @@ class WebhookMetrics {
   // (unreadable), Node updates by effect, and the fleet view's nodes with usable data and
   // without.
   void nodes(const NodeIndex& index, const fleet::FleetSnapshot& fleet, Clock::time_point now);
-  // Set before each scrape (counters advance by what the figures grew since the last call).
+  // Set before each scrape (each counter raised to its figure: metrics::raiseTo).
   void certificates(const CertificateFigures& figures);
   // The poller's counts, set before each scrape likewise (fleet::PollMetrics).
   void polls(const fleet::PollCounters& counters);
@@ -77,23 +77,19 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Histogram>& durations_;
   prometheus::Family<prometheus::Gauge>& clusterNodes_;
   prometheus::Family<prometheus::Counter>& nodeUpdates_;
-  std::array<std::uint64_t, 2> lastNodeUpdates_{};
   prometheus::Family<prometheus::Gauge>& fleetNodes_;
   prometheus::Family<prometheus::Gauge>& certificateExpiry_;
   prometheus::Family<prometheus::Counter>& certificateReloads_;
   prometheus::Family<prometheus::Counter>& certificateReconciles_;
   prometheus::Family<prometheus::Counter>& certificateSteps_;
-  CertificateFigures lastCertificates_;
   fleet::PollMetrics polls_;
   prometheus::Family<prometheus::Counter>& connectionsAccepted_;
   prometheus::Gauge& connectionsOpen_;
   prometheus::Family<prometheus::Counter>& connectionsDropped_;
   prometheus::Family<prometheus::Counter>& malformedRequests_;
-  ConnectionFigures lastConnections_;
   prometheus::Family<prometheus::Gauge>& reservations_;
   prometheus::Family<prometheus::Counter>& reservationsEnded_;
   std::set<std::string> reservationChannels_;  // channels with a gauge
-  std::array<std::uint64_t, 2> lastReservationsEnded_{};
   std::mutex mu_;
 };
 
