@@ -39,6 +39,30 @@ ApiResult<bool> writeAutoscaler(kube::ObjectWriter& writer, const std::string& n
   return wrote;
 }
 
+// The workload's step of raise() and restore(), after its autoscaler's: `change` writes the
+// count once the autoscaler has `settled`; until then nothing is written and `pending` says
+// whether the step is still to come (outcome.waiting). Sets replicasBefore and replicasAfter,
+// and `crashPoint` follows a write.
+ApiResult<void> writeWorkload(kube::ObjectWriter& writer, const std::string& ns,
+                              const stability::Target& target, bool settled, TargetOutcome& outcome,
+                              const std::function<bool(Json&)>& change,
+                              const std::function<bool(const Json&)>& pending, const char* point) {
+  bool wrote = false;
+  auto written = writer.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
+    outcome.replicasBefore = replicasOf(object);
+    if (!settled) {
+      outcome.waiting = pending(object);
+      return false;
+    }
+    return wrote = change(object);
+  });
+  if (!written) return std::unexpected(written.error());
+  outcome.changed |= wrote;
+  outcome.replicasAfter = replicasOf(*written);
+  if (wrote) crashPoint(point);
+  return {};
+}
+
 }  // namespace
 
 const kube::ResourceType& resourceOf(stability::WorkloadKind kind) {
@@ -153,23 +177,20 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::raise(const stability::Cha
       if (*raised) crashPoint(crash_point::kRaiseHpaRaised);
       settled = stored.is_null() || autoscalerSettled(stored, now);
     }
-    bool wrote = false;
-    auto raised = writer_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
-      outcome.replicasBefore = replicasOf(object);
-      if (!settled) {
-        Json probe = object;
-        outcome.waiting = raiseReplicas(probe, replicas);
-        return false;
-      }
-      wrote = raiseReplicas(object, replicas);
-      if (wrote) markAction(object, stamp);
-      return wrote;
-    });
+    auto raised = writeWorkload(
+        writer_, ns, target, settled, outcome,
+        [&](Json& object) {
+          const bool wrote = raiseReplicas(object, replicas);
+          if (wrote) markAction(object, stamp);
+          return wrote;
+        },
+        [&](const Json& object) {
+          Json probe = object;
+          return raiseReplicas(probe, replicas);
+        },
+        crash_point::kRaiseRaised);
     if (!raised) return std::unexpected(raised.error());
-    outcome.changed |= wrote;
-    outcome.replicasAfter = replicasOf(*raised);
     outcomes.push_back(std::move(outcome));
-    if (wrote) crashPoint(crash_point::kRaiseRaised);
   }
   return outcomes;
 }
@@ -208,20 +229,12 @@ ApiResult<std::vector<TargetOutcome>> WorkloadScaler::restore(
         outcome.changed |= *cleared;
       }
     }
-    bool wrote = false;
-    auto restored = writer_.modify(resourceOf(target.kind), ns, target.name, [&](Json& object) {
-      outcome.replicasBefore = replicasOf(object);
-      if (!settled) {
-        outcome.waiting = originalReplicas(object).has_value();
-        return false;
-      }
-      return wrote = restoreReplicas(object);
-    });
+    auto restored = writeWorkload(
+        writer_, ns, target, settled, outcome, [](Json& object) { return restoreReplicas(object); },
+        [](const Json& object) { return originalReplicas(object).has_value(); },
+        crash_point::kRestoreRestored);
     if (!restored) return std::unexpected(restored.error());
-    outcome.changed |= wrote;
-    outcome.replicasAfter = replicasOf(*restored);
     outcomes.push_back(std::move(outcome));
-    if (wrote) crashPoint(crash_point::kRestoreRestored);
   }
   return outcomes;
 }
