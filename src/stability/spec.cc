@@ -462,19 +462,20 @@ std::vector<std::string> validateChannel(const ChannelSpec& channel) {
   return out;
 }
 
-std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
-  std::vector<std::string> out;
+namespace {
 
-  // Levels: unique names, bounds on all but the last, strictly ascending.
-  if (matrix.levels.empty()) {
+// Levels: unique names, bounds on all but the last, strictly ascending. Returns their names;
+// `levelList` gets them in order, as messages list them.
+std::set<std::string> checkLevels(const std::vector<Level>& levels, std::string& levelList,
+                                  std::vector<std::string>& out) {
+  if (levels.empty()) {
     out.push_back("there are no levels; a ShutdownMatrix needs at least one (the last one open)");
   }
   std::set<std::string> levelNames;
-  std::string levelList;
   const Level* previousBounded = nullptr;
-  for (std::size_t i = 0; i < matrix.levels.size(); ++i) {
-    const Level& l = matrix.levels[i];
-    const bool last = i + 1 == matrix.levels.size();
+  for (std::size_t i = 0; i < levels.size(); ++i) {
+    const Level& l = levels[i];
+    const bool last = i + 1 == levels.size();
     if (!levelNames.insert(l.name).second) {
       out.push_back("level " + quote(l.name) + " is listed twice; level names must be unique");
     } else {
@@ -500,7 +501,12 @@ std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
     previousBounded = &l;
   }
 
-  // Rows: one per channel; cells at known levels above the first, one per level.
+  return levelNames;
+}
+
+// Rows: one per channel; cells at known levels above the first, one per level.
+void checkRows(const MatrixSpec& matrix, const std::set<std::string>& levelNames,
+               const std::string& levelList, std::vector<std::string>& out) {
   std::set<ChannelRef> channels;
   for (const Row& row : matrix.rows) {
     const std::string rowName = "row for channel " + row.channel.key();
@@ -537,7 +543,10 @@ std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
       }
     }
   }
+}
 
+// Everything else: the load signal, thresholds, weights and timings.
+void checkSettings(const MatrixSpec& matrix, std::vector<std::string>& out) {
   if (matrix.loadSignal.source == LoadSource::kPrometheus &&
       matrix.loadSignal.prometheusQuery.empty()) {
     out.push_back(
@@ -572,6 +581,16 @@ std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
     out.push_back("rollback.margin is " + number(matrix.rollback.margin) +
                   "; it must be at least 0 and below 1");
   }
+}
+
+}  // namespace
+
+std::vector<std::string> validateMatrix(const MatrixSpec& matrix) {
+  std::vector<std::string> out;
+  std::string levelList;
+  const std::set<std::string> levelNames = checkLevels(matrix.levels, levelList, out);
+  checkRows(matrix, levelNames, levelList, out);
+  checkSettings(matrix, out);
   return out;
 }
 
