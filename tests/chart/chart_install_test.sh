@@ -14,14 +14,18 @@
 #     registration's caBundle, and gets ready; pi0-agent (synthetic load, found through an
 #     EndpointSlice of the chart's agent Service) and pi0-operator, which takes the chart's Lease,
 #     gets ready and degrades a Deployment when the load passes the matrix's first level (a
-#     Deployment update, a Channel status and an Event, all under its own RBAC). Nothing they log
-#     is "forbidden".
+#     Deployment update, a Channel status and an Event, all under its own RBAC). The fleet feed
+#     as the chart sets it up: the operator serves it with the chart's Secret and advertises it in
+#     the Lease, the webhook reads it with a token for the chart's audience (TokenReview, the
+#     Lease by name) and verifies the chart's certificate; a token of another ServiceAccount is
+#     refused (403), one for another audience too (401). Nothing they log is "forbidden".
 #  3. The `helm test` pod's script, taken from the chart, run here against them: it passes, and
 #     fails when the certificate's name is not the one it checks.
 #  4. `helm upgrade` (server-side apply, as Helm 4 does by default) with a changed value, then
 #     `helm upgrade --server-side=false` (client-side three-way merge): the change is applied,
-#     and the caBundle the webhook wrote, its Secret's data and the operator's Lease survive; the
-#     release's manifest carries the caBundle (the chart's `lookup`).
+#     and the caBundle the webhook wrote, its Secret's data, the fleet feed's Secret (made by the
+#     chart) and the operator's Lease survive; the release's manifest carries the caBundle (the
+#     chart's `lookup`).
 #  5. `helm uninstall`: nothing of the release is left (waited for the garbage collector), but
 #     the CRDs.
 #  6. The certManager mode (stand-in cert-manager CRDs) and the userProvided mode: installed
@@ -147,10 +151,27 @@ e2e_log "ok: helm test ran its pod"
 # --- 2. The programs, as the chart runs them, with the chart's RBAC ------------------------------
 sa_kubeconfig pi0-webhook "$work/webhook.kubeconfig" || e2e_fail "no token for ServiceAccount pi0-webhook"
 sa_kubeconfig pi0-operator "$work/operator.kubeconfig" || e2e_fail "no token for ServiceAccount pi0-operator"
-mkdir -p "$work/tls" "$work/agent-state"
+mkdir -p "$work/tls" "$work/agent-state" "$work/fleet/tls" "$work/fleet/ca"
+
+# The fleet feed's files, as the kubelet would mount them: the chart's Secret, and projected
+# tokens for the chart's audience (TokenRequest, as the kubelet asks for them).
+fleet_secret_key() { kubectl get secret pi0-fleet-tls -n "$ns" -o jsonpath="{.data.${1//./\\.}}" | base64 -d; }
+for f in tls/tls.crt tls/tls.key ca/ca.crt; do
+  if ! fleet_secret_key "${f#*/}" >"$work/fleet/$f" || [[ ! -s $work/fleet/$f ]]; then
+    e2e_fail "cannot read ${f#*/} of the chart's Secret pi0-fleet-tls"
+  fi
+done
+fleet_token() { # SERVICEACCOUNT [AUDIENCE]
+  kubectl create token "$1" -n "$ns" --audience "${2:-pi0-fleet}" --duration 1h
+}
+for sa in webhook operator agent; do
+  fleet_token "pi0-$sa" >"$work/fleet/$sa.token" || e2e_fail "cannot make a pi0-fleet token for pi0-$sa"
+done
+fleet_port=$(e2e_free_port)
 
 mapfile -t args < <(rendered_args webhook-deployment.yaml | sed \
-  -e 's|^--bind-address=.*|--bind-address=127.0.0.1:0|' -e "s|/var/run/pi0-webhook/tls|$work/tls|")
+  -e 's|^--bind-address=.*|--bind-address=127.0.0.1:0|' -e "s|/var/run/pi0-webhook/tls|$work/tls|" \
+  -e "s|/var/run/pi0-fleet/ca|$work/fleet/ca|" -e "s|/var/run/pi0-fleet/token/token|$work/fleet/webhook.token|")
 e2e_start "$work/webhook.log" "$build/webhook/pi0-webhook" "${args[@]}" --kubeconfig "$work/webhook.kubeconfig"
 webhook_pid=$E2E_STARTED_PID
 webhook_port=$(e2e_port_from_log "$work/webhook.log" "pi0-webhook started" "$webhook_pid" pi0-webhook) || exit 1
@@ -187,10 +208,16 @@ endpoints:
     topology: {kubernetes.io/hostname: node-a}
 EOF
 
+# The feed on a fixed free port: the advertised URL carries the configured port, not a bound one.
 mapfile -t args < <(rendered_args operator-deployment.yaml | sed \
   -e 's|^--metrics-bind-address=.*|--metrics-bind-address=127.0.0.1:0|' \
-  -e 's|^--health-probe-bind-address=.*|--health-probe-bind-address=127.0.0.1:0|')
-POD_NAME=pi0-operator-test e2e_start "$work/operator.log" "$build/operator/pi0-operator" "${args[@]}" \
+  -e 's|^--health-probe-bind-address=.*|--health-probe-bind-address=127.0.0.1:0|' \
+  -e "s|^--fleet-bind-address=.*|--fleet-bind-address=127.0.0.1:$fleet_port|" \
+  -e "s|/var/run/pi0-fleet/tls|$work/fleet/tls|" -e "s|/var/run/pi0-fleet/ca|$work/fleet/ca|" \
+  -e "s|/var/run/pi0-fleet/token/token|$work/fleet/operator.token|")
+[[ " ${args[*]} " == *" --fleet-bind-address=127.0.0.1:$fleet_port "* ]] ||
+  e2e_fail "the chart's operator has no --fleet-bind-address: ${args[*]}"
+POD_NAME=pi0-operator-test POD_IP=127.0.0.1 e2e_start "$work/operator.log" "$build/operator/pi0-operator" "${args[@]}" \
   --kubeconfig "$work/operator.kubeconfig"
 operator_pid=$E2E_STARTED_PID
 operator_port=$(e2e_port_from_log "$work/operator.log" "serving probes" "$operator_pid" pi0-operator) || exit 1
@@ -201,6 +228,38 @@ operator_ready() { [[ $(http_code "http://127.0.0.1:$operator_port/readyz") == 2
 e2e_wait_for "pi0-operator /readyz (every cache listed and watched with its RBAC)" 60 operator_ready
 lease_held() { [[ $(kubectl get lease pi0-operator -n "$ns" -o jsonpath='{.spec.holderIdentity}') == pi0-operator-test_* ]]; }
 e2e_wait_for "pi0-operator to hold the chart's Lease" 30 lease_held
+
+# The fleet feed: advertised in the Lease, read by the webhook, refused to anyone else.
+fleet_url=$(kubectl get lease pi0-operator -n "$ns" -o jsonpath='{.metadata.annotations.stability\.pi0\.io/fleet-url}')
+[[ $fleet_url == "https://127.0.0.1:$fleet_port" ]] ||
+  e2e_fail "the Lease advertises the fleet feed at '$fleet_url', want https://127.0.0.1:$fleet_port"
+metric() { # PORT NAME{LABELS}: its value on the webhook's /metrics
+  curl -sk --max-time 5 "https://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m {print $2}'
+}
+webhook_reads_feed() {
+  [[ $(metric "$webhook_port" 'pi0_webhook_fleet_source{source="feed"}') == 1 ]] &&
+    (($(metric "$webhook_port" 'pi0_webhook_fleet_feed_pages_total{kind="full"}' | cut -d. -f1) >= 1))
+}
+deadline=$((SECONDS + 60))
+until webhook_reads_feed; do
+  if ((SECONDS >= deadline)); then
+    grep -h -i 'fleet feed' "$work/webhook.log" "$work/operator.log" | tail -n 5 >&2
+    e2e_fail "pi0-webhook does not read the operator's fleet feed after 60 s (the programs' last words on it above)"
+  fi
+  sleep 0.5
+done
+e2e_log "ok: pi0-webhook reads the fleet from the operator's feed (the chart's CA, name, token, readers)"
+feed_code() { # TOKEN_FILE: the feed's answer to that token, the certificate checked for the chart's name
+  http_code --cacert "$work/fleet/ca/ca.crt" --resolve "pi0-fleet:$fleet_port:127.0.0.1" \
+    -H "Authorization: Bearer $(cat "$1")" "https://pi0-fleet:$fleet_port/fleet"
+}
+[[ $(feed_code "$work/fleet/webhook.token") == 200 ]] || e2e_fail "the feed refuses the webhook's token"
+[[ $(feed_code "$work/fleet/agent.token") == 403 ]] ||
+  e2e_fail "the feed answers the agent's token $(feed_code "$work/fleet/agent.token"), want 403 (not among --fleet-readers)"
+fleet_token pi0-webhook pi0-elsewhere >"$work/fleet/elsewhere.token" || e2e_fail "cannot make a token for another audience"
+[[ $(feed_code "$work/fleet/elsewhere.token") == 401 ]] ||
+  e2e_fail "the feed answers a token for another audience $(feed_code "$work/fleet/elsewhere.token"), want 401"
+e2e_log "ok: the fleet feed is in the Lease, read by pi0-webhook, refused to other accounts and audiences"
 
 # The caBundle of every webhook is the CA the webhook keeps in the chart's Secret.
 secret_ca() { kubectl get secret pi0-webhook-tls -n "$ns" -o jsonpath='{.data.ca\.crt}'; }
@@ -278,6 +337,9 @@ e2e_log "ok: the helm test script passes, and fails for the wrong name"
 
 # --- 4. Upgrades keep the caBundle, the Secret and the Lease -------------------------------------
 holder=$(kubectl get lease pi0-operator -n "$ns" -o jsonpath='{.spec.holderIdentity}')
+fleet_secret() { kubectl get secret pi0-fleet-tls -n "$ns" -o jsonpath='{.data}'; }
+fleet_data=$(fleet_secret)
+[[ $fleet_data == *tls.crt* ]] || e2e_fail "the fleet feed's Secret has no tls.crt: $fleet_data"
 check_after_upgrade() { # WHAT TIMEOUT
   local timeout
   timeout=$(kubectl get validatingwebhookconfiguration pi0-webhook -o jsonpath='{.webhooks[0].timeoutSeconds}')
@@ -286,13 +348,14 @@ check_after_upgrade() { # WHAT TIMEOUT
   [[ $(secret_ca) == "$ca" ]] || e2e_fail "after $1: the Secret's CA changed or is gone"
   [[ $(kubectl get lease pi0-operator -n "$ns" -o jsonpath='{.spec.holderIdentity}') == "$holder" ]] ||
     e2e_fail "after $1: the Lease lost its holder"
+  [[ $(fleet_secret) == "$fleet_data" ]] || e2e_fail "after $1: the fleet feed's Secret changed (the chart's lookup)"
   # Read whole before grep: `helm ... | grep -q` under pipefail fails when grep stops reading
   # early and helm, still writing the long manifest, gets SIGPIPE.
   local manifest
   manifest=$(h get manifest pi0 -n "$ns") || e2e_fail "after $1: helm get manifest failed"
   grep -q "caBundle: $ca" <<<"$manifest" ||
     e2e_fail "after $1: the release's manifest does not carry the live caBundle (lookup)"
-  e2e_log "ok: $1 applied timeoutSeconds $2 and kept the caBundle, the Secret and the Lease"
+  e2e_log "ok: $1 applied timeoutSeconds $2 and kept the caBundle, the Secrets and the Lease"
 }
 h upgrade pi0 "$chart" --namespace "$ns" --reuse-values --set webhook.timeoutSeconds=5 >/dev/null ||
   e2e_fail "helm upgrade failed"

