@@ -31,8 +31,14 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(HttpServerOptions options
         auto serve = [&handler](const httplib::Request& req, httplib::Response& res) {
           const std::string_view target = req.target;
           const auto mark = target.find('?');
-          const HttpRequest request{req.method, req.path, req.body, req.remote_port,
-                                    mark == target.npos ? "" : target.substr(mark + 1)};
+          // A copy (httplib returns one): it must outlive the handler's call, which sees a view.
+          const std::string authorization = req.get_header_value("Authorization");
+          const HttpRequest request{req.method,
+                                    req.path,
+                                    req.body,
+                                    req.remote_port,
+                                    mark == target.npos ? "" : target.substr(mark + 1),
+                                    authorization};
           HttpResponse response = handler(request);
           res.status = response.status;
           res.set_content(std::move(response.body), response.contentType);

@@ -531,6 +531,7 @@ void Connection::respond() {
     r.body = request.body();
     r.remotePort = remotePort_;
     if (const auto mark = target.find('?'); mark != target.npos) r.query = target.substr(mark + 1);
+    r.authorization = view(request[http::field::authorization]);
     try {
       answer = (*handler)(r);
     } catch (const std::exception& e) {

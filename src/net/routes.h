@@ -20,6 +20,9 @@ struct HttpRequest {
   std::string_view body;
   int remotePort = 0;
   std::string_view query;  // the target after its '?', e.g. "detail=spectra"; empty when none
+  // The Authorization header's value as received ("Bearer eyJ..."); empty when none. Last, so
+  // that aggregate initializations written before it stay valid.
+  std::string_view authorization;
 };
 
 struct HttpResponse {
