@@ -31,6 +31,9 @@ inline const ResourceType kStatefulSets{"apps", "v1", "statefulsets", "StatefulS
 inline const ResourceType kReplicaSets{"apps", "v1", "replicasets", "ReplicaSet", true};
 inline const ResourceType kHorizontalPodAutoscalers{"autoscaling", "v1", "horizontalpodautoscalers",
                                                     "HorizontalPodAutoscaler", true};
+// Create-only: the apiserver answers a TokenReview in the response and stores nothing.
+inline const ResourceType kTokenReviews{"authentication.k8s.io", "v1", "tokenreviews",
+                                        "TokenReview", false};
 inline const ResourceType kLeases{"coordination.k8s.io", "v1", "leases", "Lease", true};
 // discovery.k8s.io/v1beta1 (Kubernetes 1.20); 1.21 and later serve v1, and 1.25 removed
 // v1beta1: read them at the version fleet::endpointSliceType() finds.
