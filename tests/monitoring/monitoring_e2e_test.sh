@@ -7,11 +7,16 @@
 #    from the FAKE NVML library of tests/substrates/gpu (no GPU here), with the FAKE CUDA probe
 #    library next to a copy of the agent, an NVML error for 3 seconds and two XID errors;
 #  - pi0-webhook in the self-managed certificate mode (the chart's default), registered for
-#    pods of namespace pi0-demo (failurePolicy Ignore) and for Channels and ShutdownMatrices;
+#    pods of namespace pi0-demo (failurePolicy Ignore) and for Channels and ShutdownMatrices,
+#    reading the fleet feed (issue 17) with the token of service account pi0-system/pi0-webhook
+#    (audience pi0-fleet): it polls the agents itself until the operator leads and publishes;
 #    a client creating dry-run pods through the apiserver every half second, two malformed
 #    requests, a pod pinned to an overloaded node and one of a shut-down channel;
-#  - pi0-operator (leader-elected) with examples/resources/ (the shop: workloads, Channels, the
-#    ShutdownMatrix default), its step interval and dwell shortened to 1 s and 3 s and
+#  - pi0-operator (leader-elected, Lease default/pi0-operator) with examples/resources/ (the
+#    shop: workloads, Channels, the ShutdownMatrix default), publishing the fleet feed over
+#    HTTPS (a certificate for DNS:pi0-fleet from a CA of its own) to the webhook and the
+#    operator's own standby role (--fleet-readers, --fleet-token-file), its step interval and
+#    dwell shortened to 1 s and 3 s and
 #    batch-reports' restoreTimeoutSeconds to 1 s, so that its restore stalls once (the fake
 #    kubelet keeps new pods NotReady for 3 s);
 #  - Prometheus (Debian's) scraping the three programs every second with
@@ -20,7 +25,10 @@
 # its step moved to the first second (ℓ ≈ 0.95: the operator degrades and shuts down), then
 # steady again (everything is restored). It checks:
 #  - the scenario happened: degrade, shutdown and restore steps, a stalled restore, pod
-#    denials for failed gates and for a shut-down channel, a bad request; the counters of bad
+#    denials for failed gates and for a shut-down channel, a bad request; the webhook polled
+#    the agents itself (its feed requests failing) before the operator led and read the feed
+#    once it did (pi0_webhook_fleet_source, full and delta pages, the operator's answers), and
+#    its pod decisions observed the age of their data; the counters of bad
 #    requests and of sample errors were there at 0 before (so that a rate sees the first
 #    event); the matrix's number of levels and stabilityThreshold are exported; a Channel's
 #    state series follows it (batch-reports Inactive under the overload, Active again after);
@@ -28,8 +36,9 @@
 #    during the overload;
 #    Pi0RestoreStalled, Pi0NodeMemoryExhaustionImminent (node-c), Pi0AgentSampleErrors
 #    (node-gpu) and Pi0WebhookBadRequests are active at the end (pending: their `for` is
-#    longer than the test), Pi0OperatorNoLeader, Pi0NodesWithoutFreshData and
-#    Pi0AgentNotSampling are not; every rule evaluates without error;
+#    longer than the test), Pi0OperatorNoLeader, Pi0NodesWithoutFreshData,
+#    Pi0AgentNotSampling and Pi0WebhookFleetFeedFallback are not; every rule evaluates without
+#    error;
 #  - every metric named in a dashboard panel, a dashboard variable or an alert is in what the
 #    programs expose (their /metrics), every variable has values, and every panel query
 #    returns data from Prometheus's HTTP API (monitoring_check.py live).
@@ -118,8 +127,27 @@ agents_ready() {
 }
 e2e_wait_for "the four agents ready" 30 agents_ready
 
+# The fleet feed's readers, as the chart makes them: service accounts whose tokens are for the
+# audience pi0-fleet; and the feed's serving pair, for the DNS name readers check (pi0-fleet).
+FLEET_READERS=system:serviceaccount:pi0-system:pi0-webhook,system:serviceaccount:pi0-system:pi0-operator
+for sa in pi0-webhook pi0-operator; do
+  k -n pi0-system create serviceaccount "$sa" >/dev/null
+  k -n pi0-system create token "$sa" --audience pi0-fleet --duration 1h >"$work/$sa.token" ||
+    e2e_fail "kubectl create token $sa failed (kubectl 1.24 or later makes tokens)"
+done
+(
+  cd "$work"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet-ca.key \
+    -out fleet-ca.crt -subj /CN=pi0-fleet-ca -days 1 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet.key \
+    -out fleet.csr -subj /CN=pi0-fleet 2>/dev/null
+  printf 'subjectAltName=DNS:pi0-fleet\nextendedKeyUsage=serverAuth\n' >fleet.ext
+  openssl x509 -req -in fleet.csr -CA fleet-ca.crt -CAkey fleet-ca.key -CAcreateserial \
+    -out fleet.crt -days 1 -extfile fleet.ext 2>/dev/null
+) || e2e_fail "cannot make the fleet feed's certificates"
+
 # ---------------------------------------------------------------------------------------------
-e2e_log "pi0-webhook, self-managed certificates"
+e2e_log "pi0-webhook, self-managed certificates, reading the fleet feed (no leader yet: the agents)"
 k apply -f "$source_dir/examples/resources/00-namespace.yaml" >/dev/null
 e2e_wait_for "the default ServiceAccount token in $NS" 60 e2e_namespace_has_token "$NS"
 # 1.20 does not label namespaces with their name by itself.
@@ -134,7 +162,9 @@ mkdir -p "$work/webhook"
   --tls-cert-file "$work/webhook/tls.crt" --tls-private-key-file "$work/webhook/tls.key" \
   --agents "$agents" --poll-interval 500ms --agent-timeout 300ms \
   --self-managed-secret pi0-system/pi0-webhook-certs --webhook-configuration pi0-monitoring \
-  --serving-names 127.0.0.1 --shutdown-delay 0s </dev/null >"$work/webhook.log" 2>&1 &
+  --serving-names 127.0.0.1 --shutdown-delay 0s --fleet-lease default/pi0-operator \
+  --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-webhook.token" \
+  </dev/null >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
 disown "$webhook_pid"
 e2e_at_exit "kill -KILL $webhook_pid 2>/dev/null || true"
@@ -161,6 +191,7 @@ https -o /dev/null "https://127.0.0.1:$webhook_port/healthz" ||
 e2e_log "Prometheus, scraping every second, with alerts/pi0.rules.yaml"
 operator_port=$(e2e_free_port)
 probe_port=$(e2e_free_port)
+fleet_port=$(e2e_free_port)
 prom_port=$(e2e_free_port)
 PROM=http://127.0.0.1:$prom_port
 cp "$source_dir/alerts/pi0.rules.yaml" "$work/pi0.rules.yaml"
@@ -215,6 +246,9 @@ for series in 'pi0_agent_sample_errors_total{node="node-gpu",source="gpu"}' \
   'pi0_webhook_bad_requests_total{endpoint="pods"}'; do
   e2e_wait_for "$series at 0 in Prometheus" 10 holds "$series == 0"
 done
+# No operator leads yet: the webhook finds no feed in the Lease and polls the agents itself.
+e2e_wait_for "the webhook polling the agents itself, its feed requests failing (no leader yet)" 10 \
+  holds 'pi0_webhook_fleet_source{source="agents"} == 1 and on (instance) pi0_webhook_fleet_feed_errors_total > 0'
 # A transient NVML error (counted in pi0_agent_sample_errors_total) and two XID errors, while
 # Prometheus watches: the error lasts 3 s, a few failed samples.
 printf '%s\n%s\n' "${gpu_line/util=35/util=UNKNOWN} xid=2" "$cuda_line" >"$nvml_state.new"
@@ -245,6 +279,10 @@ e2e_wait_for "the shop's workloads ready" 120 workloads "${ORIGINAL[@]}"
 "$operator_bin" --kubeconfig "$KUBECONFIG" --leader-elect --identity pi0-monitoring-1 \
   --metrics-bind-address "127.0.0.1:$operator_port" --health-probe-bind-address "127.0.0.1:$probe_port" \
   --agents "$agents" --poll-interval 500ms --agent-timeout 300ms --prometheus-url "$PROM" \
+  --fleet-bind-address "127.0.0.1:$fleet_port" --fleet-cert-file "$work/fleet.crt" \
+  --fleet-key-file "$work/fleet.key" --fleet-readers "$FLEET_READERS" \
+  --fleet-advertise-url "https://127.0.0.1:$fleet_port" --fleet-lease default/pi0-operator \
+  --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-operator.token" \
   </dev/null >"$work/operator.log" 2>&1 &
 operator_pid=$!
 disown "$operator_pid"
@@ -273,6 +311,9 @@ operator_measures() {
 }
 e2e_wait_for "pi0-operator leading, matrix default measured at level normal (of 4), channels Active" \
   60 operator_measures
+# The leader publishes the feed (its URL in the Lease); the webhook leaves the agents for it.
+e2e_wait_for "the webhook reading the leader's fleet feed (in Prometheus)" 20 holds \
+  'pi0_webhook_fleet_source{source="feed"} == 1 and on (instance) pi0_webhook_fleet_source{source="agents"} == 0'
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "overload: examples/profiles/overload-step.yaml on node-a, node-b, node-c"
@@ -375,6 +416,23 @@ for series in 'pi0_webhook_decisions_total{endpoint="pods",reason="GatesFailed",
 $(https "https://127.0.0.1:$webhook_port/metrics" | grep -E '^pi0_webhook_(decisions|bad_requests)_total')"
 done
 e2e_log "ok: the webhook decided, denied and refused as driven"
+for spec in 'webhook pi0_webhook_fleet_feed_pages_total{kind="full"}' \
+  'webhook pi0_webhook_fleet_feed_pages_total{kind="delta"}' \
+  'webhook pi0_webhook_fleet_source{source="feed"}' \
+  'webhook pi0_webhook_decision_data_age_seconds_count' \
+  'operator pi0_operator_fleet_feed_answers_total{result="full"}' \
+  'operator pi0_operator_fleet_feed_answers_total{result="delta"}' \
+  'operator pi0_operator_fleet_feed_sent_bytes_total'; do
+  read -r component series <<<"$spec"
+  at_least "$component" "$series" 1 ||
+    e2e_fail "pi0-$component: $series is not at least 1: $(metric "$component" "$series" || echo missing)"
+done
+value() { promql "$1" | e2e_json 'print("%.3g" % float(d["data"]["result"][0]["value"][1]))' || echo none; }
+e2e_log "ok: the webhook reads the leader's feed. Over the last 15 s: p99 age of its decisions'" \
+  "data $(value 'histogram_quantile(0.99, sum by (le) (rate(pi0_webhook_decision_data_age_seconds_bucket[15s])))') s" \
+  "(samples every 200 ms), agent reads $(value 'sum(rate(pi0_agent_fingerprint_requests_total[15s]))')/s" \
+  "(4 nodes polled every 500 ms by the leader alone: 8), feed pages" \
+  "$(value 'sum(rate(pi0_webhook_fleet_feed_pages_total[15s]))')/s (one per 62.5 ms: 16)"
 
 # Rates need a few scrapes after the last change; every alert below is then settled.
 sleep 5
@@ -383,7 +441,8 @@ for spec in Pi0RestoreStalled "Pi0NodeMemoryExhaustionImminent node=node-c" \
   read -ra a <<<"$spec"
   e2e_wait_for "alert ${a[*]} active" 20 alert_active "${a[@]}"
 done
-for name in Pi0OperatorNoLeader Pi0NodesWithoutFreshData Pi0AgentNotSampling; do
+for name in Pi0OperatorNoLeader Pi0NodesWithoutFreshData Pi0AgentNotSampling \
+  Pi0WebhookFleetFeedFallback; do
   ! alert_active "$name" || e2e_fail "alert $name is active: $(curl -s --noproxy '*' "$PROM/api/v1/alerts")"
 done
 e2e_log "ok: alerts follow the real series"
