@@ -32,6 +32,11 @@ AgentMetrics::AgentMetrics(std::string_view version)
                    .Help("Sampling rounds taken (one per interval, every source).")
                    .Register(*registry_)
                    .Add({})),
+      fingerprintRequests_(BuildCounter()
+                               .Name("pi0_agent_fingerprint_requests_total")
+                               .Help("GET /fingerprint requests answered with a fingerprint.")
+                               .Register(*registry_)
+                               .Add({})),
       sampleDuration_(
           BuildHistogram()
               .Name("pi0_agent_sample_duration_seconds")

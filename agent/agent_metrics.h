@@ -38,6 +38,10 @@ class AgentMetrics {
   void setWindow(double fill, bool ready);
   void countStateWrite(bool ok);
   void setStateRestored(bool restored);
+  // A GET /fingerprint answered 200 (pi0_agent_fingerprint_requests_total): how often the
+  // fleet reads this agent (once per poll interval with the fleet feed, once per consumer
+  // without). Called from the HTTP threads.
+  void countFingerprintRequest() { fingerprintRequests_.Increment(); }
 
   // Current value and, once the window is full, the analysis of one signal and its early
   // warning (seconds until its forecast crosses its trouble line; none: +Inf).
@@ -73,6 +77,7 @@ class AgentMetrics {
   prometheus::Family<prometheus::Gauge>& sourceUp_;
   prometheus::Family<prometheus::Counter>& sampleErrors_;
   prometheus::Counter& samples_;
+  prometheus::Counter& fingerprintRequests_;
   prometheus::Histogram& sampleDuration_;
   prometheus::Gauge& windowFill_;
   prometheus::Gauge& ready_;

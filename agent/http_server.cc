@@ -48,9 +48,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
       return net::HttpResponse{200, metrics::renderText(*registry),
                                std::string(metrics::kTextContentType)};
     });
-    r.get("/fingerprint", [&collector](const net::HttpRequest& request) {
+    r.get("/fingerprint", [&collector, &metrics](const net::HttpRequest& request) {
       const auto detail = detailOf(request.query);
       if (!detail) return net::HttpResponse{400, "detail: only 'spectra' is known\n"};
+      metrics.countFingerprintRequest();
       auto snapshot = collector.snapshot();
       return net::HttpResponse{200, snapshot->body(*detail), "application/json"};
     });

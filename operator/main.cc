@@ -9,13 +9,16 @@
 #include "common/log.h"
 #include "common/program.h"
 #include "common/runner.h"
+#include "fleet/feed.h"
 #include "fleet/polling.h"
 #include "kube/client.h"
 #include "kube/connect.h"
 #include "kube/leader_election.h"
+#include "kube/token_review.h"
 #include "metrics/exposition.h"
 #include "metrics/prometheus_query.h"
 #include "net/http_server.h"
+#include "net/https_server.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 #include "operator/reconciler.h"
@@ -96,12 +99,79 @@ std::unique_ptr<kube::LeaderElector> makeElector(kube::Client& client, const Opt
   le.leaseNamespace = options.leaderElectionNamespace;
   le.leaseName = options.leaderElectionId;
   le.identity = options.identity;
+  // Readers of the fleet feed find the leader's in its Lease.
+  if (options.fleetBindAddress.enabled)
+    le.annotations[std::string(fleet::kFleetUrlAnnotation)] = options.fleetAdvertiseUrl;
   auto created = kube::LeaderElector::create(client, le);
   if (!created) {
     log::error("cannot start leader election", {{"error", created.error().message}});
     return nullptr;
   }
   return std::move(*created);
+}
+
+// The fleet feed (fleet/feed.h): GET /fleet over HTTPS, answered while this replica leads, to
+// callers whose token TokenReview authenticates as one of --fleet-readers.
+struct FeedServing {
+  std::unique_ptr<fleet::FeedPublisher> publisher;
+  std::unique_ptr<kube::TokenReviewer> reviewer;
+  std::unique_ptr<kube::BearerAuthorizer> authorizer;
+  std::unique_ptr<net::HttpsServer> server;
+};
+
+// Starts serving the feed when --fleet-bind-address is on. False (logged) when it cannot.
+bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fleet::FleetView& view,
+               std::function<bool()> leading, OperatorMetrics& metrics, FeedServing& feed) {
+  if (!options.fleetBindAddress.enabled) return true;
+  feed.publisher = std::make_unique<fleet::FeedPublisher>(view, systemClock());
+  feed.reviewer = std::make_unique<kube::TokenReviewer>(
+      client, std::vector<std::string>{options.fleetAudience});
+  feed.authorizer = std::make_unique<kube::BearerAuthorizer>(*feed.reviewer, options.fleetReaders);
+  const std::string notLeader =
+      "this replica does not lead; the fleet feed is served by the "
+      "holder of the Lease " +
+      options.leaderElectionNamespace + "/" + options.leaderElectionId + "\n";
+  net::HttpsServerOptions serverOptions;
+  serverOptions.host = options.fleetBindAddress.host;
+  serverOptions.port = options.fleetBindAddress.port;
+  serverOptions.certFile = options.fleetCertFile;
+  serverOptions.keyFile = options.fleetKeyFile;
+  serverOptions.threads = 2;
+  auto server = net::HttpsServer::create(serverOptions, [&, leading, notLeader](net::Routes& r) {
+    r.get("/fleet", [&feed, &metrics, leading, notLeader](const net::HttpRequest& req) {
+      // Who asks comes first: a caller without a valid token learns nothing, not even who leads.
+      const kube::BearerCheck check = feed.authorizer->check(req.authorization);
+      if (check.status != 200) {
+        metrics.countFeedAnswer(check.status == 401   ? "unauthorized"
+                                : check.status == 403 ? "forbidden"
+                                                      : "unavailable",
+                                0);
+        return net::HttpResponse{check.status, check.message + "\n"};
+      }
+      if (!leading()) {
+        metrics.countFeedAnswer("not_leader", 0);
+        return net::HttpResponse{503, notLeader};
+      }
+      fleet::FeedPublisher::Answer a = feed.publisher->answer(req.query);
+      if (a.status != 200) {
+        metrics.countFeedAnswer("bad_request", 0);
+        return net::HttpResponse{a.status, std::move(a.body)};
+      }
+      metrics.countFeedAnswer(a.full ? "full" : "delta", a.body.size());
+      return net::HttpResponse{200, std::move(a.body), "application/json"};
+    });
+  });
+  if (!server) {
+    log::error("cannot serve the fleet feed", {{"error", server.error().message}});
+    return false;
+  }
+  feed.server = std::move(*server);
+  log::info("serving the fleet feed while leading", {{"host", options.fleetBindAddress.host},
+                                                     {"port", feed.server->port()},
+                                                     {"advertised", options.fleetAdvertiseUrl}});
+  runner.addStartStop([s = feed.server.get()] { s->start(); },
+                      [s = feed.server.get()] { s->stop(); });
+  return true;
 }
 
 int run(const Options& options) {
@@ -149,7 +219,8 @@ int run(const Options& options) {
   std::unique_ptr<net::HttpServer> metricsHttp, probeHttp;
   auto metricsRoutes = [&](net::Routes& r) {
     r.get("/metrics", [&](const net::HttpRequest&) {
-      metrics.syncFleet((*polling)->counters());
+      metrics.syncFleet((*polling)->counters(), (*polling)->pollsAgents(),
+                        (*polling)->feed() ? &(*polling)->feed()->counters() : nullptr);
       metrics.syncEvents(events.counters());
       caches.forEachCounters([&](const std::string& resource, const auto& counters) {
         metrics.syncCache(resource, counters);
@@ -164,6 +235,11 @@ int run(const Options& options) {
   }
   std::unique_ptr<kube::LeaderElector> elector;
   if (options.leaderElect && !(elector = makeElector(*client, options))) return 1;
+  // The leader reads the agents (and publishes them); a standby reads the leader's feed.
+  auto leading = [&elector] { return !elector || elector->isLeader(); };
+  (*polling)->publishesWhen(leading);
+  FeedServing feed;
+  if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, feed)) return 1;
 
   // Shutdown runs these backwards: leading stops first (the elector releases the Lease so that
   // a standby takes over at once), then the Events are flushed, the caches, the servers and the

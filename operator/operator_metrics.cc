@@ -103,9 +103,19 @@ OperatorMetrics::OperatorMetrics()
                           "Full lists of a cache's resource: the first, and one each time its "
                           "watch expired (410 Gone).")),
       cacheFailures_(counter(*registry_, "pi0_operator_cache_failures_total",
-                             "Lists and watches of a cache's resource that failed.")) {
+                             "Lists and watches of a cache's resource that failed.")),
+      feedAnswers_(counter(*registry_, "pi0_operator_fleet_feed_answers_total",
+                           "Answers of GET /fleet, by result: full, delta, not_leader, "
+                           "unauthorized, forbidden, unavailable (the token could not be "
+                           "reviewed), bad_request.")),
+      feedSentBytes_(counter(*registry_, "pi0_operator_fleet_feed_sent_bytes_total",
+                             "Bytes of the bodies of GET /fleet answers.")
+                         .Add({})) {
   for (const char* result : {"created", "aggregated", "dropped", "failed"})
     events_.Add({{"result", result}});
+  for (const char* result :
+       {"full", "delta", "not_leader", "unauthorized", "forbidden", "unavailable", "bad_request"})
+    feedAnswers_.Add({{"result", result}});
   for (auto a : {Action::kDegrade, Action::kShutdown, Action::kRestore}) {
     for (auto r : {ActionResult::kOk, ActionResult::kError}) {
       actionSeries_[static_cast<std::size_t>(a)][static_cast<std::size_t>(r)] = &actions_.Add(
@@ -229,8 +239,15 @@ void OperatorMetrics::setLeader(bool leader) {
   leader_.Set(leader ? 1 : 0);
 }
 
-void OperatorMetrics::syncFleet(const fleet::PollCounters& counters) {
+void OperatorMetrics::syncFleet(const fleet::PollCounters& counters, bool pollsAgents,
+                                const fleet::FeedCounters* feed) {
   polls_.sync(counters);
+  polls_.syncSource(pollsAgents, feed);
+}
+
+void OperatorMetrics::countFeedAnswer(std::string_view result, std::size_t bytes) {
+  feedAnswers_.Add({{"result", std::string(result)}}).Increment();
+  feedSentBytes_.Increment(static_cast<double>(bytes));
 }
 
 void OperatorMetrics::syncEvents(const kube::EventRecorder::Counters& counters) {

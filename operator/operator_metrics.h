@@ -26,6 +26,14 @@
 //   pi0_operator_fleet_polls_total{result}         ok|error|timeout|skipped_open
 //   pi0_operator_fleet_poll_round_seconds          how long the last round of polls took
 //                                                  (both fleet::PollMetrics, as the webhook's)
+//   pi0_operator_fleet_source{source}, pi0_operator_fleet_feed_pages_total{kind},
+//   pi0_operator_fleet_feed_errors_total, pi0_operator_fleet_feed_bytes_total
+//                                                  the standby's reading of the leader's feed
+//                                                  (fleet::PollMetrics)
+//   pi0_operator_fleet_feed_answers_total{result}  answers of GET /fleet: full, delta,
+//                                                  not_leader, unauthorized, forbidden,
+//                                                  unavailable (TokenReview), bad_request
+//   pi0_operator_fleet_feed_sent_bytes_total       bodies of those answers
 //   pi0_operator_leader                            1 while this replica leads
 //   pi0_operator_events_total{result}              Events: created, aggregated (a repeat folded
 //                                                  into an existing Event), dropped (queue full
@@ -106,7 +114,11 @@ class OperatorMetrics {
   void setWorkqueueDepth(Controller controller, std::size_t depth);
   void setLeader(bool leader);
   // Brings the poll metrics up to the poller's counters (fleet::PollMetrics::sync).
-  void syncFleet(const fleet::PollCounters& counters);
+  // And where the view comes from (fleet::PollMetrics::syncSource).
+  void syncFleet(const fleet::PollCounters& counters, bool pollsAgents,
+                 const fleet::FeedCounters* feed);
+  // One answer of GET /fleet: `result` one of the labels above; `bytes` its body.
+  void countFeedAnswer(std::string_view result, std::size_t bytes);
   // Brings the Event and cache metrics up to the recorder's and a cache's own counts.
   void syncEvents(const kube::EventRecorder::Counters& counters);
   void syncCache(const std::string& resource, const kube::Reflector::Counters& counters);
@@ -151,6 +163,8 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Counter>& events_;
   prometheus::Family<prometheus::Counter>& cacheLists_;
   prometheus::Family<prometheus::Counter>& cacheFailures_;
+  prometheus::Family<prometheus::Counter>& feedAnswers_;
+  prometheus::Counter& feedSentBytes_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};

@@ -53,6 +53,7 @@ Result<BindAddress> parseBindAddress(std::string_view flag, std::string_view tex
 Environment currentEnvironment() {
   Environment env;
   if (const char* pod = std::getenv("POD_NAME"); pod && *pod) env.podName = pod;
+  if (const char* ip = std::getenv("POD_IP"); ip && *ip) env.podIp = ip;
   char host[HOST_NAME_MAX + 1] = {};
   if (::gethostname(host, sizeof host - 1) == 0) env.hostname = host;
   return env;
@@ -81,6 +82,27 @@ Result<std::string> parsePrometheusUrl(const std::string& text) {
   return text;
 }
 
+// The feed's publishing flags go together.
+Result<void> checkFeed(Options& o, const Environment& env) {
+  if (!o.fleetBindAddress.enabled) return {};
+  if (!o.leaderElect)
+    return fail("--fleet-bind-address needs --leader-elect: readers find the feed in the Lease");
+  if (o.fleetCertFile.empty() || o.fleetKeyFile.empty())
+    return fail("--fleet-bind-address needs --fleet-cert-file and --fleet-key-file");
+  if (o.fleetReaders.empty())
+    return fail("--fleet-bind-address needs --fleet-readers (who may read the fleet)");
+  if (o.fleetAdvertiseUrl.empty()) {
+    if (env.podIp.empty())
+      return fail("--fleet-bind-address needs --fleet-advertise-url (or $POD_IP to make it)");
+    const bool v6 = env.podIp.find(':') != std::string::npos;
+    o.fleetAdvertiseUrl = "https://" + (v6 ? "[" + env.podIp + "]" : env.podIp) + ":" +
+                          std::to_string(o.fleetBindAddress.port);
+  }
+  if (auto url = fleet::parseFeedUrl(o.fleetAdvertiseUrl); !url)
+    return fail("--fleet-advertise-url: " + url.error().message);
+  return {};
+}
+
 // Every flag, bound to `o`.
 FlagTable flagTable(Options& o) {
   FlagTable t("pi0-operator [flags]",
@@ -107,6 +129,20 @@ FlagTable flagTable(Options& o) {
   t.add("--health-probe-bind-address HOST:PORT", bindAddress(o.healthProbeBindAddress),
         "where to serve /healthz and /readyz; port 0 = any free port, \"0\" = off");
   fleet::addPollingFlags(t, o);
+  t.add("--fleet-bind-address HOST:PORT", bindAddress(o.fleetBindAddress),
+        "where to serve the fleet feed (GET /fleet, HTTPS) while leading; \"0\" = off");
+  t.add("--fleet-cert-file FILE", flags::nonEmpty(flags::text(o.fleetCertFile)),
+        "the feed's serving certificate (PEM); reloaded on change");
+  t.add("--fleet-key-file FILE", flags::nonEmpty(flags::text(o.fleetKeyFile)), "its key (PEM)");
+  t.add("--fleet-readers USER,...", flags::list(o.fleetReaders),
+        "who may read the feed: user names as TokenReview reports them, e.g. "
+        "system:serviceaccount:pi0-system:pi0-webhook");
+  t.add("--fleet-audience NAME", flags::nonEmpty(flags::text(o.fleetAudience)),
+        "the audience a reader's token must be for");
+  t.add("--fleet-advertise-url URL", flags::nonEmpty(flags::text(o.fleetAdvertiseUrl)),
+        "where readers reach this replica's feed, written into the Lease while leading, e.g. "
+        "https://10.0.0.5:9444")
+      .defaultText("https://$POD_IP:PORT");
   t.add("--prometheus-url URL", flags::nonEmpty(flags::custom(o.prometheusUrl, parsePrometheusUrl)),
         "Prometheus for Channels' throughput queries and ShutdownMatrices' Prometheus load "
         "signals, e.g. http://prometheus.monitoring:9090")
@@ -134,6 +170,7 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
   if (!o || o->help || o->version) return o;
 
   if (auto polling = fleet::checkPollingOptions(*o); !polling) return fail(polling.error().message);
+  if (auto feed = checkFeed(*o, env); !feed) return fail(feed.error().message);
   if (o->leaderElectionNamespace.empty()) {
     // In a pod, the Lease lives beside the operator, as controller-runtime places it.
     auto ns = readFile(env.namespaceFile);

@@ -43,6 +43,15 @@ struct Options : fleet::PollingOptions {
   double qps = 20;
   int burst = 30;
   std::string identity;  // after parsing: never empty
+  // Publishing the fleet feed (fleet/feed.h) while leading: served over HTTPS on this address
+  // ("0": not served), to callers whose service-account token TokenReview authenticates for
+  // `fleetAudience` as one of `fleetReaders`; the leader writes `fleetAdvertiseUrl` into its
+  // Lease, where consumers find it.
+  BindAddress fleetBindAddress{false, "0.0.0.0", 9444};
+  std::string fleetCertFile, fleetKeyFile;
+  std::vector<std::string> fleetReaders;
+  std::string fleetAudience = "pi0-fleet";
+  std::string fleetAdvertiseUrl;
   bool help = false;
   bool version = false;
 };
@@ -50,6 +59,7 @@ struct Options : fleet::PollingOptions {
 // What the defaults depend on, apart from the arguments; tests pass their own.
 struct Environment {
   std::string podName;   // $POD_NAME
+  std::string podIp;     // $POD_IP: the feed's advertised address by default
   std::string hostname;  // gethostname()
   // The service account's namespace file; read when present (in a pod).
   std::filesystem::path namespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";

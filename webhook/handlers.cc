@@ -114,6 +114,14 @@ HttpAnswer Handlers::pods(std::string_view body) {
   if (turn && d.allowed && d.reason != admission::Reason::kExcluded)
     turn->reserve(pod->displayName(), request->uid, pod->cpuMilli, pod->memoryBytes);
   turn.reset();
+  if (!d.node.empty()) {
+    const fleet::NodeStatus* status = fleet->find(d.node);
+    if (status && status->fingerprint) {
+      metrics_.dataAge(std::chrono::duration<double>(std::chrono::system_clock::now() -
+                                                     status->fingerprint->timestamp)
+                           .count());
+    }
+  }
   response.allowed = d.allowed;
   response.message = d.message;
   response.warnings = d.warnings;

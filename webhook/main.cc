@@ -144,7 +144,8 @@ struct Scrape {
   net::HttpResponse operator()() {
     metrics.nodes(caches.nodeIndex, *polling.view().snapshot(), systemClock().now());
     metrics.certificates(certificateFigures(certFile, served, selfManaged));
-    metrics.polls(polling.counters());
+    metrics.polls(polling.counters(), polling.pollsAgents(),
+                  polling.feed() ? &polling.feed()->counters() : nullptr);
     metrics.reservations(handlers.reservations());
     if (served) {
       const auto& c = served->counters();
@@ -199,7 +200,7 @@ int run(const Options& options) {
   runner.probes().addReadiness([&caches] { return caches.notSynced(); });
   runner.probes().addReadiness([&p = **polling]() -> std::string {
     if (!p.agentsListed()) return "the agent Service's EndpointSlices are not listed yet";
-    if (!p.polledOnce()) return "the fleet view has not been polled yet";
+    if (!p.hasData()) return "the fleet view has no data yet (no feed page, no round of polls)";
     return "";
   });
 

@@ -19,6 +19,16 @@ WebhookMetrics::WebhookMetrics()
                      .Name("pi0_webhook_request_duration_seconds")
                      .Help("Time to answer an admission request, by endpoint")
                      .Register(*registry_)),
+      // Around the sampling interval (1 s by default): the goal is within two of them.
+      dataAge_(prometheus::BuildHistogram()
+                   .Name("pi0_webhook_decision_data_age_seconds")
+                   .Help("Age of the fleet data a pod decision rested on: from the agent's "
+                         "sample of the node the decision names (the passing node, or the "
+                         "closest to passing) to the decision")
+                   .Register(*registry_)
+                   .Add({}, prometheus::Histogram::BucketBoundaries{0.1, 0.25, 0.5, 0.75, 1, 1.25,
+                                                                    1.5, 2, 2.5, 3, 4, 5, 7.5, 10,
+                                                                    15, 30, 60})),
       clusterNodes_(prometheus::BuildGauge()
                         .Name("pi0_webhook_cluster_nodes")
                         .Help("Node objects in the webhook's cache, by state: indexed (judged "
@@ -119,8 +129,10 @@ WebhookMetrics::WebhookMetrics()
   pods(kUnreadable, {"warned"});
 }
 
-void WebhookMetrics::polls(const fleet::PollCounters& counters) {
+void WebhookMetrics::polls(const fleet::PollCounters& counters, bool pollsAgents,
+                           const fleet::FeedCounters* feed) {
   polls_.sync(counters);
+  polls_.syncSource(pollsAgents, feed);
 }
 
 void WebhookMetrics::connections(const ConnectionFigures& f) {
@@ -191,6 +203,10 @@ void WebhookMetrics::decision(std::string_view endpoint, std::string_view result
 void WebhookMetrics::badRequest(std::string_view endpoint) {
   std::lock_guard lock(mu_);
   badRequests_.Add({{"endpoint", std::string(endpoint)}}).Increment();
+}
+
+void WebhookMetrics::dataAge(double seconds) {
+  dataAge_.Observe(seconds);
 }
 
 void WebhookMetrics::duration(std::string_view endpoint, double seconds) {

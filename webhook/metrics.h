@@ -56,6 +56,9 @@ class WebhookMetrics {
   void decision(std::string_view endpoint, std::string_view result, std::string_view reason);
   void badRequest(std::string_view endpoint);
   void duration(std::string_view endpoint, double seconds);
+  // The age of the fleet data a pod decision rested on (pi0_webhook_decision_data_age_seconds):
+  // from the agent's sample of the node the decision names to the decision.
+  void dataAge(double seconds);
   // What the webhook judges by, set before each scrape: Node objects indexed and left out
   // (unreadable), Node updates by effect, and the fleet view's nodes with usable data and
   // without.
@@ -63,7 +66,9 @@ class WebhookMetrics {
   // Set before each scrape (each counter raised to its figure: metrics::raiseTo).
   void certificates(const CertificateFigures& figures);
   // The poller's counts, set before each scrape likewise (fleet::PollMetrics).
-  void polls(const fleet::PollCounters& counters);
+  // And where the view comes from (fleet::PollMetrics::syncSource).
+  void polls(const fleet::PollCounters& counters, bool pollsAgents,
+             const fleet::FeedCounters* feed);
   // The server's connections, set before each scrape likewise.
   void connections(const ConnectionFigures& figures);
   // The buffer reservations (Handlers::reservations()), set before each scrape likewise: live
@@ -75,6 +80,7 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& decisions_;
   prometheus::Family<prometheus::Counter>& badRequests_;
   prometheus::Family<prometheus::Histogram>& durations_;
+  prometheus::Histogram& dataAge_;
   prometheus::Family<prometheus::Gauge>& clusterNodes_;
   prometheus::Family<prometheus::Counter>& nodeUpdates_;
   prometheus::Family<prometheus::Gauge>& fleetNodes_;

@@ -804,21 +804,8 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
 }
 
 void trimFingerprint(fleet::NodeFingerprint& fingerprint) {
-  using Kind = SignalId::Kind;
-  std::erase_if(fingerprint.signals, [](const auto& entry) {
-    const std::optional<SignalId> id = SignalId::parse(entry.first);
-    if (!id) return true;
-    switch (id->kind) {
-      case Kind::kCpu:
-      case Kind::kMemory:
-      case Kind::kPsiCpu:
-      case Kind::kPsiMemory:
-      case Kind::kGpuSm:
-        return false;
-      default:
-        return true;
-    }
-  });
+  std::erase_if(fingerprint.signals,
+                [](const auto& entry) { return !fleet::readByResourceView(entry.first); });
   for (auto& [name, signal] : fingerprint.signals) {
     signal.spectrum.clear();
     signal.spectrum.shrink_to_fit();

@@ -34,17 +34,20 @@ bool isIpv6Char(char c) {
 
 }  // namespace
 
-Result<AgentAddress> parseAgentUrl(std::string_view url) {
-  const std::string quoted = "agent URL \"" + std::string(url) + "\"";
-  if (startsWithNoCase(url, "https://"))
-    return fail(quoted + ": https is not supported (agents serve plain HTTP)");
-  if (!startsWithNoCase(url, "http://")) return fail(quoted + ": does not start with http://");
-  std::string_view rest = url.substr(7);
+namespace {
+
+// SCHEME://HOST[:PORT][/] (SCHEME being "http" or "https") into its host and port.
+Result<AgentAddress> parseBaseUrl(std::string_view url, std::string_view scheme, int defaultPort,
+                                  const std::string& quoted) {
+  const std::string prefix = std::string(scheme) + "://";
+  if (!startsWithNoCase(url, prefix)) return fail(quoted + ": does not start with " + prefix);
+  std::string_view rest = url.substr(prefix.size());
   if (rest.ends_with('/')) rest.remove_suffix(1);
   if (rest.find_first_of("/?#@") != std::string_view::npos)
-    return fail(quoted + ": only http://HOST[:PORT] is allowed (no path, query or user)");
+    return fail(quoted + ": only " + prefix + "HOST[:PORT] is allowed (no path, query or user)");
 
   AgentAddress address;
+  address.port = defaultPort;
   std::string_view portText;
   if (rest.starts_with('[')) {
     const auto close = rest.find(']');
@@ -84,6 +87,19 @@ Result<AgentAddress> parseAgentUrl(std::string_view url) {
     address.port = port;
   }
   return address;
+}
+
+}  // namespace
+
+Result<AgentAddress> parseAgentUrl(std::string_view url) {
+  const std::string quoted = "agent URL \"" + std::string(url) + "\"";
+  if (startsWithNoCase(url, "https://"))
+    return fail(quoted + ": https is not supported (agents serve plain HTTP)");
+  return parseBaseUrl(url, "http", 80, quoted);
+}
+
+Result<AgentAddress> parseFeedUrl(std::string_view url) {
+  return parseBaseUrl(url, "https", 443, "fleet feed URL \"" + std::string(url) + "\"");
 }
 
 Result<StaticAgents> StaticAgents::parse(std::string_view spec) {

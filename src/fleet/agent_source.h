@@ -39,6 +39,10 @@ struct AgentAddress {
 // Error naming the URL.
 Result<AgentAddress> parseAgentUrl(std::string_view url);
 
+// The fleet feed's base URL (feed.h), "https://HOST[:PORT][/]" (port 443 by default), with the
+// same rules for HOST.
+Result<AgentAddress> parseFeedUrl(std::string_view url);
+
 class StaticAgents final : public AgentSource {
  public:
   // "node=URL,node=URL,...": spaces around entries are ignored; an empty entry, a missing '=',

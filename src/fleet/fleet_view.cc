@@ -123,6 +123,36 @@ void FleetView::abandonPoll(std::string_view node) {
   if (it != entries_.end()) it->second.breaker.onAbandoned();
 }
 
+void FleetView::applyStatuses(std::vector<NodeStatus> statuses,
+                              const std::vector<std::string>& removed, bool exact) {
+  if (options_.trim) {
+    for (NodeStatus& status : statuses) {
+      if (!status.fingerprint) continue;
+      NodeFingerprint trimmed = *status.fingerprint;
+      options_.trim(trimmed);
+      status.fingerprint = std::make_shared<const NodeFingerprint>(std::move(trimmed));
+    }
+  }
+  std::lock_guard lock(mu_);
+  std::set<std::string, std::less<>> listed;
+  for (NodeStatus& status : statuses) {
+    if (exact) listed.insert(status.node);
+    auto it = entries_.find(status.node);
+    if (it == entries_.end())
+      it = entries_.emplace(status.node, Entry{{}, CircuitBreaker(options_.breaker)}).first;
+    it->second.status = std::move(status);
+    changedLocked(it->second);
+  }
+  for (const std::string& node : removed) {
+    if (entries_.erase(node) > 0) allChanged_ = true;
+  }
+  if (exact) {
+    if (std::erase_if(entries_, [&](const auto& kv) { return !listed.contains(kv.first); }) > 0)
+      allChanged_ = true;
+  }
+  if (allChanged_) pending_ = true;
+}
+
 void FleetView::changedLocked(const Entry& entry) {
   changed_.insert(entry.status.node);
   pending_ = true;

@@ -132,6 +132,12 @@ class FleetView {
   // A poll that beginPoll() allowed ended without a verdict (the poller was stopped).
   void abandonPoll(std::string_view node);
 
+  // Statuses as another view published them (the fleet feed, feed.h): each replaces its node's
+  // status whole (the node is added when new); `removed` nodes go; with
+  // `exact`, so does every node not among `statuses`. The trim applies to the fingerprints.
+  void applyStatuses(std::vector<NodeStatus> statuses, const std::vector<std::string>& removed,
+                     bool exact);
+
   const FleetViewOptions& options() const { return options_; }
 
  private:

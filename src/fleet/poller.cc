@@ -10,10 +10,12 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "common/log.h"
+#include "metrics/counter.h"
 
 namespace pi0::fleet {
 namespace {
@@ -230,7 +232,45 @@ Result<std::unique_ptr<FleetPoller>> FleetPoller::create(AgentSource& source, Fl
   return std::unique_ptr<FleetPoller>(new FleetPoller(source, view, clock, std::move(options)));
 }
 
+void FleetPoller::schedule(const std::string& node, const NodeFingerprint& fp,
+                           Clock::duration interval) {
+  using std::chrono::duration_cast;
+  Schedule& entry = schedule_[node];
+  const Clock::duration tick = interval / 4;
+  const auto agentInterval = std::max<Clock::duration>(
+      duration_cast<Clock::duration>(std::chrono::duration<double>(fp.intervalSeconds)),
+      std::chrono::milliseconds(1));
+  const Clock::duration margin =
+      std::min<Clock::duration>(std::chrono::milliseconds(50), agentInterval / 10);
+  Clock::duration wait;
+  if (fp.timestamp == entry.sampledAt) {
+    wait = tick;  // no new sample since the last poll: look again soon
+  } else {
+    // Until just after the agent's next sample, by the agent's own account.
+    const auto nextSample =
+        fp.timestamp + duration_cast<std::chrono::system_clock::duration>(agentInterval);
+    wait = duration_cast<Clock::duration>(nextSample - std::chrono::system_clock::now()) + margin;
+    // An agent sampling faster than the interval is still read once per interval, just after
+    // a sample; so is one whose clock is behind ours.
+    if (wait < interval - agentInterval) {
+      const auto behind = (interval - agentInterval) - wait;
+      wait += ((behind + agentInterval - Clock::duration(1)) / agentInterval) * agentInterval;
+    }
+    wait = std::clamp(wait, Clock::duration::zero(), interval + margin);
+  }
+  entry.sampledAt = fp.timestamp;
+  entry.next = clock_.now() + wait;
+}
+
 PollRound FleetPoller::pollOnce(std::stop_token st) {
+  return pollRound(st, std::nullopt);
+}
+
+PollRound FleetPoller::pollDue(std::stop_token st, Clock::duration interval) {
+  return pollRound(st, interval);
+}
+
+PollRound FleetPoller::pollRound(std::stop_token st, std::optional<Clock::duration> interval) {
   const auto started = SteadyClock::now();
   PollRound round;
   const std::vector<Agent> agents = source_.agents();
@@ -238,7 +278,21 @@ PollRound FleetPoller::pollOnce(std::stop_token st) {
 
   std::vector<const Agent*> due;
   const Clock::time_point now = clock_.now();
+  if (interval && schedule_.size() > agents.size() / 2 + 16) {
+    // Forget the nodes that left (now and then: the set is rebuilt only when it may have grown).
+    std::unordered_set<std::string_view> listed;
+    for (const Agent& a : agents)
+      listed.insert(a.node);
+    std::erase_if(schedule_, [&](const auto& entry) { return !listed.contains(entry.first); });
+  }
   for (const Agent& agent : agents) {
+    if (interval) {
+      auto it = schedule_.find(agent.node);
+      if (it != schedule_.end() && now < it->second.next) {
+        ++round.notDue;
+        continue;
+      }
+    }
     if (view_.beginPoll(agent.node, now)) {
       due.push_back(&agent);
     } else if (view_.snapshot()->find(agent.node)) {
@@ -270,6 +324,7 @@ PollRound FleetPoller::pollOnce(std::stop_token st) {
             case Outcome::kOk:
               ++round.ok;
               counters_.ok.fetch_add(1, std::memory_order_relaxed);
+              if (interval) schedule(agent.node, fetched.fingerprint, *interval);
               change =
                   view_.recordSuccess(agent.node, std::move(fetched.fingerprint), clock_.now());
               break;
@@ -279,6 +334,7 @@ PollRound FleetPoller::pollOnce(std::stop_token st) {
               (fetched.outcome == Outcome::kError ? counters_.error : counters_.timeout)
                   .fetch_add(1, std::memory_order_relaxed);
               log::debug("agent poll failed", {{"node", agent.node}, {"error", fetched.message}});
+              if (interval) schedule_[agent.node].next = clock_.now() + *interval;
               change = view_.recordFailure(agent.node, fetched.message, clock_.now());
               break;
             case Outcome::kCancelled:
@@ -300,12 +356,20 @@ PollRound FleetPoller::pollOnce(std::stop_token st) {
 }
 
 void FleetPoller::run(std::stop_token st, Clock::duration interval,
-                      const std::function<void(const PollRound&)>& afterRound) {
+                      const std::function<void(const PollRound&)>& afterRound,
+                      const std::function<bool()>& due) {
   while (!st.stop_requested()) {
     const Clock::time_point start = clock_.now();
-    const PollRound round = pollOnce(st);
+    if (due && !due()) {
+      // Not due: look again soon, so that a round starts within a quarter interval of its
+      // becoming due (a feed gone silent).
+      if (!clock_.sleepUntil(saturatingAdd(start, interval / 4), st)) return;
+      continue;
+    }
+    const PollRound round = options_.followSamples ? pollDue(st, interval) : pollOnce(st);
     if (afterRound && !st.stop_requested()) afterRound(round);
-    if (!clock_.sleepUntil(saturatingAdd(start, interval), st)) return;
+    const Clock::duration every = options_.followSamples ? interval / 4 : interval;
+    if (!clock_.sleepUntil(saturatingAdd(start, every), st)) return;
   }
 }
 
@@ -325,6 +389,44 @@ PollMetrics::PollMetrics(prometheus::Registry& registry, std::string_view prefix
                        .Help("How long the last round of polls over every agent took")
                        .Register(registry)
                        .Add({});
+  auto& source = prometheus::BuildGauge()
+                     .Name(name + "_fleet_source")
+                     .Help(
+                         "Where the fleet view comes from now (1): agents (polled by this "
+                         "replica) or feed (the leader's fleet feed)")
+                     .Register(registry);
+  fromAgents_ = &source.Add({{"source", "agents"}});
+  fromFeed_ = &source.Add({{"source", "feed"}});
+  auto& pages = prometheus::BuildCounter()
+                    .Name(name + "_fleet_feed_pages_total")
+                    .Help("Fleet feed pages applied, by kind: full (every node) or delta")
+                    .Register(registry);
+  fullPages_ = &pages.Add({{"kind", "full"}});
+  deltaPages_ = &pages.Add({{"kind", "delta"}});
+  feedErrors_ = &prometheus::BuildCounter()
+                     .Name(name + "_fleet_feed_errors_total")
+                     .Help(
+                         "Fleet feed requests that brought no page (unreachable, refused, "
+                         "malformed, no leader)")
+                     .Register(registry)
+                     .Add({});
+  feedBytes_ = &prometheus::BuildCounter()
+                    .Name(name + "_fleet_feed_bytes_total")
+                    .Help("Bytes of fleet feed bodies received")
+                    .Register(registry)
+                    .Add({});
+}
+
+void PollMetrics::syncSource(bool pollsAgents, const FeedCounters* feed) {
+  fromAgents_->Set(pollsAgents ? 1 : 0);
+  fromFeed_->Set(pollsAgents ? 0 : 1);
+  if (!feed) return;
+  const std::uint64_t pages = feed->pages.load(), full = feed->fullPages.load();
+  std::lock_guard lock(mu_);
+  metrics::raiseTo(*fullPages_, full);
+  metrics::raiseTo(*deltaPages_, pages - std::min(pages, full));
+  metrics::raiseTo(*feedErrors_, feed->errors.load());
+  metrics::raiseTo(*feedBytes_, feed->bytes.load());
 }
 
 void PollMetrics::sync(const PollCounters& counters) {

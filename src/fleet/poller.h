@@ -12,9 +12,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stop_token>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
@@ -23,6 +25,7 @@
 #include "common/clock.h"
 #include "common/result.h"
 #include "fleet/agent_source.h"
+#include "fleet/feed_client.h"
 #include "fleet/fleet_view.h"
 
 namespace pi0::fleet {
@@ -34,6 +37,16 @@ struct PollerOptions {
   std::chrono::milliseconds timeout{2000};
   std::size_t maxBodyBytes = 4 << 20;  // a fingerprint of 64 signals is about 100 KiB
   std::string path = "/fingerprint";
+  // Follow each agent's samples instead of polling every agent every round: run() then polls a
+  // round every quarter interval, and a round polls only the agents that are due: those whose
+  // next sample should be taken by now (the last fingerprint's timestamp plus its
+  // intervalSeconds, plus a little for the agent to publish it), and those last polled an
+  // interval ago (at most: a dead agent is noticed as soon as with rounds). An agent sampling
+  // once per interval is then read once per interval, within a quarter interval of its sample,
+  // so data is never older than about 1.3 intervals when replaced, where rounds at a random phase
+  // to the samples let it reach 2. A sample time that says the agent's clock is off only makes
+  // it polled more often (at most every quarter interval).
+  bool followSamples = false;
 };
 
 // The poller's counters (exported by PollMetrics, below). Written by the poller's thread, read
@@ -53,6 +66,7 @@ struct PollRound {
   int error = 0;
   int timeout = 0;
   int skippedOpen = 0;
+  int notDue = 0;                              // followSamples: no new sample expected yet
   std::chrono::steady_clock::duration took{};  // real time
 };
 
@@ -60,6 +74,11 @@ struct PollRound {
 // (pi0-operator, pi0-webhook), under the program's prefix ("pi0_operator", "pi0_webhook"):
 //   PREFIX_fleet_polls_total{result}    ok, error, timeout, skipped_open (all at 0 from the start)
 //   PREFIX_fleet_poll_round_seconds     how long the last round of polls over every agent took
+//   PREFIX_fleet_source{source}         1 for where the view comes from now: "agents" (polled
+//                                       here) or "feed" (fleet/feed_client.h); 0 for the other
+//   PREFIX_fleet_feed_pages_total{kind} feed pages applied: full, delta
+//   PREFIX_fleet_feed_errors_total      feed requests that brought no page
+//   PREFIX_fleet_feed_bytes_total       feed bodies received
 // Thread-safe.
 class PollMetrics {
  public:
@@ -68,11 +87,19 @@ class PollMetrics {
   // Brings the metrics up to `counters` (before each scrape): adds what the counters gained
   // since the last call (all of them, when they went down: a new poller).
   void sync(const PollCounters& counters);
+  // The source and, with a feed (else null), its counts.
+  void syncSource(bool pollsAgents, const FeedCounters* feed);
 
  private:
   static constexpr std::size_t kResults = 4;  // ok, error, timeout, skipped_open
   std::array<prometheus::Counter*, kResults> polls_{};
   prometheus::Gauge* roundSeconds_;
+  prometheus::Gauge* fromAgents_;
+  prometheus::Gauge* fromFeed_;
+  prometheus::Counter* fullPages_;
+  prometheus::Counter* deltaPages_;
+  prometheus::Counter* feedErrors_;
+  prometheus::Counter* feedBytes_;
   std::mutex mu_;
   std::array<std::uint64_t, kResults> synced_{};  // guarded by mu_
 };
@@ -90,13 +117,18 @@ class FleetPoller {
   // started at worst. Stopping `st` cancels the polls in flight; they are recorded as neither
   // success nor failure. Not reentrant: one round at a time (the poller's own thread).
   PollRound pollOnce(std::stop_token st = {});
+  // As pollOnce, with options().followSamples: only the agents due at the poller's clock, given
+  // `interval` (see PollerOptions::followSamples).
+  PollRound pollDue(std::stop_token st, Clock::duration interval);
 
   // Polls a round every `interval` on the clock (a round that takes longer than the interval
   // is followed by the next at once) until `st` is stopped, calling `afterRound` (if any) on
   // this thread after each round, so that what depends on the view acts on fresh data at once.
-  // Blocks.
+  // When `due` is given, a round is polled only when it says so (the fleet feed brings the view
+  // otherwise: polling.h); while it does not, it is asked again every quarter interval. Blocks.
   void run(std::stop_token st, Clock::duration interval,
-           const std::function<void(const PollRound&)>& afterRound = {});
+           const std::function<void(const PollRound&)>& afterRound = {},
+           const std::function<bool()>& due = {});
 
   const PollCounters& counters() const { return counters_; }
 
@@ -104,11 +136,23 @@ class FleetPoller {
   FleetPoller(AgentSource& source, FleetView& view, Clock& clock, PollerOptions options)
       : source_(source), view_(view), clock_(clock), options_(std::move(options)) {}
 
+  // When to poll `node` next, after a fingerprint (followSamples). Under the round's lock.
+  void schedule(const std::string& node, const NodeFingerprint& fp, Clock::duration interval);
+  // One round over the agents due at `interval` (followSamples; nullopt: every agent).
+  PollRound pollRound(std::stop_token st, std::optional<Clock::duration> interval);
+
   AgentSource& source_;
   FleetView& view_;
   Clock& clock_;
   const PollerOptions options_;
   PollCounters counters_;
+  // followSamples: per node, when to poll it next and the sample time of its last fingerprint.
+  // The poller's thread (and its workers, under the round's lock) only.
+  struct Schedule {
+    Clock::time_point next;
+    std::chrono::system_clock::time_point sampledAt;
+  };
+  std::unordered_map<std::string, Schedule> schedule_;
 };
 
 }  // namespace pi0::fleet

@@ -67,6 +67,21 @@ void poolGpus(const NodeFingerprint& fp, ResourceView& v) {
 
 }  // namespace
 
+bool readByResourceView(std::string_view signal) {
+  const std::optional<SignalId> id = SignalId::parse(signal);
+  if (!id) return false;
+  switch (id->kind) {
+    case SignalId::Kind::kCpu:
+    case SignalId::Kind::kMemory:
+    case SignalId::Kind::kPsiCpu:
+    case SignalId::Kind::kPsiMemory:
+    case SignalId::Kind::kGpuSm:
+      return true;
+    default:
+      return false;
+  }
+}
+
 ResourceView resourceView(const NodeFingerprint& fp, Resource resource) {
   ResourceView v;
   v.resource = resource;

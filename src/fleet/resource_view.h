@@ -14,6 +14,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
 #include "common/resource.h"
 #include "fleet/fingerprint.h"
@@ -44,6 +45,10 @@ struct ResourceView {
   Resource resource = Resource::kCpu;
   const NodeFingerprint* node = nullptr;  // not owned; the view is valid while it lives
 };
+
+// Whether resourceView reads the signal named `signal` (cpu, memory, psi_cpu, psi_memory,
+// gpu<i>_sm): what a consumer that reads nodes only through it must keep of a fingerprint.
+bool readByResourceView(std::string_view signal);
 
 // The view of `resource` on the node of `fingerprint`, which must outlive the view.
 ResourceView resourceView(const NodeFingerprint& fingerprint, Resource resource);

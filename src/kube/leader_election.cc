@@ -73,6 +73,8 @@ bool LeaderElector::tryAcquireOrRenew(std::stop_token stop) {
         {"kind", "Lease"},
         {"metadata", {{"name", config_.leaseName}, {"namespace", config_.leaseNamespace}}},
         {"spec", leaseSpec(nullptr)}};
+    for (const auto& [key, value] : config_.annotations)
+      lease["metadata"]["annotations"][key] = value;
     auto created = client_.create(resources::kLeases, config_.leaseNamespace, lease, stop);
     if (!created) {
       log::debug("leader election: cannot create the lease",
@@ -101,6 +103,8 @@ bool LeaderElector::tryAcquireOrRenew(std::stop_token stop) {
   }
   Json lease = *current;
   lease["spec"] = leaseSpec(&*current);
+  for (const auto& [key, value] : config_.annotations)
+    lease["metadata"]["annotations"][key] = value;
   auto updated = client_.update(resources::kLeases, lease, Subresource::kNone, stop);
   if (!updated) {
     // A conflict means someone else wrote first: they win this round.

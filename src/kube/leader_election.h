@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -30,6 +31,9 @@ struct LeaderElectionConfig {
   std::chrono::seconds retryPeriod{2};
   bool releaseOnCancel =
       true;  // on a clean stop, hand the Lease back so a successor starts at once
+  // Written into the Lease's metadata.annotations with every acquire and renewal (the operator
+  // says where it serves the fleet feed); other annotations are kept.
+  std::map<std::string, std::string> annotations;
 };
 
 class LeaderElector {

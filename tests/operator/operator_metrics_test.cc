@@ -86,10 +86,10 @@ TEST_CASE("values appear after updates") {
   pi0::fleet::PollCounters polls;
   polls.ok = 5;
   polls.timeout = 2;
-  m.syncFleet(polls);
+  m.syncFleet(polls, true, nullptr);
   polls.ok = 8;
-  m.syncFleet(polls);
-  m.syncFleet(polls);  // nothing new: no change
+  m.syncFleet(polls, true, nullptr);
+  m.syncFleet(polls, true, nullptr);  // nothing new: no change
 
   const auto text = m.render();
   CHECK(contains(text, "pi0_operator_load{matrix=\"web\"} 0.75\n"));
@@ -170,10 +170,10 @@ TEST_CASE("a restarted poller's counters are followed from where they start agai
   OperatorMetrics m;
   pi0::fleet::PollCounters first;
   first.error = 10;
-  m.syncFleet(first);
+  m.syncFleet(first, true, nullptr);
   pi0::fleet::PollCounters second;  // a new poller, from 0
   second.error = 3;
-  m.syncFleet(second);
+  m.syncFleet(second, true, nullptr);
   CHECK(contains(m.render(), "pi0_operator_fleet_polls_total{result=\"error\"} 13\n"));
 }
 

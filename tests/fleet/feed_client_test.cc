@@ -1,0 +1,200 @@
+// FeedClient against a real HTTPS server (net::HttpsServer) answering GET /fleet from a
+// FeedPublisher: pages into the consumer's view, the server's certificate checked, the token
+// sent, and the fallback when the feed goes silent and its end when it answers again.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "certs/self_signed.h"
+#include "common/files.h"
+#include "fleet/feed.h"
+#include "fleet/feed_client.h"
+#include "fleet/fingerprints.h"
+#include "net/https_server.h"
+#include "temp_dir.h"
+
+using namespace pi0;
+using namespace pi0::fleet;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Pki {
+  pi0::testing::TempDir dir;
+  std::filesystem::path caFile, otherCaFile, certFile, keyFile;
+
+  Pki() {
+    const auto now = std::chrono::system_clock::now();
+    auto ca = certs::makeCa("feed-test-ca", std::chrono::hours(24), now);
+    auto other = certs::makeCa("someone-else", std::chrono::hours(24), now);
+    REQUIRE(ca);
+    REQUIRE(other);
+    auto serving = certs::makeServing(*ca, {"pi0-fleet"}, {}, std::chrono::hours(24), now);
+    REQUIRE(serving);
+    caFile = dir.path() / "ca.crt";
+    otherCaFile = dir.path() / "other.crt";
+    certFile = dir.path() / "tls.crt";
+    keyFile = dir.path() / "tls.key";
+    REQUIRE(writeFileAtomic(caFile, ca->certificate));
+    REQUIRE(writeFileAtomic(otherCaFile, other->certificate));
+    REQUIRE(writeFileAtomic(certFile, serving->certificate));
+    REQUIRE(writeFileAtomic(keyFile, serving->key));
+    REQUIRE(writeFileAtomic(dir.path() / "token", "secret-token\n"));
+  }
+};
+
+// A publisher of `source` behind GET /fleet, which wants "Bearer secret-token".
+struct FeedServer {
+  FeedServer(const Pki& pki, FleetView& source) : publisher(source, systemClock()) {
+    net::HttpsServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.certFile = pki.certFile;
+    options.keyFile = pki.keyFile;
+    options.threads = 1;
+    auto created = net::HttpsServer::create(options, [this](net::Routes& r) {
+      r.get("/fleet", [this](const net::HttpRequest& req) {
+        ++requests;
+        if (req.authorization != "Bearer secret-token")
+          return net::HttpResponse{401, "missing bearer token\n"};
+        auto a = publisher.answer(req.query);
+        return net::HttpResponse{a.status, std::move(a.body), "application/json"};
+      });
+    });
+    REQUIRE_MESSAGE(created, (created ? "" : created.error().message));
+    server = std::move(*created);
+    server->start();
+  }
+  std::string url() const { return "https://127.0.0.1:" + std::to_string(server->port()); }
+
+  FeedPublisher publisher;
+  std::unique_ptr<net::HttpsServer> server;
+  std::atomic<int> requests{0};
+};
+
+// Runs the client on a thread until the test ends.
+struct Running {
+  explicit Running(FeedClient& client)
+      : thread([&client](std::stop_token st) { client.run(st); }) {}
+  std::jthread thread;
+};
+
+template <class F>
+bool eventually(F condition, std::chrono::seconds within = 10s) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return condition();
+}
+
+FeedClientOptions options(const Pki& pki) {
+  FeedClientOptions o;
+  o.caFile = pki.caFile;
+  o.tokenFile = pki.dir.path() / "token";
+  o.every = 20ms;
+  o.timeout = 1000ms;
+  o.fallbackAfter = 300ms;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("the client keeps its view current from the feed, and falls back while it is gone") {
+  Pki pki;
+  FleetView source;
+  source.setAgents({{"a", "http://10.0.0.1:9560"}, {"b", "http://10.0.0.2:9560"}});
+  source.recordSuccess("a", fleet::testing::fingerprint("a", {{"cpu", 0.5}}), systemClock().now());
+  auto server = std::make_unique<FeedServer>(pki, source);
+  std::atomic<std::string*> url{nullptr};
+  std::string where = server->url();
+  url = &where;
+  std::atomic<int> located{0};
+  FeedLocator locate = [&](std::stop_token) -> Result<std::string> {
+    ++located;
+    return *url.load();
+  };
+  FleetView consumer;
+  auto client = FeedClient::create(consumer, locate, options(pki));
+  REQUIRE(client);
+  {
+    Running running(**client);
+    REQUIRE(eventually([&] { return consumer.snapshot()->size() == 2; }));
+    CHECK(consumer.snapshot()->find("a")->fingerprint);
+    CHECK((*client)->receivedOnce());
+    CHECK_FALSE((*client)->fallback());
+
+    // A change at the source arrives as a delta; the connection is kept (one location).
+    source.recordSuccess("b", fleet::testing::fingerprint("b", {{"cpu", 0.2}}),
+                         systemClock().now());
+    REQUIRE(eventually([&] { return consumer.snapshot()->find("b")->fingerprint != nullptr; }));
+    CHECK((*client)->counters().fullPages.load() == 1);
+    CHECK((*client)->counters().pages.load() > 1);
+    CHECK(located.load() == 1);
+
+    // The publisher dies: the view keeps its data, and the client falls back.
+    server.reset();
+    REQUIRE(eventually([&] { return (*client)->fallback(); }));
+    CHECK(consumer.snapshot()->size() == 2);
+    CHECK((*client)->lastError().find("cannot connect") != std::string::npos);
+    CHECK(located.load() > 1);  // located again after each failure
+
+    // Another publisher (a new leader, a new epoch) comes: a full page, and no more fallback.
+    source.setAgents({{"b", "http://10.0.0.2:9560"}});
+    server = std::make_unique<FeedServer>(pki, source);
+    where = server->url();
+    REQUIRE(eventually([&] { return !(*client)->fallback(); }));
+    REQUIRE(eventually([&] { return consumer.snapshot()->size() == 1; }));
+    CHECK((*client)->counters().fullPages.load() == 2);
+    CHECK((*client)->lastError().empty());
+  }
+}
+
+TEST_CASE("the client refuses a server whose certificate another CA signed, and says so") {
+  Pki pki;
+  FleetView source;
+  FeedServer server(pki, source);
+  FleetView consumer;
+  FeedClientOptions o = options(pki);
+  o.caFile = pki.otherCaFile;
+  auto client = FeedClient::create(
+      consumer, [&](std::stop_token) -> Result<std::string> { return server.url(); }, o);
+  REQUIRE(client);
+  Running running(**client);
+  REQUIRE(eventually([&] { return !(*client)->lastError().empty(); }));
+  CHECK((*client)->lastError().find("certificate") != std::string::npos);
+  CHECK_FALSE((*client)->receivedOnce());
+  CHECK(server.requests.load() == 0);  // nothing was asked of it
+  REQUIRE(eventually([&] { return (*client)->fallback(); }));
+}
+
+TEST_CASE("without the token the publisher refuses, and the client says what it answered") {
+  Pki pki;
+  FleetView source;
+  FeedServer server(pki, source);
+  FleetView consumer;
+  FeedClientOptions o = options(pki);
+  o.tokenFile.clear();
+  auto client = FeedClient::create(
+      consumer, [&](std::stop_token) -> Result<std::string> { return server.url(); }, o);
+  REQUIRE(client);
+  Running running(**client);
+  REQUIRE(eventually([&] { return !(*client)->lastError().empty(); }));
+  CHECK((*client)->lastError().find("HTTP 401: missing bearer token") != std::string::npos);
+}
+
+TEST_CASE("a locator that knows no publisher: no page, and the fallback") {
+  Pki pki;
+  FleetView consumer;
+  auto client = FeedClient::create(
+      consumer,
+      [](std::stop_token) -> Result<std::string> { return fail("no replica holds the Lease"); },
+      options(pki));
+  REQUIRE(client);
+  Running running(**client);
+  REQUIRE(eventually([&] { return (*client)->fallback(); }));
+  CHECK((*client)->lastError() == "no replica holds the Lease");
+}
