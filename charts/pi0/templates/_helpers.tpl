@@ -46,7 +46,9 @@
 - --fleet-ca-file=/var/run/pi0-fleet/ca/ca.crt
 - --fleet-server-name={{ $f.serverName }}
 - --fleet-token-file=/var/run/pi0-fleet/token/token
-- --fleet-fallback-after={{ $f.fallbackAfter }}
+{{- with $f.fallbackAfter }}
+- --fleet-fallback-after={{ . }}
+{{- end }}
 {{- end }}
 
 {{/* A reader's mounts: the feed's CA and its projected token. */}}
