@@ -15,6 +15,7 @@
 #include "common/program.h"
 #include "common/runner.h"
 #include "fleet/polling.h"
+#include "fleet/resource_view.h"
 #include "handlers.h"
 #include "kube/client.h"
 #include "kube/connect.h"
@@ -190,7 +191,7 @@ int run(const Options& options) {
       std::chrono::milliseconds(100),
       std::chrono::duration_cast<Clock::duration>(
           std::chrono::duration<double>(options.pollIntervalSeconds / 10)));
-  viewOptions.trim = admission::trimFingerprint;
+  viewOptions.trim = fleet::trimToResourceView;
   auto polling = fleet::startPolling(runner, *client, options, viewOptions);
   if (!polling) {
     log::error("cannot poll the agents", {{"error", polling.error().message}});

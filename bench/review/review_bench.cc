@@ -20,6 +20,7 @@
 #include "common/files.h"
 #include "common/log.h"
 #include "fleet/fingerprint.h"
+#include "fleet/resource_view.h"
 #include "handlers.h"
 
 namespace {
@@ -140,7 +141,7 @@ int main(int argc, char** argv) {
 
   fleet::FleetViewOptions viewOptions;
   viewOptions.staleAfter = std::chrono::hours(1);
-  viewOptions.trim = admission::trimFingerprint;
+  viewOptions.trim = fleet::trimToResourceView;
   fleet::FleetView view(viewOptions);
   webhook::NodeIndex index;
   std::vector<fleet::Agent> agents;

@@ -803,17 +803,6 @@ Result<NodeInfo> parseNode(const nlohmann::json& node) {
   return out;
 }
 
-void trimFingerprint(fleet::NodeFingerprint& fingerprint) {
-  std::erase_if(fingerprint.signals,
-                [](const auto& entry) { return !fleet::readByResourceView(entry.first); });
-  for (auto& [name, signal] : fingerprint.signals) {
-    signal.spectrum.clear();
-    signal.spectrum.shrink_to_fit();
-    signal.entropy.reset();
-  }
-  fingerprint.gpus.clear();
-}
-
 std::optional<std::int64_t> labelInteger(std::string_view text) {
   std::int64_t v = 0;
   const char* end = text.data() + text.size();

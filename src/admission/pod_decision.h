@@ -348,12 +348,6 @@ Decision decide(const PodRequest& pod, const std::vector<NodeInfo>& nodes,
                 const fleet::FleetSnapshot& fleet, const std::optional<ChannelInfo>& channel,
                 const Policy& policy, std::optional<Mode> namespaceMode, Clock::time_point now);
 
-// Drops what decide() never reads from a fingerprint: signals other than cpu, memory, psi_cpu,
-// psi_memory and gpuN_sm, every spectrum and entropy (an agent asked for them), and the GPU
-// facts. The webhook's fleet view keeps fingerprints trimmed so (FleetViewOptions::trim):
-// thousands of nodes in a few MiB.
-void trimFingerprint(fleet::NodeFingerprint& fingerprint);
-
 // Whether `toleration` tolerates `taint` (Kubernetes' semantics, above).
 bool tolerates(const Toleration& toleration, const Taint& taint);
 // Whether the node satisfies one required-affinity term: the definition, node at a time, that

@@ -125,14 +125,6 @@ void FleetView::abandonPoll(std::string_view node) {
 
 void FleetView::applyStatuses(std::vector<NodeStatus> statuses,
                               const std::vector<std::string>& removed, bool exact) {
-  if (options_.trim) {
-    for (NodeStatus& status : statuses) {
-      if (!status.fingerprint) continue;
-      NodeFingerprint trimmed = *status.fingerprint;
-      options_.trim(trimmed);
-      status.fingerprint = std::make_shared<const NodeFingerprint>(std::move(trimmed));
-    }
-  }
   std::lock_guard lock(mu_);
   std::set<std::string, std::less<>> listed;
   for (NodeStatus& status : statuses) {

@@ -134,7 +134,8 @@ class FleetView {
 
   // Statuses as another view published them (the fleet feed, feed.h): each replaces its node's
   // status whole (the node is added when new); `removed` nodes go; with
-  // `exact`, so does every node not among `statuses`. The trim applies to the fingerprints.
+  // `exact`, so does every node not among `statuses`. The fingerprints are kept as given (the
+  // feed's carry only what resourceView reads): the trim does not apply.
   void applyStatuses(std::vector<NodeStatus> statuses, const std::vector<std::string>& removed,
                      bool exact);
 

@@ -82,6 +82,17 @@ bool readByResourceView(std::string_view signal) {
   }
 }
 
+void trimToResourceView(NodeFingerprint& fingerprint) {
+  std::erase_if(fingerprint.signals,
+                [](const auto& entry) { return !readByResourceView(entry.first); });
+  for (auto& [name, signal] : fingerprint.signals) {
+    signal.spectrum.clear();
+    signal.spectrum.shrink_to_fit();
+    signal.entropy.reset();
+  }
+  fingerprint.gpus.clear();
+}
+
 ResourceView resourceView(const NodeFingerprint& fp, Resource resource) {
   ResourceView v;
   v.resource = resource;

@@ -50,6 +50,12 @@ struct ResourceView {
 // gpu<i>_sm): what a consumer that reads nodes only through it must keep of a fingerprint.
 bool readByResourceView(std::string_view signal);
 
+// Drops what no reader through resourceView needs from a fingerprint: the other signals, every
+// spectrum and entropy (an agent asked for them), and the GPU facts. The operator's and the
+// webhook's fleet views keep fingerprints trimmed so (FleetViewOptions::trim): thousands of nodes
+// in a few MiB.
+void trimToResourceView(NodeFingerprint& fingerprint);
+
 // The view of `resource` on the node of `fingerprint`, which must outlive the view.
 ResourceView resourceView(const NodeFingerprint& fingerprint, Resource resource);
 

@@ -1060,30 +1060,6 @@ TEST_CASE("any field of any type: parsePod and decide never throw") {
   CHECK(d.reason == Reason::kStaleData);  // the GPU node's agent has no GPU signals
 }
 
-TEST_CASE("trimFingerprint keeps the signals decide reads, without their spectra") {
-  fleet::NodeFingerprint fp;
-  fp.node = "node-a";
-  fp.ready = true;
-  for (const char* name : {"cpu", "memory", "psi_cpu", "psi_memory", "psi_io", "disk_sda_util",
-                           "net_eth0_rx", "gpu0_sm", "gpu0_mem", "gpu12_sm", "gpux_sm"}) {
-    fleet::SignalFingerprint s = sig(0.8);
-    s.spectrum.assign(33, 0.5);
-    s.forecast = fleet::SignalForecast{};  // the webhook's trouble warnings read it
-    fp.signals.emplace(name, s);
-  }
-  fleet::NodeFingerprint trimmed = fp;
-  trimFingerprint(trimmed);
-  std::vector<std::string> kept;
-  for (const auto& [name, s] : trimmed.signals) {
-    kept.push_back(name);
-    CHECK(s.spectrum.empty());
-    CHECK(s.gates);
-    CHECK(s.forecast);
-  }
-  CHECK(kept ==
-        std::vector<std::string>{"cpu", "gpu0_sm", "gpu12_sm", "memory", "psi_cpu", "psi_memory"});
-}
-
 namespace {
 
 // `s` with a forecast that expects trouble in `seconds` (nullopt: none expected).

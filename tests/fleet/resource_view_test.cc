@@ -49,3 +49,28 @@ TEST_CASE("gpu: every gate and the peak are the mean over the gpu<i>_sm signals"
   CHECK_FALSE(resourceView(fp, Resource::kGpu).gates);
   CHECK_FALSE(resourceView(fp, Resource::kGpu).projectedPeak);
 }
+
+TEST_CASE("trimToResourceView keeps the signals resourceView reads, without their spectra") {
+  NodeFingerprint fp;
+  fp.node = "node-a";
+  fp.ready = true;
+  for (const char* name : {"cpu", "memory", "psi_cpu", "psi_memory", "psi_io", "disk_sda_util",
+                           "net_eth0_rx", "gpu0_sm", "gpu0_mem", "gpu12_sm", "gpux_sm"}) {
+    SignalFingerprint s;
+    s.gates = SignalGates{};
+    s.spectrum.assign(33, 0.5);
+    s.forecast = SignalForecast{};  // the webhook's trouble warnings read it
+    fp.signals.emplace(name, s);
+  }
+  NodeFingerprint trimmed = fp;
+  trimToResourceView(trimmed);
+  std::vector<std::string> kept;
+  for (const auto& [name, s] : trimmed.signals) {
+    kept.push_back(name);
+    CHECK(s.spectrum.empty());
+    CHECK(s.gates);
+    CHECK(s.forecast);
+  }
+  CHECK(kept ==
+        std::vector<std::string>{"cpu", "gpu0_sm", "gpu12_sm", "memory", "psi_cpu", "psi_memory"});
+}
