@@ -57,8 +57,9 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
     });
     net::addProbes(r, self->probes_);
   };
-  // A small pool keeps the agent's memory small; every poller (Prometheus, the operator, every
-  // webhook replica) and kubelet's probes share it, one request per connection.
+  // A small pool keeps the agent's memory small; its readers (Prometheus, the operator leader,
+  // and with the fleet feed off every operator and webhook replica) and kubelet's probes share
+  // it, one request per connection.
   auto server = net::HttpServer::create({"HTTP", address, 4}, routes);
   if (!server) return fail(server.error().message);
   self->server_ = std::move(*server);

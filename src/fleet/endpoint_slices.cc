@@ -168,13 +168,19 @@ void EndpointSliceAgents::start(std::stop_token stop) {
 
 std::vector<Agent> EndpointSliceAgents::agents() {
   std::vector<kube::ObjectPtr> cached = store_.list();
+  std::lock_guard lock(mu_);
+  // The poller asks every round; the slices change rarely. The store's objects are immutable,
+  // so the same pointers mean the same slices.
+  if (cached == listed_) return agents_;
   std::vector<kube::Json> slices;
   slices.reserve(cached.size());
   for (const auto& object : cached)
     if (object) slices.push_back(*object);
   std::sort(slices.begin(), slices.end(),
             [](const kube::Json& a, const kube::Json& b) { return sliceName(a) < sliceName(b); });
-  return agentsFromSlices(slices, portName_);
+  agents_ = agentsFromSlices(slices, portName_);
+  listed_ = std::move(cached);
+  return agents_;
 }
 
 RunningAgentSource startAgentSource(kube::Client& client,

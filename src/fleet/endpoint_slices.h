@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -73,6 +74,9 @@ class EndpointSliceAgents final : public AgentSource {
   std::string portName_;
   kube::Client& client_;
   kube::Store store_;
+  std::mutex mu_;                        // guards what follows
+  std::vector<kube::ObjectPtr> listed_;  // the slices agents_ was made from
+  std::vector<Agent> agents_;
 };
 
 // The agents a program's flags name: `agents` (--agents) when given, else the EndpointSlices of

@@ -53,8 +53,13 @@ class Watchdog {
   void arm(std::size_t slot, httplib::Client* client, SteadyClock::time_point deadline) {
     std::lock_guard lock(mu_);
     slots_[slot] = Armed{client, deadline, Fired::kNo};
-    changed_ = true;
-    cv_.notify_all();
+    // Deadlines only grow (now + the timeout): while another slot is armed, the watchdog wakes
+    // for an earlier one and sees this one then. Waking it for every request cost two context
+    // switches per poll.
+    if (armed_++ == 0) {
+      changed_ = true;
+      cv_.notify_all();
+    }
   }
 
   // Why the slot's request was stopped, if it was. After this the watchdog no longer touches
@@ -62,6 +67,7 @@ class Watchdog {
   Fired disarm(std::size_t slot) {
     std::lock_guard lock(mu_);
     const Fired fired = slots_[slot] ? slots_[slot]->fired : Fired::kNo;
+    if (slots_[slot]) --armed_;
     slots_[slot].reset();
     return fired;
   }
@@ -106,6 +112,7 @@ class Watchdog {
   std::condition_variable_any cv_;
   bool changed_ = false;
   std::vector<std::optional<Armed>> slots_;  // nullopt: no request out on that slot
+  std::size_t armed_ = 0;                    // slots that are not nullopt
   std::stop_token round_;
   std::stop_callback<std::function<void()>> onCancel_;
   std::jthread thread_;  // last: started once everything it uses is built
@@ -273,8 +280,12 @@ PollRound FleetPoller::pollDue(std::stop_token st, Clock::duration interval) {
 PollRound FleetPoller::pollRound(std::stop_token st, std::optional<Clock::duration> interval) {
   const auto started = SteadyClock::now();
   PollRound round;
-  const std::vector<Agent> agents = source_.agents();
-  view_.setAgents(agents);
+  std::vector<Agent> agents = source_.agents();
+  // Round after round the same agents: setting them again would republish every node.
+  if (agents != lastAgents_) {
+    view_.setAgents(agents);
+    lastAgents_ = agents;
+  }
 
   std::vector<const Agent*> due;
   const Clock::time_point now = clock_.now();
@@ -361,6 +372,7 @@ void FleetPoller::run(std::stop_token st, Clock::duration interval,
   while (!st.stop_requested()) {
     const Clock::time_point start = clock_.now();
     if (due && !due()) {
+      lastAgents_.clear();  // another writer (the feed) may change the view's nodes meanwhile
       // Not due: look again soon, so that a round starts within a quarter interval of its
       // becoming due (a feed gone silent).
       if (!clock_.sleepUntil(saturatingAdd(start, interval / 4), st)) return;

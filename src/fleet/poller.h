@@ -153,6 +153,7 @@ class FleetPoller {
     std::chrono::system_clock::time_point sampledAt;
   };
   std::unordered_map<std::string, Schedule> schedule_;
+  std::vector<Agent> lastAgents_;  // what the view was last set to (the poller's thread)
 };
 
 }  // namespace pi0::fleet
