@@ -213,16 +213,7 @@ e2e_log "programs: $("$operator" --version 2>&1 | head -n 1) and $("$webhook" --
 # ---------------------------------------------------------------------------------------------
 e2e_log "set-up: certificates, namespaces, channels, service accounts and their tokens"
 e2e_make_certificates "$work" # the webhook's serving pair
-(
-  cd "$work"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet-ca.key \
-    -out fleet-ca.crt -subj /CN=pi0-fleet-ca -days 1 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet.key \
-    -out fleet.csr -subj /CN=pi0-fleet 2>/dev/null
-  printf 'subjectAltName=DNS:pi0-fleet\nextendedKeyUsage=serverAuth\n' >fleet.ext
-  openssl x509 -req -in fleet.csr -CA fleet-ca.crt -CAkey fleet-ca.key -CAcreateserial \
-    -out fleet.crt -days 1 -extfile fleet.ext 2>/dev/null
-) || e2e_fail "cannot make the feed's certificates"
+e2e_make_fleet_certificates "$work"
 
 e2e_install_crds
 e2e_create_namespace bench

@@ -18,6 +18,9 @@
 #   e2e_cluster_down                    stop the fake kubelet and the cluster; remove its DIR
 #   e2e_install_crds                    apply crds/ and wait until they are Established
 #   e2e_free_port                       print a free TCP port on 127.0.0.1
+#   e2e_make_fleet_certificates DIR     the fleet feed's pair in DIR: fleet-ca.crt (a CA),
+#                                       fleet.crt and fleet.key (DNS name pi0-fleet, the readers'
+#                                       default --fleet-server-name)
 #   e2e_log_field LOG MSG FIELD         FIELD of the first JSON log line of LOG whose msg is MSG
 #   e2e_at_exit COMMAND                 run COMMAND (evaluated) at exit, before the cluster goes
 #                                       down (don't replace the EXIT trap; if you must, call
@@ -342,6 +345,21 @@ e2e_make_certificates() {
     openssl x509 -req -in tls.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out tls.crt \
       -days 1 -extfile ext 2>/dev/null
   ) || e2e_fail "cannot make the test certificates in $dir"
+}
+
+e2e_make_fleet_certificates() {
+  local dir=$1
+  command -v openssl >/dev/null || e2e_fail "openssl is not installed"
+  (
+    cd "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet-ca.key \
+      -out fleet-ca.crt -subj /CN=pi0-fleet-ca -days 1 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet.key \
+      -out fleet.csr -subj /CN=pi0-fleet 2>/dev/null
+    printf 'subjectAltName=DNS:pi0-fleet\nextendedKeyUsage=serverAuth\n' >fleet.ext
+    openssl x509 -req -in fleet.csr -CA fleet-ca.crt -CAkey fleet-ca.key -CAcreateserial \
+      -out fleet.crt -days 1 -extfile fleet.ext 2>/dev/null
+  ) || e2e_fail "cannot make the fleet feed's certificates in $dir"
 }
 
 e2e_free_port() {

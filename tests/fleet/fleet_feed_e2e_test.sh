@@ -54,16 +54,7 @@ done
 kubectl -n "$SA_NS" create token pi0-webhook --duration 1h >"$work/wrong-audience.token"
 
 e2e_make_certificates "$work" # the webhook's serving pair
-(
-  cd "$work"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet-ca.key \
-    -out fleet-ca.crt -subj /CN=pi0-fleet-ca -days 1 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet.key \
-    -out fleet.csr -subj /CN=pi0-fleet 2>/dev/null
-  printf 'subjectAltName=DNS:pi0-fleet\nextendedKeyUsage=serverAuth\n' >fleet.ext
-  openssl x509 -req -in fleet.csr -CA fleet-ca.crt -CAkey fleet-ca.key -CAcreateserial \
-    -out fleet.crt -days 1 -extfile fleet.ext 2>/dev/null
-) || e2e_fail "cannot make the feed's certificates"
+e2e_make_fleet_certificates "$work"
 
 declare -A op_pid op_log op_metrics op_fleet
 start_operator() { # N

@@ -135,16 +135,7 @@ for sa in pi0-webhook pi0-operator; do
   k -n pi0-system create token "$sa" --audience pi0-fleet --duration 1h >"$work/$sa.token" ||
     e2e_fail "kubectl create token $sa failed (kubectl 1.24 or later makes tokens)"
 done
-(
-  cd "$work"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet-ca.key \
-    -out fleet-ca.crt -subj /CN=pi0-fleet-ca -days 1 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout fleet.key \
-    -out fleet.csr -subj /CN=pi0-fleet 2>/dev/null
-  printf 'subjectAltName=DNS:pi0-fleet\nextendedKeyUsage=serverAuth\n' >fleet.ext
-  openssl x509 -req -in fleet.csr -CA fleet-ca.crt -CAkey fleet-ca.key -CAcreateserial \
-    -out fleet.crt -days 1 -extfile fleet.ext 2>/dev/null
-) || e2e_fail "cannot make the fleet feed's certificates"
+e2e_make_fleet_certificates "$work"
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "pi0-webhook, self-managed certificates, reading the fleet feed (no leader yet: the agents)"
