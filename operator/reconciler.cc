@@ -505,8 +505,9 @@ std::string Reconcilers::agentsProblems(const fleet::FleetSnapshot& snapshot,
                                         const fleet::CapacityMap& capacity) {
   std::vector<std::string> problems;
   std::set<std::string> failing;
-  for (const auto& [node, status] : snapshot.nodes()) {
+  for (const auto& status : snapshot.nodes()) {
     if (status->health == fleet::NodeHealth::kHealthy) continue;
+    const std::string& node = status->node;
     problems.push_back(node + " " + std::string(fleet::nodeHealthName(status->health)) + ": " +
                        (status->lastError.empty() ? "no answer yet" : status->lastError));
     if (status->health == fleet::NodeHealth::kFailed) failing.insert(node);

@@ -176,7 +176,7 @@ void WebhookMetrics::nodes(const NodeIndex& index, const fleet::FleetSnapshot& f
   const std::size_t indexed = index.size(), unreadable = index.unreadable();
   const std::array<std::uint64_t, 2> updates{index.changes(), index.unchanged()};
   std::size_t usable = 0;
-  for (const auto& [name, status] : fleet.nodes()) {
+  for (const auto& status : fleet.nodes()) {
     if (fleet.isUsable(*status, now)) ++usable;
   }
   std::lock_guard lock(mu_);

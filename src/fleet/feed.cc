@@ -441,24 +441,32 @@ void FeedPublisher::refreshLocked() {
   const WallClock::time_point wallNow = WallClock::now();
   const std::uint64_t next = version_ + 1;
   bool changed = false;
-  for (const auto& [name, status] : snapshot->nodes()) {
-    auto it = nodes_.find(name);
-    if (it != nodes_.end() && it->second.status == status) continue;
-    Published& p = nodes_[name];
+  // Both in name order: one walk, a pointer comparison per unchanged node.
+  auto it = nodes_.begin();
+  // Removes the published nodes before `name` (every one left: nullptr), gone from the view.
+  auto removeBefore = [&](const std::string* name) {
+    while (it != nodes_.end() && (!name || it->first < *name)) {
+      removed_.emplace_back(next, it->first);
+      it = nodes_.erase(it);
+      changed = true;
+    }
+  };
+  for (const auto& status : snapshot->nodes()) {
+    removeBefore(&status->node);
+    if (it == nodes_.end() || it->first != status->node)
+      it = nodes_.emplace_hint(it, status->node, Published{});
+    else if (it->second.status == status) {
+      ++it;
+      continue;
+    }
+    Published& p = it->second;
     p.status = status;
     p.record = feedRecord(*status, now, wallNow);
     p.version = next;
     changed = true;
+    ++it;
   }
-  for (auto it = nodes_.begin(); it != nodes_.end();) {
-    if (snapshot->find(it->first) != nullptr) {
-      ++it;
-      continue;
-    }
-    removed_.emplace_back(next, it->first);
-    it = nodes_.erase(it);
-    changed = true;
-  }
+  removeBefore(nullptr);
   if (removed_.size() > options_.removalsKept) {
     const std::size_t drop = removed_.size() - options_.removalsKept;
     removalsFrom_ = removed_[drop - 1].first;

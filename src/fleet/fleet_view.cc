@@ -1,5 +1,6 @@
 #include "fleet/fleet_view.h"
 
+#include <algorithm>
 #include <set>
 #include <utility>
 
@@ -7,14 +8,27 @@ namespace pi0::fleet {
 
 FleetSnapshot::FleetSnapshot(Nodes nodes, Clock::duration staleAfter)
     : nodes_(std::move(nodes)), staleAfter_(staleAfter) {
-  byName_.reserve(nodes_.size());
-  for (const auto& [name, status] : nodes_)
-    byName_.emplace(name, status.get());
+  const auto byName = [](const auto& a, const auto& b) { return a->node < b->node; };
+  if (!std::is_sorted(nodes_.begin(), nodes_.end(), byName))
+    std::stable_sort(nodes_.begin(), nodes_.end(), byName);
+  const auto same = [](const auto& a, const auto& b) { return a->node == b->node; };
+  nodes_.erase(std::unique(nodes_.begin(), nodes_.end(), same), nodes_.end());
+  auto index = std::make_shared<Index>();
+  index->reserve(nodes_.size());
+  for (std::size_t i = 0; i < nodes_.size(); ++i)
+    index->emplace(nodes_[i]->node, i);
+  index_ = std::move(index);
+}
+
+std::optional<std::size_t> FleetSnapshot::position(std::string_view node) const {
+  auto it = index_->find(node);
+  if (it == index_->end()) return std::nullopt;
+  return it->second;
 }
 
 const NodeStatus* FleetSnapshot::find(std::string_view node) const {
-  auto it = byName_.find(node);
-  return it == byName_.end() ? nullptr : it->second;
+  const auto at = position(node);
+  return at ? nodes_[*at].get() : nullptr;
 }
 
 bool FleetSnapshot::isFresh(const NodeStatus& status, Clock::time_point now) const {
@@ -130,8 +144,10 @@ void FleetView::applyStatuses(std::vector<NodeStatus> statuses,
   for (NodeStatus& status : statuses) {
     if (exact) listed.insert(status.node);
     auto it = entries_.find(status.node);
-    if (it == entries_.end())
+    if (it == entries_.end()) {
       it = entries_.emplace(status.node, Entry{{}, CircuitBreaker(options_.breaker)}).first;
+      allChanged_ = true;
+    }
     it->second.status = std::move(status);
     changedLocked(it->second);
   }
@@ -156,31 +172,41 @@ void FleetView::publishLocked() const {
     std::lock_guard lock(snapshotMu_);
     previous = snapshot_;
   }
-  FleetSnapshot::Nodes nodes;
-  if (allChanged_) {
-    // The set of nodes changed: every listed node, sharing the unchanged statuses.
+  std::shared_ptr<const FleetSnapshot> next;
+  if (!allChanged_) {
+    // The same nodes: the previous snapshot's pointers with the changed statuses replaced, over
+    // its index.
+    FleetSnapshot::Nodes nodes = previous->nodes();
+    bool same = nodes.size() == entries_.size();
+    for (auto name = changed_.begin(); same && name != changed_.end(); ++name) {
+      const auto at = previous->position(*name);
+      const auto it = entries_.find(*name);
+      same = at && it != entries_.end();
+      if (same) nodes[*at] = std::make_shared<const NodeStatus>(it->second.status);
+    }
+    if (same)
+      next = std::shared_ptr<const FleetSnapshot>(
+          new FleetSnapshot(std::move(nodes), previous->index_, options_.staleAfter));
+  }
+  if (!next) {
+    // The set of nodes changed: every listed node (in name order, as entries_ keeps them),
+    // sharing the unchanged statuses.
+    FleetSnapshot::Nodes nodes;
+    nodes.reserve(entries_.size());
     for (const auto& [name, entry] : entries_) {
-      const auto old = previous->nodes().find(name);
-      if (old != previous->nodes().end() && !changed_.contains(name) &&
-          old->second->url == entry.status.url) {
-        nodes.emplace(name, old->second);
+      const auto at = previous->position(name);
+      if (at && !changed_.contains(name) && previous->nodes()[*at]->url == entry.status.url) {
+        nodes.push_back(previous->nodes()[*at]);
       } else {
-        nodes.emplace(name, std::make_shared<const NodeStatus>(entry.status));
+        nodes.push_back(std::make_shared<const NodeStatus>(entry.status));
       }
     }
-  } else {
-    // Copy-on-write: the other nodes' statuses are shared with the previous snapshot.
-    nodes = previous->nodes();
-    for (const auto& name : changed_) {
-      auto it = entries_.find(name);
-      if (it != entries_.end()) nodes[name] = std::make_shared<const NodeStatus>(it->second.status);
-    }
+    next = std::make_shared<const FleetSnapshot>(std::move(nodes), options_.staleAfter);
   }
   changed_.clear();
   allChanged_ = false;
   pending_ = false;
   publishedAt_ = clock_.now();
-  auto next = std::make_shared<const FleetSnapshot>(std::move(nodes), options_.staleAfter);
   std::lock_guard lock(snapshotMu_);
   snapshot_ = std::move(next);
 }

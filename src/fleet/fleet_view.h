@@ -43,10 +43,11 @@ constexpr Clock::duration kDefaultPollInterval = std::chrono::seconds(5);
 // An immutable picture of the fleet. Any thread may read it; it never changes.
 class FleetSnapshot {
  public:
-  using Nodes = std::map<std::string, std::shared_ptr<const NodeStatus>, std::less<>>;
+  // Every node's status, in node name order.
+  using Nodes = std::vector<std::shared_ptr<const NodeStatus>>;
 
+  // `nodes` in any order (sorted here); a node listed twice keeps its first status.
   FleetSnapshot(Nodes nodes, Clock::duration staleAfter);
-  // Moved, not copied: the index points into the map's nodes, which a move keeps.
   FleetSnapshot(FleetSnapshot&&) = default;
   FleetSnapshot& operator=(FleetSnapshot&&) = default;
   FleetSnapshot(const FleetSnapshot&) = delete;
@@ -59,7 +60,7 @@ class FleetSnapshot {
   const NodeStatus* find(std::string_view node) const;
 
   Clock::duration staleAfter() const { return staleAfter_; }
-  // The node's fingerprint was fetched within staleAfter before `now`.
+  // The node's fetch was within staleAfter before `now`.
   bool isFresh(const NodeStatus& status, Clock::time_point now) const;
   // The node's data may be used for decisions at `now`: it has a fingerprint, fresh, and the
   // node is not Failed (DESIGN.md: "a failed node passes no gate"). A Suspect node's data is
@@ -67,8 +68,25 @@ class FleetSnapshot {
   bool isUsable(const NodeStatus& status, Clock::time_point now) const;
 
  private:
+  friend class FleetView;
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const {
+      return std::hash<std::string_view>{}(name);
+    }
+  };
+  // Node name -> position in nodes_. Built when the set of nodes changes, and shared by every
+  // later snapshot of the same set: a publish that only replaces statuses copies the pointers
+  // and nothing else.
+  using Index = std::unordered_map<std::string, std::size_t, NameHash, std::equal_to<>>;
+
+  // `nodes`, sorted, over `index` (their positions).
+  FleetSnapshot(Nodes nodes, std::shared_ptr<const Index> index, Clock::duration staleAfter)
+      : nodes_(std::move(nodes)), index_(std::move(index)), staleAfter_(staleAfter) {}
+  std::optional<std::size_t> position(std::string_view node) const;
+
   Nodes nodes_;
-  std::unordered_map<std::string_view, const NodeStatus*> byName_;  // into nodes_
+  std::shared_ptr<const Index> index_;
   Clock::duration staleAfter_;
 };
 
@@ -90,8 +108,8 @@ struct FleetViewOptions {
 
 // Thread-safe: every member may be called from any thread. Writers are serialized by a mutex;
 // a write marks its node changed, and the next snapshot() due (see publishLag) publishes every
-// change at once, sharing the unchanged nodes' statuses with the previous snapshot (O(nodes)
-// pointer copies).
+// change at once, sharing the unchanged nodes' statuses with the previous snapshot (one vector
+// of O(nodes) pointers; the name index is rebuilt only when the set of nodes changed).
 class FleetView {
  public:
   // `clock` times publishLag and must outlive the view.

@@ -67,7 +67,7 @@ fleet::FleetSnapshot snapshot(const std::map<std::string, FleetEntry>& entries) 
     status->fetchedAt = e.fetchedAt;
     status->health = e.health;
     status->lastError = e.lastError;
-    nodes.emplace(name, status);
+    nodes.push_back(status);
   }
   return fleet::FleetSnapshot(std::move(nodes), 15s);
 }
@@ -731,7 +731,7 @@ TEST_CASE("a failed agent fails its node's gates; stale is not failed") {
   status->node = "n1";
   status->health = kFailed;
   status->lastError = "no route to host";
-  never.emplace("n1", status);
+  never.push_back(status);
   const Decision d = run(pod("1"), {node("n1")}, fleet::FleetSnapshot(std::move(never), 15s));
   CHECK_FALSE(d.allowed);
   CHECK(d.reason == Reason::kGatesFailed);

@@ -96,7 +96,7 @@ TEST_CASE("snapshots are immutable: a held snapshot does not see later writes") 
   CHECK(before->find("node-a")->consecutiveFailures == 0);
   CHECK(after->find("node-a")->consecutiveFailures == 1);
   // Statuses that did not change are shared, not copied.
-  CHECK(before->nodes().at("node-b") == after->nodes().at("node-b"));
+  CHECK(before->nodes().at(1) == after->nodes().at(1));  // node-b
 }
 
 TEST_CASE("publishLag: writes wait for the lag, then appear together") {
@@ -176,10 +176,9 @@ TEST_CASE("readers take snapshots while a writer records") {
     readers.emplace_back([&] {
       while (!done) {
         const auto snap = view.snapshot();
-        for (const auto& [name, status] : snap->nodes()) {
+        for (const auto& status : snap->nodes()) {
           // Every status is a consistent whole: its health matches its failure count.
           if (status->health != healthAfter(status->consecutiveFailures)) ++inconsistent;
-          if (status->node != name) ++inconsistent;
         }
       }
     });
@@ -204,7 +203,7 @@ TEST_CASE("FleetSnapshot::find: by name, also after the snapshot was moved") {
   for (const char* name : {"node-b", "node-a", "node-c"}) {
     auto status = std::make_shared<NodeStatus>();
     status->node = name;
-    nodes.emplace(name, status);
+    nodes.push_back(status);
   }
   FleetSnapshot first(std::move(nodes), std::chrono::seconds(3));
   REQUIRE(first.find("node-a") != nullptr);
@@ -215,4 +214,60 @@ TEST_CASE("FleetSnapshot::find: by name, also after the snapshot was moved") {
   REQUIRE(moved.find("node-c") != nullptr);
   CHECK(moved.find("node-c")->node == "node-c");
   CHECK(moved.size() == 3);
+}
+
+TEST_CASE("FleetSnapshot: nodes in name order, a node listed twice keeps its first status") {
+  FleetSnapshot::Nodes nodes;
+  for (const auto& [name, error] : std::vector<std::pair<std::string, std::string>>{
+           {"node-c", ""}, {"node-a", "first"}, {"node-b", ""}, {"node-a", "second"}}) {
+    auto status = std::make_shared<NodeStatus>();
+    status->node = name;
+    status->lastError = error;
+    nodes.push_back(status);
+  }
+  FleetSnapshot snapshot(std::move(nodes), std::chrono::seconds(3));
+  REQUIRE(snapshot.size() == 3);
+  CHECK(snapshot.nodes()[0]->node == "node-a");
+  CHECK(snapshot.nodes()[1]->node == "node-b");
+  CHECK(snapshot.nodes()[2]->node == "node-c");
+  CHECK(snapshot.find("node-a")->lastError == "first");
+}
+
+TEST_CASE("publish: statuses replaced in place, nodes added and removed, find right after each") {
+  pi0::testing::FakeClock clock;
+  FleetView view;
+  view.setAgents({{"node-b", "http://127.0.0.1:2"}, {"node-d", "http://127.0.0.1:4"}});
+  auto names = [](const FleetSnapshot& s) {
+    std::vector<std::string> out;
+    for (const auto& status : s.nodes())
+      out.push_back(status->node);
+    return out;
+  };
+  CHECK(names(*view.snapshot()) == std::vector<std::string>{"node-b", "node-d"});
+  // Only statuses change: same nodes, the changed one found with its new status.
+  view.recordFailure("node-d", "refused", clock.now());
+  auto s = view.snapshot();
+  CHECK(s->find("node-d")->lastError == "refused");
+  CHECK(s->find("node-b")->lastError.empty());
+  // The feed adds nodes before, between and after the known ones and changes one.
+  NodeStatus a, c, e, b;
+  a.node = "node-a";
+  c.node = "node-c";
+  e.node = "node-e";
+  b.node = "node-b";
+  b.lastError = "from the feed";
+  view.applyStatuses({a, c, e, b}, {}, false);
+  s = view.snapshot();
+  CHECK(names(*s) == std::vector<std::string>{"node-a", "node-b", "node-c", "node-d", "node-e"});
+  for (const auto& status : s->nodes())
+    CHECK(s->find(status->node) == status.get());
+  CHECK(s->find("node-b")->lastError == "from the feed");
+  CHECK(s->find("node-d")->lastError == "refused");
+  // Then one goes, and a status changes in the same publish.
+  view.applyStatuses({}, {"node-c"}, false);
+  view.recordFailure("node-e", "timed out", clock.now());
+  s = view.snapshot();
+  CHECK(names(*s) == std::vector<std::string>{"node-a", "node-b", "node-d", "node-e"});
+  CHECK(s->find("node-c") == nullptr);
+  CHECK(s->find("node-e")->lastError == "timed out");
 }

@@ -164,7 +164,7 @@ fleet::FleetSnapshot makeFleet() {
     status->fingerprint = fp;
     status->fetchedAt = kNow - e.age;
     status->health = e.health;
-    nodes.emplace(e.name, status);
+    nodes.push_back(status);
   }
   // A node the view knows but has never reached.
   auto never = std::make_shared<fleet::NodeStatus>();
@@ -172,7 +172,7 @@ fleet::FleetSnapshot makeFleet() {
   never->consecutiveFailures = 7;
   never->health = fleet::NodeHealth::kFailed;
   never->lastError = "connection refused";
-  nodes.emplace(never->node, never);
+  nodes.push_back(never);
   return fleet::FleetSnapshot(std::move(nodes), 15s);
 }
 
