@@ -8,8 +8,8 @@
 namespace pi0::agent {
 namespace {
 
-// GET /fingerprint's query: "detail=spectra" asks for the spectra too; no detail, the summary.
-// nullopt for a detail of another value.
+// GET /fingerprint's query: "detail=spectra" asks for the spectra too, "detail=resources" only
+// what admission reads; no detail, the summary. nullopt for a detail of another value.
 std::optional<fleet::FingerprintDetail> detailOf(std::string_view query) {
   std::optional<fleet::FingerprintDetail> detail = fleet::FingerprintDetail::kSummary;
   while (!query.empty()) {
@@ -19,6 +19,8 @@ std::optional<fleet::FingerprintDetail> detailOf(std::string_view query) {
     if (!param.starts_with("detail=")) continue;
     if (param == "detail=spectra") {
       detail = fleet::FingerprintDetail::kSpectra;
+    } else if (param == "detail=resources") {
+      detail = fleet::FingerprintDetail::kResources;
     } else {
       return std::nullopt;
     }
@@ -50,7 +52,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::create(const ListenAddress& addr
     });
     r.get("/fingerprint", [&collector, &metrics](const net::HttpRequest& request) {
       const auto detail = detailOf(request.query);
-      if (!detail) return net::HttpResponse{400, "detail: only 'spectra' is known\n"};
+      if (!detail)
+        return net::HttpResponse{400, "detail: only 'spectra' and 'resources' are known\n"};
       metrics.countFingerprintRequest();
       auto snapshot = collector.snapshot();
       return net::HttpResponse{200, snapshot->body(*detail), "application/json"};

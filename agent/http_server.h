@@ -1,8 +1,9 @@
 // The agent's HTTP endpoints:
 //   /metrics      Prometheus text exposition
 //   /fingerprint  the latest Snapshot as JSON (docs/fingerprint.schema.json), without spectra
-//                 and entropy; /fingerprint?detail=spectra with them. Each body is built once
-//                 per snapshot (Snapshot::body); 400 for another detail.
+//                 and entropy; /fingerprint?detail=spectra with them; ?detail=resources only
+//                 the signals admission reads (what the operator and the webhook poll). Each
+//                 body is built once per snapshot (Snapshot::body); 400 for another detail.
 //   /healthz      200 while the sampling loop is alive
 //   /readyz       200 once every signal's window is full, else 503 with the fill
 // served by net::HttpServer (hardened there) on a pool of 4 threads; it only reads the

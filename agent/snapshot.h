@@ -30,7 +30,7 @@ class Snapshot {
   };
 
   fleet::NodeFingerprint fingerprint_;
-  mutable std::array<Body, 2> bodies_;  // by FingerprintDetail
+  mutable std::array<Body, 3> bodies_;  // by FingerprintDetail
 };
 
 }  // namespace pi0::agent

@@ -117,6 +117,7 @@ class Shared:
                 "gap_max": gaps[-1] if gaps else None}
 
 
+TARGETS = wb.TARGETS
 MARKERS = {
     "node": re.compile(rb'"node":"[^"]*"'),
     "interval": re.compile(rb'"intervalSeconds":[0-9.eE+-]+'),
@@ -138,8 +139,9 @@ class PhasedFarm:
     """A stand-in for one pi0-agent per Node whose agents sample at phases of their own.
 
     As webhook_bench.py's AgentFarm, node i's agent is the loopback address node_ip(i) on PORT,
-    answering GET /fingerprint with the fingerprint of the real pi0-agent of its profile (light,
-    heavy, gpu) under node i's name, one connection per answer. Unlike it, the node's agent
+    answering GET /fingerprint (and ?detail=resources: TARGETS) with the body of the real pi0-agent
+    of its profile (light, heavy, gpu) for that target under node i's name, one connection per
+    answer. Unlike it, the node's agent
     samples every PERIOD seconds at a phase of its own (phase_i = frac(i x 0.618...) x PERIOD,
     in whole milliseconds), as a fleet of agents started at different times does: at time t its
     last sample was taken at s_i = the latest phase_i + k x PERIOD <= t. It answers the real
@@ -163,20 +165,21 @@ class PhasedFarm:
         golden = (math.sqrt(5) - 1) / 2
         self.phase = [int((i * golden) % 1.0 * self.period_ms) for i in range(len(nodes))]
         self.agents = agents
-        self.ring = {p: ([], []) for p in agents}  # profile -> (real sample ms, parts)
+        # (profile, target) -> (real sample ms, parts)
+        self.ring = {(p, t): ([], []) for p in agents for t in TARGETS}
         self.keep_ms = 4 * self.period_ms + 2000
         self.interval_bytes = b'"intervalSeconds":' + repr(float(period_s)).encode()
         self.shared, self.base = shared, shared.slot(worker)
         self.ts_cache = {}
         self.conns = {}
 
-    def fetch(self, profile):
+    def fetch(self, profile, target):
         conn = self.conns.get(profile)
         if conn is None:
             u = urllib.parse.urlsplit(self.agents[profile])
             conn = self.conns[profile] = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
         try:
-            conn.request("GET", "/fingerprint")
+            conn.request("GET", target.decode())
             r = conn.getresponse()
             body = r.read()
         except (OSError, http.client.HTTPException):
@@ -188,8 +191,8 @@ class PhasedFarm:
         return body
 
     def refresh(self):
-        for profile in self.agents:
-            body = self.fetch(profile)
+        for profile, target in self.ring:
+            body = self.fetch(profile, target)
             found = []
             for what, rx in MARKERS.items():
                 ms = list(rx.finditer(body))
@@ -202,7 +205,7 @@ class PhasedFarm:
                 raise RuntimeError("the %s agent is not ready yet" % profile)
             ts = parse_time(dict((w, g) for _, _, w, g in found)["timestamp"]
                             .split(b'"')[3].decode())
-            stamps, parts = self.ring[profile]
+            stamps, parts = self.ring[profile, target]
             if stamps and stamps[-1] >= ts:
                 continue  # no new sample
             segments, at = [], 0
@@ -233,11 +236,11 @@ class PhasedFarm:
                 "%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)).encode() + b".%03dZ\"" % (ms % 1000))
         return b
 
-    def fingerprint(self, i, name, profile):
+    def fingerprint(self, i, name, profile, target):
         now_ms = int(time.time() * 1000)
         p, ph = self.period_ms, self.phase[i]
         sampled = (now_ms - ph) // p * p + ph
-        stamps, parts = self.ring[profile]
+        stamps, parts = self.ring[profile, target]
         k = max(0, bisect.bisect_right(stamps, sampled) - 1)
         fill = {"node": b'"node":"' + name + b'"', "interval": self.interval_bytes,
                 "timestamp": self.timestamp(sampled)}
@@ -250,11 +253,11 @@ class PhasedFarm:
             q = urllib.parse.parse_qs(urllib.parse.urlsplit(target.decode()).query)
             return 200, json.dumps(self.shared.stats(float(q.get("within", ["3"])[0]))).encode()
         node = self.by_ip.get(ip)
-        if node is None or target != b"/fingerprint":
+        if node is None or target not in TARGETS:
             d[base + REFUSED] += 1
             return 404, b"not an agent address\n"
         i, name, profile = node
-        body, lag = self.fingerprint(i, name, profile)
+        body, lag = self.fingerprint(i, name, profile, target)
         d[base + READ_LAG_AT + bisect.bisect_left(READ_LAG_BOUNDS, lag)] += 1
         now = time.monotonic()
         last = self.shared.last_at + i

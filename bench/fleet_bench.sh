@@ -64,15 +64,15 @@
 # program that does not start, wrk failing), 2 on a usage error or a missing prerequisite.
 # Everything it starts is stopped on exit (also on Ctrl-C), and the cluster removed.
 #
-# Usage: bench/fleet_bench.sh [--nodes "5000 20000"] [--poll-interval 1s] [--duration 10s]
-#          [--window 10] [--connections 32] [--settle 60] [--standby feed|both|none]
+# Usage: bench/fleet_bench.sh [--nodes "5000 20000"] [--designs "poll feed"] [--poll-interval 1s]
+#          [--duration 10s] [--window 10] [--connections 32] [--settle 60] [--standby feed|both|none]
 #          [--farm-workers 2] [--results FILE] [--operator PATH] [--webhook PATH] [--agent PATH]
 # Needs a Release build (scripts/build.sh release), wrk, openssl, curl and kubectl.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 nodes_list="5000 20000" poll_interval=1s duration=10s window=10 connections=32 settle=60
-standby=feed farm_workers=2 results_out=""
+designs="poll feed" standby=feed farm_workers=2 results_out=""
 operator=${PI0_OPERATOR:-$root/build/release/operator/pi0-operator}
 webhook=${PI0_WEBHOOK:-$root/build/release/webhook/pi0-webhook}
 agent=${PI0_AGENT:-$root/build/release/agent/pi0-agent}
@@ -96,6 +96,7 @@ Flags:
   --connections N        wrk connections (default $connections)
   --settle S             how long to wait for every Node usable before measuring anyway
                          (default $settle)
+  --designs "D..."       which designs to run, in order (default "$designs")
   --standby feed|both|none
                          a standby pi0-operator in design feed (reads the feed), in both
                          designs (in poll it polls every agent too), or none (default $standby)
@@ -121,6 +122,7 @@ while (($#)); do
     --window) window=${2:?--window needs a value}; shift 2 ;;
     --connections) connections=${2:?--connections needs a value}; shift 2 ;;
     --settle) settle=${2:?--settle needs a value}; shift 2 ;;
+    --designs) designs=${2:?--designs needs a value}; shift 2 ;;
     --standby) standby=${2:?--standby needs a value}; shift 2 ;;
     --farm-workers) farm_workers=${2:?--farm-workers needs a value}; shift 2 ;;
     --results) results_out=${2:?--results needs a value}; shift 2 ;;
@@ -132,6 +134,8 @@ while (($#)); do
   esac
 done
 duration_re='^[0-9]+(ms|s|m)$'
+for d in $designs; do [[ $d == poll || $d == feed ]] || die "--designs: '$d' is neither poll nor feed"; done
+[[ -n ${designs// /} ]] || die "--designs: name at least one of poll, feed"
 [[ $poll_interval =~ $duration_re ]] || die "--poll-interval: '$poll_interval' is not like 1s"
 [[ $duration =~ ^[1-9][0-9]*[smh]?$ ]] || die "--duration: '$duration' is not like 10s"
 for n in "$window" "$connections" "$settle" "$farm_workers"; do
@@ -459,7 +463,7 @@ for entry in "${entries[@]}"; do
     [[ $(grep -l '^farm: serving' "$work"/farm-"$idx"-*.log 2>/dev/null | wc -l) == "$farm_workers" ]]
   }
   e2e_wait_for "the agent farm serving $n agents ($farm_workers workers)" 60 farm_up
-  for design in poll feed; do
+  for design in $designs; do
     run_design "$n" "$interval" "$design" "$idx"
   done
   for p in "${farm_pids[@]}"; do e2e_stop_pid "$p"; done

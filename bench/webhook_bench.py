@@ -24,7 +24,7 @@
 
 The apiserver is reached with $PI0_APISERVER, $PI0_TOKEN and $PI0_CA_FILE (tests/e2e/lib.sh).
 """
-import asyncio, concurrent.futures, http.client, json, math, os, re, socket, ssl, sys
+import asyncio, concurrent.futures, http.client, itertools, json, math, os, re, socket, ssl, sys
 import threading, time, urllib.parse, urllib.request, zlib
 
 GIB = 2**30
@@ -257,13 +257,17 @@ def create_slices(args):
 # ---------------------------------------------------------------------------------------------
 # The agent farm
 
+# What the programs ask the agents for: the summary, or (pi0's pollers) only what admission reads.
+TARGETS = (b"/fingerprint", b"/fingerprint?detail=resources")
+
+
 class AgentFarm:
     """A stand-in for one pi0-agent per Node, for fleets larger than one machine can run.
 
     Listens on 0.0.0.0:PORT, so every address of 127.0.0.0/8 reaches it; a connection to the
-    address of node i (node_ip) is node i's agent. GET /fingerprint answers the fingerprint
-    that a real pi0-agent serves (one per profile: light, heavy, gpu; fetched again every
-    second), with "node" replaced by node i's name, as the webhook's poller requires. Each
+    address of node i (node_ip) is node i's agent. GET /fingerprint (and ?detail=resources:
+    TARGETS) answers the body that a real pi0-agent serves for it (one per profile: light, heavy,
+    gpu; fetched again every second), with "node" replaced by node i's name, as the webhook's poller requires. Each
     answer closes its connection, as the poller asks. GET /farm-stats on any other address:
     how many nodes were polled within ?within=SECONDS, the polls so far, the answers refused.
     """
@@ -275,13 +279,13 @@ class AgentFarm:
         self.polls = 0
         self.refused = 0
         self.agents = agents  # profile -> base URL of a real pi0-agent
-        self.templates = {}  # profile -> (before, after) the node's name
+        self.templates = {}  # (profile, target) -> (before, after) the node's name
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def refresh(self):
         templates = {}
-        for profile, url in self.agents.items():
-            with self.opener.open(url + "/fingerprint", timeout=5) as r:
+        for (profile, url), target in itertools.product(self.agents.items(), TARGETS):
+            with self.opener.open(url + target.decode(), timeout=5) as r:
                 body = r.read()
             doc = json.loads(body)
             if not doc.get("ready"):
@@ -290,7 +294,7 @@ class AgentFarm:
             parts = body.split(marker)
             if len(parts) != 2:
                 raise RuntimeError("cannot find %r in the %s fingerprint" % (marker, profile))
-            templates[profile] = (parts[0] + b'"node":"', b'"' + parts[1])
+            templates[profile, target] = (parts[0] + b'"node":"', b'"' + parts[1])
         self.templates = templates
 
     def refresher(self):
@@ -315,11 +319,11 @@ class AgentFarm:
                                "gap_max": gaps[-1] if gaps else None}).encode()
             return 200, body
         node = self.by_ip.get(ip)
-        if node is None or target != b"/fingerprint":
+        if node is None or target not in TARGETS:
             self.refused += 1
             return 404, b"not an agent address\n"
         i, name, profile = node
-        before, after = self.templates[profile]
+        before, after = self.templates[profile, target]
         now = time.monotonic()
         if self.last[i]:
             self.gap[i] = now - self.last[i]

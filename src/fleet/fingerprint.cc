@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/timestamp.h"
+#include "fleet/resource_view.h"
 #include "gate/forecast.h"
 
 namespace pi0::fleet {
@@ -86,14 +87,18 @@ Json gpuJson(const GpuInfo& g) {
 
 std::string toJson(const NodeFingerprint& fp, FingerprintDetail detail) {
   Json signals = Json::object();
-  for (const auto& [name, s] : fp.signals)
+  for (const auto& [name, s] : fp.signals) {
+    if (detail == FingerprintDetail::kResources && !readByResourceView(name)) continue;
     signals[name] = signalJson(s, detail);
+  }
   Json missing = Json::array();
   for (const auto& m : fp.missingSources)
     missing.push_back({{"source", m.source}, {"reason", m.reason}});
   Json gpus = Json::array();
-  for (const auto& g : fp.gpus)
-    gpus.push_back(gpuJson(g));
+  if (detail != FingerprintDetail::kResources) {
+    for (const auto& g : fp.gpus)
+      gpus.push_back(gpuJson(g));
+  }
   const Json doc{{"apiVersion", "stability.pi0.io/v1alpha1"},
                  {"kind", "Fingerprint"},
                  {"node", fp.node},

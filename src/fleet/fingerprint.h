@@ -121,6 +121,10 @@ struct NodeFingerprint {
 enum class FingerprintDetail {
   kSummary,  // no `spectrum`, no `entropy`
   kSpectra,  // also each signal's `spectrum` and `entropy`
+  // As kSummary, only the signals resourceView reads (readByResourceView: cpu, memory, their
+  // pressure, gpu<i>_sm) and no `gpus`: what pi0-operator and pi0-webhook poll
+  // (GET /fingerprint?detail=resources): on a node without GPUs, 4 of the 7 signals.
+  kResources,
 };
 
 // The /fingerprint body of `fingerprint`: compact JSON, signals in name order. The timestamp is

@@ -179,17 +179,26 @@ Fetched fetch(const Agent& agent, const PollerOptions& options, Watchdog& watchd
   bool tooLarge = false;
   const auto start = SteadyClock::now();
   watchdog.arm(slot, &client, start + options.timeout);
-  auto result = client.Get(
-      options.path, httplib::Headers{{"Accept", "application/json"}},
-      [](const httplib::Response&) { return true; },
-      [&](const char* data, std::size_t length) {
-        if (body.size() + length > options.maxBodyBytes) {
-          tooLarge = true;
-          return false;
-        }
-        body.append(data, length);
-        return true;
-      });
+  auto get = [&](const std::string& path) {
+    body.clear();
+    return client.Get(
+        path, httplib::Headers{{"Accept", "application/json"}},
+        [](const httplib::Response&) { return true; },
+        [&](const char* data, std::size_t length) {
+          if (body.size() + length > options.maxBodyBytes) {
+            tooLarge = true;
+            return false;
+          }
+          body.append(data, length);
+          return true;
+        });
+  };
+  auto result = get(options.path);
+  // An agent older than the query's detail refuses it: ask for its default body (within the
+  // same deadline), which the view trims as it always did.
+  if (const auto query = options.path.find('?');
+      result && result->status == 400 && query != std::string::npos)
+    result = get(options.path.substr(0, query));
   const Watchdog::Fired fired = watchdog.disarm(slot);
   const auto elapsed = SteadyClock::now() - start;
 

@@ -41,7 +41,7 @@ TEST_CASE("the endpoints answer with the right status and content type") {
 
   substrates::Clock::time_point now{};
   for (int i = 0; i < 8; ++i) {
-    fakePtr->push(substrates::Sample{{{"cpu", 0.5}}, {}});
+    fakePtr->push(substrates::Sample{{{"cpu", 0.5}, {"disk", 0.25}}, {}});
     now += std::chrono::seconds(1);
     collector->step(now, std::chrono::system_clock::now());
   }
@@ -68,6 +68,12 @@ TEST_CASE("the endpoints answer with the right status and content type") {
   auto withSpectra = nlohmann::json::parse(spectra->body);
   CHECK(withSpectra["signals"]["cpu"]["spectrum"].size() == 4);
   CHECK(withSpectra["signals"]["cpu"].contains("entropy"));
+  auto resources = client.Get("/fingerprint?detail=resources");
+  REQUIRE(resources);
+  CHECK(resources->status == 200);
+  auto onlyResources = nlohmann::json::parse(resources->body);
+  CHECK(onlyResources["signals"].contains("cpu"));
+  CHECK(onlyResources["signals"].size() < json["signals"].size());
   CHECK(client.Get("/fingerprint?detail=everything")->status == 400);
 
   CHECK(client.Get("/healthz")->status == 200);

@@ -10,6 +10,7 @@
 
 #include "common/files.h"
 #include "fleet/fingerprint.h"
+#include "fleet/resource_view.h"
 
 using namespace pi0;
 using namespace pi0::fleet;
@@ -437,6 +438,33 @@ TEST_CASE("the recorded fingerprint reads back the same through toJson") {
   auto fp = parseFingerprint(fixture());
   REQUIRE(fp);
   checkRoundTrip(*fp);
+}
+
+TEST_CASE("detail=resources: the signals the resource view reads, parsed as the trimmed summary") {
+  auto fp = parseFingerprint(fixture());
+  REQUIRE(fp);
+  // As a real agent's: disk and network too, which admission does not read.
+  for (const char* other : {"disk", "network", "psi_io"})
+    fp->signals.emplace(other, fp->signals.at("cpu"));
+  const std::string summary = toJson(*fp, FingerprintDetail::kSummary);
+  const std::string resources = toJson(*fp, FingerprintDetail::kResources);
+  const Json doc = Json::parse(resources);
+  CHECK(doc["gpus"].empty());
+  std::size_t kept = 0;
+  for (const auto& [name, signal] : fp->signals) {
+    CHECK_MESSAGE(doc["signals"].contains(name) == readByResourceView(name), name);
+    kept += readByResourceView(name) ? 1 : 0;
+  }
+  CHECK(kept >= 4);  // cpu, memory and their pressure, at least
+  CHECK(doc["signals"].size() == kept);
+  CHECK(fp->signals.size() > kept);  // the fixture has more: the test would show nothing
+  CHECK(resources.size() < summary.size());
+  // What a reader keeps of the summary, it gets from the resources body.
+  auto read = parseFingerprint(resources);
+  REQUIRE(read);
+  NodeFingerprint trimmed = *fp;
+  trimToResourceView(trimmed);
+  CHECK(*read == trimmed);
 }
 
 TEST_CASE("the summary leaves spectra and entropy out; the parser takes both forms") {

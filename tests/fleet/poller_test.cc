@@ -66,6 +66,7 @@ class StandInAgent {
     kStatus503,  // 503 "window 40% full"
     kWrongNode,  // a valid fingerprint of another node
     kHuge,       // 200 and 5 MiB
+    kOlder,      // as an agent older than ?detail=resources: 400 for it, else kGood
   };
 
   StandInAgent(std::string node, Mode mode, Concurrency* concurrency = nullptr,
@@ -75,8 +76,13 @@ class StandInAgent {
         concurrency_(concurrency),
         delay_(delay),
         good_(fingerprintOf(node_)) {
-    server_.Get("/fingerprint",
-                [this](const httplib::Request&, httplib::Response& res) { serve(res); });
+    server_.Get("/fingerprint", [this](const httplib::Request& req, httplib::Response& res) {
+      {
+        std::lock_guard lock(mu_);
+        details_.push_back(req.get_param_value("detail"));
+      }
+      serve(req, res);
+    });
     port_ = server_.bind_to_any_port("127.0.0.1");
     REQUIRE(port_ > 0);
     thread_ = std::thread([this] { server_.listen_after_bind(); });
@@ -95,6 +101,11 @@ class StandInAgent {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   Agent agent() const { return {node_, url()}; }
   int requests() const { return requests_; }
+  // The detail each request asked for ("" for none), in order.
+  std::vector<std::string> details() {
+    std::lock_guard lock(mu_);
+    return details_;
+  }
   void setMode(Mode mode) { mode_ = mode; }
 
   // Lets hanging requests end (they end by themselves after 10 s).
@@ -114,7 +125,7 @@ class StandInAgent {
   }
 
  private:
-  void serve(httplib::Response& res) {
+  void serve(const httplib::Request& req, httplib::Response& res) {
     ++requests_;
     if (concurrency_) concurrency_->enter();
     if (delay_ > 0ms) std::this_thread::sleep_for(delay_);
@@ -153,6 +164,14 @@ class StandInAgent {
       case Mode::kHuge:
         res.set_content(std::string(5 << 20, ' '), "application/json");
         break;
+      case Mode::kOlder:
+        if (req.has_param("detail")) {
+          res.status = 400;
+          res.set_content("detail: only 'spectra' is known\n", "text/plain");
+        } else {
+          res.set_content(good_, "application/json");
+        }
+        break;
     }
     if (concurrency_) concurrency_->leave();
   }
@@ -166,6 +185,7 @@ class StandInAgent {
   std::mutex mu_;
   std::condition_variable cv_;
   bool released_ = false;
+  std::vector<std::string> details_;  // guarded by mu_
   httplib::Server server_;
   int port_ = 0;
   std::thread thread_;
@@ -266,6 +286,29 @@ TEST_CASE("good, garbage and hanging agents over rounds: health, breaker, recove
   CHECK(counters.skippedOpen == 2);
   CHECK(counters.rounds == 5);
   CHECK(counters.lastRoundSeconds > 0);
+}
+
+TEST_CASE("agents are asked for what admission reads; an older agent, for its summary") {
+  testing::FakeClock clock;
+  StandInAgent current("node-current", StandInAgent::Mode::kGood);
+  StandInAgent older("node-older", StandInAgent::Mode::kOlder);
+  StaticAgents source({current.agent(), older.agent()});
+  FleetView view;
+  auto poller = FleetPoller::create(source, view, clock, fastOptions());
+  REQUIRE(poller);
+  const PollRound r = (*poller)->pollOnce();
+  CHECK(r.ok == 2);
+  CHECK(r.error == 0);
+  CHECK(current.details() == std::vector<std::string>{"resources"});
+  CHECK(older.details() == std::vector<std::string>{"resources", ""});
+  const auto snap = view.snapshot();
+  REQUIRE(snap->find("node-older"));
+  CHECK(snap->find("node-older")->health == NodeHealth::kHealthy);
+  REQUIRE(snap->find("node-older")->fingerprint);
+  // Any other refusal is a failure, and not asked again without the detail.
+  older.setMode(StandInAgent::Mode::kStatus503);
+  CHECK((*poller)->pollOnce().error == 1);
+  CHECK(older.details().size() == 3);
 }
 
 TEST_CASE("every kind of bad answer is a failure with a message") {
