@@ -57,6 +57,10 @@ void addPollingFlags(FlagTable& table, PollingOptions& options) {
             "how often to poll every agent; data older than 3 intervals is stale; at most 1h");
   table.add("--agent-timeout DURATION", flags::duration(options.agentTimeoutSeconds),
             "how long one agent may take to answer; at most 1h");
+  table.add("--poll-concurrency N",
+            flags::whole(options.pollConcurrency, 1, 1024, "a whole number in 1..1024"),
+            "agents read at once: a read waits mostly on the network and the agent, so the "
+            "agents read per second are about N / the time one read takes");
   table.add("--fleet-lease NS/NAME",
             flags::nonEmpty(flags::custom(options.fleetLease, parseService)),
             "read the fleet from the feed of this Lease's holder (the operator leader) instead "
@@ -117,6 +121,7 @@ Result<std::unique_ptr<FleetPolling>> startPolling(Runner& runner, kube::Client&
 
   PollerOptions pollerOptions;
   pollerOptions.followSamples = true;
+  pollerOptions.concurrency = options.pollConcurrency;
   pollerOptions.timeout = std::chrono::milliseconds(
       std::max<long long>(1, std::llround(options.agentTimeoutSeconds * 1000)));
   auto agents = startAgentSource(client, options.agents, options.agentService);

@@ -36,20 +36,21 @@ struct PollingOptions {
   std::optional<ServiceRef> agentService;    // --agent-service NS/NAME
   double pollIntervalSeconds = 1.0;          // --poll-interval
   double agentTimeoutSeconds = 2.0;          // --agent-timeout
+  std::size_t pollConcurrency = 8;           // --poll-concurrency
   // The fleet feed: the publisher is the holder of this Lease, at its stability.pi0.io/fleet-url
   // annotation. None: poll the agents directly, always.
   std::optional<ServiceRef> fleetLease;       // --fleet-lease NS/NAME
   std::string fleetCaFile;                    // --fleet-ca-file
   std::string fleetServerName = "pi0-fleet";  // --fleet-server-name
   std::string fleetTokenFile;                 // --fleet-token-file
-  double fleetFallbackAfterSeconds = 0;       // --fleet-fallback-after; 0: 2 poll intervals
+  double fleetFallbackAfterSeconds = 0;       // --fleet-fallback-after; 0: one poll interval
 };
 
 // The Lease annotation where the publisher of the fleet feed says where it serves it.
 inline constexpr std::string_view kFleetUrlAnnotation = "stability.pi0.io/fleet-url";
 
-// Declares --agents, --agent-service, --poll-interval, --agent-timeout and the --fleet-* flags of
-// the feed's consumer, bound to `options`.
+// Declares --agents, --agent-service, --poll-interval, --agent-timeout, --poll-concurrency and
+// the --fleet-* flags of the feed's consumer, bound to `options`.
 void addPollingFlags(FlagTable& table, PollingOptions& options);
 // After parsing: exactly one of --agents and --agent-service was given; --fleet-lease comes with
 // --fleet-ca-file.

@@ -51,6 +51,7 @@ TEST_CASE("defaults") {
   CHECK_FALSE(o->agentService);
   CHECK(o->pollIntervalSeconds == 1.0);
   CHECK(o->agentTimeoutSeconds == 2.0);
+  CHECK(o->pollConcurrency == 8);
   CHECK(o->qps == 20);
   CHECK(o->burst == 30);
   CHECK(o->logLevel == pi0::log::Level::kInfo);
@@ -72,6 +73,7 @@ TEST_CASE("every flag, in both spellings") {
                          "--poll-interval",
                          "250ms",
                          "--agent-timeout=1.5s",
+                         "--poll-concurrency=64",
                          "--qps",
                          "7.5",
                          "--burst=12",
@@ -93,6 +95,7 @@ TEST_CASE("every flag, in both spellings") {
   CHECK(o->agentService->name == "pi0-agent");
   CHECK(o->pollIntervalSeconds == doctest::Approx(0.25));
   CHECK(o->agentTimeoutSeconds == doctest::Approx(1.5));
+  CHECK(o->pollConcurrency == 64);
   CHECK(o->qps == doctest::Approx(7.5));
   CHECK(o->burst == 12);
   CHECK(o->logLevel == pi0::log::Level::kDebug);
@@ -152,6 +155,7 @@ TEST_CASE("usage errors name the flag") {
            {{"--agents", kAgents, "--poll-interval", "fast"}, "--poll-interval: "},
            {{"--agents", kAgents, "--poll-interval", "0s"}, "--poll-interval must be greater"},
            {{"--agents", kAgents, "--agent-timeout", "2h"}, "--agent-timeout must be at most 1h"},
+           {{"--agents", kAgents, "--poll-concurrency", "0"}, "--poll-concurrency: '0'"},
            {{"--agents", kAgents, "--qps", "0"}, "--qps: '0'"},
            {{"--agents", kAgents, "--qps", "1x"}, "--qps: '1x'"},
            {{"--agents", kAgents, "--burst", "0"}, "--burst: '0'"},
