@@ -88,7 +88,12 @@ std::string FeedClient::bearer() {
 
 Result<void> FeedClient::readPage(std::stop_token st) {
   if (!connection_) {
-    auto url = locate_(st);
+    const Clock::time_point now = clock_.now();
+    if (!located_ || now - locatedAt_ >= options_.relocateEvery) {
+      located_ = locate_(st);
+      locatedAt_ = now;
+    }
+    const Result<std::string>& url = *located_;
     if (!url) return fail(url.error().message);
     auto address = parseFeedUrl(*url);
     if (!address) return fail(address.error().message);

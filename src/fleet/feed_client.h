@@ -2,7 +2,8 @@
 // that reads the agents, over HTTPS: the server's certificate must chain to --fleet-ca-file and
 // name --fleet-server-name; the client sends its service-account token, which the publisher
 // checks with a TokenReview. Pages come every `every`: a delta since the version held, or every
-// node after a change of publisher.
+// node after a change of publisher. After a failed page the publisher is located again (the
+// locator reads the Lease), at most once a `relocateEvery`.
 //
 // When the feed is gone (the publisher died, no leader yet, a network fault), the view keeps
 // what it has, and each node's data would go stale staleAfter after it was fetched. After
@@ -37,6 +38,11 @@ struct FeedClientOptions {
   Clock::duration every = std::chrono::milliseconds(250);  // between pages
   std::chrono::milliseconds timeout{2000};                 // one page, connect to last byte
   Clock::duration fallbackAfter = std::chrono::seconds(1);
+  // After a failed page the publisher is located again (it may have moved), at most this often:
+  // between two locations the client retries the URL it has, every `every`. The locator reads a
+  // Lease from the apiserver, which every replica would otherwise ask every `every` while the
+  // leader is gone.
+  Clock::duration relocateEvery = std::chrono::seconds(1);
   std::size_t maxBodyBytes = 256 << 20;
 };
 
@@ -89,7 +95,10 @@ class FeedClient {
   Clock& clock_;
   FeedCounters counters_;
   std::unique_ptr<Connection> connection_;  // the client's thread only
-  std::string epoch_;                       // of the pages held; "" for none
+  // The last location (the client's thread only): its URL, or why none, and when.
+  std::optional<Result<std::string>> located_;
+  Clock::time_point locatedAt_;
+  std::string epoch_;  // of the pages held; "" for none
   std::uint64_t version_ = 0;
   std::string token_;
   std::optional<Clock::time_point> tokenReadAt_;

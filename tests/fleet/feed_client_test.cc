@@ -140,7 +140,14 @@ TEST_CASE("the client keeps its view current from the feed, and falls back while
     REQUIRE(eventually([&] { return (*client)->fallback(); }));
     CHECK(consumer.snapshot()->size() == 2);
     CHECK((*client)->lastError().find("cannot connect") != std::string::npos);
-    CHECK(located.load() > 1);  // located again after each failure
+    // Located again after a failure (within relocateEvery, 1 s, of the last location)...
+    REQUIRE(eventually([&] { return located.load() > 1; }));
+    // ...but at most once a `relocateEvery` (1 s), while pages are tried every 20 ms.
+    const int before = located.load();
+    const auto errors = (*client)->counters().errors.load();
+    std::this_thread::sleep_for(500ms);
+    CHECK((*client)->counters().errors.load() >= errors + 10);
+    CHECK(located.load() <= before + 1);
 
     // Another publisher (a new leader, a new epoch) comes: a full page, and no more fallback.
     source.setAgents({{"b", "http://10.0.0.2:9560"}});
