@@ -120,6 +120,24 @@ void trimPod(Json& pod) {
   pod = std::move(out);
 }
 
+void trimNode(Json& node) {
+  Json out = Json::object();
+  for (const char* key : {"apiVersion", "kind"}) {
+    if (auto it = node.find(key); it != node.end() && it->is_string()) out[key] = std::move(*it);
+  }
+  Json& m = out["metadata"] = Json::object();
+  if (auto meta = node.find("metadata"); meta != node.end() && meta->is_object()) {
+    for (const char* key : {"name", "uid", "resourceVersion"}) {
+      if (auto it = meta->find(key); it != meta->end() && !it->is_null()) m[key] = std::move(*it);
+    }
+  }
+  if (auto s = node.find("status"); s != node.end() && s->is_object()) {
+    if (auto a = s->find("allocatable"); a != s->end() && !a->is_null())
+      out["status"] = Json{{"allocatable", std::move(*a)}};
+  }
+  node = std::move(out);
+}
+
 fleet::CapacityMap capacitiesOf(const std::vector<ObjectPtr>& nodes) {
   fleet::CapacityMap out;
   for (const auto& node : nodes) {
@@ -138,11 +156,12 @@ Caches::Caches(kube::Client& client)
       statefulSets(kube::Store::dropManagedFields),
       autoscalers(kube::Store::dropManagedFields),
       pods(trimPod),
-      nodes(kube::Store::dropManagedFields) {
+      nodes(trimNode) {
   auto add = [&](const kube::ResourceType& type, kube::Store& store) {
     kube::ReflectorOptions options;
-    // Pods are many: list them in pages, each trimmed as it arrives (see trimPod).
-    options.listFromWatchCache = &store != &pods;
+    // Pods and Nodes are many: list them in pages, each trimmed as it arrives (trimPod,
+    // trimNode), not in one answer parsed whole.
+    options.listFromWatchCache = &store != &pods && &store != &nodes;
     reflectors_.push_back(std::make_unique<kube::Reflector>(client, type, "", store, options));
     named_.emplace_back(type.qualifiedName(), &store);
   };

@@ -59,6 +59,11 @@ namespace pi0::op {
 // counts), so that 10,000 cached pods stay small.
 void trimPod(kube::Json& pod);
 
+// Trims a Node to what the operator reads: its reference for Events (apiVersion, kind, name,
+// uid, resourceVersion) and status.allocatable. A Node is mostly what the operator never reads
+// (images, conditions, nodeInfo, labels), and thousands of them were most of its memory.
+void trimNode(kube::Json& node);
+
 // The node capacities (status.allocatable: cpu, memory, nvidia.com/gpu, read by
 // kube::nodeAllocatable) of Node objects; a node whose allocatable does not parse counts nothing.
 fleet::CapacityMap capacitiesOf(const std::vector<kube::ObjectPtr>& nodes);

@@ -2,6 +2,7 @@
 // themselves run against the real control plane (operator_e2e_test.sh).
 #include <doctest/doctest.h>
 
+#include "kube/events.h"
 #include "reconciler.h"
 #include "stability/health.h"
 
@@ -54,6 +55,41 @@ TEST_CASE("a Pod without the optional parts trims without throwing") {
     json pod = json::parse(text);
     CHECK_NOTHROW(trimPod(pod));
     CHECK(pod["metadata"].is_object());
+  }
+}
+
+TEST_CASE("a Node trims to its reference and allocatable: the same capacity and Event subject") {
+  json node = json::parse(R"({
+    "apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "node-a", "uid": "n1", "resourceVersion": "42",
+                 "labels": {"kubernetes.io/hostname": "node-a"}, "annotations": {"a": "b"}},
+    "spec": {"providerID": "aws:///zone/i-1", "taints": [{"key": "k", "effect": "NoSchedule"}]},
+    "status": {"capacity": {"cpu": "8"}, "allocatable": {"cpu": "7500m", "memory": "30Gi",
+                                                         "nvidia.com/gpu": "1"},
+               "conditions": [{"type": "Ready", "status": "True"}],
+               "images": [{"names": ["app/web:1.4.2"], "sizeBytes": 86123456}],
+               "nodeInfo": {"kubeletVersion": "v1.20.2"}}
+  })");
+  const auto original = std::make_shared<const json>(node);
+  trimNode(node);
+  CHECK(node == json::parse(R"({
+    "apiVersion": "v1", "kind": "Node",
+    "metadata": {"name": "node-a", "uid": "n1", "resourceVersion": "42"},
+    "status": {"allocatable": {"cpu": "7500m", "memory": "30Gi", "nvidia.com/gpu": "1"}}
+  })"));
+  const auto trimmed = std::make_shared<const json>(node);
+  const auto before = capacitiesOf({original}), after = capacitiesOf({trimmed});
+  REQUIRE(after.contains("node-a"));
+  CHECK(after.at("node-a").cpuMilli == before.at("node-a").cpuMilli);
+  CHECK(after.at("node-a").memoryBytes == before.at("node-a").memoryBytes);
+  CHECK(after.at("node-a").gpus == 1);
+  CHECK(pi0::kube::ObjectReference::of(node).toJson() ==
+        pi0::kube::ObjectReference::of(*original).toJson());
+  // Without the optional parts: no throw, a metadata object.
+  for (const char* text : {R"({})", R"({"metadata": null, "status": []})"}) {
+    json n = json::parse(text);
+    CHECK_NOTHROW(trimNode(n));
+    CHECK(n["metadata"].is_object());
   }
 }
 
