@@ -60,7 +60,7 @@ class FleetSnapshot {
   const NodeStatus* find(std::string_view node) const;
 
   Clock::duration staleAfter() const { return staleAfter_; }
-  // The node's fetch was within staleAfter before `now`.
+  // The node's fingerprint was fetched within staleAfter before `now`.
   bool isFresh(const NodeStatus& status, Clock::time_point now) const;
   // The node's data may be used for decisions at `now`: it has a fingerprint, fresh, and the
   // node is not Failed (DESIGN.md: "a failed node passes no gate"). A Suspect node's data is
