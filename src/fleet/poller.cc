@@ -1,15 +1,19 @@
 #include "fleet/poller.h"
 
-#include <httplib.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <thread>
+#include <span>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -20,103 +24,15 @@
 namespace pi0::fleet {
 namespace {
 
-// Real time, not the poller's Clock, bounds and measures the HTTP requests: the sockets, the
-// kernel's and cpp-httplib's timeouts and the watchdog's condition variable all run on real
-// time, and a fake clock cannot make a socket time out. The Clock paces the rounds and stamps
-// what the view records (fetchedAt, the breakers).
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+// Real time, not the poller's Clock, bounds and measures the HTTP requests: the sockets and the
+// deadlines' timers run on real time, and a fake clock cannot make a socket time out. The Clock
+// paces the rounds and stamps what the view records (fetchedAt, the breakers).
 using SteadyClock = std::chrono::steady_clock;
-
-// How often a request past its deadline is stopped again: httplib's stop() cannot interrupt a
-// connect in progress, so the first stop may come too early to take.
-constexpr auto kRestopEvery = std::chrono::milliseconds(10);
-
-// Stops the HTTP requests that have run past their deadline, and every request in flight when
-// the round is cancelled. cpp-httplib's timeouts bound each read, not the whole answer (an
-// agent trickling a byte a second would never time out); this bounds the whole answer.
-// One slot per worker thread; each worker arms its slot around one request.
-class Watchdog {
- public:
-  enum class Fired { kNo, kTimeout, kCancelled };
-
-  Watchdog(std::size_t slots, std::stop_token round)
-      : slots_(slots),
-        round_(round),
-        onCancel_(round_, [this] { wake(); }),
-        thread_([this](std::stop_token own) { loop(own); }) {}
-
-  ~Watchdog() {
-    thread_.request_stop();
-    wake();
-  }
-
-  // `client` must stay alive until disarm(slot).
-  void arm(std::size_t slot, httplib::Client* client, SteadyClock::time_point deadline) {
-    std::lock_guard lock(mu_);
-    slots_[slot] = Armed{client, deadline, Fired::kNo};
-    // Deadlines only grow (now + the timeout): while another slot is armed, the watchdog wakes
-    // for an earlier one and sees this one then. Waking it for every request cost two context
-    // switches per poll.
-    if (armed_++ == 0) {
-      changed_ = true;
-      cv_.notify_all();
-    }
-  }
-
-  // Why the slot's request was stopped, if it was. After this the watchdog no longer touches
-  // the client.
-  Fired disarm(std::size_t slot) {
-    std::lock_guard lock(mu_);
-    const Fired fired = slots_[slot] ? slots_[slot]->fired : Fired::kNo;
-    if (slots_[slot]) --armed_;
-    slots_[slot].reset();
-    return fired;
-  }
-
- private:
-  // A request out on a slot: its client, when it is due, and whether it was stopped.
-  struct Armed {
-    httplib::Client* client;
-    SteadyClock::time_point deadline;
-    Fired fired;
-  };
-
-  void wake() {
-    std::lock_guard lock(mu_);
-    changed_ = true;
-    cv_.notify_all();
-  }
-
-  void loop(std::stop_token own) {
-    std::unique_lock lock(mu_);
-    while (!own.stop_requested()) {
-      const auto now = SteadyClock::now();
-      const bool cancel = round_.stop_requested();
-      auto next = now + std::chrono::hours(1);
-      for (std::optional<Armed>& slot : slots_) {
-        if (!slot) continue;
-        if (cancel || now >= slot->deadline) {
-          if (slot->fired == Fired::kNo) slot->fired = cancel ? Fired::kCancelled : Fired::kTimeout;
-          // Under mu_, so the worker cannot destroy the client meanwhile (disarm waits).
-          slot->client->stop();
-          next = std::min(next, now + kRestopEvery);
-        } else {
-          next = std::min(next, slot->deadline);
-        }
-      }
-      cv_.wait_until(lock, own, next, [&] { return changed_; });
-      changed_ = false;
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable_any cv_;
-  bool changed_ = false;
-  std::vector<std::optional<Armed>> slots_;  // nullopt: no request out on that slot
-  std::size_t armed_ = 0;                    // slots that are not nullopt
-  std::stop_token round_;
-  std::stop_callback<std::function<void()>> onCancel_;
-  std::jthread thread_;  // last: started once everything it uses is built
-};
 
 enum class Outcome { kOk, kError, kTimeout, kCancelled };
 
@@ -143,83 +59,202 @@ std::string excerpt(std::string_view body) {
   return out;
 }
 
-std::string describe(httplib::Error error) {
-  switch (error) {
-    case httplib::Error::Connection:
-      return "cannot connect";
-    case httplib::Error::Read:
-      return "connection lost while reading the answer";
-    case httplib::Error::Write:
-      return "connection lost while sending the request";
-    case httplib::Error::Canceled:
-      return "request canceled";
-    default:
-      return "request failed (" + httplib::to_string(error) + ")";
+// Reads the fingerprints of `agents`, at most `concurrency` at once, on the calling thread:
+// Boost.Asio's event loop (epoll) drives every connection, and Beast parses the answers. One
+// thread waits on all the sockets at once, so a read costs its system calls and its parsing,
+// not a thread's wake-up and a watchdog's. Each read has one deadline, `timeout` from its
+// start, over everything it does (connecting, sending, the whole answer: an agent trickling a
+// byte a second is cut off there). `done` is called on this thread as each read ends.
+class Reader {
+ public:
+  using Done = std::function<void(const Agent&, Fetched)>;
+
+  Reader(const PollerOptions& options, std::span<const Agent* const> agents, std::stop_token st,
+         Done done)
+      : options_(options), agents_(agents), st_(std::move(st)), done_(std::move(done)) {
+    const std::size_t n = std::min(options.concurrency, agents.size());
+    slots_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i)
+      slots_.push_back(std::make_unique<Slot>(*this));
   }
-}
 
-Fetched fetch(const Agent& agent, const PollerOptions& options, Watchdog& watchdog,
-              std::size_t slot) {
-  const std::string prefix = "agent " + agent.node + " (" + agent.url + "): ";
-  auto failed = [&](Outcome outcome, std::string message) {
-    return Fetched{outcome, {}, prefix + std::move(message)};
-  };
-  auto address = parseAgentUrl(agent.url);
-  if (!address)
-    return Fetched{Outcome::kError, {}, "agent " + agent.node + ": " + address.error().message};
+  // Returns when every read has ended. Stopping the token ends the reads in flight as
+  // kCancelled, and those not begun too.
+  void run() {
+    std::stop_callback onStop(st_, [this] {
+      asio::post(io_, [this] {
+        cancelled_ = true;
+        for (auto& slot : slots_)
+          slot->abort();
+      });
+    });
+    for (auto& slot : slots_)
+      slot->next();
+    io_.run();
+  }
 
-  httplib::Client client(address->host, address->port);
-  // Each bounds one step; the watchdog bounds their sum.
-  client.set_connection_timeout(options.timeout);
-  client.set_read_timeout(options.timeout);
-  client.set_write_timeout(options.timeout);
-  client.set_keep_alive(false);
+ private:
+  // One read at a time, then the next agent's.
+  class Slot {
+   public:
+    explicit Slot(Reader& reader)
+        : r_(reader), socket_(reader.io_), resolver_(reader.io_), timer_(reader.io_) {}
 
-  std::string body;
-  bool tooLarge = false;
-  const auto start = SteadyClock::now();
-  watchdog.arm(slot, &client, start + options.timeout);
-  auto get = [&](const std::string& path) {
-    body.clear();
-    return client.Get(
-        path, httplib::Headers{{"Accept", "application/json"}},
-        [](const httplib::Response&) { return true; },
-        [&](const char* data, std::size_t length) {
-          if (body.size() + length > options.maxBodyBytes) {
-            tooLarge = true;
-            return false;
-          }
-          body.append(data, length);
-          return true;
+    // Begins the read of the next agent not yet read, if any. An agent that is not read (a bad
+    // address, a stopped round) is reported at once, and the next one taken.
+    void next() {
+      while (r_.nextAgent_ < r_.agents_.size()) {
+        const Agent* agent = r_.agents_[r_.nextAgent_++];
+        if (r_.cancelled_ || r_.st_.stop_requested()) {
+          r_.done_(*agent, Fetched{Outcome::kCancelled, {}, {}});
+          continue;
+        }
+        auto address = parseAgentUrl(agent->url);
+        if (!address) {
+          r_.done_(*agent, Fetched{Outcome::kError,
+                                   {},
+                                   "agent " + agent->node + ": " + address.error().message});
+          continue;
+        }
+        agent_ = agent;
+        address_ = std::move(*address);
+        host_ = address_.host.find(':') == std::string::npos
+                    ? address_.host + ":" + std::to_string(address_.port)
+                    : "[" + address_.host + "]:" + std::to_string(address_.port);
+        timedOut_ = false;
+        timer_.expires_after(r_.options_.timeout);
+        timer_.async_wait([this, generation = ++generation_](boost::system::error_code ec) {
+          if (ec || generation != generation_) return;
+          timedOut_ = true;
+          abort();
         });
-  };
-  auto result = get(options.path);
-  // An agent older than the query's detail refuses it: ask for its default body (within the
-  // same deadline), which the view trims as it always did.
-  if (const auto query = options.path.find('?');
-      result && result->status == 400 && query != std::string::npos)
-    result = get(options.path.substr(0, query));
-  const Watchdog::Fired fired = watchdog.disarm(slot);
-  const auto elapsed = SteadyClock::now() - start;
+        request(r_.options_.path);
+        return;
+      }
+    }
 
-  if (fired == Watchdog::Fired::kCancelled) return Fetched{Outcome::kCancelled, {}, {}};
-  if (fired == Watchdog::Fired::kTimeout ||
-      (!result &&
-       (result.error() == httplib::Error::ConnectionTimeout || elapsed >= options.timeout)))
-    return failed(Outcome::kTimeout, "timed out after " + seconds(options.timeout) + " s");
-  if (tooLarge)
-    return failed(Outcome::kError,
-                  "answer larger than " + std::to_string(options.maxBodyBytes) + " bytes");
-  if (!result) return failed(Outcome::kError, describe(result.error()));
-  if (result->status != 200)
-    return failed(Outcome::kError, "HTTP " + std::to_string(result->status) + ": " + excerpt(body));
-  auto fingerprint = parseFingerprint(body);
-  if (!fingerprint)
-    return failed(Outcome::kError, "invalid fingerprint: " + fingerprint.error().message);
-  if (fingerprint->node != agent.node)
-    return failed(Outcome::kError, "serves the fingerprint of node \"" + fingerprint->node + "\"");
-  return Fetched{Outcome::kOk, std::move(*fingerprint), {}};
-}
+    // Ends what is in flight: its handler sees the error (and timedOut_ or the reader's
+    // cancelled_ says why).
+    void abort() {
+      boost::system::error_code ignored;
+      resolver_.cancel();
+      socket_.close(ignored);
+    }
+
+   private:
+    enum class Step { kConnect, kSend, kRead };
+
+    // GET `path` on a new connection (the agent closes each after one answer).
+    void request(const std::string& path) {
+      path_ = path;
+      boost::system::error_code ec;
+      const auto ip = asio::ip::make_address(address_.host, ec);
+      if (!ec) {
+        socket_.async_connect(tcp::endpoint(ip, static_cast<unsigned short>(address_.port)),
+                              [this](boost::system::error_code e) { connected(e); });
+        return;
+      }
+      resolver_.async_resolve(
+          address_.host, std::to_string(address_.port),
+          [this](boost::system::error_code e, const tcp::resolver::results_type& found) {
+            if (e) return failed(e, Step::kConnect);
+            asio::async_connect(
+                socket_, found,
+                [this](boost::system::error_code e2, const tcp::endpoint&) { connected(e2); });
+          });
+    }
+
+    void connected(boost::system::error_code ec) {
+      if (ec) return failed(ec, Step::kConnect);
+      request_ = {http::verb::get, path_, 11};
+      request_.set(http::field::host, host_);
+      request_.set(http::field::accept, "application/json");
+      request_.set(http::field::connection, "close");
+      http::async_write(socket_, request_, [this](boost::system::error_code e, std::size_t) {
+        if (e) return failed(e, Step::kSend);
+        buffer_.clear();
+        parser_.emplace();
+        parser_->body_limit(r_.options_.maxBodyBytes);
+        http::async_read(socket_, buffer_, *parser_,
+                         [this](boost::system::error_code e2, std::size_t) { answered(e2); });
+      });
+    }
+
+    void answered(boost::system::error_code ec) {
+      if (ec == http::error::body_limit && !timedOut_ && !r_.cancelled_)
+        return end(Outcome::kError,
+                   "answer larger than " + std::to_string(r_.options_.maxBodyBytes) + " bytes");
+      if (ec) return failed(ec, Step::kRead);
+      boost::system::error_code ignored;
+      socket_.close(ignored);
+      const auto& response = parser_->get();
+      // An agent older than the query's detail refuses it: ask for its default body (within the
+      // same deadline), which the view trims as it always did.
+      if (const auto query = path_.find('?');
+          response.result_int() == 400 && query != std::string::npos)
+        return request(path_.substr(0, query));
+      if (response.result_int() != 200)
+        return end(Outcome::kError, "HTTP " + std::to_string(response.result_int()) + ": " +
+                                        excerpt(response.body()));
+      auto fingerprint = parseFingerprint(response.body());
+      if (!fingerprint)
+        return end(Outcome::kError, "invalid fingerprint: " + fingerprint.error().message);
+      if (fingerprint->node != agent_->node)
+        return end(Outcome::kError, "serves the fingerprint of node \"" + fingerprint->node + "\"");
+      end(Outcome::kOk, {}, std::move(*fingerprint));
+    }
+
+    void failed(boost::system::error_code ec, Step step) {
+      if (r_.cancelled_) return end(Outcome::kCancelled, {});
+      if (timedOut_)
+        return end(Outcome::kTimeout, "timed out after " + seconds(r_.options_.timeout) + " s");
+      if (step == Step::kConnect) return end(Outcome::kError, "cannot connect");
+      if (step == Step::kSend)
+        return end(Outcome::kError, "connection lost while sending the request");
+      if (ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+          ec != http::error::end_of_stream && ec != http::error::partial_message)
+        return end(Outcome::kError, "not an HTTP answer (" + ec.message() + ")");
+      end(Outcome::kError, "connection lost while reading the answer");
+    }
+
+    // Reports the read and begins the next.
+    void end(Outcome outcome, std::string message, NodeFingerprint fingerprint = {}) {
+      ++generation_;
+      timer_.cancel();
+      boost::system::error_code ignored;
+      socket_.close(ignored);
+      parser_.reset();
+      const Agent* agent = std::exchange(agent_, nullptr);
+      if (!message.empty())
+        message = "agent " + agent->node + " (" + agent->url + "): " + std::move(message);
+      r_.done_(*agent, Fetched{outcome, std::move(fingerprint), std::move(message)});
+      next();
+    }
+
+    Reader& r_;
+    tcp::socket socket_;
+    tcp::resolver resolver_;
+    asio::steady_timer timer_;
+    const Agent* agent_ = nullptr;
+    AgentAddress address_;
+    std::string host_;  // the Host header
+    std::string path_;  // what is asked for now
+    bool timedOut_ = false;
+    std::uint64_t generation_ = 0;  // one per read: a deadline that fired too late is ignored
+    http::request<http::empty_body> request_;
+    beast::flat_buffer buffer_;
+    std::optional<http::response_parser<http::string_body>> parser_;
+  };
+
+  const PollerOptions& options_;
+  std::span<const Agent* const> agents_;
+  std::stop_token st_;
+  Done done_;
+  asio::io_context io_{1};
+  std::vector<std::unique_ptr<Slot>> slots_;  // after io_: their sockets close first
+  std::size_t nextAgent_ = 0;
+  bool cancelled_ = false;  // the event loop's thread only
+};
 
 void logChange(const Agent& agent, const FleetView::HealthChange& change,
                const std::string& message) {
@@ -322,51 +357,31 @@ PollRound FleetPoller::pollRound(std::stop_token st, std::optional<Clock::durati
     }
   }
 
-  std::mutex roundMu;  // guards `round` against the workers
-  const std::size_t workers = std::min(options_.concurrency, due.size());
-  if (workers > 0) {
-    Watchdog watchdog(workers, st);
-    std::atomic<std::size_t> next{0};
-    std::vector<std::jthread> threads;
-    threads.reserve(workers);
-    for (std::size_t slot = 0; slot < workers; ++slot) {
-      threads.emplace_back([&, slot] {
-        for (std::size_t i = next.fetch_add(1); i < due.size(); i = next.fetch_add(1)) {
-          const Agent& agent = *due[i];
-          if (st.stop_requested()) {
-            view_.abandonPoll(agent.node);
-            continue;
-          }
-          Fetched fetched = fetch(agent, options_, watchdog, slot);
-          std::optional<FleetView::HealthChange> change;
-          std::lock_guard lock(roundMu);
-          switch (fetched.outcome) {
-            case Outcome::kOk:
-              ++round.ok;
-              counters_.ok.fetch_add(1, std::memory_order_relaxed);
-              if (interval) schedule(agent.node, fetched.fingerprint, *interval);
-              change =
-                  view_.recordSuccess(agent.node, std::move(fetched.fingerprint), clock_.now());
-              break;
-            case Outcome::kError:
-            case Outcome::kTimeout:
-              ++(fetched.outcome == Outcome::kError ? round.error : round.timeout);
-              (fetched.outcome == Outcome::kError ? counters_.error : counters_.timeout)
-                  .fetch_add(1, std::memory_order_relaxed);
-              log::debug("agent poll failed", {{"node", agent.node}, {"error", fetched.message}});
-              if (interval) schedule_[agent.node].next = clock_.now() + *interval;
-              change = view_.recordFailure(agent.node, fetched.message, clock_.now());
-              break;
-            case Outcome::kCancelled:
-              view_.abandonPoll(agent.node);
-              break;
-          }
-          if (change) logChange(agent, *change, fetched.message);
-        }
-      });
+  Reader reader(options_, due, st, [&](const Agent& agent, Fetched fetched) {
+    std::optional<FleetView::HealthChange> change;
+    switch (fetched.outcome) {
+      case Outcome::kOk:
+        ++round.ok;
+        counters_.ok.fetch_add(1, std::memory_order_relaxed);
+        if (interval) schedule(agent.node, fetched.fingerprint, *interval);
+        change = view_.recordSuccess(agent.node, std::move(fetched.fingerprint), clock_.now());
+        break;
+      case Outcome::kError:
+      case Outcome::kTimeout:
+        ++(fetched.outcome == Outcome::kError ? round.error : round.timeout);
+        (fetched.outcome == Outcome::kError ? counters_.error : counters_.timeout)
+            .fetch_add(1, std::memory_order_relaxed);
+        log::debug("agent poll failed", {{"node", agent.node}, {"error", fetched.message}});
+        if (interval) schedule_[agent.node].next = clock_.now() + *interval;
+        change = view_.recordFailure(agent.node, fetched.message, clock_.now());
+        break;
+      case Outcome::kCancelled:
+        view_.abandonPoll(agent.node);
+        break;
     }
-    threads.clear();  // joins
-  }
+    if (change) logChange(agent, *change, fetched.message);
+  });
+  reader.run();
 
   round.took = SteadyClock::now() - started;
   counters_.rounds.fetch_add(1, std::memory_order_relaxed);

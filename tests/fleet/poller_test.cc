@@ -7,6 +7,9 @@
 #include <doctest/doctest.h>
 
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -363,6 +366,40 @@ TEST_CASE("an agent that is not listening: cannot connect") {
   CHECK(r.error == 1);
   CHECK(view.snapshot()->find("node-gone")->lastError ==
         "agent node-gone (" + url + "): cannot connect");
+}
+
+TEST_CASE("something other than an agent on its port: not an HTTP answer") {
+  // A raw socket that answers a request with a line that is not HTTP (another service's banner).
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+  REQUIRE(::listen(listener, 4) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  std::jthread banner([listener] {
+    const int peer = ::accept(listener, nullptr, nullptr);
+    if (peer < 0) return;
+    char request[1024];
+    [[maybe_unused]] const auto got = ::read(peer, request, sizeof request);
+    const std::string line = "SSH-2.0-OpenSSH_9.2p1\r\n";
+    [[maybe_unused]] const auto sent = ::write(peer, line.data(), line.size());
+    ::close(peer);
+  });
+  const std::string url = "http://127.0.0.1:" + std::to_string(ntohs(address.sin_port));
+  testing::FakeClock clock;
+  StaticAgents source({{"node-ssh", url}});
+  FleetView view;
+  auto poller = FleetPoller::create(source, view, clock, fastOptions());
+  REQUIRE(poller);
+  const PollRound r = (*poller)->pollOnce();
+  banner.join();
+  ::close(listener);
+  CHECK(r.error == 1);
+  const std::string error = view.snapshot()->find("node-ssh")->lastError;
+  CHECK(error.starts_with("agent node-ssh (" + url + "): not an HTTP answer ("));
 }
 
 TEST_CASE("at most `concurrency` agents are polled at once") {
