@@ -61,8 +61,8 @@ CertificateFigures certificateFigures(const std::string& certFile, const net::Ht
 struct Cache {
   Cache(kube::Client& client, const kube::ResourceType& type,
         kube::Store::Transform trim = kube::Store::dropManagedFields,
-        kube::ReflectorOptions options = {})
-      : store(std::move(trim)), reflector(client, type, "", store, std::move(options)) {}
+        kube::ReflectorOptions options = {}, kube::Store::Keep keep = kube::Store::Keep::kObject)
+      : store(std::move(trim), keep), reflector(client, type, "", store, std::move(options)) {}
   kube::Store store;
   kube::Reflector reflector;
 };
@@ -72,8 +72,10 @@ struct Cache {
 struct ClusterCaches {
   explicit ClusterCaches(kube::Client& client)
       // Nodes are listed in pages from etcd: a list from the watch cache comes in one response,
-      // and thousands of whole Nodes parsed at once were most of the webhook's peak memory.
-      : nodes(client, kube::resources::kNodes, NodeIndex::trim, paged()),
+      // and thousands of whole Nodes parsed at once were most of the webhook's peak memory. The
+      // node index keeps what admission reads of each Node; the store, only its reference.
+      : nodes(client, kube::resources::kNodes, NodeIndex::trim, paged(),
+              kube::Store::Keep::kReference),
         namespaces(client, kube::resources::kNamespaces),
         channels(client, kube::resources::kChannels),
         matrices(client, kube::resources::kShutdownMatrices) {

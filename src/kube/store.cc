@@ -46,6 +46,7 @@ bool Store::waitForSync(std::stop_token stop, std::chrono::milliseconds timeout)
 }
 
 void Store::resync() const {
+  if (keep_ == Keep::kReference) return;
   for (const auto& object : list()) {
     for (const auto& handler : handlers_)
       handler(object, object);
@@ -74,13 +75,17 @@ void Store::replace(std::vector<Json> items, bool transformed) {
         auto old = objects_.find(key);
         if (old == objects_.end()) {
           changes.emplace_back(nullptr, object);
-        } else if (*old->second != *object) {
+        } else if (changed(*old->second, *object)) {
           changes.emplace_back(old->second, object);
         }
       }
       for (const auto& [key, object] : objects_) {
         if (!next.contains(key)) changes.emplace_back(object, nullptr);
       }
+    }
+    if (keep_ == Keep::kReference) {
+      for (auto& [key, object] : next)
+        object = held(object);  // what changed lives on in `changes` until the handlers ran
     }
     objects_ = std::move(next);
   }
@@ -103,14 +108,40 @@ void Store::apply(WatchEventType type, Json object) {
     ObjectPtr old = it == objects_.end() ? nullptr : it->second;
     if (type == WatchEventType::kDeleted) {
       if (it != objects_.end()) objects_.erase(it);
-      change = {old ? old : std::make_shared<const Json>(std::move(object)), nullptr};
+      change = {
+          old && keep_ == Keep::kObject ? old : std::make_shared<const Json>(std::move(object)),
+          nullptr};
     } else {
       auto now = std::make_shared<const Json>(std::move(object));
-      objects_[key] = now;
+      objects_[key] = held(now);
       change = {old, now};
     }
   }
   notify({change});
+}
+
+ObjectPtr Store::held(const ObjectPtr& object) const {
+  if (keep_ == Keep::kObject || !object->is_object()) return object;
+  Json reference = Json::object();
+  for (const char* key : {"apiVersion", "kind"}) {
+    if (auto it = object->find(key); it != object->end()) reference[key] = *it;
+  }
+  if (auto meta = object->find("metadata"); meta != object->end() && meta->is_object()) {
+    Json& kept = reference["metadata"] = Json::object();
+    for (const char* key : {"namespace", "name", "uid", "resourceVersion"}) {
+      if (auto it = meta->find(key); it != meta->end()) kept[key] = *it;
+    }
+  }
+  return std::make_shared<const Json>(std::move(reference));
+}
+
+bool Store::changed(const Json& before, const Json& now) const {
+  if (keep_ == Keep::kObject) return before != now;
+  static const Json::json_pointer kVersion("/metadata/resourceVersion");
+  const Json* a = before.contains(kVersion) ? &before.at(kVersion) : nullptr;
+  const Json* b = now.contains(kVersion) ? &now.at(kVersion) : nullptr;
+  // Without a resourceVersion on either side there is no telling: changed.
+  return !a || !b || !a->is_string() || a->get_ref<const std::string&>().empty() || *a != *b;
 }
 
 void Store::notify(const std::vector<std::pair<ObjectPtr, ObjectPtr>>& changes) {

@@ -34,8 +34,20 @@ class Store {
   // Rewrites an object before it is stored (e.g. drops metadata.managedFields to save memory).
   using Transform = std::function<void(Json&)>;
 
+  // What the store holds of an object once its handlers have seen it.
+  enum class Keep {
+    kObject,  // the object (after the transform): what get() and list() return
+    // Only its reference: apiVersion, kind, metadata.namespace, name, uid and resourceVersion;
+    // for a store whose handlers keep what they need of each object (pi0-webhook's Nodes, in its
+    // node index), so that the objects are not held twice. A relist then tells a changed object
+    // by its resourceVersion; the old object a handler is given is that reference, or on a
+    // delete the object the watch sent; and resync() calls no handler.
+    kReference,
+  };
+
   Store() = default;
-  explicit Store(Transform transform) : transform_(std::move(transform)) {}
+  explicit Store(Transform transform, Keep keep = Keep::kObject)
+      : transform_(std::move(transform)), keep_(keep) {}
 
   // Register before the reflector starts.
   void addHandler(Handler handler);
@@ -61,7 +73,7 @@ class Store {
 
   // Calls the handlers with (object, object) for every stored object, as client-go's informers
   // do every resync period, so that a level-based controller revisits every key even when
-  // nothing changed. Call it from a timer; not from a handler.
+  // nothing changed (none in Keep::kReference). Call it from a timer; not from a handler.
   void resync() const;
 
   // Drops metadata.managedFields: the transform Pi0's caches use.
@@ -69,8 +81,13 @@ class Store {
 
  private:
   void notify(const std::vector<std::pair<ObjectPtr, ObjectPtr>>& changes);
+  // What to hold of `object` (keep_).
+  ObjectPtr held(const ObjectPtr& object) const;
+  // Whether `now` differs from `before`, as held.
+  bool changed(const Json& before, const Json& now) const;
 
   Transform transform_;
+  Keep keep_ = Keep::kObject;
   std::vector<Handler> handlers_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, ObjectPtr> objects_;

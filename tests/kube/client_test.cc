@@ -202,6 +202,63 @@ TEST_CASE("a store tells handlers what a relist added, changed and removed") {
   CHECK(store.size() == 1);
 }
 
+TEST_CASE("a store that keeps references: handlers see whole objects, the store their names") {
+  Store store(Store::dropManagedFields, Store::Keep::kReference);
+  std::vector<std::string> log;
+  store.addHandler([&](const ObjectPtr& before, const ObjectPtr& after) {
+    if (!before) {
+      CHECK(after->at("spec") == Json{{"v", 1}});  // the whole object, transformed
+      CHECK_FALSE(after->at("metadata").contains("managedFields"));
+      log.push_back("add " + objectKey(*after));
+    } else if (!after) {
+      log.push_back("delete " + objectKey(*before));
+    } else {
+      CHECK(after->contains("spec"));
+      log.push_back("update " + objectKey(*after) + " from " +
+                    before->at("metadata").at("resourceVersion").get<std::string>());
+    }
+  });
+  auto withSpec = [](const std::string& ns, const std::string& name, const std::string& rv) {
+    Json o = object(ns, name, rv);
+    o["spec"] = {{"v", 1}};
+    return o;
+  };
+  store.replace({withSpec("a", "x", "1"), withSpec("a", "y", "1")});
+  std::sort(log.begin(), log.end());
+  CHECK(log == std::vector<std::string>{"add a/x", "add a/y"});
+  // Held: the reference only.
+  CHECK(*store.get("a/x") ==
+        Json{{"metadata", {{"namespace", "a"}, {"name", "x"}, {"resourceVersion", "1"}}}});
+
+  log.clear();
+  store.apply(WatchEventType::kModified, withSpec("a", "x", "2"));
+  CHECK(log == std::vector<std::string>{"update a/x from 1"});
+  CHECK(store.get("a/x")->at("metadata").at("resourceVersion") == "2");
+  CHECK_FALSE(store.get("a/x")->contains("spec"));
+
+  // A relist: x as held (same resourceVersion, though the reference is not the object), y at a
+  // new version, a new z.
+  log.clear();
+  store.replace({withSpec("a", "x", "2"), withSpec("a", "y", "3"), withSpec("a", "z", "3")});
+  std::sort(log.begin(), log.end());
+  CHECK(log == std::vector<std::string>{"add a/z", "update a/y from 1"});
+
+  // A delete hands over the object the watch sent.
+  log.clear();
+  Json gone = withSpec("a", "y", "4");
+  store.addHandler([](const ObjectPtr& before, const ObjectPtr& after) {
+    if (!after) CHECK(before->contains("spec"));
+  });
+  store.apply(WatchEventType::kDeleted, gone);
+  CHECK(log == std::vector<std::string>{"delete a/y"});
+
+  // No resync: the handlers hold the objects, the store does not.
+  log.clear();
+  store.resync();
+  CHECK(log.empty());
+  CHECK(store.size() == 2);
+}
+
 TEST_CASE("a resync hands every stored object to the handlers again") {
   Store store;
   store.replace({object("a", "x", "1"), object("a", "y", "1")});
