@@ -25,6 +25,8 @@ packages=(
   libsimdjson-dev libboost1.81-dev
   # the webhook's allocator
   libjemalloc-dev
+  # the operator's truth ledger
+  libsqlite3-dev
 )
 if [ "$build_only" -eq 0 ]; then
   packages+=(

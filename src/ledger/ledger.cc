@@ -1,0 +1,470 @@
+#include "ledger/ledger.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace pi0::ledger {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// The schema (version 1). Plain SQL apart from `seq INTEGER PRIMARY KEY` (SQLite's rowid; a
+// server database: a bigint identity column).
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS ledger_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+  seq        INTEGER PRIMARY KEY,
+  id         TEXT NOT NULL UNIQUE,
+  at_ms      INTEGER NOT NULL,
+  replica    TEXT NOT NULL,
+  namespace  TEXT NOT NULL,
+  pod        TEXT NOT NULL,
+  pod_uid    TEXT NOT NULL,
+  owner_kind TEXT NOT NULL,
+  owner_name TEXT NOT NULL,
+  channel    TEXT NOT NULL,
+  mode       TEXT NOT NULL,
+  allowed    INTEGER NOT NULL,
+  verdict    INTEGER NOT NULL,
+  reason     TEXT NOT NULL,
+  node       TEXT NOT NULL,
+  candidates INTEGER NOT NULL,
+  gates      TEXT NOT NULL,
+  holdout    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at_ms);
+CREATE INDEX IF NOT EXISTS decisions_node ON decisions (node, at_ms);
+CREATE INDEX IF NOT EXISTS decisions_channel ON decisions (channel, at_ms);
+CREATE INDEX IF NOT EXISTS decisions_pod ON decisions (namespace, pod);
+CREATE INDEX IF NOT EXISTS decisions_pod_uid ON decisions (pod_uid);
+CREATE TABLE IF NOT EXISTS outcomes (
+  decision_seq INTEGER NOT NULL REFERENCES decisions (seq) ON DELETE CASCADE,
+  kind         TEXT NOT NULL,
+  at_ms        INTEGER NOT NULL,
+  detail       TEXT NOT NULL,
+  PRIMARY KEY (decision_seq, kind)
+);
+CREATE TABLE IF NOT EXISTS actions (
+  seq     INTEGER PRIMARY KEY,
+  id      TEXT NOT NULL UNIQUE,
+  at_ms   INTEGER NOT NULL,
+  matrix  TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  action  TEXT NOT NULL,
+  target  TEXT NOT NULL,
+  level   TEXT NOT NULL,
+  load    REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS actions_at ON actions (at_ms);
+)sql";
+
+std::int64_t millis(Time t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+Time fromMillis(std::int64_t ms) {
+  return Time(std::chrono::duration_cast<Time::duration>(std::chrono::milliseconds(ms)));
+}
+
+std::string sqliteError(sqlite3* db) {
+  return db ? std::string(sqlite3_errmsg(db)) : std::string("out of memory");
+}
+
+// A prepared statement, finalized at scope exit. bind() numbers parameters from 1.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) {
+      error_ = sqliteError(db);
+      stmt_ = nullptr;
+    }
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return stmt_ != nullptr; }
+  const std::string& error() const { return error_; }
+
+  void bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
+  void bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
+  void bind(int i, bool v) { sqlite3_bind_int(stmt_, i, v ? 1 : 0); }
+
+  // SQLITE_ROW, SQLITE_DONE or an error code (then error() says what).
+  int step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) error_ = sqliteError(db_);
+    return rc;
+  }
+  void reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  double real(int col) const { return sqlite3_column_double(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  std::string error_;
+};
+
+// Runs `sql` (statements without results); an error message, or "" when it went through.
+std::string exec(sqlite3* db, const char* sql) {
+  char* message = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &message) == SQLITE_OK) return {};
+  std::string out = message ? message : sqliteError(db);
+  sqlite3_free(message);
+  return out;
+}
+
+// One transaction: commit() or, at scope exit without it, rollback.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db), error_(exec(db, "BEGIN IMMEDIATE")) {}
+  ~Transaction() {
+    if (open_ && error_.empty()) exec(db_, "ROLLBACK");
+  }
+  const std::string& error() const { return error_; }
+  std::string commit() {
+    open_ = false;
+    return exec(db_, "COMMIT");
+  }
+
+ private:
+  sqlite3* db_;
+  std::string error_;
+  bool open_ = true;
+};
+
+// A single integer from `sql`, or an error.
+Result<std::int64_t> scalar(sqlite3* db, const char* sql) {
+  Statement s(db, sql);
+  if (!s.ok()) return fail(s.error());
+  if (s.step() != SQLITE_ROW) return fail(s.error().empty() ? "no row" : s.error());
+  return s.integer(0);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Ledger>> Ledger::open(Options options) {
+  const std::string where = "ledger " + options.path.string() + ": ";
+  if (options.path.empty()) return fail("ledger: no database file given");
+  if (options.maxAge <= std::chrono::seconds::zero())
+    return fail(where + "the retention age must be positive");
+  if (options.maxBytes < (1u << 20)) return fail(where + "the size bound must be at least 1 MiB");
+  const auto dir =
+      options.path.has_parent_path() ? options.path.parent_path() : std::filesystem::path(".");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    return fail(where + "the directory " + dir.string() + " does not exist");
+
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(options.path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)> db(raw, &sqlite3_close_v2);
+  if (rc != SQLITE_OK) return fail(where + "cannot open: " + sqliteError(raw));
+  sqlite3_busy_timeout(raw, static_cast<int>(options.busyTimeout.count()));
+  sqlite3_extended_result_codes(raw, 1);
+
+  // A file that is not a database fails at its first read, here.
+  {
+    Statement s(raw, "PRAGMA quick_check");
+    if (!s.ok()) return fail(where + "cannot read (" + s.error() + ")");
+    if (s.step() != SQLITE_ROW) return fail(where + "cannot read (" + s.error() + ")");
+    if (const std::string result = s.text(0); result != "ok")
+      return fail(where + "the integrity check failed: " + result +
+                  " (move the file aside to start a new ledger)");
+  }
+  // auto_vacuum must be set before the first table exists (a no-op on an existing file).
+  for (const char* pragma : {"PRAGMA auto_vacuum = INCREMENTAL", "PRAGMA journal_mode = WAL",
+                             "PRAGMA synchronous = NORMAL", "PRAGMA foreign_keys = ON"}) {
+    if (auto error = exec(raw, pragma); !error.empty()) return fail(where + pragma + ": " + error);
+  }
+  {
+    Statement s(raw, "PRAGMA journal_mode");
+    if (!s.ok() || s.step() != SQLITE_ROW || s.text(0) != "wal")
+      return fail(where + "cannot use write-ahead logging (a file system without shared memory?)");
+  }
+  {
+    Transaction tx(raw);
+    if (!tx.error().empty()) return fail(where + "cannot write: " + tx.error());
+    if (auto error = exec(raw, kSchema); !error.empty())
+      return fail(where + "cannot create the schema: " + error);
+    Statement version(raw, "SELECT value FROM ledger_meta WHERE key = 'schema_version'");
+    if (!version.ok()) return fail(where + version.error());
+    if (version.step() == SQLITE_ROW) {
+      const std::string found = version.text(0);
+      if (found != std::to_string(kSchemaVersion))
+        return fail(where + "schema version " + found + ", this program reads version " +
+                    std::to_string(kSchemaVersion));
+    } else {
+      Statement insert(raw, "INSERT INTO ledger_meta (key, value) VALUES ('schema_version', ?1)");
+      insert.bind(1, std::to_string(kSchemaVersion));
+      if (insert.step() != SQLITE_DONE) return fail(where + insert.error());
+    }
+    if (auto error = tx.commit(); !error.empty()) return fail(where + "cannot write: " + error);
+  }
+  return std::unique_ptr<Ledger>(new Ledger(std::move(options), db.release()));
+}
+
+Ledger::~Ledger() {
+  sqlite3_close_v2(db_);
+}
+
+Result<std::size_t> Ledger::record(std::span<const Decision> decisions) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_);
+  if (!tx.error().empty()) return fail("ledger: " + tx.error());
+  Statement s(db_, R"sql(
+INSERT INTO decisions (id, at_ms, replica, namespace, pod, pod_uid, owner_kind, owner_name,
+                       channel, mode, allowed, verdict, reason, node, candidates, gates, holdout)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+ON CONFLICT (id) DO NOTHING)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  std::size_t added = 0;
+  for (const Decision& d : decisions) {
+    s.bind(1, d.id);
+    s.bind(2, millis(d.at));
+    s.bind(3, d.replica);
+    s.bind(4, d.ns);
+    s.bind(5, d.pod);
+    s.bind(6, d.podUid);
+    s.bind(7, d.ownerKind);
+    s.bind(8, d.ownerName);
+    s.bind(9, d.channel);
+    s.bind(10, d.mode);
+    s.bind(11, d.allowed);
+    s.bind(12, d.verdict);
+    s.bind(13, d.reason);
+    s.bind(14, d.node);
+    s.bind(15, d.candidates);
+    s.bind(16, d.gates);
+    s.bind(17, d.holdout);
+    if (s.step() != SQLITE_DONE) return fail("ledger: decision " + d.id + ": " + s.error());
+    added += static_cast<std::size_t>(sqlite3_changes(db_));
+    s.reset();
+  }
+  if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
+  return added;
+}
+
+Result<std::size_t> Ledger::record(std::span<const Action> actions) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_);
+  if (!tx.error().empty()) return fail("ledger: " + tx.error());
+  Statement s(db_, R"sql(
+INSERT INTO actions (id, at_ms, matrix, channel, action, target, level, load)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+ON CONFLICT (id) DO NOTHING)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  std::size_t added = 0;
+  for (const Action& a : actions) {
+    s.bind(1, a.id);
+    s.bind(2, millis(a.at));
+    s.bind(3, a.matrix);
+    s.bind(4, a.channel);
+    s.bind(5, a.action);
+    s.bind(6, a.target);
+    s.bind(7, a.level);
+    s.bind(8, a.load);
+    if (s.step() != SQLITE_DONE) return fail("ledger: action " + a.id + ": " + s.error());
+    added += static_cast<std::size_t>(sqlite3_changes(db_));
+    s.reset();
+  }
+  if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
+  return added;
+}
+
+Result<bool> Ledger::addOutcome(const std::string& decisionId, const Outcome& outcome) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, R"sql(
+INSERT INTO outcomes (decision_seq, kind, at_ms, detail)
+SELECT seq, ?2, ?3, ?4 FROM decisions WHERE id = ?1
+ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  s.bind(1, decisionId);
+  s.bind(2, outcome.kind);
+  s.bind(3, millis(outcome.at));
+  s.bind(4, outcome.detail);
+  if (s.step() != SQLITE_DONE) return fail("ledger: outcome of " + decisionId + ": " + s.error());
+  return sqlite3_changes(db_) > 0;
+}
+
+Result<std::vector<StoredDecision>> Ledger::decisions(const Query& query) {
+  std::lock_guard lock(mu_);
+  // Every filter is written out, and an unset one matches everything: one statement.
+  Statement s(db_, R"sql(
+SELECT seq, id, at_ms, replica, namespace, pod, pod_uid, owner_kind, owner_name, channel, mode,
+       allowed, verdict, reason, node, candidates, gates, holdout
+FROM decisions
+WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR at_ms < ?2)
+  AND (?3 = '' OR node = ?3) AND (?4 = '' OR channel = ?4) AND (?5 = '' OR namespace = ?5)
+  AND (?6 = '' OR pod = ?6) AND (?7 = '' OR pod_uid = ?7)
+ORDER BY at_ms DESC, seq DESC
+LIMIT ?8)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  if (query.since) s.bind(1, millis(*query.since));
+  if (query.until) s.bind(2, millis(*query.until));
+  s.bind(3, query.node);
+  s.bind(4, query.channel);
+  s.bind(5, query.ns);
+  s.bind(6, query.pod);
+  s.bind(7, query.podUid);
+  s.bind(8, static_cast<std::int64_t>(query.limit));
+  std::vector<StoredDecision> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    StoredDecision row;
+    row.seq = s.integer(0);
+    Decision& d = row.decision;
+    d.id = s.text(1);
+    d.at = fromMillis(s.integer(2));
+    d.replica = s.text(3);
+    d.ns = s.text(4);
+    d.pod = s.text(5);
+    d.podUid = s.text(6);
+    d.ownerKind = s.text(7);
+    d.ownerName = s.text(8);
+    d.channel = s.text(9);
+    d.mode = s.text(10);
+    d.allowed = s.integer(11) != 0;
+    d.verdict = s.integer(12) != 0;
+    d.reason = s.text(13);
+    d.node = s.text(14);
+    d.candidates = s.integer(15);
+    d.gates = s.text(16);
+    d.holdout = s.integer(17) != 0;
+    out.push_back(std::move(row));
+  }
+  if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
+
+  Statement o(db_,
+              "SELECT kind, at_ms, detail FROM outcomes WHERE decision_seq = ?1 ORDER BY at_ms");
+  if (!o.ok()) return fail("ledger: " + o.error());
+  for (StoredDecision& row : out) {
+    o.bind(1, row.seq);
+    while ((rc = o.step()) == SQLITE_ROW)
+      row.outcomes.push_back(Outcome{o.text(0), fromMillis(o.integer(1)), o.text(2)});
+    if (rc != SQLITE_DONE) return fail("ledger: " + o.error());
+    o.reset();
+  }
+  return out;
+}
+
+Result<std::vector<Action>> Ledger::actions(std::optional<Time> since, std::size_t limit) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, R"sql(
+SELECT id, at_ms, matrix, channel, action, target, level, load FROM actions
+WHERE (?1 IS NULL OR at_ms >= ?1) ORDER BY at_ms DESC, seq DESC LIMIT ?2)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  if (since) s.bind(1, millis(*since));
+  s.bind(2, static_cast<std::int64_t>(limit));
+  std::vector<Action> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back(Action{s.text(0), fromMillis(s.integer(1)), s.text(2), s.text(3), s.text(4),
+                         s.text(5), s.text(6), s.real(7)});
+  if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
+  return out;
+}
+
+Result<std::uint64_t> Ledger::bytesLocked() {
+  auto pages = scalar(db_, "PRAGMA page_count");
+  auto size = scalar(db_, "PRAGMA page_size");
+  if (!pages || !size) return fail("ledger: " + (pages ? size.error() : pages.error()).message);
+  return static_cast<std::uint64_t>(*pages) * static_cast<std::uint64_t>(*size);
+}
+
+Result<Pruned> Ledger::prune(Time now) {
+  std::lock_guard lock(mu_);
+  Pruned pruned;
+  auto before = bytesLocked();
+  if (!before) return std::unexpected(before.error());
+  pruned.bytesBefore = *before;
+
+  auto run = [&](const char* sql, std::int64_t arg) -> Result<std::int64_t> {
+    Statement s(db_, sql);
+    if (!s.ok()) return fail("ledger: " + s.error());
+    s.bind(1, arg);
+    if (s.step() != SQLITE_DONE) return fail("ledger: " + s.error());
+    return sqlite3_changes(db_);
+  };
+  auto reclaim = [&]() -> Result<std::uint64_t> {
+    if (auto error = exec(db_, "PRAGMA incremental_vacuum"); !error.empty())
+      return fail("ledger: " + error);
+    // Moves the log into the file and empties it, so that the pages freed count.
+    if (auto error = exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)"); !error.empty())
+      return fail("ledger: " + error);
+    return bytesLocked();
+  };
+
+  const std::int64_t cutoff = millis(now - options_.maxAge);
+  auto d = run("DELETE FROM decisions WHERE at_ms < ?1", cutoff);
+  if (!d) return std::unexpected(d.error());
+  auto a = run("DELETE FROM actions WHERE at_ms < ?1", cutoff);
+  if (!a) return std::unexpected(a.error());
+  pruned.decisions += *d;
+  pruned.actions += *a;
+  auto bytes = reclaim();
+  if (!bytes) return std::unexpected(bytes.error());
+
+  // Over the size bound: the oldest tenth of what is left, again, until it fits (or is empty).
+  while (*bytes > options_.maxBytes) {
+    auto count =
+        scalar(db_, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM actions)");
+    if (!count) return fail("ledger: " + count.error().message);
+    if (*count == 0) break;
+    auto decisions = scalar(db_, "SELECT count(*) FROM decisions");
+    auto actions = scalar(db_, "SELECT count(*) FROM actions");
+    if (!decisions || !actions) return fail("ledger: cannot count the records");
+    d =
+        run("DELETE FROM decisions WHERE seq IN (SELECT seq FROM decisions ORDER BY at_ms, seq "
+            "LIMIT ?1)",
+            std::max<std::int64_t>(1, *decisions / 10));
+    if (!d) return std::unexpected(d.error());
+    a =
+        run("DELETE FROM actions WHERE seq IN (SELECT seq FROM actions ORDER BY at_ms, seq "
+            "LIMIT ?1)",
+            *actions > 0 ? std::max<std::int64_t>(1, *actions / 10) : 0);
+    if (!a) return std::unexpected(a.error());
+    pruned.decisions += *d;
+    pruned.actions += *a;
+    bytes = reclaim();
+    if (!bytes) return std::unexpected(bytes.error());
+  }
+  pruned.bytesAfter = *bytes;
+  return pruned;
+}
+
+Result<Stats> Ledger::stats() {
+  std::lock_guard lock(mu_);
+  Stats out;
+  auto d = scalar(db_, "SELECT count(*) FROM decisions");
+  auto a = scalar(db_, "SELECT count(*) FROM actions");
+  auto o = scalar(db_, "SELECT count(*) FROM outcomes");
+  auto bytes = bytesLocked();
+  if (!d || !a || !o || !bytes) return fail("ledger: cannot count the records");
+  out.decisions = *d;
+  out.actions = *a;
+  out.outcomes = *o;
+  out.bytes = *bytes;
+  return out;
+}
+
+}  // namespace pi0::ledger

@@ -1,0 +1,163 @@
+// Ledger: the truth ledger (DESIGN.md "The learning loop", seed 001 P1): every admission decision
+// of every pi0-webhook replica and every action of the operator, and the outcomes joined to them,
+// in SQLite (Debian's libsqlite3), the embedded default in pi0-operator's leader.
+//
+// The file is opened in WAL mode with synchronous=NORMAL: a transaction that commit() returned
+// from survives kill -9 of the process (the log is in the kernel's page cache); a power loss can
+// lose the last transactions, never the file's integrity. Each record call is one transaction.
+//
+// The schema is plain SQL that a server database takes as it is (tables, an integer sequence as
+// the key, timestamps as integer milliseconds since the Unix epoch, JSON as text, no SQLite-only
+// types); only the PRAGMAs and `seq INTEGER PRIMARY KEY` (a rowid alias: an identity column
+// elsewhere) are SQLite's. Records carry their own id (the deciding replica's), so that a record
+// sent twice is stored once: ON CONFLICT DO NOTHING.
+//
+// Retention: prune() deletes what is older than maxAge, then the oldest decisions and actions
+// until the file fits in maxBytes, and gives the pages back (incremental vacuum).
+//
+// Thread-safety: every member may be called from any thread (one connection, under a mutex).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+struct sqlite3;
+
+namespace pi0::ledger {
+
+using Time = std::chrono::system_clock::time_point;
+
+// One admission decision, as the replica that made it saw it.
+struct Decision {
+  std::string id;  // unique per decision, made by the replica ("<replica>/<epoch>/<sequence>")
+  Time at;
+  std::string replica;    // the pi0-webhook pod
+  std::string ns;         // the pod's namespace
+  std::string pod;        // its name, or its generateName when the apiserver names it
+  std::string podUid;     // metadata.uid as admission saw it: what outcomes join on
+  std::string ownerKind;  // "ReplicaSet", "StatefulSet", ... ("" for a bare pod)
+  std::string ownerName;
+  std::string channel;          // "ns/name" ("" for none)
+  std::string mode;             // "Enforce", "Warn", "DryRun"
+  bool allowed = true;          // the answer sent
+  bool verdict = true;          // what Enforce would have answered
+  std::string reason;           // "Passed", "GatesFailed", ... (admission::reasonName)
+  std::string node;             // the chosen node, or the closest to passing ("" for none)
+  std::int64_t candidates = 0;  // nodes considered
+  std::string gates;            // JSON: the gate values and thresholds used on `node`
+  bool holdout = false;         // judged with the fixed thresholds (calibration's holdout)
+
+  friend bool operator==(const Decision&, const Decision&) = default;
+};
+
+// One action of the operator.
+struct Action {
+  std::string id;  // unique per action ("<matrix>/<generation>/<step>")
+  Time at;
+  std::string matrix;  // "ns/name" of the ShutdownMatrix
+  std::string channel;
+  std::string action;  // "degrade", "shutdown", "restore", "rollback"
+  std::string target;  // "Deployment ns/name", ...
+  std::string level;   // the matrix's level at the time
+  double load = 0;     // the cluster load ℓ at the time
+
+  friend bool operator==(const Action&, const Action&) = default;
+};
+
+// What followed a decision within the horizon: "ready", "oom_killed", "evicted",
+// "crash_looping", "preempted", "node_trouble", "node_fine" (a denial's best node stayed out of
+// trouble), ... One of each kind per decision; the first stays.
+struct Outcome {
+  std::string kind;
+  Time at;
+  std::string detail;  // for a person: "container app: OOMKilled", "psi_memory 0.31 > 0.20"
+
+  friend bool operator==(const Outcome&, const Outcome&) = default;
+};
+
+struct StoredDecision {
+  std::int64_t seq = 0;  // the ledger's own order
+  Decision decision;
+  std::vector<Outcome> outcomes;  // in time order
+};
+
+// Which decisions to read; every field narrows, none set reads all (up to `limit`, newest first).
+struct Query {
+  std::optional<Time> since;  // at or after
+  std::optional<Time> until;  // before
+  std::string node;
+  std::string channel;
+  std::string ns;
+  std::string pod;  // with ns: the pod's name or its generateName
+  std::string podUid;
+  std::size_t limit = 100;
+};
+
+struct Options {
+  std::filesystem::path path;  // the database file; its directory must exist
+  std::chrono::seconds maxAge = std::chrono::hours(24 * 7);
+  std::uint64_t maxBytes = 256ull << 20;
+  std::chrono::milliseconds busyTimeout{5000};  // waits for another connection's lock
+};
+
+struct Pruned {
+  std::int64_t decisions = 0;  // removed, with their outcomes
+  std::int64_t actions = 0;
+  std::uint64_t bytesBefore = 0;
+  std::uint64_t bytesAfter = 0;
+};
+
+struct Stats {
+  std::int64_t decisions = 0;
+  std::int64_t actions = 0;
+  std::int64_t outcomes = 0;
+  std::uint64_t bytes = 0;  // the database's pages in use and free (not the WAL)
+};
+
+class Ledger {
+ public:
+  // Opens or creates the database at options.path, sets WAL mode and creates the schema.
+  // Errors name the file and say what is wrong: the directory missing or not writable, a file
+  // that is not a database, a schema newer than this program's, a failed integrity check.
+  static Result<std::unique_ptr<Ledger>> open(Options options);
+  ~Ledger();
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Stores the decisions in one transaction; returns how many were new (an id already stored is
+  // skipped). On an error nothing of the batch is stored.
+  Result<std::size_t> record(std::span<const Decision> decisions);
+  Result<std::size_t> record(std::span<const Action> actions);
+  // Joins `outcome` to the decision `decisionId`; false when the decision is not (or no longer)
+  // in the ledger, or already has an outcome of that kind.
+  Result<bool> addOutcome(const std::string& decisionId, const Outcome& outcome);
+
+  Result<std::vector<StoredDecision>> decisions(const Query& query);
+  // Newest first, at most `limit`.
+  Result<std::vector<Action>> actions(std::optional<Time> since, std::size_t limit);
+
+  // Applies the retention (see above) as of `now`.
+  Result<Pruned> prune(Time now);
+  Result<Stats> stats();
+
+  const Options& options() const { return options_; }
+
+ private:
+  Ledger(Options options, sqlite3* db) : options_(std::move(options)), db_(db) {}
+  Result<std::uint64_t> bytesLocked();
+
+  const Options options_;
+  std::mutex mu_;
+  sqlite3* db_;  // guarded by mu_
+};
+
+}  // namespace pi0::ledger

@@ -1,0 +1,278 @@
+// The truth ledger on a real SQLite file in a temporary directory: records and their outcomes
+// read back as stored, duplicates stored once, the queries' filters, retention by age and by size,
+// clear errors for a missing directory, a file that is not a database and a newer schema, and
+// the file intact after kill -9 of a writer in the middle of its transactions.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "ledger/ledger.h"
+#include "temp_dir.h"
+
+using namespace pi0;
+using namespace pi0::ledger;
+using namespace std::chrono_literals;
+
+namespace {
+
+const Time kT0 = Time(std::chrono::milliseconds(1'780'000'000'000));
+
+Decision decision(const std::string& id, Time at, const std::string& node = "node-a",
+                  const std::string& channel = "shop/web") {
+  Decision d;
+  d.id = id;
+  d.at = at;
+  d.replica = "pi0-webhook-0";
+  d.ns = "shop";
+  d.pod = "web-7d9f-";
+  d.podUid = "uid-" + id;
+  d.ownerKind = "ReplicaSet";
+  d.ownerName = "web-7d9f";
+  d.channel = channel;
+  d.mode = "Enforce";
+  d.allowed = true;
+  d.verdict = true;
+  d.reason = "Passed";
+  d.node = node;
+  d.candidates = 12;
+  d.gates = R"({"cpu":{"fit_error":[0.04,0.1]}})";
+  return d;
+}
+
+// An SQL answer from a second connection to the same file, as another reader would see it.
+std::string sqlText(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(file.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK);
+  std::string out;
+  if (sqlite3_step(s) == SQLITE_ROW) out = reinterpret_cast<const char*>(sqlite3_column_text(s, 0));
+  sqlite3_finalize(s);
+  sqlite3_close(db);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE(
+    "decisions, actions and outcomes read back as stored; a record sent twice is stored once") {
+  testing::TempDir dir;
+  auto ledger = Ledger::open({.path = dir.path() / "ledger.db"});
+  REQUIRE(ledger);
+  CHECK(sqlText(dir.path() / "ledger.db", "PRAGMA journal_mode") == "wal");
+
+  Decision denied = decision("r0/1", kT0 + 1s, "node-b");
+  denied.allowed = false;
+  denied.verdict = false;
+  denied.reason = "GatesFailed";
+  denied.holdout = true;
+  const std::vector<Decision> batch{decision("r0/0", kT0), denied};
+  auto added = (*ledger)->record(batch);
+  REQUIRE(added);
+  CHECK(*added == 2);
+  // The same batch again (a resend after a lost answer): nothing new.
+  added = (*ledger)->record(batch);
+  REQUIRE(added);
+  CHECK(*added == 0);
+
+  auto joined = (*ledger)->addOutcome("r0/0", {"ready", kT0 + 4s, "Ready after 3 s"});
+  REQUIRE(joined);
+  CHECK(*joined);
+  REQUIRE((*ledger)->addOutcome("r0/0", {"oom_killed", kT0 + 60s, "container app: OOMKilled"}));
+  // The first outcome of a kind stays; an unknown decision takes none.
+  CHECK_FALSE(*(*ledger)->addOutcome("r0/0", {"ready", kT0 + 9s, "again"}));
+  CHECK_FALSE(*(*ledger)->addOutcome("r9/9", {"ready", kT0, ""}));
+
+  auto all = (*ledger)->decisions({});
+  REQUIRE(all);
+  REQUIRE(all->size() == 2);
+  CHECK((*all)[0].decision == denied);  // newest first
+  CHECK((*all)[0].outcomes.empty());
+  CHECK((*all)[1].decision == batch[0]);
+  CHECK((*all)[1].outcomes ==
+        std::vector<Outcome>{{"ready", kT0 + 4s, "Ready after 3 s"},
+                             {"oom_killed", kT0 + 60s, "container app: OOMKilled"}});
+
+  const Action action{"shop/matrix/3/1",       kT0 + 2s, "shop/matrix", "shop/batch", "shutdown",
+                      "Deployment shop/batch", "L2",     0.83};
+  REQUIRE(*(*ledger)->record(std::vector<Action>{action, action}) == 1);
+  auto actions = (*ledger)->actions(std::nullopt, 10);
+  REQUIRE(actions);
+  CHECK(*actions == std::vector<Action>{action});
+
+  auto stats = (*ledger)->stats();
+  REQUIRE(stats);
+  CHECK(stats->decisions == 2);
+  CHECK(stats->actions == 1);
+  CHECK(stats->outcomes == 2);
+}
+
+TEST_CASE("queries narrow by time, node, channel and pod") {
+  testing::TempDir dir;
+  auto ledger = Ledger::open({.path = dir.path() / "ledger.db"});
+  REQUIRE(ledger);
+  std::vector<Decision> batch;
+  for (int i = 0; i < 20; ++i)
+    batch.push_back(decision("r0/" + std::to_string(i), kT0 + std::chrono::seconds(i),
+                             i % 2 ? "node-odd" : "node-even", i < 10 ? "shop/web" : "shop/batch"));
+  REQUIRE(*(*ledger)->record(batch) == 20);
+
+  auto ids = [&](const Query& q) {
+    std::vector<std::string> out;
+    auto rows = (*ledger)->decisions(q);
+    REQUIRE(rows);
+    for (const auto& r : *rows)
+      out.push_back(r.decision.id);
+    return out;
+  };
+  CHECK(ids({.since = kT0 + 17s}) == std::vector<std::string>{"r0/19", "r0/18", "r0/17"});
+  CHECK(ids({.since = kT0 + 3s, .until = kT0 + 5s}) == std::vector<std::string>{"r0/4", "r0/3"});
+  CHECK(ids({.node = "node-odd", .channel = "shop/web"}) ==
+        std::vector<std::string>{"r0/9", "r0/7", "r0/5", "r0/3", "r0/1"});
+  CHECK(ids({.podUid = "uid-r0/12"}) == std::vector<std::string>{"r0/12"});
+  CHECK(ids({.ns = "shop", .pod = "web-7d9f-", .limit = 2}) ==
+        std::vector<std::string>{"r0/19", "r0/18"});
+  CHECK(ids({.ns = "elsewhere"}).empty());
+}
+
+TEST_CASE("retention: older than maxAge goes with its outcomes, then the oldest until it fits") {
+  testing::TempDir dir;
+  const auto file = dir.path() / "ledger.db";
+  auto ledger = Ledger::open({.path = file, .maxAge = std::chrono::hours(1), .maxBytes = 2 << 20});
+  REQUIRE(ledger);
+  std::vector<Decision> old;
+  for (int i = 0; i < 10; ++i)
+    old.push_back(decision("old/" + std::to_string(i), kT0));
+  REQUIRE(*(*ledger)->record(old) == 10);
+  REQUIRE(*(*ledger)->addOutcome("old/0", {"ready", kT0 + 1s, ""}));
+
+  // About 6 MiB of recent decisions (gates padded), three times the bound.
+  const Time now = kT0 + std::chrono::hours(2);
+  for (int b = 0; b < 30; ++b) {
+    std::vector<Decision> batch;
+    for (int i = 0; i < 100; ++i) {
+      Decision d =
+          decision("new/" + std::to_string(b * 100 + i),
+                   now - std::chrono::minutes(30) + std::chrono::milliseconds(b * 100 + i));
+      d.gates = std::string(2000, 'x');
+      batch.push_back(std::move(d));
+    }
+    REQUIRE(*(*ledger)->record(batch) == 100);
+  }
+  auto before = (*ledger)->stats();
+  REQUIRE(before);
+  CHECK(before->bytes > (4u << 20));
+
+  auto pruned = (*ledger)->prune(now);
+  REQUIRE(pruned);
+  CHECK(pruned->bytesBefore == before->bytes);
+  CHECK(pruned->bytesAfter <= (2u << 20));
+  CHECK(pruned->decisions > 10);
+  auto after = (*ledger)->stats();
+  REQUIRE(after);
+  CHECK(after->outcomes == 0);  // the old decision's outcome went with it
+  CHECK(after->decisions == 3010 - pruned->decisions);
+  CHECK(after->decisions > 0);
+  // What is left is the newest: none of the old, and the last one written.
+  auto oldest = (*ledger)->decisions({.until = now - std::chrono::minutes(31)});
+  REQUIRE(oldest);
+  CHECK(oldest->empty());
+  auto newest = (*ledger)->decisions({.limit = 1});
+  REQUIRE(newest);
+  REQUIRE(newest->size() == 1);
+  CHECK(newest->front().decision.id == "new/2999");
+  CHECK(std::filesystem::file_size(file) <= (2u << 20));
+}
+
+TEST_CASE("bad places and bad files are refused with a message that names them") {
+  testing::TempDir dir;
+  auto missing = Ledger::open({.path = dir.path() / "nowhere" / "ledger.db"});
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message == "ledger " + (dir.path() / "nowhere" / "ledger.db").string() +
+                                       ": the directory " + (dir.path() / "nowhere").string() +
+                                       " does not exist");
+
+  const auto text = dir.path() / "notes.txt";
+  std::ofstream(text) << std::string(8192, 'n');
+  auto notDb = Ledger::open({.path = text});
+  REQUIRE_FALSE(notDb);
+  CHECK(notDb.error().message.starts_with("ledger " + text.string() + ": cannot read ("));
+  CHECK(notDb.error().message.find("not a database") != std::string::npos);
+
+  // A ledger written by a newer Pi0.
+  const auto newer = dir.path() / "newer.db";
+  REQUIRE(Ledger::open({.path = newer}));
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(newer.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "UPDATE ledger_meta SET value = '2' WHERE key = 'schema_version'",
+                         nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto refused = Ledger::open({.path = newer});
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message ==
+        "ledger " + newer.string() + ": schema version 2, this program reads version 1");
+
+  CHECK_FALSE(Ledger::open({.path = dir.path() / "a.db", .maxBytes = 1000}));
+}
+
+TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every committed batch") {
+  testing::TempDir dir;
+  const auto file = dir.path() / "ledger.db";
+  int pipeFds[2];
+  REQUIRE(::pipe(pipeFds) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The writer: batches of 50 decisions as fast as it can, reporting each commit's total.
+    ::close(pipeFds[0]);
+    auto ledger = Ledger::open({.path = file});
+    if (!ledger) ::_exit(2);
+    for (int b = 0;; ++b) {
+      std::vector<Decision> batch;
+      for (int i = 0; i < 50; ++i)
+        batch.push_back(decision("w/" + std::to_string(b * 50 + i), kT0 + std::chrono::seconds(b)));
+      auto added = (*ledger)->record(batch);
+      if (!added || *added != 50) ::_exit(3);
+      const int total = (b + 1) * 50;
+      if (::write(pipeFds[1], &total, sizeof total) != sizeof total) ::_exit(4);
+    }
+  }
+  ::close(pipeFds[1]);
+  int committed = 0;
+  while (committed < 5000) {
+    int total = 0;
+    REQUIRE(::read(pipeFds[0], &total, sizeof total) == sizeof total);
+    committed = total;
+  }
+  ::kill(child, SIGKILL);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFSIGNALED(status));
+  // The total of the last commit the writer reported before it died (it may have committed more).
+  int total = 0;
+  while (::read(pipeFds[0], &total, sizeof total) == sizeof total)
+    committed = total;
+  ::close(pipeFds[0]);
+
+  auto reopened = Ledger::open({.path = file});  // runs the integrity check
+  REQUIRE(reopened);
+  CHECK(sqlText(file, "PRAGMA integrity_check") == "ok");
+  auto stats = (*reopened)->stats();
+  REQUIRE(stats);
+  CHECK(stats->decisions >= committed);
+  CHECK(stats->decisions % 50 == 0);  // whole batches only
+  auto more = (*reopened)->record(std::vector<Decision>{decision("after", kT0 + 1h)});
+  REQUIRE(more);
+  CHECK(*more == 1);
+}
