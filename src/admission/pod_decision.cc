@@ -272,13 +272,15 @@ std::vector<fleet::Resource> resourcesUsed(const PodRequest& pod) {
   return out;
 }
 
-// The node's failing gates into `failures` (cleared first; the node's name is left for the
-// caller to fill in, so that the scan over candidates allocates nothing); false when the node
-// has no data for the pod.
-bool evaluate(const PodRequest& pod, const NodeInfo& node, const fleet::NodeFingerprint& fp,
-              const std::vector<fleet::Resource>& used, const Thresholds& th,
-              std::vector<GateFailure>& failures) {
-  failures.clear();
+// Calls visit(resource, gate, value, threshold, requestShare, passed) for every gate of the node
+// that the pod meets (a resource's psi gate only where the node reports pressure); false, and no
+// call, when the node has no data for the pod.
+// Inlined into both callers: the scan over candidates calls it once per node.
+template <class Visit>
+[[gnu::always_inline]] inline bool visitGates(const PodRequest& pod, const NodeInfo& node,
+                                              const fleet::NodeFingerprint& fp,
+                                              const std::vector<fleet::Resource>& used,
+                                              const Thresholds& th, Visit&& visit) {
   // No data for one resource the pod uses: no data for the pod.
   fleet::ResourceView views[3];
   for (std::size_t i = 0; i < used.size(); ++i) {
@@ -289,21 +291,45 @@ bool evaluate(const PodRequest& pod, const NodeInfo& node, const fleet::NodeFing
     const fleet::Resource r = used[i];
     const fleet::SignalGates& gates = *views[i].gates;
     const std::optional<double>& psi = views[i].pressure;
-    auto add = [&](Gate gate, double value, double threshold, double share = 0) {
-      failures.push_back(GateFailure{{}, r, gate, value, threshold, share});
-    };
-    if (gates.fitError > th.fitError) add(Gate::kFitError, gates.fitError, th.fitError);
-    if (gates.gluingDelta > th.gluingDelta)
-      add(Gate::kGluingDelta, gates.gluingDelta, th.gluingDelta);
-    if (psi && *psi > th.psi) add(Gate::kPsi, *psi, th.psi);
+    visit(r, Gate::kFitError, gates.fitError, th.fitError, 0.0, !(gates.fitError > th.fitError));
+    visit(r, Gate::kGluingDelta, gates.gluingDelta, th.gluingDelta, 0.0,
+          !(gates.gluingDelta > th.gluingDelta));
+    if (psi) visit(r, Gate::kPsi, *psi, th.psi, 0.0, !(*psi > th.psi));
     const std::int64_t alloc = allocatableOf(node, r);
     // A request larger than allocatable was eliminated before; alloc 0 here means request 0.
     const double share =
         alloc > 0 ? static_cast<double>(requestOf(pod, r)) / static_cast<double>(alloc) : 0.0;
-    if (gates.isolation < share + th.isolation)
-      add(Gate::kIsolation, gates.isolation, share + th.isolation, share);
+    visit(r, Gate::kIsolation, gates.isolation, share + th.isolation, share,
+          !(gates.isolation < share + th.isolation));
   }
   return true;
+}
+
+// The node's failing gates into `failures` (cleared first; the node's name is left for the
+// caller to fill in, so that the scan over candidates allocates nothing); false when the node
+// has no data for the pod.
+bool evaluate(const PodRequest& pod, const NodeInfo& node, const fleet::NodeFingerprint& fp,
+              const std::vector<fleet::Resource>& used, const Thresholds& th,
+              std::vector<GateFailure>& failures) {
+  failures.clear();
+  return visitGates(
+      pod, node, fp, used, th,
+      [&](fleet::Resource r, Gate gate, double value, double threshold, double share, bool passed) {
+        if (!passed) failures.push_back(GateFailure{{}, r, gate, value, threshold, share});
+      });
+}
+
+// Every gate of the node as judged (see Decision::gates).
+std::vector<GateReading> readings(const PodRequest& pod, const NodeInfo& node,
+                                  const fleet::NodeFingerprint& fp,
+                                  const std::vector<fleet::Resource>& used, const Thresholds& th) {
+  std::vector<GateReading> out;
+  visitGates(
+      pod, node, fp, used, th,
+      [&](fleet::Resource r, Gate gate, double value, double threshold, double share, bool passed) {
+        out.push_back({r, gate, value, threshold, share, passed});
+      });
+  return out;
 }
 
 // --- Messages ----------------------------------------------------------------------------------
@@ -378,6 +404,8 @@ struct Verdict {
   std::vector<std::string> warnings;
   std::string node;
   std::vector<GateFailure> failures;
+  std::vector<GateReading> gates;  // of `node`, where its gates were read
+  int candidates = 0;
 };
 
 std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& c) {
@@ -473,6 +501,7 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
   const NodeInfo* firstFailed = nullptr;  // the first candidate whose agent is Failed
   const fleet::NodeStatus* firstFailedStatus = nullptr;
   const NodeInfo* closest = nullptr;
+  const fleet::NodeFingerprint* closestFingerprint = nullptr;
   std::vector<GateFailure> closestFailures, failures;
   const NodeInfo* passed = nullptr;
   const fleet::NodeFingerprint* passedFingerprint = nullptr;
@@ -514,12 +543,20 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
                          totalExcess(failures) < totalExcess(closestFailures));
     if (better) {
       closest = &node;
+      closestFingerprint = status->fingerprint.get();
       closestFailures.swap(failures);
     }
     return true;
   });
   if (passed) {
-    Verdict v{true, Reason::kPassed, {}, {}, passed->name, {}};
+    Verdict v{true,
+              Reason::kPassed,
+              {},
+              {},
+              passed->name,
+              {},
+              readings(pod, *passed, *passedFingerprint, used, policy.thresholds),
+              candidates};
     if (auto w =
             troubleWarning(passed->name, *passedFingerprint, used, policy.troubleWarningSeconds)) {
       v.warnings.push_back(std::move(*w));
@@ -544,7 +581,7 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
         first = false;
       }
     }
-    return Verdict{false, Reason::kNoCandidateNode, std::move(m), {}, {}, {}};
+    return Verdict{false, Reason::kNoCandidateNode, std::move(m), {}, {}, {}, {}, 0};
   }
 
   if (!closest && agentFailed == 0) {
@@ -555,9 +592,12 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
                      "admitted without gate checks: " + why,
                      {"admitted without gate checks: " + why},
                      {},
-                     {}};
+                     {},
+                     {},
+                     candidates};
     }
-    return Verdict{false, Reason::kStaleData, why + "; the policy denies without data", {}, {}, {}};
+    return Verdict{false, Reason::kStaleData, why + "; the policy denies without data", {}, {}, {},
+                   {},    candidates};
   }
 
   // A node whose gates were measured is closer than one whose agent failed: its failures say
@@ -585,8 +625,12 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     m += "; " + candidateNodes(withoutData) + (withoutData == 1 ? " has" : " had") +
          " no fresh data";
   }
-  return Verdict{false, Reason::kGatesFailed, std::move(m),
-                 {},    closest->name,        std::move(closestFailures)};
+  // The closest node's gates, where they were read (not for a node whose agent failed).
+  std::vector<GateReading> gates;
+  if (closestFingerprint)
+    gates = readings(pod, *closest, *closestFingerprint, used, policy.thresholds);
+  return Verdict{false,         Reason::kGatesFailed,       std::move(m),     {},
+                 closest->name, std::move(closestFailures), std::move(gates), candidates};
 }
 
 bool excluded(const PodRequest& pod, const Policy& policy, std::string* why) {
@@ -857,6 +901,8 @@ Decision decide(const PodRequest& pod, const NodeTable& nodes, const fleet::Flee
   d.message = std::move(v->message);
   d.node = std::move(v->node);
   d.failures = std::move(v->failures);
+  d.gates = std::move(v->gates);
+  d.candidates = v->candidates;
   d.allowed = v->allowed || d.mode != Mode::kEnforce;
 
   if (d.mode != Mode::kDryRun) {

@@ -318,6 +318,17 @@ struct GateFailure {
   double excess() const;
 };
 
+// One gate of one node as decide() judged it: what the ledger records of a decision.
+struct GateReading {
+  fleet::Resource resource = fleet::Resource::kCpu;
+  Gate gate = Gate::kFitError;
+  double value = 0;
+  double threshold = 0;     // fit, glue, psi: the maximum; isolation: the minimum
+  double requestShare = 0;  // isolation only: request/allocatable (threshold = this + θ_iso)
+  bool passed = true;
+  friend bool operator==(const GateReading&, const GateReading&) = default;
+};
+
 struct Decision {
   bool allowed = true;  // the answer to send, after the mode
   bool verdict = true;  // what Enforce would answer (the gates' verdict)
@@ -333,6 +344,13 @@ struct Decision {
   std::map<std::string, std::string> auditAnnotations;
   std::string node;  // Passed: the passing node; GatesFailed: the closest; else empty
   std::vector<GateFailure> failures;  // GatesFailed: the closest node's failing gates
+  // Passed: every gate of `node`; GatesFailed: of the closest node whose gates were read (none
+  // when only failed agents were left). In resource order, then fit_error, gluing_delta, psi
+  // (where the node reports pressure), isolation.
+  std::vector<GateReading> gates;
+  // Nodes that passed the eliminations and were looked at: the scan stops at the first that
+  // passes, so for a Passed pod this counts up to the node chosen.
+  int candidates = 0;
 };
 
 class NodeTable;  // node_table.h: the nodes, indexed by label

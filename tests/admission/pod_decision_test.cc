@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -477,18 +478,80 @@ TEST_CASE("each gate failing alone") {
     CAPTURE(tc.name);
     const Decision d = run(pod("1", "4Gi"), {node("n1")}, snapshot({{"n1", {tc.signals}}}));
     CHECK(d.allowed == tc.passes);
+    // Every gate of the node is read (2 resources x fit, glue, psi, isolation); those that
+    // failed are the failures.
+    REQUIRE(d.gates.size() == 8);
+    CHECK(d.candidates == 1);
+    std::vector<GateReading> failed;
+    for (const GateReading& g : d.gates)
+      if (!g.passed) failed.push_back(g);
     if (tc.passes) {
       CHECK(d.reason == Reason::kPassed);
       CHECK(d.failures.empty());
+      CHECK(failed.empty());
     } else {
       CHECK(d.reason == Reason::kGatesFailed);
       CHECK(d.node == "n1");
       REQUIRE(d.failures.size() == 1);
+      REQUIRE(failed.size() == 1);
+      CHECK(failed[0].resource == d.failures[0].resource);
+      CHECK(failed[0].gate == d.failures[0].gate);
+      CHECK(failed[0].value == d.failures[0].value);
+      CHECK(failed[0].threshold == d.failures[0].threshold);
       CHECK(d.message ==
             std::string("no node passes the gates for cpu 1, memory 4Gi: closest n1: ") +
                 tc.failure);
     }
   }
+}
+
+TEST_CASE("a decision reads the gates of the node it names: the chosen one, or the closest") {
+  // Two nodes; the pod asks for 1 core and 4 GiB of 4 cores and 16 GiB (request share 0.25).
+  Signals busy = quiet(), calm = quiet();
+  busy["cpu"] = sig(0.2, 0.12);  // fails fit_error and isolation
+  calm["memory"] = sig(0.6, 0.03, 0.05);
+  const auto fleet = snapshot({{"busy", {busy}}, {"calm", {calm}}});
+  const Decision d = run(pod("1", "4Gi"), {node("busy"), node("calm")}, fleet);
+  CHECK(d.reason == Reason::kPassed);
+  CHECK(d.node == "calm");
+  CHECK(d.candidates == 2);
+  using R = fleet::Resource;
+  const std::vector<GateReading> calmGates{
+      {R::kCpu, Gate::kFitError, 0.0, 0.10, 0, true},
+      {R::kCpu, Gate::kGluingDelta, 0.0, 0.15, 0, true},
+      {R::kCpu, Gate::kPsi, 0.0, 0.25, 0, true},
+      {R::kCpu, Gate::kIsolation, 0.8, 0.30, 0.25, true},
+      {R::kMemory, Gate::kFitError, 0.03, 0.10, 0, true},
+      {R::kMemory, Gate::kGluingDelta, 0.05, 0.15, 0, true},
+      {R::kMemory, Gate::kPsi, 0.0, 0.25, 0, true},
+      {R::kMemory, Gate::kIsolation, 0.6, 0.30, 0.25, true},
+  };
+  REQUIRE(d.gates.size() == calmGates.size());
+  for (std::size_t i = 0; i < calmGates.size(); ++i) {
+    CAPTURE(i);
+    CHECK(d.gates[i].resource == calmGates[i].resource);
+    CHECK(d.gates[i].gate == calmGates[i].gate);
+    CHECK(d.gates[i].value == doctest::Approx(calmGates[i].value));
+    CHECK(d.gates[i].threshold == doctest::Approx(calmGates[i].threshold));
+    CHECK(d.gates[i].requestShare == doctest::Approx(calmGates[i].requestShare));
+    CHECK(d.gates[i].passed == calmGates[i].passed);
+  }
+
+  // Only the busy node: denied, and the gates are the busy node's, two of them failed.
+  const Decision denied = run(pod("1", "4Gi"), {node("busy")}, fleet);
+  CHECK(denied.reason == Reason::kGatesFailed);
+  CHECK(denied.node == "busy");
+  REQUIRE(denied.gates.size() == 8);
+  CHECK_FALSE(denied.gates[0].passed);  // cpu fit_error 0.12 > 0.10
+  CHECK(denied.gates[0].value == doctest::Approx(0.12));
+  CHECK_FALSE(denied.gates[3].passed);  // cpu isolation 0.2 < 0.30
+  CHECK(std::count_if(denied.gates.begin(), denied.gates.end(),
+                      [](const GateReading& g) { return !g.passed; }) == 2);
+
+  // No candidate: nothing read.
+  const Decision none = run(pod("1", "4Gi"), {}, fleet);
+  CHECK(none.gates.empty());
+  CHECK(none.candidates == 0);
 }
 
 TEST_CASE("a node without PSI skips the PSI gate") {

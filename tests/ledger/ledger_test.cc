@@ -235,15 +235,24 @@ TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every co
   REQUIRE(child >= 0);
   if (child == 0) {
     // The writer: batches of 50 decisions as fast as it can, reporting each commit's total.
+    // A failure says why on stderr (the test's output) and exits with a code of its own.
     ::close(pipeFds[0]);
     auto ledger = Ledger::open({.path = file});
-    if (!ledger) ::_exit(2);
+    if (!ledger) {
+      std::fprintf(stderr, "writer: %s\n", ledger.error().message.c_str());
+      ::_exit(2);
+    }
     for (int b = 0;; ++b) {
       std::vector<Decision> batch;
       for (int i = 0; i < 50; ++i)
         batch.push_back(decision("w/" + std::to_string(b * 50 + i), kT0 + std::chrono::seconds(b)));
       auto added = (*ledger)->record(batch);
-      if (!added || *added != 50) ::_exit(3);
+      if (!added || *added != 50) {
+        std::fprintf(
+            stderr, "writer: batch %d: %s\n", b,
+            added ? ("added " + std::to_string(*added)).c_str() : added.error().message.c_str());
+        ::_exit(3);
+      }
       const int total = (b + 1) * 50;
       if (::write(pipeFds[1], &total, sizeof total) != sizeof total) ::_exit(4);
     }
@@ -252,7 +261,12 @@ TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every co
   int committed = 0;
   while (committed < 5000) {
     int total = 0;
-    REQUIRE(::read(pipeFds[0], &total, sizeof total) == sizeof total);
+    if (::read(pipeFds[0], &total, sizeof total) != sizeof total) {
+      int status = 0;
+      ::waitpid(child, &status, 0);
+      FAIL("the writer stopped by itself after " << committed << " decisions, exit status "
+                                                 << (WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+    }
     committed = total;
   }
   ::kill(child, SIGKILL);
