@@ -759,7 +759,14 @@ Result<PodRequest> parsePod(const nlohmann::json& pod) {
   out.ns = r.string(meta.child("namespace"));
   out.name = r.string(meta.child("name"));
   out.generateName = r.string(meta.child("generateName"));
+  out.uid = r.string(meta.child("uid"));
   out.labels = stringMap(r, meta.child("labels"));
+  for (const Node& owner : r.items(meta.child("ownerReferences"))) {
+    if (!r.object(owner) || !r.boolean(owner.child("controller"), false)) continue;
+    out.ownerKind = r.string(owner.child("kind"));
+    out.ownerName = r.string(owner.child("name"));
+    break;
+  }
 
   const Node spec = root.child("spec");
   if (!spec.present()) r.problem(spec, "missing");
@@ -805,7 +812,9 @@ const json::Selection& podFields() {
     spec.members.push_back({"containers", container});
     spec.members.push_back({"initContainers", container});
     S pod;
-    pod.members.push_back({"metadata", only({"namespace", "name", "generateName", "labels"})});
+    S meta = only({"namespace", "name", "generateName", "uid", "labels"});
+    meta.members.push_back({"ownerReferences", only({"kind", "name", "controller"})});
+    pod.members.push_back({"metadata", std::move(meta)});
     pod.members.push_back({"spec", std::move(spec)});
     return pod;
   }();

@@ -168,6 +168,13 @@ struct PodRequest {
   std::string ns;  // metadata.namespace; empty in a CREATE's object: the caller sets it
   std::string name;
   std::string generateName;
+  // metadata.uid: the apiserver sets it before admission runs; what the truth ledger joins a
+  // decision's outcomes on. Empty when absent.
+  std::string uid;
+  // The controlling owner (the ownerReferences entry with controller: true): "ReplicaSet",
+  // "web-7d9f"; empty for a bare pod.
+  std::string ownerKind;
+  std::string ownerName;
   std::map<std::string, std::string> labels;
   std::string nodeName;  // spec.nodeName; usually empty on CREATE
   std::map<std::string, std::string> nodeSelector;
@@ -191,7 +198,8 @@ struct PodRequest {
 // be strings or JSON numbers; negative requests and fractional GPUs are errors.
 Result<PodRequest> parsePod(const nlohmann::json& pod);
 
-// The fields of a Pod that parsePod() reads (metadata's namespace, name, generateName and labels;
+// The fields of a Pod that parsePod() reads (metadata's namespace, name, generateName, uid,
+// labels and ownerReferences;
 // spec's nodeName, nodeSelector, required node affinity, tolerations, overhead, and the
 // containers' and init containers' requests and restartPolicy), and the same inside an
 // AdmissionReview (reviewFields()): parsePod() answers the same for a pod narrowed to them.

@@ -34,7 +34,6 @@ CREATE TABLE IF NOT EXISTS decisions (
   reason     TEXT NOT NULL,
   node       TEXT NOT NULL,
   candidates INTEGER NOT NULL,
-  gates      TEXT NOT NULL,
   holdout    INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_at ON decisions (at_ms);
@@ -42,6 +41,18 @@ CREATE INDEX IF NOT EXISTS decisions_node ON decisions (node, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_channel ON decisions (channel, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_pod ON decisions (namespace, pod);
 CREATE INDEX IF NOT EXISTS decisions_pod_uid ON decisions (pod_uid);
+CREATE TABLE IF NOT EXISTS decision_gates (
+  decision_seq  INTEGER NOT NULL REFERENCES decisions (seq) ON DELETE CASCADE,
+  ordinal       INTEGER NOT NULL,
+  resource      TEXT NOT NULL,
+  gate          TEXT NOT NULL,
+  value         REAL NOT NULL,
+  threshold     REAL NOT NULL,
+  request_share REAL NOT NULL,
+  passed        INTEGER NOT NULL,
+  PRIMARY KEY (decision_seq, ordinal)
+);
+CREATE INDEX IF NOT EXISTS decision_gates_gate ON decision_gates (resource, gate);
 CREATE TABLE IF NOT EXISTS outcomes (
   decision_seq INTEGER NOT NULL REFERENCES decisions (seq) ON DELETE CASCADE,
   kind         TEXT NOT NULL,
@@ -233,10 +244,14 @@ Result<std::size_t> Ledger::record(std::span<const Decision> decisions) {
   if (!tx.error().empty()) return fail("ledger: " + tx.error());
   Statement s(db_, R"sql(
 INSERT INTO decisions (id, at_ms, replica, namespace, pod, pod_uid, owner_kind, owner_name,
-                       channel, mode, allowed, verdict, reason, node, candidates, gates, holdout)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                       channel, mode, allowed, verdict, reason, node, candidates, holdout)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
 ON CONFLICT (id) DO NOTHING)sql");
-  if (!s.ok()) return fail("ledger: " + s.error());
+  Statement g(db_, R"sql(
+INSERT INTO decision_gates (decision_seq, ordinal, resource, gate, value, threshold,
+                            request_share, passed)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql");
+  if (!s.ok() || !g.ok()) return fail("ledger: " + (s.ok() ? g.error() : s.error()));
   std::size_t added = 0;
   for (const Decision& d : decisions) {
     s.bind(1, d.id);
@@ -254,11 +269,25 @@ ON CONFLICT (id) DO NOTHING)sql");
     s.bind(13, d.reason);
     s.bind(14, d.node);
     s.bind(15, d.candidates);
-    s.bind(16, d.gates);
-    s.bind(17, d.holdout);
+    s.bind(16, d.holdout);
     if (s.step() != SQLITE_DONE) return fail("ledger: decision " + d.id + ": " + s.error());
-    added += static_cast<std::size_t>(sqlite3_changes(db_));
     s.reset();
+    if (sqlite3_changes(db_) == 0) continue;  // stored before, with its gates
+    ++added;
+    const std::int64_t seq = sqlite3_last_insert_rowid(db_);
+    for (std::size_t i = 0; i < d.gates.size(); ++i) {
+      const GateRecord& gate = d.gates[i];
+      g.bind(1, seq);
+      g.bind(2, static_cast<std::int64_t>(i));
+      g.bind(3, gate.resource);
+      g.bind(4, gate.gate);
+      g.bind(5, gate.value);
+      g.bind(6, gate.threshold);
+      g.bind(7, gate.requestShare);
+      g.bind(8, gate.passed);
+      if (g.step() != SQLITE_DONE) return fail("ledger: decision " + d.id + ": " + g.error());
+      g.reset();
+    }
   }
   if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
   return added;
@@ -311,7 +340,7 @@ Result<std::vector<StoredDecision>> Ledger::decisions(const Query& query) {
   // Every filter is written out, and an unset one matches everything: one statement.
   Statement s(db_, R"sql(
 SELECT seq, id, at_ms, replica, namespace, pod, pod_uid, owner_kind, owner_name, channel, mode,
-       allowed, verdict, reason, node, candidates, gates, holdout
+       allowed, verdict, reason, node, candidates, holdout
 FROM decisions
 WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR at_ms < ?2)
   AND (?3 = '' OR node = ?3) AND (?4 = '' OR channel = ?4) AND (?5 = '' OR namespace = ?5)
@@ -348,16 +377,24 @@ LIMIT ?8)sql");
     d.reason = s.text(13);
     d.node = s.text(14);
     d.candidates = s.integer(15);
-    d.gates = s.text(16);
-    d.holdout = s.integer(17) != 0;
+    d.holdout = s.integer(16) != 0;
     out.push_back(std::move(row));
   }
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
 
   Statement o(db_,
               "SELECT kind, at_ms, detail FROM outcomes WHERE decision_seq = ?1 ORDER BY at_ms");
-  if (!o.ok()) return fail("ledger: " + o.error());
+  Statement g(db_, R"sql(
+SELECT resource, gate, value, threshold, request_share, passed FROM decision_gates
+WHERE decision_seq = ?1 ORDER BY ordinal)sql");
+  if (!o.ok() || !g.ok()) return fail("ledger: " + (o.ok() ? g.error() : o.error()));
   for (StoredDecision& row : out) {
+    g.bind(1, row.seq);
+    while ((rc = g.step()) == SQLITE_ROW)
+      row.decision.gates.push_back(
+          GateRecord{g.text(0), g.text(1), g.real(2), g.real(3), g.real(4), g.integer(5) != 0});
+    if (rc != SQLITE_DONE) return fail("ledger: " + g.error());
+    g.reset();
     o.bind(1, row.seq);
     while ((rc = o.step()) == SQLITE_ROW)
       row.outcomes.push_back(Outcome{o.text(0), fromMillis(o.integer(1)), o.text(2)});

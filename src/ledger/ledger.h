@@ -7,10 +7,10 @@
 // lose the last transactions, never the file's integrity. Each record call is one transaction.
 //
 // The schema is plain SQL that a server database takes as it is (tables, an integer sequence as
-// the key, timestamps as integer milliseconds since the Unix epoch, JSON as text, no SQLite-only
-// types); only the PRAGMAs and `seq INTEGER PRIMARY KEY` (a rowid alias: an identity column
-// elsewhere) are SQLite's. Records carry their own id (the deciding replica's), so that a record
-// sent twice is stored once: ON CONFLICT DO NOTHING.
+// the key, timestamps as integer milliseconds since the Unix epoch, a decision's gates as rows of
+// their own, no SQLite-only types); only the PRAGMAs and `seq INTEGER PRIMARY KEY` (a rowid alias:
+// an identity column elsewhere) are SQLite's. Records carry their own id (the deciding replica's),
+// so that a record sent twice is stored once: ON CONFLICT DO NOTHING.
 //
 // Retention: prune() deletes what is older than maxAge, then the oldest decisions and actions
 // until the file fits in maxBytes, and gives the pages back (incremental vacuum).
@@ -29,60 +29,11 @@
 #include <vector>
 
 #include "common/result.h"
+#include "ledger/records.h"
 
 struct sqlite3;
 
 namespace pi0::ledger {
-
-using Time = std::chrono::system_clock::time_point;
-
-// One admission decision, as the replica that made it saw it.
-struct Decision {
-  std::string id;  // unique per decision, made by the replica ("<replica>/<epoch>/<sequence>")
-  Time at;
-  std::string replica;    // the pi0-webhook pod
-  std::string ns;         // the pod's namespace
-  std::string pod;        // its name, or its generateName when the apiserver names it
-  std::string podUid;     // metadata.uid as admission saw it: what outcomes join on
-  std::string ownerKind;  // "ReplicaSet", "StatefulSet", ... ("" for a bare pod)
-  std::string ownerName;
-  std::string channel;          // "ns/name" ("" for none)
-  std::string mode;             // "Enforce", "Warn", "DryRun"
-  bool allowed = true;          // the answer sent
-  bool verdict = true;          // what Enforce would have answered
-  std::string reason;           // "Passed", "GatesFailed", ... (admission::reasonName)
-  std::string node;             // the chosen node, or the closest to passing ("" for none)
-  std::int64_t candidates = 0;  // nodes considered
-  std::string gates;            // JSON: the gate values and thresholds used on `node`
-  bool holdout = false;         // judged with the fixed thresholds (calibration's holdout)
-
-  friend bool operator==(const Decision&, const Decision&) = default;
-};
-
-// One action of the operator.
-struct Action {
-  std::string id;  // unique per action ("<matrix>/<generation>/<step>")
-  Time at;
-  std::string matrix;  // "ns/name" of the ShutdownMatrix
-  std::string channel;
-  std::string action;  // "degrade", "shutdown", "restore", "rollback"
-  std::string target;  // "Deployment ns/name", ...
-  std::string level;   // the matrix's level at the time
-  double load = 0;     // the cluster load ℓ at the time
-
-  friend bool operator==(const Action&, const Action&) = default;
-};
-
-// What followed a decision within the horizon: "ready", "oom_killed", "evicted",
-// "crash_looping", "preempted", "node_trouble", "node_fine" (a denial's best node stayed out of
-// trouble), ... One of each kind per decision; the first stays.
-struct Outcome {
-  std::string kind;
-  Time at;
-  std::string detail;  // for a person: "container app: OOMKilled", "psi_memory 0.31 > 0.20"
-
-  friend bool operator==(const Outcome&, const Outcome&) = default;
-};
 
 struct StoredDecision {
   std::int64_t seq = 0;  // the ledger's own order

@@ -176,7 +176,12 @@ TEST_CASE("parsePod sums containers, takes the init peak, adds sidecars and over
 
 TEST_CASE("parsePod reads metadata, selector, affinity and tolerations") {
   const Json j = Json::parse(R"({
-    "metadata": {"namespace": "shop", "name": "web-1", "labels": {"app": "web"}},
+    "metadata": {"namespace": "shop", "name": "web-1", "labels": {"app": "web"},
+                 "uid": "0b5e4a9c-7f7e-4c53-9d1c-3a1f6a2e8b10",
+                 "ownerReferences": [
+                   {"apiVersion": "v1", "kind": "ConfigMap", "name": "helper", "uid": "u1"},
+                   {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d9f",
+                    "uid": "u2", "controller": true}]},
     "spec": {
       "nodeSelector": {"disk": "ssd"},
       "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
@@ -188,6 +193,9 @@ TEST_CASE("parsePod reads metadata, selector, affinity and tolerations") {
       "containers": [{"name": "a"}]}})");
   const PodRequest p = podOf(j);
   CHECK(p.displayName() == "shop/web-1");
+  CHECK(p.uid == "0b5e4a9c-7f7e-4c53-9d1c-3a1f6a2e8b10");
+  CHECK(p.ownerKind == "ReplicaSet");  // the controlling owner, not the first
+  CHECK(p.ownerName == "web-7d9f");
   CHECK(p.labels.at("app") == "web");
   CHECK(p.nodeSelector.at("disk") == "ssd");
   REQUIRE(p.requiredAffinity.has_value());
@@ -201,6 +209,7 @@ TEST_CASE("parsePod reads metadata, selector, affinity and tolerations") {
   CHECK(p.tolerations[1].exists);
   CHECK_FALSE(p.tolerations[1].effect.has_value());
   CHECK(podOf(podJson()).displayName() == "shop/web-*");
+  CHECK(podOf(podJson()).ownerKind.empty());  // a pod without a controller
 }
 
 TEST_CASE("malformed pods give an error naming the field, never a throw") {
@@ -214,6 +223,10 @@ TEST_CASE("malformed pods give an error naming the field, never a throw") {
       {R"({"metadata": 3, "spec": {}})", "metadata: not an object"},
       {R"({"metadata": {}})", "spec: missing"},
       {R"({"metadata": {"labels": {"a": 1}}, "spec": {}})", "metadata.labels.a: not a string"},
+      {R"({"metadata": {"ownerReferences": {}}, "spec": {}})",
+       "metadata.ownerReferences: not an array"},
+      {R"({"metadata": {"ownerReferences": [{"controller": "yes"}]}, "spec": {}})",
+       "metadata.ownerReferences[0].controller: not a boolean"},
       {R"({"metadata": {}, "spec": {"containers": {}}})", "spec.containers: not an array"},
       {R"({"metadata": {}, "spec": {"containers": [{"resources": {"requests": {"cpu": "5x"}}}]}})",
        "spec.containers[0].resources.requests.cpu: \"5x\" is not a quantity"},

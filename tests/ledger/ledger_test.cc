@@ -44,7 +44,7 @@ Decision decision(const std::string& id, Time at, const std::string& node = "nod
   d.reason = "Passed";
   d.node = node;
   d.candidates = 12;
-  d.gates = R"({"cpu":{"fit_error":[0.04,0.1]}})";
+  d.gates = {{"cpu", "fit_error", 0.04, 0.1, 0, true}, {"cpu", "isolation", 0.7, 0.35, 0.05, true}};
   return d;
 }
 
@@ -95,7 +95,7 @@ TEST_CASE(
   auto all = (*ledger)->decisions({});
   REQUIRE(all);
   REQUIRE(all->size() == 2);
-  CHECK((*all)[0].decision == denied);  // newest first
+  CHECK((*all)[0].decision == denied);  // newest first, its gates in the order they were read
   CHECK((*all)[0].outcomes.empty());
   CHECK((*all)[1].decision == batch[0]);
   CHECK((*all)[1].outcomes ==
@@ -155,7 +155,7 @@ TEST_CASE("retention: older than maxAge goes with its outcomes, then the oldest 
   REQUIRE(*(*ledger)->record(old) == 10);
   REQUIRE(*(*ledger)->addOutcome("old/0", {"ready", kT0 + 1s, ""}));
 
-  // About 6 MiB of recent decisions (gates padded), three times the bound.
+  // About 6 MiB of recent decisions (their pod names padded), three times the bound.
   const Time now = kT0 + std::chrono::hours(2);
   for (int b = 0; b < 30; ++b) {
     std::vector<Decision> batch;
@@ -163,7 +163,7 @@ TEST_CASE("retention: older than maxAge goes with its outcomes, then the oldest 
       Decision d =
           decision("new/" + std::to_string(b * 100 + i),
                    now - std::chrono::minutes(30) + std::chrono::milliseconds(b * 100 + i));
-      d.gates = std::string(2000, 'x');
+      d.pod = std::string(2000, 'x');
       batch.push_back(std::move(d));
     }
     REQUIRE(*(*ledger)->record(batch) == 100);
