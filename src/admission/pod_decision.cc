@@ -417,7 +417,7 @@ std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& 
     m += "; it comes back when ";
     m += c.resumeBelow ? "the load stays below " + fixed(*c.resumeBelow, 2)
                        : std::string("the operator restores it");
-    return Verdict{false, Reason::kChannelInactive, std::move(m), {}, {}, {}};
+    return Verdict{false, Reason::kChannelInactive, std::move(m), {}, {}, {}, {}, 0};
   }
   if (!checksBuffer(c)) return std::nullopt;
   std::vector<std::string> over;
@@ -450,7 +450,7 @@ std::optional<Verdict> channelVerdict(const PodRequest& pod, const ChannelInfo& 
          kube::formatCpuMilli(c.reserved.cpuMilli) + ", memory " +
          kube::formatBytes(c.reserved.memoryBytes);
   }
-  return Verdict{false, Reason::kBufferExhausted, std::move(m), {}, {}, {}};
+  return Verdict{false, Reason::kBufferExhausted, std::move(m), {}, {}, {}, {}, 0};
 }
 
 double totalExcess(const std::vector<GateFailure>& failures) {

@@ -48,6 +48,24 @@ Decision decision(const std::string& id, Time at, const std::string& node = "nod
   return d;
 }
 
+// Options and queries by assignment (GCC 12 warns of every member a designated initializer
+// leaves out).
+Options at(const std::filesystem::path& path, std::chrono::seconds maxAge = Options{}.maxAge,
+           std::uint64_t maxBytes = Options{}.maxBytes) {
+  Options o;
+  o.path = path;
+  o.maxAge = maxAge;
+  o.maxBytes = maxBytes;
+  return o;
+}
+
+template <class Set>
+Query query(Set set) {
+  Query q;
+  set(q);
+  return q;
+}
+
 // An SQL answer from a second connection to the same file, as another reader would see it.
 std::string sqlText(const std::filesystem::path& file, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -66,7 +84,7 @@ std::string sqlText(const std::filesystem::path& file, const std::string& sql) {
 TEST_CASE(
     "decisions, actions and outcomes read back as stored; a record sent twice is stored once") {
   testing::TempDir dir;
-  auto ledger = Ledger::open({.path = dir.path() / "ledger.db"});
+  auto ledger = Ledger::open(at(dir.path() / "ledger.db"));
   REQUIRE(ledger);
   CHECK(sqlText(dir.path() / "ledger.db", "PRAGMA journal_mode") == "wal");
 
@@ -118,7 +136,7 @@ TEST_CASE(
 
 TEST_CASE("queries narrow by time, node, channel and pod") {
   testing::TempDir dir;
-  auto ledger = Ledger::open({.path = dir.path() / "ledger.db"});
+  auto ledger = Ledger::open(at(dir.path() / "ledger.db"));
   REQUIRE(ledger);
   std::vector<Decision> batch;
   for (int i = 0; i < 20; ++i)
@@ -134,20 +152,29 @@ TEST_CASE("queries narrow by time, node, channel and pod") {
       out.push_back(r.decision.id);
     return out;
   };
-  CHECK(ids({.since = kT0 + 17s}) == std::vector<std::string>{"r0/19", "r0/18", "r0/17"});
-  CHECK(ids({.since = kT0 + 3s, .until = kT0 + 5s}) == std::vector<std::string>{"r0/4", "r0/3"});
-  CHECK(ids({.node = "node-odd", .channel = "shop/web"}) ==
-        std::vector<std::string>{"r0/9", "r0/7", "r0/5", "r0/3", "r0/1"});
-  CHECK(ids({.podUid = "uid-r0/12"}) == std::vector<std::string>{"r0/12"});
-  CHECK(ids({.ns = "shop", .pod = "web-7d9f-", .limit = 2}) ==
-        std::vector<std::string>{"r0/19", "r0/18"});
-  CHECK(ids({.ns = "elsewhere"}).empty());
+  CHECK(ids(query([](Query& q) { q.since = kT0 + 17s; })) ==
+        std::vector<std::string>{"r0/19", "r0/18", "r0/17"});
+  CHECK(ids(query([](Query& q) {
+          q.since = kT0 + 3s;
+          q.until = kT0 + 5s;
+        })) == std::vector<std::string>{"r0/4", "r0/3"});
+  CHECK(ids(query([](Query& q) {
+          q.node = "node-odd";
+          q.channel = "shop/web";
+        })) == std::vector<std::string>{"r0/9", "r0/7", "r0/5", "r0/3", "r0/1"});
+  CHECK(ids(query([](Query& q) { q.podUid = "uid-r0/12"; })) == std::vector<std::string>{"r0/12"});
+  CHECK(ids(query([](Query& q) {
+          q.ns = "shop";
+          q.pod = "web-7d9f-";
+          q.limit = 2;
+        })) == std::vector<std::string>{"r0/19", "r0/18"});
+  CHECK(ids(query([](Query& q) { q.ns = "elsewhere"; })).empty());
 }
 
 TEST_CASE("retention: older than maxAge goes with its outcomes, then the oldest until it fits") {
   testing::TempDir dir;
   const auto file = dir.path() / "ledger.db";
-  auto ledger = Ledger::open({.path = file, .maxAge = std::chrono::hours(1), .maxBytes = 2 << 20});
+  auto ledger = Ledger::open(at(file, std::chrono::hours(1), 2 << 20));
   REQUIRE(ledger);
   std::vector<Decision> old;
   for (int i = 0; i < 10; ++i)
@@ -183,10 +210,11 @@ TEST_CASE("retention: older than maxAge goes with its outcomes, then the oldest 
   CHECK(after->decisions == 3010 - pruned->decisions);
   CHECK(after->decisions > 0);
   // What is left is the newest: none of the old, and the last one written.
-  auto oldest = (*ledger)->decisions({.until = now - std::chrono::minutes(31)});
+  auto oldest =
+      (*ledger)->decisions(query([&](Query& q) { q.until = now - std::chrono::minutes(31); }));
   REQUIRE(oldest);
   CHECK(oldest->empty());
-  auto newest = (*ledger)->decisions({.limit = 1});
+  auto newest = (*ledger)->decisions(query([](Query& q) { q.limit = 1; }));
   REQUIRE(newest);
   REQUIRE(newest->size() == 1);
   CHECK(newest->front().decision.id == "new/2999");
@@ -195,7 +223,7 @@ TEST_CASE("retention: older than maxAge goes with its outcomes, then the oldest 
 
 TEST_CASE("bad places and bad files are refused with a message that names them") {
   testing::TempDir dir;
-  auto missing = Ledger::open({.path = dir.path() / "nowhere" / "ledger.db"});
+  auto missing = Ledger::open(at(dir.path() / "nowhere" / "ledger.db"));
   REQUIRE_FALSE(missing);
   CHECK(missing.error().message == "ledger " + (dir.path() / "nowhere" / "ledger.db").string() +
                                        ": the directory " + (dir.path() / "nowhere").string() +
@@ -203,14 +231,14 @@ TEST_CASE("bad places and bad files are refused with a message that names them")
 
   const auto text = dir.path() / "notes.txt";
   std::ofstream(text) << std::string(8192, 'n');
-  auto notDb = Ledger::open({.path = text});
+  auto notDb = Ledger::open(at(text));
   REQUIRE_FALSE(notDb);
   CHECK(notDb.error().message.starts_with("ledger " + text.string() + ": cannot read ("));
   CHECK(notDb.error().message.find("not a database") != std::string::npos);
 
   // A ledger written by a newer Pi0.
   const auto newer = dir.path() / "newer.db";
-  REQUIRE(Ledger::open({.path = newer}));
+  REQUIRE(Ledger::open(at(newer)));
   {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(newer.c_str(), &db) == SQLITE_OK);
@@ -218,12 +246,12 @@ TEST_CASE("bad places and bad files are refused with a message that names them")
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
-  auto refused = Ledger::open({.path = newer});
+  auto refused = Ledger::open(at(newer));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message ==
         "ledger " + newer.string() + ": schema version 2, this program reads version 1");
 
-  CHECK_FALSE(Ledger::open({.path = dir.path() / "a.db", .maxBytes = 1000}));
+  CHECK_FALSE(Ledger::open(at(dir.path() / "a.db", Options{}.maxAge, 1000)));
 }
 
 TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every committed batch") {
@@ -237,7 +265,7 @@ TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every co
     // The writer: batches of 50 decisions as fast as it can, reporting each commit's total.
     // A failure says why on stderr (the test's output) and exits with a code of its own.
     ::close(pipeFds[0]);
-    auto ledger = Ledger::open({.path = file});
+    auto ledger = Ledger::open(at(file));
     if (!ledger) {
       std::fprintf(stderr, "writer: %s\n", ledger.error().message.c_str());
       ::_exit(2);
@@ -279,7 +307,7 @@ TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every co
     committed = total;
   ::close(pipeFds[0]);
 
-  auto reopened = Ledger::open({.path = file});  // runs the integrity check
+  auto reopened = Ledger::open(at(file));  // runs the integrity check
   REQUIRE(reopened);
   CHECK(sqlText(file, "PRAGMA integrity_check") == "ok");
   auto stats = (*reopened)->stats();
