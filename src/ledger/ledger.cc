@@ -108,6 +108,12 @@ class Statement {
   void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
   void bind(int i, bool v) { sqlite3_bind_int(stmt_, i, v ? 1 : 0); }
+  // Binds the values to ?1, ?2, ... in order.
+  template <class... Values>
+  void bindAll(const Values&... values) {
+    int i = 0;
+    (bind(++i, values), ...);
+  }
 
   // SQLITE_ROW, SQLITE_DONE or an error code (then error() says what).
   int step() {
@@ -254,22 +260,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql");
   if (!s.ok() || !g.ok()) return fail("ledger: " + (s.ok() ? g.error() : s.error()));
   std::size_t added = 0;
   for (const Decision& d : decisions) {
-    s.bind(1, d.id);
-    s.bind(2, millis(d.at));
-    s.bind(3, d.replica);
-    s.bind(4, d.ns);
-    s.bind(5, d.pod);
-    s.bind(6, d.podUid);
-    s.bind(7, d.ownerKind);
-    s.bind(8, d.ownerName);
-    s.bind(9, d.channel);
-    s.bind(10, d.mode);
-    s.bind(11, d.allowed);
-    s.bind(12, d.verdict);
-    s.bind(13, d.reason);
-    s.bind(14, d.node);
-    s.bind(15, d.candidates);
-    s.bind(16, d.holdout);
+    s.bindAll(d.id, millis(d.at), d.replica, d.ns, d.pod, d.podUid, d.ownerKind, d.ownerName,
+              d.channel, d.mode, d.allowed, d.verdict, d.reason, d.node, d.candidates, d.holdout);
     if (s.step() != SQLITE_DONE) return fail("ledger: decision " + d.id + ": " + s.error());
     s.reset();
     if (sqlite3_changes(db_) == 0) continue;  // stored before, with its gates
@@ -277,14 +269,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8))sql");
     const std::int64_t seq = sqlite3_last_insert_rowid(db_);
     for (std::size_t i = 0; i < d.gates.size(); ++i) {
       const GateRecord& gate = d.gates[i];
-      g.bind(1, seq);
-      g.bind(2, static_cast<std::int64_t>(i));
-      g.bind(3, gate.resource);
-      g.bind(4, gate.gate);
-      g.bind(5, gate.value);
-      g.bind(6, gate.threshold);
-      g.bind(7, gate.requestShare);
-      g.bind(8, gate.passed);
+      g.bindAll(seq, static_cast<std::int64_t>(i), gate.resource, gate.gate, gate.value,
+                gate.threshold, gate.requestShare, gate.passed);
       if (g.step() != SQLITE_DONE) return fail("ledger: decision " + d.id + ": " + g.error());
       g.reset();
     }
@@ -304,14 +290,7 @@ ON CONFLICT (id) DO NOTHING)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
   std::size_t added = 0;
   for (const Action& a : actions) {
-    s.bind(1, a.id);
-    s.bind(2, millis(a.at));
-    s.bind(3, a.matrix);
-    s.bind(4, a.channel);
-    s.bind(5, a.action);
-    s.bind(6, a.target);
-    s.bind(7, a.level);
-    s.bind(8, a.load);
+    s.bindAll(a.id, millis(a.at), a.matrix, a.channel, a.action, a.target, a.level, a.load);
     if (s.step() != SQLITE_DONE) return fail("ledger: action " + a.id + ": " + s.error());
     added += static_cast<std::size_t>(sqlite3_changes(db_));
     s.reset();
@@ -463,13 +442,10 @@ Result<Pruned> Ledger::prune(Time now) {
 
   // Over the size bound: the oldest tenth of what is left, again, until it fits (or is empty).
   while (*bytes > options_.maxBytes) {
-    auto count =
-        scalar(db_, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM actions)");
-    if (!count) return fail("ledger: " + count.error().message);
-    if (*count == 0) break;
     auto decisions = scalar(db_, "SELECT count(*) FROM decisions");
     auto actions = scalar(db_, "SELECT count(*) FROM actions");
     if (!decisions || !actions) return fail("ledger: cannot count the records");
+    if (*decisions + *actions == 0) break;
     d =
         run("DELETE FROM decisions WHERE seq IN (SELECT seq FROM decisions ORDER BY at_ms, seq "
             "LIMIT ?1)",
