@@ -28,26 +28,16 @@
 #include "common/result.h"
 #include "fleet/feed.h"
 #include "fleet/fleet_view.h"
+#include "fleet/leader_link.h"
 
 namespace pi0::fleet {
 
-struct FeedClientOptions {
-  std::filesystem::path caFile;          // PEM: the CA the publisher's certificate chains to
-  std::string serverName = "pi0-fleet";  // the name the certificate must carry (a DNS SAN)
-  std::filesystem::path tokenFile;       // the bearer token, re-read every minute; empty: none
+// The link's options (leader_link.h: CA, server name, token, timeout of a page, relocation),
+// and the pages' period and the fallback.
+struct FeedClientOptions : LeaderLinkOptions {
   Clock::duration every = std::chrono::milliseconds(250);  // between pages
-  std::chrono::milliseconds timeout{2000};                 // one page, connect to last byte
   Clock::duration fallbackAfter = std::chrono::seconds(1);
-  // After a failed page the publisher is located again (it may have moved), at most this often:
-  // between two locations the client retries the URL it has, every `every`. The locator reads a
-  // Lease from the apiserver, which every replica would otherwise ask every `every` while the
-  // leader is gone.
-  Clock::duration relocateEvery = std::chrono::seconds(1);
-  std::size_t maxBodyBytes = 256 << 20;
 };
-
-// Where the publisher is now: its base URL ("https://10.0.0.5:9444"), or why none is known.
-using FeedLocator = std::function<Result<std::string>(std::stop_token)>;
 
 // Written by the client's thread, read from any thread.
 struct FeedCounters {
@@ -82,26 +72,18 @@ class FeedClient {
   ~FeedClient();
 
  private:
-  struct Connection;
   FeedClient(FleetView& view, FeedLocator locate, FeedClientOptions options, Clock& clock);
-  // One page: locates the publisher when needed, asks, applies. An error says why not.
+  // One page: asks the publisher, applies. An error says why not.
   Result<void> readPage(std::stop_token st);
-  std::string bearer();
   void failed(std::string message);
 
   FleetView& view_;
-  FeedLocator locate_;
   const FeedClientOptions options_;
   Clock& clock_;
   FeedCounters counters_;
-  std::unique_ptr<Connection> connection_;  // the client's thread only
-  // The last location (the client's thread only): its URL, or why none, and when.
-  std::optional<Result<std::string>> located_;
-  Clock::time_point locatedAt_;
+  LeaderLink link_;    // the client's thread only
   std::string epoch_;  // of the pages held; "" for none
   std::uint64_t version_ = 0;
-  std::string token_;
-  std::optional<Clock::time_point> tokenReadAt_;
   mutable std::mutex mu_;  // guards lastError_
   std::string lastError_;
 };
