@@ -16,6 +16,7 @@
 #include "kube/connect.h"
 #include "kube/leader_election.h"
 #include "kube/token_review.h"
+#include "ledger/ledger.h"
 #include "metrics/exposition.h"
 #include "metrics/prometheus_query.h"
 #include "net/http_server.h"
@@ -112,22 +113,65 @@ std::unique_ptr<kube::LeaderElector> makeElector(kube::Client& client, const Opt
 }
 
 // The fleet feed (fleet/feed.h): GET /fleet over HTTPS, answered while this replica leads, to
-// callers whose token TokenReview authenticates as one of --fleet-readers.
+// callers whose token TokenReview authenticates as one of --fleet-readers. On the same address,
+// with --ledger-path, POST /ledger/decisions takes the webhook replicas' decisions into the
+// truth ledger, from callers that authenticate as one of --ledger-writers.
 struct FeedServing {
   std::unique_ptr<fleet::FeedPublisher> publisher;
   std::unique_ptr<kube::TokenReviewer> reviewer;
   std::unique_ptr<kube::BearerAuthorizer> authorizer;
+  std::unique_ptr<kube::BearerAuthorizer> ledgerWriters;
   std::unique_ptr<net::HttpsServer> server;
 };
 
+// The result label of a refused caller (pi0_operator_*_answers_total).
+const char* refusal(int status) {
+  return status == 401 ? "unauthorized" : status == 403 ? "forbidden" : "unavailable";
+}
+
+// POST /ledger/decisions: a DecisionBatch (ledger/records.h) from a webhook replica, stored in
+// one transaction before the answer, so that a 200 means the decisions survive this process.
+net::HttpResponse takeDecisions(const net::HttpRequest& req, FeedServing& feed,
+                                ledger::Ledger& ledger, const std::function<bool()>& leading,
+                                const std::string& notLeader, OperatorMetrics& metrics) {
+  const kube::BearerCheck check = feed.ledgerWriters->check(req.authorization);
+  if (check.status != 200) {
+    metrics.countLedgerWrite(refusal(check.status));
+    return net::HttpResponse{check.status, check.message + "\n"};
+  }
+  if (!leading()) {
+    metrics.countLedgerWrite("not_leader");
+    return net::HttpResponse{503, notLeader};
+  }
+  auto decisions = ledger::parseDecisions(req.body);
+  if (!decisions) {
+    metrics.countLedgerWrite("bad_request");
+    return net::HttpResponse{400, "invalid DecisionBatch: " + decisions.error().message + "\n"};
+  }
+  auto stored = ledger.record(*decisions);
+  if (!stored) {
+    metrics.countLedgerWrite("error");
+    log::error("ledger: cannot store decisions", {{"error", stored.error().message}});
+    return net::HttpResponse{500, "the ledger cannot store: " + stored.error().message + "\n"};
+  }
+  metrics.countLedgerWrite("stored", *stored, decisions->size() - *stored);
+  return net::HttpResponse{200,
+                           "{\"received\":" + std::to_string(decisions->size()) +
+                               ",\"stored\":" + std::to_string(*stored) + "}",
+                           "application/json"};
+}
+
 // Starts serving the feed when --fleet-bind-address is on. False (logged) when it cannot.
 bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fleet::FleetView& view,
-               std::function<bool()> leading, OperatorMetrics& metrics, FeedServing& feed) {
+               std::function<bool()> leading, OperatorMetrics& metrics, ledger::Ledger* ledger,
+               FeedServing& feed) {
   if (!options.fleetBindAddress.enabled) return true;
   feed.publisher = std::make_unique<fleet::FeedPublisher>(view, systemClock());
   feed.reviewer = std::make_unique<kube::TokenReviewer>(
       client, std::vector<std::string>{options.fleetAudience});
   feed.authorizer = std::make_unique<kube::BearerAuthorizer>(*feed.reviewer, options.fleetReaders);
+  feed.ledgerWriters = std::make_unique<kube::BearerAuthorizer>(
+      *feed.reviewer, options.ledgerWriters, "write decisions to the ledger");
   const std::string notLeader =
       "this replica does not lead; the fleet feed is served by the "
       "holder of the Lease " +
@@ -143,10 +187,7 @@ bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fle
       // Who asks comes first: a caller without a valid token learns nothing, not even who leads.
       const kube::BearerCheck check = feed.authorizer->check(req.authorization);
       if (check.status != 200) {
-        metrics.countFeedAnswer(check.status == 401   ? "unauthorized"
-                                : check.status == 403 ? "forbidden"
-                                                      : "unavailable",
-                                0);
+        metrics.countFeedAnswer(refusal(check.status), 0);
         return net::HttpResponse{check.status, check.message + "\n"};
       }
       if (!leading()) {
@@ -161,6 +202,12 @@ bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fle
       metrics.countFeedAnswer(a.full ? "full" : "delta", a.body.size());
       return net::HttpResponse{200, std::move(a.body), "application/json"};
     });
+    if (ledger) {
+      r.post("/ledger/decisions",
+             [&feed, &metrics, ledger, leading, notLeader](const net::HttpRequest& req) {
+               return takeDecisions(req, feed, *ledger, leading, notLeader, metrics);
+             });
+    }
   });
   if (!server) {
     log::error("cannot serve the fleet feed", {{"error", server.error().message}});
@@ -172,6 +219,42 @@ bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fle
                                                      {"advertised", options.fleetAdvertiseUrl}});
   runner.addStartStop([s = feed.server.get()] { s->start(); },
                       [s = feed.server.get()] { s->stop(); });
+  return true;
+}
+
+// Opens the ledger of --ledger-path (null when none) and keeps its retention: once a minute,
+// prunes it and sets its metrics. False (logged) when it cannot be opened.
+bool openLedger(Runner& runner, const Options& options, OperatorMetrics& metrics,
+                std::unique_ptr<ledger::Ledger>& ledger) {
+  if (options.ledgerPath.empty()) return true;
+  ledger::Options lo;
+  lo.path = options.ledgerPath;
+  lo.maxAge = options.ledgerMaxAge;
+  lo.maxBytes = static_cast<std::uint64_t>(options.ledgerMaxMiB) << 20;
+  auto opened = ledger::Ledger::open(lo);
+  if (!opened) {
+    log::error("cannot open the ledger", {{"error", opened.error().message}});
+    return false;
+  }
+  ledger = std::move(*opened);
+  log::info("ledger open", {{"path", options.ledgerPath},
+                            {"maxAgeSeconds", options.ledgerMaxAge.count()},
+                            {"maxMiB", options.ledgerMaxMiB}});
+  runner.add([&metrics, l = ledger.get()](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      if (auto pruned = l->prune(std::chrono::system_clock::now()); !pruned) {
+        log::warn("ledger: retention failed", {{"error", pruned.error().message}});
+      } else if (pruned->decisions > 0 || pruned->actions > 0) {
+        metrics.countLedgerPruned(pruned->decisions, pruned->actions);
+        log::info("ledger: retention removed records", {{"decisions", pruned->decisions},
+                                                        {"actions", pruned->actions},
+                                                        {"bytesAfter", pruned->bytesAfter}});
+      }
+      if (auto stats = l->stats())
+        metrics.setLedgerSize(stats->decisions, stats->actions, stats->outcomes, stats->bytes);
+      systemClock().sleepUntil(systemClock().now() + std::chrono::minutes(1), stop);
+    }
+  });
   return true;
 }
 
@@ -243,8 +326,12 @@ int run(const Options& options) {
   // The leader reads the agents (and publishes them); a standby reads the leader's feed.
   auto leading = [&elector] { return !elector || elector->isLeader(); };
   (*polling)->publishesWhen(leading);
+  std::unique_ptr<ledger::Ledger> ledger;
+  if (!openLedger(runner, options, metrics, ledger)) return 1;
   FeedServing feed;
-  if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, feed)) return 1;
+  if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, ledger.get(),
+                 feed))
+    return 1;
 
   // Shutdown runs these backwards: leading stops first (the elector releases the Lease so that
   // a standby takes over at once), then the Events are flushed, the caches, the servers and the

@@ -110,7 +110,28 @@ OperatorMetrics::OperatorMetrics()
                            "reviewed), bad_request.")),
       feedSentBytes_(counter(*registry_, "pi0_operator_fleet_feed_sent_bytes_total",
                              "Bytes of the bodies of GET /fleet answers.")
-                         .Add({})) {
+                         .Add({})),
+      ledgerWrites_(counter(*registry_, "pi0_operator_ledger_writes_total",
+                            "Answers of POST /ledger/decisions, by result: stored, not_leader, "
+                            "unauthorized, forbidden, unavailable (the token could not be "
+                            "reviewed), bad_request, error (the ledger could not store).")),
+      ledgerDecisions_(counter(*registry_, "pi0_operator_ledger_decisions_received_total",
+                               "Decisions in stored batches, by whether they were new or "
+                               "already stored (sent again after a lost answer).")),
+      ledgerRows_(gauge(*registry_, "pi0_operator_ledger_records",
+                        "Rows in the truth ledger, by table: decisions, actions, outcomes.")),
+      ledgerBytes_(gauge(*registry_, "pi0_operator_ledger_bytes",
+                         "The truth ledger's database pages, used and free (not the WAL).")
+                       .Add({})),
+      ledgerPruned_(counter(*registry_, "pi0_operator_ledger_pruned_total",
+                            "Records the ledger's retention removed (age or size), by table.")) {
+  for (const char* result :
+       {"stored", "not_leader", "unauthorized", "forbidden", "unavailable", "bad_request", "error"})
+    ledgerWrites_.Add({{"result", result}});
+  for (const char* kind : {"new", "repeated"})
+    ledgerDecisions_.Add({{"kind", kind}});
+  for (const char* table : {"decisions", "actions"})
+    ledgerPruned_.Add({{"table", table}});
   for (const char* result : {"created", "aggregated", "dropped", "failed"})
     events_.Add({{"result", result}});
   for (const char* result :
@@ -243,6 +264,26 @@ void OperatorMetrics::syncFleet(const fleet::PollCounters& counters, bool pollsA
                                 const fleet::FeedCounters* feed) {
   polls_.sync(counters);
   polls_.syncSource(pollsAgents, feed);
+}
+
+void OperatorMetrics::countLedgerWrite(std::string_view result, std::size_t fresh,
+                                       std::size_t repeated) {
+  ledgerWrites_.Add({{"result", std::string(result)}}).Increment();
+  ledgerDecisions_.Add({{"kind", "new"}}).Increment(static_cast<double>(fresh));
+  ledgerDecisions_.Add({{"kind", "repeated"}}).Increment(static_cast<double>(repeated));
+}
+
+void OperatorMetrics::setLedgerSize(std::int64_t decisions, std::int64_t actions,
+                                    std::int64_t outcomes, std::uint64_t bytes) {
+  ledgerRows_.Add({{"table", "decisions"}}).Set(static_cast<double>(decisions));
+  ledgerRows_.Add({{"table", "actions"}}).Set(static_cast<double>(actions));
+  ledgerRows_.Add({{"table", "outcomes"}}).Set(static_cast<double>(outcomes));
+  ledgerBytes_.Set(static_cast<double>(bytes));
+}
+
+void OperatorMetrics::countLedgerPruned(std::int64_t decisions, std::int64_t actions) {
+  ledgerPruned_.Add({{"table", "decisions"}}).Increment(static_cast<double>(decisions));
+  ledgerPruned_.Add({{"table", "actions"}}).Increment(static_cast<double>(actions));
 }
 
 void OperatorMetrics::countFeedAnswer(std::string_view result, std::size_t bytes) {

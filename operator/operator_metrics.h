@@ -119,6 +119,14 @@ class OperatorMetrics {
                  const fleet::FeedCounters* feed);
   // One answer of GET /fleet: `result` one of the labels above; `bytes` its body.
   void countFeedAnswer(std::string_view result, std::size_t bytes);
+  // One answer of POST /ledger/decisions: `result` stored, not_leader, unauthorized, forbidden,
+  // unavailable, bad_request or error (the ledger failed); of a stored batch, how many decisions
+  // were new and how many already stored (sent again).
+  void countLedgerWrite(std::string_view result, std::size_t fresh = 0, std::size_t repeated = 0);
+  // The ledger's rows and file size (Ledger::stats), and what retention removed.
+  void setLedgerSize(std::int64_t decisions, std::int64_t actions, std::int64_t outcomes,
+                     std::uint64_t bytes);
+  void countLedgerPruned(std::int64_t decisions, std::int64_t actions);
   // Brings the Event and cache metrics up to the recorder's and a cache's own counts.
   void syncEvents(const kube::EventRecorder::Counters& counters);
   void syncCache(const std::string& resource, const kube::Reflector::Counters& counters);
@@ -165,6 +173,11 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Counter>& cacheFailures_;
   prometheus::Family<prometheus::Counter>& feedAnswers_;
   prometheus::Counter& feedSentBytes_;
+  prometheus::Family<prometheus::Counter>& ledgerWrites_;
+  prometheus::Family<prometheus::Counter>& ledgerDecisions_;
+  prometheus::Family<prometheus::Gauge>& ledgerRows_;
+  prometheus::Gauge& ledgerBytes_;
+  prometheus::Family<prometheus::Counter>& ledgerPruned_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};

@@ -143,6 +143,20 @@ FlagTable flagTable(Options& o) {
         "where readers reach this replica's feed, written into the Lease while leading, e.g. "
         "https://10.0.0.5:9444")
       .defaultText("https://$POD_IP:PORT");
+  t.add("--ledger-path FILE", flags::nonEmpty(flags::text(o.ledgerPath)),
+        "the truth ledger's SQLite file, kept by the leader; its directory must exist. The "
+        "webhook replicas' decisions come to POST /ledger/decisions on the feed's address")
+      .defaultText("none: no ledger");
+  t.add(
+      "--ledger-max-age DURATION",
+      flags::wholeSeconds(o.ledgerMaxAge, {.maxSeconds = 366.0 * 24 * 3600, .glossDefault = true}),
+      "records older than this are deleted; at most 366 days");
+  t.add("--ledger-max-mib N",
+        flags::whole(o.ledgerMaxMiB, 1, 1 << 20, "a whole number of MiB in 1..1048576"),
+        "the ledger file's size bound: the oldest records go until it fits");
+  t.add("--ledger-writers USER,...", flags::list(o.ledgerWriters),
+        "who may write decisions to the ledger, e.g. "
+        "system:serviceaccount:pi0-system:pi0-webhook");
   t.add("--prometheus-url URL", flags::nonEmpty(flags::custom(o.prometheusUrl, parsePrometheusUrl)),
         "Prometheus for Channels' throughput queries and ShutdownMatrices' Prometheus load "
         "signals, e.g. http://prometheus.monitoring:9090")
@@ -171,6 +185,10 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
 
   if (auto polling = fleet::checkPollingOptions(*o); !polling) return fail(polling.error().message);
   if (auto feed = checkFeed(*o, env); !feed) return fail(feed.error().message);
+  if (!o->ledgerWriters.empty() && (o->ledgerPath.empty() || !o->fleetBindAddress.enabled))
+    return fail(
+        "--ledger-writers needs --ledger-path and --fleet-bind-address (decisions come "
+        "to the feed's address)");
   if (o->leaderElectionNamespace.empty()) {
     // In a pod, the Lease lives beside the operator, as controller-runtime places it.
     auto ns = readFile(env.namespaceFile);

@@ -4,6 +4,8 @@
 // hint (and exit 2).
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -52,6 +54,13 @@ struct Options : fleet::PollingOptions {
   std::vector<std::string> fleetReaders;
   std::string fleetAudience = "pi0-fleet";
   std::string fleetAdvertiseUrl;
+  // The truth ledger (ledger/ledger.h): the SQLite file the leader keeps ("": none), its
+  // retention, and who may write decisions to it (POST /ledger/decisions on the feed's address:
+  // user names as TokenReview reports them, the webhook's service account).
+  std::string ledgerPath;
+  std::chrono::seconds ledgerMaxAge = std::chrono::hours(24 * 7);
+  std::size_t ledgerMaxMiB = 1024;
+  std::vector<std::string> ledgerWriters;
   bool help = false;
   bool version = false;
 };

@@ -43,13 +43,15 @@ std::int64_t subtractSat(std::int64_t a, std::int64_t b) {
 }  // namespace
 
 Handlers::Handlers(ClusterState state, admission::Policy policy, double minimumMargin,
-                   WebhookMetrics& metrics, ReservationBook& reservations, Clock& clock)
+                   WebhookMetrics& metrics, ReservationBook& reservations, Clock& clock,
+                   DecisionLog* decisions)
     : state_(std::move(state)),
       policy_(std::move(policy)),
       minimumMargin_(minimumMargin),
       metrics_(metrics),
       reservations_(reservations),
-      clock_(clock) {}
+      clock_(clock),
+      decisions_(decisions) {}
 
 HttpAnswer Handlers::answer(std::string_view endpoint, const admission::AdmissionRequest& request,
                             const admission::Response& response, std::string_view reason) {
@@ -114,6 +116,7 @@ HttpAnswer Handlers::pods(std::string_view body) {
   if (turn && d.allowed && d.reason != admission::Reason::kExcluded)
     turn->reserve(pod->displayName(), request->uid, pod->cpuMilli, pod->memoryBytes);
   turn.reset();
+  if (decisions_) decisions_->add(*pod, d, channel ? channel->name : "", WallClock::now());
   if (!d.node.empty()) {
     const fleet::NodeStatus* status = fleet->find(d.node);
     if (status && status->fingerprint) {

@@ -15,6 +15,7 @@
 #include "admission/pod_decision.h"
 #include "admission/review.h"
 #include "common/clock.h"
+#include "decision_log.h"
 #include "fleet/fleet_view.h"
 #include "metrics.h"
 #include "node_index.h"
@@ -49,8 +50,10 @@ struct HttpAnswer {
 // Any thread may call any member; `metrics` and `reservations` outlive the Handlers.
 class Handlers {
  public:
+  // `decisions`, when given, takes the record of every pod decision for the truth ledger.
   Handlers(ClusterState state, admission::Policy policy, double minimumMargin,
-           WebhookMetrics& metrics, ReservationBook& reservations, Clock& clock = systemClock());
+           WebhookMetrics& metrics, ReservationBook& reservations, Clock& clock = systemClock(),
+           DecisionLog* decisions = nullptr);
 
   HttpAnswer pods(std::string_view body);
   HttpAnswer channels(std::string_view body);
@@ -70,6 +73,7 @@ class Handlers {
   WebhookMetrics& metrics_;
   ReservationBook& reservations_;
   Clock& clock_;
+  DecisionLog* decisions_;
 };
 
 }  // namespace pi0::webhook

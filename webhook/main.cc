@@ -22,6 +22,7 @@
 #include "kube/reflector.h"
 #include "kube/resource.h"
 #include "kube/store.h"
+#include "ledger_sender.h"
 #include "metrics.h"
 #include "metrics/exposition.h"
 #include "net/https_server.h"
@@ -140,6 +141,8 @@ struct Scrape {
   const ClusterCaches& caches;
   fleet::FleetPolling& polling;
   Handlers& handlers;
+  const DecisionLog* decisions;
+  const LedgerSender* sender;
   const std::string& certFile;
   const SelfManagedCertificates* selfManaged;
   const net::HttpsServer* served = nullptr;  // set once the server exists
@@ -150,6 +153,18 @@ struct Scrape {
     metrics.polls(polling.counters(), polling.pollsAgents(),
                   polling.feed() ? &polling.feed()->counters() : nullptr);
     metrics.reservations(handlers.reservations());
+    if (decisions) {
+      LedgerFigures f;
+      f.queued = decisions->size();
+      f.added = decisions->added();
+      f.dropped = decisions->dropped();
+      if (sender) {
+        f.sent = sender->counters().sent;
+        f.rejected = sender->counters().rejected;
+        f.sendErrors = sender->counters().errors;
+      }
+      metrics.ledger(f);
+    }
     if (served) {
       const auto& c = served->counters();
       metrics.connections({c.connections.load(), c.open.load(), c.refused.load(), c.timeouts.load(),
@@ -209,8 +224,22 @@ int run(const Options& options) {
 
   WebhookMetrics metrics;
   ReservationBook reservations(options.reservations, systemClock());
+  // The truth ledger: each decision is logged here and sent to the operator leader, over a link
+  // of its own to the feed's publisher.
+  std::unique_ptr<DecisionLog> decisions;
+  std::unique_ptr<LedgerSender> sender;
+  if (options.ledgerQueue > 0) {
+    if (auto link = fleet::linkToPublisher(*client, options, std::chrono::seconds(5))) {
+      decisions = std::make_unique<DecisionLog>(options.replica, options.ledgerQueue);
+      sender = std::make_unique<LedgerSender>(*decisions, std::move(*link), LedgerSenderOptions{});
+    } else {
+      log::info(
+          "not recording decisions in the truth ledger: it is reached over the fleet feed "
+          "(--fleet-lease)");
+    }
+  }
   Handlers handlers(caches.state((*polling)->view()), options.policy, options.minimumMargin,
-                    metrics, reservations);
+                    metrics, reservations, systemClock(), decisions.get());
   std::unique_ptr<SelfManagedCertificates> selfManaged;
   if (options.selfManagedSecret) {
     selfManaged = std::make_unique<SelfManagedCertificates>(*client, options.selfManaged);
@@ -218,7 +247,8 @@ int run(const Options& options) {
     runner.add([&](std::stop_token stop) { selfManaged->run(stop); });
   }
 
-  Scrape scrape{metrics, caches, **polling, handlers, options.certFile, selfManaged.get()};
+  Scrape scrape{metrics,         caches,       **polling,        handlers,
+                decisions.get(), sender.get(), options.certFile, selfManaged.get()};
   net::HttpsServerOptions serverOptions;
   serverOptions.host = options.bindAddress.host;
   serverOptions.port = options.bindAddress.port;
@@ -233,6 +263,8 @@ int run(const Options& options) {
     return 1;
   }
   scrape.served = server->get();
+  // Stopped after the server: the last send hands over every decision it made.
+  if (sender) runner.add([&sender](std::stop_token stop) { sender->run(stop); });
   // Added last, stopped first: after the drain, the server ends before what it reads.
   runner.addStartStop([&] { (*server)->start(); }, [&] { (*server)->stop(); });
   log::info("pi0-webhook started", {{"version", PI0_VERSION},

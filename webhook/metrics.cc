@@ -98,7 +98,27 @@ WebhookMetrics::WebhookMetrics()
                                    "channel's status.buffer.observedAt passed the pod's "
                                    "admission plus the grace) or timeout (the operator never "
                                    "counted the pod in time)")
-                             .Register(*registry_)) {
+                             .Register(*registry_)),
+      ledgerQueued_(prometheus::BuildGauge()
+                        .Name("pi0_webhook_ledger_queued_decisions")
+                        .Help("Decisions this replica holds for the truth ledger, not yet "
+                              "stored by the operator leader")
+                        .Register(*registry_)
+                        .Add({})),
+      ledgerDecisions_(prometheus::BuildCounter()
+                           .Name("pi0_webhook_ledger_decisions_total")
+                           .Help("Decisions for the truth ledger, by what became of them: "
+                                 "logged, sent (stored by the leader), dropped (a full log made "
+                                 "room for newer ones: the leader was out of reach) or rejected "
+                                 "(refused as malformed)")
+                           .Register(*registry_)),
+      ledgerSendErrors_(prometheus::BuildCounter()
+                            .Name("pi0_webhook_ledger_send_errors_total")
+                            .Help("Sends of decisions to the leader that stored nothing "
+                                  "(unreachable, not the leader, unauthorized); the decisions "
+                                  "are kept and sent again")
+                            .Register(*registry_)
+                            .Add({})) {
   // The counters exist from the start, at 0, so that a rate() sees the first event rather than
   // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
   // every result each reason can have: a reason that denies in Enforce mode warns in Warn mode
@@ -108,6 +128,8 @@ WebhookMetrics::WebhookMetrics()
   for (const char* endpoint : {"pods", "channels", "shutdownmatrices"})
     badRequests_.Add({{"endpoint", endpoint}});
   connectionsAccepted_.Add({});
+  for (const char* state : {"logged", "sent", "dropped", "rejected"})
+    ledgerDecisions_.Add({{"state", state}});
   for (const char* reason : {"timeout", "handshake_failed", "refused"})
     connectionsDropped_.Add({{"reason", reason}});
   malformedRequests_.Add({});
@@ -133,6 +155,16 @@ void WebhookMetrics::polls(const fleet::PollCounters& counters, bool pollsAgents
                            const fleet::FeedCounters* feed) {
   polls_.sync(counters);
   polls_.syncSource(pollsAgents, feed);
+}
+
+void WebhookMetrics::ledger(const LedgerFigures& f) {
+  std::lock_guard lock(mu_);
+  ledgerQueued_.Set(static_cast<double>(f.queued));
+  metrics::raiseTo(ledgerDecisions_.Add({{"state", "logged"}}), f.added);
+  metrics::raiseTo(ledgerDecisions_.Add({{"state", "sent"}}), f.sent);
+  metrics::raiseTo(ledgerDecisions_.Add({{"state", "dropped"}}), f.dropped);
+  metrics::raiseTo(ledgerDecisions_.Add({{"state", "rejected"}}), f.rejected);
+  metrics::raiseTo(ledgerSendErrors_, f.sendErrors);
 }
 
 void WebhookMetrics::connections(const ConnectionFigures& f) {

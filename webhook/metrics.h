@@ -47,6 +47,16 @@ struct ConnectionFigures {
   std::uint64_t refused = 0, timeouts = 0, handshakeFailures = 0, malformed = 0;
 };
 
+// The decision log and its sender's figures for /metrics (decision_log.h, ledger_sender.h).
+struct LedgerFigures {
+  std::uint64_t queued = 0;    // in the log, not yet stored by the ledger
+  std::uint64_t added = 0;     // decisions logged
+  std::uint64_t sent = 0;      // stored by the ledger
+  std::uint64_t dropped = 0;   // made room for newer ones in a full log, never sent
+  std::uint64_t rejected = 0;  // refused by the ledger as malformed
+  std::uint64_t sendErrors = 0;
+};
+
 // Decisions by result (allowed, denied, warned) and reason, request durations, bad requests.
 // Bad requests per endpoint and the pod endpoint's possible decisions exist from the start, at 0.
 class WebhookMetrics {
@@ -74,6 +84,8 @@ class WebhookMetrics {
   // The buffer reservations (Handlers::reservations()), set before each scrape likewise: live
   // ones per channel (a channel seen before and holding none now reads 0), ended ones by how.
   void reservations(const ReservationBook::Figures& figures);
+  // The decisions on their way to the truth ledger, set before each scrape likewise.
+  void ledger(const LedgerFigures& figures);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -95,6 +107,9 @@ class WebhookMetrics {
   prometheus::Family<prometheus::Counter>& malformedRequests_;
   prometheus::Family<prometheus::Gauge>& reservations_;
   prometheus::Family<prometheus::Counter>& reservationsEnded_;
+  prometheus::Gauge& ledgerQueued_;
+  prometheus::Family<prometheus::Counter>& ledgerDecisions_;
+  prometheus::Counter& ledgerSendErrors_;
   std::set<std::string> reservationChannels_;  // channels with a gauge
   std::mutex mu_;
 };

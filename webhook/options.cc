@@ -1,5 +1,9 @@
 #include "options.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
+
 namespace pi0::webhook {
 namespace {
 
@@ -107,6 +111,14 @@ FlagTable flagTable(Options& o) {
         flags::nonEmpty(flags::whole(o.serverThreads, 1, 256, "a number from 1 to 256")),
         "event loops serving the connections, 1 to 256; idle or slow connections hold none")
       .defaultText("one per CPU");
+  t.add("--ledger-queue N",
+        flags::whole(o.ledgerQueue, 0, 10'000'000, "a whole number in 0..10000000"),
+        "decisions held for the truth ledger until the operator leader has stored them, at "
+        "most (about 0.5 KiB each); when full, the oldest make room; 0: record none. Sent to "
+        "the leader of --fleet-lease");
+  t.add("--replica NAME", flags::nonEmpty(flags::text(o.replica)),
+        "this replica's name in the ledger's records")
+      .defaultText("$POD_NAME, else the host name");
   t.add("--log-level LEVEL", flags::logLevel(o.logLevel), "debug, info, warn or error");
   t.addStandard(o.version, o.help);
   addSelfManagedFlags(t, o);
@@ -157,6 +169,13 @@ Result<Options> parseOptions(const std::vector<std::string>& args) {
   if (auto polling = fleet::checkPollingOptions(*o); !polling) return fail(polling.error().message);
   if (auto selfManaged = checkSelfManaged(*o); !selfManaged) {
     return fail(selfManaged.error().message);
+  }
+  if (o->replica.empty()) {
+    char host[256] = {};
+    const char* pod = std::getenv("POD_NAME");
+    o->replica = pod && *pod                                 ? pod
+                 : ::gethostname(host, sizeof host - 1) == 0 ? host
+                                                             : "pi0-webhook";
   }
   return o;
 }

@@ -59,6 +59,7 @@ Result<void> checkLeaderLinkOptions(const LeaderLinkOptions& options, const Feed
 LeaderLink::LeaderLink(FeedLocator locate, LeaderLinkOptions options, Clock& clock)
     : locate_(std::move(locate)), options_(std::move(options)), clock_(clock) {}
 
+LeaderLink::LeaderLink(LeaderLink&&) = default;
 LeaderLink::~LeaderLink() = default;
 
 void LeaderLink::drop() {

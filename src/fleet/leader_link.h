@@ -48,6 +48,7 @@ class LeaderLink {
  public:
   // `clock` must outlive the link; the options are checked (checkLeaderLinkOptions).
   LeaderLink(FeedLocator locate, LeaderLinkOptions options, Clock& clock);
+  LeaderLink(LeaderLink&&);
   ~LeaderLink();
 
   // An answer with any HTTP status. Errors (no answer) name the URL and say why.

@@ -42,6 +42,16 @@ FeedLocator leaseLocator(kube::Client& client, ServiceRef lease) {
   };
 }
 
+// The link's options from the --fleet-* flags.
+LeaderLinkOptions linkOptions(const PollingOptions& options, std::chrono::milliseconds timeout) {
+  LeaderLinkOptions link;
+  link.caFile = options.fleetCaFile;
+  link.serverName = options.fleetServerName;
+  link.tokenFile = options.fleetTokenFile;
+  link.timeout = timeout;
+  return link;
+}
+
 }  // namespace
 
 void addPollingFlags(FlagTable& table, PollingOptions& options) {
@@ -95,6 +105,13 @@ Result<void> checkPollingOptions(const PollingOptions& options) {
   return {};
 }
 
+std::optional<LeaderLink> linkToPublisher(kube::Client& client, const PollingOptions& options,
+                                          std::chrono::milliseconds timeout) {
+  if (!options.fleetLease) return std::nullopt;
+  return LeaderLink(leaseLocator(client, *options.fleetLease), linkOptions(options, timeout),
+                    systemClock());
+}
+
 bool FleetPolling::pollsAgents() const {
   return !feed_ || (publishes_ && publishes_()) || feed_->fallback();
 }
@@ -134,11 +151,8 @@ Result<std::unique_ptr<FleetPolling>> startPolling(Runner& runner, kube::Client&
 
   if (options.fleetLease) {
     FeedClientOptions feed;
-    feed.caFile = options.fleetCaFile;
-    feed.serverName = options.fleetServerName;
-    feed.tokenFile = options.fleetTokenFile;
+    static_cast<LeaderLinkOptions&>(feed) = linkOptions(options, pollerOptions.timeout);
     feed.every = polling->interval_ / 8;
-    feed.timeout = pollerOptions.timeout;
     feed.fallbackAfter = options.fleetFallbackAfterSeconds > 0
                              ? std::chrono::duration_cast<Clock::duration>(
                                    std::chrono::duration<double>(options.fleetFallbackAfterSeconds))

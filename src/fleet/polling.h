@@ -101,6 +101,12 @@ class FleetPolling {
   std::function<bool()> publishes_;
 };
 
+// A link to the feed's publisher besides the feed's own (pi0-webhook's decisions travel it to
+// the truth ledger): the same Lease, CA, server name and token, with `timeout` per request.
+// nullopt without --fleet-lease. `client` must outlive the link.
+std::optional<LeaderLink> linkToPublisher(kube::Client& client, const PollingOptions& options,
+                                          std::chrono::milliseconds timeout);
+
 // Starts finding the agents at once (the EndpointSlices' watch runs from now until shutdown)
 // and adds the polls to `runner`: a round every --poll-interval, each agent given
 // --agent-timeout; with --fleet-lease, also the feed's client, a page every quarter interval,

@@ -7,13 +7,11 @@
 #include <chrono>
 #include <thread>
 
-#include "certs/self_signed.h"
-#include "common/files.h"
 #include "fleet/feed.h"
 #include "fleet/feed_client.h"
 #include "fleet/fingerprints.h"
+#include "fleet_pki.h"
 #include "net/https_server.h"
-#include "temp_dir.h"
 
 using namespace pi0;
 using namespace pi0::fleet;
@@ -21,29 +19,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Pki {
-  pi0::testing::TempDir dir;
-  std::filesystem::path caFile, otherCaFile, certFile, keyFile;
-
-  Pki() {
-    const auto now = std::chrono::system_clock::now();
-    auto ca = certs::makeCa("feed-test-ca", std::chrono::hours(24), now);
-    auto other = certs::makeCa("someone-else", std::chrono::hours(24), now);
-    REQUIRE(ca);
-    REQUIRE(other);
-    auto serving = certs::makeServing(*ca, {"pi0-fleet"}, {}, std::chrono::hours(24), now);
-    REQUIRE(serving);
-    caFile = dir.path() / "ca.crt";
-    otherCaFile = dir.path() / "other.crt";
-    certFile = dir.path() / "tls.crt";
-    keyFile = dir.path() / "tls.key";
-    REQUIRE(writeFileAtomic(caFile, ca->certificate));
-    REQUIRE(writeFileAtomic(otherCaFile, other->certificate));
-    REQUIRE(writeFileAtomic(certFile, serving->certificate));
-    REQUIRE(writeFileAtomic(keyFile, serving->key));
-    REQUIRE(writeFileAtomic(dir.path() / "token", "secret-token\n"));
-  }
-};
+using pi0::testing::Pki;
 
 // A publisher of `source` behind GET /fleet, which wants "Bearer secret-token".
 struct FeedServer {

@@ -148,7 +148,7 @@ struct World {
 
   void load(double iso) { view.recordSuccess("node-a", fingerprint("node-a", iso), clock.now()); }
 
-  Handlers handlers() {
+  Handlers handlers(DecisionLog* decisions = nullptr) {
     ClusterState state;
     state.nodes = [this] { return index.snapshot(); };
     state.namespaceNamed = [this](const std::string& name) -> ObjectPtr {
@@ -158,7 +158,7 @@ struct World {
     state.channels = [this] { return channels; };
     state.matrices = [this] { return matrices; };
     state.fleet = [this] { return view.snapshot(); };
-    return Handlers(state, policy, 0.05, metrics, reservations, clock);
+    return Handlers(state, policy, 0.05, metrics, reservations, clock, decisions);
   }
 
   std::string metricsText() { return metrics::renderText(*metrics.registry()); }
@@ -203,6 +203,39 @@ TEST_CASE("pods: the decision for the review, its uid echoed, counted by result 
   CHECK(has(text, R"(pi0_webhook_decisions_total{endpoint="pods",reason="GatesFailed",)"
                   R"(result="denied"} 1)"));
   CHECK(has(text, R"(pi0_webhook_request_duration_seconds_count{endpoint="pods"} 2)"));
+}
+
+TEST_CASE("pods: every pod decision goes to the decision log, the denied ones too") {
+  World w;
+  DecisionLog log("pi0-webhook-0", 100);
+  auto h = w.handlers(&log);
+  w.load(0.8);
+  CHECK(response(h.pods(podReview("uid-1", "shop", {{"app", "web"}}).dump()))["allowed"] == true);
+  w.load(0.02);
+  CHECK(response(h.pods(podReview("uid-2", "shop", {{"app", "web"}}).dump()))["allowed"] == false);
+  // Not a pod CREATE, and a pod that cannot be read: no decision of admission's.
+  h.pods(podReview("u", "shop", Json::object(), "500m", "UPDATE").dump());
+  h.pods(podReview("u", "shop", Json::object(), "5x").dump());
+
+  auto batch = log.peek(10);
+  REQUIRE(batch);
+  REQUIRE(batch->decisions.size() == 2);
+  const ledger::Decision& allowed = batch->decisions[0];
+  const ledger::Decision& denied = batch->decisions[1];
+  CHECK(allowed.id.starts_with("pi0-webhook-0/"));
+  CHECK(allowed.ns == "shop");
+  CHECK(allowed.reason == "Passed");
+  CHECK(allowed.allowed);
+  CHECK(allowed.node == "node-a");
+  CHECK(denied.reason == "GatesFailed");
+  CHECK_FALSE(denied.allowed);
+  CHECK_FALSE(denied.verdict);
+  CHECK(denied.mode == "Enforce");
+  CHECK(denied.node == "node-a");
+  bool isolationFailed = false;
+  for (const auto& g : denied.gates)
+    if (g.gate == "isolation" && !g.passed) isolationFailed = g.value == doctest::Approx(0.02);
+  CHECK(isolationFailed);
 }
 
 TEST_CASE("pods: a namespace's mode label turns a denial into a warning") {
