@@ -35,6 +35,7 @@ RUN apt-get update \
         libjemalloc2 \
         libprometheus-cpp-core1.0 \
         libsimdjson14 \
+        libsqlite3-0 \
         libssl3 \
         libyaml-cpp0.7 \
         openssl \

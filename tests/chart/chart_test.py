@@ -532,6 +532,51 @@ try:
           "grafana.dashboards.enabled=false: no dashboard ConfigMap")
     print("ok: monitoring (%d dashboards, rules file %s)" % (len(dashboards), "present" if os.path.exists(rules_file) else "absent"))
 
+    # --- The truth ledger ----------------------------------------------------------------------
+    docs = render()
+    op = one(docs, "Deployment", "pi0-operator")
+    oargs, wh = args_of(op), one(docs, "Deployment", "pi0-webhook")
+    path = flag(oargs, "--ledger-path") or ""
+    mounts = {m["mountPath"]: m["name"] for m in op["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in op["spec"]["template"]["spec"]["volumes"]}
+    ledger_volume = volumes.get(mounts.get(os.path.dirname(path), ""), {})
+    check(path == "/var/lib/pi0/ledger/ledger.db" and ledger_volume.get("emptyDir") == {"sizeLimit": "2Gi"},
+          "ledger: by default the operator keeps it on an emptyDir of 2Gi: %s %s" % (path, ledger_volume))
+    check(flag(oargs, "--ledger-writers") == "system:serviceaccount:%s:pi0-webhook" % NS,
+          "ledger: only the webhook's ServiceAccount writes: %s" % flag(oargs, "--ledger-writers"))
+    check(flag(oargs, "--ledger-max-age") == "168h" and flag(oargs, "--ledger-max-mib") == "1024",
+          "ledger: retention 168h, 1024 MiB: %s %s" % (flag(oargs, "--ledger-max-age"), flag(oargs, "--ledger-max-mib")))
+    check(flag(args_of(wh), "--ledger-queue") == "20000", "ledger: webhook --ledger-queue=20000")
+    wenv = {e["name"]: e for e in wh["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+    check(wenv.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
+          "ledger: the webhook names its records by POD_NAME")
+    check(not find(docs, "PersistentVolumeClaim"), "ledger: no claim without persistence.enabled")
+    docs = render("--set", "persistence.enabled=true", "--set", "operator.replicas=1",
+                  "--set", "persistence.storageClassName=fast")
+    op = one(docs, "Deployment", "pi0-operator")
+    claim = one(docs, "PersistentVolumeClaim", "pi0-operator-ledger")
+    volumes = {v["name"]: v for v in op["spec"]["template"]["spec"]["volumes"]}
+    check(volumes["ledger"].get("persistentVolumeClaim") == {"claimName": "pi0-operator-ledger"},
+          "ledger: persistence mounts the claim: %s" % volumes["ledger"])
+    check(claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["spec"]["storageClassName"] == "fast"
+          and claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+          and claim["metadata"]["annotations"].get("helm.sh/resource-policy") == "keep",
+          "ledger: the claim is RWO, of the class given, 2Gi, kept by uninstall: %s" % claim)
+    check(op["spec"].get("strategy") == {"type": "Recreate"}, "ledger: with a claim, the operator is recreated")
+    docs = render("--set", "persistence.enabled=true", "--set", "operator.replicas=1",
+                  "--set", "persistence.existingClaim=mine")
+    check(not find(docs, "PersistentVolumeClaim"), "ledger: an existing claim is not made")
+    volumes = {v["name"]: v for v in one(docs, "Deployment", "pi0-operator")["spec"]["template"]["spec"]["volumes"]}
+    check(volumes["ledger"]["persistentVolumeClaim"]["claimName"] == "mine", "ledger: the existing claim is mounted")
+    proc = helm("template", "pi0", CHART, "--set", "persistence.enabled=true", expect_ok=False)
+    check(proc.returncode != 0 and "operator.replicas=1" in proc.stderr,
+          "ledger: persistence with two operator replicas fails and says to set operator.replicas=1: %s" % proc.stderr.strip())
+    docs = render("--set", "ledger.enabled=false")
+    check(flag(args_of(one(docs, "Deployment", "pi0-operator")), "--ledger-path") is None
+          and flag(args_of(one(docs, "Deployment", "pi0-webhook")), "--ledger-queue") == "0",
+          "ledger.enabled=false: no ledger, the webhook records nothing")
+    print("ok: the truth ledger (emptyDir, claim, one replica with a claim, off)")
+
     # --- Wrong values fail with a message naming them ---------------------------------------------
     wrong = [
         (["--set", "webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
@@ -552,6 +597,9 @@ try:
         (["--set", "fleetFeed.serverName=Pi0_Fleet"], "/fleetFeed/serverName"),
         (["--set", "fleetFeed.fallbackAfter=soon"], "/fleetFeed/fallbackAfter"),
         (["--set", "fleetFeed.validityDays=0"], "/fleetFeed/validityDays"),
+        (["--set", "ledger.maxAge=forever"], "/ledger/maxAge"),
+        (["--set", "ledger.maxMiB=0"], "/ledger/maxMiB"),
+        (["--set", "persistence.size=lots"], "/persistence/size"),
     ]
     for args, name in wrong:
         proc = helm("template", "pi0", CHART, *args, expect_ok=False)
