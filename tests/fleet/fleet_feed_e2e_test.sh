@@ -17,6 +17,12 @@
 #  4. Freshness: the webhook's pi0_webhook_decision_data_age_seconds in the steady state (10 s of
 #     load before the kill), p50 and
 #     p99 printed; p99 within two sampling intervals (1 s).
+#  5. The truth ledger (README "The learning loop"): the two replicas keep one SQLite file, as
+#     on one node's volume. Who may write: POST /ledger/decisions answers 401 without a token,
+#     403 to a reader that is not a writer (the operator's own account), 503 on the standby, 400
+#     to a malformed batch, naming the defect. Every review the webhook answered in step 3, the
+#     kill -9 of the leader included, is in the ledger exactly once, and the file's integrity
+#     check passes.
 #
 # Usage: fleet_feed_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT
 set -euo pipefail
@@ -68,7 +74,8 @@ start_operator() { # N
     --fleet-cert-file "$work/fleet.crt" --fleet-key-file "$work/fleet.key" \
     --fleet-readers "$READERS" --fleet-advertise-url "https://127.0.0.1:${op_fleet[$n]}" \
     --fleet-lease default/pi0-operator --fleet-ca-file "$work/fleet-ca.crt" \
-    --fleet-token-file "$work/pi0-operator.token"
+    --fleet-token-file "$work/pi0-operator.token" --ledger-path "$work/ledger.db" \
+    --ledger-writers "system:serviceaccount:$SA_NS:pi0-webhook"
   op_pid[$n]=$E2E_STARTED_PID
   until op_metrics[$n]=$(e2e_log_field "${op_log[$n]}" "serving metrics" port 2>/dev/null); do
     e2e_pid_alive "${op_pid[$n]}" || e2e_fail "operator $n exited at start: $(tail -5 "${op_log[$n]}")"
@@ -152,6 +159,31 @@ nodes_in_feed=$(feed "${op_fleet[1]}" "$work/pi0-webhook.token" | head -n 1 |
   e2e_json 'print(len(d["nodes"]))')
 [[ $nodes_in_feed == 3 ]] || e2e_fail "the feed has $nodes_in_feed nodes, not 3"
 expect_feed "the standby" "${op_fleet[2]}" "$work/pi0-webhook.token" 503 "does not lead"
+post_ledger() { # PORT TOKEN_FILE BODY: prints the body, then the status
+  local auth=()
+  [[ -n $2 ]] && auth=(-H "Authorization: Bearer $(cat "$2")")
+  curl -sS --noproxy '*' --max-time 5 --cacert "$work/fleet-ca.crt" \
+    --resolve "pi0-fleet:$1:127.0.0.1" "${auth[@]}" -H 'Content-Type: application/json' \
+    --data-binary "$3" -w '\n%{http_code}' "https://pi0-fleet:$1/ledger/decisions"
+}
+expect_ledger() { # WHAT PORT TOKEN_FILE BODY STATUS PHRASE
+  local out status
+  out=$(post_ledger "$2" "$3" "$4")
+  status=$(tail -n 1 <<<"$out")
+  [[ $status == "$5" && $out == *"$6"* ]] ||
+    e2e_fail "ledger: $1: expected $5 with '$6', got: $(head -c 300 <<<"$out")"
+  e2e_log "ok: ledger: $1: $5 $(head -n 1 <<<"$out" | head -c 120)"
+}
+batch='{"apiVersion":"stability.pi0.io/v1alpha1","kind":"DecisionBatch","decisions":[]}'
+expect_ledger "no token" "${op_fleet[1]}" "" "$batch" 401 "missing bearer token"
+expect_ledger "a reader that is not a writer" "${op_fleet[1]}" "$work/pi0-operator.token" \
+  "$batch" 403 "may not write decisions to the ledger"
+expect_ledger "the standby" "${op_fleet[2]}" "$work/pi0-webhook.token" "$batch" 503 "does not lead"
+expect_ledger "a malformed batch" "${op_fleet[1]}" "$work/pi0-webhook.token" \
+  '{"apiVersion":"stability.pi0.io/v1alpha1","kind":"DecisionBatch","decisions":[{"id":1}]}' \
+  400 "decisions[0]"
+expect_ledger "an empty batch" "${op_fleet[1]}" "$work/pi0-webhook.token" "$batch" 200 \
+  '"stored":0'
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "2. each agent is read once per interval, by the leader only"
@@ -238,6 +270,7 @@ sys.exit(1 if problems else 0)' "$work/load.json"
 }
 problems=$(check_load) || e2e_fail "reviews across the kill: $problems"
 e2e_log "ok: every review answered and admitted on fresh data across the kill"
+answered=$(e2e_json 'print(d["ok"])' <"$work/load.json")
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "4. freshness: from an agent's sample to the webhook's decision"
@@ -250,4 +283,24 @@ e2e_log "data age over the whole run, the kill included, $all decisions: p50 <= 
 ((steady >= 150)) || e2e_fail "only $steady decisions observed the data age in 10 s"
 /usr/bin/python3 -c "import sys; sys.exit(0 if float('$p99') <= 1.0 else 1)" ||
   e2e_fail "p99 data age $p99 s in the steady state is over two sampling intervals (1 s)"
+
+# ---------------------------------------------------------------------------------------------
+e2e_log "5. the truth ledger: every decision of step 3 stored once, across the kill"
+queue_empty() { [[ $(webhook_metric pi0_webhook_ledger_queued_decisions) == 0 ]]; }
+e2e_wait_for "the webhook to hand every decision to the leader" 20 queue_empty
+read -r rows distinct integrity <<<"$(/usr/bin/python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows, distinct = db.execute(
+    "SELECT COUNT(*), COUNT(DISTINCT pod) FROM decisions WHERE pod LIKE \"load-%\"").fetchone()
+print(rows, distinct, db.execute("PRAGMA integrity_check").fetchone()[0])' "$work/ledger.db")"
+dropped=$(webhook_metric 'pi0_webhook_ledger_decisions_total{state="dropped"}')
+repeated=$(operator_metric 2 'pi0_operator_ledger_decisions_received_total{kind="repeated"}')
+e2e_log "the webhook answered $answered reviews; the ledger holds $rows of their decisions" \
+  "($distinct pods), integrity $integrity; dropped $dropped, sent again and already stored" \
+  "$repeated"
+[[ $integrity == ok ]] || e2e_fail "the ledger's integrity check says: $integrity"
+((rows == answered && distinct == answered)) ||
+  e2e_fail "the ledger holds $rows decisions of $distinct pods for $answered answered reviews"
+[[ $dropped == 0 ]] || e2e_fail "the webhook dropped $dropped decisions"
 e2e_log "PASS"
