@@ -114,7 +114,7 @@ FlagTable flagTable(Options& o) {
   t.add("--ledger-queue N",
         flags::whole(o.ledgerQueue, 0, 10'000'000, "a whole number in 0..10000000"),
         "decisions held for the truth ledger until the operator leader has stored them, at "
-        "most (about 0.5 KiB each); when full, the oldest make room; 0: record none. Sent to "
+        "most (about 1.2 KiB each); when full, the oldest make room; 0: record none. Sent to "
         "the leader of --fleet-lease");
   t.add("--replica NAME", flags::nonEmpty(flags::text(o.replica)),
         "this replica's name in the ledger's records")

@@ -35,7 +35,7 @@ struct Options : fleet::PollingOptions {
   // The truth ledger: this replica's name in its records, and how many decisions it holds for the
   // leader at most (0: record none). Sent over the fleet feed's link, so only with --fleet-lease.
   std::string replica;  // default: $POD_NAME, else the host name
-  std::size_t ledgerQueue = 20000;
+  std::size_t ledgerQueue = 10000;
   log::Level logLevel = log::Level::kInfo;
   bool help = false;
   bool version = false;

@@ -3,7 +3,10 @@
 // table of N nodes, each with the fingerprint of a real agent (the fixture given), for
 //   pass  a pod the first node admits (the parse and the answer dominate);
 //   deny  a pod every node fails, so that decide() scans them all and writes the message.
-// Denials are not logged (log level warn): the figure is the review's, not the log's.
+// Denials are not logged (log level warn): the figure is the review's, not the log's. Each
+// decision goes to a decision log for the truth ledger, as in pi0-webhook (--ledger-queue, the
+// webhook's default; 0: none); nothing sends it, so a full log makes room as it does when the
+// leader is out of reach.
 // Prints CPU microseconds per review (the process's CPU clock), the best of --rounds rounds:
 // the figure to compare before and after a change to the review path, on the same machine
 // (bench/README.md). End to end figures, wrk through TLS, are bench/webhook_bench.sh's.
@@ -12,6 +15,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -99,7 +103,7 @@ int usage(const char* why) {
   std::fprintf(stderr,
                "pi0-review-bench: %s\n"
                "Usage: pi0-review-bench FINGERPRINT.json [--nodes N] [--reviews N] [--rounds N]\n"
-               "                        [--only pass|deny]\n"
+               "                        [--only pass|deny] [--ledger-queue N]\n"
                "  FINGERPRINT.json  an agent's /fingerprint body (tests/fixtures/fleet has one)\n"
                "  --only            one of the two reviews (for a profiler's count of one)\n",
                why);
@@ -111,7 +115,7 @@ int usage(const char* why) {
 int main(int argc, char** argv) {
   using namespace pi0;
   if (argc < 2 || argv[1][0] == '-') return usage("give a fingerprint file");
-  int nodes = 1000, reviews = 2000, rounds = 5;
+  int nodes = 1000, reviews = 2000, rounds = 5, ledgerQueue = 10000;
   std::string only;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -121,6 +125,12 @@ int main(int argc, char** argv) {
       continue;
     }
     const int v = std::atoi(argv[i + 1]);
+    if (flag == "--ledger-queue") {
+      if (v < 0 || (v == 0 && std::string(argv[i + 1]) != "0"))
+        return usage("--ledger-queue takes a whole number");
+      ledgerQueue = v;
+      continue;
+    }
     if (v <= 0) return usage("counts must be whole numbers above 0");
     if (flag == "--nodes") {
       nodes = v;
@@ -169,10 +179,15 @@ int main(int argc, char** argv) {
   admission::Policy policy;
   // The fixture's cpu isolation is 0.30: a margin of 0.05 admits 250m on 8 CPUs, 4 CPUs fail.
   policy.thresholds.isolation = 0.05;
-  webhook::Handlers handlers(state, policy, 0.05, metrics, book);
+  std::unique_ptr<webhook::DecisionLog> decisions;
+  if (ledgerQueue > 0)
+    decisions =
+        std::make_unique<webhook::DecisionLog>("bench", static_cast<std::size_t>(ledgerQueue));
+  webhook::Handlers handlers(state, policy, 0.05, metrics, book, systemClock(), decisions.get());
 
-  std::printf("pi0-review-bench: %d nodes, %d reviews a round, best of %d rounds\n", nodes, reviews,
-              rounds);
+  std::printf(
+      "pi0-review-bench: %d nodes, %d reviews a round, best of %d rounds, ledger queue %d\n", nodes,
+      reviews, rounds, ledgerQueue);
   for (const auto& [name, cpu, allowed] :
        {std::tuple{"pass", "250m", true}, std::tuple{"deny", "4", false}}) {
     if (!only.empty() && only != name) continue;

@@ -546,7 +546,7 @@ try:
           "ledger: only the webhook's ServiceAccount writes: %s" % flag(oargs, "--ledger-writers"))
     check(flag(oargs, "--ledger-max-age") == "168h" and flag(oargs, "--ledger-max-mib") == "1024",
           "ledger: retention 168h, 1024 MiB: %s %s" % (flag(oargs, "--ledger-max-age"), flag(oargs, "--ledger-max-mib")))
-    check(flag(args_of(wh), "--ledger-queue") == "20000", "ledger: webhook --ledger-queue=20000")
+    check(flag(args_of(wh), "--ledger-queue") == "10000", "ledger: webhook --ledger-queue=10000")
     wenv = {e["name"]: e for e in wh["spec"]["template"]["spec"]["containers"][0].get("env", [])}
     check(wenv.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
           "ledger: the webhook names its records by POD_NAME")
