@@ -23,6 +23,7 @@
 #include "net/https_server.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
+#include "operator/outcomes.h"
 #include "operator/reconciler.h"
 
 #ifndef PI0_VERSION
@@ -300,7 +301,13 @@ int run(const Options& options) {
   kube::ClientWriter writer(*client);
   Reconcilers reconcilers(writer, caches, (*polling)->view(), events, metrics,
                           prometheus ? &*prometheus : nullptr, reconcilerOptions);
-  (*polling)->onRound([&](const fleet::PollRound&) { reconcilers.fleetPolled(); });
+  OutcomeTracker* tracker = nullptr;  // set below, with the ledger, before the rounds begin
+  (*polling)->onRound([&](const fleet::PollRound&) {
+    reconcilers.fleetPolled();
+    if (tracker)
+      tracker->nodesObserved(*(*polling)->view().snapshot(), systemClock().now(),
+                             std::chrono::system_clock::now());
+  });
 
   std::atomic<bool> electorRunning{false};
   addReadiness(runner.probes(), caches, electorRunning);
@@ -328,6 +335,21 @@ int run(const Options& options) {
   (*polling)->publishesWhen(leading);
   std::unique_ptr<ledger::Ledger> ledger;
   if (!openLedger(runner, options, metrics, ledger)) return 1;
+  // What followed each decision: the pods' outcomes from the Pod cache, the nodes' trouble from
+  // each round of the fleet view.
+  std::unique_ptr<OutcomeTracker> outcomes;
+  if (ledger) {
+    outcomes = std::make_unique<OutcomeTracker>(
+        *ledger, std::chrono::duration_cast<std::chrono::milliseconds>(options.outcomeHorizon),
+        &metrics);
+    caches.pods.addHandler(
+        [o = outcomes.get()](const kube::ObjectPtr& before, const kube::ObjectPtr& now) {
+          o->podChanged(before, now, std::chrono::system_clock::now());
+        });
+    runner.add(
+        [o = outcomes.get()](std::stop_token stop) { o->run(stop, std::chrono::seconds(5)); });
+    tracker = outcomes.get();
+  }
   FeedServing feed;
   if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, ledger.get(),
                  feed))

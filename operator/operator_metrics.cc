@@ -124,7 +124,14 @@ OperatorMetrics::OperatorMetrics()
                          "The truth ledger's database pages, used and free (not the WAL).")
                        .Add({})),
       ledgerPruned_(counter(*registry_, "pi0_operator_ledger_pruned_total",
-                            "Records the ledger's retention removed (age or size), by table.")) {
+                            "Records the ledger's retention removed (age or size), by table.")),
+      ledgerOutcomes_(counter(*registry_, "pi0_operator_ledger_outcomes_total",
+                              "Outcomes joined to the ledger's decisions, by kind: ready, "
+                              "oom_killed, crash_looping, evicted, preempted, failed (of the "
+                              "pod), node_trouble, node_fine (of the node over the horizon).")) {
+  for (const char* kind : {"ready", "oom_killed", "crash_looping", "evicted", "preempted", "failed",
+                           "node_trouble", "node_fine"})
+    ledgerOutcomes_.Add({{"kind", kind}});
   for (const char* result :
        {"stored", "not_leader", "unauthorized", "forbidden", "unavailable", "bad_request", "error"})
     ledgerWrites_.Add({{"result", result}});
@@ -284,6 +291,10 @@ void OperatorMetrics::setLedgerSize(std::int64_t decisions, std::int64_t actions
 void OperatorMetrics::countLedgerPruned(std::int64_t decisions, std::int64_t actions) {
   ledgerPruned_.Add({{"table", "decisions"}}).Increment(static_cast<double>(decisions));
   ledgerPruned_.Add({{"table", "actions"}}).Increment(static_cast<double>(actions));
+}
+
+void OperatorMetrics::countLedgerOutcome(const std::string& kind, std::size_t n) {
+  ledgerOutcomes_.Add({{"kind", kind}}).Increment(static_cast<double>(n));
 }
 
 void OperatorMetrics::countFeedAnswer(std::string_view result, std::size_t bytes) {

@@ -127,6 +127,8 @@ class OperatorMetrics {
   void setLedgerSize(std::int64_t decisions, std::int64_t actions, std::int64_t outcomes,
                      std::uint64_t bytes);
   void countLedgerPruned(std::int64_t decisions, std::int64_t actions);
+  // Outcomes joined to decisions (operator/outcomes.h), by kind.
+  void countLedgerOutcome(const std::string& kind, std::size_t n);
   // Brings the Event and cache metrics up to the recorder's and a cache's own counts.
   void syncEvents(const kube::EventRecorder::Counters& counters);
   void syncCache(const std::string& resource, const kube::Reflector::Counters& counters);
@@ -178,6 +180,7 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Gauge>& ledgerRows_;
   prometheus::Gauge& ledgerBytes_;
   prometheus::Family<prometheus::Counter>& ledgerPruned_;
+  prometheus::Family<prometheus::Counter>& ledgerOutcomes_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};

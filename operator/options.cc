@@ -157,6 +157,10 @@ FlagTable flagTable(Options& o) {
   t.add("--ledger-writers USER,...", flags::list(o.ledgerWriters),
         "who may write decisions to the ledger, e.g. "
         "system:serviceaccount:pi0-system:pi0-webhook");
+  t.add("--outcome-horizon DURATION",
+        flags::wholeSeconds(o.outcomeHorizon, {.maxSeconds = 24 * 3600.0}),
+        "how long after a decision what followed is joined to it in the ledger: the pod's "
+        "outcomes, and whether its node was in trouble; at most 24h");
   t.add("--prometheus-url URL", flags::nonEmpty(flags::custom(o.prometheusUrl, parsePrometheusUrl)),
         "Prometheus for Channels' throughput queries and ShutdownMatrices' Prometheus load "
         "signals, e.g. http://prometheus.monitoring:9090")

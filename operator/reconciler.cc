@@ -107,14 +107,46 @@ void trimPod(Json& pod) {
   if (auto s = pod.find("status"); s != pod.end() && s->is_object()) {
     Json status = Json::object();
     if (auto p = s->find("phase"); p != s->end() && p->is_string()) status["phase"] = std::move(*p);
+    // Ready, and for the ledger's outcomes (operator/outcomes.h) a DisruptionTarget.
+    Json conditions = Json::array();
     for (auto& c : field<Json>(*s, "/conditions"_json_pointer, Json::array())) {
-      if (c.is_object() && c.value("type", "") == "Ready" && c.value("status", "") == "True")
-        status["conditions"] = Json::array({{{"type", "Ready"}, {"status", "True"}}});
+      if (!c.is_object() || c.value("status", "") != "True") continue;
+      const std::string type = c.value("type", "");
+      if (type == "Ready") conditions.push_back({{"type", "Ready"}, {"status", "True"}});
+      if (type == "DisruptionTarget")
+        conditions.push_back({{"type", type},
+                              {"status", "True"},
+                              {"reason", c.value("reason", "")},
+                              {"message", c.value("message", "").substr(0, 200)}});
     }
+    if (!conditions.empty()) status["conditions"] = std::move(conditions);
+    // The restarts, summed into one entry; then, for the outcomes, each container that was
+    // OOMKilled or is crash-looping, with only that.
     int64_t restarts = 0;
-    for (auto& c : field<Json>(*s, "/containerStatuses"_json_pointer, Json::array()))
+    Json containers = Json::array();
+    for (auto& c : field<Json>(*s, "/containerStatuses"_json_pointer, Json::array())) {
       restarts += field<int64_t>(c, "/restartCount"_json_pointer, 0);
-    if (restarts > 0) status["containerStatuses"] = Json::array({{{"restartCount", restarts}}});
+      Json kept = Json::object();
+      for (const char* state : {"state", "lastState"}) {
+        if (field<std::string>(c,
+                               Json::json_pointer("/" + std::string(state) + "/terminated/reason"),
+                               "") == "OOMKilled")
+          kept[state] = {{"terminated", {{"reason", "OOMKilled"}}}};
+      }
+      if (field<std::string>(c, "/state/waiting/reason"_json_pointer, "") == "CrashLoopBackOff")
+        kept["state"] = {{"waiting", {{"reason", "CrashLoopBackOff"}}}};
+      if (!kept.empty()) {
+        kept["name"] = field<std::string>(c, "/name"_json_pointer, "");
+        containers.push_back(std::move(kept));
+      }
+    }
+    if (restarts > 0) containers.insert(containers.begin(), Json{{"restartCount", restarts}});
+    if (!containers.empty()) status["containerStatuses"] = std::move(containers);
+    for (const char* key : {"reason", "message"}) {
+      if (auto r = s->find(key);
+          r != s->end() && r->is_string() && status.value("phase", "") == "Failed")
+        status[key] = r->get<std::string>().substr(0, 200);
+    }
     if (!status.empty()) out["status"] = std::move(status);
   }
   pod = std::move(out);

@@ -300,18 +300,79 @@ ON CONFLICT (id) DO NOTHING)sql");
 }
 
 Result<bool> Ledger::addOutcome(const std::string& decisionId, const Outcome& outcome) {
+  const std::pair<std::string, Outcome> one[] = {{decisionId, outcome}};
+  auto added = addOutcomes(one);
+  if (!added) return fail(added.error().message);
+  return *added > 0;
+}
+
+Result<std::map<std::string, std::size_t>> Ledger::addPodOutcomes(
+    std::span<const PodOutcome> outcomes, std::chrono::milliseconds horizon) {
   std::lock_guard lock(mu_);
+  Transaction tx(db_);
+  if (!tx.error().empty()) return fail("ledger: " + tx.error());
+  Statement s(db_, R"sql(
+INSERT INTO outcomes (decision_seq, kind, at_ms, detail)
+SELECT seq, ?2, ?3, ?4 FROM decisions
+WHERE pod_uid = ?1 AND ?1 != '' AND at_ms <= ?3 AND at_ms >= ?3 - ?5
+ORDER BY at_ms DESC, seq DESC LIMIT 1
+ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  std::map<std::string, std::size_t> added;
+  for (const PodOutcome& o : outcomes) {
+    s.bindAll(o.podUid, o.outcome.kind, millis(o.outcome.at), o.outcome.detail,
+              static_cast<std::int64_t>(horizon.count()));
+    if (s.step() != SQLITE_DONE)
+      return fail("ledger: outcome of pod " + o.podUid + ": " + s.error());
+    if (sqlite3_changes(db_) > 0) ++added[o.outcome.kind];
+    s.reset();
+  }
+  if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
+  return added;
+}
+
+Result<std::vector<Decision>> Ledger::awaitingNodeVerdict(Time from, Time to, std::size_t limit) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, R"sql(
+SELECT id, at_ms, node FROM decisions d
+WHERE at_ms >= ?1 AND at_ms < ?2 AND node != ''
+  AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+                  AND o.kind IN ('node_trouble', 'node_fine'))
+ORDER BY at_ms, seq
+LIMIT ?3)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  s.bindAll(millis(from), millis(to), static_cast<std::int64_t>(limit));
+  std::vector<Decision> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    Decision d;
+    d.id = s.text(0);
+    d.at = Time(std::chrono::milliseconds(s.integer(1)));
+    d.node = s.text(2);
+    out.push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
+  return out;
+}
+
+Result<std::size_t> Ledger::addOutcomes(std::span<const std::pair<std::string, Outcome>> outcomes) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_);
+  if (!tx.error().empty()) return fail("ledger: " + tx.error());
   Statement s(db_, R"sql(
 INSERT INTO outcomes (decision_seq, kind, at_ms, detail)
 SELECT seq, ?2, ?3, ?4 FROM decisions WHERE id = ?1
 ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
-  s.bind(1, decisionId);
-  s.bind(2, outcome.kind);
-  s.bind(3, millis(outcome.at));
-  s.bind(4, outcome.detail);
-  if (s.step() != SQLITE_DONE) return fail("ledger: outcome of " + decisionId + ": " + s.error());
-  return sqlite3_changes(db_) > 0;
+  std::size_t added = 0;
+  for (const auto& [id, o] : outcomes) {
+    s.bindAll(id, o.kind, millis(o.at), o.detail);
+    if (s.step() != SQLITE_DONE) return fail("ledger: outcome of " + id + ": " + s.error());
+    added += static_cast<std::size_t>(sqlite3_changes(db_));
+    s.reset();
+  }
+  if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
+  return added;
 }
 
 Result<std::vector<StoredDecision>> Ledger::decisions(const Query& query) {

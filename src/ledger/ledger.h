@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -91,6 +92,23 @@ class Ledger {
   // Joins `outcome` to the decision `decisionId`; false when the decision is not (or no longer)
   // in the ledger, or already has an outcome of that kind.
   Result<bool> addOutcome(const std::string& decisionId, const Outcome& outcome);
+
+  // Joins each outcome to the newest decision about the pod of uid `podUid` made at most
+  // `horizon` before the outcome (and not after it), in one transaction; returns how many were
+  // joined by kind (none for a pod no decision names, or an outcome of a kind the decision has).
+  struct PodOutcome {
+    std::string podUid;
+    Outcome outcome;
+  };
+  Result<std::map<std::string, std::size_t>> addPodOutcomes(std::span<const PodOutcome> outcomes,
+                                                            std::chrono::milliseconds horizon);
+
+  // Decisions made in [from, to) that name a node and have neither a `node_trouble` nor a
+  // `node_fine` outcome yet, oldest first, at most `limit`: those whose node's horizon has
+  // passed, for the node verdict. Only id, at and node are read.
+  Result<std::vector<Decision>> awaitingNodeVerdict(Time from, Time to, std::size_t limit);
+  // Adds outcomes by decision id in one transaction; returns how many were new.
+  Result<std::size_t> addOutcomes(std::span<const std::pair<std::string, Outcome>> outcomes);
 
   Result<std::vector<StoredDecision>> decisions(const Query& query);
   // Newest first, at most `limit`.

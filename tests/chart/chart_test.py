@@ -546,6 +546,7 @@ try:
           "ledger: only the webhook's ServiceAccount writes: %s" % flag(oargs, "--ledger-writers"))
     check(flag(oargs, "--ledger-max-age") == "168h" and flag(oargs, "--ledger-max-mib") == "1024",
           "ledger: retention 168h, 1024 MiB: %s %s" % (flag(oargs, "--ledger-max-age"), flag(oargs, "--ledger-max-mib")))
+    check(flag(oargs, "--outcome-horizon") == "15m", "ledger: outcomes joined over 15m")
     check(flag(args_of(wh), "--ledger-queue") == "10000", "ledger: webhook --ledger-queue=10000")
     wenv = {e["name"]: e for e in wh["spec"]["template"]["spec"]["containers"][0].get("env", [])}
     check(wenv.get("POD_NAME", {}).get("valueFrom") == {"fieldRef": {"fieldPath": "metadata.name"}},
@@ -599,6 +600,7 @@ try:
         (["--set", "fleetFeed.validityDays=0"], "/fleetFeed/validityDays"),
         (["--set", "ledger.maxAge=forever"], "/ledger/maxAge"),
         (["--set", "ledger.maxMiB=0"], "/ledger/maxMiB"),
+        (["--set", "ledger.outcomeHorizon=later"], "/ledger/outcomeHorizon"),
         (["--set", "persistence.size=lots"], "/persistence/size"),
     ]
     for args, name in wrong:

@@ -15,6 +15,8 @@ Failure injection, read from the pod's annotations on every event:
 
   fake-kubelet.pi0.test/ready: "false"    the pod runs but is not Ready (containers not ready)
   fake-kubelet.pi0.test/restart: "<n>"    restartCount n, lastState terminated (exit code 1)
+  fake-kubelet.pi0.test/oom-killed: "true"  with restart: the last termination was an OOM kill
+                                          (reason OOMKilled, exit code 137)
   fake-kubelet.pi0.test/phase: Failed     the pod failed (containers terminated, exit code 1);
                                           "Succeeded" ends it with exit code 0
 
@@ -47,6 +49,7 @@ ANNOTATION_PREFIX = "fake-kubelet.pi0.test/"
 READY_ANNOTATION = ANNOTATION_PREFIX + "ready"
 RESTART_ANNOTATION = ANNOTATION_PREFIX + "restart"
 PHASE_ANNOTATION = ANNOTATION_PREFIX + "phase"
+OOM_ANNOTATION = ANNOTATION_PREFIX + "oom-killed"
 
 stop = threading.Event()
 
@@ -256,8 +259,10 @@ class FakeKubelet:
                     "startedAt": started_at, "finishedAt": now,
                     "containerID": cs["containerID"]}})
             if restarts > 0:
+                oom = notes.get(OOM_ANNOTATION, "").lower() == "true"
                 cs["lastState"] = {"terminated": {
-                    "exitCode": 1, "reason": "Error", "startedAt": start_time, "finishedAt": start_time,
+                    "exitCode": 137 if oom else 1, "reason": "OOMKilled" if oom else "Error",
+                    "startedAt": start_time, "finishedAt": start_time,
                     "containerID": cs["containerID"]}}
             return cs
 

@@ -23,6 +23,11 @@
 #     to a malformed batch, naming the defect. Every review the webhook answered in step 3, the
 #     kill -9 of the leader included, is in the ledger exactly once, and the file's integrity
 #     check passes.
+#  6. Outcomes (--outcome-horizon 5s): the webhook registered with the apiserver, the fake kubelet
+#     running pods; a pod created with kubectl has its decision joined to `ready`, one whose
+#     container was OOM-killed to `ready` and `oom_killed` (the pods' uids as the apiserver gave
+#     them), and after the horizon both decisions get the node verdict `node_fine` (the agents'
+#     load is a steady 0.3, no pressure).
 #
 # Usage: fleet_feed_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT
 set -euo pipefail
@@ -75,7 +80,7 @@ start_operator() { # N
     --fleet-readers "$READERS" --fleet-advertise-url "https://127.0.0.1:${op_fleet[$n]}" \
     --fleet-lease default/pi0-operator --fleet-ca-file "$work/fleet-ca.crt" \
     --fleet-token-file "$work/pi0-operator.token" --ledger-path "$work/ledger.db" \
-    --ledger-writers "system:serviceaccount:$SA_NS:pi0-webhook"
+    --ledger-writers "system:serviceaccount:$SA_NS:pi0-webhook" --outcome-horizon 5s
   op_pid[$n]=$E2E_STARTED_PID
   until op_metrics[$n]=$(e2e_log_field "${op_log[$n]}" "serving metrics" port 2>/dev/null); do
     e2e_pid_alive "${op_pid[$n]}" || e2e_fail "operator $n exited at start: $(tail -5 "${op_log[$n]}")"
@@ -303,4 +308,40 @@ e2e_log "the webhook answered $answered reviews; the ledger holds $rows of their
 ((rows == answered && distinct == answered)) ||
   e2e_fail "the ledger holds $rows decisions of $distinct pods for $answered answered reviews"
 [[ $dropped == 0 ]] || e2e_fail "the webhook dropped $dropped decisions"
+
+# ---------------------------------------------------------------------------------------------
+e2e_log "6. outcomes: what followed two admissions, joined to their decisions"
+e2e_register_webhook pi0-ledger "https://127.0.0.1:$webhook_port" --ca-bundle "$work/ca.crt" \
+  --hook pods.stability.pi0.io pods --namespace shop --timeout 5
+e2e_start_fake_kubelet
+outcome_pod() { # NAME [ANNOTATIONS]
+  kubectl create -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, namespace: shop, annotations: {${2:-}}}
+spec:
+  containers:
+    - {name: app, image: stand-in, resources: {requests: {cpu: 100m, memory: 64Mi}}}
+YAML
+}
+outcome_pod fine || e2e_fail "kubectl create of pod shop/fine was refused"
+outcome_pod oom 'fake-kubelet.pi0.test/restart: "1", fake-kubelet.pi0.test/oom-killed: "true"' ||
+  e2e_fail "kubectl create of pod shop/oom was refused"
+outcomes_of() { # POD: "uid-matches outcome,outcome" of its newest decision
+  /usr/bin/python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+row = db.execute("SELECT seq, pod_uid FROM decisions WHERE namespace = \"shop\" AND pod = ?"
+                 " ORDER BY at_ms DESC LIMIT 1", (sys.argv[2],)).fetchone()
+if not row: sys.exit(1)
+kinds = [k for (k,) in db.execute(
+    "SELECT kind FROM outcomes WHERE decision_seq = ? ORDER BY kind", (row[0],))]
+print(row[1] == sys.argv[3], ",".join(kinds))' "$work/ledger.db" "$1" \
+    "$(kubectl -n shop get pod "$1" -o jsonpath='{.metadata.uid}')"
+}
+has_outcomes() { [[ $(outcomes_of "$1" 2>/dev/null) == "True $2" ]]; }
+e2e_wait_for "pod fine: ready and node_fine" 40 has_outcomes fine node_fine,ready
+e2e_wait_for "pod oom: ready, oom_killed and node_fine" 40 has_outcomes oom \
+  node_fine,oom_killed,ready
+e2e_log "ok: shop/fine $(outcomes_of fine); shop/oom $(outcomes_of oom) (uid match, outcomes)"
 e2e_log "PASS"

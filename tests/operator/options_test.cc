@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -56,6 +57,29 @@ TEST_CASE("defaults") {
   CHECK(o->burst == 30);
   CHECK(o->logLevel == pi0::log::Level::kInfo);
   CHECK(o->identity == "host-1_abc123");
+  CHECK(o->ledgerPath.empty());
+  CHECK(o->ledgerMaxAge == std::chrono::hours(24 * 7));
+  CHECK(o->ledgerMaxMiB == 1024);
+  CHECK(o->outcomeHorizon == std::chrono::minutes(15));
+}
+
+TEST_CASE("the ledger's flags") {
+  auto o =
+      parseOptions({"--agents", kAgents, "--ledger-path", "/var/lib/pi0/ledger.db",
+                    "--ledger-max-age", "48h", "--ledger-max-mib", "64", "--outcome-horizon", "5m"},
+                   testEnv());
+  REQUIRE(o);
+  CHECK(o->ledgerPath == "/var/lib/pi0/ledger.db");
+  CHECK(o->ledgerMaxAge == std::chrono::hours(48));
+  CHECK(o->ledgerMaxMiB == 64);
+  CHECK(o->outcomeHorizon == std::chrono::minutes(5));
+  CHECK(errorOf({"--agents", kAgents, "--ledger-writers", "system:serviceaccount:a:b"})
+            .find("--ledger-writers needs --ledger-path and --fleet-bind-address") !=
+        std::string::npos);
+  CHECK(errorOf({"--agents", kAgents, "--ledger-max-mib", "0"}).find("--ledger-max-mib") !=
+        std::string::npos);
+  CHECK(errorOf({"--agents", kAgents, "--outcome-horizon", "48h"}).find("--outcome-horizon") !=
+        std::string::npos);
 }
 
 TEST_CASE("every flag, in both spellings") {

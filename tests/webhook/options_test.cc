@@ -55,6 +55,17 @@ TEST_CASE("defaults") {
   CHECK(o->selfManaged.checkInterval == std::chrono::seconds(60));
   CHECK(o->selfManaged.policy.servingValidity == std::chrono::hours(2160));
   CHECK(o->logLevel == pi0::log::Level::kInfo);
+  CHECK(o->ledgerQueue == 10000);
+  CHECK_FALSE(o->replica.empty());  // $POD_NAME, else the host name
+}
+
+TEST_CASE("the ledger's flags") {
+  auto o = parseOptions(with({"--ledger-queue", "0", "--replica", "pi0-webhook-7"}));
+  REQUIRE(o);
+  CHECK(o->ledgerQueue == 0);
+  CHECK(o->replica == "pi0-webhook-7");
+  CHECK(errorOf(with({"--ledger-queue", "-1"})).find("--ledger-queue") != std::string::npos);
+  CHECK(errorOf(with({"--replica="})).find("--replica must not be empty") != std::string::npos);
 }
 
 TEST_CASE("every flag, in both spellings") {
