@@ -292,7 +292,30 @@ int run(const Options& options) {
   }
   kube::EventRecorder events(*client, "pi0-operator", options.identity);
   Caches caches(*client);
+  std::unique_ptr<ledger::Ledger> ledger;
+  if (!openLedger(runner, options, metrics, ledger)) return 1;
+  // What followed each decision: the pods' outcomes from the Pod cache, the nodes' trouble from
+  // each round of the fleet view.
+  std::unique_ptr<OutcomeTracker> outcomes;
+  if (ledger) {
+    outcomes = std::make_unique<OutcomeTracker>(
+        *ledger, std::chrono::duration_cast<std::chrono::milliseconds>(options.outcomeHorizon),
+        &metrics);
+    caches.pods.addHandler(
+        [o = outcomes.get()](const kube::ObjectPtr& before, const kube::ObjectPtr& now) {
+          o->podChanged(before, now, std::chrono::system_clock::now());
+        });
+    runner.add(
+        [o = outcomes.get()](std::stop_token stop) { o->run(stop, std::chrono::seconds(5)); });
+  }
   ReconcilerOptions reconcilerOptions;
+  if (ledger) {
+    reconcilerOptions.recordActions = [l = ledger.get()](const std::vector<ledger::Action>& a) {
+      if (a.empty()) return;
+      if (auto stored = l->record(a); !stored)
+        log::warn("ledger: cannot record the matrix's steps", {{"error", stored.error().message}});
+    };
+  }
   // Every poll round wakes the matrices, so a load crossing a level is acted on within one poll
   // interval; the period is the fallback should rounds stop.
   reconcilerOptions.matrixPeriod = std::max<std::chrono::milliseconds>(
@@ -301,12 +324,11 @@ int run(const Options& options) {
   kube::ClientWriter writer(*client);
   Reconcilers reconcilers(writer, caches, (*polling)->view(), events, metrics,
                           prometheus ? &*prometheus : nullptr, reconcilerOptions);
-  OutcomeTracker* tracker = nullptr;  // set below, with the ledger, before the rounds begin
   (*polling)->onRound([&](const fleet::PollRound&) {
     reconcilers.fleetPolled();
-    if (tracker)
-      tracker->nodesObserved(*(*polling)->view().snapshot(), systemClock().now(),
-                             std::chrono::system_clock::now());
+    if (outcomes)
+      outcomes->nodesObserved(*(*polling)->view().snapshot(), systemClock().now(),
+                              std::chrono::system_clock::now());
   });
 
   std::atomic<bool> electorRunning{false};
@@ -333,23 +355,6 @@ int run(const Options& options) {
   // The leader reads the agents (and publishes them); a standby reads the leader's feed.
   auto leading = [&elector] { return !elector || elector->isLeader(); };
   (*polling)->publishesWhen(leading);
-  std::unique_ptr<ledger::Ledger> ledger;
-  if (!openLedger(runner, options, metrics, ledger)) return 1;
-  // What followed each decision: the pods' outcomes from the Pod cache, the nodes' trouble from
-  // each round of the fleet view.
-  std::unique_ptr<OutcomeTracker> outcomes;
-  if (ledger) {
-    outcomes = std::make_unique<OutcomeTracker>(
-        *ledger, std::chrono::duration_cast<std::chrono::milliseconds>(options.outcomeHorizon),
-        &metrics);
-    caches.pods.addHandler(
-        [o = outcomes.get()](const kube::ObjectPtr& before, const kube::ObjectPtr& now) {
-          o->podChanged(before, now, std::chrono::system_clock::now());
-        });
-    runner.add(
-        [o = outcomes.get()](std::stop_token stop) { o->run(stop, std::chrono::seconds(5)); });
-    tracker = outcomes.get();
-  }
   FeedServing feed;
   if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, ledger.get(),
                  feed))

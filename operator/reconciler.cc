@@ -58,6 +58,33 @@ std::vector<std::string> matrixProblems(const Result<stability::MatrixSpec>& par
   return stability::planProblems(stability::PlanInput{&*parsed, planned, 0, 0});
 }
 
+// The ledger's records of the steps a pass took (those that changed something), with the
+// matrix's load and level as the pass saw them. Ids are "<matrix uid>/<time ms>/<step>".
+std::vector<ledger::Action> takenActions(const std::string& name, const std::string& uid,
+                                         const MatrixWorld& world, const MatrixPass& pass,
+                                         const std::vector<StepResult>& results) {
+  std::vector<ledger::Action> out;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(world.now.time_since_epoch()).count();
+  for (std::size_t i = 0; i < pass.actions.size() && i < results.size(); ++i) {
+    if (results[i] != StepResult::kTaken) continue;
+    const StepAction& a = pass.actions[i];
+    ledger::Action r;
+    r.id = uid + "/" + std::to_string(ms) + "/" + std::to_string(i);
+    r.at = world.now;
+    r.matrix = name;
+    r.channel = a.channel;
+    r.action = a.rollback ? "rollback" : stability::actionName(a.action);
+    std::transform(r.action.begin(), r.action.end(), r.action.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    r.target = a.reason;
+    r.level = pass.status.level;
+    r.load = world.reading.load.value_or(-1);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 // A matrix pass's Events (on the matrix, or on the channel an Event names) and its counts.
 void recordPass(const MatrixPass& pass, const std::string& name, const kube::ObjectReference& ref,
                 const std::map<std::string, const ChannelView*>& byKey, kube::EventSink& events,
@@ -698,6 +725,8 @@ Result<kube::ReconcileResult> Reconcilers::reconcileMatrix(const std::string& na
   if (!pass.actions.empty()) {
     const MatrixStatus announced = pass.status;
     settleMatrix(pass, results, options_.wallClock());
+    if (options_.recordActions)
+      options_.recordActions(takenActions(name, uid, world, pass, results));
     if (auto w = write(pass.status, announced); !w) return std::unexpected(w.error());
   }
   if (world.spec) {

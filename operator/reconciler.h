@@ -43,6 +43,7 @@
 #include "kube/object_writer.h"
 #include "kube/reflector.h"
 #include "kube/store.h"
+#include "ledger/records.h"
 #include "metrics/prometheus_query.h"
 #include "operator/channel_view.h"
 #include "operator/matrix_reconcile.h"
@@ -103,6 +104,9 @@ struct ReconcilerOptions {
   std::function<std::chrono::system_clock::time_point()> wallClock = [] {
     return std::chrono::system_clock::now();
   };
+  // Where the steps a matrix took go (the truth ledger), with the load and level at the time;
+  // unset: nowhere.
+  std::function<void(const std::vector<ledger::Action>&)> recordActions;
 };
 
 // The reconcilers' I/O layer: each reconcile gathers what its pure decision needs from the

@@ -59,9 +59,9 @@ struct Action {
   std::string matrix;  // "ns/name" of the ShutdownMatrix
   std::string channel;
   std::string action;  // "degrade", "shutdown", "restore", "rollback"
-  std::string target;  // "Deployment ns/name", ...
+  std::string target;  // what the step does ("scale Deployment shop/web to 0 replicas", ...)
   std::string level;   // the matrix's level at the time
-  double load = 0;     // the cluster load ℓ at the time
+  double load = 0;     // the cluster load ℓ at the time; −1 when it was not measured
 
   friend bool operator==(const Action&, const Action&) = default;
 };

@@ -160,6 +160,8 @@ wait_agents_at() {
   done
   e2e_log "ok: every agent's projected cpu peak is $1"
 }
+# operator_extra_args (an array the test may set): more flags for every replica.
+operator_extra_args=()
 start_operator() {
   local n=$1
   op_id[$n]=${2:-pi0-e2e-$n}
@@ -168,7 +170,7 @@ start_operator() {
   env "${@:3}" "$operator_bin" --kubeconfig "$KUBECONFIG" --leader-elect --identity "${op_id[$n]}" \
     --metrics-bind-address 127.0.0.1:0 --health-probe-bind-address 127.0.0.1:0 \
     --agents "$(e2e_agents_flag "${NODES[@]}")" --poll-interval 1s --agent-timeout 500ms \
-    --log-level info \
+    --log-level info "${operator_extra_args[@]}" \
     </dev/null >"${op_log[$n]}" 2>&1 &
   op_pid[$n]=$!
   disown "${op_pid[$n]}"

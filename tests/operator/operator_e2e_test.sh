@@ -194,6 +194,8 @@ expect "every workload at generation 1, unannotated, before the operator starts"
 
 # ---------------------------------------------------------------------------------------------
 e2e_log "1. the leader acts on the load; a standby runs beside it"
+# The replicas keep one truth ledger, as on one node's volume: every step taken goes into it.
+operator_extra_args=(--ledger-path "$work/ledger.db")
 start_operator 1
 until leading 1; do
   e2e_pid_alive "${op_pid[1]}" || fail "operator 1 exited"
@@ -400,4 +402,25 @@ expect "DryRun touched nothing" \
   'n("ScaledDown") == V["scaled_down"]' \
   'len(M["default"].get("plan") or []) > 0 and M["default"].get("level") == "critical"'
 metric_is "$new_leader" 'pi0_operator_actions_total{action="degrade",result="ok"}' "v == $actions_before"
+
+e2e_log "the truth ledger: every step taken, by both leaders, with the load and level of its time"
+ledger_check=$(/usr/bin/python3 -c '
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT action, channel, level, load FROM actions ORDER BY at_ms").fetchall()
+problems = []
+kinds = {a for a, _, _, _ in rows}
+for want in ("degrade", "shutdown", "restore"):
+    if want not in kinds: problems.append("no %s" % want)
+for a, channel, level, load in rows:
+    if channel.split("/")[-1] not in ("batch", "search", "recommendations"):
+        problems.append("a step on %s" % channel)
+    if a in ("degrade", "shutdown") and (level not in ("elevated", "critical") or load < 0.6):
+        problems.append("%s of %s at level %s, load %.2f" % (a, channel, level, load))
+    if a == "restore" and load > 0.6:
+        problems.append("restore of %s at load %.2f" % (channel, load))
+if db.execute("PRAGMA integrity_check").fetchone()[0] != "ok": problems.append("integrity")
+print("%d steps %s" % (len(rows), "; ".join(problems) if problems else "ok"))' "$work/ledger.db")
+e2e_log "ledger: $ledger_check"
+[[ $ledger_check == *" ok" ]] || fail "the ledger's actions: $ledger_check"
 e2e_log "PASS"
