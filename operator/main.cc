@@ -253,6 +253,8 @@ bool openLedger(Runner& runner, const Options& options, OperatorMetrics& metrics
       }
       if (auto stats = l->stats())
         metrics.setLedgerSize(stats->decisions, stats->actions, stats->outcomes, stats->bytes);
+      if (auto rates = l->gateRates(std::chrono::system_clock::now() - std::chrono::hours(24)))
+        metrics.setGateRates(*rates);
       systemClock().sleepUntil(systemClock().now() + std::chrono::minutes(1), stop);
     }
   });

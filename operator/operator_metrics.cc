@@ -128,7 +128,16 @@ OperatorMetrics::OperatorMetrics()
       ledgerOutcomes_(counter(*registry_, "pi0_operator_ledger_outcomes_total",
                               "Outcomes joined to the ledger's decisions, by kind: ready, "
                               "oom_killed, crash_looping, evicted, preempted, failed (of the "
-                              "pod), node_trouble, node_fine (of the node over the horizon).")) {
+                              "pod), node_trouble, node_fine (of the node over the horizon).")),
+      gateJudged_(gauge(*registry_, "pi0_operator_gate_judged_decisions",
+                        "Decisions of the last 24 h with a node verdict, by gate and verdict: "
+                        "admitted (the gate passed) or denied (the gate failed).")),
+      gateFalsification_(gauge(*registry_, "pi0_operator_gate_falsification_ratio",
+                               "Of the admissions the gate passed in the last 24 h, the share "
+                               "followed by node trouble, an OOM kill or an eviction.")),
+      gateMiss_(gauge(*registry_, "pi0_operator_gate_miss_ratio",
+                      "Of the denials the gate made in the last 24 h, the share whose node "
+                      "stayed fine over the horizon (not needed).")) {
   for (const char* kind : {"ready", "oom_killed", "crash_looping", "evicted", "preempted", "failed",
                            "node_trouble", "node_fine"})
     ledgerOutcomes_.Add({{"kind", kind}});
@@ -291,6 +300,25 @@ void OperatorMetrics::setLedgerSize(std::int64_t decisions, std::int64_t actions
 void OperatorMetrics::countLedgerPruned(std::int64_t decisions, std::int64_t actions) {
   ledgerPruned_.Add({{"table", "decisions"}}).Increment(static_cast<double>(decisions));
   ledgerPruned_.Add({{"table", "actions"}}).Increment(static_cast<double>(actions));
+}
+
+void OperatorMetrics::setGateRates(const std::vector<ledger::GateRate>& rates) {
+  for (const auto& r : rates) {
+    const prometheus::Labels labels{{"resource", r.resource}, {"gate", r.gate}};
+    auto with = [&](const char* key, const char* value) {
+      prometheus::Labels l = labels;
+      l[key] = value;
+      return l;
+    };
+    gateJudged_.Add(with("verdict", "admitted")).Set(static_cast<double>(r.admitted));
+    gateJudged_.Add(with("verdict", "denied")).Set(static_cast<double>(r.denied));
+    // A ratio of nothing is not 0: the series stays absent until there is something to divide.
+    if (r.admitted > 0)
+      gateFalsification_.Add(labels).Set(static_cast<double>(r.falsified) /
+                                         static_cast<double>(r.admitted));
+    if (r.denied > 0)
+      gateMiss_.Add(labels).Set(static_cast<double>(r.missed) / static_cast<double>(r.denied));
+  }
 }
 
 void OperatorMetrics::countLedgerOutcome(const std::string& kind, std::size_t n) {

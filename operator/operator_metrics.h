@@ -62,6 +62,7 @@
 #include "fleet/poller.h"
 #include "kube/events.h"
 #include "kube/reflector.h"
+#include "ledger/ledger.h"
 #include "stability/planner.h"
 #include "stability/spec.h"
 
@@ -127,6 +128,8 @@ class OperatorMetrics {
   void setLedgerSize(std::int64_t decisions, std::int64_t actions, std::int64_t outcomes,
                      std::uint64_t bytes);
   void countLedgerPruned(std::int64_t decisions, std::int64_t actions);
+  // How each gate's judged decisions turned out over the last day (ledger::GateRate).
+  void setGateRates(const std::vector<ledger::GateRate>& rates);
   // Outcomes joined to decisions (operator/outcomes.h), by kind.
   void countLedgerOutcome(const std::string& kind, std::size_t n);
   // Brings the Event and cache metrics up to the recorder's and a cache's own counts.
@@ -181,6 +184,9 @@ class OperatorMetrics {
   prometheus::Gauge& ledgerBytes_;
   prometheus::Family<prometheus::Counter>& ledgerPruned_;
   prometheus::Family<prometheus::Counter>& ledgerOutcomes_;
+  prometheus::Family<prometheus::Gauge>& gateJudged_;
+  prometheus::Family<prometheus::Gauge>& gateFalsification_;
+  prometheus::Family<prometheus::Gauge>& gateMiss_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};

@@ -375,6 +375,38 @@ ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
   return added;
 }
 
+Result<std::vector<GateRate>> Ledger::gateRates(Time since) {
+  std::lock_guard lock(mu_);
+  Statement s(db_, R"sql(
+WITH judged AS (
+  SELECT d.seq, d.verdict,
+         EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+                 AND o.kind IN ('node_trouble', 'oom_killed', 'evicted')) AS bad,
+         EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+                 AND o.kind = 'node_fine') AS fine
+  FROM decisions d
+  WHERE d.at_ms >= ?1
+    AND EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+                AND o.kind IN ('node_trouble', 'node_fine'))
+)
+SELECT g.resource, g.gate,
+       SUM(j.verdict = 1 AND g.passed = 1),
+       SUM(j.verdict = 1 AND g.passed = 1 AND j.bad),
+       SUM(j.verdict = 0 AND g.passed = 0),
+       SUM(j.verdict = 0 AND g.passed = 0 AND j.fine AND NOT j.bad)
+FROM judged j JOIN decision_gates g ON g.decision_seq = j.seq
+GROUP BY g.resource, g.gate
+ORDER BY g.resource, g.gate)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  s.bindAll(millis(since));
+  std::vector<GateRate> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back({s.text(0), s.text(1), s.integer(2), s.integer(3), s.integer(4), s.integer(5)});
+  if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
+  return out;
+}
+
 Result<std::vector<StoredDecision>> Ledger::decisions(const Query& query) {
   std::lock_guard lock(mu_);
   // Every filter is written out, and an unset one matches everything: one statement.

@@ -68,6 +68,22 @@ struct Pruned {
   std::uint64_t bytesAfter = 0;
 };
 
+// How one gate's decisions turned out, over the decisions given a node verdict (node_trouble or
+// node_fine) in a window: what calibration reads (DESIGN.md "The learning loop").
+//  - admitted: decisions that Enforce would admit (verdict), whose node passed this gate;
+//    falsified: of those, followed by node_trouble, or the pod OOM-killed or evicted.
+//  - denied: decisions that Enforce would deny, in which this gate failed; missed: of those, the
+//    node stayed fine over the horizon (a denial that was not needed).
+struct GateRate {
+  std::string resource;
+  std::string gate;
+  std::int64_t admitted = 0;
+  std::int64_t falsified = 0;
+  std::int64_t denied = 0;
+  std::int64_t missed = 0;
+  friend bool operator==(const GateRate&, const GateRate&) = default;
+};
+
 struct Stats {
   std::int64_t decisions = 0;
   std::int64_t actions = 0;
@@ -111,6 +127,8 @@ class Ledger {
   Result<std::size_t> addOutcomes(std::span<const std::pair<std::string, Outcome>> outcomes);
 
   Result<std::vector<StoredDecision>> decisions(const Query& query);
+  // Per resource and gate (in that order), over the decisions made at or after `since`.
+  Result<std::vector<GateRate>> gateRates(Time since);
   // Newest first, at most `limit`.
   Result<std::vector<Action>> actions(std::optional<Time> since, std::size_t limit);
 

@@ -318,3 +318,41 @@ TEST_CASE("kill -9 of a writer mid-stream: the file is intact and holds every co
   REQUIRE(more);
   CHECK(*more == 1);
 }
+
+TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judged ones only") {
+  testing::TempDir dir;
+  auto ledger = Ledger::open(at(dir.path() / "ledger.db"));
+  REQUIRE(ledger);
+  // a1 admitted, node fine; a2 admitted, node in trouble; a3 admitted, pod OOM-killed, node fine;
+  // d1 denied by isolation, node fine (not needed); d2 denied by isolation, node in trouble;
+  // a4 admitted, not judged yet; old admitted and in trouble, before the window.
+  std::vector<Decision> made;
+  for (const char* id : {"a1", "a2", "a3", "a4", "d1", "d2", "old"})
+    made.push_back(decision(id, kT0 + 1min, "node-a"));
+  made.back().at = kT0 - 1h;
+  for (Decision& d : made) {
+    if (d.id[0] != 'd') continue;
+    d.allowed = d.verdict = false;
+    d.reason = "GatesFailed";
+    d.gates[1].passed = false;
+  }
+  REQUIRE((*ledger)->record(made));
+  const std::vector<std::pair<std::string, Outcome>> outcomes = {
+      {"a1", {"node_fine", kT0 + 16min, ""}},
+      {"a2", {"node_trouble", kT0 + 5min, "psi_cpu 0.30 >= 0.20"}},
+      {"a3", {"oom_killed", kT0 + 3min, "container app: OOMKilled"}},
+      {"a3", {"node_fine", kT0 + 16min, ""}},
+      {"d1", {"node_fine", kT0 + 16min, ""}},
+      {"d2", {"node_trouble", kT0 + 4min, ""}},
+      {"old", {"node_trouble", kT0 - 50min, ""}}};
+  REQUIRE((*ledger)->addOutcomes(outcomes) == 7u);
+  auto rates = (*ledger)->gateRates(kT0);
+  REQUIRE(rates);
+  // fit_error passed in every decision: three admissions judged, two falsified; no denial by it.
+  // isolation: the same admissions, and the two denials, one of them not needed.
+  CHECK(*rates ==
+        std::vector<GateRate>{{"cpu", "fit_error", 3, 2, 0, 0}, {"cpu", "isolation", 3, 2, 2, 1}});
+  auto all = (*ledger)->gateRates(kT0 - 2h);
+  REQUIRE(all);
+  CHECK(all->front() == GateRate{"cpu", "fit_error", 4, 3, 0, 0});
+}

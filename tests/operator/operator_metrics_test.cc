@@ -232,3 +232,27 @@ TEST_CASE("promtool accepts the exposition") {
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
 }
+
+TEST_CASE("the ledger's figures: writes, outcomes from 0, and the gates' rates once judged") {
+  OperatorMetrics m;
+  auto text = m.render();
+  CHECK(contains(text, "pi0_operator_ledger_writes_total{result=\"stored\"} 0\n"));
+  CHECK(contains(text, "pi0_operator_ledger_outcomes_total{kind=\"node_trouble\"} 0\n"));
+  CHECK_FALSE(contains(text, "pi0_operator_gate_falsification_ratio{"));
+  m.countLedgerWrite("stored", 3, 1);
+  m.countLedgerOutcome("oom_killed", 2);
+  // isolation: 4 admissions judged, 1 falsified; no denial yet, so no miss ratio.
+  m.setGateRates({{"cpu", "isolation", 4, 1, 0, 0}, {"memory", "fit_error", 0, 0, 5, 2}});
+  text = m.render();
+  CHECK(contains(text, "pi0_operator_ledger_writes_total{result=\"stored\"} 1\n"));
+  CHECK(contains(text, "pi0_operator_ledger_decisions_received_total{kind=\"repeated\"} 1\n"));
+  CHECK(contains(text, "pi0_operator_ledger_outcomes_total{kind=\"oom_killed\"} 2\n"));
+  CHECK(contains(
+      text, "pi0_operator_gate_falsification_ratio{gate=\"isolation\",resource=\"cpu\"} 0.25\n"));
+  CHECK_FALSE(contains(text, "pi0_operator_gate_miss_ratio{gate=\"isolation\""));
+  CHECK(
+      contains(text, "pi0_operator_gate_miss_ratio{gate=\"fit_error\",resource=\"memory\"} 0.4\n"));
+  CHECK(contains(text,
+                 "pi0_operator_gate_judged_decisions{gate=\"fit_error\",resource=\"memory\","
+                 "verdict=\"denied\"} 5\n"));
+}
