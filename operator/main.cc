@@ -223,8 +223,9 @@ bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fle
   return true;
 }
 
-// Opens the ledger of --ledger-path (null when none) and keeps its retention: once a minute,
-// prunes it and sets its metrics. False (logged) when it cannot be opened.
+// Opens the ledger of --ledger-path (null when none) and keeps its retention: every
+// --ledger-check-interval, prunes it and sets its metrics (its size, the gates' ratios). False
+// (logged) when it cannot be opened.
 bool openLedger(Runner& runner, const Options& options, OperatorMetrics& metrics,
                 std::unique_ptr<ledger::Ledger>& ledger) {
   if (options.ledgerPath.empty()) return true;
@@ -241,23 +242,24 @@ bool openLedger(Runner& runner, const Options& options, OperatorMetrics& metrics
   log::info("ledger open", {{"path", options.ledgerPath},
                             {"maxAgeSeconds", options.ledgerMaxAge.count()},
                             {"maxMiB", options.ledgerMaxMiB}});
-  runner.add([&metrics, l = ledger.get()](std::stop_token stop) {
-    while (!stop.stop_requested()) {
-      if (auto pruned = l->prune(std::chrono::system_clock::now()); !pruned) {
-        log::warn("ledger: retention failed", {{"error", pruned.error().message}});
-      } else if (pruned->decisions > 0 || pruned->actions > 0) {
-        metrics.countLedgerPruned(pruned->decisions, pruned->actions);
-        log::info("ledger: retention removed records", {{"decisions", pruned->decisions},
-                                                        {"actions", pruned->actions},
-                                                        {"bytesAfter", pruned->bytesAfter}});
-      }
-      if (auto stats = l->stats())
-        metrics.setLedgerSize(stats->decisions, stats->actions, stats->outcomes, stats->bytes);
-      if (auto rates = l->gateRates(std::chrono::system_clock::now() - std::chrono::hours(24)))
-        metrics.setGateRates(*rates);
-      systemClock().sleepUntil(systemClock().now() + std::chrono::minutes(1), stop);
-    }
-  });
+  runner.add(
+      [&metrics, l = ledger.get(), every = options.ledgerCheckInterval](std::stop_token stop) {
+        while (!stop.stop_requested()) {
+          if (auto pruned = l->prune(std::chrono::system_clock::now()); !pruned) {
+            log::warn("ledger: retention failed", {{"error", pruned.error().message}});
+          } else if (pruned->decisions > 0 || pruned->actions > 0) {
+            metrics.countLedgerPruned(pruned->decisions, pruned->actions);
+            log::info("ledger: retention removed records", {{"decisions", pruned->decisions},
+                                                            {"actions", pruned->actions},
+                                                            {"bytesAfter", pruned->bytesAfter}});
+          }
+          if (auto stats = l->stats())
+            metrics.setLedgerSize(stats->decisions, stats->actions, stats->outcomes, stats->bytes);
+          if (auto rates = l->gateRates(std::chrono::system_clock::now() - std::chrono::hours(24)))
+            metrics.setGateRates(*rates);
+          systemClock().sleepUntil(systemClock().now() + every, stop);
+        }
+      });
   return true;
 }
 

@@ -154,6 +154,10 @@ FlagTable flagTable(Options& o) {
   t.add("--ledger-max-mib N",
         flags::whole(o.ledgerMaxMiB, 1, 1 << 20, "a whole number of MiB in 1..1048576"),
         "the ledger file's size bound: the oldest records go until it fits");
+  t.add("--ledger-check-interval DURATION",
+        flags::wholeSeconds(o.ledgerCheckInterval, {.maxSeconds = 3600}),
+        "how often the ledger's retention runs and its figures and the gates' ratios (metrics) "
+        "are computed; at most 1h");
   t.add("--ledger-writers USER,...", flags::list(o.ledgerWriters),
         "who may write decisions to the ledger, e.g. "
         "system:serviceaccount:pi0-system:pi0-webhook");

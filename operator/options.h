@@ -61,6 +61,8 @@ struct Options : fleet::PollingOptions {
   std::chrono::seconds ledgerMaxAge = std::chrono::hours(24 * 7);
   std::size_t ledgerMaxMiB = 1024;
   std::vector<std::string> ledgerWriters;
+  // How often retention runs and the ledger's figures and the gates' ratios are computed.
+  std::chrono::seconds ledgerCheckInterval = std::chrono::minutes(1);
   // How long after a decision its outcomes are joined to it, and its node judged.
   std::chrono::seconds outcomeHorizon = std::chrono::minutes(15);
   bool help = false;

@@ -16,7 +16,8 @@
 #    shop: workloads, Channels, the ShutdownMatrix default), publishing the fleet feed over
 #    HTTPS (a certificate for DNS:pi0-fleet from a CA of its own) to the webhook and the
 #    operator's own standby role (--fleet-readers, --fleet-token-file), its step interval and
-#    dwell shortened to 1 s and 3 s and
+#    dwell shortened to 1 s and 3 s, keeping the truth ledger (--outcome-horizon 5s,
+#    --ledger-check-interval 5s, so that its gates' ratios have judged decisions) and
 #    batch-reports' restoreTimeoutSeconds to 1 s, so that its restore stalls once (the fake
 #    kubelet keeps new pods NotReady for 3 s);
 #  - Prometheus (Debian's) scraping the three programs every second with
@@ -274,6 +275,8 @@ e2e_wait_for "the shop's workloads ready" 120 workloads "${ORIGINAL[@]}"
   --fleet-key-file "$work/fleet.key" --fleet-readers "$FLEET_READERS" \
   --fleet-advertise-url "https://127.0.0.1:$fleet_port" --fleet-lease default/pi0-operator \
   --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-operator.token" \
+  --ledger-path "$work/ledger.db" --ledger-writers "system:serviceaccount:pi0-system:pi0-webhook" \
+  --outcome-horizon 5s --ledger-check-interval 5s \
   </dev/null >"$work/operator.log" 2>&1 &
 operator_pid=$!
 disown "$operator_pid"
