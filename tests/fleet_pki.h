@@ -10,6 +10,7 @@
 
 #include "certs/self_signed.h"
 #include "common/files.h"
+#include "net/https_server.h"
 #include "temp_dir.h"
 
 namespace pi0::testing {
@@ -35,6 +36,17 @@ struct Pki {
     REQUIRE(writeFileAtomic(certFile, serving->certificate));
     REQUIRE(writeFileAtomic(keyFile, serving->key));
     REQUIRE(writeFileAtomic(dir.path() / "token", "secret-token\n"));
+  }
+
+  // A server of the pair on 127.0.0.1, any free port, one event loop.
+  net::HttpsServerOptions serverOptions() const {
+    net::HttpsServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.certFile = certFile;
+    options.keyFile = keyFile;
+    options.threads = 1;
+    return options;
   }
 };
 

@@ -24,13 +24,7 @@ using pi0::testing::Pki;
 // A publisher of `source` behind GET /fleet, which wants "Bearer secret-token".
 struct FeedServer {
   FeedServer(const Pki& pki, FleetView& source) : publisher(source, systemClock()) {
-    net::HttpsServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.certFile = pki.certFile;
-    options.keyFile = pki.keyFile;
-    options.threads = 1;
-    auto created = net::HttpsServer::create(options, [this](net::Routes& r) {
+    auto created = net::HttpsServer::create(pki.serverOptions(), [this](net::Routes& r) {
       r.get("/fleet", [this](const net::HttpRequest& req) {
         ++requests;
         if (req.authorization != "Bearer secret-token")

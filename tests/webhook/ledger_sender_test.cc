@@ -44,13 +44,7 @@ admission::Decision passed() {
 // first (a 503, a 400), `after` may replace the 200 of a stored batch (the answer lost).
 struct LedgerServer {
   LedgerServer(const Pki& pki, ledger::Ledger& into) : store(into) {
-    net::HttpsServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.certFile = pki.certFile;
-    options.keyFile = pki.keyFile;
-    options.threads = 1;
-    auto created = net::HttpsServer::create(options, [this](net::Routes& r) {
+    auto created = net::HttpsServer::create(pki.serverOptions(), [this](net::Routes& r) {
       r.post(kLedgerDecisionsPath, [this](const net::HttpRequest& req) {
         ++requests;
         if (req.authorization != "Bearer secret-token")
