@@ -18,7 +18,9 @@
 #     as the chart sets it up: the operator serves it with the chart's Secret and advertises it in
 #     the Lease, the webhook reads it with a token for the chart's audience (TokenReview, the
 #     Lease by name) and verifies the chart's certificate; a token of another ServiceAccount is
-#     refused (403), one for another audience too (401). Nothing they log is "forbidden".
+#     refused (403), one for another audience too (401). The truth ledger on the chart's volume
+#     takes a batch from the webhook's token and refuses the operator's own (403). Nothing they
+#     log is "forbidden".
 #  3. The `helm test` pod's script, taken from the chart, run here against them: it passes, and
 #     fails when the certificate's name is not the one it checks.
 #  4. `helm upgrade` (server-side apply, as Helm 4 does by default) with a changed value, then
@@ -214,7 +216,9 @@ mapfile -t args < <(rendered_args operator-deployment.yaml | sed \
   -e 's|^--health-probe-bind-address=.*|--health-probe-bind-address=127.0.0.1:0|' \
   -e "s|^--fleet-bind-address=.*|--fleet-bind-address=127.0.0.1:$fleet_port|" \
   -e "s|/var/run/pi0-fleet/tls|$work/fleet/tls|" -e "s|/var/run/pi0-fleet/ca|$work/fleet/ca|" \
-  -e "s|/var/run/pi0-fleet/token/token|$work/fleet/operator.token|")
+  -e "s|/var/run/pi0-fleet/token/token|$work/fleet/operator.token|" \
+  -e "s|/var/lib/pi0/ledger|$work/ledger|")
+mkdir -p "$work/ledger" # the chart's emptyDir
 [[ " ${args[*]} " == *" --fleet-bind-address=127.0.0.1:$fleet_port "* ]] ||
   e2e_fail "the chart's operator has no --fleet-bind-address: ${args[*]}"
 POD_NAME=pi0-operator-test POD_IP=127.0.0.1 e2e_start "$work/operator.log" "$build/operator/pi0-operator" "${args[@]}" \
@@ -260,6 +264,18 @@ fleet_token pi0-webhook pi0-elsewhere >"$work/fleet/elsewhere.token" || e2e_fail
 [[ $(feed_code "$work/fleet/elsewhere.token") == 401 ]] ||
   e2e_fail "the feed answers a token for another audience $(feed_code "$work/fleet/elsewhere.token"), want 401"
 e2e_log "ok: the fleet feed is in the Lease, read by pi0-webhook, refused to other accounts and audiences"
+ledger_code() { # TOKEN_FILE: the answer of POST /ledger/decisions (an empty batch) to that token
+  http_code --cacert "$work/fleet/ca/ca.crt" --resolve "pi0-fleet:$fleet_port:127.0.0.1" \
+    -H "Authorization: Bearer $(cat "$1")" -H 'Content-Type: application/json' \
+    --data '{"apiVersion":"stability.pi0.io/v1alpha1","kind":"DecisionBatch","decisions":[]}' \
+    "https://pi0-fleet:$fleet_port/ledger/decisions"
+}
+[[ $(ledger_code "$work/fleet/webhook.token") == 200 ]] ||
+  e2e_fail "the ledger refuses the webhook's token: $(ledger_code "$work/fleet/webhook.token")"
+[[ $(ledger_code "$work/fleet/operator.token") == 403 ]] ||
+  e2e_fail "the ledger answers the operator's own token $(ledger_code "$work/fleet/operator.token"), want 403 (a reader, not a writer)"
+[[ -s $work/ledger/ledger.db ]] || e2e_fail "the operator made no ledger file in the chart's volume"
+e2e_log "ok: the truth ledger on the chart's volume takes the webhook's decisions, and no one else's"
 
 # The caBundle of every webhook is the CA the webhook keeps in the chart's Secret.
 secret_ca() { kubectl get secret pi0-webhook-tls -n "$ns" -o jsonpath='{.data.ca\.crt}'; }
