@@ -1,0 +1,122 @@
+#include "admission/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+namespace pi0::admission {
+namespace {
+
+std::string ratio(std::int64_t part, std::int64_t whole) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.2f (%lld of %lld)",
+                whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0,
+                static_cast<long long>(part), static_cast<long long>(whole));
+  return buf;
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f", v);
+  return buf;
+}
+
+}  // namespace
+
+const char* moveName(Move move) {
+  switch (move) {
+    case Move::kHold:
+      return "Hold";
+    case Move::kTighten:
+      return "Tighten";
+    case Move::kLoosen:
+      return "Loosen";
+  }
+  return "Hold";
+}
+
+double thresholdOf(const Thresholds& t, Gate gate) {
+  switch (gate) {
+    case Gate::kFitError:
+      return t.fitError;
+    case Gate::kGluingDelta:
+      return t.gluingDelta;
+    case Gate::kPsi:
+      return t.psi;
+    case Gate::kIsolation:
+      return t.isolation;
+  }
+  return 0;
+}
+
+Thresholds withThreshold(Thresholds t, Gate gate, double value) {
+  switch (gate) {
+    case Gate::kFitError:
+      t.fitError = value;
+      break;
+    case Gate::kGluingDelta:
+      t.gluingDelta = value;
+      break;
+    case Gate::kPsi:
+      t.psi = value;
+      break;
+    case Gate::kIsolation:
+      t.isolation = value;
+      break;
+  }
+  return t;
+}
+
+std::array<GateRecommendation, 4> recommend(const Thresholds& current,
+                                            const std::array<GateEvidence, 4>& evidence,
+                                            const CalibrationPolicy& policy) {
+  std::array<GateRecommendation, 4> out;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const Gate gate = static_cast<Gate>(i);
+    const GateEvidence& e = evidence[i];
+    const GateBounds& b = policy.bounds[i];
+    GateRecommendation& r = out[i];
+    r.gate = gate;
+    r.current = thresholdOf(current, gate);
+    r.recommended = r.current;
+    const std::int64_t judged = e.admitted + e.denied;
+    if (judged < policy.minDecisions) {
+      r.reason = "not enough evidence: " + std::to_string(judged) + " judged decisions of the " +
+                 std::to_string(policy.minDecisions) + " needed";
+      continue;
+    }
+    const double f =
+        e.admitted > 0 ? static_cast<double>(e.falsified) / static_cast<double>(e.admitted) : 0;
+    const double m =
+        e.denied > 0 ? static_cast<double>(e.missed) / static_cast<double>(e.denied) : 0;
+    const std::string facts =
+        "falsification " + ratio(e.falsified, e.admitted) + ", miss " + ratio(e.missed, e.denied);
+    // isolation is a minimum (a margin): tightening raises it; the others are maxima.
+    const double tighter = gate == Gate::kIsolation ? +policy.step : -policy.step;
+    double target = r.current;
+    if (f > policy.targetFalsification && f >= m) {
+      r.move = Move::kTighten;
+      target = r.current + tighter;
+      r.reason = facts + ": falsification over " + number(policy.targetFalsification) +
+                 " and not under the miss ratio";
+    } else if (m > policy.targetMiss && f <= policy.targetFalsification) {
+      r.move = Move::kLoosen;
+      target = r.current - tighter;
+      r.reason = facts + ": miss over " + number(policy.targetMiss) +
+                 " while falsification stays within " + number(policy.targetFalsification);
+    } else {
+      r.reason = facts + ": within the targets";
+      continue;
+    }
+    const double bounded = std::clamp(target, b.min, b.max);
+    // Rounded to the step's grid, so that repeated steps do not drift by floating-point error.
+    r.recommended = std::round(bounded * 1e6) / 1e6;
+    if (std::abs(r.recommended - r.current) < 1e-9) {
+      r.move = Move::kHold;
+      r.reason += "; held at its bound " + number(r.current);
+    }
+  }
+  return out;
+}
+
+}  // namespace pi0::admission

@@ -1,0 +1,64 @@
+// Calibration (DESIGN.md "The learning loop", seed 001 P1.5): where each gate's threshold should
+// move, from how its decisions turned out (the truth ledger's judged decisions, ledger::GateRate
+// summed over resources). Pure: the operator reads the evidence and writes what this recommends.
+//
+// A gate that let through admissions later falsified (node trouble, an OOM kill, an eviction)
+// more often than `targetFalsification`, and more often than it made needless denials, tightens
+// by one step; one whose denials were needless (the node stayed fine) more often than
+// `targetMiss`, while its admissions stayed under `targetFalsification`, loosens by one step.
+// Otherwise it holds. Tightening lowers a maximum (fit_error, gluing_delta, psi) and raises
+// isolation's margin (a minimum). Never outside the gate's bounds; never on fewer than
+// `minDecisions` judged decisions. Each recommendation says why, with the counts behind it.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+#include "admission/pod_decision.h"
+
+namespace pi0::admission {
+
+// How one gate's judged decisions turned out (see ledger::GateRate).
+struct GateEvidence {
+  std::int64_t admitted = 0;
+  std::int64_t falsified = 0;
+  std::int64_t denied = 0;
+  std::int64_t missed = 0;
+};
+
+struct GateBounds {
+  double min = 0;
+  double max = 1;
+};
+
+struct CalibrationPolicy {
+  // Seed 001: fit 0.05–0.50, isolation margin 0.01–0.50; glue and PSI chosen alike.
+  std::array<GateBounds, 4> bounds{{{0.05, 0.50}, {0.05, 0.50}, {0.05, 0.60}, {0.01, 0.50}}};
+  double step = 0.01;  // the most a threshold moves in one round
+  std::int64_t minDecisions = 50;
+  double targetFalsification = 0.05;
+  double targetMiss = 0.20;
+};
+
+enum class Move { kHold, kTighten, kLoosen };
+const char* moveName(Move move);  // "Hold", "Tighten", "Loosen"
+
+struct GateRecommendation {
+  Gate gate = Gate::kFitError;
+  double current = 0;
+  double recommended = 0;  // == current when holding (or at a bound)
+  Move move = Move::kHold;
+  std::string reason;  // "falsification 0.12 (6 of 50) over 0.05 and over the miss ratio 0.02"
+};
+
+// The recommendation for each gate, in Gate order. `evidence` is indexed by Gate.
+std::array<GateRecommendation, 4> recommend(const Thresholds& current,
+                                            const std::array<GateEvidence, 4>& evidence,
+                                            const CalibrationPolicy& policy);
+
+// The threshold of `gate` in `t`, and `t` with it replaced.
+double thresholdOf(const Thresholds& t, Gate gate);
+Thresholds withThreshold(Thresholds t, Gate gate, double value);
+
+}  // namespace pi0::admission

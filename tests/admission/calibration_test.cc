@@ -1,0 +1,91 @@
+// Calibration's recommendation from judged decisions: a gate whose admissions are falsified
+// tightens, one whose denials are needless loosens, a balanced one holds, none moves on too
+// little evidence or past its bounds, and a run of rounds walks a threshold one step at a time.
+#include <doctest/doctest.h>
+
+#include "admission/calibration.h"
+
+using namespace pi0::admission;
+
+namespace {
+
+std::array<GateEvidence, 4> only(Gate gate, GateEvidence e) {
+  std::array<GateEvidence, 4> all{};
+  all[static_cast<std::size_t>(gate)] = e;
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("falsified admissions tighten; needless denials loosen; a balance holds") {
+  const Thresholds t;  // fit 0.10, glue 0.15, psi 0.25, isolation 0.35
+  const CalibrationPolicy p;
+
+  // fit_error: 12 of 80 admissions falsified (0.15), 1 of 20 denials needless: tighten (lower).
+  auto r = recommend(t, only(Gate::kFitError, {80, 12, 20, 1}), p);
+  CHECK(r[0].move == Move::kTighten);
+  CHECK(r[0].recommended == doctest::Approx(0.09));
+  CHECK(r[0].reason ==
+        "falsification 0.15 (12 of 80), miss 0.05 (1 of 20): falsification over 0.05 and not "
+        "under the miss ratio");
+  // isolation is a minimum: tightening raises it.
+  r = recommend(t, only(Gate::kIsolation, {80, 12, 20, 1}), p);
+  CHECK(r[3].move == Move::kTighten);
+  CHECK(r[3].recommended == doctest::Approx(0.36));
+
+  // psi: 2 of 100 admissions falsified, 30 of 60 denials needless: loosen (raise).
+  r = recommend(t, only(Gate::kPsi, {100, 2, 60, 30}), p);
+  CHECK(r[2].move == Move::kLoosen);
+  CHECK(r[2].recommended == doctest::Approx(0.26));
+  r = recommend(t, only(Gate::kIsolation, {100, 2, 60, 30}), p);
+  CHECK(r[3].recommended == doctest::Approx(0.34));
+
+  // Falsified and needless alike, but needless more often: no tightening (it would add to the
+  // misses), and no loosening (falsification is over its target).
+  r = recommend(t, only(Gate::kGluingDelta, {100, 10, 50, 25}), p);
+  CHECK(r[1].move == Move::kHold);
+  CHECK(r[1].recommended == t.gluingDelta);
+
+  // Both within the targets.
+  r = recommend(t, only(Gate::kFitError, {100, 3, 50, 5}), p);
+  CHECK(r[0].move == Move::kHold);
+  CHECK(r[0].reason.ends_with("within the targets"));
+}
+
+TEST_CASE("no move on too little evidence, and none past a bound") {
+  const CalibrationPolicy p;
+  auto r = recommend(Thresholds{}, only(Gate::kFitError, {30, 15, 10, 0}), p);
+  CHECK(r[0].move == Move::kHold);
+  CHECK(r[0].reason == "not enough evidence: 40 judged decisions of the 50 needed");
+  // Gates without evidence hold too.
+  CHECK(r[3].move == Move::kHold);
+
+  Thresholds t;
+  t.fitError = 0.05;  // the bound
+  r = recommend(t, only(Gate::kFitError, {100, 50, 0, 0}), p);
+  CHECK(r[0].move == Move::kHold);
+  CHECK(r[0].recommended == 0.05);
+  CHECK(r[0].reason.ends_with("held at its bound 0.05"));
+  t.fitError = 0.055;  // half a step from it: stops at the bound
+  r = recommend(t, only(Gate::kFitError, {100, 50, 0, 0}), p);
+  CHECK(r[0].recommended == doctest::Approx(0.05));
+}
+
+TEST_CASE("rounds walk a threshold a step at a time, to where the evidence balances") {
+  // A node fleet where admissions above fit_error 0.06 are falsified: each round's evidence
+  // follows the threshold in force; calibration walks it down and stops there.
+  CalibrationPolicy p;
+  Thresholds t;
+  int rounds = 0;
+  for (; rounds < 20; ++rounds) {
+    const bool tooLoose = t.fitError > 0.06 + 1e-9;
+    const GateEvidence e = tooLoose ? GateEvidence{100, 20, 20, 1} : GateEvidence{100, 2, 20, 2};
+    const auto r = recommend(t, only(Gate::kFitError, e), p);
+    if (r[0].move == Move::kHold) break;
+    CHECK(std::abs(r[0].recommended - t.fitError) <= p.step + 1e-9);
+    t = withThreshold(t, Gate::kFitError, r[0].recommended);
+  }
+  CHECK(rounds == 4);  // 0.10 → 0.09 → 0.08 → 0.07 → 0.06
+  CHECK(t.fitError == doctest::Approx(0.06));
+  CHECK(thresholdOf(t, Gate::kFitError) == doctest::Approx(0.06));
+}
