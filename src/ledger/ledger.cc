@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <variant>
 
 namespace pi0::ledger {
 namespace {
@@ -237,10 +238,18 @@ Result<std::unique_ptr<Ledger>> Ledger::open(Options options) {
     }
     if (auto error = tx.commit(); !error.empty()) return fail(where + "cannot write: " + error);
   }
-  return std::unique_ptr<Ledger>(new Ledger(std::move(options), db.release()));
+  sqlite3* rawReader = nullptr;
+  const int readRc = sqlite3_open_v2(options.path.c_str(), &rawReader,
+                                     SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close_v2)> reader(rawReader, &sqlite3_close_v2);
+  if (readRc != SQLITE_OK) return fail(where + "cannot open to read: " + sqliteError(rawReader));
+  sqlite3_busy_timeout(rawReader, static_cast<int>(options.busyTimeout.count()));
+  sqlite3_extended_result_codes(rawReader, 1);
+  return std::unique_ptr<Ledger>(new Ledger(std::move(options), db.release(), reader.release()));
 }
 
 Ledger::~Ledger() {
+  sqlite3_close_v2(reader_);
   sqlite3_close_v2(db_);
 }
 
@@ -332,8 +341,8 @@ ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
 }
 
 Result<std::vector<Decision>> Ledger::awaitingNodeVerdict(Time from, Time to, std::size_t limit) {
-  std::lock_guard lock(mu_);
-  Statement s(db_, R"sql(
+  std::lock_guard lock(readMu_);
+  Statement s(reader_, R"sql(
 SELECT id, at_ms, node FROM decisions d
 WHERE at_ms >= ?1 AND at_ms < ?2 AND node != ''
   AND NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
@@ -376,8 +385,8 @@ ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
 }
 
 Result<std::vector<GateRate>> Ledger::gateRates(Time since) {
-  std::lock_guard lock(mu_);
-  Statement s(db_, R"sql(
+  std::lock_guard lock(readMu_);
+  Statement s(reader_, R"sql(
 WITH judged AS (
   SELECT d.seq, d.verdict,
          EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
@@ -408,26 +417,34 @@ ORDER BY g.resource, g.gate)sql");
 }
 
 Result<std::vector<StoredDecision>> Ledger::decisions(const Query& query) {
-  std::lock_guard lock(mu_);
-  // Every filter is written out, and an unset one matches everything: one statement.
-  Statement s(db_, R"sql(
+  std::lock_guard lock(readMu_);
+  // Only the filters given, so that SQLite picks the index that serves them (a filter written
+  // as "?1 IS NULL OR at_ms >= ?1" would have every query scan the table).
+  std::string where;
+  std::vector<std::variant<std::int64_t, std::string>> values;
+  auto filter = [&](const char* condition, std::variant<std::int64_t, std::string> value) {
+    where += (where.empty() ? " WHERE " : " AND ") + std::string(condition) + " ?" +
+             std::to_string(values.size() + 1);
+    values.push_back(std::move(value));
+  };
+  if (query.since) filter("at_ms >=", millis(*query.since));
+  if (query.until) filter("at_ms <", millis(*query.until));
+  if (!query.node.empty()) filter("node =", query.node);
+  if (!query.channel.empty()) filter("channel =", query.channel);
+  if (!query.ns.empty()) filter("namespace =", query.ns);
+  if (!query.pod.empty()) filter("pod =", query.pod);
+  if (!query.podUid.empty()) filter("pod_uid =", query.podUid);
+  const std::string sql = R"sql(
 SELECT seq, id, at_ms, replica, namespace, pod, pod_uid, owner_kind, owner_name, channel, mode,
        allowed, verdict, reason, node, candidates, holdout
-FROM decisions
-WHERE (?1 IS NULL OR at_ms >= ?1) AND (?2 IS NULL OR at_ms < ?2)
-  AND (?3 = '' OR node = ?3) AND (?4 = '' OR channel = ?4) AND (?5 = '' OR namespace = ?5)
-  AND (?6 = '' OR pod = ?6) AND (?7 = '' OR pod_uid = ?7)
-ORDER BY at_ms DESC, seq DESC
-LIMIT ?8)sql");
+FROM decisions)sql" + where +
+                          " ORDER BY at_ms DESC, seq DESC LIMIT ?" +
+                          std::to_string(values.size() + 1);
+  Statement s(reader_, sql.c_str());
   if (!s.ok()) return fail("ledger: " + s.error());
-  if (query.since) s.bind(1, millis(*query.since));
-  if (query.until) s.bind(2, millis(*query.until));
-  s.bind(3, query.node);
-  s.bind(4, query.channel);
-  s.bind(5, query.ns);
-  s.bind(6, query.pod);
-  s.bind(7, query.podUid);
-  s.bind(8, static_cast<std::int64_t>(query.limit));
+  for (std::size_t i = 0; i < values.size(); ++i)
+    std::visit([&](const auto& v) { s.bind(static_cast<int>(i + 1), v); }, values[i]);
+  s.bind(static_cast<int>(values.size() + 1), static_cast<std::int64_t>(query.limit));
   std::vector<StoredDecision> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW) {
@@ -454,9 +471,9 @@ LIMIT ?8)sql");
   }
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
 
-  Statement o(db_,
+  Statement o(reader_,
               "SELECT kind, at_ms, detail FROM outcomes WHERE decision_seq = ?1 ORDER BY at_ms");
-  Statement g(db_, R"sql(
+  Statement g(reader_, R"sql(
 SELECT resource, gate, value, threshold, request_share, passed FROM decision_gates
 WHERE decision_seq = ?1 ORDER BY ordinal)sql");
   if (!o.ok() || !g.ok()) return fail("ledger: " + (o.ok() ? g.error() : o.error()));
@@ -477,8 +494,8 @@ WHERE decision_seq = ?1 ORDER BY ordinal)sql");
 }
 
 Result<std::vector<Action>> Ledger::actions(std::optional<Time> since, std::size_t limit) {
-  std::lock_guard lock(mu_);
-  Statement s(db_, R"sql(
+  std::lock_guard lock(readMu_);
+  Statement s(reader_, R"sql(
 SELECT id, at_ms, matrix, channel, action, target, level, load FROM actions
 WHERE (?1 IS NULL OR at_ms >= ?1) ORDER BY at_ms DESC, seq DESC LIMIT ?2)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
@@ -493,17 +510,22 @@ WHERE (?1 IS NULL OR at_ms >= ?1) ORDER BY at_ms DESC, seq DESC LIMIT ?2)sql");
   return out;
 }
 
-Result<std::uint64_t> Ledger::bytesLocked() {
-  auto pages = scalar(db_, "PRAGMA page_count");
-  auto size = scalar(db_, "PRAGMA page_size");
+namespace {
+
+// The database's pages, used and free, as `db` sees them.
+Result<std::uint64_t> bytesOf(sqlite3* db) {
+  auto pages = scalar(db, "PRAGMA page_count");
+  auto size = scalar(db, "PRAGMA page_size");
   if (!pages || !size) return fail("ledger: " + (pages ? size.error() : pages.error()).message);
   return static_cast<std::uint64_t>(*pages) * static_cast<std::uint64_t>(*size);
 }
 
+}  // namespace
+
 Result<Pruned> Ledger::prune(Time now) {
   std::lock_guard lock(mu_);
   Pruned pruned;
-  auto before = bytesLocked();
+  auto before = bytesOf(db_);
   if (!before) return std::unexpected(before.error());
   pruned.bytesBefore = *before;
 
@@ -520,7 +542,7 @@ Result<Pruned> Ledger::prune(Time now) {
     // Moves the log into the file and empties it, so that the pages freed count.
     if (auto error = exec(db_, "PRAGMA wal_checkpoint(TRUNCATE)"); !error.empty())
       return fail("ledger: " + error);
-    return bytesLocked();
+    return bytesOf(db_);
   };
 
   const std::int64_t cutoff = millis(now - options_.maxAge);
@@ -559,12 +581,12 @@ Result<Pruned> Ledger::prune(Time now) {
 }
 
 Result<Stats> Ledger::stats() {
-  std::lock_guard lock(mu_);
+  std::lock_guard lock(readMu_);
   Stats out;
-  auto d = scalar(db_, "SELECT count(*) FROM decisions");
-  auto a = scalar(db_, "SELECT count(*) FROM actions");
-  auto o = scalar(db_, "SELECT count(*) FROM outcomes");
-  auto bytes = bytesLocked();
+  auto d = scalar(reader_, "SELECT count(*) FROM decisions");
+  auto a = scalar(reader_, "SELECT count(*) FROM actions");
+  auto o = scalar(reader_, "SELECT count(*) FROM outcomes");
+  auto bytes = bytesOf(reader_);
   if (!d || !a || !o || !bytes) return fail("ledger: cannot count the records");
   out.decisions = *d;
   out.actions = *a;

@@ -15,7 +15,10 @@
 // Retention: prune() deletes what is older than maxAge, then the oldest decisions and actions
 // until the file fits in maxBytes, and gives the pages back (incremental vacuum).
 //
-// Thread-safety: every member may be called from any thread (one connection, under a mutex).
+// Thread-safety: every member may be called from any thread. Writes go through one connection
+// under a mutex; reads (queries, the gates' ratios, the figures) through a second, read-only
+// one under its own, so that a long read never holds up a batch being stored (WAL lets readers
+// and the writer run at once).
 #pragma once
 
 #include <chrono>
@@ -139,12 +142,14 @@ class Ledger {
   const Options& options() const { return options_; }
 
  private:
-  Ledger(Options options, sqlite3* db) : options_(std::move(options)), db_(db) {}
-  Result<std::uint64_t> bytesLocked();
+  Ledger(Options options, sqlite3* db, sqlite3* reader)
+      : options_(std::move(options)), db_(db), reader_(reader) {}
 
   const Options options_;
   std::mutex mu_;
-  sqlite3* db_;  // guarded by mu_
+  sqlite3* db_;  // guarded by mu_: every write
+  std::mutex readMu_;
+  sqlite3* reader_;  // guarded by readMu_: read-only
 };
 
 }  // namespace pi0::ledger
