@@ -62,7 +62,7 @@ struct Options : fleet::PollingOptions {
   std::size_t ledgerMaxMiB = 1024;
   std::vector<std::string> ledgerWriters;
   // How often retention runs and the ledger's figures and the gates' ratios are computed.
-  std::chrono::seconds ledgerCheckInterval = std::chrono::minutes(1);
+  std::chrono::seconds ledgerCheckInterval = std::chrono::minutes(5);
   // How long after a decision its outcomes are joined to it, and its node judged.
   std::chrono::seconds outcomeHorizon = std::chrono::minutes(15);
   bool help = false;

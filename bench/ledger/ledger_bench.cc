@@ -6,9 +6,10 @@
 // read connection: the bench also times a batch stored while the ratios are being read, which
 // it must not wait for.
 //
-//   build/release/bench/ledger/pi0-ledger-bench DIR [--decisions N]
+//   build/release/bench/ledger/pi0-ledger-bench DIR [--decisions N] [--keep 1]
 //
-// DIR must exist; the bench writes DIR/ledger-bench.db and removes it at the end.
+// DIR must exist; the bench writes DIR/ledger-bench.db and removes it at the end (not with
+// --keep 1: then it is left for sqlite3 to look into).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -54,12 +55,14 @@ ledger::Decision decision(std::int64_t i, ledger::Time at) {
 
 int main(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') {
-    std::fprintf(stderr, "usage: pi0-ledger-bench DIR [--decisions N]\n");
+    std::fprintf(stderr, "usage: pi0-ledger-bench DIR [--decisions N] [--keep 1]\n");
     return 2;
   }
   std::int64_t n = 200000;
+  bool keep = false;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (std::string(argv[i]) == "--decisions") n = std::atoll(argv[i + 1]);
+    if (std::string(argv[i]) == "--keep") keep = std::string(argv[i + 1]) == "1";
   }
   if (n < 10000) {
     std::fprintf(stderr, "pi0-ledger-bench: --decisions must be at least 10000\n");
@@ -157,7 +160,9 @@ int main(int argc, char** argv) {
               static_cast<double>(stats->bytes) / static_cast<double>(stats->decisions),
               static_cast<double>(stats->bytes) / (1 << 20));
   opened->reset();
-  for (const char* suffix : {"", "-wal", "-shm"})
-    std::filesystem::remove(file.string() + suffix);
+  if (!keep) {
+    for (const char* suffix : {"", "-wal", "-shm"})
+      std::filesystem::remove(file.string() + suffix);
+  }
   return 0;
 }

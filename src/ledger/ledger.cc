@@ -387,23 +387,22 @@ ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
 Result<std::vector<GateRate>> Ledger::gateRates(Time since) {
   std::lock_guard lock(readMu_);
   Statement s(reader_, R"sql(
-WITH judged AS (
-  SELECT d.seq, d.verdict,
-         EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
-                 AND o.kind IN ('node_trouble', 'oom_killed', 'evicted')) AS bad,
-         EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
-                 AND o.kind = 'node_fine') AS fine
-  FROM decisions d
-  WHERE d.at_ms >= ?1
-    AND EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
-                AND o.kind IN ('node_trouble', 'node_fine'))
+WITH verdicts AS (
+  SELECT decision_seq,
+         MAX(kind IN ('node_trouble', 'oom_killed', 'evicted')) AS bad,
+         MAX(kind = 'node_fine') AS fine,
+         MAX(kind IN ('node_trouble', 'node_fine')) AS judged
+  FROM outcomes GROUP BY decision_seq
 )
 SELECT g.resource, g.gate,
-       SUM(j.verdict = 1 AND g.passed = 1),
-       SUM(j.verdict = 1 AND g.passed = 1 AND j.bad),
-       SUM(j.verdict = 0 AND g.passed = 0),
-       SUM(j.verdict = 0 AND g.passed = 0 AND j.fine AND NOT j.bad)
-FROM judged j JOIN decision_gates g ON g.decision_seq = j.seq
+       SUM(d.verdict = 1 AND g.passed = 1),
+       SUM(d.verdict = 1 AND g.passed = 1 AND v.bad),
+       SUM(d.verdict = 0 AND g.passed = 0),
+       SUM(d.verdict = 0 AND g.passed = 0 AND v.fine AND NOT v.bad)
+FROM verdicts v
+JOIN decisions d ON d.seq = v.decision_seq
+JOIN decision_gates g ON g.decision_seq = v.decision_seq
+WHERE v.judged AND d.at_ms >= ?1
 GROUP BY g.resource, g.gate
 ORDER BY g.resource, g.gate)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
