@@ -158,14 +158,24 @@ void OutcomeTracker::flush(ledger::Time now) {
     pods.swap(queue_);
   }
   if (!pods.empty()) {
-    if (auto joined = ledger_.addPodOutcomes(pods, horizon_); !joined) {
+    auto joins = ledger_.addPodOutcomes(pods, horizon_);
+    if (!joins) {
       log::warn("ledger: cannot join pod outcomes; retrying",
-                {{"error", joined.error().message}, {"outcomes", pods.size()}});
+                {{"error", joins.error().message}, {"outcomes", pods.size()}});
       std::lock_guard lock(mu_);
       queue_.insert(queue_.begin(), pods.begin(), pods.end());
-    } else if (metrics_) {
-      for (const auto& [kind, n] : *joined)
-        metrics_->countLedgerOutcome(kind, n);
+    } else {
+      if (metrics_) {
+        for (const auto& [kind, n] : joins->joined)
+          metrics_->countLedgerOutcome(kind, n);
+      }
+      // No decision yet: it may still be on its way from a webhook replica (a second, or a
+      // leader change). Tried again until kDecisionGrace has passed; a pod no Pi0 webhook
+      // decided on (an excluded namespace) ends there.
+      std::lock_guard lock(mu_);
+      for (std::size_t i : joins->unmatched) {
+        if (now - pods[i].outcome.at < kDecisionGrace) queue_.push_back(std::move(pods[i]));
+      }
     }
   }
 

@@ -82,7 +82,9 @@ class OutcomeTracker {
   OutcomeTracker(ledger::Ledger& ledger, std::chrono::milliseconds horizon,
                  OperatorMetrics* metrics = nullptr);
 
-  // A Pod changed (the cache's handler): the outcomes it shows that `before` did not are queued.
+  // A Pod changed (the cache's handler): the outcomes it shows that `before` did not are queued,
+  // and joined at the next flush, or at a later one while their decision has not arrived
+  // (kDecisionGrace).
   void podChanged(const kube::ObjectPtr& before, const kube::ObjectPtr& now, ledger::Time at);
   void nodesObserved(const fleet::FleetSnapshot& fleet, Clock::time_point now,
                      ledger::Time wallNow);
@@ -93,6 +95,10 @@ class OutcomeTracker {
   void run(std::stop_token stop, std::chrono::milliseconds every);
 
   std::size_t queued() const;
+
+  // How long a pod outcome waits for its decision to arrive from a webhook replica (which sends
+  // once a second, and holds its decisions through a leader change).
+  static constexpr std::chrono::seconds kDecisionGrace{60};
 
  private:
   ledger::Ledger& ledger_;

@@ -315,29 +315,42 @@ Result<bool> Ledger::addOutcome(const std::string& decisionId, const Outcome& ou
   return *added > 0;
 }
 
-Result<std::map<std::string, std::size_t>> Ledger::addPodOutcomes(
-    std::span<const PodOutcome> outcomes, std::chrono::milliseconds horizon) {
+Result<Ledger::PodJoins> Ledger::addPodOutcomes(std::span<const PodOutcome> outcomes,
+                                                std::chrono::milliseconds horizon) {
   std::lock_guard lock(mu_);
   Transaction tx(db_);
   if (!tx.error().empty()) return fail("ledger: " + tx.error());
-  Statement s(db_, R"sql(
-INSERT INTO outcomes (decision_seq, kind, at_ms, detail)
-SELECT seq, ?2, ?3, ?4 FROM decisions
-WHERE pod_uid = ?1 AND ?1 != '' AND at_ms <= ?3 AND at_ms >= ?3 - ?5
-ORDER BY at_ms DESC, seq DESC LIMIT 1
+  // The clocks of the webhook's and the operator's nodes may differ: a decision up to a minute
+  // "after" the outcome is still the one it follows.
+  Statement find(db_, R"sql(
+SELECT seq FROM decisions
+WHERE pod_uid = ?1 AND ?1 != '' AND at_ms <= ?2 + 60000 AND at_ms >= ?2 - ?3
+ORDER BY at_ms DESC, seq DESC LIMIT 1)sql");
+  Statement insert(db_, R"sql(
+INSERT INTO outcomes (decision_seq, kind, at_ms, detail) VALUES (?1, ?2, ?3, ?4)
 ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
-  if (!s.ok()) return fail("ledger: " + s.error());
-  std::map<std::string, std::size_t> added;
-  for (const PodOutcome& o : outcomes) {
-    s.bindAll(o.podUid, o.outcome.kind, millis(o.outcome.at), o.outcome.detail,
-              static_cast<std::int64_t>(horizon.count()));
-    if (s.step() != SQLITE_DONE)
-      return fail("ledger: outcome of pod " + o.podUid + ": " + s.error());
-    if (sqlite3_changes(db_) > 0) ++added[o.outcome.kind];
-    s.reset();
+  if (!find.ok() || !insert.ok())
+    return fail("ledger: " + (find.ok() ? insert.error() : find.error()));
+  PodJoins joins;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    const PodOutcome& o = outcomes[i];
+    find.bindAll(o.podUid, millis(o.outcome.at), static_cast<std::int64_t>(horizon.count()));
+    const int rc = find.step();
+    if (rc == SQLITE_DONE) {
+      joins.unmatched.push_back(i);
+    } else if (rc == SQLITE_ROW) {
+      insert.bindAll(find.integer(0), o.outcome.kind, millis(o.outcome.at), o.outcome.detail);
+      if (insert.step() != SQLITE_DONE)
+        return fail("ledger: outcome of pod " + o.podUid + ": " + insert.error());
+      if (sqlite3_changes(db_) > 0) ++joins.joined[o.outcome.kind];
+      insert.reset();
+    } else {
+      return fail("ledger: outcome of pod " + o.podUid + ": " + find.error());
+    }
+    find.reset();
   }
   if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
-  return added;
+  return joins;
 }
 
 Result<std::vector<Decision>> Ledger::awaitingNodeVerdict(Time from, Time to, std::size_t limit) {

@@ -113,14 +113,21 @@ class Ledger {
   Result<bool> addOutcome(const std::string& decisionId, const Outcome& outcome);
 
   // Joins each outcome to the newest decision about the pod of uid `podUid` made at most
-  // `horizon` before the outcome (and not after it), in one transaction; returns how many were
-  // joined by kind (none for a pod no decision names, or an outcome of a kind the decision has).
+  // `horizon` before the outcome (or up to a minute after it: the two nodes' clocks may differ),
+  // in one transaction. Says how many were joined by kind (an outcome of a kind the decision has
+  // already is not counted), and which found no decision: one that has not arrived yet (a
+  // webhook replica sends its decisions a second later, or after a leader change), or a pod no
+  // Pi0 webhook decided on.
   struct PodOutcome {
     std::string podUid;
     Outcome outcome;
   };
-  Result<std::map<std::string, std::size_t>> addPodOutcomes(std::span<const PodOutcome> outcomes,
-                                                            std::chrono::milliseconds horizon);
+  struct PodJoins {
+    std::map<std::string, std::size_t> joined;  // by kind
+    std::vector<std::size_t> unmatched;         // indexes into the outcomes given
+  };
+  Result<PodJoins> addPodOutcomes(std::span<const PodOutcome> outcomes,
+                                  std::chrono::milliseconds horizon);
 
   // Decisions made in [from, to) that name a node and have neither a `node_trouble` nor a
   // `node_fine` outcome yet, oldest first, at most `limit`: those whose node's horizon has

@@ -231,3 +231,36 @@ TEST_CASE("the tracker joins pod outcomes and node verdicts to the ledger's deci
   CHECK(outcomes[2].at == kT0 + 10min);
   CHECK(outcomes[2].detail == "psi_memory 0.40 >= 0.25");
 }
+
+TEST_CASE("a pod outcome seen before its decision arrives waits for it, a while") {
+  pi0::testing::TempDir dir;
+  ledger::Options options;
+  options.path = dir.path() / "ledger.db";
+  auto l = ledger::Ledger::open(options);
+  REQUIRE(l);
+  OutcomeTracker tracker(**l, std::chrono::minutes(15));
+  const auto ready = [](const std::string& uid) {
+    return std::make_shared<const json>(
+        pod(uid, {{"phase", "Running"},
+                  {"conditions", json::array({{{"type", "Ready"}, {"status", "True"}}})}}));
+  };
+  // The pod is Ready before the webhook replica's batch with its decision has come.
+  tracker.podChanged(nullptr, ready("late"), kT0 + 2s);
+  tracker.podChanged(nullptr, ready("undecided"), kT0 + 2s);  // an excluded namespace's pod
+  tracker.flush(kT0 + 3s);
+  CHECK(tracker.queued() == 2);
+  // The decision arrives, stamped a little after the outcome by a clock that runs ahead.
+  REQUIRE((*l)->record(std::vector<ledger::Decision>{decision("d", "late", kT0 + 2500ms, true)}));
+  tracker.flush(kT0 + 8s);
+  CHECK(tracker.queued() == 1);
+  ledger::Query q;
+  q.podUid = "late";
+  auto rows = (*l)->decisions(q);
+  REQUIRE(rows);
+  REQUIRE(rows->size() == 1);
+  REQUIRE(rows->front().outcomes.size() == 1);
+  CHECK(rows->front().outcomes[0].kind == "ready");
+  // The other never gets one: dropped once the grace has passed.
+  tracker.flush(kT0 + 2s + OutcomeTracker::kDecisionGrace + 1s);
+  CHECK(tracker.queued() == 0);
+}
