@@ -318,6 +318,12 @@ start_operator() {
       --fleet-key-file "$work/fleet.key" --fleet-readers "$readers"
       --fleet-advertise-url "https://127.0.0.1:$fleet_port" --fleet-lease "default/$lease"
       --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-operator.token")
+    # The truth ledger, as the chart sets it up, when this build of the operator has one: the
+    # webhook's decisions (every review of wrk's) are stored by the leader.
+    if "$operator" --help 2>&1 | grep -q -- --ledger-path; then
+      feed+=(--ledger-path "$work/ledger-$identity.db"
+        --ledger-writers system:serviceaccount:pi0-system:pi0-webhook)
+    fi
   fi
   e2e_start "$log" "$operator" --kubeconfig "$KUBECONFIG" --leader-elect \
     --leader-election-namespace default --leader-election-id "$lease" --identity "$identity" \
