@@ -3,16 +3,9 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "common/format.h"
+
 namespace pi0::op {
-namespace {
-
-std::string fixedText(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f", v);
-  return text;
-}
-
-}  // namespace
 
 const char* phaseName(Phase phase) {
   switch (phase) {
@@ -74,10 +67,9 @@ MatrixDecision decideMatrix(const stability::MatrixSpec& matrix, const MatrixMem
     const auto& level = matrix.levels[static_cast<std::size_t>(d.level.index)];
     char text[400];
     // With a forecast, "load" in these lines is the larger of the two the level follows.
-    const std::string loadText =
-        anticipating && *anticipatedLoad > *load
-            ? fixedText(*load) + " (forecast " + fixedText(*anticipatedLoad) + ")"
-            : fixedText(*load);
+    const std::string loadText = anticipating && *anticipatedLoad > *load
+                                     ? fixed(*load) + " (forecast " + fixed(*anticipatedLoad) + ")"
+                                     : fixed(*load);
     if (!earned) {
       const auto& below = matrix.levels[static_cast<std::size_t>(d.level.index - 1)];
       std::snprintf(text, sizeof text,

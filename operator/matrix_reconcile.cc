@@ -6,6 +6,7 @@
 #include <functional>
 #include <set>
 
+#include "common/format.h"
 #include "common/timestamp.h"
 #include "kube/quantity.h"
 #include "stability/graph.h"
@@ -19,12 +20,6 @@ using stability::ChannelState;
 
 int severity(ChannelState s) {
   return static_cast<int>(s);
-}
-
-std::string fixed(double x, int digits = 2) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.*f", digits, x);
-  return text;
 }
 
 std::string joined(const std::vector<std::string>& parts, const char* separator = "; ") {

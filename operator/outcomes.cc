@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <set>
 
+#include "common/format.h"
 #include "common/log.h"
 #include "operator/operator_metrics.h"
 
@@ -11,12 +12,6 @@ namespace pi0::op {
 namespace {
 
 using kube::Json;
-
-std::string twoDecimals(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
-  return buf;
-}
 
 std::string reasonOf(const Json& object, const char* key) {
   auto it = object.find(key);
@@ -73,10 +68,9 @@ std::optional<std::string> nodeTrouble(const fleet::NodeFingerprint& fingerprint
     const bool pressure = name.starts_with("psi_");
     if (pressure) {
       const double line = signal.forecast ? signal.forecast->troubleLine : kDefaultPressureLine;
-      if (signal.current >= line)
-        return name + " " + twoDecimals(signal.current) + " >= " + twoDecimals(line);
+      if (signal.current >= line) return name + " " + fixed(signal.current) + " >= " + fixed(line);
     } else if (signal.forecast && signal.current >= signal.forecast->troubleLine) {
-      return name + " " + twoDecimals(signal.current) + " at saturation";
+      return name + " " + fixed(signal.current) + " at saturation";
     }
   }
   return std::nullopt;

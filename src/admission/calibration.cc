@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/format.h"
+
 namespace pi0::admission {
 namespace {
 
@@ -12,12 +14,6 @@ std::string ratio(std::int64_t part, std::int64_t whole) {
   std::snprintf(buf, sizeof buf, "%.2f (%lld of %lld)",
                 whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0,
                 static_cast<long long>(part), static_cast<long long>(whole));
-  return buf;
-}
-
-std::string number(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.2f", v);
   return buf;
 }
 
@@ -97,13 +93,13 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
     if (f > policy.targetFalsification && f >= m) {
       r.move = Move::kTighten;
       target = r.current + tighter;
-      r.reason = facts + ": falsification over " + number(policy.targetFalsification) +
+      r.reason = facts + ": falsification over " + fixed(policy.targetFalsification) +
                  " and not under the miss ratio";
     } else if (m > policy.targetMiss && f <= policy.targetFalsification) {
       r.move = Move::kLoosen;
       target = r.current - tighter;
-      r.reason = facts + ": miss over " + number(policy.targetMiss) +
-                 " while falsification stays within " + number(policy.targetFalsification);
+      r.reason = facts + ": miss over " + fixed(policy.targetMiss) +
+                 " while falsification stays within " + fixed(policy.targetFalsification);
     } else {
       r.reason = facts + ": within the targets";
       continue;
@@ -113,7 +109,7 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
     r.recommended = std::round(bounded * 1e6) / 1e6;
     if (std::abs(r.recommended - r.current) < 1e-9) {
       r.move = Move::kHold;
-      r.reason += "; held at its bound " + number(r.current);
+      r.reason += "; held at its bound " + fixed(r.current);
     }
   }
   return out;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "admission/node_table.h"
+#include "common/format.h"
 #include "common/json_reader.h"
 #include "kube/quantity.h"
 #include "kube/resource_list.h"
@@ -333,12 +334,6 @@ std::vector<GateReading> readings(const PodRequest& pod, const NodeInfo& node,
 }
 
 // --- Messages ----------------------------------------------------------------------------------
-
-std::string fixed(double v, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
-  return buf;
-}
 
 // Two decimals, or more when two would print a failing value and its threshold alike.
 int decimalsFor(double a, double b) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <tuple>
 
+#include "common/format.h"
 #include "stability/operators.h"
 
 namespace pi0::stability {
@@ -45,12 +46,6 @@ struct Decisions {
   StabilityOutlook stability;
 };
 
-std::string fixed3(double v) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3f", v);
-  return text;
-}
-
 // What the stability trigger decides over `facts`: its outlook, and the channels it shuts down
 // (none when SAO is at the threshold or cannot reach it).
 StabilityOutlook stabilityOutlook(const std::vector<ChannelFacts>& facts, double threshold,
@@ -60,9 +55,9 @@ StabilityOutlook stabilityOutlook(const std::vector<ChannelFacts>& facts, double
   st.threshold = threshold;
   st.bound = saoBound(facts);
   st.reachable = st.sao >= threshold || st.bound >= threshold;
-  const std::string head = "stability " + fixed3(st.sao);
+  const std::string head = "stability " + fixed(st.sao, 3);
   if (st.sao >= threshold) {
-    st.explanation = head + " is at or above the threshold " + fixed3(threshold);
+    st.explanation = head + " is at or above the threshold " + fixed(threshold, 3);
     return st;
   }
   if (!st.reachable) {
@@ -79,14 +74,14 @@ StabilityOutlook stabilityOutlook(const std::vector<ChannelFacts>& facts, double
     std::string names;
     for (std::size_t i = 0; i < holding.size() && i < kNamed; ++i) {
       names +=
-          (names.empty() ? "" : ", ") + holding[i]->key + " " + fixed3(holding[i]->reliability);
+          (names.empty() ? "" : ", ") + holding[i]->key + " " + fixed(holding[i]->reliability, 3);
     }
     if (holding.size() > kNamed)
       names += ", and " + std::to_string(holding.size() - kNamed) + " more";
-    st.explanation = head + " is below the threshold " + fixed3(threshold) +
+    st.explanation = head + " is below the threshold " + fixed(threshold, 3) +
                      " and cannot reach it: the channels that must stay up" +
                      (names.empty() ? "" : " (" + names + ")") + " bound it at " +
-                     fixed3(st.bound) + "; no channel is shut down for stability";
+                     fixed(st.bound, 3) + "; no channel is shut down for stability";
     return st;
   }
   shutdowns = stabilityShutdowns(facts, threshold);
@@ -97,9 +92,9 @@ StabilityOutlook stabilityOutlook(const std::vector<ChannelFacts>& facts, double
   }
   for (const auto& key : shutdowns)
     names += (names.empty() ? "" : ", ") + key;
-  st.explanation = head + " is below the threshold " + fixed3(threshold) +
+  st.explanation = head + " is below the threshold " + fixed(threshold, 3) +
                    ": shutting down the least reliable (" + names + ") brings it to " +
-                   fixed3(sao(after));
+                   fixed(sao(after), 3);
   return st;
 }
 
@@ -231,8 +226,8 @@ Decisions decide(const PlanInput& input) {
     auto& d = out[key];
     d.target = ChannelState::kInactive;
     d.group = 0;
-    d.reason = "stability " + fixed3(result.stability.sao) + " is below the threshold " +
-               fixed3(m.stabilityThreshold) + ": the least reliable channels shut down first";
+    d.reason = "stability " + fixed(result.stability.sao, 3) + " is below the threshold " +
+               fixed(m.stabilityThreshold, 3) + ": the least reliable channels shut down first";
   }
   result.byKey = std::move(out);
   return result;
