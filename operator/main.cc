@@ -21,6 +21,7 @@
 #include "metrics/prometheus_query.h"
 #include "net/http_server.h"
 #include "net/https_server.h"
+#include "operator/gate_policy_reconcile.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 #include "operator/outcomes.h"
@@ -363,6 +364,17 @@ int run(const Options& options) {
   if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, ledger.get(),
                  feed))
     return 1;
+  // Calibration: the leader moves the GatePolicy's thresholds by the ledger's outcomes.
+  std::unique_ptr<GatePolicyCalibrator> calibrator;
+  if (!options.gatePolicy.empty()) {
+    CalibratorOptions co;
+    co.name = options.gatePolicy;
+    co.fixed = options.fixedThresholds;
+    calibrator = std::make_unique<GatePolicyCalibrator>(writer, ledger.get(), events, &metrics, co);
+    runner.add([c = calibrator.get(), leading](std::stop_token stop) {
+      c->run(stop, leading, systemClock());
+    });
+  }
 
   // Shutdown runs these backwards: leading stops first (the elector releases the Lease so that
   // a standby takes over at once), then the Events are flushed, the caches, the servers and the

@@ -1,5 +1,10 @@
 #include "operator/operator_metrics.h"
 
+#include <map>
+#include <utility>
+
+#include "admission/calibration.h"
+#include "admission/pod_decision.h"
 #include "metrics/counter.h"
 #include "metrics/exposition.h"
 
@@ -137,7 +142,19 @@ OperatorMetrics::OperatorMetrics()
                                "followed by node trouble, an OOM kill or an eviction.")),
       gateMiss_(gauge(*registry_, "pi0_operator_gate_miss_ratio",
                       "Of the denials the gate made in the last 24 h, the share whose node "
-                      "stayed fine over the horizon (not needed).")) {
+                      "stayed fine over the horizon (not needed).")),
+      calibrationRounds_(counter(*registry_, "pi0_operator_calibration_rounds_total",
+                                 "Calibration rounds of the GatePolicy, by result: calibrated, "
+                                 "invalid (the spec), error (the API).")),
+      thresholdChanges_(counter(*registry_, "pi0_operator_gate_threshold_changes_total",
+                                "Changes of a gate's threshold in the GatePolicy's status, by "
+                                "gate and kind: ThresholdTightened, ThresholdLoosened, "
+                                "ThresholdReset (back to the fixed thresholds).")),
+      gateThreshold_(gauge(*registry_, "pi0_operator_gate_threshold",
+                           "The GatePolicy's thresholds in force, by gate: fit_error, "
+                           "gluing_delta, psi (maxima), isolation (the margin, a minimum).")) {
+  for (const char* result : {"calibrated", "invalid", "error"})
+    calibrationRounds_.Add({{"result", result}});
   for (const char* kind : {"ready", "oom_killed", "crash_looping", "evicted", "preempted", "failed",
                            "node_trouble", "node_fine"})
     ledgerOutcomes_.Add({{"kind", kind}});
@@ -303,11 +320,20 @@ void OperatorMetrics::countLedgerPruned(std::int64_t decisions, std::int64_t act
 }
 
 void OperatorMetrics::setGateRates(const std::vector<ledger::GateRate>& rates) {
+  // Calibration's holdout and the rest together: how the gates did, whatever judged them.
+  std::map<std::pair<std::string, std::string>, ledger::GateRate> sums;
   for (const auto& r : rates) {
-    const prometheus::Labels labels{{"resource", r.resource}, {"gate", r.gate}};
-    auto with = [&](const char* key, const char* value) {
+    auto& s = sums[{r.resource, r.gate}];
+    s.admitted += r.admitted;
+    s.falsified += r.falsified;
+    s.denied += r.denied;
+    s.missed += r.missed;
+  }
+  for (const auto& [key, r] : sums) {
+    const prometheus::Labels labels{{"resource", key.first}, {"gate", key.second}};
+    auto with = [&](const char* name, const char* value) {
       prometheus::Labels l = labels;
-      l[key] = value;
+      l[name] = value;
       return l;
     };
     gateJudged_.Add(with("verdict", "admitted")).Set(static_cast<double>(r.admitted));
@@ -318,6 +344,21 @@ void OperatorMetrics::setGateRates(const std::vector<ledger::GateRate>& rates) {
                                          static_cast<double>(r.admitted));
     if (r.denied > 0)
       gateMiss_.Add(labels).Set(static_cast<double>(r.missed) / static_cast<double>(r.denied));
+  }
+}
+
+void OperatorMetrics::countCalibrationRound(std::string_view result) {
+  calibrationRounds_.Add({{"result", std::string(result)}}).Increment();
+}
+
+void OperatorMetrics::countThresholdChange(std::string_view gate, std::string_view kind) {
+  thresholdChanges_.Add({{"gate", std::string(gate)}, {"kind", std::string(kind)}}).Increment();
+}
+
+void OperatorMetrics::setGateThresholds(const admission::Thresholds& t) {
+  for (int i = 0; i < 4; ++i) {
+    const auto gate = static_cast<admission::Gate>(i);
+    gateThreshold_.Add({{"gate", admission::gateName(gate)}}).Set(admission::thresholdOf(t, gate));
   }
 }
 

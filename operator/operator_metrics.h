@@ -66,6 +66,10 @@
 #include "stability/planner.h"
 #include "stability/spec.h"
 
+namespace pi0::admission {
+struct Thresholds;
+}
+
 namespace pi0::op {
 
 enum class Controller { kChannel, kMatrix };
@@ -130,6 +134,12 @@ class OperatorMetrics {
   void countLedgerPruned(std::int64_t decisions, std::int64_t actions);
   // How each gate's judged decisions turned out over the last day (ledger::GateRate).
   void setGateRates(const std::vector<ledger::GateRate>& rates);
+  // Calibration (operator/gate_policy_reconcile.h): a round's result (calibrated, invalid,
+  // error), a threshold's change (`kind`: ThresholdTightened, ThresholdLoosened, ThresholdReset)
+  // and the thresholds the GatePolicy's status holds.
+  void countCalibrationRound(std::string_view result);
+  void countThresholdChange(std::string_view gate, std::string_view kind);
+  void setGateThresholds(const admission::Thresholds& thresholds);
   // Outcomes joined to decisions (operator/outcomes.h), by kind.
   void countLedgerOutcome(const std::string& kind, std::size_t n);
   // Brings the Event and cache metrics up to the recorder's and a cache's own counts.
@@ -187,6 +197,9 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Gauge>& gateJudged_;
   prometheus::Family<prometheus::Gauge>& gateFalsification_;
   prometheus::Family<prometheus::Gauge>& gateMiss_;
+  prometheus::Family<prometheus::Counter>& calibrationRounds_;
+  prometheus::Family<prometheus::Counter>& thresholdChanges_;
+  prometheus::Family<prometheus::Gauge>& gateThreshold_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};

@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "admission/gate_policy.h"
 #include "common/files.h"
 #include "common/flags.h"
 #include "kube/names.h"
@@ -165,6 +166,7 @@ FlagTable flagTable(Options& o) {
         flags::wholeSeconds(o.outcomeHorizon, {.maxSeconds = 24 * 3600.0}),
         "how long after a decision what followed is joined to it in the ledger: the pod's "
         "outcomes, and whether its node was in trouble; at most 24h");
+  admission::addGateFlags(t, o.fixedThresholds, o.gatePolicy);
   t.add("--prometheus-url URL", flags::nonEmpty(flags::custom(o.prometheusUrl, parsePrometheusUrl)),
         "Prometheus for Channels' throughput queries and ShutdownMatrices' Prometheus load "
         "signals, e.g. http://prometheus.monitoring:9090")

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "admission/pod_decision.h"
 #include "common/log.h"
 #include "common/result.h"
 #include "fleet/polling.h"
@@ -65,6 +66,10 @@ struct Options : fleet::PollingOptions {
   std::chrono::seconds ledgerCheckInterval = std::chrono::minutes(5);
   // How long after a decision its outcomes are joined to it, and its node judged.
   std::chrono::seconds outcomeHorizon = std::chrono::minutes(15);
+  // Calibration (operator/gate_policy_reconcile.h): the GatePolicy the leader calibrates ("":
+  // none), and the fixed thresholds, the webhook's flags (the chart passes both the same).
+  std::string gatePolicy;
+  admission::Thresholds fixedThresholds;
   bool help = false;
   bool version = false;
 };

@@ -15,7 +15,7 @@ DecisionLog::DecisionLog(std::string replica, std::size_t capacity, ledger::Time
       capacity_(std::max<std::size_t>(capacity, 1)) {}
 
 ledger::Decision DecisionLog::record(const admission::PodRequest& pod, const admission::Decision& d,
-                                     const std::string& channel, ledger::Time at) {
+                                     const std::string& channel, ledger::Time at, bool holdout) {
   ledger::Decision r;
   r.at = at;
   r.ns = pod.ns;
@@ -30,6 +30,7 @@ ledger::Decision DecisionLog::record(const admission::PodRequest& pod, const adm
   r.reason = admission::reasonName(d.reason);
   r.node = d.node;
   r.candidates = d.candidates;
+  r.holdout = holdout;
   r.gates.reserve(d.gates.size());
   for (const admission::GateReading& g : d.gates)
     r.gates.push_back({std::string(resourceName(g.resource)), admission::gateName(g.gate), g.value,
@@ -38,8 +39,8 @@ ledger::Decision DecisionLog::record(const admission::PodRequest& pod, const adm
 }
 
 void DecisionLog::add(const admission::PodRequest& pod, const admission::Decision& d,
-                      const std::string& channel, ledger::Time at) {
-  ledger::Decision r = record(pod, d, channel, at);
+                      const std::string& channel, ledger::Time at, bool holdout) {
+  ledger::Decision r = record(pod, d, channel, at, holdout);
   std::lock_guard lock(mu_);
   const std::uint64_t seq = next_++;
   r.id = prefix_ + std::to_string(seq);

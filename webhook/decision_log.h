@@ -29,9 +29,10 @@ class DecisionLog {
   DecisionLog(std::string replica, std::size_t capacity,
               ledger::Time start = std::chrono::system_clock::now());
 
-  // The record of the decision `d` on `pod` (of `channel`, "" for none), made at `at`.
+  // The record of the decision `d` on `pod` (of `channel`, "" for none), made at `at`; judged
+  // with the fixed thresholds as calibration's holdout when `holdout`.
   void add(const admission::PodRequest& pod, const admission::Decision& d,
-           const std::string& channel, ledger::Time at);
+           const std::string& channel, ledger::Time at, bool holdout = false);
 
   // The oldest records not yet acknowledged, at most `max`, with the sequence number of the last
   // one (to acknowledge them by); nullopt when there are none. They stay in the log.
@@ -49,7 +50,7 @@ class DecisionLog {
 
   // The record itself (what add() keeps), for tests and the sender's logs.
   static ledger::Decision record(const admission::PodRequest& pod, const admission::Decision& d,
-                                 const std::string& channel, ledger::Time at);
+                                 const std::string& channel, ledger::Time at, bool holdout = false);
 
  private:
   const std::string replica_;

@@ -110,13 +110,24 @@ HttpAnswer Handlers::pods(std::string_view body) {
   }
   const auto nodes = state_.nodes();
   const auto fleet = state_.fleet();
+  // Calibrated thresholds, when the GatePolicy's apply; the flags' for the holdout's share.
+  const admission::Policy* policy = &policy_;
+  bool holdout = false;
+  std::shared_ptr<const GateChoice> gates;
+  if (state_.gates && (gates = state_.gates()) && gates->inForce.calibrated) {
+    holdout = GateThresholds::holdout(gates->inForce.holdoutShare);
+    if (holdout)
+      metrics_.holdoutDecision();
+    else
+      policy = &gates->policy;
+  }
   const auto d =
-      admission::decide(*pod, *nodes, *fleet, channel, policy_, namespaceMode, clock_.now());
+      admission::decide(*pod, *nodes, *fleet, channel, *policy, namespaceMode, clock_.now());
   // Whatever the mode, an admitted pod will exist and take from the buffer: it holds its room.
   if (turn && d.allowed && d.reason != admission::Reason::kExcluded)
     turn->reserve(pod->displayName(), request->uid, pod->cpuMilli, pod->memoryBytes);
   turn.reset();
-  if (decisions_) decisions_->add(*pod, d, channel ? channel->name : "", WallClock::now());
+  if (decisions_) decisions_->add(*pod, d, channel ? channel->name : "", WallClock::now(), holdout);
   if (!d.node.empty()) {
     const fleet::NodeStatus* status = fleet->find(d.node);
     if (status && status->fingerprint) {

@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "decision_log.h"
 #include "fleet/fleet_view.h"
+#include "gate_thresholds.h"
 #include "metrics.h"
 #include "node_index.h"
 #include "reservations.h"
@@ -33,6 +34,8 @@ struct ClusterState {
   std::function<std::vector<ObjectPtr>()> channels;
   std::function<std::vector<ObjectPtr>()> matrices;
   std::function<std::shared_ptr<const fleet::FleetSnapshot>()> fleet;
+  // The thresholds in force (gate_thresholds.h); empty: the policy's own, always.
+  std::function<std::shared_ptr<const GateChoice>()> gates;
 };
 
 // The label on a namespace that sets the mode for its pods (Enforce, Warn, DryRun).

@@ -5,6 +5,7 @@
 // reports not ready for --shutdown-delay while still answering, then stops, so that a rolling
 // restart loses no request. The Runner owns the signals, the threads and the shutdown.
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "common/runner.h"
 #include "fleet/polling.h"
 #include "fleet/resource_view.h"
+#include "gate_thresholds.h"
 #include "handlers.h"
 #include "kube/client.h"
 #include "kube/connect.h"
@@ -71,7 +73,8 @@ struct Cache {
 // What the reviews read of the cluster: Nodes (parsed into the node index), Namespaces,
 // Channels and ShutdownMatrices, each kept by a reflector on the runner.
 struct ClusterCaches {
-  explicit ClusterCaches(kube::Client& client)
+  // `gatePolicy` names the GatePolicy to watch ("": none).
+  ClusterCaches(kube::Client& client, const std::string& gatePolicy)
       // Nodes are listed in pages from etcd: a list from the watch cache comes in one response,
       // and thousands of whole Nodes parsed at once were most of the webhook's peak memory. The
       // node index keeps what admission reads of each Node; the store, only its reference.
@@ -80,6 +83,12 @@ struct ClusterCaches {
         namespaces(client, kube::resources::kNamespaces),
         channels(client, kube::resources::kChannels),
         matrices(client, kube::resources::kShutdownMatrices) {
+    if (!gatePolicy.empty()) {
+      kube::ReflectorOptions one;
+      one.fieldSelector = "metadata.name=" + gatePolicy;
+      gatePolicies.emplace(client, kube::resources::kGatePolicies, kube::Store::dropManagedFields,
+                           one);
+    }
     nodes.store.addHandler(
         [this](const kube::ObjectPtr& oldObject, const kube::ObjectPtr& newObject) {
           nodeIndex.update(oldObject, newObject);
@@ -87,14 +96,14 @@ struct ClusterCaches {
   }
 
   void addTo(Runner& runner) {
-    for (Cache* c : {&nodes, &namespaces, &channels, &matrices}) {
+    for (Cache* c : all()) {
       runner.add([c](std::stop_token stop) { c->reflector.run(stop); });
     }
   }
 
   // "" once every cache has its first list, else the first that has not.
   std::string notSynced() const {
-    for (const Cache* c : {&nodes, &namespaces, &channels, &matrices}) {
+    for (const Cache* c : const_cast<ClusterCaches*>(this)->all()) {
       if (!c->store.synced()) return "caches not synced: " + c->reflector.type().qualifiedName();
     }
     return "";
@@ -112,8 +121,14 @@ struct ClusterCaches {
 
   NodeIndex nodeIndex;
   Cache nodes, namespaces, channels, matrices;
+  std::optional<Cache> gatePolicies;  // only the one --gate-policy names
 
  private:
+  std::vector<Cache*> all() {
+    std::vector<Cache*> out{&nodes, &namespaces, &channels, &matrices};
+    if (gatePolicies) out.push_back(&*gatePolicies);
+    return out;
+  }
   static kube::ReflectorOptions paged() {
     kube::ReflectorOptions options;
     options.listFromWatchCache = false;
@@ -200,7 +215,7 @@ int run(const Options& options) {
   auto client = kube::connect(connection);
   if (!client) return 1;
 
-  ClusterCaches caches(*client);
+  ClusterCaches caches(*client, options.gatePolicy);
   fleet::FleetViewOptions viewOptions;
   // Reviews read the view at thousands per second while a round of polls writes it node by
   // node: publish the writes at most every 100 ms (or every tenth of the interval).
@@ -238,8 +253,16 @@ int run(const Options& options) {
           "(--fleet-lease)");
     }
   }
-  Handlers handlers(caches.state((*polling)->view()), options.policy, options.minimumMargin,
-                    metrics, reservations, systemClock(), decisions.get());
+  // The thresholds in force: the GatePolicy's in its Auto mode, the flags' otherwise.
+  GateThresholds gates(options.policy, &metrics);
+  ClusterState state = caches.state((*polling)->view());
+  if (caches.gatePolicies) {
+    caches.gatePolicies->store.addHandler(
+        [&gates](const kube::ObjectPtr&, const kube::ObjectPtr& now) { gates.update(now); });
+    state.gates = [&gates] { return gates.current(); };
+  }
+  Handlers handlers(std::move(state), options.policy, options.minimumMargin, metrics, reservations,
+                    systemClock(), decisions.get());
   std::unique_ptr<SelfManagedCertificates> selfManaged;
   if (options.selfManagedSecret) {
     selfManaged = std::make_unique<SelfManagedCertificates>(*client, options.selfManaged);

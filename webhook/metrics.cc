@@ -118,6 +118,29 @@ WebhookMetrics::WebhookMetrics()
                                   "(unreachable, not the leader, unauthorized); the decisions "
                                   "are kept and sent again")
                             .Register(*registry_)
+                            .Add({})),
+      gateThreshold_(prometheus::BuildGauge()
+                         .Name("pi0_webhook_gate_threshold")
+                         .Help("The gate thresholds pod reviews judge by, by gate: fit_error, "
+                               "gluing_delta, psi (maxima), isolation (the margin, a minimum)")
+                         .Register(*registry_)),
+      gateCalibrated_(prometheus::BuildGauge()
+                          .Name("pi0_webhook_gate_calibrated")
+                          .Help("1 when the GatePolicy's calibrated thresholds apply (its Auto "
+                                "mode), 0 when the flags' fixed thresholds do")
+                          .Register(*registry_)
+                          .Add({})),
+      gateThresholdChanges_(prometheus::BuildCounter()
+                                .Name("pi0_webhook_gate_threshold_changes_total")
+                                .Help("Changes of the gate thresholds in force, from the "
+                                      "GatePolicy")
+                                .Register(*registry_)
+                                .Add({})),
+      holdoutDecisions_(prometheus::BuildCounter()
+                            .Name("pi0_webhook_holdout_decisions_total")
+                            .Help("Pod reviews judged with the fixed thresholds while calibrated "
+                                  "ones apply: calibration's randomized holdout")
+                            .Register(*registry_)
                             .Add({})) {
   // The counters exist from the start, at 0, so that a rate() sees the first event rather than
   // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
@@ -220,6 +243,24 @@ void WebhookMetrics::nodes(const NodeIndex& index, const fleet::FleetSnapshot& f
   }
   fleetNodes_.Add({{"state", "usable"}}).Set(static_cast<double>(usable));
   fleetNodes_.Add({{"state", "unusable"}}).Set(static_cast<double>(fleet.size() - usable));
+}
+
+void WebhookMetrics::gateThresholds(const admission::ThresholdsInForce& inForce) {
+  std::lock_guard lock(mu_);
+  for (int i = 0; i < 4; ++i) {
+    const auto gate = static_cast<admission::Gate>(i);
+    gateThreshold_.Add({{"gate", admission::gateName(gate)}})
+        .Set(admission::thresholdOf(inForce.thresholds, gate));
+  }
+  gateCalibrated_.Set(inForce.calibrated ? 1 : 0);
+}
+
+void WebhookMetrics::gateThresholdsChanged() {
+  gateThresholdChanges_.Increment();
+}
+
+void WebhookMetrics::holdoutDecision() {
+  holdoutDecisions_.Increment();
 }
 
 void WebhookMetrics::decision(std::string_view endpoint, std::string_view result,

@@ -20,6 +20,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "admission/gate_policy.h"
 #include "common/clock.h"
 #include "fleet/fleet_view.h"
 #include "fleet/poller.h"
@@ -86,6 +87,11 @@ class WebhookMetrics {
   void reservations(const ReservationBook::Figures& figures);
   // The decisions on their way to the truth ledger, set before each scrape likewise.
   void ledger(const LedgerFigures& figures);
+  // The gate thresholds in force (webhook/gate_thresholds.h), each change of them, and each
+  // review judged with the fixed thresholds as calibration's holdout.
+  void gateThresholds(const admission::ThresholdsInForce& inForce);
+  void gateThresholdsChanged();
+  void holdoutDecision();
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -110,6 +116,10 @@ class WebhookMetrics {
   prometheus::Gauge& ledgerQueued_;
   prometheus::Family<prometheus::Counter>& ledgerDecisions_;
   prometheus::Counter& ledgerSendErrors_;
+  prometheus::Family<prometheus::Gauge>& gateThreshold_;
+  prometheus::Gauge& gateCalibrated_;
+  prometheus::Counter& gateThresholdChanges_;
+  prometheus::Counter& holdoutDecisions_;
   std::set<std::string> reservationChannels_;  // channels with a gauge
   std::mutex mu_;
 };

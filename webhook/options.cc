@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "admission/gate_policy.h"
+
 namespace pi0::webhook {
 namespace {
 
@@ -37,10 +39,7 @@ void addAdmissionFlags(FlagTable& t, Options& o) {
             o.policy.stale, {{"Allow", StalePolicy::kAllow}, {"Deny", StalePolicy::kDeny}})),
         "Allow or Deny when no candidate node has fresh data");
   t.add("--excluded-namespaces NS,...", flags::list(o.policy.excludedNamespaces), "never reviewed");
-  t.add("--gate-fit-error X", ratio(o.policy.thresholds.fitError), "θ_fit");
-  t.add("--gate-gluing-delta X", ratio(o.policy.thresholds.gluingDelta), "θ_glue");
-  t.add("--gate-psi X", ratio(o.policy.thresholds.psi), "θ_psi");
-  t.add("--gate-isolation X", ratio(o.policy.thresholds.isolation), "θ_iso");
+  admission::addGateFlags(t, o.policy.thresholds, o.gatePolicy);
   t.add("--minimum-margin X", ratio(o.minimumMargin),
         "margin between the admission gate and a matrix's first level");
   t.add("--trouble-warning-seconds N",

@@ -29,6 +29,9 @@ struct Options : fleet::PollingOptions {
   double minimumMargin = 0.05;
   ReservationOptions reservations;
   admission::Policy policy;
+  // The GatePolicy (admission/gate_policy.h) whose calibrated thresholds replace
+  // policy.thresholds in its Auto mode ("": none is read).
+  std::string gatePolicy;
   // Self-managed certificates (self_managed.h) when selfManagedSecret is set.
   std::optional<fleet::ServiceRef> selfManagedSecret;
   SelfManagedOptions selfManaged;

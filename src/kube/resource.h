@@ -42,6 +42,8 @@ inline const ResourceType kEndpointSlices{"discovery.k8s.io", "v1beta1", "endpoi
 inline const ResourceType kChannels{"stability.pi0.io", "v1alpha1", "channels", "Channel", true};
 inline const ResourceType kShutdownMatrices{"stability.pi0.io", "v1alpha1", "shutdownmatrices",
                                             "ShutdownMatrix", false};
+inline const ResourceType kGatePolicies{"stability.pi0.io", "v1alpha1", "gatepolicies",
+                                        "GatePolicy", false};
 }  // namespace resources
 
 }  // namespace pi0::kube

@@ -407,7 +407,7 @@ WITH verdicts AS (
          MAX(kind IN ('node_trouble', 'node_fine')) AS judged
   FROM outcomes GROUP BY decision_seq
 )
-SELECT g.resource, g.gate,
+SELECT g.resource, g.gate, d.holdout,
        SUM(d.verdict = 1 AND g.passed = 1),
        SUM(d.verdict = 1 AND g.passed = 1 AND v.bad),
        SUM(d.verdict = 0 AND g.passed = 0),
@@ -416,14 +416,15 @@ FROM verdicts v
 JOIN decisions d ON d.seq = v.decision_seq
 JOIN decision_gates g ON g.decision_seq = v.decision_seq
 WHERE v.judged AND d.at_ms >= ?1
-GROUP BY g.resource, g.gate
-ORDER BY g.resource, g.gate)sql");
+GROUP BY g.resource, g.gate, d.holdout
+ORDER BY g.resource, g.gate, d.holdout)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
   s.bindAll(millis(since));
   std::vector<GateRate> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW)
-    out.push_back({s.text(0), s.text(1), s.integer(2), s.integer(3), s.integer(4), s.integer(5)});
+    out.push_back({s.text(0), s.text(1), s.integer(3), s.integer(4), s.integer(5), s.integer(6),
+                   s.integer(2) != 0});
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
   return out;
 }

@@ -84,6 +84,8 @@ struct GateRate {
   std::int64_t falsified = 0;
   std::int64_t denied = 0;
   std::int64_t missed = 0;
+  bool holdout =
+      false;  // these decisions were judged with the fixed thresholds (Decision::holdout)
   friend bool operator==(const GateRate&, const GateRate&) = default;
 };
 
@@ -137,7 +139,8 @@ class Ledger {
   Result<std::size_t> addOutcomes(std::span<const std::pair<std::string, Outcome>> outcomes);
 
   Result<std::vector<StoredDecision>> decisions(const Query& query);
-  // Per resource and gate (in that order), over the decisions made at or after `since`.
+  // Per resource, gate and holdout (in that order: the holdout's row after the others), over
+  // the decisions made at or after `since`.
   Result<std::vector<GateRate>> gateRates(Time since);
   // Newest first, at most `limit`.
   Result<std::vector<Action>> actions(std::optional<Time> since, std::size_t limit);

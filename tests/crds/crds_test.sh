@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of Pi0's two CustomResourceDefinitions against a real Kubernetes 1.20
+# End-to-end test of Pi0's CustomResourceDefinitions (Channel, ShutdownMatrix, GatePolicy) against a real Kubernetes 1.20
 # control plane (tests/e2e/lib.sh, cluster.sh): they are accepted and Established, kubectl explain
 # shows their descriptions, the examples apply, the apiserver fills in the defaults and refuses
 # invalid objects with a clear message, the printer columns, category and short names work, and
@@ -55,15 +55,19 @@ refused() {
 e2e_log "the CRDs apply and become Established"
 k apply -f "$SRC/crds/"
 k wait --for condition=established --timeout=60s \
-  crd/channels.stability.pi0.io crd/shutdownmatrices.stability.pi0.io
-for crd in channels shutdownmatrices; do
+  crd/channels.stability.pi0.io crd/shutdownmatrices.stability.pi0.io \
+  crd/gatepolicies.stability.pi0.io
+for crd in channels shutdownmatrices gatepolicies; do
   conds=$(k get crd "$crd.stability.pi0.io" \
     -o jsonpath='{range .status.conditions[*]}{.type}={.status};{end}')
   contains "$conds" "NamesAccepted=True" "crd $crd"
   case "$conds" in *NonStructuralSchema*) fail "crd $crd is not structural: $conds" ;; esac
 done
 # Discovery and the published OpenAPI catch up a moment after Established.
-discovered() { k explain shutdownmatrix.spec.hysteresis >/dev/null 2>&1 && k get ch -A >/dev/null 2>&1; }
+discovered() {
+  k explain shutdownmatrix.spec.hysteresis >/dev/null 2>&1 && k get ch -A >/dev/null 2>&1 &&
+    k explain gatepolicy.spec.holdoutShare >/dev/null 2>&1
+}
 e2e_wait_for "both kinds in discovery and the OpenAPI document" 60 discovered
 
 e2e_log "kubectl explain prints the descriptions"
@@ -79,6 +83,11 @@ contains "$out" "dwellSeconds" "explain shutdownmatrix.spec.hysteresis"
 contains "$out" "Default: 60." "explain shutdownmatrix.spec.hysteresis"
 out=$(k explain shutdownmatrix.spec.anticipationSeconds | flat)
 contains "$out" "Lead time, in seconds, of the anticipated level" "explain shutdownmatrix.spec.anticipationSeconds"
+
+out=$(k explain gatepolicy.spec.holdoutShare | flat)
+contains "$out" "the share of pod reviews judged with the fixed thresholds" "explain gatepolicy.spec.holdoutShare"
+out=$(k explain gatepolicy.status.history | flat)
+contains "$out" "Every change of a threshold" "explain gatepolicy.status.history"
 
 e2e_log "the examples apply"
 k apply -f "$SRC/examples/resources/"
@@ -279,6 +288,7 @@ status_patch() {
   case $1 in
     channel | ch) path=/apis/stability.pi0.io/v1alpha1/namespaces/$3/channels/$2/status ;;
     sm) path=/apis/stability.pi0.io/v1alpha1/shutdownmatrices/$2/status ;;
+    gp) path=/apis/stability.pi0.io/v1alpha1/gatepolicies/$2/status ;;
     *) fail "status_patch: unknown kind $1" ;;
   esac
   e2e_api PATCH "$path" "$4"
@@ -393,5 +403,47 @@ PY
 }
 full_status sm default '' matrix_status.json
 full_status ch batch-reports "$NS" channel_status.json
+
+e2e_log "GatePolicy: defaults, refusals, printer columns and the operator's full status"
+k create -f - <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: GatePolicy
+metadata: {name: default}
+spec: {}
+EOF
+expect_eq "$(jp gp default -o jsonpath='{.spec.mode}/{.spec.holdoutShare}/{.spec.step}/{.spec.minDecisions}/{.spec.interval}/{.spec.window}')" \
+  "Recommend/0.05/0.01/50/1h/24h" "GatePolicy defaults"
+refused "a holdout share of 0.9" "spec.holdoutShare" "should be less than or equal to 0.5" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: GatePolicy
+metadata: {name: bad-holdout}
+spec: {holdoutShare: 0.9}
+EOF
+refused "an unknown mode" "spec.mode" 'Unsupported value: "Sometimes"' <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: GatePolicy
+metadata: {name: bad-mode}
+spec: {mode: Sometimes}
+EOF
+# YAML 1.1 reads an unquoted Off as false: the apiserver says the type is wrong (the README says
+# to quote it).
+refused "an unquoted Off" "spec.mode" "must be of type string" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: GatePolicy
+metadata: {name: bad-off}
+spec: {mode: Off}
+EOF
+refused "an interval that is not a duration" "spec.interval" "should match" <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: GatePolicy
+metadata: {name: bad-interval}
+spec: {interval: hourly}
+EOF
+full_status gp default '' gatepolicy_status.json
+expect_eq "$(header k get gp default)" "NAME MODE FIT GLUE PSI ISOLATION READY AGE" \
+  "GatePolicy printer columns"
+contains "$(k get gp default | flat)" "default Recommend 0.09 0.15 0.24 0.35 True" \
+  "GatePolicy printer values"
+contains "$(k get pi0 -o name)" "gatepolicy.stability.pi0.io/default" "kubectl get pi0 (GatePolicy)"
 
 e2e_log "PASS: crds_test"

@@ -148,8 +148,9 @@ struct World {
 
   void load(double iso) { view.recordSuccess("node-a", fingerprint("node-a", iso), clock.now()); }
 
-  Handlers handlers(DecisionLog* decisions = nullptr) {
+  Handlers handlers(DecisionLog* decisions = nullptr, GateThresholds* gates = nullptr) {
     ClusterState state;
+    if (gates) state.gates = [gates] { return gates->current(); };
     state.nodes = [this] { return index.snapshot(); };
     state.namespaceNamed = [this](const std::string& name) -> ObjectPtr {
       auto it = namespaces.find(name);
@@ -236,6 +237,62 @@ TEST_CASE("pods: every pod decision goes to the decision log, the denied ones to
   for (const auto& g : denied.gates)
     if (g.gate == "isolation" && !g.passed) isolationFailed = g.value == doctest::Approx(0.02);
   CHECK(isolationFailed);
+}
+
+// A GatePolicy in Auto mode whose status holds isolation's margin at `isolation`.
+ObjectPtr gatePolicy(double isolation, double holdoutShare) {
+  return ptr(
+      {{"apiVersion", "stability.pi0.io/v1alpha1"},
+       {"kind", "GatePolicy"},
+       {"metadata", {{"name", "default"}, {"generation", 2}}},
+       {"spec", {{"mode", "Auto"}, {"holdoutShare", holdoutShare}}},
+       {"status",
+        {{"thresholds",
+          {{"fitError", 0.1}, {"gluingDelta", 0.15}, {"psi", 0.25}, {"isolation", isolation}}}}}});
+}
+
+TEST_CASE("pods: the GatePolicy's calibrated thresholds apply at once, the flags' to the holdout") {
+  World w;
+  w.load(0.3);  // isolation 0.30: passes 500m/4 + 0.05 (the flags'), fails 500m/4 + 0.30
+  DecisionLog log("pi0-webhook-0", 1000);
+  GateThresholds gates(w.policy, &w.metrics);
+  auto h = w.handlers(&log, &gates);
+  CHECK(response(h.pods(podReview("u-0", "shop", {{"app", "web"}}).dump()))["allowed"] == true);
+
+  gates.update(gatePolicy(0.30, 0));  // no holdout: every review by the calibrated thresholds
+  CHECK(response(h.pods(podReview("u-1", "shop", {{"app", "web"}}).dump()))["allowed"] == false);
+  std::string text = w.metricsText();
+  CHECK(has(text, R"(pi0_webhook_gate_threshold{gate="isolation"} 0.3)"));
+  CHECK(has(text, "pi0_webhook_gate_calibrated 1"));
+  CHECK(has(text, "pi0_webhook_gate_threshold_changes_total 1"));
+
+  // Half the reviews judged with the flags' thresholds, marked in the ledger.
+  gates.update(gatePolicy(0.30, 0.5));
+  int holdout = 0;
+  const int reviews = 400;
+  for (int i = 0; i < reviews; ++i)
+    h.pods(podReview(numbered("h-", i), "shop", {{"app", "web"}}).dump());
+  auto batch = log.peek(1000);
+  REQUIRE(batch);
+  REQUIRE(batch->decisions.size() == 2 + reviews);
+  for (std::size_t i = 2; i < batch->decisions.size(); ++i) {
+    const ledger::Decision& d = batch->decisions[i];
+    // A holdout review is judged by the flags (admitted here), the others by the policy.
+    CHECK(d.allowed == d.holdout);
+    for (const auto& g : d.gates)
+      if (g.gate == "isolation")
+        CHECK(g.threshold == doctest::Approx(g.requestShare + (d.holdout ? 0.05 : 0.30)));
+    holdout += d.holdout ? 1 : 0;
+  }
+  // Binomial(400, 0.5): outside [140, 260] with a probability under 1e-9.
+  CHECK(holdout > 140);
+  CHECK(holdout < 260);
+  CHECK(has(w.metricsText(), "pi0_webhook_holdout_decisions_total " + std::to_string(holdout)));
+
+  // The policy gone: the flags again, no holdout.
+  gates.update(nullptr);
+  CHECK(response(h.pods(podReview("u-2", "shop", {{"app", "web"}}).dump()))["allowed"] == true);
+  CHECK(has(w.metricsText(), "pi0_webhook_gate_calibrated 0"));
 }
 
 TEST_CASE("pods: a namespace's mode label turns a denial into a warning") {
