@@ -104,7 +104,10 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
       r.reason = facts + ": within the targets";
       continue;
     }
-    const double bounded = std::clamp(target, b.min, b.max);
+    // Within the bounds; a threshold set outside them (a flag) moves one step toward them, never
+    // further out and never by more than one step.
+    const double bounded = target > r.current ? std::min(target, std::max(r.current, b.max))
+                                              : std::max(target, std::min(r.current, b.min));
     // Rounded to the step's grid, so that repeated steps do not drift by floating-point error.
     r.recommended = std::round(bounded * 1e6) / 1e6;
     if (std::abs(r.recommended - r.current) < 1e-9) {

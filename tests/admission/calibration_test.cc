@@ -71,6 +71,21 @@ TEST_CASE("no move on too little evidence, and none past a bound") {
   CHECK(r[0].recommended == doctest::Approx(0.05));
 }
 
+TEST_CASE("a threshold set outside its bounds moves one step toward them, never further out") {
+  const CalibrationPolicy p;  // isolation's margin within 0.01-0.50
+  Thresholds t;
+  t.isolation = 0.80;  // a flag outside the bounds
+  // Needless denials: loosen one step, 0.80 -> 0.79 (not a jump to the bound 0.50).
+  auto r = recommend(t, only(Gate::kIsolation, {0, 0, 60, 60}), p);
+  CHECK(r[3].move == Move::kLoosen);
+  CHECK(r[3].recommended == doctest::Approx(0.79));
+  // Falsified admissions would tighten (raise the margin) further out of bounds: held.
+  r = recommend(t, only(Gate::kIsolation, {100, 50, 0, 0}), p);
+  CHECK(r[3].move == Move::kHold);
+  CHECK(r[3].recommended == 0.80);
+  CHECK(r[3].reason.ends_with("held at its bound 0.80"));
+}
+
 TEST_CASE("rounds walk a threshold a step at a time, to where the evidence balances") {
   // A node fleet where admissions above fit_error 0.06 are falsified: each round's evidence
   // follows the threshold in force; calibration walks it down and stops there.

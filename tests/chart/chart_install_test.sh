@@ -100,7 +100,8 @@ grep -q 'kubectl delete validatingwebhookconfiguration pi0-webhook' "$work/insta
 [[ $(h status pi0 -n "$ns" -o json | e2e_json 'print(d["info"]["status"])') == deployed ]] ||
   e2e_fail "the release is not deployed"
 kubectl wait --for condition=established --timeout=60s \
-  crd/channels.stability.pi0.io crd/shutdownmatrices.stability.pi0.io >/dev/null ||
+  crd/channels.stability.pi0.io crd/shutdownmatrices.stability.pi0.io \
+  crd/gatepolicies.stability.pi0.io >/dev/null ||
   e2e_fail "the chart's CRDs are not Established"
 
 # Every object of the manifest exists in the cluster.
@@ -276,6 +277,12 @@ ledger_code() { # TOKEN_FILE: the answer of POST /ledger/decisions (an empty bat
   e2e_fail "the ledger answers the operator's own token $(ledger_code "$work/fleet/operator.token"), want 403 (a reader, not a writer)"
 [[ -s $work/ledger/ledger.db ]] || e2e_fail "the operator made no ledger file in the chart's volume"
 e2e_log "ok: the truth ledger on the chart's volume takes the webhook's decisions, and no one else's"
+# Calibration with the chart's RBAC: the leader writes the chart's GatePolicy's status.
+gp_ready() {
+  [[ $(kubectl get gatepolicy default -o jsonpath='{.status.fixedThresholds.fitError}/{.status.conditions[?(@.type=="Ready")].reason}') == 0.1/Calibrating ]]
+}
+e2e_wait_for "pi0-operator to calibrate the chart's GatePolicy (its status, with the chart's RBAC)" 30 gp_ready
+e2e_log "ok: the operator writes the GatePolicy's status: $(kubectl get gatepolicy default --no-headers)"
 
 # The caBundle of every webhook is the CA the webhook keeps in the chart's Secret.
 secret_ca() { kubectl get secret pi0-webhook-tls -n "$ns" -o jsonpath='{.data.ca\.crt}'; }

@@ -578,6 +578,32 @@ try:
           "ledger.enabled=false: no ledger, the webhook records nothing")
     print("ok: the truth ledger (emptyDir, claim, one replica with a claim, off)")
 
+    # --- Calibration: the GatePolicy, both programs' flags, RBAC ---------------------------------
+    docs = render("--set", "calibration.mode=Auto", "--set-json", "webhook.gates.psi=0.3")
+    gp = one(docs, "GatePolicy", "default")
+    check(gp["spec"] == {"mode": "Auto", "holdoutShare": 0.05, "step": 0.01, "minDecisions": 50,
+                         "interval": "1h", "window": "24h"}, "calibration: the GatePolicy's spec: %s" % gp["spec"])
+    oargs = args_of(one(docs, "Deployment", "pi0-operator"))
+    wargs = args_of(one(docs, "Deployment", "pi0-webhook"))
+    check(flag(oargs, "--gate-policy") == "default" and flag(wargs, "--gate-policy") == "default",
+          "calibration: both programs read the GatePolicy default")
+    check(flag(oargs, "--gate-psi") == "0.3" and flag(wargs, "--gate-psi") == "0.3",
+          "calibration: the operator's fixed thresholds are the webhook's gates")
+    orules = one(docs, "ClusterRole", "pi0-operator")["rules"]
+    wrules = one(docs, "ClusterRole", "pi0-webhook")["rules"]
+    check(any("gatepolicies/status" in r["resources"] and r["verbs"] == ["update"] for r in orules),
+          "calibration: the operator writes the GatePolicy's status")
+    check(any("gatepolicies" in r["resources"] and set(r["verbs"]) == {"list", "watch"} for r in wrules),
+          "calibration: the webhook lists and watches GatePolicies, and writes nothing")
+    # "Off" must stay a string: unquoted, YAML would read false.
+    gp = one(render("--set-string", "calibration.mode=Off"), "GatePolicy", "default")
+    check(gp["spec"]["mode"] == "Off", "calibration: mode Off renders as the string Off: %r" % gp["spec"]["mode"])
+    docs = render("--set", "calibration.enabled=false")
+    check(not find(docs, "GatePolicy") and flag(args_of(one(docs, "Deployment", "pi0-webhook")), "--gate-policy") is None
+          and flag(args_of(one(docs, "Deployment", "pi0-operator")), "--gate-policy") is None,
+          "calibration.enabled=false: no GatePolicy, no --gate-policy")
+    print("ok: calibration (the GatePolicy, both programs' flags, RBAC, off)")
+
     # --- Wrong values fail with a message naming them ---------------------------------------------
     wrong = [
         (["--set", "webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
@@ -602,6 +628,9 @@ try:
         (["--set", "ledger.maxMiB=0"], "/ledger/maxMiB"),
         (["--set", "ledger.outcomeHorizon=later"], "/ledger/outcomeHorizon"),
         (["--set", "persistence.size=lots"], "/persistence/size"),
+        (["--set", "calibration.mode=Sometimes"], "/calibration/mode"),
+        (["--set", "calibration.holdoutShare=0.9"], "/calibration/holdoutShare"),
+        (["--set", "calibration.interval=hourly"], "/calibration/interval"),
     ]
     for args, name in wrong:
         proc = helm("template", "pi0", CHART, *args, expect_ok=False)
