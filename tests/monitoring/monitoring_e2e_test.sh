@@ -64,6 +64,13 @@ done
 
 e2e_cluster_up
 e2e_install_crds
+# The GatePolicy both programs read (calibration's thresholds panel).
+kubectl create -f - >/dev/null <<'EOF'
+apiVersion: stability.pi0.io/v1alpha1
+kind: GatePolicy
+metadata: {name: default}
+spec: {mode: Recommend, interval: 2s}
+EOF
 work=$PI0_CLUSTER_DIR/monitoring-e2e
 mkdir -p "$work"
 NS=pi0-demo
@@ -156,6 +163,7 @@ mkdir -p "$work/webhook"
   --self-managed-secret pi0-system/pi0-webhook-certs --webhook-configuration pi0-monitoring \
   --serving-names 127.0.0.1 --shutdown-delay 0s --fleet-lease default/pi0-operator \
   --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-webhook.token" \
+  --gate-policy default \
   </dev/null >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
 disown "$webhook_pid"
@@ -276,7 +284,7 @@ e2e_wait_for "the shop's workloads ready" 120 workloads "${ORIGINAL[@]}"
   --fleet-advertise-url "https://127.0.0.1:$fleet_port" --fleet-lease default/pi0-operator \
   --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-operator.token" \
   --ledger-path "$work/ledger.db" --ledger-writers "system:serviceaccount:pi0-system:pi0-webhook" \
-  --outcome-horizon 5s --ledger-check-interval 5s \
+  --outcome-horizon 5s --ledger-check-interval 5s --gate-policy default \
   </dev/null >"$work/operator.log" 2>&1 &
 operator_pid=$!
 disown "$operator_pid"
