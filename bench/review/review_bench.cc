@@ -6,7 +6,8 @@
 // Denials are not logged (log level warn): the figure is the review's, not the log's. Each
 // decision goes to a decision log for the truth ledger, as in pi0-webhook (--ledger-queue, the
 // webhook's default; 0: none); nothing sends it, so a full log makes room as it does when the
-// leader is out of reach.
+// leader is out of reach. With --calibrated 1 the thresholds come from a GatePolicy in Auto
+// mode (the same values as the flags', a holdout share of 0.05), as with --gate-policy.
 // Prints CPU microseconds per review (the process's CPU clock), the best of --rounds rounds:
 // the figure to compare before and after a change to the review path, on the same machine
 // (bench/README.md). End to end figures, wrk through TLS, are bench/webhook_bench.sh's.
@@ -21,10 +22,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "admission/gate_policy.h"
 #include "common/files.h"
 #include "common/log.h"
 #include "fleet/fingerprint.h"
 #include "fleet/resource_view.h"
+#include "gate_thresholds.h"
 #include "handlers.h"
 
 namespace {
@@ -103,7 +106,7 @@ int usage(const char* why) {
   std::fprintf(stderr,
                "pi0-review-bench: %s\n"
                "Usage: pi0-review-bench FINGERPRINT.json [--nodes N] [--reviews N] [--rounds N]\n"
-               "                        [--only pass|deny] [--ledger-queue N]\n"
+               "                        [--only pass|deny] [--ledger-queue N] [--calibrated 0|1]\n"
                "  FINGERPRINT.json  an agent's /fingerprint body (tests/fixtures/fleet has one)\n"
                "  --only            one of the two reviews (for a profiler's count of one)\n",
                why);
@@ -116,6 +119,7 @@ int main(int argc, char** argv) {
   using namespace pi0;
   if (argc < 2 || argv[1][0] == '-') return usage("give a fingerprint file");
   int nodes = 1000, reviews = 2000, rounds = 5, ledgerQueue = 10000;
+  bool calibrated = false;
   std::string only;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -125,6 +129,12 @@ int main(int argc, char** argv) {
       continue;
     }
     const int v = std::atoi(argv[i + 1]);
+    if (flag == "--calibrated") {
+      const std::string value = argv[i + 1];
+      if (value != "0" && value != "1") return usage("--calibrated takes 0 or 1");
+      calibrated = value == "1";
+      continue;
+    }
     if (flag == "--ledger-queue") {
       if (v < 0 || (v == 0 && std::string(argv[i + 1]) != "0"))
         return usage("--ledger-queue takes a whole number");
@@ -183,11 +193,20 @@ int main(int argc, char** argv) {
   if (ledgerQueue > 0)
     decisions =
         std::make_unique<webhook::DecisionLog>("bench", static_cast<std::size_t>(ledgerQueue));
+  std::unique_ptr<webhook::GateThresholds> gates;
+  if (calibrated) {
+    gates = std::make_unique<webhook::GateThresholds>(policy, &metrics);
+    gates->update(std::make_shared<const Json>(
+        Json{{"metadata", {{"name", "default"}, {"generation", 1}}},
+             {"spec", {{"mode", "Auto"}, {"holdoutShare", 0.05}}},
+             {"status", {{"thresholds", admission::thresholdsToJson(policy.thresholds)}}}}));
+    state.gates = [g = gates.get()] { return g->current(); };
+  }
   webhook::Handlers handlers(state, policy, 0.05, metrics, book, systemClock(), decisions.get());
 
   std::printf(
-      "pi0-review-bench: %d nodes, %d reviews a round, best of %d rounds, ledger queue %d\n", nodes,
-      reviews, rounds, ledgerQueue);
+      "pi0-review-bench: %d nodes, %d reviews a round, best of %d rounds, ledger queue %d%s\n",
+      nodes, reviews, rounds, ledgerQueue, calibrated ? ", calibrated thresholds" : "");
   for (const auto& [name, cpu, allowed] :
        {std::tuple{"pass", "250m", true}, std::tuple{"deny", "4", false}}) {
     if (!only.empty() && only != name) continue;
