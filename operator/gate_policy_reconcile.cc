@@ -146,6 +146,9 @@ RoundOutput calibrationRound(const RoundInput& in) {
 
   status.erase("evidence");
   status.erase("recommendation");
+  // EnoughEvidence speaks of the evidence a round read: none is read without a valid spec, in
+  // Off mode or without a ledger, so the condition goes rather than stay as an old round left it.
+  std::erase_if(conditions, [](const Condition& c) { return c.type == "EnoughEvidence"; });
   if (!spec) {
     setCondition(conditions, "Ready", false, "InvalidSpec", out.invalid, generation, in.now);
   } else if (mode == CalibrationMode::kOff) {

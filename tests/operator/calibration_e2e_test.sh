@@ -7,7 +7,8 @@
 # ledger, --outcome-horizon 3s, --gate-policy default) and one pi0-webhook whose fixed isolation
 # margin is strict (0.80: a node at isolation 0.7 fails a 500m pod's 0.125 + 0.80).
 #  1. Auto mode: twenty pod reviews are denied by the isolation gate; their nodes stay fine over
-#     the horizon, so every denial was needless (miss ratio 1.0): the leader loosens isolation's
+#     the horizon, so every denial was needless (miss ratio 1.0): once ten are judged (the
+#     policy's minDecisions), the leader loosens isolation's
 #     margin one step, 0.80 -> 0.79, writes the history and the evidence, and records the Event
 #     ThresholdLoosened. The webhook's gauge then reads 0.79, and the next review's decision in
 #     the ledger was judged with 0.125 + 0.79.
@@ -143,11 +144,14 @@ dump() { # what the leader saw, on a failure
 e2e_at_exit dump
 e2e_wait_for "the leader to loosen isolation to 0.79 (decisions stored, nodes judged fine)" 60 loosened
 e2e_log "ok: $(gp '{.status.history[0].gate} {.status.history[0].from} -> {.status.history[0].to}: {.status.history[0].reason}')"
-[[ $(gp '{.status.history[0].reason}') == "falsification 0.00 (0 of 0), miss 1.00 (20 of 20): "* ]] ||
+# The round moves once minDecisions (10) are judged: node verdicts come in batches, so it may
+# count from 10 to all 20 of the denials.
+judged=$(gp '{.status.history[0].reason}' | sed -n 's/^falsification 0.00 (0 of 0), miss 1.00 (\([0-9]*\) of \1): .*/\1/p')
+[[ -n $judged ]] && ((judged >= 10 && judged <= 20)) ||
   e2e_fail "the evidence behind the move: $(gp '{.status.history[0]}')"
 events=$(kubectl get events --field-selector involvedObject.kind=GatePolicy,involvedObject.name=default \
   -o jsonpath='{range .items[*]}{.reason}: {.message}{"\n"}{end}')
-grep -q '^ThresholdLoosened: isolation 0.80 -> 0.79: falsification 0.00 (0 of 0), miss 1.00 (20 of 20)' <<<"$events" ||
+grep -q "^ThresholdLoosened: isolation 0.80 -> 0.79: falsification 0.00 (0 of 0), miss 1.00 ($judged of $judged)" <<<"$events" ||
   e2e_fail "no Event ThresholdLoosened for the change: $events"
 applied() { [[ $(webhook_metric 'pi0_webhook_gate_threshold{gate="isolation"}') == 0.79 ]]; }
 e2e_wait_for "the webhook to apply 0.79 (its watch of the GatePolicy)" 30 applied

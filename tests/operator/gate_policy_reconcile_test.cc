@@ -231,6 +231,7 @@ TEST_CASE("leaving Auto puts the fixed thresholds back, recorded and announced")
   CHECK(s["history"].size() == 2);
   CHECK(s["history"][1]["reason"] == "mode Off: the fixed thresholds apply");
   CHECK_FALSE(s.contains("recommendation"));
+  CHECK(bed.condition(s, "EnoughEvidence") == nullptr);  // Off reads no evidence
   CHECK(bed.events.events.back().reason == "ThresholdReset");
 }
 
