@@ -25,6 +25,7 @@
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 #include "operator/outcomes.h"
+#include "operator/query_server.h"
 #include "operator/reconciler.h"
 
 #ifndef PI0_VERSION
@@ -224,6 +225,30 @@ bool serveFeed(Runner& runner, const Options& options, kube::Client& client, fle
   return true;
 }
 
+// Starts serving the query API (operator/query_server.h) when --query-bind-address is on.
+// False (logged) when it cannot.
+bool serveQueries(Runner& runner, const Options& options, const QueryContext& context,
+                  std::unique_ptr<net::HttpsServer>& server) {
+  if (!options.queryBindAddress.enabled) return true;
+  net::HttpsServerOptions serverOptions;
+  serverOptions.host = options.queryBindAddress.host;
+  serverOptions.port = options.queryBindAddress.port;
+  serverOptions.certFile = options.queryCertFile;
+  serverOptions.keyFile = options.queryKeyFile;
+  serverOptions.threads = 1;
+  auto created = net::HttpsServer::create(
+      serverOptions, [&context](net::Routes& r) { addQueryRoutes(r, context); });
+  if (!created) {
+    log::error("cannot serve the query API", {{"error", created.error().message}});
+    return false;
+  }
+  server = std::move(*created);
+  log::info("serving the query API while leading",
+            {{"host", options.queryBindAddress.host}, {"port", server->port()}});
+  runner.addStartStop([s = server.get()] { s->start(); }, [s = server.get()] { s->stop(); });
+  return true;
+}
+
 // Opens the ledger of --ledger-path (null when none) and keeps its retention: every
 // --ledger-check-interval, prunes it and sets its metrics (its size, the gates' ratios). False
 // (logged) when it cannot be opened.
@@ -364,6 +389,16 @@ int run(const Options& options) {
   if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, ledger.get(),
                  feed))
     return 1;
+  QueryContext queries;
+  queries.ledger = ledger.get();
+  queries.leading = leading;
+  queries.notLeader =
+      "this replica does not lead; the queries are answered by the holder of the "
+      "Lease " +
+      options.leaderElectionNamespace + "/" + options.leaderElectionId + ": ask again\n";
+  queries.metrics = &metrics;
+  std::unique_ptr<net::HttpsServer> queryServer;
+  if (!serveQueries(runner, options, queries, queryServer)) return 1;
   // Calibration: the leader moves the GatePolicy's thresholds by the ledger's outcomes.
   std::unique_ptr<GatePolicyCalibrator> calibrator;
   if (!options.gatePolicy.empty()) {

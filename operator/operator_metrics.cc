@@ -123,6 +123,9 @@ OperatorMetrics::OperatorMetrics()
       ledgerDecisions_(counter(*registry_, "pi0_operator_ledger_decisions_received_total",
                                "Decisions in stored batches, by whether they were new or "
                                "already stored (sent again after a lost answer).")),
+      queries_(counter(*registry_, "pi0_operator_queries_total",
+                       "Answers of the query API (kubectl pi0), by query (decisions, actions) "
+                       "and result: ok, not_leader, bad_request, no_ledger, error.")),
       ledgerRows_(gauge(*registry_, "pi0_operator_ledger_records",
                         "Rows in the truth ledger, by table: decisions, actions, outcomes.")),
       ledgerBytes_(gauge(*registry_, "pi0_operator_ledger_bytes",
@@ -163,6 +166,9 @@ OperatorMetrics::OperatorMetrics()
     ledgerWrites_.Add({{"result", result}});
   for (const char* kind : {"new", "repeated"})
     ledgerDecisions_.Add({{"kind", kind}});
+  for (const char* query : {"decisions", "actions"})
+    for (const char* result : {"ok", "not_leader", "bad_request", "no_ledger", "error"})
+      queries_.Add({{"query", query}, {"result", result}});
   for (const char* table : {"decisions", "actions"})
     ledgerPruned_.Add({{"table", table}});
   for (const char* result : {"created", "aggregated", "dropped", "failed"})
@@ -304,6 +310,10 @@ void OperatorMetrics::countLedgerWrite(std::string_view result, std::size_t fres
   ledgerWrites_.Add({{"result", std::string(result)}}).Increment();
   ledgerDecisions_.Add({{"kind", "new"}}).Increment(static_cast<double>(fresh));
   ledgerDecisions_.Add({{"kind", "repeated"}}).Increment(static_cast<double>(repeated));
+}
+
+void OperatorMetrics::countQuery(std::string_view query, std::string_view result) {
+  queries_.Add({{"query", std::string(query)}, {"result", std::string(result)}}).Increment();
 }
 
 void OperatorMetrics::setLedgerSize(std::int64_t decisions, std::int64_t actions,

@@ -128,6 +128,9 @@ class OperatorMetrics {
   // unavailable, bad_request or error (the ledger failed); of a stored batch, how many decisions
   // were new and how many already stored (sent again).
   void countLedgerWrite(std::string_view result, std::size_t fresh = 0, std::size_t repeated = 0);
+  // One answer of the query API (operator/query_server.h): `query` decisions or actions,
+  // `result` ok, not_leader, bad_request, no_ledger or error.
+  void countQuery(std::string_view query, std::string_view result);
   // The ledger's rows and file size (Ledger::stats), and what retention removed.
   void setLedgerSize(std::int64_t decisions, std::int64_t actions, std::int64_t outcomes,
                      std::uint64_t bytes);
@@ -190,6 +193,7 @@ class OperatorMetrics {
   prometheus::Counter& feedSentBytes_;
   prometheus::Family<prometheus::Counter>& ledgerWrites_;
   prometheus::Family<prometheus::Counter>& ledgerDecisions_;
+  prometheus::Family<prometheus::Counter>& queries_;
   prometheus::Family<prometheus::Gauge>& ledgerRows_;
   prometheus::Gauge& ledgerBytes_;
   prometheus::Family<prometheus::Counter>& ledgerPruned_;

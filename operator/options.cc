@@ -104,6 +104,23 @@ Result<void> checkFeed(Options& o, const Environment& env) {
   return {};
 }
 
+// The query API's flags go together.
+Result<void> checkQuery(Options& o) {
+  if (!o.queryBindAddress.enabled) return {};
+  if (o.ledgerPath.empty())
+    return fail("--query-bind-address needs --ledger-path: the queries read the truth ledger");
+  if (o.queryCertFile.empty() != o.queryKeyFile.empty())
+    return fail("--query-cert-file and --query-key-file go together");
+  if (o.queryCertFile.empty()) {
+    o.queryCertFile = o.fleetCertFile;
+    o.queryKeyFile = o.fleetKeyFile;
+  }
+  if (o.queryCertFile.empty())
+    return fail(
+        "--query-bind-address needs --query-cert-file and --query-key-file (or the feed's)");
+  return {};
+}
+
 // Every flag, bound to `o`.
 FlagTable flagTable(Options& o) {
   FlagTable t("pi0-operator [flags]",
@@ -148,6 +165,14 @@ FlagTable flagTable(Options& o) {
         "the truth ledger's SQLite file, kept by the leader; its directory must exist. The "
         "webhook replicas' decisions come to POST /ledger/decisions on the feed's address")
       .defaultText("none: no ledger");
+  t.add("--query-bind-address HOST:PORT", bindAddress(o.queryBindAddress),
+        "where to serve the query API that kubectl pi0 reads (GET /query/..., HTTPS) while "
+        "leading, through the apiserver's service proxy; needs --ledger-path; \"0\" = off");
+  t.add("--query-cert-file FILE", flags::nonEmpty(flags::text(o.queryCertFile)),
+        "the query API's serving certificate (PEM); reloaded on change")
+      .defaultText("--fleet-cert-file");
+  t.add("--query-key-file FILE", flags::nonEmpty(flags::text(o.queryKeyFile)), "its key (PEM)")
+      .defaultText("--fleet-key-file");
   t.add(
       "--ledger-max-age DURATION",
       flags::wholeSeconds(o.ledgerMaxAge, {.maxSeconds = 366.0 * 24 * 3600, .glossDefault = true}),
@@ -195,6 +220,7 @@ Result<Options> parseOptions(const std::vector<std::string>& args, const Environ
 
   if (auto polling = fleet::checkPollingOptions(*o); !polling) return fail(polling.error().message);
   if (auto feed = checkFeed(*o, env); !feed) return fail(feed.error().message);
+  if (auto query = checkQuery(*o); !query) return fail(query.error().message);
   if (!o->ledgerWriters.empty() && (o->ledgerPath.empty() || !o->fleetBindAddress.enabled))
     return fail(
         "--ledger-writers needs --ledger-path and --fleet-bind-address (decisions come "

@@ -62,6 +62,10 @@ struct Options : fleet::PollingOptions {
   std::chrono::seconds ledgerMaxAge = std::chrono::hours(24 * 7);
   std::size_t ledgerMaxMiB = 1024;
   std::vector<std::string> ledgerWriters;
+  // The query API (operator/query_server.h) that `kubectl pi0` reads: served over HTTPS on
+  // this address ("0": not served) while leading, with this pair (empty: the feed's).
+  BindAddress queryBindAddress{false, "0.0.0.0", 9445};
+  std::string queryCertFile, queryKeyFile;
   // How often retention runs and the ledger's figures and the gates' ratios are computed.
   std::chrono::seconds ledgerCheckInterval = std::chrono::minutes(5);
   // How long after a decision its outcomes are joined to it, and its node judged.

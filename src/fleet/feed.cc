@@ -9,6 +9,7 @@
 
 #include "common/json_parse.h"
 #include "common/json_reader.h"
+#include "common/url.h"
 #include "fleet/resource_view.h"
 
 namespace pi0::fleet {
@@ -317,24 +318,20 @@ struct Query {
 };
 
 Result<Query> parseQuery(std::string_view query) {
+  auto params = queryParams(query);
+  if (!params) return fail(params.error().message);
   Query q;
-  while (!query.empty()) {
-    const auto amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == query.npos ? std::string_view() : query.substr(amp + 1);
-    const auto eq = pair.find('=');
-    const std::string_view key = pair.substr(0, eq);
-    const std::string_view value = eq == pair.npos ? std::string_view() : pair.substr(eq + 1);
+  for (const auto& [key, value] : *params) {
     if (key == "epoch") {
-      q.epoch = std::string(value);
+      q.epoch = value;
     } else if (key == "since") {
       std::uint64_t v = 0;
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
       if (ec != std::errc() || end != value.data() + value.size() || value.empty())
-        return fail("since: \"" + std::string(value) + "\" is not a version (a whole number)");
+        return fail("since: \"" + value + "\" is not a version (a whole number)");
       q.since = v;
     } else if (!key.empty()) {
-      return fail("unknown parameter \"" + std::string(key) + "\" (epoch and since are known)");
+      return fail("unknown parameter \"" + key + "\" (epoch and since are known)");
     }
   }
   return q;

@@ -3,16 +3,21 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <bit>
 #include <utility>
 #include <variant>
 
 namespace pi0::ledger {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// Version 2 added memory_entries. A version-1 file is migrated at open (the table is created
+// with the rest of the schema, IF NOT EXISTS, and the version raised); a program that reads
+// version 1 then refuses the file, since it would neither read nor prune the new table.
+constexpr int kSchemaVersion = 2;
 
-// The schema (version 1). Plain SQL apart from `seq INTEGER PRIMARY KEY` (SQLite's rowid; a
-// server database: a bigint identity column).
+// The schema (version 2). Plain SQL apart from `seq INTEGER PRIMARY KEY` (SQLite's rowid; a
+// server database: a bigint identity column); the memory's features are a BLOB (BYTEA, VARBINARY
+// elsewhere).
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS ledger_meta (
   key   TEXT PRIMARY KEY,
@@ -42,6 +47,7 @@ CREATE INDEX IF NOT EXISTS decisions_node ON decisions (node, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_channel ON decisions (channel, at_ms);
 CREATE INDEX IF NOT EXISTS decisions_pod ON decisions (namespace, pod);
 CREATE INDEX IF NOT EXISTS decisions_pod_uid ON decisions (pod_uid);
+CREATE INDEX IF NOT EXISTS decisions_owner ON decisions (namespace, owner_name);
 CREATE TABLE IF NOT EXISTS decision_gates (
   decision_seq  INTEGER NOT NULL REFERENCES decisions (seq) ON DELETE CASCADE,
   ordinal       INTEGER NOT NULL,
@@ -73,6 +79,16 @@ CREATE TABLE IF NOT EXISTS actions (
   load    REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS actions_at ON actions (at_ms);
+CREATE TABLE IF NOT EXISTS memory_entries (
+  seq      INTEGER PRIMARY KEY,
+  node     TEXT NOT NULL,
+  at_ms    INTEGER NOT NULL,
+  label    TEXT NOT NULL,
+  followed INTEGER NOT NULL,
+  features BLOB NOT NULL,
+  UNIQUE (node, at_ms)
+);
+CREATE INDEX IF NOT EXISTS memory_entries_at ON memory_entries (at_ms);
 )sql";
 
 std::int64_t millis(Time t) {
@@ -109,6 +125,12 @@ class Statement {
   void bind(int i, std::int64_t v) { sqlite3_bind_int64(stmt_, i, v); }
   void bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); }
   void bind(int i, bool v) { sqlite3_bind_int(stmt_, i, v ? 1 : 0); }
+  void bind(int i, const std::vector<unsigned char>& v) {
+    // A zero-length blob is bound as one, not as NULL (which a null pointer would give).
+    static const unsigned char kEmpty = 0;
+    sqlite3_bind_blob(stmt_, i, v.empty() ? &kEmpty : v.data(), static_cast<int>(v.size()),
+                      SQLITE_TRANSIENT);
+  }
   // Binds the values to ?1, ?2, ... in order.
   template <class... Values>
   void bindAll(const Values&... values) {
@@ -134,6 +156,12 @@ class Statement {
   }
   std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
   double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  std::vector<unsigned char> blob(int col) const {
+    const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(stmt_, col));
+    return p ? std::vector<unsigned char>(
+                   p, p + static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::vector<unsigned char>();
+  }
 
  private:
   sqlite3* db_;
@@ -175,6 +203,31 @@ Result<std::int64_t> scalar(sqlite3* db, const char* sql) {
   if (!s.ok()) return fail(s.error());
   if (s.step() != SQLITE_ROW) return fail(s.error().empty() ? "no row" : s.error());
   return s.integer(0);
+}
+
+// A memory entry's features as stored: little-endian float32, whatever the host's order, so
+// that a file moved to another machine reads the same.
+std::vector<unsigned char> encodeFeatures(const std::vector<float>& features) {
+  std::vector<unsigned char> out(features.size() * 4);
+  for (std::size_t i = 0; i < features.size(); ++i) {
+    const auto bits = std::bit_cast<std::uint32_t>(features[i]);
+    for (std::size_t b = 0; b < 4; ++b)
+      out[4 * i + b] = static_cast<unsigned char>(bits >> (8 * b));
+  }
+  return out;
+}
+
+// nullopt when the bytes are not whole float32s.
+std::optional<std::vector<float>> decodeFeatures(const std::vector<unsigned char>& bytes) {
+  if (bytes.size() % 4 != 0) return std::nullopt;
+  std::vector<float> out(bytes.size() / 4);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::uint32_t bits = 0;
+    for (std::size_t b = 0; b < 4; ++b)
+      bits |= static_cast<std::uint32_t>(bytes[4 * i + b]) << (8 * b);
+    out[i] = std::bit_cast<float>(bits);
+  }
+  return out;
 }
 
 }  // namespace
@@ -228,7 +281,14 @@ Result<std::unique_ptr<Ledger>> Ledger::open(Options options) {
     if (!version.ok()) return fail(where + version.error());
     if (version.step() == SQLITE_ROW) {
       const std::string found = version.text(0);
-      if (found != std::to_string(kSchemaVersion))
+      version.reset();
+      if (found == "1") {
+        // Version 1 lacks only memory_entries, which the schema above has just created.
+        Statement migrate(raw, "UPDATE ledger_meta SET value = ?1 WHERE key = 'schema_version'");
+        migrate.bind(1, std::to_string(kSchemaVersion));
+        if (!migrate.ok() || migrate.step() != SQLITE_DONE)
+          return fail(where + "cannot migrate schema version 1: " + migrate.error());
+      } else if (found != std::to_string(kSchemaVersion))
         return fail(where + "schema version " + found + ", this program reads version " +
                     std::to_string(kSchemaVersion));
     } else {
@@ -301,6 +361,27 @@ ON CONFLICT (id) DO NOTHING)sql");
   for (const Action& a : actions) {
     s.bindAll(a.id, millis(a.at), a.matrix, a.channel, a.action, a.target, a.level, a.load);
     if (s.step() != SQLITE_DONE) return fail("ledger: action " + a.id + ": " + s.error());
+    added += static_cast<std::size_t>(sqlite3_changes(db_));
+    s.reset();
+  }
+  if (auto error = tx.commit(); !error.empty()) return fail("ledger: " + error);
+  return added;
+}
+
+Result<std::size_t> Ledger::record(std::span<const MemoryRecord> entries) {
+  std::lock_guard lock(mu_);
+  Transaction tx(db_);
+  if (!tx.error().empty()) return fail("ledger: " + tx.error());
+  Statement s(db_, R"sql(
+INSERT INTO memory_entries (node, at_ms, label, followed, features)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (node, at_ms) DO NOTHING)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  std::size_t added = 0;
+  for (const MemoryRecord& m : entries) {
+    s.bindAll(m.node, millis(m.at), m.label, m.followedByTrouble, encodeFeatures(m.features));
+    if (s.step() != SQLITE_DONE)
+      return fail("ledger: memory entry of " + m.node + ": " + s.error());
     added += static_cast<std::size_t>(sqlite3_changes(db_));
     s.reset();
   }
@@ -447,6 +528,7 @@ Result<std::vector<StoredDecision>> Ledger::decisions(const Query& query) {
   if (!query.ns.empty()) filter("namespace =", query.ns);
   if (!query.pod.empty()) filter("pod =", query.pod);
   if (!query.podUid.empty()) filter("pod_uid =", query.podUid);
+  if (!query.ownerName.empty()) filter("owner_name =", query.ownerName);
   const std::string sql = R"sql(
 SELECT seq, id, at_ms, replica, namespace, pod, pod_uid, owner_kind, owner_name, channel, mode,
        allowed, verdict, reason, node, candidates, holdout
@@ -523,6 +605,28 @@ WHERE (?1 IS NULL OR at_ms >= ?1) ORDER BY at_ms DESC, seq DESC LIMIT ?2)sql");
   return out;
 }
 
+Result<std::vector<MemoryRecord>> Ledger::memoryRecords(std::size_t limit) {
+  std::lock_guard lock(readMu_);
+  Statement s(reader_, R"sql(
+SELECT seq, node, at_ms, label, followed, features FROM memory_entries
+ORDER BY at_ms DESC, seq DESC LIMIT ?1)sql");
+  if (!s.ok()) return fail("ledger: " + s.error());
+  s.bind(1, static_cast<std::int64_t>(limit));
+  std::vector<MemoryRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    auto features = decodeFeatures(s.blob(5));
+    if (!features)
+      return fail("ledger: memory entry " + std::to_string(s.integer(0)) +
+                  ": the features are not whole float32s");
+    out.push_back(MemoryRecord{s.text(1), fromMillis(s.integer(2)), s.text(3), s.integer(4) != 0,
+                               std::move(*features)});
+  }
+  if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
 namespace {
 
 // The database's pages, used and free, as `db` sees them.
@@ -563,8 +667,11 @@ Result<Pruned> Ledger::prune(Time now) {
   if (!d) return std::unexpected(d.error());
   auto a = run("DELETE FROM actions WHERE at_ms < ?1", cutoff);
   if (!a) return std::unexpected(a.error());
+  auto m = run("DELETE FROM memory_entries WHERE at_ms < ?1", cutoff);
+  if (!m) return std::unexpected(m.error());
   pruned.decisions += *d;
   pruned.actions += *a;
+  pruned.memoryEntries += *m;
   auto bytes = reclaim();
   if (!bytes) return std::unexpected(bytes.error());
 
@@ -572,8 +679,9 @@ Result<Pruned> Ledger::prune(Time now) {
   while (*bytes > options_.maxBytes) {
     auto decisions = scalar(db_, "SELECT count(*) FROM decisions");
     auto actions = scalar(db_, "SELECT count(*) FROM actions");
-    if (!decisions || !actions) return fail("ledger: cannot count the records");
-    if (*decisions + *actions == 0) break;
+    auto memories = scalar(db_, "SELECT count(*) FROM memory_entries");
+    if (!decisions || !actions || !memories) return fail("ledger: cannot count the records");
+    if (*decisions + *actions + *memories == 0) break;
     d =
         run("DELETE FROM decisions WHERE seq IN (SELECT seq FROM decisions ORDER BY at_ms, seq "
             "LIMIT ?1)",
@@ -584,8 +692,14 @@ Result<Pruned> Ledger::prune(Time now) {
             "LIMIT ?1)",
             *actions > 0 ? std::max<std::int64_t>(1, *actions / 10) : 0);
     if (!a) return std::unexpected(a.error());
+    m =
+        run("DELETE FROM memory_entries WHERE seq IN (SELECT seq FROM memory_entries ORDER BY "
+            "at_ms, seq LIMIT ?1)",
+            *memories > 0 ? std::max<std::int64_t>(1, *memories / 10) : 0);
+    if (!m) return std::unexpected(m.error());
     pruned.decisions += *d;
     pruned.actions += *a;
+    pruned.memoryEntries += *m;
     bytes = reclaim();
     if (!bytes) return std::unexpected(bytes.error());
   }
@@ -599,11 +713,13 @@ Result<Stats> Ledger::stats() {
   auto d = scalar(reader_, "SELECT count(*) FROM decisions");
   auto a = scalar(reader_, "SELECT count(*) FROM actions");
   auto o = scalar(reader_, "SELECT count(*) FROM outcomes");
+  auto m = scalar(reader_, "SELECT count(*) FROM memory_entries");
   auto bytes = bytesOf(reader_);
-  if (!d || !a || !o || !bytes) return fail("ledger: cannot count the records");
+  if (!d || !a || !o || !m || !bytes) return fail("ledger: cannot count the records");
   out.decisions = *d;
   out.actions = *a;
   out.outcomes = *o;
+  out.memoryEntries = *m;
   out.bytes = *bytes;
   return out;
 }

@@ -1,6 +1,7 @@
 // Ledger: the truth ledger (DESIGN.md "The learning loop", seed 001 P1): every admission decision
 // of every pi0-webhook replica and every action of the operator, and the outcomes joined to them,
-// in SQLite (Debian's libsqlite3), the embedded default in pi0-operator's leader.
+// and the fingerprint memory's entries (MemoryRecord), in SQLite (Debian's libsqlite3), the
+// embedded default in pi0-operator's leader.
 //
 // The file is opened in WAL mode with synchronous=NORMAL: a transaction that commit() returned
 // from survives kill -9 of the process (the log is in the kernel's page cache); a power loss can
@@ -12,8 +13,8 @@
 // an identity column elsewhere) are SQLite's. Records carry their own id (the deciding replica's),
 // so that a record sent twice is stored once: ON CONFLICT DO NOTHING.
 //
-// Retention: prune() deletes what is older than maxAge, then the oldest decisions and actions
-// until the file fits in maxBytes, and gives the pages back (incremental vacuum).
+// Retention: prune() deletes what is older than maxAge, then the oldest decisions, actions and
+// memory entries until the file fits in maxBytes, and gives the pages back (incremental vacuum).
 //
 // Thread-safety: every member may be called from any thread. Writes go through one connection
 // under a mutex; reads (queries, the gates' ratios, the figures) through a second, read-only
@@ -39,12 +40,6 @@ struct sqlite3;
 
 namespace pi0::ledger {
 
-struct StoredDecision {
-  std::int64_t seq = 0;  // the ledger's own order
-  Decision decision;
-  std::vector<Outcome> outcomes;  // in time order
-};
-
 // Which decisions to read; every field narrows, none set reads all (up to `limit`, newest first).
 struct Query {
   std::optional<Time> since;  // at or after
@@ -54,6 +49,7 @@ struct Query {
   std::string ns;
   std::string pod;  // with ns: the pod's name or its generateName
   std::string podUid;
+  std::string ownerName;  // with ns: the controller that made the pod (a ReplicaSet, a Job, ...)
   std::size_t limit = 100;
 };
 
@@ -69,6 +65,7 @@ struct Pruned {
   std::int64_t actions = 0;
   std::uint64_t bytesBefore = 0;
   std::uint64_t bytesAfter = 0;
+  std::int64_t memoryEntries = 0;
 };
 
 // How one gate's decisions turned out, over the decisions given a node verdict (node_trouble or
@@ -94,6 +91,21 @@ struct Stats {
   std::int64_t actions = 0;
   std::int64_t outcomes = 0;
   std::uint64_t bytes = 0;  // the database's pages in use and free (not the WAL)
+  std::int64_t memoryEntries = 0;
+};
+
+// One entry of the fingerprint memory (memory::Entry, src/memory/fingerprint_memory.h) as the
+// ledger keeps it, in plain types so that the ledger does not link the memory (the operator's
+// MemoryRecorder converts). Stored as a row of memory_entries: the features as a BLOB of
+// little-endian IEEE-754 float32, 4 bytes each, in the vector's order.
+struct MemoryRecord {
+  std::string node;
+  Time at;            // when the state was seen (stored to the millisecond)
+  std::string label;  // memory::labelName: "calm", "before_trouble", "trouble_onset"
+  bool followedByTrouble = false;
+  std::vector<float> features;
+
+  friend bool operator==(const MemoryRecord&, const MemoryRecord&) = default;
 };
 
 class Ledger {
@@ -110,6 +122,10 @@ class Ledger {
   // skipped). On an error nothing of the batch is stored.
   Result<std::size_t> record(std::span<const Decision> decisions);
   Result<std::size_t> record(std::span<const Action> actions);
+  // Stores memory entries in one transaction; returns how many were new. A node's entry is keyed
+  // by (node, at to the millisecond): one already stored is skipped (a batch sent twice is
+  // stored once).
+  Result<std::size_t> record(std::span<const MemoryRecord> entries);
   // Joins `outcome` to the decision `decisionId`; false when the decision is not (or no longer)
   // in the ledger, or already has an outcome of that kind.
   Result<bool> addOutcome(const std::string& decisionId, const Outcome& outcome);
@@ -144,6 +160,10 @@ class Ledger {
   Result<std::vector<GateRate>> gateRates(Time since);
   // Newest first, at most `limit`.
   Result<std::vector<Action>> actions(std::optional<Time> since, std::size_t limit);
+  // The newest `limit` memory entries, returned oldest first (by time, then order of storing):
+  // what refills the memory at start (FingerprintMemory::add keeps the newest when full). Fails
+  // on a row whose features are not whole float32s.
+  Result<std::vector<MemoryRecord>> memoryRecords(std::size_t limit);
 
   // Applies the retention (see above) as of `now`.
   Result<Pruned> prune(Time now);

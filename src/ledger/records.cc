@@ -40,37 +40,70 @@ double finite(Reader& r, const Node& node) {
   return v;
 }
 
+Json decisionJson(const Decision& d) {
+  Json gates = Json::array();
+  for (const GateRecord& g : d.gates)
+    gates.push_back({{"resource", g.resource},
+                     {"gate", g.gate},
+                     {"value", g.value},
+                     {"threshold", g.threshold},
+                     {"requestShare", g.requestShare},
+                     {"passed", g.passed}});
+  return Json{{"id", d.id},
+              {"at", rfc3339Millis(d.at)},
+              {"replica", d.replica},
+              {"namespace", d.ns},
+              {"pod", d.pod},
+              {"podUid", d.podUid},
+              {"owner", {{"kind", d.ownerKind}, {"name", d.ownerName}}},
+              {"channel", d.channel},
+              {"mode", d.mode},
+              {"allowed", d.allowed},
+              {"verdict", d.verdict},
+              {"reason", d.reason},
+              {"node", d.node},
+              {"candidates", d.candidates},
+              {"gates", std::move(gates)},
+              {"holdout", d.holdout}};
+}
+
 }  // namespace
 
 std::string toJson(std::span<const Decision> decisions) {
   Json list = Json::array();
-  for (const Decision& d : decisions) {
-    Json gates = Json::array();
-    for (const GateRecord& g : d.gates)
-      gates.push_back({{"resource", g.resource},
-                       {"gate", g.gate},
-                       {"value", g.value},
-                       {"threshold", g.threshold},
-                       {"requestShare", g.requestShare},
-                       {"passed", g.passed}});
-    list.push_back({{"id", d.id},
-                    {"at", rfc3339Millis(d.at)},
-                    {"replica", d.replica},
-                    {"namespace", d.ns},
-                    {"pod", d.pod},
-                    {"podUid", d.podUid},
-                    {"owner", {{"kind", d.ownerKind}, {"name", d.ownerName}}},
-                    {"channel", d.channel},
-                    {"mode", d.mode},
-                    {"allowed", d.allowed},
-                    {"verdict", d.verdict},
-                    {"reason", d.reason},
-                    {"node", d.node},
-                    {"candidates", d.candidates},
-                    {"gates", std::move(gates)},
-                    {"holdout", d.holdout}});
-  }
+  for (const Decision& d : decisions)
+    list.push_back(decisionJson(d));
   return Json{{"apiVersion", kApiVersion}, {"kind", kKind}, {"decisions", std::move(list)}}.dump();
+}
+
+std::string decisionListJson(std::span<const StoredDecision> decisions) {
+  Json list = Json::array();
+  for (const StoredDecision& stored : decisions) {
+    Json item = decisionJson(stored.decision);
+    item["seq"] = stored.seq;
+    Json outcomes = Json::array();
+    for (const Outcome& o : stored.outcomes)
+      outcomes.push_back({{"kind", o.kind}, {"at", rfc3339Millis(o.at)}, {"detail", o.detail}});
+    item["outcomes"] = std::move(outcomes);
+    list.push_back(std::move(item));
+  }
+  return Json{{"apiVersion", kApiVersion}, {"kind", "DecisionList"}, {"decisions", std::move(list)}}
+      .dump();
+}
+
+std::string actionListJson(std::span<const Action> actions) {
+  Json list = Json::array();
+  for (const Action& a : actions)
+    list.push_back({{"id", a.id},
+                    {"at", rfc3339Millis(a.at)},
+                    {"matrix", a.matrix},
+                    {"channel", a.channel},
+                    {"action", a.action},
+                    {"target", a.target},
+                    {"level", a.level},
+                    {"load", a.load}});
+  return Json{{"apiVersion", kApiVersion}, {"kind", "ActionList"}, {"actions", std::move(list)}}
+      .dump();
 }
 
 Result<std::vector<Decision>> parseDecisions(std::string_view body) {

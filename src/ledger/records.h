@@ -77,6 +77,13 @@ struct Outcome {
   friend bool operator==(const Outcome&, const Outcome&) = default;
 };
 
+// A decision as the ledger keeps it, with what followed it.
+struct StoredDecision {
+  std::int64_t seq = 0;  // the ledger's own order
+  Decision decision;
+  std::vector<Outcome> outcomes;  // in time order
+};
+
 // A batch of decisions as JSON:
 //   {"apiVersion": "stability.pi0.io/v1alpha1", "kind": "DecisionBatch", "decisions": [
 //     {"id": ..., "at": "2026-12-06T18:05:43.123Z", "replica": ..., "namespace": ..., "pod": ...,
@@ -87,6 +94,17 @@ struct Outcome {
 //      "holdout": false}, ...]}
 // Times to the millisecond; every number reads back as the same double.
 std::string toJson(std::span<const Decision> decisions);
+
+// What the ledger answers a query with (pi0-operator's GET /query/decisions and
+// /query/actions, read by `kubectl pi0`):
+//   {"apiVersion": "stability.pi0.io/v1alpha1", "kind": "DecisionList", "decisions": [
+//     {<a decision as in a batch>, "seq": 17,
+//      "outcomes": [{"kind": "ready", "at": "...", "detail": "..."}, ...]}, ...]}
+//   {"apiVersion": "stability.pi0.io/v1alpha1", "kind": "ActionList", "actions": [
+//     {"id": ..., "at": ..., "matrix": "ns/name", "channel": ..., "action": "shutdown",
+//      "target": ..., "level": ..., "load": 0.93}, ...]}
+std::string decisionListJson(std::span<const StoredDecision> decisions);
+std::string actionListJson(std::span<const Action> actions);
 
 // The decisions of a batch. Every field is required and typed as above; an error names the first
 // defect ("decisions[2].at: not an RFC 3339 time"). Never throws.

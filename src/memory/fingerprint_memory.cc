@@ -209,6 +209,15 @@ std::size_t FingerprintMemory::size() const {
   return slots_.size();
 }
 
+std::map<Label, std::size_t> FingerprintMemory::countByLabel() const {
+  std::map<Label, std::size_t> out{
+      {Label::kCalm, 0}, {Label::kBeforeTrouble, 0}, {Label::kTroubleOnset, 0}};
+  std::shared_lock lock(mutex_);
+  for (const Slot& slot : slots_)
+    ++out[slot.label];
+  return out;
+}
+
 std::vector<Entry> FingerprintMemory::entries() const {
   std::shared_lock lock(mutex_);
   std::vector<Entry> out;

@@ -61,6 +61,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <shared_mutex>
@@ -220,6 +221,9 @@ class FingerprintMemory {
   Result<void> add(Entry entry);
 
   std::size_t size() const;
+  // The entries of each label (every label present, 0 included): one pass over the entries'
+  // labels, no copy of their features.
+  std::map<Label, std::size_t> countByLabel() const;
 
   // Every entry, oldest first (by time, then order of adding), features as stored (unit length):
   // what to save, and to add() back.

@@ -1,7 +1,8 @@
 // The truth ledger on a real SQLite file in a temporary directory: records and their outcomes
 // read back as stored, duplicates stored once, the queries' filters, retention by age and by size,
 // clear errors for a missing directory, a file that is not a database and a newer schema, and
-// the file intact after kill -9 of a writer in the middle of its transactions.
+// the file intact after kill -9 of a writer in the middle of its transactions; the fingerprint
+// memory's entries bit for bit, their retention, and a version 1 file migrated.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -242,14 +244,14 @@ TEST_CASE("bad places and bad files are refused with a message that names them")
   {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(newer.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "UPDATE ledger_meta SET value = '2' WHERE key = 'schema_version'",
+    REQUIRE(sqlite3_exec(db, "UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   auto refused = Ledger::open(at(newer));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message ==
-        "ledger " + newer.string() + ": schema version 2, this program reads version 1");
+        "ledger " + newer.string() + ": schema version 3, this program reads version 2");
 
   CHECK_FALSE(Ledger::open(at(dir.path() / "a.db", Options{}.maxAge, 1000)));
 }
@@ -355,4 +357,146 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   auto all = (*ledger)->gateRates(kT0 - 2h);
   REQUIRE(all);
   CHECK(all->front() == GateRate{"cpu", "fit_error", 4, 3, 0, 0});
+}
+
+namespace {
+
+MemoryRecord memoryRecord(const std::string& node, Time at, std::vector<float> features,
+                          const std::string& label = "calm", bool followed = false) {
+  return MemoryRecord{node, at, label, followed, std::move(features)};
+}
+
+// Runs `sql` on the file from a connection of its own.
+void sqlExec(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  char* message = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
+  const std::string error = message ? message : "";
+  sqlite3_free(message);
+  sqlite3_close(db);
+  REQUIRE_MESSAGE(rc == SQLITE_OK, error);
+}
+
+}  // namespace
+
+TEST_CASE("memory entries read back bit for bit, the newest first chosen, oldest first given") {
+  testing::TempDir dir;
+  const auto file = dir.path() / "ledger.db";
+  auto ledger = Ledger::open(at(file));
+  REQUIRE(ledger);
+  // Values whose bits a text or double round trip could change: a third, a subnormal, -0.
+  const std::vector<MemoryRecord> batch{
+      memoryRecord("node-a", kT0 + 2s, {1.0f, 1.0f / 3, 1e-40f, -0.0f}, "trouble_onset", true),
+      memoryRecord("node-a", kT0, {0.6f, 0.8f}),
+      memoryRecord("node-b", kT0 + 1s, {}, "before_trouble", true),
+  };
+  auto added = (*ledger)->record(batch);
+  REQUIRE(added);
+  CHECK(*added == 3);
+  // Sent again, and a node's entry at the same millisecond: stored once.
+  added = (*ledger)->record(batch);
+  REQUIRE(added);
+  CHECK(*added == 0);
+  added = (*ledger)->record(std::vector<MemoryRecord>{memoryRecord("node-a", kT0, {1.0f})});
+  REQUIRE(added);
+  CHECK(*added == 0);
+
+  auto all = (*ledger)->memoryRecords(10);
+  REQUIRE(all);
+  CHECK(*all == std::vector<MemoryRecord>{batch[1], batch[2], batch[0]});
+  // -0 comes back as -0 (== would not tell), the subnormal as itself.
+  CHECK(std::signbit((*all)[2].features[3]));
+  CHECK((*all)[2].features[2] == 1e-40f);
+  // The newest two, oldest first.
+  auto newest = (*ledger)->memoryRecords(2);
+  REQUIRE(newest);
+  CHECK(*newest == std::vector<MemoryRecord>{batch[2], batch[0]});
+  // Little-endian float32 in the file: 1.0f is 00 00 80 3F.
+  CHECK(sqlText(file, "SELECT hex(features) FROM memory_entries WHERE at_ms = " +
+                          std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             (kT0 + 2s).time_since_epoch())
+                                             .count()))
+            .starts_with("0000803F"));
+  auto stats = (*ledger)->stats();
+  REQUIRE(stats);
+  CHECK(stats->memoryEntries == 3);
+
+  // A row whose features are not whole float32s (written by something else) is an error that
+  // names it.
+  ledger->reset();
+  sqlExec(file, "UPDATE memory_entries SET features = x'000000' WHERE node = 'node-b'");
+  auto reopened = Ledger::open(at(file));
+  REQUIRE(reopened);
+  auto bad = (*reopened)->memoryRecords(10);
+  REQUIRE_FALSE(bad);
+  CHECK(bad.error().message.find("the features are not whole float32s") != std::string::npos);
+}
+
+TEST_CASE("a version 1 ledger is migrated: its records kept, the memory table added") {
+  testing::TempDir dir;
+  const auto file = dir.path() / "ledger.db";
+  {
+    auto ledger = Ledger::open(at(file));
+    REQUIRE(ledger);
+    REQUIRE(*(*ledger)->record(std::vector<Decision>{decision("r0/0", kT0)}) == 1);
+  }
+  // What version 1 wrote: no memory_entries, version 1.
+  sqlExec(file,
+          "DROP TABLE memory_entries; UPDATE ledger_meta SET value = '1' WHERE key = "
+          "'schema_version'");
+  CHECK(sqlText(file, "SELECT count(*) FROM sqlite_master WHERE name = 'memory_entries'") == "0");
+
+  auto ledger = Ledger::open(at(file));
+  REQUIRE(ledger);
+  CHECK(sqlText(file, "SELECT value FROM ledger_meta WHERE key = 'schema_version'") == "2");
+  auto decisions = (*ledger)->decisions({});
+  REQUIRE(decisions);
+  CHECK(decisions->size() == 1);
+  REQUIRE(*(*ledger)->record(std::vector<MemoryRecord>{memoryRecord("node-a", kT0, {1.0f})}) == 1);
+  auto records = (*ledger)->memoryRecords(10);
+  REQUIRE(records);
+  CHECK(records->size() == 1);
+}
+
+TEST_CASE("retention applies to memory entries: by age, then the oldest until the file fits") {
+  testing::TempDir dir;
+  const auto file = dir.path() / "ledger.db";
+  auto ledger = Ledger::open(at(file, std::chrono::hours(1), 2 << 20));
+  REQUIRE(ledger);
+  const std::vector<float> features(28, 0.5f);
+  std::vector<MemoryRecord> old;
+  for (int i = 0; i < 10; ++i)
+    old.push_back(memoryRecord("node-" + std::to_string(i), kT0, features));
+  REQUIRE(*(*ledger)->record(old) == 10);
+  // Recent entries, about 4.5 MiB of them (28 floats and a long node name each), twice the
+  // bound.
+  const Time now = kT0 + std::chrono::hours(2);
+  for (int b = 0; b < 20; ++b) {
+    std::vector<MemoryRecord> batch;
+    for (int i = 0; i < 1000; ++i)
+      batch.push_back(memoryRecord(std::string(100, 'n') + std::to_string(i),
+                                   now - std::chrono::minutes(30) + std::chrono::milliseconds(b),
+                                   features));
+    REQUIRE(*(*ledger)->record(batch) == 1000);
+  }
+  auto before = (*ledger)->stats();
+  REQUIRE(before);
+  CHECK(before->memoryEntries == 20010);
+  CHECK(before->bytes > (4u << 20));
+
+  auto pruned = (*ledger)->prune(now);
+  REQUIRE(pruned);
+  CHECK(pruned->memoryEntries > 10);  // the old ten, then some of the recent
+  CHECK(pruned->bytesAfter <= (2u << 20));
+  auto after = (*ledger)->stats();
+  REQUIRE(after);
+  CHECK(after->memoryEntries == 20010 - pruned->memoryEntries);
+  CHECK(after->memoryEntries > 0);
+  // What is left is the newest: none of the old, and the last batch whole.
+  auto left = (*ledger)->memoryRecords(100'000);
+  REQUIRE(left);
+  CHECK(left->size() == static_cast<std::size_t>(after->memoryEntries));
+  CHECK(left->front().at > kT0);
+  CHECK(left->back().at == now - std::chrono::minutes(30) + std::chrono::milliseconds(19));
 }

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <thread>
@@ -383,6 +384,9 @@ TEST_CASE("when full, the oldest calm entry goes first, then the oldest of any l
   addOrFail(m, entry("onset-5", {2, 1}, true, at(5), Label::kTroubleOnset));
   addOrFail(m, entry("trouble-6", {3, 1}, true, at(6), Label::kBeforeTrouble));
   CHECK(nodesOf(m.entries()) == std::vector<std::string>{"trouble-2", "onset-5", "trouble-6"});
+  CHECK(m.countByLabel() == std::map<Label, std::size_t>{{Label::kCalm, 0},
+                                                         {Label::kBeforeTrouble, 2},
+                                                         {Label::kTroubleOnset, 1}});
 
   // No calm entry left: the oldest of any label goes.
   addOrFail(m, entry("calm-7", {1, 3}, false, at(7)));

@@ -15,13 +15,22 @@
 #  2. One step per round on new evidence: with no new decisions, the next rounds hold.
 #  3. Mode "Off": the fixed thresholds are back (history, Event ThresholdReset) and the webhook
 #     judges with them again.
+#  4. kubectl pi0 asks it all through the apiserver's service proxy. The apiserver proxies only
+#     to an endpoint that names a Pod with that address, never to loopback: so a Service without
+#     selector, whose Endpoints are this machine's address with a Pod object (never scheduled)
+#     that carries it, stands for the operator's Pod.
+#     `ledger` lists the decisions with their outcomes, `why` shows a pod's failed gate and that
+#     its denial was not needed, `calibration` the move and the reset; -o json and -o yaml agree;
+#     a user without `get` on services/proxy is refused with what to ask for, and let in once a
+#     Role grants it.
 #
-# Usage: calibration_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT
+# Usage: calibration_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT KUBECTL_PI0
 set -euo pipefail
-source_dir=$(cd "${1:?usage: calibration_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT}" && pwd)
+source_dir=$(cd "${1:?usage: calibration_e2e_test.sh SOURCE_DIR PI0_OPERATOR PI0_WEBHOOK PI0_AGENT KUBECTL_PI0}" && pwd)
 operator_bin=$(realpath "${2:?missing PI0_OPERATOR}")
 webhook_bin=$(realpath "${3:?missing PI0_WEBHOOK}")
 agent_bin=$(realpath "${4:?missing PI0_AGENT}")
+plugin_bin=$(realpath "${5:?missing KUBECTL_PI0}")
 # shellcheck source=tests/e2e/lib.sh
 source "$source_dir/tests/e2e/lib.sh"
 
@@ -49,6 +58,7 @@ e2e_make_certificates "$work"
 e2e_make_fleet_certificates "$work"
 
 fleet_port=$(e2e_free_port)
+query_port=$(e2e_free_port)
 e2e_start "$work/operator.log" "$operator_bin" --kubeconfig "$KUBECONFIG" --leader-elect \
   --identity pi0-calibration --metrics-bind-address 127.0.0.1:0 \
   --health-probe-bind-address 127.0.0.1:0 --agents "$agents" --poll-interval 500ms \
@@ -58,7 +68,8 @@ e2e_start "$work/operator.log" "$operator_bin" --kubeconfig "$KUBECONFIG" --lead
   --fleet-advertise-url "https://127.0.0.1:$fleet_port" --fleet-lease default/pi0-operator \
   --fleet-ca-file "$work/fleet-ca.crt" --fleet-token-file "$work/pi0-operator.token" \
   --ledger-path "$work/ledger.db" --ledger-writers "system:serviceaccount:$SA_NS:pi0-webhook" \
-  --outcome-horizon 3s --gate-policy default --gate-isolation 0.8
+  --outcome-horizon 3s --gate-policy default --gate-isolation 0.8 \
+  --query-bind-address "0.0.0.0:$query_port"
 operator_pid=$E2E_STARTED_PID
 operator_port=$(e2e_port_from_log "$work/operator.log" "serving metrics" "$operator_pid" pi0-operator) || exit 1
 
@@ -185,5 +196,67 @@ grep -qx ThresholdReset <<<"$events" || e2e_fail "no Event ThresholdReset: $even
 [[ $(gp '{.status.history[1].reason}') == "mode Off: the fixed thresholds apply" ]] ||
   e2e_fail "the history of the reset: $(gp '{.status.history}')"
 e2e_log "ok: $(kubectl get gatepolicy default --no-headers)"
+
+e2e_log "4. kubectl pi0, through the apiserver's service proxy"
+host_ip=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -m1 -E '^[0-9]+\.' | grep -v '^127\.' || true)
+[[ -n $host_ip ]] || e2e_fail "this machine has no IPv4 address but loopback, and the apiserver proxies to none"
+kubectl apply -f - <<EOF >/dev/null
+apiVersion: v1
+kind: Pod
+metadata: {name: pi0-operator-0, namespace: $SA_NS}
+spec: {schedulerName: none, containers: [{name: operator, image: pi0}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pi0-operator, namespace: $SA_NS}
+spec: {ports: [{name: query, port: 443, targetPort: $query_port}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: pi0-operator, namespace: $SA_NS}
+subsets:
+  - addresses: [{ip: "$host_ip", targetRef: {kind: Pod, name: pi0-operator-0, namespace: $SA_NS}}]
+    ports: [{name: query, port: $query_port}]
+EOF
+kubectl -n "$SA_NS" patch pod pi0-operator-0 --subresource=status --type=merge \
+  -p "{\"status\": {\"podIP\": \"$host_ip\", \"podIPs\": [{\"ip\": \"$host_ip\"}]}}" >/dev/null
+pi0() { PI0_NAMESPACE=$SA_NS "$plugin_bin" "$@"; }
+pi0 ledger -n shop -o json >"$work/ledger.json" || e2e_fail "kubectl pi0 ledger: $(pi0 ledger -n shop 2>&1 | tail -3)"
+/usr/bin/python3 - "$work/ledger.json" <<'PY' || e2e_fail "kubectl pi0 ledger -o json: $(head -c 600 "$work/ledger.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))["decisions"]
+denied = [x for x in d if x["pod"].startswith("web-deny-")]
+assert len(denied) == 20, len(denied)
+assert all(not x["allowed"] and any(o["kind"] == "node_fine" for o in x["outcomes"]) for x in denied), denied[0]
+assert d == sorted(d, key=lambda x: x["at"], reverse=True), "not newest first"
+PY
+why=$(pi0 why web-deny-3 -n shop) || e2e_fail "kubectl pi0 why: $why"
+for want in "shop/web-deny-3" "denied by Enforce: GatesFailed" "cpu/isolation" "FAILED" \
+  "the denial was not needed (a miss)"; do
+  grep -qF -- "$want" <<<"$why" || e2e_fail "kubectl pi0 why web-deny-3 lacks '$want': $why"
+done
+table=$(pi0 ledger -n shop --limit 3)
+[[ $(wc -l <<<"$table") == 4 && $table == TIME* ]] || e2e_fail "kubectl pi0 ledger --limit 3: $table"
+calibration=$(pi0 calibration) || e2e_fail "kubectl pi0 calibration: $calibration"
+for want in "GatePolicy default: mode Off" "isolation 0.80 -> 0.79" "isolation 0.79 -> 0.80"; do
+  grep -qF -- "$want" <<<"$calibration" || e2e_fail "kubectl pi0 calibration lacks '$want': $calibration"
+done
+[[ $(pi0 ledger --actions) == "No steps found." ]] || e2e_fail "kubectl pi0 ledger --actions: $(pi0 ledger --actions 2>&1)"
+pi0 why web-deny-3 -n shop -o yaml >"$work/why.yaml"
+pi0 why web-deny-3 -n shop -o json >"$work/why.json"
+/usr/bin/python3 -c 'import json, sys, yaml; assert yaml.safe_load(open(sys.argv[1])) == json.load(open(sys.argv[2]))' \
+  "$work/why.yaml" "$work/why.json" || e2e_fail "-o yaml and -o json differ: $(head -c 400 "$work/why.yaml")"
+# Who may ask: RBAC on services/proxy. alice may not; then a Role lets her.
+if refused=$(pi0 --as=alice ledger -n shop 2>&1); then e2e_fail "alice may ask without a grant: $refused"; fi
+grep -qF 'needs `get` on services/proxy of the Service pi0-system/pi0-operator' <<<"$refused" ||
+  e2e_fail "the refusal does not say what to ask for: $refused"
+kubectl -n "$SA_NS" create role pi0-query --verb=get --resource=services/proxy \
+  --resource-name=https:pi0-operator:query >/dev/null
+kubectl -n "$SA_NS" create rolebinding pi0-query-alice --role=pi0-query --user=alice >/dev/null
+granted() { pi0 --as=alice ledger -n shop --limit 1 >/dev/null 2>&1; }
+e2e_wait_for "alice to be let in by the Role" 10 granted
+[[ $(operator_metric 'pi0_operator_queries_total{query="decisions",result="ok"}') -ge 5 ]] ||
+  e2e_fail "pi0_operator_queries_total: $(operator_metric 'pi0_operator_queries_total{query="decisions",result="ok"}')"
+e2e_log "ok: kubectl pi0 why, ledger, calibration, -o json|yaml and RBAC through the service proxy"
 passed=true
 e2e_log "PASS"
