@@ -1,4 +1,5 @@
-# Pi0's image: pi0-agent, pi0-operator and pi0-webhook in /usr/local/bin of one image. There is
+# Pi0's image: pi0-agent, pi0-operator, pi0-webhook and the kubectl plugin kubectl-pi0 in
+# /usr/local/bin of one image. There is
 # no ENTRYPOINT: the container's command chooses the program, as the Helm chart (charts/pi0)
 # does, e.g. `docker run --rm pi0:0.1.0 pi0-agent --help`. It runs as the non-root user 65532.
 #
@@ -19,10 +20,12 @@ COPY scripts/setup.sh scripts/setup.sh
 RUN scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cmake -S . -B build/image -DCMAKE_BUILD_TYPE=Release -DPI0_BUILD_TESTS=OFF -DPI0_CUDA=OFF \
-    && cmake --build build/image -j "$(nproc)" --target pi0-agent pi0-operator pi0-webhook \
+    && cmake --build build/image -j "$(nproc)" \
+        --target pi0-agent pi0-operator pi0-webhook kubectl-pi0 \
     && install -d /out \
     && install -s -m 0755 build/image/agent/pi0-agent build/image/operator/pi0-operator \
-        build/image/webhook/pi0-webhook /out/
+        build/image/webhook/pi0-webhook build/image/kubectl-pi0/kubectl-pi0 /out/ \
+    && install -m 0755 kubectl-pi0/kubectl_complete-pi0 /out/
 
 FROM debian:bookworm-slim AS runtime
 # The runtime libraries of the three programs (apt adds their dependencies, such as libbrotli1;
@@ -43,10 +46,13 @@ RUN apt-get update \
     && groupadd --system --gid 65532 pi0 \
     && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin pi0
-COPY --from=build /out/pi0-agent /out/pi0-operator /out/pi0-webhook /usr/local/bin/
+# kubectl-pi0 (and kubectl_complete-pi0) is the kubectl plugin, shipped here so that it can be
+# copied out of the image: docker cp "$(docker create pi0:0.1.0)":/usr/local/bin/kubectl-pi0 .
+COPY --from=build /out/pi0-agent /out/pi0-operator /out/pi0-webhook /out/kubectl-pi0 \
+    /out/kubectl_complete-pi0 /usr/local/bin/
 USER 65532:65532
 LABEL org.opencontainers.image.title="pi0" \
-      org.opencontainers.image.description="Pi0: pi0-agent, pi0-operator and pi0-webhook" \
+      org.opencontainers.image.description="Pi0: pi0-agent, pi0-operator, pi0-webhook and kubectl-pi0" \
       org.opencontainers.image.version="0.1.0"
 # pi0-agent's port; pi0-operator serves 8080 (metrics) and 8081 (probes), pi0-webhook 8443.
 EXPOSE 9560 8080 8081 8443

@@ -307,6 +307,11 @@ int runCommand(const Invocation& inv) {
     if (!found) return failWith(found.error().message);
     return print(inv, *found, calibrationReport(*found));
   }
+  if (inv.command == "seen" && inv.args.empty()) {
+    auto found = query(inv, "/query/archetypes", {});
+    if (!found) return failWith(found.error().message);
+    return print(inv, *found, archetypesReport(*found));
+  }
   if (inv.command == "seen") {
     auto found = query(inv, "/query/seen", {{"node", inv.args[0]}});
     if (!found) return failWith(found.error().message);

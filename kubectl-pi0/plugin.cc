@@ -106,6 +106,8 @@ class Table {
         line += row[i];
         if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 3, ' ');
       }
+      while (!line.empty() && line.back() == ' ')
+        line.pop_back();
       out += line + "\n";
     }
     return out;
@@ -325,7 +327,7 @@ Result<Invocation> parseArgs(const std::vector<std::string>& args,
   else if (inv.command == "plan" || inv.command == "calibration")
     ok = arity(0, 1, "at most one name");
   else if (inv.command == "seen")
-    ok = arity(1, 1, "one node: kubectl pi0 seen NODE");
+    ok = arity(0, 1, "at most one node: kubectl pi0 seen NODE (no node: the archetypes)");
   else if (inv.command == "completion")
     ok = arity(1, 1, "one shell: kubectl pi0 completion bash (or zsh)");
   if (!ok) return fail(ok.error().message);
@@ -356,8 +358,9 @@ Usage:
                                             the decisions, newest first
   kubectl pi0 ledger --actions [--since 1h]  the ShutdownMatrices' steps
   kubectl pi0 plan [MATRIX] [-n NS]         what each ShutdownMatrix will do next and why
-  kubectl pi0 seen NODE                     whether the fingerprint memory has seen the node's
-                                            state before, and what followed it then
+  kubectl pi0 seen [NODE]                   whether the fingerprint memory has seen the node's
+                                            state before, and what followed it then; without a
+                                            node, the memory's archetypes
   kubectl pi0 calibration [GATEPOLICY]      the gates' thresholds, their evidence and history
                                             (the GatePolicy "default" unless named)
   kubectl pi0 completion bash|zsh           a completion script for kubectl-pi0
@@ -648,6 +651,22 @@ std::string seenReport(const Json& a) {
     out += t.str();
   }
   return out;
+}
+
+std::string archetypesReport(const Json& list) {
+  const Json& archetypes = items(list, "archetypes");
+  if (archetypes.empty())
+    return "The fingerprint memory is empty: it fills as the leader polls nodes (calm states "
+           "after the outcome horizon, states before and at trouble when it comes).\n";
+  std::string out = "The fingerprint memory's " + std::to_string(archetypes.size()) +
+                    " archetype(s) over " + text(list, "entries", "0") + " states:\n";
+  Table t({"  ARCHETYPE", "STATES", "FOLLOWED BY TROUBLE", "STRONGEST FEATURES"});
+  for (std::size_t i = 0; i < archetypes.size(); ++i) {
+    const Json& a = archetypes[i];
+    t.add({"  " + std::to_string(i + 1), text(a, "members", "0"),
+           fixed(100 * number(a, "troubleRatio", 0), 0) + " %", orDash(text(a, "features"))});
+  }
+  return out + t.str();
 }
 
 std::string toYaml(const Json& value) {

@@ -9,7 +9,8 @@
 //   ledger           the decisions (--since, --node, --channel, -n or -A, --limit), or with
 //                    --actions the ShutdownMatrices' steps
 //   plan [MATRIX]    what each ShutdownMatrix will do next and why (its status)
-//   seen NODE        whether the node's state now is one the fingerprint memory has seen before
+//   seen [NODE]      whether the node's state now is one the fingerprint memory has seen before;
+//                    without a node, the memory's archetypes
 //   calibration      the GatePolicy's thresholds, their evidence and history
 //
 // The decisions, the steps and `seen` come from pi0-operator's query API
@@ -77,6 +78,7 @@ std::string actionsTable(const Json& list);
 std::string planReport(const Json& matrices);
 std::string calibrationReport(const Json& policy);
 std::string seenReport(const Json& answer);
+std::string archetypesReport(const Json& list);
 
 // `value` as YAML (block style; strings quoted where YAML would read them otherwise).
 std::string toYaml(const Json& value);

@@ -22,6 +22,7 @@
 #include "net/http_server.h"
 #include "net/https_server.h"
 #include "operator/gate_policy_reconcile.h"
+#include "operator/memory_recorder.h"
 #include "operator/operator_metrics.h"
 #include "operator/options.h"
 #include "operator/outcomes.h"
@@ -253,7 +254,7 @@ bool serveQueries(Runner& runner, const Options& options, const QueryContext& co
 // --ledger-check-interval, prunes it and sets its metrics (its size, the gates' ratios). False
 // (logged) when it cannot be opened.
 bool openLedger(Runner& runner, const Options& options, OperatorMetrics& metrics,
-                std::unique_ptr<ledger::Ledger>& ledger) {
+                MemoryRecorder* recorder, std::unique_ptr<ledger::Ledger>& ledger) {
   if (options.ledgerPath.empty()) return true;
   ledger::Options lo;
   lo.path = options.ledgerPath;
@@ -268,24 +269,43 @@ bool openLedger(Runner& runner, const Options& options, OperatorMetrics& metrics
   log::info("ledger open", {{"path", options.ledgerPath},
                             {"maxAgeSeconds", options.ledgerMaxAge.count()},
                             {"maxMiB", options.ledgerMaxMiB}});
-  runner.add(
-      [&metrics, l = ledger.get(), every = options.ledgerCheckInterval](std::stop_token stop) {
-        while (!stop.stop_requested()) {
-          if (auto pruned = l->prune(std::chrono::system_clock::now()); !pruned) {
-            log::warn("ledger: retention failed", {{"error", pruned.error().message}});
-          } else if (pruned->decisions > 0 || pruned->actions > 0) {
-            metrics.countLedgerPruned(pruned->decisions, pruned->actions);
-            log::info("ledger: retention removed records", {{"decisions", pruned->decisions},
-                                                            {"actions", pruned->actions},
-                                                            {"bytesAfter", pruned->bytesAfter}});
-          }
-          if (auto stats = l->stats())
-            metrics.setLedgerSize(stats->decisions, stats->actions, stats->outcomes, stats->bytes);
-          if (auto rates = l->gateRates(std::chrono::system_clock::now() - std::chrono::hours(24)))
-            metrics.setGateRates(*rates);
-          systemClock().sleepUntil(systemClock().now() + every, stop);
-        }
-      });
+  // The fingerprint memory starts from the states the ledger kept (a leader change with
+  // persistence loses none of them).
+  if (recorder) {
+    auto records = ledger->memoryRecords(recorder->options().capacity);
+    if (!records) {
+      log::warn("ledger: cannot read the memory's states; the memory starts empty",
+                {{"error", records.error().message}});
+    } else {
+      const std::size_t loaded = recorder->load(entriesOf(*records));
+      log::info("fingerprint memory loaded", {{"entries", loaded}});
+    }
+  }
+  runner.add([&metrics, recorder, l = ledger.get(),
+              every = options.ledgerCheckInterval](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      if (auto pruned = l->prune(std::chrono::system_clock::now()); !pruned) {
+        log::warn("ledger: retention failed", {{"error", pruned.error().message}});
+      } else if (pruned->decisions > 0 || pruned->actions > 0) {
+        metrics.countLedgerPruned(pruned->decisions, pruned->actions);
+        log::info("ledger: retention removed records", {{"decisions", pruned->decisions},
+                                                        {"actions", pruned->actions},
+                                                        {"bytesAfter", pruned->bytesAfter}});
+      }
+      if (auto stats = l->stats())
+        metrics.setLedgerSize(stats->decisions, stats->actions, stats->outcomes, stats->bytes);
+      if (auto rates = l->gateRates(std::chrono::system_clock::now() - std::chrono::hours(24)))
+        metrics.setGateRates(*rates);
+      if (recorder) {
+        std::map<std::string, std::size_t> byLabel;
+        for (const auto& [label, n] : recorder->entriesByLabel())
+          byLabel[std::string(memory::labelName(label))] = n;
+        metrics.setMemoryEntries(byLabel);
+        metrics.setArchetypes(archetypeFigures(*recorder));
+      }
+      systemClock().sleepUntil(systemClock().now() + every, stop);
+    }
+  });
   return true;
 }
 
@@ -304,8 +324,19 @@ int run(const Options& options) {
   OperatorMetrics metrics;
   // The operator reads nodes only through resourceView (the cluster load, the feed's records):
   // the view keeps what it reads, thousands of nodes in a few MiB.
+  // The fingerprint memory, kept with the truth ledger: it takes each polled fingerprint's
+  // features before the trim (which drops what they read).
+  std::unique_ptr<MemoryRecorder> recorder;
+  if (!options.ledgerPath.empty()) {
+    MemoryRecorderOptions mo;
+    mo.horizon = std::chrono::duration_cast<std::chrono::milliseconds>(options.outcomeHorizon);
+    recorder = std::make_unique<MemoryRecorder>(mo);
+  }
   fleet::FleetViewOptions viewOptions;
-  viewOptions.trim = fleet::trimToResourceView;
+  viewOptions.trim = [m = recorder.get()](fleet::NodeFingerprint& fingerprint) {
+    if (m) m->observe(fingerprint, std::chrono::system_clock::now());
+    fleet::trimToResourceView(fingerprint);
+  };
   auto polling = fleet::startPolling(runner, *client, options, viewOptions);
   if (!polling) {
     log::error("cannot poll the agents", {{"error", polling.error().message}});
@@ -323,7 +354,7 @@ int run(const Options& options) {
   kube::EventRecorder events(*client, "pi0-operator", options.identity);
   Caches caches(*client);
   std::unique_ptr<ledger::Ledger> ledger;
-  if (!openLedger(runner, options, metrics, ledger)) return 1;
+  if (!openLedger(runner, options, metrics, recorder.get(), ledger)) return 1;
   // What followed each decision: the pods' outcomes from the Pod cache, the nodes' trouble from
   // each round of the fleet view.
   std::unique_ptr<OutcomeTracker> outcomes;
@@ -354,12 +385,6 @@ int run(const Options& options) {
   kube::ClientWriter writer(*client);
   Reconcilers reconcilers(writer, caches, (*polling)->view(), events, metrics,
                           prometheus ? &*prometheus : nullptr, reconcilerOptions);
-  (*polling)->onRound([&](const fleet::PollRound&) {
-    reconcilers.fleetPolled();
-    if (outcomes)
-      outcomes->nodesObserved(*(*polling)->view().snapshot(), systemClock().now(),
-                              std::chrono::system_clock::now());
-  });
 
   std::atomic<bool> electorRunning{false};
   addReadiness(runner.probes(), caches, electorRunning);
@@ -385,6 +410,21 @@ int run(const Options& options) {
   // The leader reads the agents (and publishes them); a standby reads the leader's feed.
   auto leading = [&elector] { return !elector || elector->isLeader(); };
   (*polling)->publishesWhen(leading);
+  (*polling)->onRound([&](const fleet::PollRound&) {
+    reconcilers.fleetPolled();
+    const auto snapshot = (*polling)->view().snapshot();
+    const auto wallNow = std::chrono::system_clock::now();
+    if (outcomes) outcomes->nodesObserved(*snapshot, systemClock().now(), wallNow);
+    // The leader labels the states it polled and keeps the new entries in the ledger.
+    if (recorder && leading()) {
+      const std::vector<memory::Entry> entries =
+          recorder->round(*snapshot, systemClock().now(), wallNow);
+      if (!entries.empty()) {
+        if (auto stored = ledger->record(toRecords(entries)); !stored)
+          log::warn("ledger: cannot keep the memory's states", {{"error", stored.error().message}});
+      }
+    }
+  });
   FeedServing feed;
   if (!serveFeed(runner, options, *client, (*polling)->view(), leading, metrics, ledger.get(),
                  feed))
@@ -397,6 +437,7 @@ int run(const Options& options) {
       "Lease " +
       options.leaderElectionNamespace + "/" + options.leaderElectionId + ": ask again\n";
   queries.metrics = &metrics;
+  queries.memory = recorder.get();
   std::unique_ptr<net::HttpsServer> queryServer;
   if (!serveQueries(runner, options, queries, queryServer)) return 1;
   // Calibration: the leader moves the GatePolicy's thresholds by the ledger's outcomes.

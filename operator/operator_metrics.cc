@@ -124,8 +124,9 @@ OperatorMetrics::OperatorMetrics()
                                "Decisions in stored batches, by whether they were new or "
                                "already stored (sent again after a lost answer).")),
       queries_(counter(*registry_, "pi0_operator_queries_total",
-                       "Answers of the query API (kubectl pi0), by query (decisions, actions) "
-                       "and result: ok, not_leader, bad_request, no_ledger, error.")),
+                       "Answers of the query API (kubectl pi0), by query (decisions, actions, "
+                       "seen, archetypes) and result: ok, not_leader, bad_request, not_found, "
+                       "no_ledger, error.")),
       ledgerRows_(gauge(*registry_, "pi0_operator_ledger_records",
                         "Rows in the truth ledger, by table: decisions, actions, outcomes.")),
       ledgerBytes_(gauge(*registry_, "pi0_operator_ledger_bytes",
@@ -155,7 +156,18 @@ OperatorMetrics::OperatorMetrics()
                                 "ThresholdReset (back to the fixed thresholds).")),
       gateThreshold_(gauge(*registry_, "pi0_operator_gate_threshold",
                            "The GatePolicy's thresholds in force, by gate: fit_error, "
-                           "gluing_delta, psi (maxima), isolation (the margin, a minimum).")) {
+                           "gluing_delta, psi (maxima), isolation (the margin, a minimum).")),
+      memoryEntries_(gauge(*registry_, "pi0_operator_memory_entries",
+                           "States in the fingerprint memory, by label: calm (the node stayed "
+                           "fine over the horizon), before_trouble, trouble_onset.")),
+      archetypeMembers_(gauge(*registry_, "pi0_operator_memory_archetype_members",
+                              "The fingerprint memory's archetypes (k-means over its states), "
+                              "most members first: the states nearest to each, by archetype "
+                              "(1, 2, ...) and its strongest features.")),
+      archetypeTrouble_(gauge(*registry_, "pi0_operator_memory_archetype_trouble_ratio",
+                              "Of an archetype's states, the share followed by trouble.")) {
+  for (const char* label : {"calm", "before_trouble", "trouble_onset"})
+    memoryEntries_.Add({{"label", label}});
   for (const char* result : {"calibrated", "invalid", "error"})
     calibrationRounds_.Add({{"result", result}});
   for (const char* kind : {"ready", "oom_killed", "crash_looping", "evicted", "preempted", "failed",
@@ -166,7 +178,7 @@ OperatorMetrics::OperatorMetrics()
     ledgerWrites_.Add({{"result", result}});
   for (const char* kind : {"new", "repeated"})
     ledgerDecisions_.Add({{"kind", kind}});
-  for (const char* query : {"decisions", "actions"})
+  for (const char* query : {"decisions", "actions", "seen", "archetypes"})
     for (const char* result : {"ok", "not_leader", "bad_request", "no_ledger", "error"})
       queries_.Add({{"query", query}, {"result", result}});
   for (const char* table : {"decisions", "actions"})
@@ -327,6 +339,29 @@ void OperatorMetrics::setLedgerSize(std::int64_t decisions, std::int64_t actions
 void OperatorMetrics::countLedgerPruned(std::int64_t decisions, std::int64_t actions) {
   ledgerPruned_.Add({{"table", "decisions"}}).Increment(static_cast<double>(decisions));
   ledgerPruned_.Add({{"table", "actions"}}).Increment(static_cast<double>(actions));
+}
+
+void OperatorMetrics::setMemoryEntries(const std::map<std::string, std::size_t>& byLabel) {
+  for (const auto& [label, n] : byLabel)
+    memoryEntries_.Add({{"label", label}}).Set(static_cast<double>(n));
+}
+
+void OperatorMetrics::setArchetypes(const std::vector<ArchetypeFigures>& archetypes) {
+  std::lock_guard lock(mu_);
+  for (auto [members, trouble] : archetypeSeries_) {
+    archetypeMembers_.Remove(members);
+    archetypeTrouble_.Remove(trouble);
+  }
+  archetypeSeries_.clear();
+  for (std::size_t i = 0; i < archetypes.size(); ++i) {
+    const std::map<std::string, std::string> labels = {{"archetype", std::to_string(i + 1)},
+                                                       {"features", archetypes[i].features}};
+    prometheus::Gauge& members = archetypeMembers_.Add(labels);
+    prometheus::Gauge& trouble = archetypeTrouble_.Add(labels);
+    members.Set(static_cast<double>(archetypes[i].members));
+    trouble.Set(archetypes[i].troubleRatio);
+    archetypeSeries_.emplace_back(&members, &trouble);
+  }
 }
 
 void OperatorMetrics::setGateRates(const std::vector<ledger::GateRate>& rates) {

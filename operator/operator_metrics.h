@@ -128,8 +128,19 @@ class OperatorMetrics {
   // unavailable, bad_request or error (the ledger failed); of a stored batch, how many decisions
   // were new and how many already stored (sent again).
   void countLedgerWrite(std::string_view result, std::size_t fresh = 0, std::size_t repeated = 0);
-  // One answer of the query API (operator/query_server.h): `query` decisions or actions,
-  // `result` ok, not_leader, bad_request, no_ledger or error.
+  // The fingerprint memory (operator/memory_recorder.h): its entries by label ("calm",
+  // "before_trouble", "trouble_onset"), and its archetypes, most members first: each one's
+  // members, the share of them followed by trouble and its strongest features ("cpu_level
+  // psi_cpu_level cpu_peak"). The archetypes' series of the previous call go.
+  struct ArchetypeFigures {
+    std::size_t members = 0;
+    double troubleRatio = 0;
+    std::string features;
+  };
+  void setMemoryEntries(const std::map<std::string, std::size_t>& byLabel);
+  void setArchetypes(const std::vector<ArchetypeFigures>& archetypes);
+  // One answer of the query API (operator/query_server.h): `query` decisions, actions, seen or
+  // archetypes; `result` ok, not_leader, bad_request, not_found, no_ledger or error.
   void countQuery(std::string_view query, std::string_view result);
   // The ledger's rows and file size (Ledger::stats), and what retention removed.
   void setLedgerSize(std::int64_t decisions, std::int64_t actions, std::int64_t outcomes,
@@ -204,6 +215,9 @@ class OperatorMetrics {
   prometheus::Family<prometheus::Counter>& calibrationRounds_;
   prometheus::Family<prometheus::Counter>& thresholdChanges_;
   prometheus::Family<prometheus::Gauge>& gateThreshold_;
+  prometheus::Family<prometheus::Gauge>& memoryEntries_;
+  prometheus::Family<prometheus::Gauge>& archetypeMembers_;
+  prometheus::Family<prometheus::Gauge>& archetypeTrouble_;
 
   // Every series with a fixed label set exists from the start, at 0.
   std::array<std::array<prometheus::Counter*, 2>, kActions> actionSeries_{};
@@ -216,6 +230,8 @@ class OperatorMetrics {
   mutable std::mutex mu_;
   std::map<std::string, MatrixSeries, std::less<>> matrices_;   // guarded by mu_
   std::map<std::string, ChannelSeries, std::less<>> channels_;  // by key; guarded by mu_
+  // Each archetype's members and trouble ratio series; guarded by mu_.
+  std::vector<std::pair<prometheus::Gauge*, prometheus::Gauge*>> archetypeSeries_;
 };
 
 }  // namespace pi0::op

@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "common/timestamp.h"
 #include "common/url.h"
+#include "operator/memory_recorder.h"
 #include "operator/operator_metrics.h"
 
 namespace pi0::op {
@@ -96,7 +97,85 @@ net::HttpResponse failed(const QueryContext& c, std::string_view query, const Er
   return status(500, "InternalError", "the ledger cannot answer: " + error.message);
 }
 
+nlohmann::json matchJson(const memory::Match& m) {
+  return {{"node", m.node},
+          {"at", rfc3339Millis(m.time)},
+          {"label", memory::labelName(m.label)},
+          {"followedByTrouble", m.followedByTrouble},
+          {"similarity", m.similarity}};
+}
+
+// The archetypes FingerprintMemory::archetypes finds with these; as the metrics show them.
+constexpr int kArchetypes = 8;
+constexpr int kArchetypeIterations = 20;
+
+net::HttpResponse seen(const QueryContext& c, std::string_view queryString) {
+  auto params = queryParams(queryString);
+  std::string node;
+  if (params)
+    for (const auto& [key, value] : *params) {
+      if (key != "node") {
+        count(c, "seen", "bad_request");
+        return status(400, "BadRequest", "unknown parameter \"" + key + "\" (node is known)");
+      }
+      node = value;
+    }
+  if (!params || node.empty()) {
+    count(c, "seen", "bad_request");
+    return status(400, "BadRequest", params ? "node: missing" : params.error().message);
+  }
+  const memory::SeenOptions options;
+  auto answer = c.memory->seen(node, options);
+  if (!answer) {
+    count(c, "seen", "not_found");
+    return status(404, "NotFound",
+                  "no state of node " + node +
+                      " in the fingerprint memory: its agent is not polled by this leader, or its "
+                      "window is not full yet");
+  }
+  nlohmann::json nearest = nlohmann::json::array();
+  for (const memory::Match& m : c.memory->nearest(node, options.k))
+    nearest.push_back(matchJson(m));
+  const memory::SeenBefore& s = answer->seen;
+  nlohmann::json body = {{"apiVersion", "stability.pi0.io/v1alpha1"},
+                         {"kind", "SeenAnswer"},
+                         {"node", node},
+                         {"at", rfc3339Millis(answer->at)},
+                         {"entries", c.memory->memory().size()},
+                         {"minSimilarity", options.minSimilarity},
+                         {"matches", s.matches},
+                         {"troubleMatches", s.troubleMatches},
+                         {"troubleShare", s.troubleShare},
+                         {"troubled", s.troubled},
+                         {"nearest", std::move(nearest)}};
+  count(c, "seen", "ok");
+  return net::HttpResponse{200, body.dump(), "application/json"};
+}
+
+net::HttpResponse archetypes(const QueryContext& c) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const memory::Archetype& a : c.memory->archetypes(kArchetypes, kArchetypeIterations))
+    list.push_back({{"members", a.members},
+                    {"troubleRatio", a.troubleRate},
+                    {"features", memory::strongestFeatures(a.centroid, 3)}});
+  count(c, "archetypes", "ok");
+  return net::HttpResponse{200,
+                           nlohmann::json{{"apiVersion", "stability.pi0.io/v1alpha1"},
+                                          {"kind", "ArchetypeList"},
+                                          {"entries", c.memory->memory().size()},
+                                          {"archetypes", std::move(list)}}
+                               .dump(),
+                           "application/json"};
+}
+
 }  // namespace
+
+std::vector<OperatorMetrics::ArchetypeFigures> archetypeFigures(const MemoryRecorder& memory) {
+  std::vector<OperatorMetrics::ArchetypeFigures> out;
+  for (const memory::Archetype& a : memory.archetypes(kArchetypes, kArchetypeIterations))
+    out.push_back({a.members, a.troubleRate, memory::strongestFeatures(a.centroid, 3)});
+  return out;
+}
 
 Result<ledger::Query> parseDecisionQuery(std::string_view queryString, ledger::Time now) {
   auto params = queryParams(queryString);
@@ -145,6 +224,22 @@ void addQueryRoutes(net::Routes& routes, const QueryContext& context) {
     count(c, "decisions", "ok");
     return net::HttpResponse{200, ledger::decisionListJson(*found), "application/json"};
   });
+  for (const char* path : {"/query/seen", "/query/archetypes"}) {
+    routes.get(path, [&c = context, path](const net::HttpRequest& req) {
+      const char* query = path + std::string_view("/query/").size();
+      if (!c.memory) {
+        count(c, query, "no_ledger");
+        return status(503, "ServiceUnavailable",
+                      "this pi0-operator keeps no fingerprint memory (it keeps one with its "
+                      "truth ledger: --ledger-path)");
+      }
+      if (!c.leading()) {
+        count(c, query, "not_leader");
+        return status(503, "ServiceUnavailable", c.notLeader);
+      }
+      return std::string_view(query) == "seen" ? seen(c, req.query) : archetypes(c);
+    });
+  }
   routes.get("/query/actions", [&c = context](const net::HttpRequest& req) {
     if (auto no = refuse(c, "actions")) return *no;
     auto query = parseActionQuery(req.query, c.now());

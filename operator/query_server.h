@@ -11,6 +11,11 @@
 //                            since and until (RFC 3339 times, or a duration before now: "1h"),
 //                            limit (1..1000, default 100).
 //   GET /query/actions     the ShutdownMatrices' steps, newest first (ActionList): since, limit.
+//   GET /query/seen        node=NAME: whether the fingerprint memory has seen the node's state
+//                          now before, and what followed it then (SeenAnswer: the verdict, the
+//                          k = 10 nearest remembered states; 404 for a node without a state).
+//   GET /query/archetypes  the memory's archetypes (k-means, k=8): members, trouble ratio,
+//                          strongest features (ArchetypeList).
 //
 // Only the leader keeps the ledger: another replica answers 503 and says who leads, and the
 // caller asks again (the service proxy picks a replica at random). A parameter that is unknown
@@ -28,21 +33,27 @@
 #include "common/result.h"
 #include "ledger/ledger.h"
 #include "net/routes.h"
+#include "operator/operator_metrics.h"
 
 namespace pi0::op {
 
-class OperatorMetrics;
+class MemoryRecorder;
 
 struct QueryContext {
   ledger::Ledger* ledger = nullptr;  // null: every query answers 503 "no ledger"
   std::function<bool()> leading;     // whether this replica leads now
   std::string notLeader;             // the 503's body when it does not
   OperatorMetrics* metrics = nullptr;
+  MemoryRecorder* memory = nullptr;  // null: seen and archetypes answer 503
   std::function<ledger::Time()> now = [] { return std::chrono::system_clock::now(); };
 };
 
 // The ledger query a GET /query/decisions asks for, or why it is malformed.
 Result<ledger::Query> parseDecisionQuery(std::string_view queryString, ledger::Time now);
+
+// The memory's archetypes as the metrics show them (the same k and iterations as
+// GET /query/archetypes).
+std::vector<OperatorMetrics::ArchetypeFigures> archetypeFigures(const MemoryRecorder& memory);
 
 // Registers the routes above; `context` must outlive the server.
 void addQueryRoutes(net::Routes& routes, const QueryContext& context);

@@ -136,6 +136,33 @@ float cosineSimilarity(std::span<const float> a, std::span<const float> b) {
   return static_cast<float>(std::clamp(ab / std::sqrt(aa * bb), -1.0, 1.0));
 }
 
+std::string_view featureName(Feature feature) {
+  static constexpr std::string_view kNames[kFeatureDimensions] = {
+      "cpu_level",      "cpu_spread",        "cpu_peak",        "cpu_rhythm",
+      "cpu_gate_error", "memory_level",      "memory_spread",   "memory_peak",
+      "memory_rhythm",  "memory_gate_error", "disk_level",      "disk_spread",
+      "disk_peak",      "disk_rhythm",       "disk_gate_error", "network_level",
+      "network_spread", "network_peak",      "network_rhythm",  "network_gate_error",
+      "psi_cpu_level",  "psi_memory_level",  "psi_io_level",    "gpu_sm_level",
+      "gpu_sm_peak",    "gpu_memory_level",  "gpu_memory_peak", "slow_share"};
+  const auto i = featureIndex(feature);
+  return i < kFeatureDimensions ? kNames[i] : std::string_view("unknown");
+}
+
+std::string strongestFeatures(std::span<const float> features, std::size_t n) {
+  std::vector<std::size_t> order;
+  for (std::size_t i = 0; i < features.size() && i < kFeatureDimensions; ++i)
+    if (features[i] > 0) order.push_back(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return features[a] > features[b]; });
+  std::string out;
+  for (std::size_t i = 0; i < order.size() && i < n; ++i) {
+    if (!out.empty()) out += ' ';
+    out += featureName(static_cast<Feature>(order[i]));
+  }
+  return out;
+}
+
 std::string_view labelName(Label label) {
   switch (label) {
     case Label::kCalm:

@@ -135,6 +135,14 @@ static_assert(resourceFeature(ResourceSignal::kNetwork, ResourceValue::kGateErro
               Feature::kNetworkGateError);
 static_assert(featureIndex(Feature::kPsiCpuLevel) == 4 * kResourceValues);
 
+// A feature's name for people and metrics: "cpu_level", "memory_peak", "psi_cpu_level",
+// "gpu_sm_peak", "slow_share", ...
+std::string_view featureName(Feature feature);
+// The names of the `n` largest values of a vector in featuresOf()'s layout, largest first,
+// space-separated ("cpu_level psi_cpu_level cpu_peak"): what a state or an archetype's centroid
+// is mostly made of. Zeros are left out.
+std::string strongestFeatures(std::span<const float> features, std::size_t n);
+
 // The unit-length feature vector of `fingerprint` (kFeatureDimensions values, the layout above);
 // nullopt when the fingerprint is not ready (its windows not full, so its gates not known) or a
 // value the layout takes is not finite (parseFingerprint never gives one).

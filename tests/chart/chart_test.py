@@ -20,6 +20,7 @@
 
 Every failure is printed; the exit status is 1 when there was one.
 """
+import json
 import base64
 import glob
 import os
@@ -603,6 +604,37 @@ try:
           and flag(args_of(one(docs, "Deployment", "pi0-operator")), "--gate-policy") is None,
           "calibration.enabled=false: no GatePolicy, no --gate-policy")
     print("ok: calibration (the GatePolicy, both programs' flags, RBAC, off)")
+
+    # --- kubectl pi0: the query port, the Service, the roles --------------------------------------
+    alice = {"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}
+    docs = render("--set-json", "query.subjects=[%s]" % json.dumps(alice),
+                  "--set", "networkPolicy.enabled=true",
+                  "--set-json", 'networkPolicy.queryFrom=[{"ipBlock": {"cidr": "10.0.0.10/32"}}]')
+    op = one(docs, "Deployment", "pi0-operator")
+    check(flag(args_of(op), "--query-bind-address") == ":9445", "query: --query-bind-address=:9445")
+    ports = {p["name"]: p["containerPort"] for p in op["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    check(ports.get("query") == 9445, "query: the container port query: %s" % ports)
+    svc = {p["name"]: p for p in one(docs, "Service", "pi0-operator")["spec"]["ports"]}
+    check(svc.get("query", {}).get("targetPort") == "query", "query: the operator Service's port query: %s" % svc)
+    role = one(docs, "Role", "pi0-query")
+    check(role["rules"] == [{"apiGroups": [""], "resources": ["services/proxy"],
+                             "resourceNames": ["https:pi0-operator:query"], "verbs": ["get"]}],
+          "query: the Role grants get on services/proxy of https:pi0-operator:query only: %s" % role["rules"])
+    check(one(docs, "RoleBinding", "pi0-query")["subjects"] == [alice]
+          and one(docs, "ClusterRoleBinding", "pi0-reader")["subjects"] == [alice],
+          "query: query.subjects are bound to both roles")
+    reader = one(docs, "ClusterRole", "pi0-reader")
+    check(reader["metadata"]["labels"].get("rbac.authorization.k8s.io/aggregate-to-view") == "true"
+          and all(set(r["verbs"]) == {"get", "list", "watch"} for r in reader["rules"]),
+          "query: the reader role only reads, aggregated into view")
+    ingress = one(docs, "NetworkPolicy", "pi0-operator")["spec"]["ingress"]
+    check(any(r["ports"][0]["port"] == "query" and r.get("from") == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+              for r in ingress), "query: networkPolicy.queryFrom limits the query port: %s" % ingress)
+    docs = render("--set", "query.enabled=false")
+    check(flag(args_of(one(docs, "Deployment", "pi0-operator")), "--query-bind-address") is None
+          and not find(docs, "Role", "pi0-query"), "query.enabled=false: no query port, no Role")
+    check(not find(render(), "RoleBinding", "pi0-query"), "query: bound to nobody by default")
+    print("ok: kubectl pi0's query port, Service port, roles and NetworkPolicy")
 
     # --- Wrong values fail with a message naming them ---------------------------------------------
     wrong = [

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Proves, without a Docker engine, that the Dockerfile's runtime stage holds every shared library
-# the three programs need: for each library that `ldd` lists for the Release binaries of BUILD_DIR,
+# the three programs and kubectl-pi0 need: for each library that `ldd` lists for the Release binaries of BUILD_DIR,
 # `dpkg -S` names the Debian package that ships it on this machine (Debian 12, the image's own
 # release), and that package must be one the runtime stage installs (its `apt-get install` list,
 # with the dependencies apt installs along, read from this machine's dpkg database) or one of the
 # slim base image's (the list below, each entry with the dependency that puts it there, checked
 # too). Also checks the stage's shape: --no-install-recommends, apt lists removed, a numeric
-# non-root USER, the three binaries in /usr/local/bin, no ENTRYPOINT, and the image's version
+# non-root USER, the four binaries (and kubectl_complete-pi0) in /usr/local/bin, no ENTRYPOINT, and the image's version
 # label against the project's version.
 #
 #   tests/docker/runtime_libs_test.sh BUILD_DIR [DOCKERFILE]   # e.g. build/release
@@ -32,7 +32,8 @@ for tool in ldd dpkg dpkg-query; do
 done
 [[ -f $dockerfile ]] || { echo "FAIL: no Dockerfile at the repository's root" >&2; exit 1; }
 
-binaries=("$build/agent/pi0-agent" "$build/operator/pi0-operator" "$build/webhook/pi0-webhook")
+binaries=("$build/agent/pi0-agent" "$build/operator/pi0-operator" "$build/webhook/pi0-webhook"
+  "$build/kubectl-pi0/kubectl-pi0")
 for b in "${binaries[@]}"; do
   [[ -x $b ]] || { echo "FAIL: $b is missing: build the Release configuration first (scripts/build.sh release)" >&2; exit 1; }
 done
@@ -70,7 +71,7 @@ echo "runtime stage installs: ${runtime_packages[*]}"
 user=$(grep -E '^USER[[:space:]]' <<<"$joined" | tail -n 1 | awk '{print $2}')
 [[ $user =~ ^([0-9]+)(:[0-9]+)?$ && ${BASH_REMATCH[1]} != 0 ]] ||
   fail "the runtime stage's USER is '$user', want a numeric non-root UID (e.g. 65532:65532)"
-for p in pi0-agent pi0-operator pi0-webhook; do
+for p in pi0-agent pi0-operator pi0-webhook kubectl-pi0 kubectl_complete-pi0; do
   grep -Eq "^COPY[[:space:]]+--from=[a-z]+[[:space:]].*/${p}[[:space:]].*/usr/local/bin/?$" <<<"$joined" ||
     fail "the runtime stage does not COPY $p from the build stage into /usr/local/bin"
 done

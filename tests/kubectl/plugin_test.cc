@@ -103,7 +103,7 @@ TEST_CASE("arguments: mistakes say what to type instead") {
   CHECK(error({"ledger", "--frobnicate"}).find("unknown flag --frobnicate") == 0);
   CHECK(error({"ledger", "--node"}) == "--node needs a value");
   CHECK(error({"plan", "--actions"}) == "--actions belongs to kubectl pi0 ledger");
-  CHECK(error({"seen"}).find("seen takes one node") == 0);
+  CHECK(error({"seen", "a", "b"}).find("seen takes at most one node") == 0);
 }
 
 TEST_CASE("the service proxy's path, with the parameters encoded") {
@@ -217,6 +217,16 @@ TEST_CASE("seen: the verdict and the nearest remembered states") {
         std::string::npos);
   CHECK(r.find("0.987") != std::string::npos);
   CHECK(r.find("before_trouble") != std::string::npos);
+
+  const std::string archetypes = archetypesReport(Json::parse(R"({"entries": 500, "archetypes": [
+    {"members": 400, "troubleRatio": 0.0, "features": "cpu_level memory_level cpu_peak"},
+    {"members": 100, "troubleRatio": 0.83, "features": "psi_cpu_level cpu_level cpu_peak"}]})"));
+  INFO(archetypes);
+  CHECK(archetypes.find("2 archetype(s) over 500 states") != std::string::npos);
+  CHECK(archetypes.find("83 %") != std::string::npos);
+  CHECK(archetypes.find("psi_cpu_level cpu_level cpu_peak") != std::string::npos);
+  CHECK(archetypesReport(Json::parse(R"({"archetypes": []})")).find("memory is empty") !=
+        std::string::npos);
 }
 
 TEST_CASE("-o yaml reads back as the same values, words YAML would misread quoted") {

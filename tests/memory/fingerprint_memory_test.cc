@@ -581,3 +581,20 @@ TEST_CASE("queries run while entries are added") {
   reader.join();
   CHECK(m.size() == 401);
 }
+
+TEST_CASE("feature names follow the layout") {
+  CHECK(featureName(Feature::kCpuLevel) == "cpu_level");
+  CHECK(featureName(Feature::kMemoryGateError) == "memory_gate_error");
+  CHECK(featureName(Feature::kPsiCpuLevel) == "psi_cpu_level");
+  CHECK(featureName(Feature::kGpuMemoryPeak) == "gpu_memory_peak");
+  CHECK(featureName(Feature::kSlowShare) == "slow_share");
+  CHECK(featureName(resourceFeature(ResourceSignal::kNetwork, ResourceValue::kRhythm)) ==
+        "network_rhythm");
+  std::vector<float> v(kFeatureDimensions, 0.f);
+  v[featureIndex(Feature::kPsiCpuLevel)] = 0.6f;
+  v[featureIndex(Feature::kCpuLevel)] = 0.7f;
+  v[featureIndex(Feature::kCpuPeak)] = 0.3f;
+  CHECK(strongestFeatures(v, 2) == "cpu_level psi_cpu_level");
+  CHECK(strongestFeatures(v, 5) == "cpu_level psi_cpu_level cpu_peak");
+  CHECK(strongestFeatures(std::vector<float>(kFeatureDimensions, 0.f), 3).empty());
+}

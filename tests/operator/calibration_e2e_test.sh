@@ -20,7 +20,8 @@
 #     selector, whose Endpoints are this machine's address with a Pod object (never scheduled)
 #     that carries it, stands for the operator's Pod.
 #     `ledger` lists the decisions with their outcomes, `why` shows a pod's failed gate and that
-#     its denial was not needed, `calibration` the move and the reset; -o json and -o yaml agree;
+#     its denial was not needed, `calibration` the move and the reset, `seen` the steady nodes'
+#     calm states in the fingerprint memory and its archetypes; -o json and -o yaml agree;
 #     a user without `get` on services/proxy is refused with what to ask for, and let in once a
 #     Role grants it.
 #
@@ -235,12 +236,23 @@ for want in "shop/web-deny-3" "denied by Enforce: GatesFailed" "cpu/isolation" "
   "the denial was not needed (a miss)"; do
   grep -qF -- "$want" <<<"$why" || e2e_fail "kubectl pi0 why web-deny-3 lacks '$want': $why"
 done
+e2e_log "kubectl pi0 why web-deny-3 -n shop:"$'\n'"$why"
 table=$(pi0 ledger -n shop --limit 3)
 [[ $(wc -l <<<"$table") == 4 && $table == TIME* ]] || e2e_fail "kubectl pi0 ledger --limit 3: $table"
 calibration=$(pi0 calibration) || e2e_fail "kubectl pi0 calibration: $calibration"
 for want in "GatePolicy default: mode Off" "isolation 0.80 -> 0.79" "isolation 0.79 -> 0.80"; do
   grep -qF -- "$want" <<<"$calibration" || e2e_fail "kubectl pi0 calibration lacks '$want': $calibration"
 done
+# The fingerprint memory: the steady nodes' calm states (stored once the 3 s horizon passed).
+seen=$(pi0 seen node-a) || e2e_fail "kubectl pi0 seen node-a: $seen"
+grep -qE "^  seen before: [0-9]+ similar state\(s\), 0 followed by trouble \(0 %\)$" <<<"$seen" ||
+  e2e_fail "kubectl pi0 seen node-a: $seen"
+e2e_log "kubectl pi0 seen node-a:"$'\n'"$seen"
+archetypes=$(pi0 seen) || e2e_fail "kubectl pi0 seen (the archetypes): $archetypes"
+grep -qE "archetype\\(s\\) over [0-9]+ states" <<<"$archetypes" || e2e_fail "kubectl pi0 seen: $archetypes"
+e2e_log "kubectl pi0 seen:"$'\n'"$archetypes"
+if out=$(pi0 seen node-z 2>&1); then e2e_fail "kubectl pi0 seen node-z: $out"; fi
+grep -qF "no state of node node-z" <<<"$out" || e2e_fail "kubectl pi0 seen node-z: $out"
 [[ $(pi0 ledger --actions) == "No steps found." ]] || e2e_fail "kubectl pi0 ledger --actions: $(pi0 ledger --actions 2>&1)"
 pi0 why web-deny-3 -n shop -o yaml >"$work/why.yaml"
 pi0 why web-deny-3 -n shop -o json >"$work/why.json"
@@ -248,6 +260,7 @@ pi0 why web-deny-3 -n shop -o json >"$work/why.json"
   "$work/why.yaml" "$work/why.json" || e2e_fail "-o yaml and -o json differ: $(head -c 400 "$work/why.yaml")"
 # Who may ask: RBAC on services/proxy. alice may not; then a Role lets her.
 if refused=$(pi0 --as=alice ledger -n shop 2>&1); then e2e_fail "alice may ask without a grant: $refused"; fi
+e2e_log "kubectl pi0 --as=alice ledger -n shop:"$'\n'"$refused"
 grep -qF 'needs `get` on services/proxy of the Service pi0-system/pi0-operator' <<<"$refused" ||
   e2e_fail "the refusal does not say what to ask for: $refused"
 kubectl -n "$SA_NS" create role pi0-query --verb=get --resource=services/proxy \
@@ -257,6 +270,6 @@ granted() { pi0 --as=alice ledger -n shop --limit 1 >/dev/null 2>&1; }
 e2e_wait_for "alice to be let in by the Role" 10 granted
 [[ $(operator_metric 'pi0_operator_queries_total{query="decisions",result="ok"}') -ge 5 ]] ||
   e2e_fail "pi0_operator_queries_total: $(operator_metric 'pi0_operator_queries_total{query="decisions",result="ok"}')"
-e2e_log "ok: kubectl pi0 why, ledger, calibration, -o json|yaml and RBAC through the service proxy"
+e2e_log "ok: kubectl pi0 why, ledger, calibration, seen, -o json|yaml and RBAC through the service proxy"
 passed=true
 e2e_log "PASS"

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "ledger/ledger.h"
+#include "operator/memory_recorder.h"
 #include "operator/query_server.h"
 #include "temp_dir.h"
 
@@ -143,5 +144,69 @@ TEST_CASE("GET /query/decisions and /query/actions answer from the ledger while 
   r = get(noLedger, "/query/actions", "");
   CHECK(r.status == 503);
   CHECK(Json::parse(r.body)["message"].get<std::string>().find("keeps no truth ledger") !=
+        std::string::npos);
+}
+
+TEST_CASE("GET /query/seen and /query/archetypes: the memory's answers and refusals") {
+  bool leading = true;
+  MemoryRecorder recorder;
+  // Two states seen twenty times each: calm at a low cpu level, before trouble under cpu
+  // pressure (k-means stops seeding once every state is a centroid: two archetypes).
+  std::vector<memory::Entry> entries;
+  for (int i = 0; i < 20; ++i) {
+    std::vector<float> calm(memory::kFeatureDimensions, 0.f), hot(memory::kFeatureDimensions, 0.f);
+    calm[memory::featureIndex(memory::Feature::kCpuLevel)] = 0.3f;
+    calm[memory::featureIndex(memory::Feature::kMemoryLevel)] = 0.4f;
+    hot[memory::featureIndex(memory::Feature::kCpuLevel)] = 0.95f;
+    hot[memory::featureIndex(memory::Feature::kPsiCpuLevel)] = 0.5f;
+    entries.push_back(
+        {"node-a", kNow + std::chrono::seconds(i), memory::Label::kCalm, false, calm});
+    entries.push_back(
+        {"node-b", kNow + std::chrono::seconds(i), memory::Label::kBeforeTrouble, true, hot});
+  }
+  REQUIRE(recorder.load(entries) == 40);
+  QueryContext context;
+  context.leading = [&] { return leading; };
+  context.notLeader = "this replica does not lead\n";
+  context.memory = &recorder;
+  net::Routes routes;
+  addQueryRoutes(routes, context);
+
+  auto r = get(routes, "/query/archetypes", "");
+  REQUIRE(r.status == 200);
+  Json body = Json::parse(r.body);
+  CHECK(body["entries"] == 40);
+  REQUIRE(body["archetypes"].size() == 2);
+  // Each archetype gathers one kind: one all calm, one all followed by trouble.
+  std::vector<double> ratios = {body["archetypes"][0]["troubleRatio"],
+                                body["archetypes"][1]["troubleRatio"]};
+  std::sort(ratios.begin(), ratios.end());
+  CHECK(ratios == std::vector<double>{0.0, 1.0});
+  for (const Json& a : body["archetypes"]) {
+    CHECK(a["members"] == 20);
+    const std::string features = a["features"];
+    CHECK(features.find(a["troubleRatio"] == 1.0 ? "psi_cpu_level" : "memory_level") !=
+          std::string::npos);
+  }
+  const auto figures = archetypeFigures(recorder);
+  REQUIRE(figures.size() == 2);
+  CHECK(figures[0].members == 20);
+
+  // A node the recorder has not observed: 404 that says why; no node: 400.
+  r = get(routes, "/query/seen", "node=node-z");
+  CHECK(r.status == 404);
+  CHECK(Json::parse(r.body)["message"].get<std::string>().find("no state of node node-z") == 0);
+  CHECK(get(routes, "/query/seen", "").status == 400);
+  CHECK(get(routes, "/query/seen", "nod=a").status == 400);
+
+  leading = false;
+  CHECK(get(routes, "/query/archetypes", "").status == 503);
+  QueryContext none = context;
+  none.memory = nullptr;
+  net::Routes noMemory;
+  addQueryRoutes(noMemory, none);
+  r = get(noMemory, "/query/seen", "node=node-a");
+  CHECK(r.status == 503);
+  CHECK(Json::parse(r.body)["message"].get<std::string>().find("keeps no fingerprint memory") !=
         std::string::npos);
 }
