@@ -334,7 +334,11 @@ int run(const Options& options) {
   }
   fleet::FleetViewOptions viewOptions;
   viewOptions.trim = [m = recorder.get()](fleet::NodeFingerprint& fingerprint) {
-    if (m) m->observe(fingerprint, std::chrono::system_clock::now());
+    if (m) {
+      m->observe(fingerprint, std::chrono::system_clock::now());
+      // The memory's verdict travels with the fingerprint to the webhook's history gate.
+      fingerprint.history = m->verdict(fingerprint.node);
+    }
     fleet::trimToResourceView(fingerprint);
   };
   auto polling = fleet::startPolling(runner, *client, options, viewOptions);

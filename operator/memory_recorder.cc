@@ -101,6 +101,38 @@ std::optional<NodeSeen> MemoryRecorder::seen(std::string_view node,
   return NodeSeen{memory_.seen(latest.features, options), latest.at};
 }
 
+std::optional<fleet::HistoryVerdict> MemoryRecorder::verdict(std::string_view node,
+                                                             const memory::SeenOptions& options) {
+  Vector latest;
+  {
+    std::lock_guard lock(mu_);
+    auto it = nodes_.find(node);
+    if (it == nodes_.end() || !it->second.latest) return std::nullopt;
+    const NodeState& n = it->second;
+    if (n.verdictOf && n.latest->at - *n.verdictOf < options_.sampleEvery) return n.verdict;
+    latest = *n.latest;
+  }
+  // The query outside the lock: observe() on other threads goes on meanwhile.
+  const memory::SeenBefore seen = memory_.seen(latest.features, options);
+  fleet::HistoryVerdict v;
+  v.troubled = seen.troubled;
+  v.matches = seen.matches;
+  v.troubleMatches = seen.troubleMatches;
+  if (seen.best) {
+    v.matchNode = seen.best->node;
+    v.matchAt = seen.best->time;
+    v.matchLabel = std::string(memory::labelName(seen.best->label));
+    v.similarity = seen.best->similarity;
+  }
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(node);
+  if (it != nodes_.end() && (!it->second.verdictOf || *it->second.verdictOf < latest.at)) {
+    it->second.verdict = v;
+    it->second.verdictOf = latest.at;
+  }
+  return v;
+}
+
 std::vector<memory::Match> MemoryRecorder::nearest(std::string_view node, std::size_t k) const {
   std::vector<float> features;
   {

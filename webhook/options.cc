@@ -47,6 +47,14 @@ void addAdmissionFlags(FlagTable& t, Options& o) {
                                      "a whole number of seconds from 0 (off) to 3600")),
         "warn when an admitted pod's node expects trouble on a resource the pod uses within N "
         "seconds (its forecast's secondsToTrouble), 0 to 3600; 0 is off");
+  t.add("--history-gate MODE",
+        flags::nonEmpty(
+            flags::choice(o.policy.history, {{"Off", admission::HistoryGate::kOff},
+                                             {"Warn", admission::HistoryGate::kWarn},
+                                             {"Enforce", admission::HistoryGate::kEnforce}})),
+        "the fingerprint memory's verdict on a node's state, carried by the fleet feed: Off, "
+        "Warn (admit, with a warning when the chosen node's state was mostly followed by "
+        "trouble before) or Enforce (such a node fails a gate)");
   t.add("--reservation-timeout DURATION",
         flags::duration(o.reservations.timeout, {.allowZero = true}),
         "how long room in a channel's buffer stays reserved for a pod this replica admitted, "

@@ -52,6 +52,7 @@ struct Second {
   bool cpuSaturated = false;
   std::optional<NodeSeen> seen;
   std::vector<float> features;  // the untrimmed fingerprint's, empty before the window is full
+  std::optional<fleet::HistoryVerdict> history;  // the verdict the poll's fingerprint carried
 };
 
 // The agent of one node and the operator leader's side of it.
@@ -68,6 +69,8 @@ class LoadRun {
     // The leader's wiring: the features before the trim.
     viewOptions.trim = [this](fleet::NodeFingerprint& fp) {
       recorder_.observe(fp, wall_);
+      fp.history = recorder_.verdict(fp.node);  // what the feed carries to the webhook
+      history_ = fp.history;
       const auto f = memory::featuresOf(fp);
       features_ = f ? *f : std::vector<float>();
       fleet::trimToResourceView(fp);
@@ -112,7 +115,7 @@ class LoadRun {
     auto added = recorder_.round(*view_->snapshot(), steady, wall_);
     entries_.insert(entries_.end(), added.begin(), added.end());
     seconds_.push_back(
-        {t, wall_, psiCpu_, psiMemory_, cpu >= 1.0, recorder_.seen(kNode), features_});
+        {t, wall_, psiCpu_, psiMemory_, cpu >= 1.0, recorder_.seen(kNode), features_, history_});
   }
 
   agent::AgentMetrics metrics_{"test"};
@@ -123,6 +126,7 @@ class LoadRun {
   std::unique_ptr<fleet::FleetView> view_;
   ledger::Time wall_ = kT0;
   std::vector<float> features_;
+  std::optional<fleet::HistoryVerdict> history_;
   double psiCpu_ = 0.01;
   double psiMemory_ = 0.01;
   std::mt19937 rng_{20261205};

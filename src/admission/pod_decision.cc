@@ -10,6 +10,7 @@
 #include "admission/node_table.h"
 #include "common/format.h"
 #include "common/json_reader.h"
+#include "common/timestamp.h"
 #include "kube/quantity.h"
 #include "kube/resource_list.h"
 
@@ -481,6 +482,26 @@ std::optional<std::string> troubleWarning(const std::string& node,
   return w;
 }
 
+// The history gate's words for a node whose state the memory calls troubled.
+std::string historyText(const std::string& node, const fleet::HistoryVerdict& h) {
+  std::string s = "node " + node + "'s state is " + fixed(h.similarity) + " similar to ";
+  s += (h.matchNode == node ? std::string("its own") : h.matchNode + "'s") + " " + h.matchLabel +
+       " state at " + rfc3339(h.matchAt, 0) + "; " + std::to_string(h.troubleMatches) + " of " +
+       std::to_string(h.matches) + " similar states were followed by trouble";
+  return s;
+}
+
+// The same, short enough for a warning (kMaxWarningChars).
+std::string historyWarning(const std::string& node, const fleet::HistoryVerdict& h) {
+  return "pi0: node " + node + "'s state is like past ones that led to trouble (" +
+         std::to_string(h.troubleMatches) + " of " + std::to_string(h.matches) + ", best match " +
+         fixed(h.similarity) + ")";
+}
+
+bool historyTroubled(const fleet::NodeFingerprint& fingerprint) {
+  return fingerprint.history && fingerprint.history->troubled;
+}
+
 Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
                     const fleet::FleetSnapshot& fleet, const Policy& policy,
                     Clock::time_point now) {
@@ -500,6 +521,10 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
   std::vector<GateFailure> closestFailures, failures;
   const NodeInfo* passed = nullptr;
   const fleet::NodeFingerprint* passedFingerprint = nullptr;
+  // HistoryGate::kEnforce: the first candidate that passed the gates but whose state the memory
+  // calls troubled.
+  const NodeInfo* historyBlocked = nullptr;
+  const fleet::NodeFingerprint* historyFingerprint = nullptr;
 
   narrowed.rest.forEach([&](std::size_t i) {
     const NodeInfo& node = table[i];
@@ -529,6 +554,13 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
       return true;
     }
     if (failures.empty()) {
+      if (policy.history == HistoryGate::kEnforce && historyTroubled(*status->fingerprint)) {
+        if (!historyBlocked) {
+          historyBlocked = &node;
+          historyFingerprint = status->fingerprint.get();
+        }
+        return true;
+      }
       passed = &node;
       passedFingerprint = status->fingerprint.get();
       return false;
@@ -556,7 +588,23 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
             troubleWarning(passed->name, *passedFingerprint, used, policy.troubleWarningSeconds)) {
       v.warnings.push_back(std::move(*w));
     }
+    if (policy.history == HistoryGate::kWarn && historyTroubled(*passedFingerprint))
+      v.warnings.push_back(historyWarning(passed->name, *passedFingerprint->history));
     return v;
+  }
+  // Nodes that passed every gate but the history gate: the first is the closest of all.
+  if (historyBlocked) {
+    std::string m = "no node passes the gates for " + describeRequests(pod) + ": closest " +
+                    historyBlocked->name + ": the history gate: " +
+                    historyText(historyBlocked->name, *historyFingerprint->history);
+    return Verdict{false,
+                   Reason::kGatesFailed,
+                   std::move(m),
+                   {},
+                   historyBlocked->name,
+                   {},
+                   readings(pod, *historyBlocked, *historyFingerprint, used, policy.thresholds),
+                   candidates};
   }
   for (auto& f : closestFailures)
     f.node = closest->name;

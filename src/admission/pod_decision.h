@@ -286,6 +286,18 @@ std::optional<Mode> parseMode(std::string_view text);
 // What happens when no candidate node has fresh data.
 enum class StalePolicy { kAllow, kDeny };
 
+// The history gate: what the operator leader's fingerprint memory says of a node's state
+// (fleet::HistoryVerdict, carried by the fleet feed; none when the webhook polls the agents
+// itself). kOff ignores it; kWarn admits as the gates say and warns when the chosen node's state
+// is troubled ("pi0: node node-a's state is like past ones that led to trouble (7 of 9, best
+// match 0.98)"); kEnforce treats a troubled node as failing a gate: another candidate that
+// passes is chosen, and when none does, the pod is denied (GatesFailed) with the verdict in the
+// message ("... closest node-a: the history gate: node node-a's state is 0.98 similar to
+// node-b's before_trouble state at 2026-12-07T04:10:00Z; 7 of 9 similar states were followed by
+// trouble"). Its readings are the node's four gates
+// (passed), so calibration, which counts the gates that failed, does not count it.
+enum class HistoryGate { kOff, kWarn, kEnforce };
+
 struct Policy {
   std::vector<std::string> excludedNamespaces{"kube-system"};
   std::string optOutLabel = "stability.pi0.io/admission";  // the value "skip" opts out
@@ -294,6 +306,7 @@ struct Policy {
   Thresholds thresholds;
   // A Passed pod's node expecting trouble within this many seconds earns a warning; 0 is off.
   double troubleWarningSeconds = 60;
+  HistoryGate history = HistoryGate::kWarn;
 };
 
 // --- The decision ------------------------------------------------------------------------------

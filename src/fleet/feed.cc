@@ -111,7 +111,19 @@ void appendRecord(std::string& out, const NodeStatus& status,
       out += ':';
       appendSignal(out, s);
     }
-    out += "}}";
+    out += '}';
+    if (const auto& h = fp->history) {
+      out += ",\"history\":[";
+      out += h->troubled ? "1," : "0,";
+      out += std::to_string(h->matches) + "," + std::to_string(h->troubleMatches) + ",";
+      appendNumber(out, h->similarity);
+      out += ',';
+      appendString(out, h->matchNode);
+      out += "," + std::to_string(unixMillis(h->matchAt)) + ",";
+      appendString(out, h->matchLabel);
+      out += ']';
+    }
+    out += '}';
   } else {
     out +=
         ",\"fetchedAt\":null,\"sampledAt\":null,\"interval\":1,\"ready\":false,\"fill\":0,"
@@ -298,6 +310,24 @@ FeedPage::Node readRecord(PageReader& r, const Json& v, const std::string& at,
   for (const auto& [name, s] : signals->items()) {
     fp->signals.emplace(name, readSignal(r, s, where + ".signals." + name));
     if (!r.ok()) return out;
+  }
+  if (auto h = v.find("history"); h != v.end()) {
+    const std::string hw = where + ".history";
+    if (!h->is_array() || h->size() != 7 || !(*h)[4].is_string() || !(*h)[6].is_string()) {
+      r.problem(hw, "not [troubled, matches, troubleMatches, similarity, node, at, label]");
+      return out;
+    }
+    HistoryVerdict verdict;
+    verdict.troubled = r.number((*h)[0], hw + "[0]", 0, 1) != 0;
+    verdict.matches = static_cast<int>(r.number((*h)[1], hw + "[1]", 0, 1e9));
+    verdict.troubleMatches = static_cast<int>(r.number((*h)[2], hw + "[2]", 0, 1e9));
+    verdict.similarity = r.number((*h)[3], hw + "[3]", -1, 1);
+    verdict.matchNode = (*h)[4].get<std::string>();
+    verdict.matchAt = WallClock::time_point(std::chrono::milliseconds(
+        static_cast<std::int64_t>(r.number((*h)[5], hw + "[5]", 0, 1e15))));
+    verdict.matchLabel = (*h)[6].get<std::string>();
+    if (!r.ok()) return out;
+    fp->history = std::move(verdict);
   }
   status.fingerprint = std::move(fp);
   return out;

@@ -23,7 +23,10 @@
 // with GATES = [lambda_int,lambda1,fit_error,gluing_delta,isolation] or null and FORECAST =
 // [horizonSeconds,base,trendStart,trendPerSecond,noise,troubleLine,secondsToTrouble,stallRate]
 // (the last two nullable) or null. fetchedAt and sampledAt (the agent's sample time) are null
-// for a node never fetched, and then `signals` is empty. Numbers carry 6 significant digits
+// for a node never fetched, and then `signals` is empty. A record whose fingerprint carries the
+// leader's memory verdict (HistoryVerdict) ends with
+//   "history":[TROUBLED,MATCHES,TROUBLE_MATCHES,SIMILARITY,"match-node",MATCH_AT_MS,"label"]
+// (TROUBLED 0 or 1); without one, there is no "history". Numbers carry 6 significant digits
 // (a relative error under 1e-6, far below any threshold's resolution).
 #pragma once
 

@@ -93,6 +93,23 @@ struct GpuInfo {
   friend bool operator==(const GpuInfo&, const GpuInfo&) = default;
 };
 
+// What the operator leader's fingerprint memory says of a node's state (operator/memory_recorder.h,
+// DESIGN.md "The learning loop"): whether states like it were mostly followed by trouble, and the
+// most similar one. The leader sets it on the fingerprints it polls; the fleet feed carries it
+// to the webhook replicas, whose history gate reads it. An agent never serves one.
+struct HistoryVerdict {
+  bool troubled = false;  // enough similar states, mostly followed by trouble (SeenOptions)
+  int matches = 0;        // similar states among the nearest
+  int troubleMatches = 0;
+  // The most similar remembered state: its node, when it was seen, its label and similarity.
+  std::string matchNode;
+  std::chrono::system_clock::time_point matchAt;
+  std::string matchLabel;  // "calm", "before_trouble", "trouble_onset"
+  double similarity = 0;
+
+  friend bool operator==(const HistoryVerdict&, const HistoryVerdict&) = default;
+};
+
 struct NodeFingerprint {
   std::string node;
   std::chrono::system_clock::time_point timestamp;  // when the agent took its last sample
@@ -103,6 +120,8 @@ struct NodeFingerprint {
   std::map<std::string, SignalFingerprint, std::less<>> signals;  // "cpu", "gpu0_sm", ...
   std::vector<MissingSource> missingSources;
   std::vector<GpuInfo> gpus;  // the GPUs the agent saw through NVML
+  // The leader's memory's verdict on this state (see HistoryVerdict); nullopt from an agent.
+  std::optional<HistoryVerdict> history;
 
   // The signal named `name`, or nullptr.
   const SignalFingerprint* signal(std::string_view name) const {

@@ -51,6 +51,7 @@ struct FleetEntry {
   Clock::time_point fetchedAt = kNow - 1s;
   fleet::NodeHealth health = fleet::NodeHealth::kHealthy;
   std::string lastError = "";
+  std::optional<fleet::HistoryVerdict> history = std::nullopt;  // the leader's memory's verdict
 };
 
 fleet::FleetSnapshot snapshot(const std::map<std::string, FleetEntry>& entries) {
@@ -62,6 +63,7 @@ fleet::FleetSnapshot snapshot(const std::map<std::string, FleetEntry>& entries) 
     fp->windowFill = 1;
     for (const auto& [s, v] : e.signals)
       fp->signals.emplace(s, v);
+    fp->history = e.history;
     auto status = std::make_shared<fleet::NodeStatus>();
     status->node = name;
     status->fingerprint = fp;
@@ -1206,4 +1208,83 @@ TEST_CASE("an admitted pod's node expecting trouble soon earns a warning naming 
   REQUIRE(d.warnings.size() == 1);
   CHECK(d.warnings[0] == "pi0: node gpu-1 expects gpu trouble in 20 s");
   CHECK(run(pod("500m", "1Gi"), {node("gpu-1", 4, 16, 2)}, gpuFleet).warnings.empty());
+}
+
+TEST_CASE("the history gate: Warn warns of the chosen node, Enforce steers away or denies") {
+  fleet::HistoryVerdict troubled;
+  troubled.troubled = true;
+  troubled.matches = 9;
+  troubled.troubleMatches = 7;
+  troubled.matchNode = "worker-9";
+  troubled.matchAt = std::chrono::system_clock::time_point(std::chrono::seconds(1'780'000'000));
+  troubled.matchLabel = "before_trouble";
+  troubled.similarity = 0.981;
+  fleet::HistoryVerdict calm = troubled;
+  calm.troubled = false;
+  calm.troubleMatches = 1;
+  const std::vector<NodeInfo> nodes = {node("worker-1"), node("worker-2")};
+  const std::string said =
+      "node worker-1's state is 0.98 similar to worker-9's before_trouble state at "
+      "2026-05-28T20:26:40Z; 7 of 9 similar states were followed by trouble";
+  Policy p = testPolicy();
+
+  // Warn (the default): admitted on worker-1 as the gates say, with the verdict as a warning.
+  CHECK(p.history == HistoryGate::kWarn);
+  auto fleet =
+      snapshot({{"worker-1", {quiet(), kNow - 1s, fleet::NodeHealth::kHealthy, "", troubled}},
+                {"worker-2", {quiet()}}});
+  auto d = run(pod("500m", "1Gi"), nodes, fleet, p);
+  CHECK(d.allowed);
+  CHECK(d.node == "worker-1");
+  REQUIRE(d.warnings.size() == 1);
+  CHECK(d.warnings[0] ==
+        "pi0: node worker-1's state is like past ones that led to trouble (7 of 9, best match "
+        "0.98)");
+  // A verdict that is not troubled, or none at all: nothing to say.
+  auto quietFleet =
+      snapshot({{"worker-1", {quiet(), kNow - 1s, fleet::NodeHealth::kHealthy, "", calm}}});
+  CHECK(run(pod("500m", "1Gi"), nodes, quietFleet, p).warnings.empty());
+
+  // Enforce: worker-1 fails the history gate, worker-2 passes and is chosen.
+  p.history = HistoryGate::kEnforce;
+  d = run(pod("500m", "1Gi"), nodes, fleet, p);
+  CHECK(d.allowed);
+  CHECK(d.node == "worker-2");
+  CHECK(d.warnings.empty());
+  // Both troubled: denied, GatesFailed, naming the history gate; the readings are the node's
+  // gates, all passed (calibration counts only the gates that failed).
+  auto both =
+      snapshot({{"worker-1", {quiet(), kNow - 1s, fleet::NodeHealth::kHealthy, "", troubled}},
+                {"worker-2", {quiet(), kNow - 1s, fleet::NodeHealth::kHealthy, "", troubled}}});
+  d = run(pod("500m", "1Gi"), nodes, both, p);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.reason == Reason::kGatesFailed);
+  CHECK(d.node == "worker-1");
+  CHECK(d.message ==
+        "no node passes the gates for cpu 500m, memory 1Gi: closest worker-1: the "
+        "history gate: " +
+            said);
+  CHECK(d.failures.empty());
+  CHECK_FALSE(d.gates.empty());
+  for (const GateReading& g : d.gates)
+    CHECK(g.passed);
+  // Enforce under Warn mode: admitted, the denial as the warning.
+  d = run(pod("500m", "1Gi"), nodes, both, p, std::nullopt, Mode::kWarn);
+  CHECK(d.allowed);
+  CHECK_FALSE(d.verdict);
+  // A node failing a gate is not closer than one the history gate stopped.
+  Signals hot = quiet();
+  hot["cpu"] = sig(0.8, 0.5);  // fit_error 0.5
+  auto mixed =
+      snapshot({{"worker-1", {hot}},
+                {"worker-2", {quiet(), kNow - 1s, fleet::NodeHealth::kHealthy, "", troubled}}});
+  d = run(pod("500m", "1Gi"), nodes, mixed, p);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.node == "worker-2");
+
+  // Off: the verdict is not read.
+  p.history = HistoryGate::kOff;
+  d = run(pod("500m", "1Gi"), nodes, both, p);
+  CHECK(d.allowed);
+  CHECK(d.warnings.empty());
 }

@@ -635,6 +635,10 @@ try:
           and not find(docs, "Role", "pi0-query"), "query.enabled=false: no query port, no Role")
     check(not find(render(), "RoleBinding", "pi0-query"), "query: bound to nobody by default")
     print("ok: kubectl pi0's query port, Service port, roles and NetworkPolicy")
+    check(flag(args_of(one(render(), "Deployment", "pi0-webhook")), "--history-gate") == "Warn"
+          and flag(args_of(one(render("--set-string", "webhook.historyGate=Enforce"), "Deployment",
+                                   "pi0-webhook")), "--history-gate") == "Enforce",
+          "webhook.historyGate reaches --history-gate (default Warn)")
 
     # --- Wrong values fail with a message naming them ---------------------------------------------
     wrong = [

@@ -226,6 +226,63 @@ TEST_CASE("a consumer's view follows the pages: ages on its own clock, removals,
   CHECK(snap->isUsable(*snap->find("b"), consumerClock.now()));
 }
 
+TEST_CASE("the leader's memory verdict travels with the record, and only when there is one") {
+  NodeFingerprint fp = recorded();
+  NodeStatus status;
+  status.node = fp.node;
+  pi0::testing::FakeClock clock;
+  status.fetchedAt = clock.now();
+  const auto wallNow = std::chrono::system_clock::time_point(1765000000000ms);
+  auto pageOf = [&](const NodeFingerprint& f) {
+    status.fingerprint = std::make_shared<const NodeFingerprint>(f);
+    return parsed(
+        "{\"apiVersion\":\"stability.pi0.io/v1alpha1\",\"kind\":\"FleetFeed\",\"epoch\":\"e\","
+        "\"version\":1,\"full\":true,\"sentAt\":1765000000000,\"nodes\":[" +
+        feedRecord(status, clock.now(), wallNow) + "],\"removed\":[]}");
+  };
+  CHECK(feedRecord(status, clock.now(), wallNow).find("history") == std::string::npos);
+  CHECK_FALSE(pageOf(fp).nodes[0].status.fingerprint->history);
+
+  HistoryVerdict v;
+  v.troubled = true;
+  v.matches = 9;
+  v.troubleMatches = 7;
+  v.matchNode = "node-b";
+  v.matchAt = std::chrono::system_clock::time_point(1764990000123ms);
+  v.matchLabel = "before_trouble";
+  v.similarity = 0.981234;
+  fp.history = v;
+  const FeedPage page = pageOf(fp);
+  const auto& back = page.nodes[0].status.fingerprint->history;
+  REQUIRE(back);
+  CHECK(back->troubled);
+  CHECK(back->matches == 9);
+  CHECK(back->troubleMatches == 7);
+  CHECK(back->matchNode == "node-b");
+  CHECK(back->matchAt == v.matchAt);
+  CHECK(back->matchLabel == "before_trouble");
+  CHECK(near(back->similarity, v.similarity));
+  // And through toJson(page), as the publisher writes it.
+  FeedPage again;
+  again.epoch = "e";
+  again.version = 1;
+  again.full = true;
+  again.sentAt = wallNow;
+  again.nodes.push_back(page.nodes[0]);
+  CHECK(parsed(toJson(again)).nodes[0].status.fingerprint->history->matchNode == "node-b");
+
+  const std::string head =
+      "{\"apiVersion\":\"stability.pi0.io/v1alpha1\",\"kind\":\"FleetFeed\","
+      "\"epoch\":\"e\",\"version\":1,\"full\":true,\"sentAt\":1000,\"nodes\":[";
+  const std::string bad =
+      "{\"node\":\"n1\",\"url\":\"\",\"health\":\"Healthy\",\"failures\":0,\"error\":\"\","
+      "\"fetchedAt\":900,\"sampledAt\":800,\"interval\":1,\"ready\":true,\"fill\":1,"
+      "\"signals\":{},\"history\":[1,9,7,2.5,\"n2\",5,\"calm\"]}";
+  auto refused = parseFeedPage(head + bad + "],\"removed\":[]}");
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().message == "nodes[0] (n1).history[3]: 2.5 is out of range");
+}
+
 TEST_CASE("a malformed page is refused with the node and the field") {
   const std::string head =
       "{\"apiVersion\":\"stability.pi0.io/v1alpha1\",\"kind\":\"FleetFeed\","

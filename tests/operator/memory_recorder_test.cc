@@ -250,6 +250,16 @@ TEST_CASE(
   CHECK(lead2 > 0);
   CHECK(lead2 > lead1);
   CHECK(lead2 >= 20);
+  // The verdict the polled fingerprint carries to the webhook's history gate (judged again
+  // every 10 s) says so within 10 s of seen(), and not in the calm before the step.
+  const auto carried = firstSecond(
+      secs, kSecond, *onset2, [](const Second& s) { return s.history && s.history->troubled; });
+  REQUIRE(carried.has_value());
+  CHECK(*carried - *flag2 <= 10);
+  CHECK(secs[static_cast<std::size_t>(*carried)].history->troubleMatches >= 3);
+  CHECK_FALSE(firstSecond(secs, kSecond - 1800, kSecond, [](const Second& s) {
+                return s.history && s.history->troubled;
+              }).has_value());
   // ... from matches that were followed by trouble, the first step's states.
   const auto& flagged = secs[static_cast<std::size_t>(*flag2)].seen->seen;
   CHECK(flagged.matches >= 3);
