@@ -124,8 +124,9 @@ class MemoryRecorder {
   // The memory's verdict on the node's latest vector as the fleet feed carries it to the
   // webhook's history gate (fleet::HistoryVerdict; nullopt when the node has no vector).
   // Computed again only once the latest vector is `sampleEvery` newer than the one last judged:
-  // one query (a quarter of a millisecond at 100,000 states) per node per 10 s, 0.025 of a core
-  // at 1,000 nodes, 0.125 at 5,000. Called from the trim hook (the polling threads).
+  // one query (a quarter of a millisecond at 100,000 states, pi0-memory-bench) per node per
+  // 10 s: by that figure 0.025 of a core at 1,000 nodes, 0.125 at 5,000 (not measured in the
+  // operator). Called from the trim hook (the polling threads).
   std::optional<fleet::HistoryVerdict> verdict(std::string_view node,
                                                const memory::SeenOptions& options = {});
   // The k entries most similar to the node's latest vector; empty when it has none.
