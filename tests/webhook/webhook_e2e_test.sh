@@ -13,6 +13,9 @@
 #    margin above the admission gate, are refused at `kubectl apply` with what is wrong;
 #  - bad input on the wire (not JSON, a wrong kind, a body over the limit) is a 4xx and the
 #    webhook keeps serving;
+#  - a keep-alive connection left idle for 7 s still carries the next request: the apiserver
+#    reuses connections idle up to 90 s and does not resend a POST whose connection the server
+#    closed under it (the create would fail with "failed calling webhook: EOF");
 #  - on SIGTERM /readyz turns 503 while requests are still answered; with the webhook gone and
 #    failurePolicy Ignore, pods are created.
 # Usage: webhook_e2e_test.sh SOURCE_DIR PI0_WEBHOOK_BINARY PI0_AGENT_BINARY
@@ -238,6 +241,23 @@ code=$(https -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' 
 [[ $code == 413 ]] || e2e_fail "a 4 MiB body answered $code"
 ready || e2e_fail "the webhook stopped serving after bad input"
 e2e_log "ok: bad input answered 400/400/413, still serving"
+
+# Keep-alive: the connection the apiserver leaves idle is still open when it is used again.
+/usr/bin/python3 - "$webhook_port" "$work/ca.crt" <<'PY' || e2e_fail "an idle keep-alive connection was closed (above)"
+import http.client, ssl, sys, time
+conn = http.client.HTTPSConnection("127.0.0.1", int(sys.argv[1]), timeout=10,
+                                   context=ssl.create_default_context(cafile=sys.argv[2]))
+for i in range(2):
+    conn.request("GET", "/readyz")
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 200, resp.status
+    if i == 0:
+        sock = conn.sock
+        time.sleep(7)
+assert conn.sock is sock, "the second request needed a new connection"
+PY
+e2e_log "ok: a keep-alive connection idle for 7 s carried the next request"
 
 # SIGTERM: not ready, still answering, then gone; with failurePolicy Ignore pods are created.
 # The shutdown delay (8 s) leaves room for a slow kubectl on a loaded machine: with 3 s, a
