@@ -128,6 +128,7 @@ HttpAnswer Handlers::pods(std::string_view body) {
     turn->reserve(pod->displayName(), request->uid, pod->cpuMilli, pod->memoryBytes);
   turn.reset();
   if (decisions_) decisions_->add(*pod, d, channel ? channel->name : "", WallClock::now(), holdout);
+  metrics_.historyGate(d.history);
   if (!d.node.empty()) {
     const fleet::NodeStatus* status = fleet->find(d.node);
     if (status && status->fingerprint) {

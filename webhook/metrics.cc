@@ -141,7 +141,13 @@ WebhookMetrics::WebhookMetrics()
                             .Help("Pod reviews judged with the fixed thresholds while calibrated "
                                   "ones apply: calibration's randomized holdout")
                             .Register(*registry_)
-                            .Add({})) {
+                            .Add({})),
+      historyGate_(prometheus::BuildCounter()
+                       .Name("pi0_webhook_history_gate_total")
+                       .Help("Pod reviews the history gate acted on, by effect: warned (Warn: "
+                             "the chosen node's state was like past ones that led to trouble), "
+                             "steered (Enforce: another node was chosen), denied (Enforce)")
+                       .Register(*registry_)) {
   // The counters exist from the start, at 0, so that a rate() sees the first event rather than
   // a series that appears at 1. Bad requests per endpoint; the pod endpoint's decisions for
   // every result each reason can have: a reason that denies in Enforce mode warns in Warn mode
@@ -156,6 +162,9 @@ WebhookMetrics::WebhookMetrics()
   for (const char* reason : {"timeout", "handshake_failed", "refused"})
     connectionsDropped_.Add({{"reason", reason}});
   malformedRequests_.Add({});
+  for (auto effect : {admission::HistoryEffect::kWarned, admission::HistoryEffect::kSteered,
+                      admission::HistoryEffect::kDenied})
+    historyGate_.Add({{"effect", admission::historyEffectName(effect)}});
   for (const char* reason : {"counted", "timeout"})
     reservationsEnded_.Add({{"reason", reason}});
   auto pods = [this](std::string_view reason, std::initializer_list<const char*> results) {
@@ -261,6 +270,11 @@ void WebhookMetrics::gateThresholdsChanged() {
 
 void WebhookMetrics::holdoutDecision() {
   holdoutDecisions_.Increment();
+}
+
+void WebhookMetrics::historyGate(admission::HistoryEffect effect) {
+  if (effect == admission::HistoryEffect::kNone) return;
+  historyGate_.Add({{"effect", admission::historyEffectName(effect)}}).Increment();
 }
 
 void WebhookMetrics::decision(std::string_view endpoint, std::string_view result,

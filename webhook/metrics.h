@@ -92,6 +92,8 @@ class WebhookMetrics {
   void gateThresholds(const admission::ThresholdsInForce& inForce);
   void gateThresholdsChanged();
   void holdoutDecision();
+  // A review the history gate acted on (admission::HistoryEffect other than kNone).
+  void historyGate(admission::HistoryEffect effect);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -120,6 +122,7 @@ class WebhookMetrics {
   prometheus::Gauge& gateCalibrated_;
   prometheus::Counter& gateThresholdChanges_;
   prometheus::Counter& holdoutDecisions_;
+  prometheus::Family<prometheus::Counter>& historyGate_;
   std::set<std::string> reservationChannels_;  // channels with a gauge
   std::mutex mu_;
 };

@@ -503,8 +503,8 @@ bool historyTroubled(const fleet::NodeFingerprint& fingerprint) {
 }
 
 Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
-                    const fleet::FleetSnapshot& fleet, const Policy& policy,
-                    Clock::time_point now) {
+                    const fleet::FleetSnapshot& fleet, const Policy& policy, Clock::time_point now,
+                    HistoryEffect& history) {
   const std::vector<fleet::Resource> used = resourcesUsed(pod);
   const NodeTable::Narrowed narrowed = table.narrow(pod);
   int eliminated[static_cast<int>(Elimination::kCount)] = {};
@@ -588,12 +588,16 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
             troubleWarning(passed->name, *passedFingerprint, used, policy.troubleWarningSeconds)) {
       v.warnings.push_back(std::move(*w));
     }
-    if (policy.history == HistoryGate::kWarn && historyTroubled(*passedFingerprint))
+    if (policy.history == HistoryGate::kWarn && historyTroubled(*passedFingerprint)) {
       v.warnings.push_back(historyWarning(passed->name, *passedFingerprint->history));
+      history = HistoryEffect::kWarned;
+    }
+    if (historyBlocked) history = HistoryEffect::kSteered;
     return v;
   }
   // Nodes that passed every gate but the history gate: the first is the closest of all.
   if (historyBlocked) {
+    history = HistoryEffect::kDenied;
     std::string m = "no node passes the gates for " + describeRequests(pod) + ": closest " +
                     historyBlocked->name + ": the history gate: " +
                     historyText(historyBlocked->name, *historyFingerprint->history);
@@ -742,6 +746,20 @@ std::optional<Mode> parseMode(std::string_view text) {
   if (text == "Warn") return Mode::kWarn;
   if (text == "DryRun") return Mode::kDryRun;
   return std::nullopt;
+}
+
+const char* historyEffectName(HistoryEffect effect) {
+  switch (effect) {
+    case HistoryEffect::kNone:
+      return "none";
+    case HistoryEffect::kWarned:
+      return "warned";
+    case HistoryEffect::kSteered:
+      return "steered";
+    case HistoryEffect::kDenied:
+      return "denied";
+  }
+  return "none";
 }
 
 const char* reasonName(Reason reason) {
@@ -946,7 +964,7 @@ Decision decide(const PodRequest& pod, const NodeTable& nodes, const fleet::Flee
 
   std::optional<Verdict> v;
   if (channel) v = channelVerdict(pod, *channel);
-  if (!v) v = nodeVerdict(pod, nodes, fleet, policy, now);
+  if (!v) v = nodeVerdict(pod, nodes, fleet, policy, now, d.history);
 
   d.verdict = v->allowed;
   d.reason = v->reason;

@@ -298,6 +298,13 @@ enum class StalePolicy { kAllow, kDeny };
 // (passed), so calibration, which counts the gates that failed, does not count it.
 enum class HistoryGate { kOff, kWarn, kEnforce };
 
+// What the history gate did to one decision: nothing; warned (kWarn: the chosen node's state is
+// troubled); steered (kEnforce: a candidate that passed the gates was passed over for its
+// history, and another was chosen); denied (kEnforce: every candidate that passed the gates was
+// troubled).
+enum class HistoryEffect { kNone, kWarned, kSteered, kDenied };
+const char* historyEffectName(HistoryEffect effect);  // "none", "warned", "steered", "denied"
+
 struct Policy {
   std::vector<std::string> excludedNamespaces{"kube-system"};
   std::string optOutLabel = "stability.pi0.io/admission";  // the value "skip" opts out
@@ -372,6 +379,7 @@ struct Decision {
   // Nodes that passed the eliminations and were looked at: the scan stops at the first that
   // passes, so for a Passed pod this counts up to the node chosen.
   int candidates = 0;
+  HistoryEffect history = HistoryEffect::kNone;  // whatever the mode
 };
 
 class NodeTable;  // node_table.h: the nodes, indexed by label

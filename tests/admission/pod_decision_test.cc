@@ -1240,10 +1240,12 @@ TEST_CASE("the history gate: Warn warns of the chosen node, Enforce steers away 
   CHECK(d.warnings[0] ==
         "pi0: node worker-1's state is like past ones that led to trouble (7 of 9, best match "
         "0.98)");
+  CHECK(d.history == HistoryEffect::kWarned);
   // A verdict that is not troubled, or none at all: nothing to say.
   auto quietFleet =
       snapshot({{"worker-1", {quiet(), kNow - 1s, fleet::NodeHealth::kHealthy, "", calm}}});
   CHECK(run(pod("500m", "1Gi"), nodes, quietFleet, p).warnings.empty());
+  CHECK(run(pod("500m", "1Gi"), nodes, quietFleet, p).history == HistoryEffect::kNone);
 
   // Enforce: worker-1 fails the history gate, worker-2 passes and is chosen.
   p.history = HistoryGate::kEnforce;
@@ -1251,6 +1253,7 @@ TEST_CASE("the history gate: Warn warns of the chosen node, Enforce steers away 
   CHECK(d.allowed);
   CHECK(d.node == "worker-2");
   CHECK(d.warnings.empty());
+  CHECK(d.history == HistoryEffect::kSteered);
   // Both troubled: denied, GatesFailed, naming the history gate; the readings are the node's
   // gates, all passed (calibration counts only the gates that failed).
   auto both =
@@ -1265,6 +1268,8 @@ TEST_CASE("the history gate: Warn warns of the chosen node, Enforce steers away 
         "history gate: " +
             said);
   CHECK(d.failures.empty());
+  CHECK(d.history == HistoryEffect::kDenied);
+  CHECK(std::string(historyEffectName(d.history)) == "denied");
   CHECK_FALSE(d.gates.empty());
   for (const GateReading& g : d.gates)
     CHECK(g.passed);
@@ -1287,4 +1292,5 @@ TEST_CASE("the history gate: Warn warns of the chosen node, Enforce steers away 
   d = run(pod("500m", "1Gi"), nodes, both, p);
   CHECK(d.allowed);
   CHECK(d.warnings.empty());
+  CHECK(d.history == HistoryEffect::kNone);
 }

@@ -295,6 +295,36 @@ TEST_CASE("pods: the GatePolicy's calibrated thresholds apply at once, the flags
   CHECK(has(w.metricsText(), "pi0_webhook_gate_calibrated 0"));
 }
 
+TEST_CASE("pods: what the history gate did is counted by effect, from 0") {
+  World w;
+  for (const char* effect : {"warned", "steered", "denied"}) {
+    CHECK(has(w.metricsText(),
+              std::string(R"(pi0_webhook_history_gate_total{effect=")") + effect + R"("} 0)"));
+  }
+  auto troubled = fingerprint("node-a", 0.9);
+  troubled.history = fleet::HistoryVerdict{true, 9, 7, "node-a", {}, "before_trouble", 0.98};
+  w.view.recordSuccess("node-a", troubled, w.clock.now());
+  // Warn (the default): admitted with the warning, counted as warned.
+  auto h = w.handlers();
+  auto r = response(h.pods(podReview("u-1", "shop", {{"app", "web"}}).dump()));
+  CHECK(r["allowed"] == true);
+  CHECK(has(w.metricsText(), R"(pi0_webhook_history_gate_total{effect="warned"} 1)"));
+  // Enforce, and the only node troubled: denied, counted as denied.
+  w.policy.history = admission::HistoryGate::kEnforce;
+  auto enforcing = w.handlers();
+  r = response(enforcing.pods(podReview("u-2", "shop", {{"app", "web"}}).dump()));
+  CHECK(r["allowed"] == false);
+  CHECK(has(w.metricsText(), R"(pi0_webhook_history_gate_total{effect="denied"} 1)"));
+  // A calm node: nothing counted.
+  w.load(0.9);
+  r = response(enforcing.pods(podReview("u-3", "shop", {{"app", "web"}}).dump()));
+  CHECK(r["allowed"] == true);
+  const std::string text = w.metricsText();
+  CHECK(has(text, R"(pi0_webhook_history_gate_total{effect="warned"} 1)"));
+  CHECK(has(text, R"(pi0_webhook_history_gate_total{effect="denied"} 1)"));
+  CHECK(has(text, R"(pi0_webhook_history_gate_total{effect="steered"} 0)"));
+}
+
 TEST_CASE("pods: a namespace's mode label turns a denial into a warning") {
   World w;
   w.load(0.02);
