@@ -47,6 +47,12 @@ json evidenceJson(const GateEvidence& e) {
   if (e.denied > 0)
     out["missRatio"] =
         std::round(static_cast<double>(e.missed) / static_cast<double>(e.denied) * 1e4) / 1e4;
+  // The admissions' mean slack, falsified and fine: whether the gate's value told them apart.
+  const std::int64_t fine = e.admitted - e.falsified;
+  if (e.falsified > 0)
+    out["falsifiedSlack"] =
+        std::round(e.falsifiedSlack / static_cast<double>(e.falsified) * 1e4) / 1e4;
+  if (fine > 0) out["fineSlack"] = std::round(e.fineSlack / static_cast<double>(fine) * 1e4) / 1e4;
   return out;
 }
 
@@ -72,6 +78,8 @@ Evidence evidenceOf(const std::vector<ledger::GateRate>& rates) {
     e.falsified += r.falsified;
     e.denied += r.denied;
     e.missed += r.missed;
+    e.falsifiedSlack += r.falsifiedSlack;
+    e.fineSlack += r.fineSlack;
   }
   return out;
 }

@@ -91,10 +91,23 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
     const double tighter = gate == Gate::kIsolation ? +policy.step : -policy.step;
     double target = r.current;
     if (f > policy.targetFalsification && f >= m) {
+      const std::int64_t fine = e.admitted - e.falsified;
+      const double falsifiedSlack = e.falsifiedSlack / static_cast<double>(e.falsified);
+      const std::string slack = fine > 0
+                                    ? "slack " + fixed(falsifiedSlack) + " falsified against " +
+                                          fixed(e.fineSlack / static_cast<double>(fine)) + " fine"
+                                    : "";
+      if (fine > 0 && falsifiedSlack * static_cast<double>(fine) >= e.fineSlack) {
+        r.reason = facts + ", " + slack + ": falsification over " +
+                   fixed(policy.targetFalsification) +
+                   ", but the falsified admissions were no nearer this threshold than the fine "
+                   "ones: tightening would deny fine ones as often";
+        continue;
+      }
       r.move = Move::kTighten;
       target = r.current + tighter;
-      r.reason = facts + ": falsification over " + fixed(policy.targetFalsification) +
-                 " and not under the miss ratio";
+      r.reason = facts + (slack.empty() ? "" : ", " + slack) + ": falsification over " +
+                 fixed(policy.targetFalsification) + " and not under the miss ratio";
     } else if (m > policy.targetMiss && f <= policy.targetFalsification) {
       r.move = Move::kLoosen;
       target = r.current - tighter;

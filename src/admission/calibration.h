@@ -4,7 +4,11 @@
 //
 // A gate that let through admissions later falsified (node trouble, an OOM kill, an eviction)
 // more often than `targetFalsification`, and more often than it made needless denials, tightens
-// by one step; one whose denials were needless (the node stayed fine) more often than
+// by one step, provided that its falsified admissions were nearer its threshold than the fine
+// ones on average (GateEvidence's slack): every gate passed every admission, so the
+// falsification alone does not say which gate could have denied them, and a gate whose value
+// does not tell the two apart would deny fine admissions as often as falsified ones (it holds,
+// saying so). One whose denials were needless (the node stayed fine) more often than
 // `targetMiss`, while its admissions stayed under `targetFalsification`, loosens by one step.
 // Otherwise it holds. Tightening lowers a maximum (fit_error, gluing_delta, psi) and raises
 // isolation's margin (a minimum). Never outside the gate's bounds; never on fewer than
@@ -25,6 +29,11 @@ struct GateEvidence {
   std::int64_t falsified = 0;
   std::int64_t denied = 0;
   std::int64_t missed = 0;
+  // The admissions' slack, how far inside the threshold the gate's value was (threshold − value
+  // for a maximum, value − threshold for isolation's minimum), summed over the falsified
+  // admissions and over the fine ones (admitted − falsified).
+  double falsifiedSlack = 0;
+  double fineSlack = 0;
 };
 
 struct GateBounds {

@@ -492,7 +492,11 @@ SELECT g.resource, g.gate, d.holdout,
        SUM(d.verdict = 1 AND g.passed = 1),
        SUM(d.verdict = 1 AND g.passed = 1 AND v.bad),
        SUM(d.verdict = 0 AND g.passed = 0),
-       SUM(d.verdict = 0 AND g.passed = 0 AND v.fine AND NOT v.bad)
+       SUM(d.verdict = 0 AND g.passed = 0 AND v.fine AND NOT v.bad),
+       TOTAL(CASE WHEN d.verdict = 1 AND g.passed = 1 AND v.bad THEN
+               IIF(g.gate = 'isolation', g.value - g.threshold, g.threshold - g.value) END),
+       TOTAL(CASE WHEN d.verdict = 1 AND g.passed = 1 AND NOT v.bad THEN
+               IIF(g.gate = 'isolation', g.value - g.threshold, g.threshold - g.value) END)
 FROM verdicts v
 JOIN decisions d ON d.seq = v.decision_seq
 JOIN decision_gates g ON g.decision_seq = v.decision_seq
@@ -505,7 +509,7 @@ ORDER BY g.resource, g.gate, d.holdout)sql");
   int rc;
   while ((rc = s.step()) == SQLITE_ROW)
     out.push_back({s.text(0), s.text(1), s.integer(3), s.integer(4), s.integer(5), s.integer(6),
-                   s.integer(2) != 0});
+                   s.integer(2) != 0, s.real(7), s.real(8)});
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
   return out;
 }

@@ -74,6 +74,9 @@ struct Pruned {
 //    falsified: of those, followed by node_trouble, or the pod OOM-killed or evicted.
 //  - denied: decisions that Enforce would deny, in which this gate failed; missed: of those, the
 //    node stayed fine over the horizon (a denial that was not needed).
+//  - falsifiedSlack, fineSlack: how far inside the threshold the admitted decisions' values were
+//    (threshold − value; value − threshold for isolation, a minimum), summed over the falsified
+//    admissions and over the others.
 struct GateRate {
   std::string resource;
   std::string gate;
@@ -83,6 +86,8 @@ struct GateRate {
   std::int64_t missed = 0;
   bool holdout =
       false;  // these decisions were judged with the fixed thresholds (Decision::holdout)
+  double falsifiedSlack = 0;
+  double fineSlack = 0;
   friend bool operator==(const GateRate&, const GateRate&) = default;
 };
 

@@ -1,6 +1,7 @@
 // Calibration's recommendation from judged decisions: a gate whose admissions are falsified
-// tightens, one whose denials are needless loosens, a balanced one holds, none moves on too
-// little evidence or past its bounds, and a run of rounds walks a threshold one step at a time.
+// tightens when its falsified admissions were nearer its threshold, one whose denials are
+// needless loosens, a balanced one holds, none moves on too little evidence or past its bounds,
+// and a run of rounds walks a threshold one step at a time.
 #include <doctest/doctest.h>
 
 #include "admission/calibration.h"
@@ -9,7 +10,11 @@ using namespace pi0::admission;
 
 namespace {
 
-std::array<GateEvidence, 4> only(Gate gate, GateEvidence e) {
+// Evidence for one gate. Unless `falsifiedSlack` says otherwise, the falsified admissions were
+// nearer the threshold (mean slack 0.01) than the fine ones (0.05).
+std::array<GateEvidence, 4> only(Gate gate, GateEvidence e, double falsifiedSlack = 0.01) {
+  e.falsifiedSlack = falsifiedSlack * static_cast<double>(e.falsified);
+  e.fineSlack = 0.05 * static_cast<double>(e.admitted - e.falsified);
   std::array<GateEvidence, 4> all{};
   all[static_cast<std::size_t>(gate)] = e;
   return all;
@@ -26,8 +31,8 @@ TEST_CASE("falsified admissions tighten; needless denials loosen; a balance hold
   CHECK(r[0].move == Move::kTighten);
   CHECK(r[0].recommended == doctest::Approx(0.09));
   CHECK(r[0].reason ==
-        "falsification 0.15 (12 of 80), miss 0.05 (1 of 20): falsification over 0.05 and not "
-        "under the miss ratio");
+        "falsification 0.15 (12 of 80), miss 0.05 (1 of 20), slack 0.01 falsified against 0.05 "
+        "fine: falsification over 0.05 and not under the miss ratio");
   // isolation is a minimum: tightening raises it.
   r = recommend(t, only(Gate::kIsolation, {80, 12, 20, 1}), p);
   CHECK(r[3].move == Move::kTighten);
@@ -50,6 +55,29 @@ TEST_CASE("falsified admissions tighten; needless denials loosen; a balance hold
   r = recommend(t, only(Gate::kFitError, {100, 3, 50, 5}), p);
   CHECK(r[0].move == Move::kHold);
   CHECK(r[0].reason.ends_with("within the targets"));
+}
+
+TEST_CASE("a gate whose value does not tell falsified admissions from fine ones holds") {
+  const Thresholds t;
+  const CalibrationPolicy p;
+  // Falsified as often as above, but the falsified admissions were as far inside fit_error's
+  // threshold as the fine ones (slack 0.05 both): one step tighter would deny fine ones as
+  // often, so it holds and says why.
+  auto r = recommend(t, only(Gate::kFitError, {80, 12, 20, 1}, 0.05), p);
+  CHECK(r[0].move == Move::kHold);
+  CHECK(r[0].recommended == t.fitError);
+  CHECK(r[0].reason ==
+        "falsification 0.15 (12 of 80), miss 0.05 (1 of 20), slack 0.05 falsified against 0.05 "
+        "fine: falsification over 0.05, but the falsified admissions were no nearer this "
+        "threshold than the fine ones: tightening would deny fine ones as often");
+  // Further inside than the fine ones: holds too.
+  CHECK(recommend(t, only(Gate::kPsi, {80, 12, 20, 1}, 0.2), p)[2].move == Move::kHold);
+  // Every admission falsified: nothing to compare with; it tightens.
+  r = recommend(t, only(Gate::kPsi, {60, 60, 0, 0}, 0.2), p);
+  CHECK(r[2].move == Move::kTighten);
+  CHECK(r[2].reason ==
+        "falsification 1.00 (60 of 60), miss 0.00 (0 of 0): falsification over 0.05 and not "
+        "under the miss ratio");
 }
 
 TEST_CASE("no move on too little evidence, and none past a bound") {

@@ -332,6 +332,7 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   for (const char* id : {"a1", "a2", "a3", "a4", "d1", "d2", "old"})
     made.push_back(decision(id, kT0 + 1min, "node-a"));
   made.back().at = kT0 - 1h;
+  made[1].gates[0].value = 0.09;  // a2: fit_error 0.01 inside its threshold 0.1
   for (Decision& d : made) {
     if (d.id[0] != 'd') continue;
     d.allowed = d.verdict = false;
@@ -351,12 +352,22 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   auto rates = (*ledger)->gateRates(kT0);
   REQUIRE(rates);
   // fit_error passed in every decision: three admissions judged, two falsified; no denial by it.
-  // isolation: the same admissions, and the two denials, one of them not needed.
-  CHECK(*rates ==
-        std::vector<GateRate>{{"cpu", "fit_error", 3, 2, 0, 0}, {"cpu", "isolation", 3, 2, 2, 1}});
+  // isolation: the same admissions, and the two denials, one of them not needed. The slack of
+  // the falsified admissions (a2, a3) and of the fine one (a1), apart.
+  REQUIRE(rates->size() == 2);
+  auto counts = [](GateRate r) {
+    r.falsifiedSlack = r.fineSlack = 0;
+    return r;
+  };
+  CHECK(counts((*rates)[0]) == GateRate{"cpu", "fit_error", 3, 2, 0, 0});
+  CHECK(counts((*rates)[1]) == GateRate{"cpu", "isolation", 3, 2, 2, 1});
+  CHECK((*rates)[0].falsifiedSlack == doctest::Approx(0.01 + 0.06));
+  CHECK((*rates)[0].fineSlack == doctest::Approx(0.06));
+  CHECK((*rates)[1].falsifiedSlack == doctest::Approx(0.35 + 0.35));  // 0.7 − 0.35, a minimum
+  CHECK((*rates)[1].fineSlack == doctest::Approx(0.35));
   auto all = (*ledger)->gateRates(kT0 - 2h);
   REQUIRE(all);
-  CHECK(all->front() == GateRate{"cpu", "fit_error", 4, 3, 0, 0});
+  CHECK(counts(all->front()) == GateRate{"cpu", "fit_error", 4, 3, 0, 0});
 }
 
 namespace {

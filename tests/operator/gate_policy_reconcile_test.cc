@@ -72,7 +72,9 @@ void judged(ledger::Ledger& l, const std::string& prefix, int n, int troubled, W
     d.node = "node-a";
     d.candidates = 3;
     d.holdout = holdout;
-    d.gates = {{"cpu", "fit_error", admitted ? 0.08 : 0.12, 0.10, 0, admitted}};
+    // The admissions followed by trouble were nearer the threshold than the fine ones.
+    const double value = !admitted ? 0.12 : i < troubled ? 0.095 : 0.08;
+    d.gates = {{"cpu", "fit_error", value, 0.10, 0, admitted}};
     made.push_back(d);
     outcomes.push_back({d.id, {i < troubled ? "node_trouble" : "node_fine", at + 15min, ""}});
   }
@@ -133,6 +135,8 @@ TEST_CASE("Auto: a gate whose admissions were falsified tightens one step per ro
   CHECK(s["evidence"]["gates"][0]["admitted"] == 60);
   CHECK(s["evidence"]["gates"][0]["falsified"] == 12);
   CHECK(s["evidence"]["gates"][0]["falsificationRatio"] == 0.2);
+  CHECK(s["evidence"]["gates"][0]["falsifiedSlack"].get<double>() == doctest::Approx(0.005));
+  CHECK(s["evidence"]["gates"][0]["fineSlack"].get<double>() == doctest::Approx(0.02));
   CHECK(s["recommendation"][0]["move"] == "Tighten");
   const Json* ready = bed.condition(s, "Ready");
   REQUIRE(ready);
@@ -309,8 +313,8 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
   in.policy = &p;
   in.now = kNow;
   Evidence e;
-  e.inForce[0] = {812, 61, 40, 2};
-  e.holdout[0] = {41, 4, 2, 1};
+  e.inForce[0] = {812, 61, 40, 2, 61 * 0.01, 751 * 0.04};
+  e.holdout[0] = {41, 4, 2, 1, 4 * 0.02, 37 * 0.05};
   e.inForce[3] = {20, 0, 0, 0};
   in.evidence = e;
   const RoundOutput out = calibrationRound(in);
@@ -328,4 +332,6 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
         "evidence", "recommendation", "history", "conditions"})
     CHECK(written["status"].contains(key));
   CHECK(written["status"]["evidence"]["gates"][0]["holdout"]["missRatio"] == 0.5);
+  CHECK(written["status"]["evidence"]["gates"][0]["falsifiedSlack"] == 0.01);
+  CHECK(written["status"]["evidence"]["gates"][0]["holdout"]["fineSlack"] == 0.05);
 }
