@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "common/format.h"
 #include "common/json_reader.h"
@@ -96,12 +97,19 @@ bool roundDue(const json& policy, WallTime now) {
   return now - *last >= spec->interval;
 }
 
-WallTime evidenceSince(const json& policy, const admission::GatePolicySpec& spec, WallTime now) {
-  WallTime since = now - spec.window;
+std::array<WallTime, 4> evidenceSince(const json& policy, const admission::GatePolicySpec& spec,
+                                      WallTime now) {
+  std::array<WallTime, 4> since;
+  since.fill(now - spec.window);
   const json* status = pi0::json::member(policy, "status");
   const json* history = status ? pi0::json::member(*status, "history") : nullptr;
-  if (history && history->is_array() && !history->empty()) {
-    if (auto last = timeAt(history->back(), "time")) since = std::max(since, *last);
+  if (history == nullptr || !history->is_array()) return since;
+  for (const json& change : *history) {
+    const auto gate = gateNamed(change.is_object() ? change.value("gate", "") : "");
+    const auto at = gate ? timeAt(change, "time") : std::nullopt;
+    if (at)
+      since[static_cast<std::size_t>(*gate)] =
+          std::max(since[static_cast<std::size_t>(*gate)], *at);
   }
   return since;
 }
@@ -174,11 +182,12 @@ RoundOutput calibrationRound(const RoundInput& in) {
     const auto recs = admission::recommend(current, e.inForce, spec->calibration);
     json gates = json::array(), recommendation = json::array();
     std::string short_;
+    const auto since = evidenceSince(policy, *spec, in.now);
     for (std::size_t i = 0; i < kGates; ++i) {
       const Gate gate = static_cast<Gate>(i);
       json g = evidenceJson(e.inForce[i]);
       g["holdout"] = evidenceJson(e.holdout[i]);
-      json entry = {{"gate", admission::gateName(gate)}};
+      json entry = {{"gate", admission::gateName(gate)}, {"since", rfc3339(since[i], 0)}};
       entry.update(g);
       gates.push_back(std::move(entry));
       const auto& r = recs[i];
@@ -197,7 +206,7 @@ RoundOutput calibrationRound(const RoundInput& in) {
         out.changes.push_back({in.now, gate, r.current, r.recommended, r.reason});
       }
     }
-    status["evidence"] = {{"since", rfc3339(evidenceSince(policy, *spec, in.now), 0)},
+    status["evidence"] = {{"since", rfc3339(*std::min_element(since.begin(), since.end()), 0)},
                           {"gates", std::move(gates)}};
     status["recommendation"] = std::move(recommendation);
     setCondition(conditions, "Ready", true, "Calibrating",
@@ -262,10 +271,24 @@ Result<std::vector<ThresholdChange>> GatePolicyCalibrator::round(WallTime now) {
         in.historyLimit = options_.historyLimit;
         auto spec = admission::parseGatePolicySpec(policy);
         if (ledger_ && spec && spec->mode != CalibrationMode::kOff) {
-          if (auto rates = ledger_->gateRates(evidenceSince(policy, *spec, now)))
-            in.evidence = evidenceOf(*rates);
-          else
-            in.evidenceError = rates.error().message;
+          // Each gate's evidence since its own last change: one query per distinct time.
+          const auto since = evidenceSince(policy, *spec, now);
+          std::map<WallTime, Evidence> read;
+          Evidence e;
+          for (std::size_t i = 0; i < since.size() && in.evidenceError.empty(); ++i) {
+            auto it = read.find(since[i]);
+            if (it == read.end()) {
+              auto rates = ledger_->gateRates(since[i]);
+              if (!rates) {
+                in.evidenceError = rates.error().message;
+                break;
+              }
+              it = read.emplace(since[i], evidenceOf(*rates)).first;
+            }
+            e.inForce[i] = it->second.inForce[i];
+            e.holdout[i] = it->second.holdout[i];
+          }
+          if (in.evidenceError.empty()) in.evidence = e;
         }
         out = calibrationRound(in);
         policy["status"] = out.status;

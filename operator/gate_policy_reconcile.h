@@ -9,8 +9,10 @@
 //     fixedThresholds: {fitError: 0.10, ...}  # the flags': the holdout's, and Off/Recommend's
 //     lastCalibrationTime: "2026-12-07T01:00:00Z"
 //     evidence:
-//       since: "..."          # the later of now − window and the last change
-//       gates: [{gate: fit_error, admitted: 812, falsified: 61, denied: 40, missed: 9,
+//       since: "..."          # the oldest of the gates' (each: the later of now − window and
+//                             # the gate's last change)
+//       gates: [{gate: fit_error, since: "...", admitted: 812, falsified: 61, denied: 40, missed:
+//       9,
 //                falsificationRatio: 0.075, missRatio: 0.225,
 //                holdout: {admitted: 41, falsified: 4, denied: 2, missed: 1, ...}}, ...]
 //     recommendation: [{gate: fit_error, current: 0.10, recommended: 0.09, move: Tighten,
@@ -19,10 +21,10 @@
 //     conditions: [Ready, EnoughEvidence]
 //
 // Evidence is read only from the decisions judged with the thresholds in force (not the
-// holdout) made since the last change, so that each step stands on outcomes of the thresholds
-// it moves. In Auto mode each move is applied, recorded in the history and announced by an Event
-// (ThresholdTightened, ThresholdLoosened). Off and Recommend put the fixed thresholds in force
-// (a change back to them is recorded too); Recommend still writes the recommendation.
+// holdout) made since the gate's last change, so that each step stands on outcomes of the
+// threshold it moves. In Auto mode each move is applied, recorded in the history and announced by
+// an Event (ThresholdTightened, ThresholdLoosened). Off and Recommend put the fixed thresholds in
+// force (a change back to them is recorded too); Recommend still writes the recommendation.
 #pragma once
 
 #include <array>
@@ -89,9 +91,11 @@ struct RoundOutput {
 // Whether a round is due: the spec changed since the last round (generation), or none ran yet,
 // or spec.interval has passed since status.lastCalibrationTime.
 bool roundDue(const nlohmann::json& policy, WallTime now);
-// The oldest decision a round reads: the later of now − spec.window and the last change.
-WallTime evidenceSince(const nlohmann::json& policy, const admission::GatePolicySpec& spec,
-                       WallTime now);
+// The oldest decision a round reads for each gate (by admission::Gate): the later of
+// now − spec.window and that gate's last change in the history, so that another gate's change
+// does not throw away the evidence a gate has gathered at its own value.
+std::array<WallTime, 4> evidenceSince(const nlohmann::json& policy,
+                                      const admission::GatePolicySpec& spec, WallTime now);
 // The round itself: pure.
 RoundOutput calibrationRound(const RoundInput& input);
 

@@ -97,11 +97,13 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
                                     ? "slack " + fixed(falsifiedSlack) + " falsified against " +
                                           fixed(e.fineSlack / static_cast<double>(fine)) + " fine"
                                     : "";
-      if (fine > 0 && falsifiedSlack * static_cast<double>(fine) >= e.fineSlack) {
+      // Nearer by at least a step: a step tighter denies falsified admissions more than fine ones.
+      if (fine > 0 &&
+          falsifiedSlack + policy.step > e.fineSlack / static_cast<double>(fine) + 1e-9) {
         r.reason = facts + ", " + slack + ": falsification over " +
                    fixed(policy.targetFalsification) +
-                   ", but the falsified admissions were no nearer this threshold than the fine "
-                   "ones: tightening would deny fine ones as often";
+                   ", but the falsified admissions were not a step nearer this threshold than the "
+                   "fine ones: tightening would deny fine ones as often";
         continue;
       }
       r.move = Move::kTighten;

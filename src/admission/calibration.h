@@ -4,8 +4,8 @@
 //
 // A gate that let through admissions later falsified (node trouble, an OOM kill, an eviction)
 // more often than `targetFalsification`, and more often than it made needless denials, tightens
-// by one step, provided that its falsified admissions were nearer its threshold than the fine
-// ones on average (GateEvidence's slack): every gate passed every admission, so the
+// by one step, provided that its falsified admissions were at least a step nearer its threshold
+// than the fine ones on average (GateEvidence's slack): every gate passed every admission, so the
 // falsification alone does not say which gate could have denied them, and a gate whose value
 // does not tell the two apart would deny fine admissions as often as falsified ones (it holds,
 // saying so). One whose denials were needless (the node stayed fine) more often than

@@ -68,10 +68,12 @@ TEST_CASE("a gate whose value does not tell falsified admissions from fine ones 
   CHECK(r[0].recommended == t.fitError);
   CHECK(r[0].reason ==
         "falsification 0.15 (12 of 80), miss 0.05 (1 of 20), slack 0.05 falsified against 0.05 "
-        "fine: falsification over 0.05, but the falsified admissions were no nearer this "
-        "threshold than the fine ones: tightening would deny fine ones as often");
-  // Further inside than the fine ones: holds too.
+        "fine: falsification over 0.05, but the falsified admissions were not a step nearer "
+        "this threshold than the fine ones: tightening would deny fine ones as often");
+  // Further inside than the fine ones, or nearer by less than a step (0.01): holds too.
   CHECK(recommend(t, only(Gate::kPsi, {80, 12, 20, 1}, 0.2), p)[2].move == Move::kHold);
+  CHECK(recommend(t, only(Gate::kPsi, {80, 12, 20, 1}, 0.045), p)[2].move == Move::kHold);
+  CHECK(recommend(t, only(Gate::kPsi, {80, 12, 20, 1}, 0.04), p)[2].move == Move::kTighten);
   // Every admission falsified: nothing to compare with; it tightens.
   r = recommend(t, only(Gate::kPsi, {60, 60, 0, 0}, 0.2), p);
   CHECK(r[2].move == Move::kTighten);

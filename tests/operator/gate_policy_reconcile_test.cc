@@ -174,6 +174,32 @@ TEST_CASE("Auto: a gate whose admissions were falsified tightens one step per ro
   CHECK(bed.status()["history"].size() == 2);
 }
 
+TEST_CASE("Auto: each gate's evidence runs from its own last change, not another gate's") {
+  Bed bed;
+  Json p = policy({{"mode", "Auto"}, {"minDecisions", 50}});
+  // psi moved 10 minutes ago; fit_error's evidence is from 20 minutes ago.
+  p["status"] = {{"thresholds",
+                  {{"fitError", 0.1}, {"gluingDelta", 0.15}, {"psi", 0.24}, {"isolation", 0.35}}},
+                 {"history",
+                  {{{"time", "2026-05-28T20:16:40Z"},
+                    {"gate", "psi"},
+                    {"from", 0.25},
+                    {"to", 0.24},
+                    {"reason", "falsification 0.10 (5 of 50), miss 0.00 (0 of 0): ..."}}}}};
+  bed.cluster.put(res::kGatePolicies, p);
+  judged(*bed.ledger, "a", 60, 12, kNow - 20min, true);
+  auto changes = bed.calibrator().round(kNow);
+  REQUIRE(changes);
+  REQUIRE(changes->size() == 1);
+  CHECK((*changes)[0].gate == admission::Gate::kFitError);
+  const Json s = bed.status();
+  CHECK(s["thresholds"]["fitError"].get<double>() == doctest::Approx(0.09));
+  CHECK(s["thresholds"]["psi"].get<double>() == doctest::Approx(0.24));
+  CHECK(s["evidence"]["gates"][0]["since"] == "2026-05-27T20:26:40Z");  // now − window
+  CHECK(s["evidence"]["gates"][2]["since"] == "2026-05-28T20:16:40Z");  // psi's change
+  CHECK(s["evidence"]["since"] == "2026-05-27T20:26:40Z");
+}
+
 TEST_CASE("Auto: a gate whose denials were needless loosens") {
   Bed bed;
   bed.cluster.put(res::kGatePolicies, policy({{"mode", "Auto"}, {"minDecisions", 50}}));
