@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Judges every admission decision of a scripted day (bench/calibration/run.sh) against the load
+that followed it, and prints the falsification and miss rates of each world as Markdown.
+
+Ground truth is day.py's truth.csv (each node's load and pressure every second, and whether it
+was in trouble) and ooms.csv (pods OOM-killed), never Pi0's own output:
+  * an admitted pod was falsified when its node was in trouble at some second of the horizon
+    that followed (from the second of the decision to HORIZON seconds later), or the pod was
+    OOM-killed;
+  * a denial was needless (a miss) when its node stayed out of trouble over that horizon.
+falsification = falsified / admitted, miss = needless / denied. The ledger's own judgement (the
+operator's outcomes) is printed beside it as a cross-check.
+
+Usage: report.py RESULTS_DIR [--horizon SECONDS]
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sqlite3
+import sys
+from collections import defaultdict
+
+
+def load(out, horizon):
+    day = json.load(open(os.path.join(out, "day.json")))
+    trouble = defaultdict(set)  # (world, node) -> seconds in trouble
+    with open(os.path.join(out, "truth.csv")) as f:
+        for row in csv.DictReader(f):
+            if row["trouble"]:
+                trouble[(row["world"], row["node"])].add(int(row["t"]))
+    ooms = set()
+    with open(os.path.join(out, "ooms.csv")) as f:
+        for row in csv.DictReader(f):
+            ooms.add((row["world"], row["pod"]))
+    decisions = []
+    with open(os.path.join(out, "decisions.csv")) as f:
+        for row in csv.DictReader(f):
+            t = float(row["t"])
+            seconds = trouble[(row["world"], row["node"])]
+            followed = any(s in seconds for s in range(math.floor(t), math.floor(t + horizon) + 1))
+            decisions.append(dict(world=row["world"], t=t, node=row["node"], pod=row["pod"],
+                                  allowed=row["allowed"] == "1", message=row["message"],
+                                  followed=followed, oom=(row["world"], row["pod"]) in ooms))
+    return day, trouble, decisions
+
+
+def rates(decisions):
+    admitted = [d for d in decisions if d["allowed"]]
+    denied = [d for d in decisions if not d["allowed"]]
+    falsified = sum(1 for d in admitted if d["followed"] or d["oom"])
+    missed = sum(1 for d in denied if not d["followed"])
+    return dict(decisions=len(decisions), admitted=len(admitted), falsified=falsified,
+                denied=len(denied), missed=missed,
+                falsification=falsified / len(admitted) if admitted else float("nan"),
+                miss=missed / len(denied) if denied else float("nan"),
+                needless=missed / len(decisions) if decisions else float("nan"))
+
+
+def ledger_view(path):
+    """The operator's own judgement, from its truth ledger."""
+    if not os.path.exists(path):
+        return None
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    row = db.execute("""
+      SELECT
+        SUM(d.verdict = 1),
+        SUM(d.verdict = 1 AND EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+              AND o.kind IN ('node_trouble', 'oom_killed', 'evicted'))),
+        SUM(d.verdict = 0),
+        SUM(d.verdict = 0 AND EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+              AND o.kind = 'node_fine')),
+        SUM(NOT EXISTS (SELECT 1 FROM outcomes o WHERE o.decision_seq = d.seq
+              AND o.kind IN ('node_trouble', 'node_fine'))),
+        COUNT(*)
+      FROM decisions d""").fetchone()
+    admitted, falsified, denied, missed, unjudged, total = (v or 0 for v in row)
+    return dict(decisions=total, admitted=admitted, falsified=falsified, denied=denied,
+                missed=missed, unjudged=unjudged)
+
+
+def clock(hours):
+    return "%02d:%02d" % (int(hours), round(60 * (hours - int(hours))))
+
+
+def pct(x):
+    return "n/a" if x != x else "%.1f %%" % (100 * x)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("out")
+    p.add_argument("--horizon", type=float, default=15)
+    args = p.parse_args()
+    day, trouble, decisions = load(args.out, args.horizon)
+    worlds = day["worlds"]
+    length = day["lengthSeconds"]
+    hour_seconds = day["hourSeconds"]
+    print("# The calibration benchmark: a scripted day, fixed thresholds against Auto\n")
+    print("Day \"%s\": %d hours of %g s, %d Nodes per world, seed %d, outcome horizon %g s; %d "
+          "pods arrived per world.\n" % (day.get("day", "mixed"), day["hours"], hour_seconds,
+                                         day["nodes"], day["seed"], args.horizon,
+                                         day["arrivals"]))
+    by_world = {w: [d for d in decisions if d["world"] == w] for w in worlds}
+    print("| world | decisions | admitted | falsified | falsification | denied | needless "
+          "| miss | needless per decision | node-seconds in trouble |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    summary = {}
+    for w in worlds:
+        r = rates(by_world[w])
+        summary[w] = r
+        troubled = sum(len(s) for (world, _), s in trouble.items() if world == w)
+        print("| %s | %d | %d | %d | %s | %d | %d | %s | %s | %d |" % (
+            w, r["decisions"], r["admitted"], r["falsified"], pct(r["falsification"]),
+            r["denied"], r["missed"], pct(r["miss"]), pct(r["needless"]), troubled))
+    print()
+    if "off" in summary and "auto" in summary:
+        off, auto = summary["off"], summary["auto"]
+        if off["falsification"] > 0:
+            print("Falsification under Auto: %.2f of the fixed thresholds'. Miss rate: %+.1f "
+                  "points; needless denials per decision: %+.1f points.\n" % (
+                      auto["falsification"] / off["falsification"],
+                      100 * (auto["miss"] - off["miss"]),
+                      100 * (auto["needless"] - off["needless"])))
+    print("By quarter of the day (falsification / miss):\n")
+    quarters = [(q * length / 4, (q + 1) * length / 4) for q in range(4)]
+    print("| world | " + " | ".join("%s-%s" % (clock(a / hour_seconds), clock(b / hour_seconds))
+                                      for a, b in quarters) + " |")
+    print("|---|" + "---:|" * len(quarters))
+    for w in worlds:
+        cells = []
+        for a, b in quarters:
+            r = rates([d for d in by_world[w] if a <= d["t"] < b])
+            cells.append("%s / %s (%d, %d)" % (pct(r["falsification"]), pct(r["miss"]),
+                                               r["admitted"], r["denied"]))
+        print("| %s | %s |" % (w, " | ".join(cells)))
+    print("\n(admitted, denied) in brackets.\n")
+    print("Why the webhooks denied:\n")
+    for w in worlds:
+        reasons = defaultdict(int)
+        for d in by_world[w]:
+            if not d["allowed"]:
+                for gate in ("fit_error", "gluing_delta", "PSI", "isolation", "history"):
+                    if gate in d["message"]:
+                        reasons[gate] += 1
+        print("- %s: %s" % (w, ", ".join("%s in %d" % kv for kv in sorted(reasons.items()))
+                            or "none"))
+    print("\nThe operators' own judgement (their truth ledgers; a cross-check):\n")
+    print("| world | decisions | admitted | falsified | denied | needless | not judged |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for w in worlds:
+        v = ledger_view(os.path.join(args.out, "ledger-%s.db" % w))
+        if v:
+            print("| %s | %d | %d | %d | %d | %d | %d |" % (
+                w, v["decisions"], v["admitted"], v["falsified"], v["denied"], v["missed"],
+                v["unjudged"]))
+    for w in worlds:
+        path = os.path.join(args.out, "gatepolicy-%s.json" % w)
+        if not os.path.exists(path):
+            continue
+        status = json.load(open(path)).get("status", {})
+        history = status.get("history", [])
+        print("\nGatePolicy day-%s: thresholds at the end %s; %d changes%s" % (
+            w, json.dumps(status.get("thresholds", {}), sort_keys=True), len(history),
+            ":" if history else "."))
+        for h in history:
+            print("- %s %s %s -> %s: %s" % (h.get("time"), h.get("gate"), h.get("from"),
+                                           h.get("to"), h.get("reason")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
