@@ -11,9 +11,9 @@
 //     evidence:
 //       since: "..."          # the oldest of the gates' (each: the later of now − window and
 //                             # the gate's last change)
-//       gates: [{gate: fit_error, since: "...", admitted: 812, falsified: 61, denied: 40, missed:
-//       9,
-//                falsificationRatio: 0.075, missRatio: 0.225,
+//       gates: [{gate: fit_error, since: "...", admitted: 812, falsified: 61, denied: 40,
+//                missed: 9, falsificationRatio: 0.075, missRatio: 0.225,
+//                falsifiedSlack: 0.01, fineSlack: 0.04,
 //                holdout: {admitted: 41, falsified: 4, denied: 2, missed: 1, ...}}, ...]
 //     recommendation: [{gate: fit_error, current: 0.10, recommended: 0.09, move: Tighten,
 //                       reason: "falsification 0.08 (61 of 812), ..."}, ...]
