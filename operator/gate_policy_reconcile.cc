@@ -81,6 +81,7 @@ Evidence evidenceOf(const std::vector<ledger::GateRate>& rates) {
     e.missed += r.missed;
     e.falsifiedSlack += r.falsifiedSlack;
     e.fineSlack += r.fineSlack;
+    e.sinceChange += r.sinceChange;
   }
   return out;
 }
@@ -114,6 +115,16 @@ std::array<WallTime, 4> evidenceSince(const json& policy, const admission::GateP
   return since;
 }
 
+Thresholds inForce(const json& policy, const admission::GatePolicySpec& spec,
+                   const Thresholds& fixed) {
+  if (spec.mode != CalibrationMode::kAuto) return fixed;
+  const json* status = pi0::json::member(policy, "status");
+  const json* t = status ? pi0::json::member(*status, "thresholds") : nullptr;
+  if (t == nullptr) return fixed;
+  auto parsed = admission::parseThresholds(*t, "status.thresholds");
+  return parsed ? *parsed : fixed;
+}
+
 RoundOutput calibrationRound(const RoundInput& in) {
   RoundOutput out;
   const json& policy = *in.policy;
@@ -131,13 +142,7 @@ RoundOutput calibrationRound(const RoundInput& in) {
     out.invalid = spec.error().message;
   const CalibrationMode mode = spec ? spec->mode : CalibrationMode::kOff;
 
-  // The thresholds in force before this round: status.thresholds only in Auto mode.
-  Thresholds current = in.fixed;
-  if (mode == CalibrationMode::kAuto) {
-    if (const json* t = pi0::json::member(status, "thresholds")) {
-      if (auto parsed = admission::parseThresholds(*t, "status.thresholds")) current = *parsed;
-    }
-  }
+  const Thresholds current = spec ? inForce(policy, *spec, in.fixed) : in.fixed;
   Thresholds next = current;
   std::string resetReason;
   if (mode != CalibrationMode::kAuto) {
@@ -187,7 +192,9 @@ RoundOutput calibrationRound(const RoundInput& in) {
       const Gate gate = static_cast<Gate>(i);
       json g = evidenceJson(e.inForce[i]);
       g["holdout"] = evidenceJson(e.holdout[i]);
-      json entry = {{"gate", admission::gateName(gate)}, {"since", rfc3339(since[i], 0)}};
+      json entry = {{"gate", admission::gateName(gate)},
+                    {"since", rfc3339(since[i], 0)},
+                    {"sinceChange", e.inForce[i].sinceChange}};
       entry.update(g);
       gates.push_back(std::move(entry));
       const auto& r = recs[i];
@@ -206,7 +213,7 @@ RoundOutput calibrationRound(const RoundInput& in) {
         out.changes.push_back({in.now, gate, r.current, r.recommended, r.reason});
       }
     }
-    status["evidence"] = {{"since", rfc3339(*std::min_element(since.begin(), since.end()), 0)},
+    status["evidence"] = {{"since", rfc3339(in.now - spec->window, 0)},
                           {"gates", std::move(gates)}};
     status["recommendation"] = std::move(recommendation);
     setCondition(conditions, "Ready", true, "Calibrating",
@@ -271,24 +278,19 @@ Result<std::vector<ThresholdChange>> GatePolicyCalibrator::round(WallTime now) {
         in.historyLimit = options_.historyLimit;
         auto spec = admission::parseGatePolicySpec(policy);
         if (ledger_ && spec && spec->mode != CalibrationMode::kOff) {
-          // Each gate's evidence since its own last change: one query per distinct time.
+          // The window's decisions judged again with the thresholds in force, each gate's
+          // counted since its own last change as well.
           const auto since = evidenceSince(policy, *spec, now);
-          std::map<WallTime, Evidence> read;
-          Evidence e;
-          for (std::size_t i = 0; i < since.size() && in.evidenceError.empty(); ++i) {
-            auto it = read.find(since[i]);
-            if (it == read.end()) {
-              auto rates = ledger_->gateRates(since[i]);
-              if (!rates) {
-                in.evidenceError = rates.error().message;
-                break;
-              }
-              it = read.emplace(since[i], evidenceOf(*rates)).first;
-            }
-            e.inForce[i] = it->second.inForce[i];
-            e.holdout[i] = it->second.holdout[i];
+          const Thresholds current = inForce(policy, *spec, options_.fixed);
+          std::map<std::string, ledger::GateNow> gates;
+          for (std::size_t i = 0; i < kGates; ++i) {
+            const Gate gate = static_cast<Gate>(i);
+            gates[admission::gateName(gate)] = {admission::thresholdOf(current, gate), since[i]};
           }
-          if (in.evidenceError.empty()) in.evidence = e;
+          if (auto rates = ledger_->gateRates(now - spec->window, gates))
+            in.evidence = evidenceOf(*rates);
+          else
+            in.evidenceError = rates.error().message;
         }
         out = calibrationRound(in);
         policy["status"] = out.status;

@@ -9,10 +9,9 @@
 //     fixedThresholds: {fitError: 0.10, ...}  # the flags': the holdout's, and Off/Recommend's
 //     lastCalibrationTime: "2026-12-07T01:00:00Z"
 //     evidence:
-//       since: "..."          # the oldest of the gates' (each: the later of now − window and
-//                             # the gate's last change)
-//       gates: [{gate: fit_error, since: "...", admitted: 812, falsified: 61, denied: 40,
-//                missed: 9, falsificationRatio: 0.075, missRatio: 0.225,
+//       since: "..."          # now − window: the oldest decision read
+//       gates: [{gate: fit_error, since: "...", sinceChange: 130, admitted: 812, falsified: 61,
+//                denied: 40, missed: 9, falsificationRatio: 0.075, missRatio: 0.225,
 //                falsifiedSlack: 0.01, fineSlack: 0.04,
 //                holdout: {admitted: 41, falsified: 4, denied: 2, missed: 1, ...}}, ...]
 //     recommendation: [{gate: fit_error, current: 0.10, recommended: 0.09, move: Tighten,
@@ -20,11 +19,14 @@
 //     history: [{time, gate, from, to, reason}, ...]   # every change, the newest last, bounded
 //     conditions: [Ready, EnoughEvidence]
 //
-// Evidence is read only from the decisions judged with the thresholds in force (not the
-// holdout) made since the gate's last change, so that each step stands on outcomes of the
-// threshold it moves. In Auto mode each move is applied, recorded in the history and announced by
-// an Event (ThresholdTightened, ThresholdLoosened). Off and Recommend put the fixed thresholds in
-// force (a change back to them is recorded too); Recommend still writes the recommendation.
+// Evidence is read from the decisions judged with the thresholds in force (not the holdout)
+// over spec.window, each judged again with the threshold now in force (ledger::GateRate), so
+// that a step stands on what the threshold it moves would have decided; a gate's `since` is its
+// last change, and `sinceChange` the judged decisions made after it, on which alone a gate
+// loosens (admission::recommend). In Auto mode each move is applied, recorded in the history and
+// announced by an Event (ThresholdTightened, ThresholdLoosened). Off and Recommend put the fixed
+// thresholds in force (a change back to them is recorded too); Recommend still writes the
+// recommendation.
 #pragma once
 
 #include <array>
@@ -91,11 +93,14 @@ struct RoundOutput {
 // Whether a round is due: the spec changed since the last round (generation), or none ran yet,
 // or spec.interval has passed since status.lastCalibrationTime.
 bool roundDue(const nlohmann::json& policy, WallTime now);
-// The oldest decision a round reads for each gate (by admission::Gate): the later of
-// now − spec.window and that gate's last change in the history, so that another gate's change
-// does not throw away the evidence a gate has gathered at its own value.
+// Each gate's last change (by admission::Gate): the later of now − spec.window and the gate's
+// last change in the history. Another gate's change does not count.
 std::array<WallTime, 4> evidenceSince(const nlohmann::json& policy,
                                       const admission::GatePolicySpec& spec, WallTime now);
+// The thresholds in force before a round: status.thresholds in Auto mode (while they parse),
+// the fixed ones otherwise.
+admission::Thresholds inForce(const nlohmann::json& policy, const admission::GatePolicySpec& spec,
+                              const admission::Thresholds& fixed);
 // The round itself: pure.
 RoundOutput calibrationRound(const RoundInput& input);
 

@@ -11,6 +11,10 @@ was in trouble) and ooms.csv (pods OOM-killed), never Pi0's own output:
 falsification = falsified / admitted, miss = needless / denied. The ledger's own judgement (the
 operator's outcomes) is printed beside it as a cross-check.
 
+A falsified admission is also told apart by what its node showed when the pod came: *from calm*
+when the node had been out of trouble for the horizon before and its PSI was under 0.05 at that
+second (no gate reading pressure could have seen it coming), *under pressure* otherwise.
+
 Usage: report.py RESULTS_DIR [--horizon SECONDS]
 """
 
@@ -27,10 +31,14 @@ from collections import defaultdict
 def load(out, horizon):
     day = json.load(open(os.path.join(out, "day.json")))
     trouble = defaultdict(set)  # (world, node) -> seconds in trouble
+    pressure = {}  # (world, node, second) -> the higher PSI
     with open(os.path.join(out, "truth.csv")) as f:
         for row in csv.DictReader(f):
+            key = (row["world"], row["node"])
             if row["trouble"]:
-                trouble[(row["world"], row["node"])].add(int(row["t"]))
+                trouble[key].add(int(row["t"]))
+            pressure[key + (int(row["t"]),)] = max(float(row["psi_cpu"]),
+                                                   float(row["psi_memory"]))
     ooms = set()
     with open(os.path.join(out, "ooms.csv")) as f:
         for row in csv.DictReader(f):
@@ -41,9 +49,12 @@ def load(out, horizon):
             t = float(row["t"])
             seconds = trouble[(row["world"], row["node"])]
             followed = any(s in seconds for s in range(math.floor(t), math.floor(t + horizon) + 1))
+            calm = (pressure.get((row["world"], row["node"], math.floor(t)), 0) < 0.05 and
+                    not any(s in seconds for s in range(math.floor(t - horizon), math.floor(t))))
             decisions.append(dict(world=row["world"], t=t, node=row["node"], pod=row["pod"],
                                   allowed=row["allowed"] == "1", message=row["message"],
-                                  followed=followed, oom=(row["world"], row["pod"]) in ooms))
+                                  followed=followed, oom=(row["world"], row["pod"]) in ooms,
+                                  calm=calm))
     return day, trouble, decisions
 
 
@@ -124,6 +135,12 @@ def main():
                       auto["falsification"] / off["falsification"],
                       100 * (auto["miss"] - off["miss"]),
                       100 * (auto["needless"] - off["needless"])))
+    print("Falsified admissions by what their node showed when the pod came:\n")
+    for w in worlds:
+        falsified = [d for d in by_world[w] if d["allowed"] and (d["followed"] or d["oom"])]
+        calm = sum(1 for d in falsified if d["calm"])
+        print("- %s: %d from calm, %d under pressure" % (w, calm, len(falsified) - calm))
+    print()
     print("By quarter of the day (falsification / miss):\n")
     quarters = [(q * length / 4, (q + 1) * length / 4) for q in range(4)]
     print("| world | " + " | ".join("%s-%s" % (clock(a / hour_seconds), clock(b / hour_seconds))
@@ -160,10 +177,12 @@ def main():
         path = os.path.join(args.out, "gatepolicy-%s.json" % w)
         if not os.path.exists(path):
             continue
-        status = json.load(open(path)).get("status", {})
+        policy = json.load(open(path))
+        status = policy.get("status", {})
         history = status.get("history", [])
-        print("\nGatePolicy day-%s: thresholds at the end %s; %d changes%s" % (
-            w, json.dumps(status.get("thresholds", {}), sort_keys=True), len(history),
+        print("\nGatePolicy day-%s: spec %s; thresholds at the end %s; %d changes%s" % (
+            w, json.dumps(policy.get("spec", {}), sort_keys=True),
+            json.dumps(status.get("thresholds", {}), sort_keys=True), len(history),
             ":" if history else "."))
         for h in history:
             print("- %s %s %s -> %s: %s" % (h.get("time"), h.get("gate"), h.get("from"),

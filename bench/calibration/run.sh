@@ -6,10 +6,11 @@
 # the same pods to both; report.py judges every decision against the load that followed.
 #
 # Usage: bench/calibration/run.sh [--day mixed|pressure] [--hour-seconds S] [--nodes N]
-#                                 [--seed S] [--out DIR] [--build-dir DIR] [--smoke]
+#                                 [--seed S] [--target F] [--out DIR] [--build-dir DIR] [--smoke]
 #   --day           which episodes the day has (day.py's DAYS; default mixed)
 #   --hour-seconds  how long an hour of the day lasts (default 40: a day of 16 minutes)
 #   --nodes         Nodes per world (default 4)
+#   --target        the Auto world's targets.falsification (default 0.05, the GatePolicy's)
 #   --smoke         a 3-hour day of 10 s hours: checks the set-up, in about 3 minutes
 #   --out           where the results go (default bench/calibration/results/<date-time>)
 #   --build-dir     where the programs are (default build/release; or $PI0_OPERATOR,
@@ -20,13 +21,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 source_dir=$(cd "$here/../.." && pwd)
 day=mixed hour_seconds=40 nodes=4 seed=1 out="" build_dir=$source_dir/build/release hours=24
-usage() { sed -n '9,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+target=0.05
+usage() { sed -n '9,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --day) day=${2:?}; shift 2 ;;
     --hour-seconds) hour_seconds=${2:?}; shift 2 ;;
     --nodes) nodes=${2:?}; shift 2 ;;
     --seed) seed=${2:?}; shift 2 ;;
+    --target) target=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --build-dir) build_dir=${2:?}; shift 2 ;;
     --smoke) hour_seconds=10 hours=3; shift ;;
@@ -84,7 +87,7 @@ for w in "${WORLDS[@]}"; do
   kubectl label namespace "day-$w" "kubernetes.io/metadata.name=day-$w" --overwrite >/dev/null
   case $w in
     off) spec='{mode: "Off"}' ;;
-    auto) spec='{mode: Auto, holdoutShare: 0.05, step: 0.02, minDecisions: 30, interval: 5s, window: 24h}' ;;
+    auto) spec="{mode: Auto, holdoutShare: 0.05, step: 0.02, minDecisions: 30, interval: 5s, window: 24h, targets: {falsification: $target}}" ;;
   esac
   kubectl create -f - >/dev/null <<EOF
 apiVersion: stability.pi0.io/v1alpha1

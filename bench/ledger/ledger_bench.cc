@@ -1,7 +1,8 @@
 // pi0-ledger-bench: what the truth ledger (src/ledger/ledger.h) costs the operator leader, on a
 // real SQLite file: how fast batches of decisions are stored (as POST /ledger/decisions stores
 // them, 1,000 at a time, each with eight gate rows), how long the reads take that run beside the
-// writes (the gates' ratios over every decision, a pod's decisions, the figures), how long
+// writes (the gates' ratios over every decision, as stored and judged again with other
+// thresholds as a calibration round reads them, a pod's decisions, the figures), how long
 // retention takes to drop a tenth, and the file's size per decision. A read runs on the ledger's
 // read connection: the bench also times a batch stored while the ratios are being read, which
 // it must not wait for.
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,6 +115,15 @@ int main(int argc, char** argv) {
   const double ratesTime = seconds(ratesStart);
   if (!rates || rates->size() != 8) return 1;
 
+  // The same, each gate judged again with another threshold: what a calibration round reads.
+  std::map<std::string, ledger::GateNow> now;
+  for (const char* gate : {"fit_error", "gluing_delta", "psi", "isolation"})
+    now[gate] = {0.04, t0 + std::chrono::milliseconds(n * 5)};
+  const auto againStart = Clock::now();
+  auto again = l.gateRates(t0 - std::chrono::hours(1), now);
+  const double againTime = seconds(againStart);
+  if (!again || again->size() != 8) return 1;
+
   // A batch stored while the ratios are read on the other connection.
   double concurrentStore = 0;
   {
@@ -151,6 +162,8 @@ int main(int argc, char** argv) {
               static_cast<double>(n) / store, store * 1000 / (static_cast<double>(n) / 1000));
   std::printf("  judge       %9.0f outcomes/s\n", static_cast<double>(n) / judge);
   std::printf("  gate ratios %9.1f ms over every decision\n", ratesTime * 1000);
+  std::printf("  judged again %8.1f ms over every decision (a calibration round)\n",
+              againTime * 1000);
   std::printf("  a batch stored while the ratios are read: %.2f ms\n", concurrentStore * 1000);
   std::printf("  a pod's decisions %6.2f ms\n", query * 1000);
   std::printf("  figures     %9.1f ms\n", statsTime * 1000);

@@ -90,27 +90,48 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
     // isolation is a minimum (a margin): tightening raises it; the others are maxima.
     const double tighter = gate == Gate::kIsolation ? +policy.step : -policy.step;
     double target = r.current;
-    if (f > policy.targetFalsification && f >= m) {
-      const std::int64_t fine = e.admitted - e.falsified;
-      const double falsifiedSlack = e.falsifiedSlack / static_cast<double>(e.falsified);
-      const std::string slack = fine > 0
-                                    ? "slack " + fixed(falsifiedSlack) + " falsified against " +
-                                          fixed(e.fineSlack / static_cast<double>(fine)) + " fine"
-                                    : "";
-      // Nearer by at least a step: a step tighter denies falsified admissions more than fine ones.
-      if (fine > 0 &&
-          falsifiedSlack + policy.step > e.fineSlack / static_cast<double>(fine) + 1e-9) {
-        r.reason = facts + ", " + slack + ": falsification over " +
-                   fixed(policy.targetFalsification) +
+    // Whether this gate's value tells falsified admissions from fine ones: the falsified were at
+    // least a step nearer its threshold on average (their mean slack), so a step tighter denies
+    // more of them than of the fine ones, and a step looser would let more of them in.
+    const std::int64_t fine = e.admitted - e.falsified;
+    const double falsifiedSlack =
+        e.falsified > 0 ? e.falsifiedSlack / static_cast<double>(e.falsified) : 0;
+    const double fineSlack = fine > 0 ? e.fineSlack / static_cast<double>(fine) : 0;
+    const std::string slack = e.falsified > 0 && fine > 0
+                                  ? ", slack " + fixed(falsifiedSlack) + " falsified against " +
+                                        fixed(fineSlack) + " fine"
+                                  : "";
+    const bool separates =
+        e.falsified > 0 && fine > 0 && falsifiedSlack + policy.step <= fineSlack + 1e-9;
+    // Tightening adds denials: only while they stay within the miss target, or where wrong
+    // admissions are the likelier error (both over their targets).
+    const bool missWithin = m <= policy.targetMiss;
+    if (f > policy.targetFalsification && (missWithin || f >= m)) {
+      if (fine > 0 && !separates) {
+        r.reason = facts + slack + ": falsification over " + fixed(policy.targetFalsification) +
                    ", but the falsified admissions were not a step nearer this threshold than the "
                    "fine ones: tightening would deny fine ones as often";
         continue;
       }
       r.move = Move::kTighten;
       target = r.current + tighter;
-      r.reason = facts + (slack.empty() ? "" : ", " + slack) + ": falsification over " +
-                 fixed(policy.targetFalsification) + " and not under the miss ratio";
+      r.reason = facts + slack + ": falsification over " + fixed(policy.targetFalsification) +
+                 (missWithin ? " while miss stays within " + fixed(policy.targetMiss)
+                             : " and not under the miss ratio");
     } else if (m > policy.targetMiss && f <= policy.targetFalsification) {
+      if (e.sinceChange < policy.minDecisions) {
+        r.reason = facts + ": miss over " + fixed(policy.targetMiss) +
+                   ", but loosening waits for " + std::to_string(policy.minDecisions) +
+                   " judged decisions since this gate's last change (" +
+                   std::to_string(e.sinceChange) + " so far)";
+        continue;
+      }
+      if (separates) {
+        r.reason = facts + slack + ": miss over " + fixed(policy.targetMiss) +
+                   ", but the falsified admissions were a step nearer this threshold than the "
+                   "fine ones: loosening would let in more of them";
+        continue;
+      }
       r.move = Move::kLoosen;
       target = r.current - tighter;
       r.reason = facts + ": miss over " + fixed(policy.targetMiss) +

@@ -3,16 +3,25 @@
 // summed over resources). Pure: the operator reads the evidence and writes what this recommends.
 //
 // A gate that let through admissions later falsified (node trouble, an OOM kill, an eviction)
-// more often than `targetFalsification`, and more often than it made needless denials, tightens
-// by one step, provided that its falsified admissions were at least a step nearer its threshold
-// than the fine ones on average (GateEvidence's slack): every gate passed every admission, so the
+// more often than `targetFalsification`, while its needless denials stay within `targetMiss`
+// (or, both over their targets, more often than it made needless denials), tightens by one
+// step, provided that its falsified admissions were at least a step nearer its threshold than
+// the fine ones on average (GateEvidence's slack): every gate passed every admission, so the
 // falsification alone does not say which gate could have denied them, and a gate whose value
 // does not tell the two apart would deny fine admissions as often as falsified ones (it holds,
 // saying so). One whose denials were needless (the node stayed fine) more often than
-// `targetMiss`, while its admissions stayed under `targetFalsification`, loosens by one step.
-// Otherwise it holds. Tightening lowers a maximum (fit_error, gluing_delta, psi) and raises
-// isolation's margin (a minimum). Never outside the gate's bounds; never on fewer than
-// `minDecisions` judged decisions. Each recommendation says why, with the counts behind it.
+// `targetMiss`, while its admissions stayed under `targetFalsification`, loosens by one step,
+// unless its falsified admissions were a step nearer its threshold than the fine ones (a looser
+// threshold would let in more like them). Otherwise it holds. Tightening lowers a maximum
+// (fit_error, gluing_delta, psi) and raises isolation's margin (a minimum). Never outside the
+// gate's bounds; never on fewer than `minDecisions` judged decisions. Each recommendation says
+// why, with the counts behind it.
+//
+// The evidence is judged again with the thresholds in force (ledger::GateRate), so that a gate
+// may tighten again at the next round: the admissions a tighter threshold would have denied
+// leave its falsification and count as its denials. Loosening lets through values that nothing
+// judged yet, so a gate loosens only on `minDecisions` judged decisions made since its last
+// change (`sinceChange`).
 #pragma once
 
 #include <array>
@@ -34,6 +43,8 @@ struct GateEvidence {
   // admissions and over the fine ones (admitted − falsified).
   double falsifiedSlack = 0;
   double fineSlack = 0;
+  // Of admitted + denied, those made since the gate's last change.
+  std::int64_t sinceChange = 0;
 };
 
 struct GateBounds {

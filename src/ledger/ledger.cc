@@ -478,38 +478,79 @@ ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
   return added;
 }
 
-Result<std::vector<GateRate>> Ledger::gateRates(Time since) {
+Result<std::vector<GateRate>> Ledger::gateRates(Time since,
+                                                const std::map<std::string, GateNow>& now) {
   std::lock_guard lock(readMu_);
-  Statement s(reader_, R"sql(
+  // The gates judged again, as rows (gate, threshold, changed_ms) bound from ?2 on.
+  std::string current;
+  for (std::size_t i = 0, p = 2; i < now.size(); ++i, p += 3) {
+    current += i == 0 ? "VALUES " : ", ";
+    current += "(?" + std::to_string(p) + ", ?" + std::to_string(p + 1) + ", ?" +
+               std::to_string(p + 2) + ")";
+  }
+  if (current.empty()) current = "SELECT NULL, NULL, NULL WHERE 0";
+  // `passed` is the gate's verdict now: as stored, or with the current threshold (a maximum
+  // passes at or under it; isolation's minimum, the request share plus the margin, at or over).
+  // A denial counts where the gate fails now and either the decision was a denial or the gate
+  // passed it then (judged again); with the stored verdicts that is "denied, and this gate
+  // failed".
+  const std::string sql = R"sql(
 WITH verdicts AS (
   SELECT decision_seq,
          MAX(kind IN ('node_trouble', 'oom_killed', 'evicted')) AS bad,
          MAX(kind = 'node_fine') AS fine,
          MAX(kind IN ('node_trouble', 'node_fine')) AS judged
   FROM outcomes GROUP BY decision_seq
+),
+current (gate, threshold, changed_ms) AS ()sql" +
+                          current +
+                          R"sql(),
+judged AS (
+  SELECT g.resource, g.gate, d.holdout, d.verdict, d.at_ms, v.bad, v.fine, g.value,
+         g.passed AS passed_then, c.threshold IS NOT NULL AS again,
+         IIF(c.threshold IS NULL, g.threshold,
+             IIF(g.gate = 'isolation', g.request_share + c.threshold, c.threshold)) AS t,
+         COALESCE(c.changed_ms, ?1) AS changed_ms
+  FROM verdicts v
+  JOIN decisions d ON d.seq = v.decision_seq
+  JOIN decision_gates g ON g.decision_seq = v.decision_seq
+  LEFT JOIN current c ON c.gate = g.gate
+  WHERE v.judged AND d.at_ms >= ?1
+),
+gates AS (
+  SELECT *,
+         CASE WHEN NOT again THEN passed_then
+              WHEN gate = 'isolation' THEN NOT (value < t)
+              ELSE NOT (value > t) END AS passed,
+         IIF(gate = 'isolation', value - t, t - value) AS slack
+  FROM judged
 )
-SELECT g.resource, g.gate, d.holdout,
-       SUM(d.verdict = 1 AND g.passed = 1),
-       SUM(d.verdict = 1 AND g.passed = 1 AND v.bad),
-       SUM(d.verdict = 0 AND g.passed = 0),
-       SUM(d.verdict = 0 AND g.passed = 0 AND v.fine AND NOT v.bad),
-       TOTAL(CASE WHEN d.verdict = 1 AND g.passed = 1 AND v.bad THEN
-               IIF(g.gate = 'isolation', g.value - g.threshold, g.threshold - g.value) END),
-       TOTAL(CASE WHEN d.verdict = 1 AND g.passed = 1 AND NOT v.bad THEN
-               IIF(g.gate = 'isolation', g.value - g.threshold, g.threshold - g.value) END)
-FROM verdicts v
-JOIN decisions d ON d.seq = v.decision_seq
-JOIN decision_gates g ON g.decision_seq = v.decision_seq
-WHERE v.judged AND d.at_ms >= ?1
-GROUP BY g.resource, g.gate, d.holdout
-ORDER BY g.resource, g.gate, d.holdout)sql");
+SELECT resource, gate, holdout,
+       SUM(verdict = 1 AND passed),
+       SUM(verdict = 1 AND passed AND bad),
+       SUM(NOT passed AND (verdict = 0 OR passed_then)),
+       SUM(NOT passed AND (verdict = 0 OR passed_then) AND fine AND NOT bad),
+       TOTAL(CASE WHEN verdict = 1 AND passed AND bad THEN slack END),
+       TOTAL(CASE WHEN verdict = 1 AND passed AND NOT bad THEN slack END),
+       SUM(at_ms >= changed_ms AND (verdict = 1 AND passed OR NOT passed AND
+                                    (verdict = 0 OR passed_then)))
+FROM gates
+GROUP BY resource, gate, holdout
+ORDER BY resource, gate, holdout)sql";
+  Statement s(reader_, sql.c_str());
   if (!s.ok()) return fail("ledger: " + s.error());
-  s.bindAll(millis(since));
+  s.bind(1, millis(since));
+  int p = 2;
+  for (const auto& [gate, g] : now) {
+    s.bind(p++, gate);
+    s.bind(p++, g.threshold);
+    s.bind(p++, millis(g.changed));
+  }
   std::vector<GateRate> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW)
     out.push_back({s.text(0), s.text(1), s.integer(3), s.integer(4), s.integer(5), s.integer(6),
-                   s.integer(2) != 0, s.real(7), s.real(8)});
+                   s.integer(2) != 0, s.real(7), s.real(8), s.integer(9)});
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
   return out;
 }

@@ -77,6 +77,12 @@ struct Pruned {
 //  - falsifiedSlack, fineSlack: how far inside the threshold the admitted decisions' values were
 //    (threshold − value; value − threshold for isolation, a minimum), summed over the falsified
 //    admissions and over the others.
+//  - sinceChange: the decisions counted in admitted or denied that were made at or after the
+//    gate's last change (GateNow::changed; all of them when none is given).
+// Judged again (GateNow): a decision counts with the threshold now in force instead of the one
+// it was made with. An admission whose value would fail it now counts as denied (missed when
+// its node stayed fine); a denial whose value would pass it now counts as neither, because the
+// pod never ran.
 struct GateRate {
   std::string resource;
   std::string gate;
@@ -88,7 +94,15 @@ struct GateRate {
       false;  // these decisions were judged with the fixed thresholds (Decision::holdout)
   double falsifiedSlack = 0;
   double fineSlack = 0;
+  std::int64_t sinceChange = 0;
   friend bool operator==(const GateRate&, const GateRate&) = default;
+};
+
+// A gate's threshold in force now and when it last changed: what gateRates judges again with.
+// The threshold is as Thresholds holds it (isolation's margin over the request share).
+struct GateNow {
+  double threshold = 0;
+  Time changed{};
 };
 
 struct Stats {
@@ -161,8 +175,10 @@ class Ledger {
 
   Result<std::vector<StoredDecision>> decisions(const Query& query);
   // Per resource, gate and holdout (in that order: the holdout's row after the others), over
-  // the decisions made at or after `since`.
-  Result<std::vector<GateRate>> gateRates(Time since);
+  // the decisions made at or after `since`: as they were judged, or, for the gates named in
+  // `now` (by gate name), judged again with the threshold now in force (see GateRate).
+  Result<std::vector<GateRate>> gateRates(Time since,
+                                          const std::map<std::string, GateNow>& now = {});
   // Newest first, at most `limit`.
   Result<std::vector<Action>> actions(std::optional<Time> since, std::size_t limit);
   // The newest `limit` memory entries, returned oldest first (by time, then order of storing):

@@ -1,7 +1,8 @@
 // Calibration's recommendation from judged decisions: a gate whose admissions are falsified
 // tightens when its falsified admissions were nearer its threshold, one whose denials are
-// needless loosens, a balanced one holds, none moves on too little evidence or past its bounds,
-// and a run of rounds walks a threshold one step at a time.
+// needless loosens (on decisions made since its last change, unless its falsified admissions
+// were nearer its threshold), a balanced one holds, none moves on too little evidence or past its
+// bounds, and a run of rounds walks a threshold one step at a time.
 #include <doctest/doctest.h>
 
 #include "admission/calibration.h"
@@ -11,10 +12,13 @@ using namespace pi0::admission;
 namespace {
 
 // Evidence for one gate. Unless `falsifiedSlack` says otherwise, the falsified admissions were
-// nearer the threshold (mean slack 0.01) than the fine ones (0.05).
-std::array<GateEvidence, 4> only(Gate gate, GateEvidence e, double falsifiedSlack = 0.01) {
+// nearer the threshold (mean slack 0.01) than the fine ones (0.05); unless `sinceChange` says
+// otherwise, every decision was made since the gate's last change.
+std::array<GateEvidence, 4> only(Gate gate, GateEvidence e, double falsifiedSlack = 0.01,
+                                 std::int64_t sinceChange = -1) {
   e.falsifiedSlack = falsifiedSlack * static_cast<double>(e.falsified);
   e.fineSlack = 0.05 * static_cast<double>(e.admitted - e.falsified);
+  e.sinceChange = sinceChange >= 0 ? sinceChange : e.admitted + e.denied;
   std::array<GateEvidence, 4> all{};
   all[static_cast<std::size_t>(gate)] = e;
   return all;
@@ -32,19 +36,38 @@ TEST_CASE("falsified admissions tighten; needless denials loosen; a balance hold
   CHECK(r[0].recommended == doctest::Approx(0.09));
   CHECK(r[0].reason ==
         "falsification 0.15 (12 of 80), miss 0.05 (1 of 20), slack 0.01 falsified against 0.05 "
-        "fine: falsification over 0.05 and not under the miss ratio");
+        "fine: falsification over 0.05 while miss stays within 0.20");
   // isolation is a minimum: tightening raises it.
   r = recommend(t, only(Gate::kIsolation, {80, 12, 20, 1}), p);
   CHECK(r[3].move == Move::kTighten);
   CHECK(r[3].recommended == doctest::Approx(0.36));
 
-  // psi: 2 of 100 admissions falsified, 30 of 60 denials needless: loosen (raise).
-  r = recommend(t, only(Gate::kPsi, {100, 2, 60, 30}), p);
+  // psi: 2 of 100 admissions falsified (as far inside as the fine ones), 30 of 60 denials
+  // needless: loosen (raise).
+  r = recommend(t, only(Gate::kPsi, {100, 2, 60, 30}, 0.05), p);
   CHECK(r[2].move == Move::kLoosen);
   CHECK(r[2].recommended == doctest::Approx(0.26));
-  r = recommend(t, only(Gate::kIsolation, {100, 2, 60, 30}), p);
+  r = recommend(t, only(Gate::kIsolation, {100, 2, 60, 30}, 0.05), p);
   CHECK(r[3].recommended == doctest::Approx(0.34));
+  // The same, but the two falsified admissions were a step nearer psi's threshold than the fine
+  // ones: a looser psi would let in more like them, so it holds, within its target or not.
+  r = recommend(t, only(Gate::kPsi, {100, 2, 60, 30}, 0.01), p);
+  CHECK(r[2].move == Move::kHold);
+  CHECK(r[2].reason ==
+        "falsification 0.02 (2 of 100), miss 0.50 (30 of 60), slack 0.01 falsified against 0.05 "
+        "fine: miss over 0.20, but the falsified admissions were a step nearer this threshold "
+        "than the fine ones: loosening would let in more of them");
 
+  // Falsified more often than the target, needless less often than falsified but still within
+  // the miss target: tighten (the denials it adds are mostly right).
+  r = recommend(t, only(Gate::kPsi, {200, 14, 23, 2}), p);
+  CHECK(r[2].move == Move::kTighten);
+  // Both over their targets, both falsified and needless: the likelier error decides.
+  r = recommend(t, only(Gate::kPsi, {100, 30, 40, 10}), p);
+  CHECK(r[2].move == Move::kTighten);
+  CHECK(r[2].reason ==
+        "falsification 0.30 (30 of 100), miss 0.25 (10 of 40), slack 0.01 falsified against 0.05 "
+        "fine: falsification over 0.05 and not under the miss ratio");
   // Falsified and needless alike, but needless more often: no tightening (it would add to the
   // misses), and no loosening (falsification is over its target).
   r = recommend(t, only(Gate::kGluingDelta, {100, 10, 50, 25}), p);
@@ -78,8 +101,24 @@ TEST_CASE("a gate whose value does not tell falsified admissions from fine ones 
   r = recommend(t, only(Gate::kPsi, {60, 60, 0, 0}, 0.2), p);
   CHECK(r[2].move == Move::kTighten);
   CHECK(r[2].reason ==
-        "falsification 1.00 (60 of 60), miss 0.00 (0 of 0): falsification over 0.05 and not "
-        "under the miss ratio");
+        "falsification 1.00 (60 of 60), miss 0.00 (0 of 0): falsification over 0.05 while miss "
+        "stays within 0.20");
+}
+
+TEST_CASE("a gate loosens only on decisions made since its last change; it tightens on all") {
+  const Thresholds t;
+  const CalibrationPolicy p;  // minDecisions 50
+  // Needless denials, but only 20 decisions since psi last moved: what a looser psi admits has
+  // not been judged yet, so it waits, and says for what.
+  auto r = recommend(t, only(Gate::kPsi, {100, 2, 60, 30}, 0.05, 20), p);
+  CHECK(r[2].move == Move::kHold);
+  CHECK(r[2].reason ==
+        "falsification 0.02 (2 of 100), miss 0.50 (30 of 60): miss over 0.20, but loosening "
+        "waits for 50 judged decisions since this gate's last change (20 so far)");
+  CHECK(recommend(t, only(Gate::kPsi, {100, 2, 60, 30}, 0.05, 50), p)[2].move == Move::kLoosen);
+  // Falsified admissions tighten with none since the change: the evidence was judged again with
+  // the threshold in force, and a tighter one only denies what it already holds.
+  CHECK(recommend(t, only(Gate::kPsi, {80, 12, 20, 1}, 0.01, 0), p)[2].move == Move::kTighten);
 }
 
 TEST_CASE("no move on too little evidence, and none past a bound") {

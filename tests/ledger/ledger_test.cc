@@ -357,10 +357,14 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   REQUIRE(rates->size() == 2);
   auto counts = [](GateRate r) {
     r.falsifiedSlack = r.fineSlack = 0;
+    r.sinceChange = 0;
     return r;
   };
   CHECK(counts((*rates)[0]) == GateRate{"cpu", "fit_error", 3, 2, 0, 0});
   CHECK(counts((*rates)[1]) == GateRate{"cpu", "isolation", 3, 2, 2, 1});
+  // No gate's change given: every decision counted is since its last change.
+  CHECK((*rates)[0].sinceChange == 3);
+  CHECK((*rates)[1].sinceChange == 5);
   CHECK((*rates)[0].falsifiedSlack == doctest::Approx(0.01 + 0.06));
   CHECK((*rates)[0].fineSlack == doctest::Approx(0.06));
   CHECK((*rates)[1].falsifiedSlack == doctest::Approx(0.35 + 0.35));  // 0.7 − 0.35, a minimum
@@ -368,6 +372,34 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   auto all = (*ledger)->gateRates(kT0 - 2h);
   REQUIRE(all);
   CHECK(counts(all->front()) == GateRate{"cpu", "fit_error", 4, 3, 0, 0});
+
+  SUBCASE("judged again with the thresholds now in force") {
+    // fit_error tightened to 0.05 at kT0 + 2min: a2 (0.09) would be denied now, and counts as a
+    // denial (its node was in trouble: not a miss); a1 and a3 (0.04) stay admitted, a3
+    // falsified, with slack 0.01 each. The denials passed fit_error and pass it still: neither.
+    // Nothing was decided since the change.
+    // isolation's margin raised to 0.70 (0.05 + 0.70 = 0.75 over 0.7: every decision fails it):
+    // the three admissions count as denials with the two denials; a1 and d1 were needless (a3's
+    // node stayed fine, but its pod was OOM-killed).
+    auto again =
+        (*ledger)->gateRates(kT0, {{"fit_error", {0.05, kT0 + 2min}}, {"isolation", {0.70, kT0}}});
+    REQUIRE(again);
+    REQUIRE(again->size() == 2);
+    CHECK(counts((*again)[0]) == GateRate{"cpu", "fit_error", 2, 1, 1, 0});
+    CHECK((*again)[0].falsifiedSlack == doctest::Approx(0.01));
+    CHECK((*again)[0].fineSlack == doctest::Approx(0.01));
+    CHECK((*again)[0].sinceChange == 0);
+    CHECK(counts((*again)[1]) == GateRate{"cpu", "isolation", 0, 0, 5, 2});
+    CHECK((*again)[1].sinceChange == 5);
+    // Loosened to 0.60 (0.65 under 0.7): the admissions pass as they did; the denials would pass
+    // now, but their pods never ran, so they count as neither.
+    auto looser = (*ledger)->gateRates(kT0, {{"isolation", {0.60, kT0}}});
+    REQUIRE(looser);
+    REQUIRE(looser->size() == 2);
+    CHECK(counts((*looser)[0]) == GateRate{"cpu", "fit_error", 3, 2, 0, 0});  // as stored
+    CHECK(counts((*looser)[1]) == GateRate{"cpu", "isolation", 3, 2, 0, 0});
+    CHECK((*looser)[1].falsifiedSlack == doctest::Approx(0.05 + 0.05));
+  }
 }
 
 namespace {

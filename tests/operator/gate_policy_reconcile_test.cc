@@ -52,10 +52,12 @@ Json policy(Json spec) {
           {"spec", std::move(spec)}};
 }
 
-// `n` decisions at `at` judged by the fit_error gate alone (cpu): admitted (the gate passed)
-// or denied (it failed); the first `troubled` followed by node trouble, the rest by a fine node.
+// `n` decisions at `at` judged by the fit_error gate alone (cpu, threshold 0.10): admitted (the
+// gate passed) or denied (it failed, at 0.12); the first `troubled` followed by node trouble,
+// the rest by a fine node. The admissions followed by trouble were nearer the threshold
+// (`troubledValue`) than the fine ones (0.02).
 void judged(ledger::Ledger& l, const std::string& prefix, int n, int troubled, WallTime at,
-            bool admitted, bool holdout = false) {
+            bool admitted, bool holdout = false, double troubledValue = 0.095) {
   std::vector<ledger::Decision> made;
   std::vector<std::pair<std::string, ledger::Outcome>> outcomes;
   for (int i = 0; i < n; ++i) {
@@ -72,8 +74,7 @@ void judged(ledger::Ledger& l, const std::string& prefix, int n, int troubled, W
     d.node = "node-a";
     d.candidates = 3;
     d.holdout = holdout;
-    // The admissions followed by trouble were nearer the threshold than the fine ones.
-    const double value = !admitted ? 0.12 : i < troubled ? 0.095 : 0.08;
+    const double value = !admitted ? 0.12 : i < troubled ? troubledValue : 0.02;
     d.gates = {{"cpu", "fit_error", value, 0.10, 0, admitted}};
     made.push_back(d);
     outcomes.push_back({d.id, {i < troubled ? "node_trouble" : "node_fine", at + 15min, ""}});
@@ -113,8 +114,10 @@ struct Bed {
 TEST_CASE("Auto: a gate whose admissions were falsified tightens one step per round") {
   Bed bed;
   bed.cluster.put(res::kGatePolicies, policy({{"mode", "Auto"}, {"minDecisions", 50}}));
-  // 60 admissions judged, 12 followed by node trouble: falsification 0.20 > 0.05.
+  // 120 admissions judged, 24 followed by node trouble: falsification 0.20 > 0.05. Those were
+  // at fit_error 0.095 (12) and 0.085 (12), the fine ones at 0.02.
   judged(*bed.ledger, "a", 60, 12, kNow - 20min, true);
+  judged(*bed.ledger, "b", 60, 12, kNow - 20min, true, false, 0.085);
   auto c = bed.calibrator();
 
   auto changes = c.round(kNow);
@@ -132,11 +135,12 @@ TEST_CASE("Auto: a gate whose admissions were falsified tightens one step per ro
   REQUIRE(s["history"].size() == 1);
   CHECK(s["history"][0]["gate"] == "fit_error");
   CHECK(s["history"][0]["to"].get<double>() == doctest::Approx(0.09));
-  CHECK(s["evidence"]["gates"][0]["admitted"] == 60);
-  CHECK(s["evidence"]["gates"][0]["falsified"] == 12);
+  CHECK(s["evidence"]["gates"][0]["admitted"] == 120);
+  CHECK(s["evidence"]["gates"][0]["falsified"] == 24);
   CHECK(s["evidence"]["gates"][0]["falsificationRatio"] == 0.2);
-  CHECK(s["evidence"]["gates"][0]["falsifiedSlack"].get<double>() == doctest::Approx(0.005));
-  CHECK(s["evidence"]["gates"][0]["fineSlack"].get<double>() == doctest::Approx(0.02));
+  CHECK(s["evidence"]["gates"][0]["falsifiedSlack"].get<double>() == doctest::Approx(0.01));
+  CHECK(s["evidence"]["gates"][0]["fineSlack"].get<double>() == doctest::Approx(0.08));
+  CHECK(s["evidence"]["gates"][0]["sinceChange"] == 120);
   CHECK(s["recommendation"][0]["move"] == "Tighten");
   const Json* ready = bed.condition(s, "Ready");
   REQUIRE(ready);
@@ -149,32 +153,40 @@ TEST_CASE("Auto: a gate whose admissions were falsified tightens one step per ro
   CHECK(bed.events.events[0].object == "GatePolicy/default");
   CHECK(bed.events.events[0].reason == "ThresholdTightened");
   CHECK(bed.events.events[0].message.starts_with(
-      "fit_error 0.10 -> 0.09: falsification 0.20 (12 of 60)"));
+      "fit_error 0.10 -> 0.09: falsification 0.20 (24 of 120)"));
 
   // Within the interval: no round, nothing written.
   const auto writes = bed.cluster.writes().size();
   REQUIRE(c.round(kNow + 1min));
   CHECK(bed.cluster.writes().size() == writes);
 
-  // After it: the evidence is what came since the change, none yet: held.
-  auto held = c.round(kNow + 61min);
+  // After it, the same decisions judged again with 0.09: the twelve at 0.095 would have been
+  // denied (their node was in trouble: not needless), the twelve at 0.085 are still admitted
+  // and falsified (12 of 108, 0.11): one more step, with no new decision.
+  auto again = c.round(kNow + 61min);
+  REQUIRE(again);
+  REQUIRE(again->size() == 1);
+  s = bed.status();
+  CHECK(s["thresholds"]["fitError"].get<double>() == doctest::Approx(0.08));
+  CHECK(s["evidence"]["gates"][0]["admitted"] == 108);
+  CHECK(s["evidence"]["gates"][0]["falsified"] == 12);
+  CHECK(s["evidence"]["gates"][0]["denied"] == 12);
+  CHECK(s["evidence"]["gates"][0]["missed"] == 0);
+  CHECK(s["evidence"]["gates"][0]["sinceChange"] == 0);
+  CHECK(s["history"].size() == 2);
+
+  // With 0.08 no admission left is falsified: it holds there.
+  auto held = c.round(kNow + 122min);
   REQUIRE(held);
   CHECK(held->empty());
   s = bed.status();
-  CHECK(s["thresholds"]["fitError"].get<double>() == doctest::Approx(0.09));
+  CHECK(s["thresholds"]["fitError"].get<double>() == doctest::Approx(0.08));
   CHECK(s["recommendation"][0]["move"] == "Hold");
-  CHECK(s["recommendation"][0]["reason"].get<std::string>().starts_with("not enough evidence"));
-
-  // New decisions under 0.09, falsified alike: one more step.
-  judged(*bed.ledger, "b", 60, 12, kNow + 70min, true);
-  auto again = c.round(kNow + 122min);
-  REQUIRE(again);
-  REQUIRE(again->size() == 1);
-  CHECK(bed.status()["thresholds"]["fitError"].get<double>() == doctest::Approx(0.08));
-  CHECK(bed.status()["history"].size() == 2);
+  CHECK(s["recommendation"][0]["reason"] ==
+        "falsification 0.00 (0 of 96), miss 0.00 (0 of 24): within the targets");
 }
 
-TEST_CASE("Auto: each gate's evidence runs from its own last change, not another gate's") {
+TEST_CASE("Auto: each gate's last change is its own, not another gate's") {
   Bed bed;
   Json p = policy({{"mode", "Auto"}, {"minDecisions", 50}});
   // psi moved 10 minutes ago; fit_error's evidence is from 20 minutes ago.
@@ -197,6 +209,7 @@ TEST_CASE("Auto: each gate's evidence runs from its own last change, not another
   CHECK(s["thresholds"]["psi"].get<double>() == doctest::Approx(0.24));
   CHECK(s["evidence"]["gates"][0]["since"] == "2026-05-27T20:26:40Z");  // now − window
   CHECK(s["evidence"]["gates"][2]["since"] == "2026-05-28T20:16:40Z");  // psi's change
+  CHECK(s["evidence"]["gates"][0]["sinceChange"] == 60);
   CHECK(s["evidence"]["since"] == "2026-05-27T20:26:40Z");
 }
 
@@ -210,6 +223,18 @@ TEST_CASE("Auto: a gate whose denials were needless loosens") {
   CHECK((*changes)[0].to == doctest::Approx(0.11));
   CHECK(bed.events.events.at(0).reason == "ThresholdLoosened");
   CHECK(bed.status()["evidence"]["gates"][0]["missRatio"] == 1.0);
+
+  // The denials (0.12) still fail 0.11 and were still needless, but what 0.11 lets through has
+  // not been judged yet: no second step until 50 decisions are made at it.
+  auto c = bed.calibrator();
+  REQUIRE(c.round(kNow + 61min));
+  Json s = bed.status();
+  CHECK(s["thresholds"]["fitError"].get<double>() == doctest::Approx(0.11));
+  CHECK(s["recommendation"][0]["reason"].get<std::string>().ends_with(
+      "loosening waits for 50 judged decisions since this gate's last change (0 so far)"));
+  judged(*bed.ledger, "e", 60, 0, kNow + 70min, false);
+  REQUIRE(c.round(kNow + 122min));
+  CHECK(bed.status()["thresholds"]["fitError"].get<double>() == doctest::Approx(0.12));
 }
 
 TEST_CASE("Recommend: the recommendation is written, the fixed thresholds stay") {
@@ -312,7 +337,9 @@ TEST_CASE("the history keeps the newest changes only") {
   GatePolicyCalibrator c(bed.cluster, bed.ledger.get(), bed.events, nullptr, o);
   for (int round = 0; round < 5; ++round) {
     const WallTime at = kNow + std::chrono::hours(2 * round);
-    judged(*bed.ledger, "r" + std::to_string(round) + "-", 20, 10, at + 1min, true);
+    // Each round's falsified admissions just inside the threshold it is at.
+    judged(*bed.ledger, "r" + std::to_string(round) + "-", 20, 10, at + 1min, true, false,
+           0.095 - 0.01 * round);
     REQUIRE(c.round(at + 1h));
   }
   const Json s = bed.status();
@@ -339,9 +366,9 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
   in.policy = &p;
   in.now = kNow;
   Evidence e;
-  e.inForce[0] = {812, 61, 40, 2, 61 * 0.01, 751 * 0.04};
+  e.inForce[0] = {812, 61, 40, 2, 61 * 0.01, 751 * 0.04, 130};
   e.holdout[0] = {41, 4, 2, 1, 4 * 0.02, 37 * 0.05};
-  e.inForce[3] = {20, 0, 0, 0};
+  e.inForce[3] = {20, 0, 0, 0, 0, 0, 20};
   in.evidence = e;
   const RoundOutput out = calibrationRound(in);
   REQUIRE(out.changes.size() == 1);
@@ -360,4 +387,5 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
   CHECK(written["status"]["evidence"]["gates"][0]["holdout"]["missRatio"] == 0.5);
   CHECK(written["status"]["evidence"]["gates"][0]["falsifiedSlack"] == 0.01);
   CHECK(written["status"]["evidence"]["gates"][0]["holdout"]["fineSlack"] == 0.05);
+  CHECK(written["status"]["evidence"]["gates"][0]["sinceChange"] == 130);
 }
