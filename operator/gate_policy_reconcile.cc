@@ -318,8 +318,8 @@ Result<std::vector<ThresholdChange>> GatePolicyCalibrator::round(WallTime now) {
   lastInvalid_ = out.invalid;
   const bool reset = !out.spec || out.spec->mode != CalibrationMode::kAuto;
   for (const auto& c : out.changes) {
-    const std::string message = std::string(admission::gateName(c.gate)) + " " + fixed(c.from) +
-                                " -> " + fixed(c.to) + ": " + c.reason;
+    const std::string message = std::string(admission::gateName(c.gate)) + " " + settingOf(c.from) +
+                                " -> " + settingOf(c.to) + ": " + c.reason;
     events_.record(ref, kube::EventType::kNormal, eventReason(c, reset), message);
     log::info("gate threshold changed", {{"policy", options_.name},
                                          {"gate", admission::gateName(c.gate)},

@@ -108,34 +108,34 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
     const bool missWithin = m <= policy.targetMiss;
     if (f > policy.targetFalsification && (missWithin || f >= m)) {
       if (fine > 0 && !separates) {
-        r.reason = facts + slack + ": falsification over " + fixed(policy.targetFalsification) +
+        r.reason = facts + slack + ": falsification over " + settingOf(policy.targetFalsification) +
                    ", but the falsified admissions were not a step nearer this threshold than the "
                    "fine ones: tightening would deny fine ones as often";
         continue;
       }
       r.move = Move::kTighten;
       target = r.current + tighter;
-      r.reason = facts + slack + ": falsification over " + fixed(policy.targetFalsification) +
-                 (missWithin ? " while miss stays within " + fixed(policy.targetMiss)
+      r.reason = facts + slack + ": falsification over " + settingOf(policy.targetFalsification) +
+                 (missWithin ? " while miss stays within " + settingOf(policy.targetMiss)
                              : " and not under the miss ratio");
     } else if (m > policy.targetMiss && f <= policy.targetFalsification) {
       if (e.sinceChange < policy.minDecisions) {
-        r.reason = facts + ": miss over " + fixed(policy.targetMiss) +
+        r.reason = facts + ": miss over " + settingOf(policy.targetMiss) +
                    ", but loosening waits for " + std::to_string(policy.minDecisions) +
                    " judged decisions since this gate's last change (" +
                    std::to_string(e.sinceChange) + " so far)";
         continue;
       }
       if (separates) {
-        r.reason = facts + slack + ": miss over " + fixed(policy.targetMiss) +
+        r.reason = facts + slack + ": miss over " + settingOf(policy.targetMiss) +
                    ", but the falsified admissions were a step nearer this threshold than the "
                    "fine ones: loosening would let in more of them";
         continue;
       }
       r.move = Move::kLoosen;
       target = r.current - tighter;
-      r.reason = facts + ": miss over " + fixed(policy.targetMiss) +
-                 " while falsification stays within " + fixed(policy.targetFalsification);
+      r.reason = facts + ": miss over " + settingOf(policy.targetMiss) +
+                 " while falsification stays within " + settingOf(policy.targetFalsification);
     } else {
       r.reason = facts + ": within the targets";
       continue;
@@ -148,7 +148,7 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
     r.recommended = std::round(bounded * 1e6) / 1e6;
     if (std::abs(r.recommended - r.current) < 1e-9) {
       r.move = Move::kHold;
-      r.reason += "; held at its bound " + fixed(r.current);
+      r.reason += "; held at its bound " + settingOf(r.current);
     }
   }
   return out;

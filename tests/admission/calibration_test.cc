@@ -68,6 +68,11 @@ TEST_CASE("falsified admissions tighten; needless denials loosen; a balance hold
   CHECK(r[2].reason ==
         "falsification 0.30 (30 of 100), miss 0.25 (10 of 40), slack 0.01 falsified against 0.05 "
         "fine: falsification over 0.05 and not under the miss ratio");
+  // A target of finer grain is said as it is, not rounded to 0.03.
+  CalibrationPolicy fine = p;
+  fine.targetFalsification = 0.025;
+  r = recommend(t, only(Gate::kPsi, {200, 14, 23, 2}), fine);
+  CHECK(r[2].reason.ends_with("falsification over 0.025 while miss stays within 0.20"));
   // Falsified and needless alike, but needless more often: no tightening (it would add to the
   // misses), and no loosening (falsification is over its target).
   r = recommend(t, only(Gate::kGluingDelta, {100, 10, 50, 25}), p);
