@@ -489,7 +489,8 @@ Result<std::vector<GateRate>> Ledger::gateRates(Time since,
                std::to_string(p + 2) + ")";
   }
   if (current.empty()) current = "SELECT NULL, NULL, NULL WHERE 0";
-  // `passed` is the gate's verdict now: as stored, or with the current threshold (a maximum
+  // `passed` is the gate's verdict now: as stored (always for the holdout's decisions: they
+  // stay what the fixed thresholds decided), or with the current threshold (a maximum
   // passes at or under it; isolation's minimum, the request share plus the margin, at or over).
   // A denial counts where the gate fails now and either the decision was a denial or the gate
   // passed it then (judged again); with the stored verdicts that is "denied, and this gate
@@ -507,8 +508,8 @@ current (gate, threshold, changed_ms) AS ()sql" +
                           R"sql(),
 judged AS (
   SELECT g.resource, g.gate, d.holdout, d.verdict, d.at_ms, v.bad, v.fine, g.value,
-         g.passed AS passed_then, c.threshold IS NOT NULL AS again,
-         IIF(c.threshold IS NULL, g.threshold,
+         g.passed AS passed_then, c.threshold IS NOT NULL AND NOT d.holdout AS again,
+         IIF(c.threshold IS NULL OR d.holdout, g.threshold,
              IIF(g.gate = 'isolation', g.request_share + c.threshold, c.threshold)) AS t,
          COALESCE(c.changed_ms, ?1) AS changed_ms
   FROM verdicts v

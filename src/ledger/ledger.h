@@ -82,7 +82,8 @@ struct Pruned {
 // Judged again (GateNow): a decision counts with the threshold now in force instead of the one
 // it was made with. An admission whose value would fail it now counts as denied (missed when
 // its node stayed fine); a denial whose value would pass it now counts as neither, because the
-// pod never ran.
+// pod never ran. The holdout's decisions are never judged again: they stay what the fixed
+// thresholds decided, to be set beside the others.
 struct GateRate {
   std::string resource;
   std::string gate;

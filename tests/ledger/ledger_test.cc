@@ -399,6 +399,20 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
     CHECK(counts((*looser)[0]) == GateRate{"cpu", "fit_error", 3, 2, 0, 0});  // as stored
     CHECK(counts((*looser)[1]) == GateRate{"cpu", "isolation", 3, 2, 0, 0});
     CHECK((*looser)[1].falsifiedSlack == doctest::Approx(0.05 + 0.05));
+    // A holdout decision stays as the fixed thresholds judged it: admitted at fit_error 0.09,
+    // though 0.05 would deny it now.
+    Decision h = decision("h1", kT0 + 1min, "node-a");
+    h.holdout = true;
+    h.gates[0].value = 0.09;
+    REQUIRE((*ledger)->record(std::vector<Decision>{h}));
+    REQUIRE((*ledger)->addOutcomes(std::vector<std::pair<std::string, Outcome>>{
+                {"h1", {"node_trouble", kT0 + 5min, ""}}}) == 1u);
+    auto withHoldout = (*ledger)->gateRates(kT0, {{"fit_error", {0.05, kT0}}});
+    REQUIRE(withHoldout);
+    REQUIRE(withHoldout->size() == 4);  // each gate: the others', then the holdout's
+    CHECK((*withHoldout)[0].holdout == false);
+    GateRate held = counts((*withHoldout)[1]);
+    CHECK(held == GateRate{"cpu", "fit_error", 1, 1, 0, 0, true});
   }
 }
 
