@@ -82,6 +82,8 @@ Evidence evidenceOf(const std::vector<ledger::GateRate>& rates) {
     e.falsifiedSlack += r.falsifiedSlack;
     e.fineSlack += r.fineSlack;
     e.sinceChange += r.sinceChange;
+    e.nearAdmitted += r.nearAdmitted;
+    e.nearFalsified += r.nearFalsified;
   }
   return out;
 }
@@ -194,7 +196,9 @@ RoundOutput calibrationRound(const RoundInput& in) {
       g["holdout"] = evidenceJson(e.holdout[i]);
       json entry = {{"gate", admission::gateName(gate)},
                     {"since", rfc3339(since[i], 0)},
-                    {"sinceChange", e.inForce[i].sinceChange}};
+                    {"sinceChange", e.inForce[i].sinceChange},
+                    {"nearAdmitted", e.inForce[i].nearAdmitted},
+                    {"nearFalsified", e.inForce[i].nearFalsified}};
       entry.update(g);
       gates.push_back(std::move(entry));
       const auto& r = recs[i];
@@ -285,7 +289,8 @@ Result<std::vector<ThresholdChange>> GatePolicyCalibrator::round(WallTime now) {
           std::map<std::string, ledger::GateNow> gates;
           for (std::size_t i = 0; i < kGates; ++i) {
             const Gate gate = static_cast<Gate>(i);
-            gates[admission::gateName(gate)] = {admission::thresholdOf(current, gate), since[i]};
+            gates[admission::gateName(gate)] = {admission::thresholdOf(current, gate), since[i],
+                                                admission::nearBand(spec->calibration)};
           }
           if (auto rates = ledger_->gateRates(now - spec->window, gates))
             in.evidence = evidenceOf(*rates);

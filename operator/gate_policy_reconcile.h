@@ -10,7 +10,8 @@
 //     lastCalibrationTime: "2026-12-07T01:00:00Z"
 //     evidence:
 //       since: "..."          # now − window: the oldest decision read
-//       gates: [{gate: fit_error, since: "...", sinceChange: 130, admitted: 812, falsified: 61,
+//       gates: [{gate: fit_error, since: "...", sinceChange: 130, nearAdmitted: 120,
+//                nearFalsified: 14, admitted: 812, falsified: 61,
 //                denied: 40, missed: 9, falsificationRatio: 0.075, missRatio: 0.225,
 //                falsifiedSlack: 0.01, fineSlack: 0.04,
 //                holdout: {admitted: 41, falsified: 4, denied: 2, missed: 1, ...}}, ...]
@@ -23,10 +24,11 @@
 // over spec.window, each judged again with the threshold now in force (ledger::GateRate), so
 // that a step stands on what the threshold it moves would have decided; a gate's `since` is its
 // last change, and `sinceChange` the judged decisions made after it, on which alone a gate
-// loosens (admission::recommend). In Auto mode each move is applied, recorded in the history and
-// announced by an Event (ThresholdTightened, ThresholdLoosened). Off and Recommend put the fixed
-// thresholds in force (a change back to them is recorded too); Recommend still writes the
-// recommendation.
+// loosens; `nearAdmitted` and `nearFalsified` the admissions within admission::nearBand inside
+// the threshold now, whose falsification must be low for it to loosen (admission::recommend). In
+// Auto mode each move is applied, recorded in the history and announced by an Event
+// (ThresholdTightened, ThresholdLoosened). Off and Recommend put the fixed thresholds in force (a
+// change back to them is recorded too); Recommend still writes the recommendation.
 #pragma once
 
 #include <array>

@@ -15,7 +15,7 @@ A falsified admission is also told apart by what its node showed when the pod ca
 when the node had been out of trouble for the horizon before and its PSI was under 0.05 at that
 second (no gate reading pressure could have seen it coming), *under pressure* otherwise.
 
-Usage: report.py RESULTS_DIR [--horizon SECONDS]
+Usage: report.py RESULTS_DIR [--horizon SECONDS] [--history-gate MODE]
 """
 
 import argparse
@@ -104,6 +104,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("out")
     p.add_argument("--horizon", type=float, default=15)
+    p.add_argument("--history-gate", default="Warn",
+                   help="the Auto world's pi0-webhook --history-gate (the fixed world's: Warn)")
     args = p.parse_args()
     day, trouble, decisions = load(args.out, args.horizon)
     worlds = day["worlds"]
@@ -111,9 +113,10 @@ def main():
     hour_seconds = day["hourSeconds"]
     print("# The calibration benchmark: a scripted day, fixed thresholds against Auto\n")
     print("Day \"%s\": %d hours of %g s, %d Nodes per world, seed %d, outcome horizon %g s; %d "
-          "pods arrived per world.\n" % (day.get("day", "mixed"), day["hours"], hour_seconds,
-                                         day["nodes"], day["seed"], args.horizon,
-                                         day["arrivals"]))
+          "pods arrived per world. The Auto world's history gate: %s (the fixed world's: Warn, "
+          "which changes no decision).\n" % (day.get("day", "mixed"), day["hours"], hour_seconds,
+                                             day["nodes"], day["seed"], args.horizon,
+                                             day["arrivals"], args.history_gate))
     by_world = {w: [d for d in decisions if d["world"] == w] for w in worlds}
     print("| world | decisions | admitted | falsified | falsification | denied | needless "
           "| miss | needless per decision | node-seconds in trouble |")

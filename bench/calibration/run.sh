@@ -6,11 +6,15 @@
 # the same pods to both; report.py judges every decision against the load that followed.
 #
 # Usage: bench/calibration/run.sh [--day mixed|pressure] [--hour-seconds S] [--nodes N]
-#                                 [--seed S] [--target F] [--out DIR] [--build-dir DIR] [--smoke]
+#                                 [--seed S] [--target F] [--history-gate MODE] [--out DIR]
+#                                 [--build-dir DIR] [--smoke]
 #   --day           which episodes the day has (day.py's DAYS; default mixed)
 #   --hour-seconds  how long an hour of the day lasts (default 40: a day of 16 minutes)
 #   --nodes         Nodes per world (default 4)
 #   --target        the Auto world's targets.falsification (default 0.05, the GatePolicy's)
+#   --history-gate  the Auto world's pi0-webhook --history-gate: Off, Warn (the default: it
+#                   changes no decision) or Enforce (the fingerprint memory denies too); the
+#                   fixed world keeps Warn
 #   --smoke         a 3-hour day of 10 s hours: checks the set-up, in about 3 minutes
 #   --out           where the results go (default bench/calibration/results/<date-time>)
 #   --build-dir     where the programs are (default build/release; or $PI0_OPERATOR,
@@ -21,8 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 source_dir=$(cd "$here/../.." && pwd)
 day=mixed hour_seconds=40 nodes=4 seed=1 out="" build_dir=$source_dir/build/release hours=24
-target=0.05
-usage() { sed -n '9,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+target=0.05 history_gate=Warn
+usage() { sed -n '9,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --day) day=${2:?}; shift 2 ;;
@@ -30,6 +34,7 @@ while (($#)); do
     --nodes) nodes=${2:?}; shift 2 ;;
     --seed) seed=${2:?}; shift 2 ;;
     --target) target=${2:?}; shift 2 ;;
+    --history-gate) history_gate=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --build-dir) build_dir=${2:?}; shift 2 ;;
     --smoke) hour_seconds=10 hours=3; shift ;;
@@ -116,7 +121,8 @@ EOF
     --bind-address "127.0.0.1:${webhook_port[$w]}" --tls-cert-file "$work/tls.crt" \
     --tls-private-key-file "$work/tls.key" --agents "$agents" --poll-interval 1s \
     --agent-timeout 800ms --fleet-lease "default/pi0-day-$w" --fleet-ca-file "$work/fleet-ca.crt" \
-    --fleet-token-file "$work/pi0-webhook.token" --gate-policy "day-$w" --mode Enforce
+    --fleet-token-file "$work/pi0-webhook.token" --gate-policy "day-$w" --mode Enforce \
+    --history-gate "$([[ $w == auto ]] && echo "$history_gate" || echo Warn)"
   e2e_register_webhook "pi0-day-$w" "https://127.0.0.1:${webhook_port[$w]}" \
     --ca-bundle "$work/ca.crt" --failure-policy Fail \
     --hook pods.stability.pi0.io pods --namespace "day-$w" --timeout 5
@@ -150,4 +156,4 @@ for w in "${WORLDS[@]}"; do
   for log in operator webhook; do cp "$work/$w/$log.log" "$out/$w-$log.log"; done
 done
 ((day_status == 0)) || e2e_fail "day.py failed ($day_status): $(tail -5 "$out/day.log")"
-/usr/bin/python3 "$here/report.py" "$out" | tee "$out/report.md"
+/usr/bin/python3 "$here/report.py" "$out" --history-gate "$history_gate" | tee "$out/report.md"

@@ -31,6 +31,20 @@ const char* moveName(Move move) {
   return "Hold";
 }
 
+double nearBand(const CalibrationPolicy& policy) {
+  return 2 * policy.step;
+}
+
+double falsificationBound(std::int64_t part, std::int64_t whole) {
+  if (whole <= 0) return 1;
+  constexpr double z = 1.6448536269514722;  // the standard normal's 95th percentile
+  const double n = static_cast<double>(whole);
+  const double p = static_cast<double>(part) / n;
+  const double centre = p + z * z / (2 * n);
+  const double spread = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n));
+  return std::min(1.0, (centre + spread) / (1 + z * z / n));
+}
+
 double thresholdOf(const Thresholds& t, Gate gate) {
   switch (gate) {
     case Gate::kFitError:
@@ -132,10 +146,28 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
                    "fine ones: loosening would let in more of them";
         continue;
       }
+      const std::string band = settingOf(nearBand(policy));
+      if (e.nearAdmitted == 0) {
+        r.reason = facts + ": miss over " + settingOf(policy.targetMiss) +
+                   ", but no admission came within " + band +
+                   " of this threshold: nothing says what a looser one would let in";
+        continue;
+      }
+      const double bound = falsificationBound(e.nearFalsified, e.nearAdmitted);
+      const std::string near =
+          "within " + band + " of this threshold falsified " + std::to_string(e.nearFalsified) +
+          " of " + std::to_string(e.nearAdmitted) + ", at most " + fixed(bound) + " (95 %)";
+      if (bound > policy.targetFalsification) {
+        r.reason = facts + ": miss over " + settingOf(policy.targetMiss) + ", but admissions " +
+                   near + ", over " + settingOf(policy.targetFalsification) +
+                   ": loosening waits for more evidence next to the threshold";
+        continue;
+      }
       r.move = Move::kLoosen;
       target = r.current - tighter;
       r.reason = facts + ": miss over " + settingOf(policy.targetMiss) +
-                 " while falsification stays within " + settingOf(policy.targetFalsification);
+                 " while falsification stays within " + settingOf(policy.targetFalsification) +
+                 ", admissions " + near;
     } else {
       r.reason = facts + ": within the targets";
       continue;

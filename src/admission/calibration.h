@@ -21,7 +21,12 @@
 // may tighten again at the next round: the admissions a tighter threshold would have denied
 // leave its falsification and count as its denials. Loosening lets through values that nothing
 // judged yet, so a gate loosens only on `minDecisions` judged decisions made since its last
-// change (`sinceChange`).
+// change (`sinceChange`), and only when the admissions just inside its threshold (within
+// nearBand(), two steps: what a looser threshold would let in is most like them) were falsified
+// rarely enough that the 95 % upper bound of their ratio (falsificationBound) is within
+// `targetFalsification`: a gate's whole evidence can look safe while what lies next to its
+// threshold is not, and a few calm hours' admissions prove little. Tightening needs no such
+// bound: it errs on the safe side.
 #pragma once
 
 #include <array>
@@ -45,6 +50,9 @@ struct GateEvidence {
   double fineSlack = 0;
   // Of admitted + denied, those made since the gate's last change.
   std::int64_t sinceChange = 0;
+  // Of admitted and falsified, those whose slack was under nearBand().
+  std::int64_t nearAdmitted = 0;
+  std::int64_t nearFalsified = 0;
 };
 
 struct GateBounds {
@@ -60,6 +68,13 @@ struct CalibrationPolicy {
   double targetFalsification = 0.05;
   double targetMiss = 0.20;
 };
+
+// How near a gate's threshold an admission is near it: two steps.
+double nearBand(const CalibrationPolicy& policy);
+
+// The one-sided 95 % upper bound of a ratio of `part` in `whole` (Wilson's score interval):
+// 1 for nothing observed; 2.71 / (whole + 2.71) for none of `whole`.
+double falsificationBound(std::int64_t part, std::int64_t whole);
 
 enum class Move { kHold, kTighten, kLoosen };
 const char* moveName(Move move);  // "Hold", "Tighten", "Loosen"

@@ -481,14 +481,14 @@ ON CONFLICT (decision_seq, kind) DO NOTHING)sql");
 Result<std::vector<GateRate>> Ledger::gateRates(Time since,
                                                 const std::map<std::string, GateNow>& now) {
   std::lock_guard lock(readMu_);
-  // The gates judged again, as rows (gate, threshold, changed_ms) bound from ?2 on.
+  // The gates judged again, as rows (gate, threshold, changed_ms, near) bound from ?2 on.
   std::string current;
-  for (std::size_t i = 0, p = 2; i < now.size(); ++i, p += 3) {
+  for (std::size_t i = 0, p = 2; i < now.size(); ++i, p += 4) {
     current += i == 0 ? "VALUES " : ", ";
     current += "(?" + std::to_string(p) + ", ?" + std::to_string(p + 1) + ", ?" +
-               std::to_string(p + 2) + ")";
+               std::to_string(p + 2) + ", ?" + std::to_string(p + 3) + ")";
   }
-  if (current.empty()) current = "SELECT NULL, NULL, NULL WHERE 0";
+  if (current.empty()) current = "SELECT NULL, NULL, NULL, NULL WHERE 0";
   // `passed` is the gate's verdict now: as stored (always for the holdout's decisions: they
   // stay what the fixed thresholds decided), or with the current threshold (a maximum
   // passes at or under it; isolation's minimum, the request share plus the margin, at or over).
@@ -503,7 +503,7 @@ WITH verdicts AS (
          MAX(kind IN ('node_trouble', 'node_fine')) AS judged
   FROM outcomes GROUP BY decision_seq
 ),
-current (gate, threshold, changed_ms) AS ()sql" +
+current (gate, threshold, changed_ms, near) AS ()sql" +
                           current +
                           R"sql(),
 judged AS (
@@ -511,7 +511,7 @@ judged AS (
          g.passed AS passed_then, c.threshold IS NOT NULL AND NOT d.holdout AS again,
          IIF(c.threshold IS NULL OR d.holdout, g.threshold,
              IIF(g.gate = 'isolation', g.request_share + c.threshold, c.threshold)) AS t,
-         COALESCE(c.changed_ms, ?1) AS changed_ms
+         COALESCE(c.changed_ms, ?1) AS changed_ms, COALESCE(c.near, 0) AS near
   FROM verdicts v
   JOIN decisions d ON d.seq = v.decision_seq
   JOIN decision_gates g ON g.decision_seq = v.decision_seq
@@ -534,7 +534,9 @@ SELECT resource, gate, holdout,
        TOTAL(CASE WHEN verdict = 1 AND passed AND bad THEN slack END),
        TOTAL(CASE WHEN verdict = 1 AND passed AND NOT bad THEN slack END),
        SUM(at_ms >= changed_ms AND (verdict = 1 AND passed OR NOT passed AND
-                                    (verdict = 0 OR passed_then)))
+                                    (verdict = 0 OR passed_then))),
+       SUM(verdict = 1 AND passed AND slack < near),
+       SUM(verdict = 1 AND passed AND bad AND slack < near)
 FROM gates
 GROUP BY resource, gate, holdout
 ORDER BY resource, gate, holdout)sql";
@@ -546,12 +548,14 @@ ORDER BY resource, gate, holdout)sql";
     s.bind(p++, gate);
     s.bind(p++, g.threshold);
     s.bind(p++, millis(g.changed));
+    s.bind(p++, g.near);
   }
   std::vector<GateRate> out;
   int rc;
   while ((rc = s.step()) == SQLITE_ROW)
     out.push_back({s.text(0), s.text(1), s.integer(3), s.integer(4), s.integer(5), s.integer(6),
-                   s.integer(2) != 0, s.real(7), s.real(8), s.integer(9)});
+                   s.integer(2) != 0, s.real(7), s.real(8), s.integer(9), s.integer(10),
+                   s.integer(11)});
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
   return out;
 }

@@ -79,6 +79,8 @@ struct Pruned {
 //    admissions and over the others.
 //  - sinceChange: the decisions counted in admitted or denied that were made at or after the
 //    gate's last change (GateNow::changed; all of them when none is given).
+//  - nearAdmitted, nearFalsified: the admitted and falsified decisions whose slack was under
+//    GateNow::near, those just inside the threshold (none when no `near` is given).
 // Judged again (GateNow): a decision counts with the threshold now in force instead of the one
 // it was made with. An admission whose value would fail it now counts as denied (missed when
 // its node stayed fine); a denial whose value would pass it now counts as neither, because the
@@ -96,14 +98,18 @@ struct GateRate {
   double falsifiedSlack = 0;
   double fineSlack = 0;
   std::int64_t sinceChange = 0;
+  std::int64_t nearAdmitted = 0;
+  std::int64_t nearFalsified = 0;
   friend bool operator==(const GateRate&, const GateRate&) = default;
 };
 
 // A gate's threshold in force now and when it last changed: what gateRates judges again with.
-// The threshold is as Thresholds holds it (isolation's margin over the request share).
+// The threshold is as Thresholds holds it (isolation's margin over the request share). An
+// admission whose slack is under `near` counts as near the threshold (GateRate::nearAdmitted).
 struct GateNow {
   double threshold = 0;
   Time changed{};
+  double near = 0;
 };
 
 struct Stats {

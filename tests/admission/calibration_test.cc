@@ -1,8 +1,9 @@
 // Calibration's recommendation from judged decisions: a gate whose admissions are falsified
 // tightens when its falsified admissions were nearer its threshold, one whose denials are
 // needless loosens (on decisions made since its last change, unless its falsified admissions
-// were nearer its threshold), a balanced one holds, none moves on too little evidence or past its
-// bounds, and a run of rounds walks a threshold one step at a time.
+// were nearer its threshold or those next to its threshold may have been falsified too often),
+// a balanced one holds, none moves on too little evidence or past its bounds, and a run of
+// rounds walks a threshold one step at a time.
 #include <doctest/doctest.h>
 
 #include "admission/calibration.h"
@@ -13,12 +14,14 @@ namespace {
 
 // Evidence for one gate. Unless `falsifiedSlack` says otherwise, the falsified admissions were
 // nearer the threshold (mean slack 0.01) than the fine ones (0.05); unless `sinceChange` says
-// otherwise, every decision was made since the gate's last change.
+// otherwise, every decision was made since the gate's last change; unless `e` says otherwise,
+// every fine admission and no falsified one was near the threshold.
 std::array<GateEvidence, 4> only(Gate gate, GateEvidence e, double falsifiedSlack = 0.01,
                                  std::int64_t sinceChange = -1) {
   e.falsifiedSlack = falsifiedSlack * static_cast<double>(e.falsified);
   e.fineSlack = 0.05 * static_cast<double>(e.admitted - e.falsified);
   e.sinceChange = sinceChange >= 0 ? sinceChange : e.admitted + e.denied;
+  if (e.nearAdmitted == 0) e.nearAdmitted = e.admitted - e.falsified;
   std::array<GateEvidence, 4> all{};
   all[static_cast<std::size_t>(gate)] = e;
   return all;
@@ -126,6 +129,65 @@ TEST_CASE("a gate loosens only on decisions made since its last change; it tight
   CHECK(recommend(t, only(Gate::kPsi, {80, 12, 20, 1}, 0.01, 0), p)[2].move == Move::kTighten);
 }
 
+TEST_CASE("a gate loosens only when the admissions next to its threshold were rarely falsified") {
+  const Thresholds t;
+  const CalibrationPolicy p;  // step 0.01: near is within 0.02; target falsification 0.05
+  // psi's whole evidence is within the falsification target (8 of 400) and its denials are
+  // needless: the old rule loosened. But the admissions within 0.02 of its threshold, the ones
+  // most like what a looser psi would let in, were falsified 4 times in 40: it holds.
+  GateEvidence e{400, 8, 60, 30};
+  e.nearAdmitted = 40;
+  e.nearFalsified = 4;
+  auto r = recommend(t, only(Gate::kPsi, e, 0.05), p);
+  CHECK(r[2].move == Move::kHold);
+  CHECK(r[2].reason ==
+        "falsification 0.02 (8 of 400), miss 0.50 (30 of 60): miss over 0.20, but admissions "
+        "within 0.02 of this threshold falsified 4 of 40, at most 0.20 (95 %), over 0.05: "
+        "loosening waits for more evidence next to the threshold");
+  // None of those 40 falsified is not enough either: 0 of 40 may still be 0.06.
+  e.nearFalsified = 0;
+  r = recommend(t, only(Gate::kPsi, e, 0.05), p);
+  CHECK(r[2].move == Move::kHold);
+  CHECK(r[2].reason.find("falsified 0 of 40, at most 0.06 (95 %), over 0.05") != std::string::npos);
+  // None of 60: at most 0.04, within the target: it loosens, and says on what.
+  e.nearAdmitted = 60;
+  r = recommend(t, only(Gate::kPsi, e, 0.05), p);
+  CHECK(r[2].move == Move::kLoosen);
+  CHECK(r[2].recommended == doctest::Approx(0.26));
+  CHECK(r[2].reason.ends_with(
+      "while falsification stays within 0.05, admissions within 0.02 of this threshold "
+      "falsified 0 of 60, at most 0.04 (95 %)"));
+  // No admission near the threshold at all: nothing says what a looser one lets in.
+  e.nearAdmitted = 0;
+  GateEvidence far = only(Gate::kPsi, e, 0.05)[2];
+  far.nearAdmitted = 0;
+  std::array<GateEvidence, 4> all{};
+  all[2] = far;
+  r = recommend(t, all, p);
+  CHECK(r[2].move == Move::kHold);
+  CHECK(r[2].reason.ends_with(
+      "but no admission came within 0.02 of this threshold: nothing says what a looser one "
+      "would let in"));
+  // The band is two steps.
+  CalibrationPolicy wide = p;
+  wide.step = 0.02;
+  CHECK(nearBand(wide) == doctest::Approx(0.04));
+  // Tightening needs no such bound: it errs on the safe side.
+  GateEvidence bad{80, 12, 20, 1};
+  bad.nearAdmitted = 1;
+  CHECK(recommend(t, only(Gate::kPsi, bad), p)[2].move == Move::kTighten);
+}
+
+TEST_CASE("the falsification bound: Wilson's 95 % upper bound") {
+  CHECK(falsificationBound(0, 0) == 1);
+  CHECK(falsificationBound(0, 100) == doctest::Approx(0.02634).epsilon(1e-3));  // 2.71 / 102.71
+  CHECK(falsificationBound(5, 100) == doctest::Approx(0.09916).epsilon(1e-3));
+  CHECK(falsificationBound(100, 100) == 1);
+  // More of the same evidence narrows it; more falsified raises it.
+  CHECK(falsificationBound(0, 1000) < falsificationBound(0, 100));
+  CHECK(falsificationBound(6, 100) > falsificationBound(5, 100));
+}
+
 TEST_CASE("no move on too little evidence, and none past a bound") {
   const CalibrationPolicy p;
   auto r = recommend(Thresholds{}, only(Gate::kFitError, {30, 15, 10, 0}), p);
@@ -150,7 +212,7 @@ TEST_CASE("a threshold set outside its bounds moves one step toward them, never 
   Thresholds t;
   t.isolation = 0.80;  // a flag outside the bounds
   // Needless denials: loosen one step, 0.80 -> 0.79 (not a jump to the bound 0.50).
-  auto r = recommend(t, only(Gate::kIsolation, {0, 0, 60, 60}), p);
+  auto r = recommend(t, only(Gate::kIsolation, {120, 0, 60, 60}), p);
   CHECK(r[3].move == Move::kLoosen);
   CHECK(r[3].recommended == doctest::Approx(0.79));
   // Falsified admissions would tighten (raise the margin) further out of bounds: held.

@@ -358,6 +358,7 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   auto counts = [](GateRate r) {
     r.falsifiedSlack = r.fineSlack = 0;
     r.sinceChange = 0;
+    r.nearAdmitted = r.nearFalsified = 0;
     return r;
   };
   CHECK(counts((*rates)[0]) == GateRate{"cpu", "fit_error", 3, 2, 0, 0});
@@ -365,6 +366,7 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
   // No gate's change given: every decision counted is since its last change.
   CHECK((*rates)[0].sinceChange == 3);
   CHECK((*rates)[1].sinceChange == 5);
+  CHECK((*rates)[0].nearAdmitted == 0);  // no `near` asked for
   CHECK((*rates)[0].falsifiedSlack == doctest::Approx(0.01 + 0.06));
   CHECK((*rates)[0].fineSlack == doctest::Approx(0.06));
   CHECK((*rates)[1].falsifiedSlack == doctest::Approx(0.35 + 0.35));  // 0.7 − 0.35, a minimum
@@ -381,11 +383,15 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
     // isolation's margin raised to 0.70 (0.05 + 0.70 = 0.75 over 0.7: every decision fails it):
     // the three admissions count as denials with the two denials; a1 and d1 were needless (a3's
     // node stayed fine, but its pod was OOM-killed).
-    auto again =
-        (*ledger)->gateRates(kT0, {{"fit_error", {0.05, kT0 + 2min}}, {"isolation", {0.70, kT0}}});
+    auto again = (*ledger)->gateRates(
+        kT0, {{"fit_error", {0.05, kT0 + 2min, 0.02}}, {"isolation", {0.70, kT0}}});
     REQUIRE(again);
     REQUIRE(again->size() == 2);
     CHECK(counts((*again)[0]) == GateRate{"cpu", "fit_error", 2, 1, 1, 0});
+    // Both admissions are 0.01 inside 0.05, under the 0.02 asked for: near, one falsified.
+    CHECK((*again)[0].nearAdmitted == 2);
+    CHECK((*again)[0].nearFalsified == 1);
+    CHECK((*again)[1].nearAdmitted == 0);  // isolation: no `near` given
     CHECK((*again)[0].falsifiedSlack == doctest::Approx(0.01));
     CHECK((*again)[0].fineSlack == doctest::Approx(0.01));
     CHECK((*again)[0].sinceChange == 0);

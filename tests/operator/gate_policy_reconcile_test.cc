@@ -57,7 +57,8 @@ Json policy(Json spec) {
 // the rest by a fine node. The admissions followed by trouble were nearer the threshold
 // (`troubledValue`) than the fine ones (0.02).
 void judged(ledger::Ledger& l, const std::string& prefix, int n, int troubled, WallTime at,
-            bool admitted, bool holdout = false, double troubledValue = 0.095) {
+            bool admitted, bool holdout = false, double troubledValue = 0.095,
+            double fineValue = 0.02) {
   std::vector<ledger::Decision> made;
   std::vector<std::pair<std::string, ledger::Outcome>> outcomes;
   for (int i = 0; i < n; ++i) {
@@ -74,7 +75,7 @@ void judged(ledger::Ledger& l, const std::string& prefix, int n, int troubled, W
     d.node = "node-a";
     d.candidates = 3;
     d.holdout = holdout;
-    const double value = !admitted ? 0.12 : i < troubled ? troubledValue : 0.02;
+    const double value = !admitted ? 0.12 : i < troubled ? troubledValue : fineValue;
     d.gates = {{"cpu", "fit_error", value, 0.10, 0, admitted}};
     made.push_back(d);
     outcomes.push_back({d.id, {i < troubled ? "node_trouble" : "node_fine", at + 15min, ""}});
@@ -216,13 +217,24 @@ TEST_CASE("Auto: each gate's last change is its own, not another gate's") {
 TEST_CASE("Auto: a gate whose denials were needless loosens") {
   Bed bed;
   bed.cluster.put(res::kGatePolicies, policy({{"mode", "Auto"}, {"minDecisions", 50}}));
-  judged(*bed.ledger, "d", 60, 0, kNow - 20min, false);  // 60 denials, every node stayed fine
-  auto changes = bed.calibrator().round(kNow);
+  judged(*bed.ledger, "d", 60, 0, kNow - 80min, false);  // 60 denials, every node stayed fine
+  // Nothing was admitted near the threshold: nothing says what a looser one would let in.
+  auto changes = bed.calibrator().round(kNow - 70min);
+  REQUIRE(changes);
+  CHECK(changes->empty());
+  CHECK(bed.status()["recommendation"][0]["reason"].get<std::string>().ends_with(
+      "no admission came within 0.02 of this threshold: nothing says what a looser one would "
+      "let in"));
+  // 60 admissions just inside it (0.095), none falsified: at most 0.04 (95 %), within 0.05.
+  judged(*bed.ledger, "n", 60, 0, kNow - 20min, true, false, 0.095, 0.095);
+  changes = bed.calibrator().round(kNow);
   REQUIRE(changes);
   REQUIRE(changes->size() == 1);
   CHECK((*changes)[0].to == doctest::Approx(0.11));
   CHECK(bed.events.events.at(0).reason == "ThresholdLoosened");
   CHECK(bed.status()["evidence"]["gates"][0]["missRatio"] == 1.0);
+  CHECK(bed.status()["evidence"]["gates"][0]["nearAdmitted"] == 60);
+  CHECK(bed.status()["evidence"]["gates"][0]["nearFalsified"] == 0);
 
   // The denials (0.12) still fail 0.11 and were still needless, but what 0.11 lets through has
   // not been judged yet: no second step until 50 decisions are made at it.
@@ -366,7 +378,7 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
   in.policy = &p;
   in.now = kNow;
   Evidence e;
-  e.inForce[0] = {812, 61, 40, 2, 61 * 0.01, 751 * 0.04, 130};
+  e.inForce[0] = {812, 61, 40, 2, 61 * 0.01, 751 * 0.04, 130, 120, 14};
   e.holdout[0] = {41, 4, 2, 1, 4 * 0.02, 37 * 0.05};
   e.inForce[3] = {20, 0, 0, 0, 0, 0, 20};
   in.evidence = e;
@@ -388,4 +400,6 @@ TEST_CASE("a status with every field matches the fixture the CRD test applies") 
   CHECK(written["status"]["evidence"]["gates"][0]["falsifiedSlack"] == 0.01);
   CHECK(written["status"]["evidence"]["gates"][0]["holdout"]["fineSlack"] == 0.05);
   CHECK(written["status"]["evidence"]["gates"][0]["sinceChange"] == 130);
+  CHECK(written["status"]["evidence"]["gates"][0]["nearAdmitted"] == 120);
+  CHECK(written["status"]["evidence"]["gates"][0]["nearFalsified"] == 14);
 }
