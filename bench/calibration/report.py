@@ -15,7 +15,7 @@ A falsified admission is also told apart by what its node showed when the pod ca
 when the node had been out of trouble for the horizon before and its PSI was under 0.05 at that
 second (no gate reading pressure could have seen it coming), *under pressure* otherwise.
 
-Usage: report.py RESULTS_DIR [--horizon SECONDS] [--history-gate MODE]
+Usage: report.py RESULTS_DIR [--horizon SECONDS] [--history-gate MODE] [--continued DIR]
 """
 
 import argparse
@@ -106,6 +106,8 @@ def main():
     p.add_argument("--horizon", type=float, default=15)
     p.add_argument("--history-gate", default="Warn",
                    help="the Auto world's pi0-webhook --history-gate (the fixed world's: Warn)")
+    p.add_argument("--continued", default="",
+                   help="the earlier run whose thresholds and ledger the Auto world started from")
     args = p.parse_args()
     day, trouble, decisions = load(args.out, args.horizon)
     worlds = day["worlds"]
@@ -117,6 +119,9 @@ def main():
           "which changes no decision).\n" % (day.get("day", "mixed"), day["hours"], hour_seconds,
                                              day["nodes"], day["seed"], args.horizon,
                                              day["arrivals"], args.history_gate))
+    if args.continued:
+        print("A second day: the Auto world started with the thresholds, history and truth "
+              "ledger that the run in %s ended with.\n" % os.path.basename(args.continued))
     by_world = {w: [d for d in decisions if d["world"] == w] for w in worlds}
     print("| world | decisions | admitted | falsified | falsification | denied | needless "
           "| miss | needless per decision | node-seconds in trouble |")

@@ -7,7 +7,7 @@
 #
 # Usage: bench/calibration/run.sh [--day mixed|pressure] [--hour-seconds S] [--nodes N]
 #                                 [--seed S] [--target F] [--history-gate MODE] [--out DIR]
-#                                 [--build-dir DIR] [--smoke]
+#                                 [--continue DIR] [--build-dir DIR] [--smoke]
 #   --day           which episodes the day has (day.py's DAYS; default mixed)
 #   --hour-seconds  how long an hour of the day lasts (default 40: a day of 16 minutes)
 #   --nodes         Nodes per world (default 4)
@@ -15,6 +15,8 @@
 #   --history-gate  the Auto world's pi0-webhook --history-gate: Off, Warn (the default: it
 #                   changes no decision) or Enforce (the fingerprint memory denies too); the
 #                   fixed world keeps Warn
+#   --continue      a second day: the Auto world starts where an earlier run (its --out) ended,
+#                   with its GatePolicy's thresholds and history and its truth ledger
 #   --smoke         a 3-hour day of 10 s hours: checks the set-up, in about 3 minutes
 #   --out           where the results go (default bench/calibration/results/<date-time>)
 #   --build-dir     where the programs are (default build/release; or $PI0_OPERATOR,
@@ -25,8 +27,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 export PYTHONDONTWRITEBYTECODE=1 # nothing written into the source tree
 source_dir=$(cd "$here/../.." && pwd)
 day=mixed hour_seconds=40 nodes=4 seed=1 out="" build_dir=$source_dir/build/release hours=24
-target=0.05 history_gate=Warn
-usage() { sed -n '9,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+target=0.05 history_gate=Warn continue_from=""
+usage() { sed -n '9,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 while (($#)); do
   case $1 in
     --day) day=${2:?}; shift 2 ;;
@@ -35,6 +37,7 @@ while (($#)); do
     --seed) seed=${2:?}; shift 2 ;;
     --target) target=${2:?}; shift 2 ;;
     --history-gate) history_gate=${2:?}; shift 2 ;;
+    --continue) continue_from=${2:?}; shift 2 ;;
     --out) out=${2:?}; shift 2 ;;
     --build-dir) build_dir=${2:?}; shift 2 ;;
     --smoke) hour_seconds=10 hours=3; shift ;;
@@ -51,6 +54,14 @@ for bin in "$operator_bin" "$webhook_bin" "$agent_bin"; do
     exit 2
   }
 done
+if [[ -n $continue_from ]]; then
+  for f in gatepolicy-auto.json ledger-auto.db; do
+    [[ -f $continue_from/$f ]] || {
+      echo "run.sh: --continue $continue_from: no $f there (the --out of an earlier run)" >&2
+      exit 2
+    }
+  done
+fi
 out=${out:-$here/results/$(date -u +%Y%m%d-%H%M%S)}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -102,6 +113,15 @@ spec: $spec
 EOF
   fleet_port=$(e2e_free_port)
   mkdir -p "$work/$w"
+  if [[ $w == auto && -n $continue_from ]]; then
+    # Yesterday's thresholds, history and evidence: the status as the last round left it.
+    kubectl patch gatepolicy day-auto --subresource=status --type=merge -p "$(
+      /usr/bin/python3 -c 'import json, sys; s = json.load(open(sys.argv[1]))["status"]; print(json.dumps({"status": {k: s[k] for k in ("thresholds", "history") if k in s}}))' \
+        "$continue_from/gatepolicy-auto.json"
+    )" >/dev/null
+    cp "$continue_from/ledger-auto.db" "$work/auto/ledger.db"
+    e2e_log "the Auto world continues from $continue_from: thresholds $(kubectl get gatepolicy day-auto -o jsonpath='{.status.thresholds}')"
+  fi
   e2e_start "$work/$w/operator.log" "$operator_bin" --kubeconfig "$KUBECONFIG" \
     --leader-elect --leader-election-namespace default --leader-election-id "pi0-day-$w" \
     --identity "pi0-day-$w" --metrics-bind-address 127.0.0.1:0 \
@@ -156,4 +176,5 @@ for w in "${WORLDS[@]}"; do
   for log in operator webhook; do cp "$work/$w/$log.log" "$out/$w-$log.log"; done
 done
 ((day_status == 0)) || e2e_fail "day.py failed ($day_status): $(tail -5 "$out/day.log")"
-/usr/bin/python3 "$here/report.py" "$out" --history-gate "$history_gate" | tee "$out/report.md"
+/usr/bin/python3 "$here/report.py" "$out" --history-gate "$history_gate" \
+  ${continue_from:+--continued "$continue_from"} | tee "$out/report.md"
