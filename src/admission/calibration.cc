@@ -168,6 +168,13 @@ std::array<GateRecommendation, 4> recommend(const Thresholds& current,
       r.reason = facts + ": miss over " + settingOf(policy.targetMiss) +
                  " while falsification stays within " + settingOf(policy.targetFalsification) +
                  ", admissions " + near;
+    } else if (f > policy.targetFalsification && m > policy.targetMiss) {
+      // Both over their targets, needless denials the likelier error: either step adds to one.
+      r.reason = facts + ": both over their targets (" + settingOf(policy.targetFalsification) +
+                 ", " + settingOf(policy.targetMiss) +
+                 "), miss the larger: tightening would add needless denials, loosening "
+                 "falsified admissions";
+      continue;
     } else {
       r.reason = facts + ": within the targets";
       continue;

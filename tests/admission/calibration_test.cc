@@ -81,6 +81,10 @@ TEST_CASE("falsified admissions tighten; needless denials loosen; a balance hold
   r = recommend(t, only(Gate::kGluingDelta, {100, 10, 50, 25}), p);
   CHECK(r[1].move == Move::kHold);
   CHECK(r[1].recommended == t.gluingDelta);
+  CHECK(r[1].reason ==
+        "falsification 0.10 (10 of 100), miss 0.50 (25 of 50): both over their targets (0.05, "
+        "0.20), miss the larger: tightening would add needless denials, loosening falsified "
+        "admissions");
 
   // Both within the targets.
   r = recommend(t, only(Gate::kFitError, {100, 3, 50, 5}), p);
