@@ -566,11 +566,11 @@ std::string calibrationReport(const Json& policy) {
   for (const Json& c : items(s, "conditions"))
     out += "  " + text(c, "type") + "=" + text(c, "status") + " (" + text(c, "reason") +
            "): " + text(c, "message") + "\n";
-  // One row per gate: fixed, in force, recommended, and the evidence (the calibrated decisions
-  // and the holdout's apart).
+  // One row per gate: fixed, in force, recommended, and the evidence (the calibrated decisions,
+  // those admitted near the threshold, and the holdout's apart).
   struct Row {
-    std::string fixed = "-", inForce = "-", recommended = "-", admitted = "-", denied = "-",
-                holdout = "-";
+    std::string fixed = "-", inForce = "-", recommended = "-", admitted = "-", near = "-",
+                denied = "-", holdout = "-";
   };
   // The gates in their order; the evidence names them as the ledger does, the thresholds as
   // the API's fields.
@@ -603,6 +603,7 @@ std::string calibrationReport(const Json& policy) {
       return text(e, part, "0") + "/" + text(e, whole, "0");
     };
     r.admitted = share("falsified", "admitted");
+    r.near = share("nearFalsified", "nearAdmitted");
     r.denied = share("missed", "denied");
     if (e.contains("holdout") && e["holdout"].is_object()) {
       const Json& h = e["holdout"];
@@ -610,10 +611,11 @@ std::string calibrationReport(const Json& policy) {
                   text(h, "missed", "0") + "/" + text(h, "denied", "0");
     }
   }
-  Table t({"  GATE", "FIXED", "IN FORCE", "FALSIFIED/ADMITTED", "MISSED/DENIED",
+  Table t({"  GATE", "FIXED", "IN FORCE", "FALSIFIED/ADMITTED", "NEAR (F/A)", "MISSED/DENIED",
            "HOLDOUT (F/A M/D)", "RECOMMENDED"});
   for (const auto& [gate, r] : rows)
-    t.add({"  " + gate, r.fixed, r.inForce, r.admitted, r.denied, r.holdout, r.recommended});
+    t.add(
+        {"  " + gate, r.fixed, r.inForce, r.admitted, r.near, r.denied, r.holdout, r.recommended});
   out += t.str();
   if (!reasons.empty()) out += "  why:\n" + reasons;
   const Json& history = items(s, "history");

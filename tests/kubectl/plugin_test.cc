@@ -180,6 +180,8 @@ TEST_CASE("calibration: fixed and calibrated thresholds, the evidence and the hi
   // denials missed, the holdout apart.
   CHECK(r.find("fit_error") != std::string::npos);
   CHECK(r.find("61/812") != std::string::npos);
+  CHECK(r.find("NEAR (F/A)") != std::string::npos);
+  CHECK(r.find("14/120") != std::string::npos);  // falsified of those admitted near the threshold
   CHECK(r.find("2/40") != std::string::npos);
   CHECK(r.find("4/41 1/2") != std::string::npos);
   CHECK(r.find("0.09 Tighten") != std::string::npos);
