@@ -69,7 +69,7 @@ struct CalibrationPolicy {
   double targetMiss = 0.20;
 };
 
-// How near a gate's threshold an admission is near it: two steps.
+// How close to a gate's threshold an admission counts as near it: two steps.
 double nearBand(const CalibrationPolicy& policy);
 
 // The one-sided 95 % upper bound of a ratio of `part` in `whole` (Wilson's score interval):
