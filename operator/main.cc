@@ -328,9 +328,8 @@ int run(const Options& options) {
   // features before the trim (which drops what they read).
   std::unique_ptr<MemoryRecorder> recorder;
   if (!options.ledgerPath.empty()) {
-    MemoryRecorderOptions mo;
-    mo.horizon = std::chrono::duration_cast<std::chrono::milliseconds>(options.outcomeHorizon);
-    recorder = std::make_unique<MemoryRecorder>(mo);
+    recorder = std::make_unique<MemoryRecorder>(MemoryRecorderOptions::forHorizon(
+        std::chrono::duration_cast<std::chrono::milliseconds>(options.outcomeHorizon)));
   }
   fleet::FleetViewOptions viewOptions;
   viewOptions.trim = [m = recorder.get()](fleet::NodeFingerprint& fingerprint) {

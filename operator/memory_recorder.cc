@@ -7,8 +7,26 @@
 
 namespace pi0::op {
 
+namespace {
+
+MemoryRecorderOptions heldToHorizon(MemoryRecorderOptions options) {
+  options.lookback = std::min(options.lookback, options.horizon);
+  return options;
+}
+
+}  // namespace
+
+MemoryRecorderOptions MemoryRecorderOptions::forHorizon(std::chrono::milliseconds horizon) {
+  MemoryRecorderOptions o;
+  o.horizon = horizon;
+  o.lookback = std::min(o.lookback, horizon);
+  o.sampleEvery = o.lookback / 12;
+  o.calmEvery = std::min(o.calmEvery, horizon / 3);
+  return o;
+}
+
 MemoryRecorder::MemoryRecorder(MemoryRecorderOptions options)
-    : options_(options), memory_(options.capacity) {}
+    : options_(heldToHorizon(options)), memory_(options.capacity) {}
 
 void MemoryRecorder::observe(const fleet::NodeFingerprint& full, ledger::Time at) {
   auto features = memory::featuresOf(full);

@@ -35,6 +35,9 @@
 //  - No vector is stored twice, and none taken while the node was in trouble is stored as
 //    before trouble: each node keeps a watermark (the last round that saw it in trouble, and
 //    the last vector stored), and only vectors taken after it are candidates.
+//  - The times (lookback, sampleEvery, calmEvery) are for the default horizon of 15 minutes;
+//    MemoryRecorderOptions::forHorizon scales them to a shorter one, and the lookback is never
+//    longer than the horizon, so that before_trouble means what the ledger means by it.
 //  - Why sampled, not every poll: at one poll a second the lookback would hold 120 near-equal
 //    vectors per node, the memory filling with copies of the same state. One every 10 s over 2
 //    minutes keeps at most 13 vectors of 28 floats per node (about 1.5 KB, 7.5 MB at 5,000
@@ -78,7 +81,9 @@
 namespace pi0::op {
 
 struct MemoryRecorderOptions {
-  // How far back before an onset the recent vectors become kBeforeTrouble entries.
+  // How far back before an onset the recent vectors become kBeforeTrouble entries. Never more
+  // than the horizon (the recorder holds it to it): a state stored before_trouble was followed
+  // by trouble within the horizon, as the ledger judges an outcome.
   std::chrono::milliseconds lookback = std::chrono::minutes(2);
   // At most one recent vector per node this often (a vector newer than the last kept by less is
   // only the node's latest).
@@ -90,6 +95,13 @@ struct MemoryRecorderOptions {
   std::chrono::milliseconds horizon = std::chrono::minutes(15);
   // The memory's capacity (FingerprintMemory: the calm entries go first when full).
   std::size_t capacity = memory::FingerprintMemory::kDefaultCapacity;
+
+  // The options for an outcome horizon (the operator's --outcome-horizon): the defaults at the
+  // default 15 minutes; under it, time scales with it, so that a shorter horizon (the
+  // compressed day of bench/calibration judges 15 s) labels what its ledger would: lookback
+  // min(2 min, horizon), a vector every lookback / 12, calm samples every min(5 min, horizon
+  // / 3).
+  static MemoryRecorderOptions forHorizon(std::chrono::milliseconds horizon);
 };
 
 // seen() for one node: the memory's answer for the node's latest vector, and when that vector

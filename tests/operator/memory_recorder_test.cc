@@ -115,6 +115,42 @@ TEST_CASE("a step up into CPU pressure: one onset, the states before it labelled
   CHECK(counts.at(Label::kCalm) == withLabel(run.entries(), Label::kCalm).size());
 }
 
+TEST_CASE("a short outcome horizon: only the states within it are before_trouble") {
+  // The compressed day's operators judge outcomes over 15 s. A state stored before_trouble
+  // must have been followed by trouble within that horizon, as the ledger judges it: the same
+  // step as above, and no before_trouble state more than 15 s before the onset.
+  const MemoryRecorderOptions options = MemoryRecorderOptions::forHorizon(15s);
+  CHECK(options.horizon == 15s);
+  CHECK(options.lookback == 15s);
+  CHECK(options.calmEvery == 5s);
+  // The production horizon gives the defaults.
+  const MemoryRecorderOptions defaults = MemoryRecorderOptions::forHorizon(15min);
+  CHECK(defaults.lookback == MemoryRecorderOptions{}.lookback);
+  CHECK(defaults.sampleEvery == MemoryRecorderOptions{}.sampleEvery);
+  CHECK(defaults.calmEvery == MemoryRecorderOptions{}.calmEvery);
+  // Options that say more than the horizon are held to it.
+  MemoryRecorderOptions longer;
+  longer.horizon = 15s;
+  CHECK(MemoryRecorder(longer).options().lookback == 15s);
+
+  Run run(options);
+  constexpr int kStep = 1200, kEnd = 1500;
+  run.play([](int t) { return stepLoad(t, kStep); }, 0, kEnd);
+  const auto onsets = withLabel(run.entries(), Label::kTroubleOnset);
+  REQUIRE(onsets.size() == 1);
+  const auto before = withLabel(run.entries(), Label::kBeforeTrouble);
+  CHECK(before.size() >= 10);  // one every 1.25 s over 15 s, as the poll gives them
+  for (const auto& e : before) {
+    CHECK(e.time < onsets[0].time);
+    CHECK(onsets[0].time - e.time <= 15s);
+  }
+  // The calm before the step is stored calm, once its horizon has passed.
+  CHECK(std::any_of(run.entries().begin(), run.entries().end(), [&](const memory::Entry& e) {
+    return e.label == Label::kCalm && e.time < run.wallAt(kStep);
+  }));
+  CHECK(distinctTimes(run.entries()));
+}
+
 TEST_CASE("a calm node: a calm sample is stored calm only once the horizon has passed") {
   MemoryRecorderOptions options;
   Run run(options);
