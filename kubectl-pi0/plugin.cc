@@ -641,15 +641,17 @@ std::string seenReport(const Json& a) {
   } else {
     out += "  seen before: " + std::to_string(matches) + " similar state(s), " +
            text(a, "troubleMatches", "0") + " followed by trouble (" +
-           fixed(100 * number(a, "troubleShare"), 0) + " %)" +
+           fixed(100 * number(a, "troubleShare"), 0) + " % of the time they stand for)" +
            (a.value("troubled", false) ? ": TROUBLE LIKELY" : "") + "\n";
   }
   const Json& nearest = items(a, "nearest");
   if (!nearest.empty()) {
-    Table t({"  SIMILARITY", "NODE", "TIME", "LABEL", "FOLLOWED BY TROUBLE"});
+    Table t({"  SIMILARITY", "NODE", "TIME", "LABEL", "FOLLOWED BY TROUBLE", "STANDS FOR"});
     for (const Json& m : nearest)
       t.add({"  " + fixed(number(m, "similarity"), 3), text(m, "node"), shortTime(text(m, "at")),
-             text(m, "label"), m.value("followedByTrouble", false) ? "yes" : "no"});
+             text(m, "label"), m.value("followedByTrouble", false) ? "yes" : "no",
+             std::isfinite(number(m, "weightSeconds")) ? fixed(number(m, "weightSeconds"), 0) + " s"
+                                                       : std::string("-")});
     out += t.str();
   }
   return out;

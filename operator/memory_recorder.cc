@@ -42,8 +42,11 @@ void MemoryRecorder::observe(const fleet::NodeFingerprint& full, ledger::Time at
 }
 
 void MemoryRecorder::store(std::vector<memory::Entry>& out, const std::string& node,
-                           const Vector& v, memory::Label label) {
-  memory::Entry e{node, v.at, label, label != memory::Label::kCalm, v.features};
+                           const Vector& v, memory::Label label,
+                           std::chrono::milliseconds sampledEvery) {
+  memory::Entry e{node,       v.at,
+                  label,      label != memory::Label::kCalm,
+                  v.features, std::chrono::duration<double>(sampledEvery).count()};
   // featuresOf gives kFeatureDimensions finite values, what the memory takes: a refusal would be
   // a bug here, and costs only the entry.
   if (memory_.add(e)) out.push_back(std::move(e));
@@ -65,9 +68,14 @@ void MemoryRecorder::onset(std::vector<memory::Entry>& out, const std::string& n
     if (p.at > n.watermark && p.at < before && !kept) led.push_back(&p);
   }
   std::sort(led.begin(), led.end(), [](const Vector* a, const Vector* b) { return a->at < b->at; });
-  for (const Vector* v : led)
-    store(out, node, *v, memory::Label::kBeforeTrouble);
-  if (fresh) store(out, node, *n.latest, memory::Label::kTroubleOnset);
+  // Within the lookback the states were taken one per sampleEvery, before it one per calmEvery:
+  // each weighs the time it stands for.
+  for (const Vector* v : led) {
+    const bool dense = v->at >= reference - options_.lookback;
+    store(out, node, *v, memory::Label::kBeforeTrouble,
+          dense ? options_.sampleEvery : options_.calmEvery);
+  }
+  if (fresh) store(out, node, *n.latest, memory::Label::kTroubleOnset, options_.sampleEvery);
   n.pending.clear();
   if (n.latest) n.watermark = std::max(n.watermark, n.latest->at);
 }
@@ -86,7 +94,7 @@ std::vector<memory::Entry> MemoryRecorder::round(const fleet::FleetSnapshot& fle
     // Calm samples whose horizon has passed, seen calm at every round since.
     std::erase_if(n.pending, [&](const Vector& p) {
       if (p.at + options_.horizon > wallNow) return false;
-      store(out, status->node, p, memory::Label::kCalm);
+      store(out, status->node, p, memory::Label::kCalm, options_.calmEvery);
       n.watermark = std::max(n.watermark, p.at);
       return true;
     });
@@ -170,8 +178,12 @@ std::size_t MemoryRecorder::load(std::vector<memory::Entry> entries) {
 }
 
 ledger::MemoryRecord toRecord(const memory::Entry& entry) {
-  return ledger::MemoryRecord{entry.node, entry.time, std::string(memory::labelName(entry.label)),
-                              entry.followedByTrouble, entry.features};
+  return ledger::MemoryRecord{entry.node,
+                              entry.time,
+                              std::string(memory::labelName(entry.label)),
+                              entry.followedByTrouble,
+                              entry.features,
+                              entry.weight};
 }
 
 std::vector<ledger::MemoryRecord> toRecords(std::span<const memory::Entry> entries) {
@@ -185,7 +197,8 @@ std::vector<ledger::MemoryRecord> toRecords(std::span<const memory::Entry> entri
 std::optional<memory::Entry> fromRecord(const ledger::MemoryRecord& record) {
   const auto label = memory::parseLabel(record.label);
   if (!label) return std::nullopt;
-  return memory::Entry{record.node, record.at, *label, record.followedByTrouble, record.features};
+  return memory::Entry{record.node,     record.at,    *label, record.followedByTrouble,
+                       record.features, record.weight};
 }
 
 std::vector<memory::Entry> entriesOf(std::span<const ledger::MemoryRecord> records) {

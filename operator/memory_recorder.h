@@ -32,6 +32,10 @@
 //    A round that finds the node's data not usable (stale, Failed) drops its pending samples:
 //    calm must be seen over the whole horizon, and an agent that stops answering is often a
 //    node in trouble.
+//  - Each entry weighs the interval it was sampled at (memory::Entry::weight, in seconds):
+//    sampleEvery for the onset and the lookback's vectors, calmEvery for the calm samples and
+//    the before-trouble ones taken before the lookback. The lookback is sampled thirty times as
+//    densely as calm: counted one each, its states would outweigh the calm that looks the same.
 //  - No vector is stored twice, and none taken while the node was in trouble is stored as
 //    before trouble: each node keeps a watermark (the last round that saw it in trouble, and
 //    the last vector stored), and only vectors taken after it are candidates.
@@ -178,9 +182,10 @@ class MemoryRecorder {
     std::optional<ledger::Time> verdictOf;
   };
 
-  // Adds the entry to the memory and to `out` (when the memory takes it).
+  // Adds the entry to the memory and to `out` (when the memory takes it), weighing the interval
+  // its sampling took one state per (memory::Entry::weight, in seconds).
   void store(std::vector<memory::Entry>& out, const std::string& node, const Vector& v,
-             memory::Label label);
+             memory::Label label, std::chrono::milliseconds sampledEvery);
   void onset(std::vector<memory::Entry>& out, const std::string& node, NodeState& n);
 
   const MemoryRecorderOptions options_;

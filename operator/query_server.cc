@@ -102,7 +102,8 @@ nlohmann::json matchJson(const memory::Match& m) {
           {"at", rfc3339Millis(m.time)},
           {"label", memory::labelName(m.label)},
           {"followedByTrouble", m.followedByTrouble},
-          {"similarity", m.similarity}};
+          {"similarity", m.similarity},
+          {"weightSeconds", m.weight}};
 }
 
 // The archetypes FingerprintMemory::archetypes finds with these; as the metrics show them.

@@ -10,12 +10,15 @@
 namespace pi0::ledger {
 namespace {
 
-// Version 2 added memory_entries. A version-1 file is migrated at open (the table is created
-// with the rest of the schema, IF NOT EXISTS, and the version raised); a program that reads
-// version 1 then refuses the file, since it would neither read nor prune the new table.
-constexpr int kSchemaVersion = 2;
+// Version 2 added memory_entries, version 3 their weight. An older file is migrated at open:
+// version 1's memory table is created with the rest of the schema (IF NOT EXISTS), version 2's
+// gets the column (its entries weigh what the recorder's sampling then gave them), and the
+// version is raised; a
+// program that reads an older version then refuses the file, since it would not read or write
+// what is new.
+constexpr int kSchemaVersion = 3;
 
-// The schema (version 2). Plain SQL apart from `seq INTEGER PRIMARY KEY` (SQLite's rowid; a
+// The schema (version 3). Plain SQL apart from `seq INTEGER PRIMARY KEY` (SQLite's rowid; a
 // server database: a bigint identity column); the memory's features are a BLOB (BYTEA, VARBINARY
 // elsewhere).
 constexpr const char* kSchema = R"sql(
@@ -86,6 +89,7 @@ CREATE TABLE IF NOT EXISTS memory_entries (
   label    TEXT NOT NULL,
   followed INTEGER NOT NULL,
   features BLOB NOT NULL,
+  weight   REAL NOT NULL DEFAULT 1,
   UNIQUE (node, at_ms)
 );
 CREATE INDEX IF NOT EXISTS memory_entries_at ON memory_entries (at_ms);
@@ -282,12 +286,23 @@ Result<std::unique_ptr<Ledger>> Ledger::open(Options options) {
     if (version.step() == SQLITE_ROW) {
       const std::string found = version.text(0);
       version.reset();
-      if (found == "1") {
-        // Version 1 lacks only memory_entries, which the schema above has just created.
+      if (found == "1" || found == "2") {
+        // Version 1 lacks only memory_entries, which the schema above has just created; version
+        // 2 lacks their weight.
+        // Version 2's entries were sampled at the recorder's defaults of the time, calm ones
+        // every 5 minutes and most others every 10 s: they weigh that many seconds.
+        if (found == "2") {
+          if (auto error = exec(raw,
+                                "ALTER TABLE memory_entries ADD COLUMN weight REAL NOT NULL "
+                                "DEFAULT 1; UPDATE memory_entries SET weight = CASE label WHEN "
+                                "'calm' THEN 300 ELSE 10 END");
+              !error.empty())
+            return fail(where + "cannot migrate schema version 2: " + error);
+        }
         Statement migrate(raw, "UPDATE ledger_meta SET value = ?1 WHERE key = 'schema_version'");
         migrate.bind(1, std::to_string(kSchemaVersion));
         if (!migrate.ok() || migrate.step() != SQLITE_DONE)
-          return fail(where + "cannot migrate schema version 1: " + migrate.error());
+          return fail(where + "cannot migrate schema version " + found + ": " + migrate.error());
       } else if (found != std::to_string(kSchemaVersion))
         return fail(where + "schema version " + found + ", this program reads version " +
                     std::to_string(kSchemaVersion));
@@ -373,13 +388,14 @@ Result<std::size_t> Ledger::record(std::span<const MemoryRecord> entries) {
   Transaction tx(db_);
   if (!tx.error().empty()) return fail("ledger: " + tx.error());
   Statement s(db_, R"sql(
-INSERT INTO memory_entries (node, at_ms, label, followed, features)
-VALUES (?1, ?2, ?3, ?4, ?5)
+INSERT INTO memory_entries (node, at_ms, label, followed, features, weight)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT (node, at_ms) DO NOTHING)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
   std::size_t added = 0;
   for (const MemoryRecord& m : entries) {
-    s.bindAll(m.node, millis(m.at), m.label, m.followedByTrouble, encodeFeatures(m.features));
+    s.bindAll(m.node, millis(m.at), m.label, m.followedByTrouble, encodeFeatures(m.features),
+              m.weight);
     if (s.step() != SQLITE_DONE)
       return fail("ledger: memory entry of " + m.node + ": " + s.error());
     added += static_cast<std::size_t>(sqlite3_changes(db_));
@@ -658,7 +674,7 @@ WHERE (?1 IS NULL OR at_ms >= ?1) ORDER BY at_ms DESC, seq DESC LIMIT ?2)sql");
 Result<std::vector<MemoryRecord>> Ledger::memoryRecords(std::size_t limit) {
   std::lock_guard lock(readMu_);
   Statement s(reader_, R"sql(
-SELECT seq, node, at_ms, label, followed, features FROM memory_entries
+SELECT seq, node, at_ms, label, followed, features, weight FROM memory_entries
 ORDER BY at_ms DESC, seq DESC LIMIT ?1)sql");
   if (!s.ok()) return fail("ledger: " + s.error());
   s.bind(1, static_cast<std::int64_t>(limit));
@@ -670,7 +686,7 @@ ORDER BY at_ms DESC, seq DESC LIMIT ?1)sql");
       return fail("ledger: memory entry " + std::to_string(s.integer(0)) +
                   ": the features are not whole float32s");
     out.push_back(MemoryRecord{s.text(1), fromMillis(s.integer(2)), s.text(3), s.integer(4) != 0,
-                               std::move(*features)});
+                               std::move(*features), s.real(6)});
   }
   if (rc != SQLITE_DONE) return fail("ledger: " + s.error());
   std::reverse(out.begin(), out.end());

@@ -130,6 +130,7 @@ struct MemoryRecord {
   std::string label;  // memory::labelName: "calm", "before_trouble", "trouble_onset"
   bool followedByTrouble = false;
   std::vector<float> features;
+  double weight = 1;  // memory::Entry::weight: the time the state stands for
 
   friend bool operator==(const MemoryRecord&, const MemoryRecord&) = default;
 };

@@ -201,6 +201,8 @@ Result<void> FingerprintMemory::add(Entry entry) {
   if (!given.allFinite()) return fail("features: a value is not finite");
   const float norm = given.norm();
   if (!std::isfinite(norm)) return fail("features: the vector's length is not finite");
+  if (!(entry.weight > 0) || !std::isfinite(entry.weight))
+    return fail("weight: " + std::to_string(entry.weight) + ", not a positive finite number");
 
   std::unique_lock lock(mutex_);
   std::size_t column = 0;
@@ -224,8 +226,8 @@ Result<void> FingerprintMemory::add(Entry entry) {
   } else {
     features_.col(col).setZero();
   }
-  slots_[column] =
-      Slot{std::move(entry.node), entry.time, entry.label, entry.followedByTrouble, added_++};
+  slots_[column] = Slot{std::move(entry.node),   entry.time,   entry.label,
+                        entry.followedByTrouble, entry.weight, added_++};
   byAge_.insert(keyOf(column));
   if (entry.label == Label::kCalm) calmByAge_.insert(keyOf(column));
   return {};
@@ -254,7 +256,7 @@ std::vector<Entry> FingerprintMemory::entries() const {
     const Slot& slot = slots_[column];
     const float* data = features_.col(static_cast<Eigen::Index>(column)).data();
     out.push_back(Entry{slot.node, slot.time, slot.label, slot.followedByTrouble,
-                        std::vector<float>(data, data + dimensions_)});
+                        std::vector<float>(data, data + dimensions_), slot.weight});
   }
   return out;
 }
@@ -318,7 +320,8 @@ std::vector<Match> FingerprintMemory::nearestLocked(std::span<const float> featu
   out.reserve(k);
   for (const auto& [similarity, column] : best) {
     const Slot& slot = slots_[column];
-    out.push_back(Match{slot.node, slot.time, slot.label, slot.followedByTrouble, similarity});
+    out.push_back(
+        Match{slot.node, slot.time, slot.label, slot.followedByTrouble, similarity, slot.weight});
   }
   return out;
 }
@@ -338,12 +341,17 @@ SeenBefore FingerprintMemory::seen(std::span<const float> features,
   }
   SeenBefore out;
   if (!near.empty()) out.best = near.front();
+  double weight = 0, troubleWeight = 0;
   for (const Match& m : near) {
     if (static_cast<double>(m.similarity) < options.minSimilarity) continue;
     ++out.matches;
-    if (m.followedByTrouble) ++out.troubleMatches;
+    weight += m.weight;
+    if (m.followedByTrouble) {
+      ++out.troubleMatches;
+      troubleWeight += m.weight;
+    }
   }
-  if (out.matches > 0) out.troubleShare = static_cast<double>(out.troubleMatches) / out.matches;
+  if (out.matches > 0) out.troubleShare = troubleWeight / weight;
   out.troubled = out.matches >= options.minMatches && out.troubleShare >= options.troubleShare;
   return out;
 }
@@ -412,11 +420,13 @@ std::vector<Archetype> FingerprintMemory::archetypes(int k, int iterations,
   assign();  // the members of the centroids as they are now
 
   std::vector<std::size_t> members(static_cast<std::size_t>(count), 0);
-  std::vector<std::size_t> troubled(static_cast<std::size_t>(count), 0);
+  std::vector<double> weight(static_cast<std::size_t>(count), 0);
+  std::vector<double> troubled(static_cast<std::size_t>(count), 0);
   for (std::size_t j = 0; j < n; ++j) {
     const auto c = static_cast<std::size_t>(assigned[j]);
     ++members[c];
-    if (slots_[j].followedByTrouble) ++troubled[c];
+    weight[c] += slots_[j].weight;
+    if (slots_[j].followedByTrouble) troubled[c] += slots_[j].weight;
   }
   std::vector<Archetype> out;
   for (Eigen::Index c = 0; c < count; ++c) {
@@ -424,7 +434,7 @@ std::vector<Archetype> FingerprintMemory::archetypes(int k, int iterations,
     if (members[i] == 0) continue;
     const float* data = centroids.col(c).data();
     out.push_back(Archetype{std::vector<float>(data, data + dimensions_), members[i],
-                            static_cast<double>(troubled[i]) / static_cast<double>(members[i])});
+                            troubled[i] / weight[i]});
   }
   std::stable_sort(out.begin(), out.end(),
                    [](const Archetype& a, const Archetype& b) { return a.members > b.members; });

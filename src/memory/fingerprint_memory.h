@@ -1,7 +1,9 @@
 // FingerprintMemory: the fingerprint memory (seed 001 P4): nodes' states as feature vectors, each
 // labelled with what followed it, so that a state seen now can be compared with the states seen
 // before ("similar (0.97) to node-a at 12:03:10, followed by trouble in 7 of 9 cases"), and the
-// states grouped into a few archetypes with their trouble rates. Pure computation, no I/O, no
+// states grouped into a few archetypes with their trouble rates. Each state weighs the time it
+// stands for (Entry::weight), so that the shares are shares of time however densely each kind
+// of state was sampled. Pure computation, no I/O, no
 // clock: the caller says when a state was seen and what followed it. Persistence is the caller's
 // (entries() gives what to save; add() takes it back).
 //
@@ -169,6 +171,11 @@ struct Entry {
   Label label = Label::kCalm;
   bool followedByTrouble = false;
   std::vector<float> features;  // featuresOf()'s layout (or any of the memory's dimensions)
+  // How much of a node's time the state stands for: the interval of the sampling that took it
+  // (the recorder's, in seconds; only ratios count). States taken densely before trouble and
+  // sparsely in calm weigh what they are in a node's day, so that a share of matches
+  // (SeenBefore::troubleShare, Archetype::troubleRate) is a share of time. Positive, finite.
+  double weight = 1;
 };
 
 // One stored entry and its cosine similarity to a query.
@@ -178,14 +185,17 @@ struct Match {
   Label label = Label::kCalm;
   bool followedByTrouble = false;
   float similarity = 0;
+  double weight = 1;  // Entry::weight
 };
 
 // Whether a state has been seen before, and what followed it then (FingerprintMemory::seen).
 struct SeenBefore {
-  int matches = 0;          // neighbours at least minSimilarity similar
-  int troubleMatches = 0;   // of those, followed by trouble
-  double troubleShare = 0;  // troubleMatches / matches (0 when no match)
-  bool troubled = false;    // matches >= minMatches and troubleShare >= SeenOptions::troubleShare
+  int matches = 0;         // neighbours at least minSimilarity similar
+  int troubleMatches = 0;  // of those, followed by trouble
+  // The matches' weight followed by trouble over their whole weight (Entry::weight; with equal
+  // weights troubleMatches / matches); 0 when no match.
+  double troubleShare = 0;
+  bool troubled = false;  // matches >= minMatches and troubleShare >= SeenOptions::troubleShare
   // The most similar entry of all, even when under minSimilarity; nullopt when the memory is
   // empty or the query is a zero vector.
   std::optional<Match> best;
@@ -203,7 +213,7 @@ struct SeenOptions {
 struct Archetype {
   std::vector<float> centroid;  // unit length, the memory's dimensions
   std::size_t members = 0;      // entries nearer to it than to any other archetype
-  double troubleRate = 0;       // share of the members followed by trouble
+  double troubleRate = 0;       // share of the members' weight followed by trouble
 };
 
 class FingerprintMemory {
@@ -225,7 +235,8 @@ class FingerprintMemory {
   // Stores `entry`, its features scaled to unit length. When the memory is full, the new entry
   // replaces the oldest calm entry (Label::kCalm, by time, then by order of adding), or, when no
   // calm entry is left, the oldest of any label: states before trouble are rarer and worth more.
-  // Fails, storing nothing, when the features are not `dimensions()` long or not all finite.
+  // Fails, storing nothing, when the features are not `dimensions()` long or not all finite, or
+  // the weight is not a positive finite number.
   Result<void> add(Entry entry);
 
   std::size_t size() const;
@@ -243,7 +254,7 @@ class FingerprintMemory {
   std::vector<Match> nearest(std::span<const float> features, std::size_t k) const;
 
   // Among the options.k nearest entries, those at least options.minSimilarity similar, and the
-  // share of them followed by trouble.
+  // share of their weight followed by trouble.
   SeenBefore seen(std::span<const float> features, const SeenOptions& options = {}) const;
 
   // Spherical k-means over the stored unit vectors: k-means++ seeding from a std::mt19937_64
@@ -263,6 +274,7 @@ class FingerprintMemory {
     Time time;
     Label label = Label::kCalm;
     bool followedByTrouble = false;
+    double weight = 1;
     std::uint64_t order = 0;
   };
 

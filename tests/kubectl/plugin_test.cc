@@ -212,11 +212,12 @@ TEST_CASE("seen: the verdict and the nearest remembered states") {
     "entries": 120, "minSimilarity": 0.95, "matches": 4, "troubleMatches": 3,
     "troubleShare": 0.75, "troubled": true,
     "nearest": [{"node": "node-b", "at": "2026-12-06T09:00:00.000Z", "label": "before_trouble",
-                 "followedByTrouble": true, "similarity": 0.987}]})");
+                 "followedByTrouble": true, "similarity": 0.987, "weightSeconds": 10}]})");
   const std::string r = seenReport(a);
   INFO(r);
-  CHECK(r.find("4 similar state(s), 3 followed by trouble (75 %): TROUBLE LIKELY") !=
-        std::string::npos);
+  CHECK(r.find("4 similar state(s), 3 followed by trouble (75 % of the time they stand for): "
+               "TROUBLE LIKELY") != std::string::npos);
+  CHECK(r.find("10 s") != std::string::npos);
   CHECK(r.find("0.987") != std::string::npos);
   CHECK(r.find("before_trouble") != std::string::npos);
 

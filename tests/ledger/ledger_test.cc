@@ -2,7 +2,8 @@
 // read back as stored, duplicates stored once, the queries' filters, retention by age and by size,
 // clear errors for a missing directory, a file that is not a database and a newer schema, and
 // the file intact after kill -9 of a writer in the middle of its transactions; the fingerprint
-// memory's entries bit for bit, their retention, and a version 1 file migrated.
+// memory's entries bit for bit with their weights, their retention, and version 1 and 2 files
+// migrated.
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -244,14 +245,14 @@ TEST_CASE("bad places and bad files are refused with a message that names them")
   {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(newer.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "UPDATE ledger_meta SET value = '3' WHERE key = 'schema_version'",
+    REQUIRE(sqlite3_exec(db, "UPDATE ledger_meta SET value = '4' WHERE key = 'schema_version'",
                          nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   auto refused = Ledger::open(at(newer));
   REQUIRE_FALSE(refused);
   CHECK(refused.error().message ==
-        "ledger " + newer.string() + ": schema version 3, this program reads version 2");
+        "ledger " + newer.string() + ": schema version 4, this program reads version 3");
 
   CHECK_FALSE(Ledger::open(at(dir.path() / "a.db", Options{}.maxAge, 1000)));
 }
@@ -425,8 +426,9 @@ TEST_CASE("gate rates: falsified admissions and needless denials, by gate, judge
 namespace {
 
 MemoryRecord memoryRecord(const std::string& node, Time at, std::vector<float> features,
-                          const std::string& label = "calm", bool followed = false) {
-  return MemoryRecord{node, at, label, followed, std::move(features)};
+                          const std::string& label = "calm", bool followed = false,
+                          double weight = 1) {
+  return MemoryRecord{node, at, label, followed, std::move(features), weight};
 }
 
 // Runs `sql` on the file from a connection of its own.
@@ -450,9 +452,9 @@ TEST_CASE("memory entries read back bit for bit, the newest first chosen, oldest
   REQUIRE(ledger);
   // Values whose bits a text or double round trip could change: a third, a subnormal, -0.
   const std::vector<MemoryRecord> batch{
-      memoryRecord("node-a", kT0 + 2s, {1.0f, 1.0f / 3, 1e-40f, -0.0f}, "trouble_onset", true),
-      memoryRecord("node-a", kT0, {0.6f, 0.8f}),
-      memoryRecord("node-b", kT0 + 1s, {}, "before_trouble", true),
+      memoryRecord("node-a", kT0 + 2s, {1.0f, 1.0f / 3, 1e-40f, -0.0f}, "trouble_onset", true, 10),
+      memoryRecord("node-a", kT0, {0.6f, 0.8f}, "calm", false, 300),
+      memoryRecord("node-b", kT0 + 1s, {}, "before_trouble", true, 1.25),
   };
   auto added = (*ledger)->record(batch);
   REQUIRE(added);
@@ -512,7 +514,7 @@ TEST_CASE("a version 1 ledger is migrated: its records kept, the memory table ad
 
   auto ledger = Ledger::open(at(file));
   REQUIRE(ledger);
-  CHECK(sqlText(file, "SELECT value FROM ledger_meta WHERE key = 'schema_version'") == "2");
+  CHECK(sqlText(file, "SELECT value FROM ledger_meta WHERE key = 'schema_version'") == "3");
   auto decisions = (*ledger)->decisions({});
   REQUIRE(decisions);
   CHECK(decisions->size() == 1);
@@ -520,6 +522,44 @@ TEST_CASE("a version 1 ledger is migrated: its records kept, the memory table ad
   auto records = (*ledger)->memoryRecords(10);
   REQUIRE(records);
   CHECK(records->size() == 1);
+}
+
+TEST_CASE("a version 2 ledger is migrated: its memory entries kept, weighed by their sampling") {
+  testing::TempDir dir;
+  const auto file = dir.path() / "ledger.db";
+  {
+    auto ledger = Ledger::open(at(file));
+    REQUIRE(ledger);
+    REQUIRE(*(*ledger)->record(std::vector<MemoryRecord>{
+                memoryRecord("node-a", kT0, {1.0f}, "calm", false, 1),
+                memoryRecord("node-b", kT0, {1.0f}, "before_trouble", true, 1)}) == 2);
+  }
+  // What version 2 wrote: memory_entries without weights, version 2.
+  sqlExec(file,
+          "ALTER TABLE memory_entries DROP COLUMN weight; UPDATE ledger_meta SET value = '2' "
+          "WHERE key = 'schema_version'");
+  CHECK(sqlText(file,
+                "SELECT count(*) FROM pragma_table_info('memory_entries') WHERE name = "
+                "'weight'") == "0");
+
+  auto ledger = Ledger::open(at(file));
+  REQUIRE(ledger);
+  CHECK(sqlText(file, "SELECT value FROM ledger_meta WHERE key = 'schema_version'") == "3");
+  // Sampled then at the recorder's defaults: calm every 300 s, before trouble every 10 s.
+  auto records = (*ledger)->memoryRecords(10);
+  REQUIRE(records);
+  REQUIRE(records->size() == 2);
+  CHECK((*records)[0].node == "node-a");
+  CHECK((*records)[0].weight == 300);
+  CHECK((*records)[1].node == "node-b");
+  CHECK((*records)[1].weight == 10);
+  REQUIRE(*(*ledger)->record(std::vector<MemoryRecord>{
+              memoryRecord("node-a", kT0 + 1s, {1.0f}, "before_trouble", true, 10)}) == 1);
+  records = (*ledger)->memoryRecords(10);
+  REQUIRE(records);
+  REQUIRE(records->size() == 3);
+  CHECK((*records)[2].label == "before_trouble");
+  CHECK((*records)[2].weight == 10);
 }
 
 TEST_CASE("retention applies to memory entries: by age, then the oldest until the file fits") {

@@ -476,6 +476,52 @@ TEST_CASE("seen: the share of similar states followed by trouble, and its thresh
   CHECK_FALSE(m.seen(query, strict).troubled);
 }
 
+TEST_CASE("seen and archetypes weigh each state by the time it stands for") {
+  // The recorder samples calm states every 5 minutes and the states before an onset every 10 s:
+  // counted one each, the few minutes before trouble would weigh thirty times what they are in a
+  // node's day. Weighted by their sampling intervals, the share is a share of time.
+  FingerprintMemory m(100, 2);
+  const std::vector<float> query{1, 0};
+  // Three states before trouble, sampled every 10 s, and two calm ones, every 300 s: equal.
+  for (int i = 0; i < 3; ++i) {
+    Entry e = entry("t", {1, 0}, true, at(i), Label::kBeforeTrouble);
+    e.weight = 10;
+    addOrFail(m, e);
+  }
+  for (int i = 0; i < 2; ++i) {
+    Entry e = entry("c", {1, 0}, false, at(100 + i));
+    e.weight = 300;
+    addOrFail(m, e);
+  }
+  SeenBefore s = m.seen(query);
+  CHECK(s.matches == 5);
+  CHECK(s.troubleMatches == 3);
+  // 3 x 10 of 3 x 10 + 2 x 300 seconds: 30 / 630. Counted one each it would be 3 of 5 = 0.6,
+  // troubled.
+  CHECK(s.troubleShare == doctest::Approx(30.0 / 630));
+  CHECK_FALSE(s.troubled);
+
+  const auto found = m.archetypes(1, 5, 1);
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].members == 5);
+  CHECK(found[0].troubleRate == doctest::Approx(30.0 / 630));
+
+  // The weight is kept, and given back by entries().
+  const auto kept = m.entries();
+  REQUIRE(kept.size() == 5);
+  CHECK(kept[0].weight == 10);
+  CHECK(kept[4].weight == 300);
+
+  // A weight that is not a positive finite number is refused.
+  for (double bad : {0.0, -1.0, std::numeric_limits<double>::infinity(),
+                     std::numeric_limits<double>::quiet_NaN()}) {
+    Entry e = entry("x", {1, 0});
+    e.weight = bad;
+    CHECK_FALSE(m.add(e));
+  }
+  CHECK(m.size() == 5);
+}
+
 TEST_CASE("k-means recovers three planted clusters with their sizes and trouble rates") {
   FingerprintMemory m(1000, 3);
   // 50 states near (1,0,0), 10 followed by trouble; 30 near (0,1,0), all of them; 20 near

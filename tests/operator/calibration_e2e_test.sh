@@ -259,7 +259,7 @@ for want in "GatePolicy default: mode Off" "isolation 0.60 -> 0.59" "isolation 0
 done
 # The fingerprint memory: the steady nodes' calm states (stored once the 3 s horizon passed).
 seen=$(pi0 seen node-a) || e2e_fail "kubectl pi0 seen node-a: $seen"
-grep -qE "^  seen before: [0-9]+ similar state\(s\), 0 followed by trouble \(0 %\)$" <<<"$seen" ||
+grep -qE "^  seen before: [0-9]+ similar state\(s\), 0 followed by trouble \(0 % of the time they stand for\)$" <<<"$seen" ||
   e2e_fail "kubectl pi0 seen node-a: $seen"
 e2e_log "kubectl pi0 seen node-a:"$'\n'"$seen"
 archetypes=$(pi0 seen) || e2e_fail "kubectl pi0 seen (the archetypes): $archetypes"

@@ -109,6 +109,20 @@ TEST_CASE("a step up into CPU pressure: one onset, the states before it labelled
     if (e.label != Label::kCalm) CHECK(e.time <= onset);
   }
   CHECK(distinctTimes(run.entries()));
+  // Each weighs the time its sampling stands for: the lookback's one per 10 s, the calm
+  // samples one per 5 minutes, whatever followed them.
+  const double sampleEvery = 10, calmEvery = 300;
+  for (const auto& e : run.entries()) {
+    if (e.label == Label::kCalm) {
+      CHECK(e.weight == calmEvery);
+    } else if (e.label == Label::kTroubleOnset) {
+      CHECK(e.weight == sampleEvery);
+    } else {
+      CHECK((e.weight == sampleEvery || e.weight == calmEvery));
+      // Within the lookback, the lookback's sampling: outside it, a calm sample.
+      CHECK((onset - e.time <= run.recorder().options().lookback) == (e.weight == sampleEvery));
+    }
+  }
   const auto counts = run.recorder().entriesByLabel();
   CHECK(counts.at(Label::kTroubleOnset) == 1);
   CHECK(counts.at(Label::kBeforeTrouble) == before.size());
@@ -368,16 +382,18 @@ TEST_CASE(
 }
 
 TEST_CASE("records and entries convert both ways; an unknown label is left out") {
-  memory::Entry e{kNode, kT0, Label::kBeforeTrouble, true, {0.6f, 0.8f}};
+  memory::Entry e{kNode, kT0, Label::kBeforeTrouble, true, {0.6f, 0.8f}, 10};
   const ledger::MemoryRecord r = toRecord(e);
   CHECK(r.label == "before_trouble");
   CHECK(r.followedByTrouble);
   CHECK(r.features == e.features);
+  CHECK(r.weight == 10);
   const auto back = fromRecord(r);
   REQUIRE(back);
   CHECK(back->node == kNode);
   CHECK(back->time == kT0);
   CHECK(back->label == Label::kBeforeTrouble);
+  CHECK(back->weight == 10);
   ledger::MemoryRecord unknown = r;
   unknown.label = "weird";
   CHECK_FALSE(fromRecord(unknown));
