@@ -5,8 +5,9 @@ one comparison of the fixed thresholds against Auto, judged as report.py judges 
 One day's falsified admissions are a handful (2 to 30 a world), and the same seed's fixed world
 gave 2 to 11 in runs a few hours apart: a ratio from one day is mostly noise. This prints each
 day's counts and the pooled ones, with the ratio of the pooled falsification rates and its 95 %
-confidence interval (Katz's log method: the rates as independent binomial proportions), and the
-pooled miss rates.
+confidence interval (Katz's log method: the rates as independent binomial proportions), the
+pooled miss rates, and the falsified admissions by when the script's episode that brought their
+trouble began (report.py: before the decision, after it, none).
 
 Usage: pool.py DIR [DIR ...] [--horizon SECONDS]
 """
@@ -35,6 +36,7 @@ def main():
     p.add_argument("--horizon", type=float, default=15)
     args = p.parse_args()
     total = {w: dict(admitted=0, falsified=0, denied=0, missed=0) for w in ("off", "auto")}
+    causes = {w: dict(before=0, after=0, none=0) for w in ("off", "auto")}
     print("| run | day, seed | fixed: falsified / admitted | Auto: falsified / admitted "
           "| fixed miss | Auto miss |")
     print("|---|---|---:|---:|---:|---:|")
@@ -44,6 +46,9 @@ def main():
         for w in total:
             for k in total[w]:
                 total[w][k] += r[w][k]
+            for d in decisions:
+                if d["world"] == w and d["allowed"] and (d["followed"] or d["oom"]):
+                    causes[w][d["cause"]] += 1
         print("| %s | %s, %d | %d / %d (%s) | %d / %d (%s) | %s | %s |" % (
             os.path.basename(os.path.normpath(run)), day.get("day", "mixed"), day["seed"],
             r["off"]["falsified"], r["off"]["admitted"], pct(r["off"]["falsification"]),
@@ -68,6 +73,10 @@ def main():
                          rate(off["missed"], off["denied"]))))
     else:
         print("No ratio: a world falsified no admission.")
+    print("\nFalsified admissions by when the episode that brought the trouble began (fixed → "
+          "Auto): before the decision %d → %d, after it %d → %d, no episode %d → %d." % (
+              causes["off"]["before"], causes["auto"]["before"], causes["off"]["after"],
+              causes["auto"]["after"], causes["off"]["none"], causes["auto"]["none"]))
 
 
 if __name__ == "__main__":

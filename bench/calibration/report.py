@@ -13,7 +13,12 @@ operator's outcomes) is printed beside it as a cross-check.
 
 A falsified admission is also told apart by what its node showed when the pod came: *from calm*
 when the node had been out of trouble for the horizon before and its PSI was under 0.05 at that
-second (no gate reading pressure could have seen it coming), *under pressure* otherwise.
+second (no gate reading pressure could have seen it coming), *under pressure* otherwise. And by
+the episode of the script (day.json) that brought the trouble: active at the first second of
+trouble, a leak for memory trouble (and for an OOM kill), another kind for cpu trouble, it had
+*begun before* the decision (something a gate reads was already there) or *begun after* it
+(nothing read at the decision could foresee it); *none* when no such episode was active (the
+day's rhythm and the pods alone).
 
 Usage: report.py RESULTS_DIR [--horizon SECONDS] [--history-gate MODE] [--continued DIR]
 """
@@ -30,13 +35,13 @@ from collections import defaultdict
 
 def load(out, horizon):
     day = json.load(open(os.path.join(out, "day.json")))
-    trouble = defaultdict(set)  # (world, node) -> seconds in trouble
+    trouble = defaultdict(dict)  # (world, node) -> {second in trouble: "cpu" or "memory"}
     pressure = {}  # (world, node, second) -> the higher PSI
     with open(os.path.join(out, "truth.csv")) as f:
         for row in csv.DictReader(f):
             key = (row["world"], row["node"])
             if row["trouble"]:
-                trouble[key].add(int(row["t"]))
+                trouble[key][int(row["t"])] = row["trouble"]
             pressure[key + (int(row["t"]),)] = max(float(row["psi_cpu"]),
                                                    float(row["psi_memory"]))
     ooms = set()
@@ -48,14 +53,30 @@ def load(out, horizon):
         for row in csv.DictReader(f):
             t = float(row["t"])
             seconds = trouble[(row["world"], row["node"])]
-            followed = any(s in seconds for s in range(math.floor(t), math.floor(t + horizon) + 1))
+            first = next((s for s in range(math.floor(t), math.floor(t + horizon) + 1)
+                          if s in seconds), None)
             calm = (pressure.get((row["world"], row["node"], math.floor(t)), 0) < 0.05 and
                     not any(s in seconds for s in range(math.floor(t - horizon), math.floor(t))))
+            oom = (row["world"], row["pod"]) in ooms
             decisions.append(dict(world=row["world"], t=t, node=row["node"], pod=row["pod"],
                                   allowed=row["allowed"] == "1", message=row["message"],
-                                  followed=followed, oom=(row["world"], row["pod"]) in ooms,
-                                  calm=calm))
+                                  followed=first is not None, oom=oom, calm=calm,
+                                  cause=cause(day, row["node"], t, first,
+                                              seconds.get(first, "memory"))))
     return day, trouble, decisions
+
+
+def cause(day, node, t, first, kind):
+    """When the script's episode behind a trouble began: "before" or "after" the decision at t,
+    or "none". `first` is the trouble's first second within the horizon (None for an OOM kill
+    alone: the leak active at the decision), `kind` its "cpu" or "memory"."""
+    episodes = day["episodes"][int(node.rsplit("-", 1)[1]) - 1]
+    at = t if first is None else first
+    active = [e for e in episodes if e["start"] <= at < e["start"] + e["length"] and
+              (e["kind"] == "leak") == (kind == "memory")]
+    if not active:
+        return "none"
+    return "before" if any(e["start"] <= t for e in active) else "after"
 
 
 def rates(decisions):
@@ -148,6 +169,13 @@ def main():
         falsified = [d for d in by_world[w] if d["allowed"] and (d["followed"] or d["oom"])]
         calm = sum(1 for d in falsified if d["calm"])
         print("- %s: %d from calm, %d under pressure" % (w, calm, len(falsified) - calm))
+    print("\nFalsified admissions by when the script's episode that brought the trouble began:\n")
+    for w in worlds:
+        falsified = [d for d in by_world[w] if d["allowed"] and (d["followed"] or d["oom"])]
+        print("- %s: %s" % (w, ", ".join(
+            "%d %s" % (sum(1 for d in falsified if d["cause"] == c), words)
+            for c, words in (("before", "begun before the decision"),
+                             ("after", "begun after it"), ("none", "with no episode")))))
     print()
     print("By quarter of the day (falsification / miss):\n")
     quarters = [(q * length / 4, (q + 1) * length / 4) for q in range(4)]
