@@ -47,6 +47,11 @@ void addAdmissionFlags(FlagTable& t, Options& o) {
                                      "a whole number of seconds from 0 (off) to 3600")),
         "warn when an admitted pod's node expects trouble on a resource the pod uses within N "
         "seconds (its forecast's secondsToTrouble), 0 to 3600; 0 is off");
+  t.add("--gate-psi-lead N",
+        flags::nonEmpty(flags::whole(o.policy.psiLeadSeconds, 0, 60,
+                                     "a whole number of seconds from 0 (PSI now) to 60")),
+        "the psi gate reads the highest PSI the node's forecast expects within N seconds, never "
+        "below PSI now, 0 to 60; 0 reads PSI now");
   t.add("--history-gate MODE",
         flags::nonEmpty(
             flags::choice(o.policy.history, {{"Off", admission::HistoryGate::kOff},

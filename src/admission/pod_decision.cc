@@ -274,15 +274,16 @@ std::vector<fleet::Resource> resourcesUsed(const PodRequest& pod) {
   return out;
 }
 
-// Calls visit(resource, gate, value, threshold, requestShare, passed) for every gate of the node
-// that the pod meets (a resource's psi gate only where the node reports pressure); false, and no
-// call, when the node has no data for the pod.
+// Calls visit(resource, gate, value, threshold, requestShare, passed, now) for every gate of the
+// node that the pod meets (a resource's psi gate only where the node reports pressure: its value
+// the PSI expected within `psiLead` seconds, `now` PSI now; `now` is `value` for the others);
+// false, and no call, when the node has no data for the pod.
 // Inlined into both callers: the scan over candidates calls it once per node.
 template <class Visit>
 [[gnu::always_inline]] inline bool visitGates(const PodRequest& pod, const NodeInfo& node,
                                               const fleet::NodeFingerprint& fp,
                                               const std::vector<fleet::Resource>& used,
-                                              const Thresholds& th, Visit&& visit) {
+                                              const Thresholds& th, double psiLead, Visit&& visit) {
   // No data for one resource the pod uses: no data for the pod.
   fleet::ResourceView views[3];
   for (std::size_t i = 0; i < used.size(); ++i) {
@@ -292,17 +293,18 @@ template <class Visit>
   for (std::size_t i = 0; i < used.size(); ++i) {
     const fleet::Resource r = used[i];
     const fleet::SignalGates& gates = *views[i].gates;
-    const std::optional<double>& psi = views[i].pressure;
-    visit(r, Gate::kFitError, gates.fitError, th.fitError, 0.0, !(gates.fitError > th.fitError));
+    visit(r, Gate::kFitError, gates.fitError, th.fitError, 0.0, !(gates.fitError > th.fitError),
+          gates.fitError);
     visit(r, Gate::kGluingDelta, gates.gluingDelta, th.gluingDelta, 0.0,
-          !(gates.gluingDelta > th.gluingDelta));
-    if (psi) visit(r, Gate::kPsi, *psi, th.psi, 0.0, !(*psi > th.psi));
+          !(gates.gluingDelta > th.gluingDelta), gates.gluingDelta);
+    if (const std::optional<double> psi = views[i].pressureWithin(psiLead))
+      visit(r, Gate::kPsi, *psi, th.psi, 0.0, !(*psi > th.psi), *views[i].pressure);
     const std::int64_t alloc = allocatableOf(node, r);
     // A request larger than allocatable was eliminated before; alloc 0 here means request 0.
     const double share =
         alloc > 0 ? static_cast<double>(requestOf(pod, r)) / static_cast<double>(alloc) : 0.0;
     visit(r, Gate::kIsolation, gates.isolation, share + th.isolation, share,
-          !(gates.isolation < share + th.isolation));
+          !(gates.isolation < share + th.isolation), gates.isolation);
   }
   return true;
 }
@@ -311,26 +313,33 @@ template <class Visit>
 // caller to fill in, so that the scan over candidates allocates nothing); false when the node
 // has no data for the pod.
 bool evaluate(const PodRequest& pod, const NodeInfo& node, const fleet::NodeFingerprint& fp,
-              const std::vector<fleet::Resource>& used, const Thresholds& th,
+              const std::vector<fleet::Resource>& used, const Thresholds& th, double psiLead,
               std::vector<GateFailure>& failures) {
   failures.clear();
-  return visitGates(
-      pod, node, fp, used, th,
-      [&](fleet::Resource r, Gate gate, double value, double threshold, double share, bool passed) {
-        if (!passed) failures.push_back(GateFailure{{}, r, gate, value, threshold, share});
-      });
+  return visitGates(pod, node, fp, used, th, psiLead,
+                    [&](fleet::Resource r, Gate gate, double value, double threshold, double share,
+                        bool passed, double now) {
+                      if (passed) return;
+                      failures.push_back(GateFailure{{}, r, gate, value, threshold, share});
+                      // The forecast made it fail (or fail by more): say so, with PSI now.
+                      if (value > now) {
+                        failures.back().now = now;
+                        failures.back().leadSeconds = psiLead;
+                      }
+                    });
 }
 
 // Every gate of the node as judged (see Decision::gates).
 std::vector<GateReading> readings(const PodRequest& pod, const NodeInfo& node,
                                   const fleet::NodeFingerprint& fp,
-                                  const std::vector<fleet::Resource>& used, const Thresholds& th) {
+                                  const std::vector<fleet::Resource>& used, const Thresholds& th,
+                                  double psiLead) {
   std::vector<GateReading> out;
-  visitGates(
-      pod, node, fp, used, th,
-      [&](fleet::Resource r, Gate gate, double value, double threshold, double share, bool passed) {
-        out.push_back({r, gate, value, threshold, share, passed});
-      });
+  visitGates(pod, node, fp, used, th, psiLead,
+             [&](fleet::Resource r, Gate gate, double value, double threshold, double share,
+                 bool passed, double) {
+               out.push_back({r, gate, value, threshold, share, passed});
+             });
   return out;
 }
 
@@ -364,6 +373,10 @@ std::string describe(const GateFailure& f) {
   if (f.gate == Gate::kIsolation) {
     s += " (request " + fixed(f.requestShare, d) + " + margin " +
          fixed(f.threshold - f.requestShare, d) + ")";
+  }
+  if (f.now) {
+    s += " (expected within " + std::to_string(static_cast<long long>(std::lround(f.leadSeconds))) +
+         " s, " + fixed(*f.now, d) + " now)";
   }
   return s;
 }
@@ -549,7 +562,8 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
       ++withoutData;
       return true;
     }
-    if (!evaluate(pod, node, *status->fingerprint, used, policy.thresholds, failures)) {
+    if (!evaluate(pod, node, *status->fingerprint, used, policy.thresholds, policy.psiLeadSeconds,
+                  failures)) {
       ++withoutData;
       return true;
     }
@@ -576,14 +590,15 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
     return true;
   });
   if (passed) {
-    Verdict v{true,
-              Reason::kPassed,
-              {},
-              {},
-              passed->name,
-              {},
-              readings(pod, *passed, *passedFingerprint, used, policy.thresholds),
-              candidates};
+    Verdict v{
+        true,
+        Reason::kPassed,
+        {},
+        {},
+        passed->name,
+        {},
+        readings(pod, *passed, *passedFingerprint, used, policy.thresholds, policy.psiLeadSeconds),
+        candidates};
     if (auto w =
             troubleWarning(passed->name, *passedFingerprint, used, policy.troubleWarningSeconds)) {
       v.warnings.push_back(std::move(*w));
@@ -607,7 +622,8 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
                    {},
                    historyBlocked->name,
                    {},
-                   readings(pod, *historyBlocked, *historyFingerprint, used, policy.thresholds),
+                   readings(pod, *historyBlocked, *historyFingerprint, used, policy.thresholds,
+                            policy.psiLeadSeconds),
                    candidates};
   }
   for (auto& f : closestFailures)
@@ -675,7 +691,8 @@ Verdict nodeVerdict(const PodRequest& pod, const NodeTable& table,
   // The closest node's gates, where they were read (not for a node whose agent failed).
   std::vector<GateReading> gates;
   if (closestFingerprint)
-    gates = readings(pod, *closest, *closestFingerprint, used, policy.thresholds);
+    gates = readings(pod, *closest, *closestFingerprint, used, policy.thresholds,
+                     policy.psiLeadSeconds);
   return Verdict{false,         Reason::kGatesFailed,       std::move(m),     {},
                  closest->name, std::move(closestFailures), std::move(gates), candidates};
 }

@@ -88,7 +88,10 @@
 // requests uses them with request 0: only the margin θ_iso is asked for); the GPU only when
 // nvidia.com/gpu is requested. A resource's gate metrics and PSI are its fleet::ResourceView's
 // (fleet/resource_view.h), the same view the cluster load reads:
-//  - cpu: the "cpu" signal's gate metrics; PSI is the "psi_cpu" signal's current value.
+//  - cpu: the "cpu" signal's gate metrics; PSI is the highest value the "psi_cpu" signal's
+//    forecast expects within Policy::psiLeadSeconds, never below its current value (the current
+//    value where it has no forecast, and with a lead of 0). A failure the forecast made says so:
+//    "cpu psi 0.27 > 0.25 (expected within 10 s, 0.12 now)".
 //  - memory: the "memory" signal; PSI "psi_memory".
 //  - gpu: the node's GPUs form one pool, as its CPUs do: each gate metric of the pool is the
 //    MEAN over the node's "gpuN_sm" signals (as the cluster load takes the mean projected peak),
@@ -313,6 +316,11 @@ struct Policy {
   Thresholds thresholds;
   // A Passed pod's node expecting trouble within this many seconds earns a warning; 0 is off.
   double troubleWarningSeconds = 60;
+  // The psi gate reads the highest PSI the node's forecast expects within this many seconds,
+  // never below PSI now (fleet::ResourceView::pressureWithin); 0 reads PSI now. 10 s is one
+  // time constant of the kernel's avg10: a stall rate that will carry the average over the
+  // threshold has carried it 63 % of the way by then.
+  double psiLeadSeconds = 10;
   HistoryGate history = HistoryGate::kWarn;
 };
 
@@ -342,6 +350,10 @@ struct GateFailure {
   double value = 0;
   double threshold = 0;     // fit, glue, psi: the maximum; isolation: the minimum
   double requestShare = 0;  // isolation only: request/allocatable (threshold = this + θ_iso)
+  // psi only, when the forecast made `value` higher than PSI now: PSI now, and the lead whose
+  // forecast `value` is (Policy::psiLeadSeconds).
+  std::optional<double> now;
+  double leadSeconds = 0;
   // How far past the threshold (> 0).
   double excess() const;
 };

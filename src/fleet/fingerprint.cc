@@ -13,18 +13,6 @@ namespace pi0::fleet {
 
 using Json = nlohmann::json;
 
-double SignalForecast::at(double seconds) const {
-  // gate::Forecast holds the formula, in samples: here a sample is a second.
-  gate::Forecast f;
-  f.base = base;
-  f.trendStart = trendStart;
-  f.trendPerSample = trendPerSecond;
-  f.stallRate = stallRate;
-  f.pressureNow = pressureNow;
-  f.decayPerSample = std::exp(-1.0 / 10.0);  // the kernel's 10 s average, per second
-  return f.peakWithin(seconds);
-}
-
 // --- Writing ------------------------------------------------------------------------------------
 
 namespace {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -15,6 +16,7 @@
 
 #include "common/result.h"
 #include "common/signal_id.h"
+#include "gate/forecast.h"
 #include "gate/spectrum.h"
 
 namespace pi0::fleet {
@@ -41,7 +43,16 @@ struct SignalForecast {
 
   // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1]: gate::Forecast's formula,
   // the one home of F, with a sample a second.
-  double at(double seconds) const;
+  double at(double seconds) const {
+    gate::Forecast f;
+    f.base = base;
+    f.trendStart = trendStart;
+    f.trendPerSample = trendPerSecond;
+    f.stallRate = stallRate;
+    f.pressureNow = pressureNow;
+    f.decayPerSample = std::exp(-1.0 / 10.0);  // the kernel's 10 s average, per second
+    return f.peakWithin(seconds);
+  }
 
   friend bool operator==(const SignalForecast&, const SignalForecast&) = default;
 };

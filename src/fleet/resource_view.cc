@@ -107,7 +107,10 @@ ResourceView resourceView(const NodeFingerprint& fp, Resource resource) {
     v.gates = s->gates;
     v.projectedPeak = peakOf(*s);
   }
-  if (psi) v.pressure = psi->current;
+  if (psi) {
+    v.pressure = psi->current;
+    if (psi->forecast) v.pressureForecast = &*psi->forecast;
+  }
   considerTrouble(s, v.secondsToTrouble);
   considerTrouble(psi, v.secondsToTrouble);
   return v;

@@ -13,6 +13,7 @@
 //    pool's value unknown rather than biased.
 #pragma once
 
+#include <algorithm>
 #include <optional>
 #include <string_view>
 
@@ -30,6 +31,15 @@ struct ResourceView {
   // The pressure signal's current value (PSI `some avg10`); nullopt for gpu and on a node
   // whose kernel has no PSI. Known even before the window is full.
   std::optional<double> pressure;
+  // The highest PSI the pressure signal's forecast expects within `seconds` (its F(seconds):
+  // the level and rhythm's crest, a rising trend, the average moving toward its stall rate),
+  // never below `pressure`; `pressure` for `seconds` ≤ 0 and where the signal has no forecast (a
+  // window not yet full, an agent older than the forecast); nullopt exactly when `pressure` is.
+  // What the psi gate reads (admission/pod_decision.h, Policy::psiLeadSeconds).
+  std::optional<double> pressureWithin(double seconds) const {
+    if (!pressure || !pressureForecast || !(seconds > 0)) return pressure;
+    return std::max(*pressure, pressureForecast->at(seconds));
+  }
   // The soonest secondsToTrouble among the resource's signals, utilization and pressure (gpu:
   // every GPU); nullopt when none expects trouble.
   std::optional<double> secondsToTrouble;
@@ -43,7 +53,8 @@ struct ResourceView {
   std::optional<double> anticipatedPeak(double leadSeconds) const;
 
   Resource resource = Resource::kCpu;
-  const NodeFingerprint* node = nullptr;  // not owned; the view is valid while it lives
+  const NodeFingerprint* node = nullptr;             // not owned; the view is valid while it lives
+  const SignalForecast* pressureForecast = nullptr;  // the pressure signal's, in `node`
 };
 
 // Whether resourceView reads the signal named `signal` (cpu, memory, psi_cpu, psi_memory,

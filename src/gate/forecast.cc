@@ -139,14 +139,6 @@ double troubleLine(std::string_view signal, const TroubleLines& lines) {
   return signalKind(signal) == SignalKind::kPressure ? lines.pressure : lines.saturation;
 }
 
-double Forecast::peakWithin(double samples) const {
-  const double h = std::max(samples, 0.0);
-  double peak = std::max(base, trendStart + trendPerSample * h);
-  if (stallRate && *stallRate > pressureNow)
-    peak = std::max(peak, *stallRate + (pressureNow - *stallRate) * std::pow(decayPerSample, h));
-  return clip01(peak);
-}
-
 std::optional<double> Forecast::samplesUntil(double line) const {
   if (std::max(base, trendStart) >= line) return 0.0;
   if (line > 1.0) return std::nullopt;

@@ -3,6 +3,8 @@
 // values and the evidence behind the choices: docs/forecast.md. Pure computation.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <optional>
 #include <span>
@@ -47,8 +49,15 @@ struct Forecast {
   double pressureNow = 0;
   double decayPerSample = 0;
 
-  // F(h): the highest value expected within h samples, in [0,1].
-  double peakWithin(double samples) const;
+  // F(h): the highest value expected within h samples, in [0,1]. Inline: the webhook's psi gate
+  // reads it for every candidate node of a review.
+  double peakWithin(double samples) const {
+    const double h = std::max(samples, 0.0);
+    double peak = std::max(base, trendStart + trendPerSample * h);
+    if (stallRate && *stallRate > pressureNow)
+      peak = std::max(peak, *stallRate + (pressureNow - *stallRate) * std::pow(decayPerSample, h));
+    return std::clamp(peak, 0.0, 1.0);
+  }
   // Samples until F reaches `line`: 0 when it already does, none when it never will.
   std::optional<double> samplesUntil(double line) const;
 };

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <optional>
@@ -567,6 +568,43 @@ TEST_CASE("a decision reads the gates of the node it names: the chosen one, or t
   const Decision none = run(pod("1", "4Gi"), {}, fleet);
   CHECK(none.gates.empty());
   CHECK(none.candidates == 0);
+}
+
+TEST_CASE("the psi gate reads the pressure the node's forecast expects within the lead") {
+  // A noisy neighbour building up: PSI 0.12 now, the kernel's 10 s average moving toward a stall
+  // rate of 0.35. Within 10 s (the default lead) it expects 0.35 − 0.23·e^(−1) = 0.27.
+  Signals s = quiet();
+  s["psi_cpu"] = psi(0.12);
+  s["psi_cpu"].forecast = fleet::SignalForecast{30, 0.12, 0.12, 0.0, 0.0, 0.2, 6.1, 0.35, 0.12};
+  const auto fleet = snapshot({{"n1", {s}}});
+  const Decision d = run(pod("1", "4Gi"), {node("n1")}, fleet);
+  CHECK_FALSE(d.allowed);
+  CHECK(d.reason == Reason::kGatesFailed);
+  CHECK(d.message ==
+        "no node passes the gates for cpu 1, memory 4Gi: closest n1: cpu psi 0.27 > 0.25 "
+        "(expected within 10 s, 0.12 now)");
+  REQUIRE(d.failures.size() == 1);
+  CHECK(d.failures[0].value == doctest::Approx(0.35 - 0.23 * std::exp(-1.0)));
+  CHECK(d.failures[0].now == doctest::Approx(0.12));
+  // The ledger records the value the gate compared.
+  const auto read = std::find_if(d.gates.begin(), d.gates.end(), [](const GateReading& g) {
+    return g.resource == fleet::Resource::kCpu && g.gate == Gate::kPsi;
+  });
+  REQUIRE(read != d.gates.end());
+  CHECK_FALSE(read->passed);
+  CHECK(read->value == doctest::Approx(d.failures[0].value));
+
+  // A shorter lead expects less (0.21 within 5 s); 0 reads PSI now.
+  Policy p = testPolicy();
+  p.psiLeadSeconds = 5;
+  CHECK(run(pod("1", "4Gi"), {node("n1")}, fleet, p).allowed);
+  p.psiLeadSeconds = 0;
+  CHECK(run(pod("1", "4Gi"), {node("n1")}, fleet, p).allowed);
+
+  // Over the threshold now, the message is the plain one: the forecast added nothing.
+  s["psi_cpu"] = psi(0.31);
+  CHECK(run(pod("1", "4Gi"), {node("n1")}, snapshot({{"n1", {s}}})).message ==
+        "no node passes the gates for cpu 1, memory 4Gi: closest n1: cpu psi 0.31 > 0.25");
 }
 
 TEST_CASE("a node without PSI skips the PSI gate") {

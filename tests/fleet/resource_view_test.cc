@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <optional>
 
 #include "fleet/fingerprints.h"
@@ -73,4 +74,39 @@ TEST_CASE("trimToResourceView keeps the signals resourceView reads, without thei
   }
   CHECK(kept ==
         std::vector<std::string>{"cpu", "gpu0_sm", "gpu12_sm", "memory", "psi_cpu", "psi_memory"});
+}
+
+TEST_CASE("pressureWithin: the PSI the forecast expects within a lead, never below PSI now") {
+  auto fp = fingerprint("node-a", {{"cpu", 0.8}, {"psi_cpu", 0.9}, {"memory", 0.8}});
+  SignalFingerprint& psi = fp.signals.at("psi_cpu");
+  psi.current = 0.12;
+  // A neighbour's stalls: the kernel's 10 s average (0.12) moving toward a stall rate of 0.35.
+  psi.forecast = SignalForecast{};
+  psi.forecast->base = 0.12;
+  psi.forecast->trendStart = 0.12;
+  psi.forecast->troubleLine = 0.2;
+  psi.forecast->stallRate = 0.35;
+  psi.forecast->pressureNow = 0.12;
+
+  psi.forecast->base = 0.14;  // the level's noise margin, or a rhythm's crest
+
+  const ResourceView cpu = resourceView(fp, Resource::kCpu);
+  CHECK(*cpu.pressureWithin(0) == doctest::Approx(0.12));  // no lead: PSI now
+  // s + (a − s)·e^(−τ/10 s): 0.35 − 0.23·e^(−1) at 10 s.
+  CHECK(*cpu.pressureWithin(10) == doctest::Approx(0.35 - 0.23 * std::exp(-1.0)));
+  CHECK(*cpu.pressureWithin(5) < *cpu.pressureWithin(10));
+
+  // A falling average: the forecast's base is the level; PSI now is never undercut.
+  psi.current = 0.3;
+  psi.forecast->stallRate = 0.05;
+  psi.forecast->pressureNow = 0.3;
+  psi.forecast->base = 0.28;  // rounding on the way: PSI now is the floor
+  CHECK(*resourceView(fp, Resource::kCpu).pressureWithin(10) == doctest::Approx(0.3));
+
+  // No forecast (the window is not full, or an older agent): PSI now.
+  psi.forecast.reset();
+  CHECK(*resourceView(fp, Resource::kCpu).pressureWithin(10) == doctest::Approx(0.3));
+  // No PSI: nothing.
+  CHECK_FALSE(resourceView(fp, Resource::kMemory).pressureWithin(10));
+  CHECK_FALSE(resourceView(fp, Resource::kGpu).pressureWithin(10));
 }

@@ -51,6 +51,7 @@ TEST_CASE("defaults") {
   CHECK(o->policy.thresholds.psi == 0.25);
   CHECK(o->policy.thresholds.isolation == 0.35);
   CHECK(o->policy.troubleWarningSeconds == 60);
+  CHECK(o->policy.psiLeadSeconds == 10);
   CHECK_FALSE(o->selfManagedSecret);
   CHECK(o->selfManaged.checkInterval == std::chrono::seconds(60));
   CHECK(o->selfManaged.policy.servingValidity == std::chrono::hours(2160));
@@ -96,6 +97,8 @@ TEST_CASE("every flag, in both spellings") {
                          "0",
                          "--trouble-warning-seconds",
                          "0",
+                         "--gate-psi-lead",
+                         "0",
                          "--reservation-timeout",
                          "0",
                          "--shutdown-delay=0s",
@@ -138,6 +141,7 @@ TEST_CASE("every flag, in both spellings") {
   CHECK(o->policy.thresholds.isolation == 0.5);
   CHECK(o->minimumMargin == 0);
   CHECK(o->policy.troubleWarningSeconds == 0);
+  CHECK(o->policy.psiLeadSeconds == 0);
   CHECK(o->reservations.timeout == pi0::Clock::duration::zero());
   CHECK(o->shutdownDelaySeconds == 0);
   CHECK(o->serverThreads == 4);
@@ -198,6 +202,8 @@ TEST_CASE("bad flags say what is wrong") {
            {with({"--trouble-warning-seconds", "3601"}),
             "--trouble-warning-seconds: '3601' is not a whole number of seconds from 0 (off) to "
             "3600"},
+           {with({"--gate-psi-lead", "61"}),
+            "--gate-psi-lead: '61' is not a whole number of seconds from 0 (PSI now) to 60"},
            {with({"--reservation-timeout", "2h"}), "--reservation-timeout must be at most 1h"},
            {with({"--poll-interval", "0"}), "--poll-interval must be greater than 0"},
            {with({"--serving-validity", "0.2s"}), "--serving-validity: at least 1s"},
@@ -236,6 +242,7 @@ TEST_CASE("--help and --version need nothing else; the usage names every flag") 
                            "--gate-isolation",
                            "--minimum-margin",
                            "--trouble-warning-seconds",
+                           "--gate-psi-lead",
                            "--reservation-timeout",
                            "--shutdown-delay",
                            "--server-threads",
