@@ -195,8 +195,9 @@ def main():
         reasons = defaultdict(int)
         for d in by_world[w]:
             if not d["allowed"]:
-                for gate in ("fit_error", "gluing_delta", "PSI", "isolation", "history"):
-                    if gate in d["message"]:
+                # As the webhook names them: "cpu psi 0.30 > 0.25", "the history gate: ...".
+                for gate in ("fit_error", "gluing_delta", "psi", "isolation", "history"):
+                    if " %s " % gate in d["message"]:
                         reasons[gate] += 1
         print("- %s: %s" % (w, ", ".join("%s in %d" % kv for kv in sorted(reasons.items()))
                             or "none"))
