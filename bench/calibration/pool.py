@@ -37,6 +37,7 @@ def main():
     args = p.parse_args()
     total = {w: dict(admitted=0, falsified=0, denied=0, missed=0) for w in ("off", "auto")}
     causes = {w: dict(before=0, after=0, none=0) for w in ("off", "auto")}
+    alone = {w: [0, 0] for w in ("off", "auto")}  # denied by the psi forecast alone, needed
     print("| run | day, seed | fixed: falsified / admitted | Auto: falsified / admitted "
           "| fixed miss | Auto miss |")
     print("|---|---|---:|---:|---:|---:|")
@@ -49,6 +50,9 @@ def main():
             for d in decisions:
                 if d["world"] == w and d["allowed"] and (d["followed"] or d["oom"]):
                     causes[w][d["cause"]] += 1
+                if d["world"] == w and d["forecast"]:
+                    alone[w][0] += 1
+                    alone[w][1] += d["followed"]
         print("| %s | %s, %d | %d / %d (%s) | %d / %d (%s) | %s | %s |" % (
             os.path.basename(os.path.normpath(run)), day.get("day", "mixed"), day["seed"],
             r["off"]["falsified"], r["off"]["admitted"], pct(r["off"]["falsification"]),
@@ -77,6 +81,9 @@ def main():
           "Auto): before the decision %d → %d, after it %d → %d, no episode %d → %d." % (
               causes["off"]["before"], causes["auto"]["before"], causes["off"]["after"],
               causes["auto"]["after"], causes["off"]["none"], causes["auto"]["none"]))
+    print("\nDenied by the psi gate's forecast alone (PSI now within the threshold, no other gate "
+          "failing): fixed %d (%d needed), Auto %d (%d needed)." % (
+              alone["off"][0], alone["off"][1], alone["auto"][0], alone["auto"][1]))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ the episode of the script (day.json) that brought the trouble: active at the fir
 trouble, a leak for memory trouble (and for an OOM kill), another kind for cpu trouble, it had
 *begun before* the decision (something a gate reads was already there) or *begun after* it
 (nothing read at the decision could foresee it); *none* when no such episode was active (the
-day's rhythm and the pods alone).
+day's rhythm and the pods alone). A denial the psi gate's forecast made alone (PSI now within
+the threshold, no other gate failing: pi0-webhook --gate-psi-lead) is counted apart, with how
+many of those were needed.
 
 Usage: report.py RESULTS_DIR [--horizon SECONDS] [--history-gate MODE] [--continued DIR]
 """
@@ -28,6 +30,7 @@ import csv
 import json
 import math
 import os
+import re
 import sqlite3
 import sys
 from collections import defaultdict
@@ -61,9 +64,26 @@ def load(out, horizon):
             decisions.append(dict(world=row["world"], t=t, node=row["node"], pod=row["pod"],
                                   allowed=row["allowed"] == "1", message=row["message"],
                                   followed=first is not None, oom=oom, calm=calm,
+                                  forecast=row["allowed"] != "1" and forecast_alone(row["message"]),
                                   cause=cause(day, row["node"], t, first,
                                               seconds.get(first, "memory"))))
     return day, trouble, decisions
+
+
+FAILURE = re.compile(r"(?:cpu|memory|gpu) (fit_error|gluing_delta|psi|isolation) ([0-9.]+) [<>] "
+                     r"([0-9.]+)(?: \(expected within \d+ s, ([0-9.]+) now\))?")
+
+
+def forecast_alone(message):
+    """Whether a denial was the psi gate's forecast alone: the closest node failed psi only, each
+    time on what the forecast expected ("cpu psi 0.27 > 0.25 (expected within 10 s, 0.12 now)")
+    with PSI now within the threshold. The history gate's denials are not."""
+    closest = message.split("closest ", 1)
+    if len(closest) < 2 or "history gate" in closest[1]:
+        return False
+    failures = FAILURE.findall(closest[1])
+    return bool(failures) and all(g == "psi" and now and float(now) <= float(th)
+                                  for g, _, th, now in failures)
 
 
 def cause(day, node, t, first, kind):
@@ -201,6 +221,12 @@ def main():
                         reasons[gate] += 1
         print("- %s: %s" % (w, ", ".join("%s in %d" % kv for kv in sorted(reasons.items()))
                             or "none"))
+    print("\nDenied by the psi gate's forecast alone (PSI now within the threshold, no other "
+          "gate failing), and of those the needed ones (the Node in trouble within the "
+          "horizon):\n")
+    for w in worlds:
+        alone = [d for d in by_world[w] if d["forecast"]]
+        print("- %s: %d, %d needed" % (w, len(alone), sum(1 for d in alone if d["followed"])))
     print("\nThe operators' own judgement (their truth ledgers; a cross-check):\n")
     print("| world | decisions | admitted | falsified | denied | needless | not judged |")
     print("|---|---:|---:|---:|---:|---:|---:|")
