@@ -50,8 +50,8 @@ void addAdmissionFlags(FlagTable& t, Options& o) {
   t.add("--gate-psi-lead N",
         flags::nonEmpty(flags::whole(o.policy.psiLeadSeconds, 0, 60,
                                      "a whole number of seconds from 0 (PSI now) to 60")),
-        "the psi gate reads the highest PSI the node's forecast expects within N seconds, never "
-        "below PSI now, 0 to 60; 0 reads PSI now");
+        "the psi gate reads the highest PSI the kernel's average reaches within N seconds as the "
+        "node's stall rate carries it, never below PSI now, 0 to 60; 0 reads PSI now");
   t.add("--history-gate MODE",
         flags::nonEmpty(
             flags::choice(o.policy.history, {{"Off", admission::HistoryGate::kOff},

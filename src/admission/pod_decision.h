@@ -88,9 +88,10 @@
 // requests uses them with request 0: only the margin θ_iso is asked for); the GPU only when
 // nvidia.com/gpu is requested. A resource's gate metrics and PSI are its fleet::ResourceView's
 // (fleet/resource_view.h), the same view the cluster load reads:
-//  - cpu: the "cpu" signal's gate metrics; PSI is the highest value the "psi_cpu" signal's
-//    forecast expects within Policy::psiLeadSeconds, never below its current value (the current
-//    value where it has no forecast, and with a lead of 0). A failure the forecast made says so:
+//  - cpu: the "cpu" signal's gate metrics; PSI is the highest value the kernel's average of
+//    "psi_cpu" reaches within Policy::psiLeadSeconds as the signal's stall rate carries it,
+//    never below its current value (the current value where it has no forecast, and with a
+//    lead of 0; fleet::ResourceView::pressureWithin). A failure the forecast made says so:
 //    "cpu psi 0.27 > 0.25 (expected within 10 s, 0.12 now)".
 //  - memory: the "memory" signal; PSI "psi_memory".
 //  - gpu: the node's GPUs form one pool, as its CPUs do: each gate metric of the pool is the
@@ -316,8 +317,9 @@ struct Policy {
   Thresholds thresholds;
   // A Passed pod's node expecting trouble within this many seconds earns a warning; 0 is off.
   double troubleWarningSeconds = 60;
-  // The psi gate reads the highest PSI the node's forecast expects within this many seconds,
-  // never below PSI now (fleet::ResourceView::pressureWithin); 0 reads PSI now. 10 s is one
+  // The psi gate reads the highest PSI the kernel's average reaches within this many seconds as
+  // the node's stall rate carries it, never below PSI now (fleet::ResourceView::pressureWithin);
+  // 0 reads PSI now. 10 s is one
   // time constant of the kernel's avg10: a stall rate that will carry the average over the
   // threshold has carried it 63 % of the way by then.
   double psiLeadSeconds = 10;

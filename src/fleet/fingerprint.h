@@ -4,6 +4,7 @@
 // through parseFingerprint(). parseFingerprint(toJson(x)) == x (fingerprint_test.cc).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -41,9 +42,17 @@ struct SignalForecast {
   std::optional<double> stallRate;
   double pressureNow = 0;
 
-  // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1]: gate::Forecast's formula,
-  // the one home of F, with a sample a second.
-  double at(double seconds) const {
+  // F(τ) for τ = `seconds` ahead (negative τ reads as 0), in [0,1].
+  double at(double seconds) const { return perSecond().peakWithin(seconds); }
+  // PSI signals: the kernel's average `seconds` ahead as the stall rate carries it, never below
+  // pressureNow (gate::Forecast::pressureWithin): F's pressure term, without the level's noise
+  // margin or a trend. What the psi gate reads.
+  double pressureAt(double seconds) const {
+    return std::clamp(perSecond().pressureWithin(seconds), 0.0, 1.0);
+  }
+
+  // gate::Forecast, the one home of F's formula, with a sample a second.
+  gate::Forecast perSecond() const {
     gate::Forecast f;
     f.base = base;
     f.trendStart = trendStart;
@@ -51,7 +60,7 @@ struct SignalForecast {
     f.stallRate = stallRate;
     f.pressureNow = pressureNow;
     f.decayPerSample = std::exp(-1.0 / 10.0);  // the kernel's 10 s average, per second
-    return f.peakWithin(seconds);
+    return f;
   }
 
   friend bool operator==(const SignalForecast&, const SignalForecast&) = default;

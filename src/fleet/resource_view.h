@@ -31,14 +31,15 @@ struct ResourceView {
   // The pressure signal's current value (PSI `some avg10`); nullopt for gpu and on a node
   // whose kernel has no PSI. Known even before the window is full.
   std::optional<double> pressure;
-  // The highest PSI the pressure signal's forecast expects within `seconds` (its F(seconds):
-  // the level and rhythm's crest, a rising trend, the average moving toward its stall rate),
-  // never below `pressure`; `pressure` for `seconds` ≤ 0 and where the signal has no forecast (a
-  // window not yet full, an agent older than the forecast); nullopt exactly when `pressure` is.
-  // What the psi gate reads (admission/pod_decision.h, Policy::psiLeadSeconds).
+  // The highest PSI the kernel's average reaches within `seconds`, as the pressure signal's
+  // stall rate carries it (SignalForecast::pressureAt: the kernel's arithmetic, without F's
+  // noise margin, which at a tight threshold denies calm nodes for their noise), never below
+  // `pressure`; `pressure` for `seconds` ≤ 0 and where the signal has no forecast (a window not
+  // yet full, an agent older than the forecast); nullopt exactly when `pressure` is. What the
+  // psi gate reads (admission/pod_decision.h, Policy::psiLeadSeconds).
   std::optional<double> pressureWithin(double seconds) const {
     if (!pressure || !pressureForecast || !(seconds > 0)) return pressure;
-    return std::max(*pressure, pressureForecast->at(seconds));
+    return std::max(*pressure, pressureForecast->pressureAt(seconds));
   }
   // The soonest secondsToTrouble among the resource's signals, utilization and pressure (gpu:
   // every GPU); nullopt when none expects trouble.

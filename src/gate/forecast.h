@@ -53,10 +53,16 @@ struct Forecast {
   // reads it for every candidate node of a review.
   double peakWithin(double samples) const {
     const double h = std::max(samples, 0.0);
-    double peak = std::max(base, trendStart + trendPerSample * h);
-    if (stallRate && *stallRate > pressureNow)
-      peak = std::max(peak, *stallRate + (pressureNow - *stallRate) * std::pow(decayPerSample, h));
-    return std::clamp(peak, 0.0, 1.0);
+    return std::clamp(std::max({base, trendStart + trendPerSample * h, pressureWithin(h)}), 0.0,
+                      1.0);
+  }
+  // pressure(h) alone, the highest of the kernel's average within h samples: where a stall rate
+  // above it carries it, else where it is (pressureNow; 0 for a utilization). No noise margin:
+  // the model is the kernel's own arithmetic.
+  double pressureWithin(double samples) const {
+    if (!stallRate || !(*stallRate > pressureNow)) return pressureNow;
+    return *stallRate +
+           (pressureNow - *stallRate) * std::pow(decayPerSample, std::max(samples, 0.0));
   }
   // Samples until F reaches `line`: 0 when it already does, none when it never will.
   std::optional<double> samplesUntil(double line) const;

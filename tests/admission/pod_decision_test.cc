@@ -601,6 +601,13 @@ TEST_CASE("the psi gate reads the pressure the node's forecast expects within th
   p.psiLeadSeconds = 0;
   CHECK(run(pod("1", "4Gi"), {node("n1")}, fleet, p).allowed);
 
+  // A calm node at a tight threshold: PSI 0.12 holding (its stall rate 0.12), the forecast's
+  // level 0.16 with its noise margin. The gate reads the kernel's average, not the margin.
+  p.psiLeadSeconds = 10;
+  p.thresholds.psi = 0.14;
+  s["psi_cpu"].forecast = fleet::SignalForecast{30, 0.16, 0.16, 0.0, 0.03, 0.2, {}, 0.12, 0.12};
+  CHECK(run(pod("1", "4Gi"), {node("n1")}, snapshot({{"n1", {s}}}), p).allowed);
+
   // Over the threshold now, the message is the plain one: the forecast added nothing.
   s["psi_cpu"] = psi(0.31);
   CHECK(run(pod("1", "4Gi"), {node("n1")}, snapshot({{"n1", {s}}})).message ==

@@ -96,6 +96,16 @@ TEST_CASE("pressureWithin: the PSI the forecast expects within a lead, never bel
   CHECK(*cpu.pressureWithin(10) == doctest::Approx(0.35 - 0.23 * std::exp(-1.0)));
   CHECK(*cpu.pressureWithin(5) < *cpu.pressureWithin(10));
 
+  // A calm average (the stall rate at it): the gate reads PSI now, not F's noise margin (base
+  // 0.14) or a trend, which at a tight threshold would deny a calm node for its noise.
+  psi.forecast->stallRate = 0.12;
+  psi.forecast->trendStart = 0.13;
+  psi.forecast->trendPerSecond = 0.01;
+  CHECK(*resourceView(fp, Resource::kCpu).pressureWithin(10) == doctest::Approx(0.12));
+  CHECK(psi.forecast->at(10) == doctest::Approx(0.23));  // F itself still reads the trend
+  psi.forecast->trendStart = 0.12;
+  psi.forecast->trendPerSecond = 0;
+
   // A falling average: the forecast's base is the level; PSI now is never undercut.
   psi.current = 0.3;
   psi.forecast->stallRate = 0.05;
