@@ -319,9 +319,8 @@ struct Policy {
   double troubleWarningSeconds = 60;
   // The psi gate reads the highest PSI the kernel's average reaches within this many seconds as
   // the node's stall rate carries it, never below PSI now (fleet::ResourceView::pressureWithin);
-  // 0 reads PSI now. 10 s is one
-  // time constant of the kernel's avg10: a stall rate that will carry the average over the
-  // threshold has carried it 63 % of the way by then.
+  // 0 reads PSI now. 10 s is one time constant of the kernel's avg10: a stall rate that will
+  // carry the average over the threshold has carried it 63 % of the way by then.
   double psiLeadSeconds = 10;
   HistoryGate history = HistoryGate::kWarn;
 };
